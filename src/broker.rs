@@ -1,0 +1,244 @@
+//! The broker as a value: [`Broker::start`] opens the log directory, reconciles topic metadata
+//! with the partition logs on disk, binds the listener and serves until [`Broker::shutdown`].
+//! Tests and embedders start it in-process on `127.0.0.1:0`; `main.rs` is a thin wrapper.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::log::{LogError, LogManager, LogOptions, PartitionLog, TopicPartition};
+use crate::metadata::{MetadataError, MetadataStore, TopicMeta};
+
+/// Everything a handler may consult: configuration, metadata and the partition logs.
+pub struct BrokerContext {
+    pub config: Config,
+    pub metadata: Arc<MetadataStore>,
+    pub logs: Arc<LogManager>,
+}
+
+/// Why a topic could not be created or deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+impl BrokerContext {
+    /// This broker's node id.
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    /// The partition log for `topic`/`partition`, if it exists.
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
+        self.logs.get(&TopicPartition {
+            topic: topic.to_string(),
+            partition,
+        })
+    }
+
+    /// Creates a topic: metadata first (durably), then one log per partition.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<TopicMeta, TopicError> {
+        let topic = self.metadata.create_topic(name, partitions, configs)?;
+        for partition in 0..partitions {
+            let tp = TopicPartition {
+                topic: name.to_string(),
+                partition,
+            };
+            if let Err(e) = self.logs.create(&tp, *topic.id.as_bytes()) {
+                // Undo so the name can be retried; partitions already made are orphans that the
+                // next start removes if this undo fails too.
+                let _ = self.delete_topic(name);
+                return Err(e.into());
+            }
+        }
+        tracing::info!(topic = name, partitions, id = %topic.id, "created topic");
+        Ok(topic)
+    }
+
+    /// Deletes a topic: metadata first (durably), then its data on disk.
+    pub fn delete_topic(&self, name: &str) -> Result<Option<TopicMeta>, TopicError> {
+        let Some(topic) = self.metadata.delete_topic(name)? else {
+            return Ok(None);
+        };
+        for (tp, _) in self.logs.all() {
+            if tp.topic == name {
+                self.logs.delete(&tp)?;
+            }
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(Some(topic))
+    }
+
+    /// Makes the logs on disk match the metadata after a start: creates missing partitions,
+    /// removes partitions of topics that no longer exist (an interrupted create or delete).
+    fn reconcile(&self) -> Result<(), TopicError> {
+        let topics: BTreeMap<String, TopicMeta> = self
+            .metadata
+            .topics()
+            .into_iter()
+            .map(|t| (t.name.clone(), t))
+            .collect();
+        for (tp, log) in self.logs.all() {
+            let keep = topics
+                .get(&tp.topic)
+                .is_some_and(|t| tp.partition < t.partitions && log.topic_id() == *t.id.as_bytes());
+            if !keep {
+                tracing::warn!(topic = %tp.topic, partition = tp.partition, "removing partition with no topic metadata");
+                self.logs.delete(&tp)?;
+            }
+        }
+        for topic in topics.values() {
+            for partition in 0..topic.partitions {
+                let tp = TopicPartition {
+                    topic: topic.name.clone(),
+                    partition,
+                };
+                if self.logs.get(&tp).is_none() {
+                    self.logs.create(&tp, *topic.id.as_bytes())?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why the broker could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("log directory: {0}")]
+    Log(#[from] LogError),
+    #[error("metadata: {0}")]
+    Metadata(#[from] MetadataError),
+    #[error("topics: {0}")]
+    Topic(#[from] TopicError),
+}
+
+/// A running broker.
+pub struct Broker {
+    context: Arc<BrokerContext>,
+    local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<()>,
+}
+
+impl Broker {
+    /// Opens storage, recovers, binds the listener and starts serving.
+    pub async fn start(mut config: Config) -> Result<Broker, BrokerError> {
+        let started = std::time::Instant::now();
+        let listener = TcpListener::bind(config.listeners)
+            .await
+            .map_err(|source| BrokerError::Bind {
+                addr: config.listeners,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| BrokerError::Bind {
+            addr: config.listeners,
+            source,
+        })?;
+        if config.advertised_port == 0 {
+            // Bound to port 0 (tests): advertise the port the kernel picked.
+            config.advertised_port = local_addr.port();
+        }
+        std::fs::create_dir_all(&config.log_dir).map_err(LogError::from)?;
+        let options = LogOptions {
+            segment_bytes: config.log_segment_bytes,
+            index_interval_bytes: config.log_index_interval_bytes,
+            flush_interval_ms: config.flush_interval_ms,
+            checkpoint_interval_ms: config.checkpoint_interval_ms,
+        };
+        let logs = {
+            let dir = config.log_dir.clone();
+            tokio::task::spawn_blocking(move || LogManager::open(&dir, options))
+                .await
+                .map_err(|e| LogError::from(std::io::Error::other(e)))??
+        };
+        let metadata = MetadataStore::open(
+            &config.log_dir,
+            config.node_id,
+            config.cluster_id.as_deref(),
+            || topics_found_on_disk(&logs),
+        )?;
+        let context = Arc::new(BrokerContext {
+            config,
+            metadata,
+            logs,
+        });
+        context.reconcile()?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let server = tokio::spawn(crate::server::serve(listener, context.clone(), shutdown_rx));
+        tracing::info!(
+            addr = %local_addr,
+            log_dir = %context.config.log_dir.display(),
+            topics = context.metadata.topics().len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "gregor is ready"
+        );
+        Ok(Broker {
+            context,
+            local_addr,
+            shutdown,
+            server,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `host:port` for clients' `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        self.local_addr.to_string()
+    }
+
+    /// The shared state handlers use (for tests that inspect the broker directly).
+    pub fn context(&self) -> &Arc<BrokerContext> {
+        &self.context
+    }
+
+    /// Stops accepting, lets connections finish their current request, flushes every log and
+    /// writes the checkpoints.
+    pub async fn shutdown(self) -> Result<(), BrokerError> {
+        let _ = self.shutdown.send(true);
+        let _ = self.server.await;
+        let logs = self.context.logs.clone();
+        tokio::task::spawn_blocking(move || logs.shutdown())
+            .await
+            .map_err(|e| LogError::from(std::io::Error::other(e)))??;
+        tracing::info!("gregor stopped cleanly");
+        Ok(())
+    }
+}
+
+/// Rebuilds topic entries from partition directories (used only if the metadata file is lost).
+fn topics_found_on_disk(logs: &LogManager) -> Vec<TopicMeta> {
+    let mut topics: BTreeMap<String, TopicMeta> = BTreeMap::new();
+    for (tp, log) in logs.all() {
+        let entry = topics.entry(tp.topic.clone()).or_insert_with(|| TopicMeta {
+            name: tp.topic.clone(),
+            id: uuid::Uuid::from_bytes(log.topic_id()),
+            partitions: 0,
+            configs: BTreeMap::new(),
+        });
+        entry.partitions = entry.partitions.max(tp.partition + 1);
+    }
+    topics.into_values().collect()
+}

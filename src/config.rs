@@ -1,0 +1,435 @@
+//! Broker configuration: defaults < TOML file < `GREGOR_*` environment < command-line flags.
+//!
+//! Settings carry Kafka's names (`log.dirs`, `num.partitions`, ...) so a Kafka operator finds them.
+//! TOML may spell them as dotted keys (`log.dirs = "..."`, which TOML nests) or quoted keys
+//! (`"log.dirs" = "..."`); the environment form is `GREGOR_LOG_DIRS`. Every source is flattened to
+//! dotted names and checked against [`SETTINGS`]: an unknown name or a bad value stops start-up with
+//! a message naming the setting and where it came from.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Toml};
+use figment::value::{Dict, Value};
+use figment::Figment;
+
+/// One documented setting: its name, default (as written in TOML) and meaning.
+pub struct Setting {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+/// Every setting Gregor accepts. `etc/gregor.toml` documents the same list.
+pub const SETTINGS: &[Setting] = &[
+    Setting { name: "listeners", default: "PLAINTEXT://127.0.0.1:9092", doc: "Where to accept client connections (comma-separated; one PLAINTEXT listener today)." },
+    Setting { name: "advertised.listeners", default: "", doc: "Address given to clients in Metadata; empty means the same as `listeners`." },
+    Setting { name: "log.dirs", default: "./data", doc: "Directory holding partition logs and broker metadata (one directory today)." },
+    Setting { name: "node.id", default: "1", doc: "This broker's id, reported in Metadata." },
+    Setting { name: "cluster.id", default: "", doc: "Cluster id; empty means generate one on first start and keep it in meta.properties." },
+    Setting { name: "num.partitions", default: "1", doc: "Partitions of an auto-created topic, or of CreateTopics with num_partitions = -1." },
+    Setting { name: "default.replication.factor", default: "1", doc: "Replication factor used when a request says -1. A single broker only accepts 1." },
+    Setting { name: "auto.create.topics.enable", default: "true", doc: "Create a topic when Metadata asks for an unknown one and allows it." },
+    Setting { name: "message.max.bytes", default: "1048588", doc: "Largest record batch accepted (bytes); larger gets MESSAGE_TOO_LARGE." },
+    Setting { name: "socket.request.max.bytes", default: "104857600", doc: "Largest request frame accepted; a larger one closes the connection." },
+    Setting { name: "log.segment.bytes", default: "1073741824", doc: "Roll to a new segment file beyond this size." },
+    Setting { name: "log.index.interval.bytes", default: "4096", doc: "Bytes of log between two sparse offset/time index entries." },
+    Setting { name: "log.flush.policy", default: "acks-all", doc: "`acks-all`: an acks=all produce is answered only after fdatasync (group commit). `interval`: Kafka's behaviour, answered after the write; data is synced every log.flush.interval.ms." },
+    Setting { name: "log.flush.interval.ms", default: "1000", doc: "Background fdatasync period for data no producer is waiting on." },
+    Setting { name: "log.flush.offset.checkpoint.interval.ms", default: "60000", doc: "How often the recovery-point checkpoint is written (bounds the tail scanned after a crash)." },
+    Setting { name: "max.connections", default: "1000", doc: "Connections served at once; further ones wait to be accepted." },
+    Setting { name: "queued.max.requests", default: "500", doc: "Requests in flight per connection before reading pauses (responses still leave in order)." },
+];
+
+/// How `acks=all` relates to fsync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// acks=all waits for fdatasync (Gregor's default).
+    AcksAll,
+    /// acks=all answered after the page-cache write, as in Kafka by default.
+    Interval,
+}
+
+/// The typed, validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listeners: SocketAddr,
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    pub log_dir: PathBuf,
+    pub node_id: i32,
+    pub cluster_id: Option<String>,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub message_max_bytes: usize,
+    pub socket_request_max_bytes: usize,
+    pub log_segment_bytes: u64,
+    pub log_index_interval_bytes: u32,
+    pub flush_policy: FlushPolicy,
+    pub flush_interval_ms: u64,
+    pub checkpoint_interval_ms: u64,
+    pub max_connections: usize,
+    pub queued_max_requests: usize,
+}
+
+/// A configuration problem, always naming the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown setting `{name}` (from {origin}); `gregor --help` lists every setting")]
+    Unknown { name: String, origin: String },
+    #[error("bad value for `{name}` (from {origin}): {reason}")]
+    BadValue {
+        name: String,
+        origin: String,
+        reason: String,
+    },
+    #[error("cannot read configuration: {0}")]
+    Read(String),
+}
+
+/// Where settings come from, lowest precedence first (the defaults are implied).
+#[derive(Default, Clone, Debug)]
+pub struct Sources {
+    /// A TOML file; `None` means no file.
+    pub file: Option<PathBuf>,
+    /// Whether to read `GREGOR_*` environment variables.
+    pub env: bool,
+    /// `name=value` overrides from the command line, highest precedence.
+    pub overrides: Vec<(String, String)>,
+}
+
+impl Config {
+    /// The configuration with every setting at its default.
+    pub fn defaults() -> Config {
+        Config::load(&Sources::default())
+            .unwrap_or_else(|e| unreachable!("defaults are valid: {e}"))
+    }
+
+    /// Loads, layers and validates settings from `sources`.
+    pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = &sources.file {
+            if !path.exists() {
+                return Err(ConfigError::Read(format!(
+                    "config file {} not found",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        if sources.env {
+            // `GREGOR_LOG_DIRS` -> `log.dirs` (nested by `_`, flattened below).
+            figment = figment.merge(Env::prefixed("GREGOR_").split("_"));
+        }
+        let dict: Dict = figment
+            .extract()
+            .map_err(|e| ConfigError::Read(e.to_string()))?;
+        let mut raw: BTreeMap<String, (String, String)> = BTreeMap::new();
+        flatten(&figment, "", &dict, &mut raw);
+        for (name, value) in &sources.overrides {
+            raw.insert(name.clone(), (value.clone(), "command line".to_string()));
+        }
+        for (name, (_, source)) in &raw {
+            if !SETTINGS.iter().any(|s| s.name == name) {
+                return Err(ConfigError::Unknown {
+                    name: name.clone(),
+                    origin: source.clone(),
+                });
+            }
+        }
+        Resolver { raw }.build()
+    }
+}
+
+/// Flattens nested tables into `a.b.c` names, remembering each value's source for messages.
+fn flatten(
+    figment: &Figment,
+    prefix: &str,
+    dict: &Dict,
+    out: &mut BTreeMap<String, (String, String)>,
+) {
+    for (key, value) in dict {
+        let name = if prefix.is_empty() {
+            key.to_lowercase()
+        } else {
+            format!("{prefix}.{}", key.to_lowercase())
+        };
+        match value {
+            Value::Dict(_, inner) => flatten(figment, &name, inner, out),
+            other => {
+                let source = figment
+                    .get_metadata(other.tag())
+                    .map(|m| match &m.source {
+                        Some(src) => format!("{} {src}", m.name),
+                        None => m.name.to_string(),
+                    })
+                    .unwrap_or_else(|| "configuration".to_string());
+                out.insert(name, (scalar_to_string(other), source));
+            }
+        }
+    }
+}
+
+fn scalar_to_string(value: &Value) -> String {
+    match value {
+        Value::String(_, s) => s.clone(),
+        Value::Char(_, c) => c.to_string(),
+        Value::Bool(_, b) => b.to_string(),
+        Value::Num(_, n) => n
+            .to_i128()
+            .map(|i| i.to_string())
+            .or_else(|| n.to_f64().map(|f| f.to_string()))
+            .unwrap_or_default(),
+        Value::Array(_, items) => items
+            .iter()
+            .map(scalar_to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        Value::Empty(_, _) => String::new(),
+        Value::Dict(..) => String::new(),
+    }
+}
+
+/// Turns raw strings into typed values, falling back to each setting's default.
+struct Resolver {
+    raw: BTreeMap<String, (String, String)>,
+}
+
+impl Resolver {
+    fn get(&self, name: &str) -> (String, String) {
+        if let Some((value, source)) = self.raw.get(name) {
+            return (value.clone(), source.clone());
+        }
+        let default = SETTINGS
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.default)
+            .unwrap_or("");
+        (default.to_string(), "default".to_string())
+    }
+
+    fn parse<T: std::str::FromStr>(&self, name: &str, what: &str) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let (value, source) = self.get(name);
+        value
+            .trim()
+            .parse::<T>()
+            .map_err(|e| ConfigError::BadValue {
+                name: name.to_string(),
+                origin: source,
+                reason: format!("expected {what}, got `{value}` ({e})"),
+            })
+    }
+
+    fn bad(&self, name: &str, reason: String) -> ConfigError {
+        ConfigError::BadValue {
+            name: name.to_string(),
+            origin: self.get(name).1,
+            reason,
+        }
+    }
+
+    fn positive<T: std::str::FromStr + PartialOrd + Default>(
+        &self,
+        name: &str,
+    ) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let v: T = self.parse(name, "a positive integer")?;
+        if v <= T::default() {
+            return Err(self.bad(name, "must be greater than 0".to_string()));
+        }
+        Ok(v)
+    }
+
+    fn build(self) -> Result<Config, ConfigError> {
+        let (listeners, _) = self.get("listeners");
+        let listener = parse_listener(&listeners).map_err(|r| self.bad("listeners", r))?;
+        let (advertised, _) = self.get("advertised.listeners");
+        let (advertised_host, advertised_port) = if advertised.trim().is_empty() {
+            (listener.ip().to_string(), listener.port())
+        } else {
+            parse_advertised(&advertised).map_err(|r| self.bad("advertised.listeners", r))?
+        };
+        let (dirs, _) = self.get("log.dirs");
+        let dirs: Vec<&str> = dirs
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .collect();
+        let log_dir = match dirs.as_slice() {
+            [one] => PathBuf::from(one),
+            [] => return Err(self.bad("log.dirs", "must name a directory".to_string())),
+            _ => {
+                return Err(self.bad(
+                    "log.dirs",
+                    "only one log directory is supported today".to_string(),
+                ))
+            }
+        };
+        let node_id: i32 = self.parse("node.id", "an integer")?;
+        if node_id < 0 {
+            return Err(self.bad("node.id", "must be 0 or more".to_string()));
+        }
+        let (cluster_id, _) = self.get("cluster.id");
+        let cluster_id = Some(cluster_id.trim().to_string()).filter(|c| !c.is_empty());
+        let default_replication_factor: i16 = self.positive("default.replication.factor")?;
+        let message_max_bytes: usize = self.positive("message.max.bytes")?;
+        let socket_request_max_bytes: usize = self.positive("socket.request.max.bytes")?;
+        if socket_request_max_bytes > i32::MAX as usize {
+            return Err(self.bad(
+                "socket.request.max.bytes",
+                "must fit in an int32".to_string(),
+            ));
+        }
+        let log_segment_bytes: u64 = self.positive("log.segment.bytes")?;
+        if log_segment_bytes < 14 {
+            return Err(self.bad("log.segment.bytes", "must be at least 14".to_string()));
+        }
+        let (policy, _) = self.get("log.flush.policy");
+        let flush_policy = match policy.trim() {
+            "acks-all" => FlushPolicy::AcksAll,
+            "interval" => FlushPolicy::Interval,
+            other => {
+                return Err(self.bad(
+                    "log.flush.policy",
+                    format!("expected `acks-all` or `interval`, got `{other}`"),
+                ))
+            }
+        };
+        Ok(Config {
+            listeners: listener,
+            advertised_host,
+            advertised_port,
+            log_dir,
+            node_id,
+            cluster_id,
+            num_partitions: self.positive("num.partitions")?,
+            default_replication_factor,
+            auto_create_topics_enable: self.parse("auto.create.topics.enable", "true or false")?,
+            message_max_bytes,
+            socket_request_max_bytes,
+            log_segment_bytes,
+            log_index_interval_bytes: self.positive("log.index.interval.bytes")?,
+            flush_policy,
+            flush_interval_ms: self.positive("log.flush.interval.ms")?,
+            checkpoint_interval_ms: self.positive("log.flush.offset.checkpoint.interval.ms")?,
+            max_connections: self.positive("max.connections")?,
+            queued_max_requests: self.positive("queued.max.requests")?,
+        })
+    }
+}
+
+/// Parses `PLAINTEXT://host:port` (one listener) into a socket address to bind.
+fn parse_listener(text: &str) -> Result<SocketAddr, String> {
+    let (host, port) = parse_advertised(text)?;
+    let host = if host.is_empty() {
+        "0.0.0.0".to_string()
+    } else {
+        host
+    };
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    addr.parse::<SocketAddr>().map_err(|_| {
+        format!("`{text}`: the host must be an IP address (e.g. PLAINTEXT://127.0.0.1:9092)")
+    })
+}
+
+/// Parses `PLAINTEXT://host:port` into (host, port); the host may be a name.
+fn parse_advertised(text: &str) -> Result<(String, u16), String> {
+    let items: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let [one] = items.as_slice() else {
+        return Err(format!("`{text}`: exactly one listener is supported today"));
+    };
+    let rest = one.strip_prefix("PLAINTEXT://").ok_or_else(|| {
+        format!("`{one}`: only PLAINTEXT://host:port listeners are supported today")
+    })?;
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{one}`: missing :port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("`{one}`: bad port `{port}`"))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    Ok((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(overrides: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::load(&Sources {
+            file: None,
+            env: false,
+            overrides: overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn defaults_match_the_documented_table() {
+        let c = Config::defaults();
+        assert_eq!(c.listeners.to_string(), "127.0.0.1:9092");
+        assert_eq!(c.log_dir, PathBuf::from("./data"));
+        assert_eq!(c.message_max_bytes, 1_048_588);
+        assert_eq!(c.flush_policy, FlushPolicy::AcksAll);
+        assert!(c.auto_create_topics_enable);
+    }
+
+    #[test]
+    fn unknown_and_bad_settings_are_named() {
+        let err = with(&[("num.partitionz", "3")]).unwrap_err().to_string();
+        assert!(err.contains("num.partitionz"), "{err}");
+        let err = with(&[("num.partitions", "zero")]).unwrap_err().to_string();
+        assert!(
+            err.contains("num.partitions") && err.contains("zero"),
+            "{err}"
+        );
+        let err = with(&[("listeners", "SSL://1.2.3.4:9")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listeners"), "{err}");
+    }
+
+    #[test]
+    fn toml_dotted_and_quoted_keys_both_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.toml");
+        std::fs::write(&path, "\"num.partitions\" = 4\nlog.segment.bytes = 1000\n").unwrap();
+        let c = Config::load(&Sources {
+            file: Some(path.clone()),
+            env: false,
+            overrides: vec![],
+        })
+        .unwrap();
+        assert_eq!(c.num_partitions, 4);
+        assert_eq!(c.log_segment_bytes, 1000);
+        std::fs::write(&path, "log.segmnt.bytes = 1000\n").unwrap();
+        let err = Config::load(&Sources {
+            file: Some(path),
+            env: false,
+            overrides: vec![],
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("log.segmnt.bytes"), "{err}");
+    }
+}

@@ -1,0 +1,183 @@
+//! CreateTopics (key 19): validates names, partition counts, replication factors, assignments and
+//! configs as Kafka does, then creates (unless validate_only).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+
+use super::str_bytes;
+use crate::broker::{BrokerContext, TopicError};
+use crate::metadata::{topic_config, topic_name, MetadataError};
+
+/// Config source code for "set on this topic" (DescribeConfigs' TOPIC_CONFIG).
+const SOURCE_TOPIC_CONFIG: i8 = 1;
+
+pub fn handle(
+    ctx: &Arc<BrokerContext>,
+    request: CreateTopicsRequest,
+    _version: i16,
+) -> CreateTopicsResponse {
+    // Kafka rejects every occurrence of a name given twice in one request.
+    let mut seen = HashSet::new();
+    let duplicates: HashSet<String> = request
+        .topics
+        .iter()
+        .map(|t| t.name.0.as_str().to_string())
+        .filter(|n| !seen.insert(n.clone()))
+        .collect();
+    let results = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.clone();
+            let result = if duplicates.contains(name.0.as_str()) {
+                Err((
+                    ResponseError::InvalidRequest,
+                    "topic appears more than once in the request".to_string(),
+                ))
+            } else {
+                create_one(ctx, topic, request.validate_only)
+            };
+            match result {
+                Ok(done) => done.with_name(name),
+                Err((error, message)) => CreatableTopicResult::default()
+                    .with_name(name)
+                    .with_error_code(error.code())
+                    .with_error_message(Some(str_bytes(message)))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1),
+            }
+        })
+        .collect();
+    CreateTopicsResponse::default().with_topics(results)
+}
+
+type Failure = (ResponseError, String);
+
+fn create_one(
+    ctx: &BrokerContext,
+    topic: CreatableTopic,
+    validate_only: bool,
+) -> Result<CreatableTopicResult, Failure> {
+    let name = topic.name.0.as_str().to_string();
+    topic_name::validate(&name).map_err(|why| (ResponseError::InvalidTopicException, why))?;
+    if ctx.metadata.topic(&name).is_some() {
+        return Err((
+            ResponseError::TopicAlreadyExists,
+            format!("topic `{name}` already exists"),
+        ));
+    }
+    let partitions = partition_count(ctx, &topic)?;
+    let replication_factor = replication_factor(ctx, &topic)?;
+    let mut configs = BTreeMap::new();
+    for config in &topic.configs {
+        let key = config.name.as_str();
+        let value = config.value.as_ref().map(|v| v.as_str());
+        topic_config::validate(key, value).map_err(|why| (ResponseError::InvalidConfig, why))?;
+        if let Some(value) = value {
+            configs.insert(key.to_string(), value.to_string());
+        }
+    }
+    let described: Vec<CreatableTopicConfigs> = configs
+        .iter()
+        .map(|(k, v)| {
+            CreatableTopicConfigs::default()
+                .with_name(str_bytes(k.clone()))
+                .with_value(Some(str_bytes(v.clone())))
+                .with_config_source(SOURCE_TOPIC_CONFIG)
+        })
+        .collect();
+    let done = |id| {
+        CreatableTopicResult::default()
+            .with_topic_id(id)
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication_factor)
+            .with_configs(Some(described.clone()))
+    };
+    if validate_only {
+        return Ok(done(uuid::Uuid::nil()));
+    }
+    match ctx.create_topic(&name, partitions, configs) {
+        Ok(created) => Ok(done(created.id)),
+        Err(TopicError::Metadata(MetadataError::TopicExists(_))) => Err((
+            ResponseError::TopicAlreadyExists,
+            format!("topic `{name}` already exists"),
+        )),
+        Err(e) => {
+            tracing::error!(topic = %name, "create failed: {e}");
+            Err((ResponseError::KafkaStorageError, e.to_string()))
+        }
+    }
+}
+
+fn partition_count(ctx: &BrokerContext, topic: &CreatableTopic) -> Result<i32, Failure> {
+    if !topic.assignments.is_empty() {
+        if topic.num_partitions != -1 || topic.replication_factor != -1 {
+            return Err((
+                ResponseError::InvalidRequest,
+                "both manual assignments and num_partitions/replication_factor were given".into(),
+            ));
+        }
+        let mut indexes: Vec<i32> = topic
+            .assignments
+            .iter()
+            .map(|a| a.partition_index)
+            .collect();
+        indexes.sort_unstable();
+        if indexes.iter().enumerate().any(|(i, &p)| p != i as i32) {
+            return Err((
+                ResponseError::InvalidReplicaAssignment,
+                "partitions must be numbered 0..n without gaps".into(),
+            ));
+        }
+        let node = ctx.node_id();
+        if topic
+            .assignments
+            .iter()
+            .any(|a| a.broker_ids.len() != 1 || a.broker_ids[0].0 != node)
+        {
+            return Err((
+                ResponseError::InvalidReplicaAssignment,
+                format!("every partition must be assigned to broker {node} alone (single-broker cluster)"),
+            ));
+        }
+        return Ok(topic.assignments.len() as i32);
+    }
+    match topic.num_partitions {
+        -1 => Ok(ctx.config.num_partitions),
+        n if n > 0 => Ok(n),
+        n => Err((
+            ResponseError::InvalidPartitions,
+            format!("number of partitions must be larger than 0 (got {n})"),
+        )),
+    }
+}
+
+fn replication_factor(ctx: &BrokerContext, topic: &CreatableTopic) -> Result<i16, Failure> {
+    let rf = match topic.replication_factor {
+        -1 => ctx.config.default_replication_factor,
+        n => n,
+    };
+    if !topic.assignments.is_empty() {
+        return Ok(1);
+    }
+    if rf <= 0 {
+        return Err((
+            ResponseError::InvalidReplicationFactor,
+            format!("replication factor must be larger than 0 (got {rf})"),
+        ));
+    }
+    if rf > 1 {
+        return Err((
+            ResponseError::InvalidReplicationFactor,
+            format!("replication factor {rf} is larger than the number of available brokers (1)"),
+        ));
+    }
+    Ok(rf)
+}

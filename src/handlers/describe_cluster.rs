@@ -1,0 +1,35 @@
+//! DescribeCluster (key 60): this broker is the whole cluster and its controller.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+
+use super::str_bytes;
+use crate::broker::BrokerContext;
+
+/// endpoint_type 1 = brokers (the only kind a client may ask this broker about).
+const ENDPOINT_TYPE_BROKERS: i8 = 1;
+
+pub fn handle(
+    ctx: &Arc<BrokerContext>,
+    request: DescribeClusterRequest,
+    _version: i16,
+) -> DescribeClusterResponse {
+    let response = DescribeClusterResponse::default()
+        .with_endpoint_type(ENDPOINT_TYPE_BROKERS)
+        .with_cluster_id(str_bytes(ctx.metadata.cluster_id()));
+    if request.endpoint_type != ENDPOINT_TYPE_BROKERS {
+        return response
+            .with_error_code(ResponseError::UnsupportedEndpointType.code())
+            .with_error_message(Some(str_bytes("only broker endpoints are served")));
+    }
+    let node = BrokerId(ctx.node_id());
+    response
+        .with_controller_id(node)
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(node)
+            .with_host(str_bytes(ctx.config.advertised_host.clone()))
+            .with_port(i32::from(ctx.config.advertised_port))])
+}

@@ -1,0 +1,86 @@
+//! ListOffsets (key 2): earliest, latest, max-timestamp, and first offset at or after a time.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use super::{check_leader_epoch, LEADER_EPOCH};
+use crate::broker::BrokerContext;
+use crate::log::PartitionLog;
+
+/// Special timestamps (ListOffsetsRequest's sentinel values).
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const EARLIEST_PENDING_UPLOAD: i64 = -5;
+
+pub fn handle(
+    ctx: &Arc<BrokerContext>,
+    request: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
+    // leader_epoch exists from v4; the codec rejects a non-default value below that.
+    let epoch = |e: i32| if version >= 4 { e } else { -1 };
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let answer = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    let found = ctx
+                        .partition(topic.name.0.as_str(), p.partition_index)
+                        .ok_or(ResponseError::UnknownTopicOrPartition)
+                        .and_then(|log| {
+                            check_leader_epoch(p.current_leader_epoch)?;
+                            lookup(&log, p.timestamp)
+                        });
+                    match found {
+                        Ok((timestamp, offset)) => answer
+                            .with_timestamp(timestamp)
+                            .with_offset(offset)
+                            .with_leader_epoch(epoch(LEADER_EPOCH)),
+                        Err(e) => answer
+                            .with_error_code(e.code())
+                            .with_timestamp(-1)
+                            .with_offset(-1)
+                            .with_leader_epoch(-1),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// (timestamp, offset) for one partition. Without transactions the last stable offset equals
+/// the high watermark, so read_committed and read_uncommitted answer alike.
+fn lookup(log: &PartitionLog, timestamp: i64) -> Result<(i64, i64), ResponseError> {
+    let storage = |e: crate::log::LogError| {
+        tracing::error!("ListOffsets read failed: {e}");
+        ResponseError::KafkaStorageError
+    };
+    Ok(match timestamp {
+        LATEST => (-1, log.high_watermark()),
+        // No tiered storage: the earliest local offset is the earliest offset.
+        EARLIEST | EARLIEST_LOCAL | EARLIEST_PENDING_UPLOAD => (-1, log.log_start_offset()),
+        MAX_TIMESTAMP => log.max_timestamp().map_err(storage)?.unwrap_or((-1, -1)),
+        t if t >= 0 => log
+            .offset_for_timestamp(t)
+            .map_err(storage)?
+            .map(|(o, ts)| (ts, o))
+            .unwrap_or((-1, -1)),
+        _ => return Err(ResponseError::InvalidRequest),
+    })
+}

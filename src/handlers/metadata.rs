@@ -1,0 +1,119 @@
+//! Metadata (key 3): brokers, cluster id, controller, and topics with their partitions —
+//! creating unknown topics on request when `auto.create.topics.enable` allows, as Kafka does.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use uuid::Uuid;
+
+use super::{str_bytes, LEADER_EPOCH};
+use crate::broker::{BrokerContext, TopicError};
+use crate::metadata::{topic_name, MetadataError, TopicMeta};
+
+pub fn handle(
+    ctx: &Arc<BrokerContext>,
+    request: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
+    let node = BrokerId(ctx.node_id());
+    // v0–3 have no flag and always allow auto-creation.
+    let allow_auto_create = version < 4 || request.allow_auto_topic_creation;
+    let topics = match request.topics {
+        // v1+: null means every topic; v0: an empty list means every topic.
+        None => all_topics(ctx),
+        Some(list) if list.is_empty() && version == 0 => all_topics(ctx),
+        Some(list) => list
+            .into_iter()
+            .map(|wanted| match wanted.name {
+                Some(name) => topic_by_name(ctx, name, allow_auto_create),
+                None => topic_by_id(ctx, wanted.topic_id),
+            })
+            .collect(),
+    };
+    MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(node)
+            .with_host(str_bytes(ctx.config.advertised_host.clone()))
+            .with_port(i32::from(ctx.config.advertised_port))])
+        .with_cluster_id(Some(str_bytes(ctx.metadata.cluster_id())))
+        // The Java admin client sends CreateTopics to the controller and waits until one is named.
+        .with_controller_id(node)
+        .with_topics(topics)
+}
+
+fn all_topics(ctx: &BrokerContext) -> Vec<MetadataResponseTopic> {
+    ctx.metadata
+        .topics()
+        .iter()
+        .map(|t| describe(ctx, t))
+        .collect()
+}
+
+fn topic_by_name(
+    ctx: &BrokerContext,
+    name: TopicName,
+    allow_auto_create: bool,
+) -> MetadataResponseTopic {
+    let text = name.0.as_str().to_string();
+    if let Some(topic) = ctx.metadata.topic(&text) {
+        return describe(ctx, &topic);
+    }
+    let failed = |error: ResponseError| {
+        MetadataResponseTopic::default()
+            .with_name(Some(name.clone()))
+            .with_error_code(error.code())
+    };
+    if let Err(why) = topic_name::validate(&text) {
+        tracing::debug!(topic = %text, "metadata for invalid topic name: {why}");
+        return failed(ResponseError::InvalidTopicException);
+    }
+    if !(allow_auto_create && ctx.config.auto_create_topics_enable) {
+        return failed(ResponseError::UnknownTopicOrPartition);
+    }
+    // A single broker can create synchronously and answer with the full topic at once.
+    match ctx.create_topic(&text, ctx.config.num_partitions, BTreeMap::new()) {
+        Ok(topic) => describe(ctx, &topic),
+        // Another request created it in between: describe what exists.
+        Err(TopicError::Metadata(MetadataError::TopicExists(_))) => match ctx.metadata.topic(&text)
+        {
+            Some(topic) => describe(ctx, &topic),
+            None => failed(ResponseError::LeaderNotAvailable),
+        },
+        Err(e) => {
+            tracing::error!(topic = %text, "auto-creation failed: {e}");
+            failed(ResponseError::KafkaStorageError)
+        }
+    }
+}
+
+fn topic_by_id(ctx: &BrokerContext, id: Uuid) -> MetadataResponseTopic {
+    match ctx.metadata.topic_by_id(id) {
+        Some(topic) => describe(ctx, &topic),
+        None => MetadataResponseTopic::default()
+            .with_topic_id(id)
+            .with_error_code(ResponseError::UnknownTopicId.code()),
+    }
+}
+
+fn describe(ctx: &BrokerContext, topic: &TopicMeta) -> MetadataResponseTopic {
+    let node = BrokerId(ctx.node_id());
+    let partitions = (0..topic.partitions)
+        .map(|index| {
+            MetadataResponsePartition::default()
+                .with_partition_index(index)
+                .with_leader_id(node)
+                .with_leader_epoch(LEADER_EPOCH)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
+        .with_topic_id(topic.id)
+        .with_partitions(partitions)
+}

@@ -1,0 +1,209 @@
+//! Produce (key 0): validate each partition's batch (header only, no per-record work), append
+//! it, and answer per `acks` — 0: no response at all; 1: after the write; all: after the
+//! group-commit flusher has fdatasync'ed it (unless `log.flush.policy = interval`).
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_request::PartitionProduceData;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+
+use super::{str_bytes, LEADER_EPOCH};
+use crate::broker::BrokerContext;
+use crate::config::FlushPolicy;
+use crate::log::{AppendOutcome, LogError, PartitionLog};
+use crate::metadata::TopicMeta;
+use crate::records::{self, Compression, RecordError};
+
+/// Produce v7 is the first version allowed to carry zstd batches (KIP-110).
+const FIRST_ZSTD_VERSION: i16 = 7;
+
+/// A partition that must be durable before the response leaves.
+struct DurableWait {
+    log: Arc<PartitionLog>,
+    end_offset: i64,
+    topic_index: usize,
+    partition_index: usize,
+}
+
+pub fn handle(
+    ctx: &Arc<BrokerContext>,
+    request: ProduceRequest,
+    version: i16,
+) -> crate::protocol::Reply<ProduceResponse> {
+    use crate::protocol::Reply;
+    let acks = request.acks;
+    let mut waits = Vec::new();
+    let mut any_error = false;
+    // -1 (all), 0 and 1 are the only meanings Kafka defines for acks.
+    let valid_acks = (-1..=1).contains(&acks);
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    for (topic_index, topic) in request.topic_data.into_iter().enumerate() {
+        let meta = if version >= 13 {
+            ctx.metadata.topic_by_id(topic.topic_id)
+        } else {
+            ctx.metadata.topic(topic.name.0.as_str())
+        };
+        let unknown = if version >= 13 {
+            ResponseError::UnknownTopicId
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        };
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for (partition_index, data) in topic.partition_data.into_iter().enumerate() {
+            let index = data.index;
+            let result = if !valid_acks {
+                Err((ResponseError::InvalidRequiredAcks, None))
+            } else if request.transactional_id.is_some() {
+                Err((
+                    ResponseError::TransactionalIdAuthorizationFailed,
+                    Some("transactions are not supported yet".to_string()),
+                ))
+            } else {
+                match &meta {
+                    Some(meta) => produce_one(ctx, meta, data, version),
+                    None => Err((unknown, None)),
+                }
+            };
+            let answer = PartitionProduceResponse::default().with_index(index);
+            let answer = match result {
+                Ok((outcome, log)) => {
+                    let (base, last, start) = match outcome {
+                        AppendOutcome::Appended {
+                            base_offset,
+                            last_offset,
+                            log_start_offset,
+                            ..
+                        } => (base_offset, last_offset, log_start_offset),
+                        AppendOutcome::Duplicate {
+                            base_offset,
+                            last_offset,
+                            log_start_offset,
+                        } => (base_offset, last_offset, log_start_offset),
+                    };
+                    if acks == -1 && ctx.config.flush_policy == FlushPolicy::AcksAll {
+                        waits.push(DurableWait {
+                            log,
+                            end_offset: last + 1,
+                            topic_index,
+                            partition_index,
+                        });
+                    }
+                    answer
+                        .with_base_offset(base)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(start)
+                }
+                Err((error, message)) => {
+                    any_error = true;
+                    answer
+                        .with_error_code(error.code())
+                        .with_base_offset(-1)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(-1)
+                        .with_error_message(message.map(str_bytes))
+                }
+            };
+            partitions.push(answer);
+        }
+        let mut response = TopicProduceResponse::default().with_partition_responses(partitions);
+        if version >= 13 {
+            response = response.with_topic_id(topic.topic_id);
+        } else {
+            response = response.with_name(TopicName(topic.name.0));
+        }
+        responses.push(response);
+    }
+    let response = ProduceResponse::default().with_responses(responses);
+    if acks == 0 {
+        return if any_error {
+            // Kafka closes the connection so that the producer notices and refreshes metadata.
+            Reply::CloseConnection("acks=0 produce failed".to_string())
+        } else {
+            Reply::Nothing
+        };
+    }
+    if waits.is_empty() {
+        return Reply::Now(response);
+    }
+    Reply::Later(Box::pin(async move {
+        let mut response = response;
+        for wait in waits {
+            if let Err(e) = wait.log.wait_durable(wait.end_offset).await {
+                tracing::error!("produce not made durable: {e}");
+                if let Some(p) = response
+                    .responses
+                    .get_mut(wait.topic_index)
+                    .and_then(|t| t.partition_responses.get_mut(wait.partition_index))
+                {
+                    p.error_code = ResponseError::KafkaStorageError.code();
+                    p.base_offset = -1;
+                }
+            }
+        }
+        response
+    }))
+}
+
+type Failure = (ResponseError, Option<String>);
+
+fn produce_one(
+    ctx: &BrokerContext,
+    topic: &TopicMeta,
+    data: PartitionProduceData,
+    version: i16,
+) -> Result<(AppendOutcome, Arc<PartitionLog>), Failure> {
+    let log = ctx
+        .partition(&topic.name, data.index)
+        .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
+    let Some(batch) = data.records else {
+        return Err((
+            ResponseError::InvalidRecord,
+            Some("no record batch".to_string()),
+        ));
+    };
+    let max = topic
+        .configs
+        .get("max.message.bytes")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(ctx.config.message_max_bytes);
+    let info = records::validate_produce_batch(&batch, max).map_err(|e| {
+        let code = match &e {
+            RecordError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+            RecordError::CorruptMessage(_) => ResponseError::CorruptMessage,
+            RecordError::UnsupportedCompression(_) => ResponseError::UnsupportedCompressionType,
+            _ => ResponseError::InvalidRecord,
+        };
+        (code, Some(e.to_string()))
+    })?;
+    if info.compression == Compression::Zstd && version < FIRST_ZSTD_VERSION {
+        return Err((
+            ResponseError::UnsupportedCompressionType,
+            Some("zstd needs Produce v7 or later".to_string()),
+        ));
+    }
+    if info.is_transactional {
+        return Err((
+            ResponseError::InvalidRecord,
+            Some("transactional batches are not supported yet".to_string()),
+        ));
+    }
+    let outcome = log
+        .append(&batch, &info, LEADER_EPOCH)
+        .map_err(|e| (log_error_code(&e), Some(e.to_string())))?;
+    Ok((outcome, log))
+}
+
+/// Maps a log failure to the code a producer acts on.
+pub fn log_error_code(error: &LogError) -> ResponseError {
+    match error {
+        LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        _ => {
+            tracing::error!("log failure: {error}");
+            ResponseError::KafkaStorageError
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Gregor: a Kafka-compatible message broker.
+//!
+//! Layers, top to bottom: `server` (sockets, framing, response order) → `protocol` (headers,
+//! versions, dispatch) → `handlers` (one Kafka API each) → domain services: `metadata` (topics,
+//! ids) and `log` (partition logs on disk), with `records` as pure functions over batch bytes.
+//! [`Broker`] starts the whole thing in-process.
+
+pub mod alloc_guard;
+pub mod broker;
+pub mod config;
+pub mod handlers;
+pub mod log;
+pub mod metadata;
+pub mod protocol;
+pub mod records;
+pub mod server;
+
+pub use broker::{Broker, BrokerContext};
+pub use config::Config;

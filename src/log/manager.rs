@@ -1,0 +1,332 @@
+//! The log manager: every partition log of one log directory, their creation and deletion,
+//! the flusher thread and the per-directory checkpoints.
+//!
+//! Thread-safety: `LogManager` is `Send + Sync` and used behind `Arc`. The partition map is
+//! behind an `RwLock`; creation and deletion are serialised by a separate mutex.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+
+use super::checkpoint::{
+    create_dir_all, list_dir, read_offset_checkpoint, remove_dir_all, rename, sync_dir,
+    write_offset_checkpoint, write_partition_metadata, LOG_START_FILE, RECOVERY_POINT_FILE,
+};
+use super::flusher::{self, FlushSignal};
+use super::partition::PartitionLog;
+use super::recovery::load_partition;
+use super::segment::Segment;
+use super::{LogError, LogOptions, TopicPartition};
+
+/// State shared between the manager and its flusher thread.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) log_dir: PathBuf,
+    pub(crate) opts: LogOptions,
+    partitions: RwLock<BTreeMap<TopicPartition, Arc<PartitionLog>>>,
+    pub(crate) flush: Arc<FlushSignal>,
+    /// Serialises checkpoint writers (flusher and shutdown).
+    checkpoint_lock: Mutex<()>,
+}
+
+impl Shared {
+    pub(crate) fn get(&self, tp: &TopicPartition) -> Option<Arc<PartitionLog>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(tp)
+            .cloned()
+    }
+
+    pub(crate) fn all(&self) -> Vec<(TopicPartition, Arc<PartitionLog>)> {
+        self.partitions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .collect()
+    }
+
+    /// Writes both checkpoints: recovery point = durable offset of every online partition.
+    pub(crate) fn write_checkpoints(&self) -> Result<(), LogError> {
+        let _g = self
+            .checkpoint_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut rp = BTreeMap::new();
+        let mut ls = BTreeMap::new();
+        for (tp, p) in self.all() {
+            if p.is_offline() {
+                continue;
+            }
+            rp.insert(tp.clone(), p.durable_offset());
+            ls.insert(tp, p.log_start_offset());
+        }
+        write_offset_checkpoint(&self.log_dir.join(RECOVERY_POINT_FILE), &rp)?;
+        write_offset_checkpoint(&self.log_dir.join(LOG_START_FILE), &ls)?;
+        Ok(())
+    }
+}
+
+/// All partition logs of one log directory. See the module docs for thread-safety.
+#[derive(Debug)]
+pub struct LogManager {
+    shared: Arc<Shared>,
+    flusher: Mutex<Option<JoinHandle<()>>>,
+    admin: Mutex<()>,
+}
+
+/// Parses a partition directory name `<topic>-<partition>`.
+fn parse_partition_dir(name: &str) -> Option<TopicPartition> {
+    let (topic, p) = name.rsplit_once('-')?;
+    let partition: i32 = p.parse().ok()?;
+    if topic.is_empty() || partition < 0 || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(TopicPartition::new(topic, partition))
+}
+
+fn random_hex() -> String {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!("{:016x}", h.finish())
+}
+
+impl LogManager {
+    /// Opens every partition directory under `log_dir` (creating `log_dir` if needed),
+    /// recovering each, removes stray `-delete` / `.deleted` directories, and starts the flusher
+    /// thread. A malformed checkpoint file is ignored with a warning (everything is scanned).
+    pub fn open(log_dir: &Path, opts: LogOptions) -> Result<Arc<LogManager>, LogError> {
+        create_dir_all(log_dir)?;
+        let ckpt = |name: &str| {
+            read_offset_checkpoint(&log_dir.join(name)).unwrap_or_else(|e| {
+                tracing::warn!(file = name, error = %e, "ignoring unreadable checkpoint");
+                BTreeMap::new()
+            })
+        };
+        let recovery_points = ckpt(RECOVERY_POINT_FILE);
+        let log_starts = ckpt(LOG_START_FILE);
+        let flush = Arc::new(FlushSignal::default());
+        let mut partitions = BTreeMap::new();
+        for (name, is_dir) in list_dir(log_dir)? {
+            if !is_dir {
+                continue;
+            }
+            let path = log_dir.join(&name);
+            if name.ends_with("-delete") || name.ends_with(".deleted") {
+                tracing::info!(dir = %path.display(), "removing partition left from a deletion");
+                remove_dir_all(&path)?;
+                continue;
+            }
+            let Some(tp) = parse_partition_dir(&name) else {
+                tracing::warn!(dir = %path.display(), "skipping directory that is not a partition");
+                continue;
+            };
+            let (log, _report) = load_partition(
+                &path,
+                tp.clone(),
+                recovery_points.get(&tp).copied(),
+                log_starts.get(&tp).copied(),
+                &opts,
+                Arc::clone(&flush),
+            )?;
+            partitions.insert(tp, Arc::new(log));
+        }
+        let shared = Arc::new(Shared {
+            log_dir: log_dir.to_path_buf(),
+            opts,
+            partitions: RwLock::new(partitions),
+            flush,
+            checkpoint_lock: Mutex::new(()),
+        });
+        let s2 = Arc::clone(&shared);
+        let handle = std::thread::Builder::new()
+            .name("gregor-log-flusher".into())
+            .spawn(move || flusher::run(s2))?;
+        Ok(Arc::new(LogManager {
+            shared,
+            flusher: Mutex::new(Some(handle)),
+            admin: Mutex::new(()),
+        }))
+    }
+
+    /// The partition log of `tp`, if it exists.
+    pub fn get(&self, tp: &TopicPartition) -> Option<Arc<PartitionLog>> {
+        self.shared.get(tp)
+    }
+
+    /// All partition logs, ordered by topic and partition.
+    pub fn all(&self) -> Vec<(TopicPartition, Arc<PartitionLog>)> {
+        self.shared.all()
+    }
+
+    /// The log directory.
+    pub fn log_dir(&self) -> &Path {
+        &self.shared.log_dir
+    }
+
+    /// Creates the partition directory, `partition.metadata` and an empty first segment.
+    /// Idempotent if the partition exists with the same topic id; `TopicIdMismatch` otherwise.
+    pub fn create(
+        &self,
+        tp: &TopicPartition,
+        topic_id: [u8; 16],
+    ) -> Result<Arc<PartitionLog>, LogError> {
+        let _admin = self
+            .admin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(p) = self.get(tp) {
+            if p.topic_id() == topic_id {
+                return Ok(p);
+            }
+            return Err(LogError::TopicIdMismatch { tp: tp.to_string() });
+        }
+        let dir = self.shared.log_dir.join(tp.dir_name());
+        create_dir_all(&dir)?;
+        write_partition_metadata(&dir, &topic_id)?;
+        let seg = Segment::create(&dir, 0, self.shared.opts.index_interval_bytes)?;
+        sync_dir(&dir)?;
+        sync_dir(&self.shared.log_dir)?;
+        let log = Arc::new(PartitionLog::from_parts(
+            tp.clone(),
+            &dir,
+            topic_id,
+            self.shared.opts.clone(),
+            vec![seg],
+            0,
+            Default::default(),
+            0,
+            Arc::clone(&self.shared.flush),
+        )?);
+        self.shared
+            .partitions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(tp.clone(), Arc::clone(&log));
+        Ok(log)
+    }
+
+    /// Removes the partition: renames its directory to `<topic>-<p>.<random hex>-delete`, drops it
+    /// from the map (its durability waiters fail), then removes the directory from disk. A crash
+    /// in between leaves a `-delete` directory that the next `open` removes.
+    pub fn delete(&self, tp: &TopicPartition) -> Result<(), LogError> {
+        let _admin = self
+            .admin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let p = self
+            .get(tp)
+            .ok_or_else(|| LogError::UnknownPartition(tp.to_string()))?;
+        let from = p.dir().to_path_buf();
+        let to = self
+            .shared
+            .log_dir
+            .join(format!("{}.{}-delete", tp.dir_name(), random_hex()));
+        rename(&from, &to)?;
+        sync_dir(&self.shared.log_dir)?;
+        self.shared
+            .partitions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(tp);
+        p.poison();
+        remove_dir_all(&to)?;
+        Ok(())
+    }
+
+    fn stop_flusher(&self) {
+        self.shared.flush.stop();
+        let handle = self
+            .flusher
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(h) = handle {
+            if h.join().is_err() {
+                tracing::error!("log flusher thread panicked");
+            }
+        }
+    }
+
+    /// Stops the flusher, flushes every partition and writes both checkpoints. Call on graceful
+    /// shutdown; later `wait_durable` calls fail with `ShutDown`. Safe to call more than once.
+    pub fn shutdown(&self) -> Result<(), LogError> {
+        self.stop_flusher();
+        let mut first_err = None;
+        for (_, p) in self.all() {
+            if p.is_offline() {
+                continue;
+            }
+            match p.flush() {
+                Ok(true) => {}
+                Ok(false) => {}
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        self.shared.write_checkpoints()?;
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Number of partition fdatasync rounds the flusher has done (metrics and tests).
+    pub fn fsync_count(&self) -> u64 {
+        self.shared.flush.fsync_count()
+    }
+
+    /// Writes both checkpoints now (normally done by the flusher every
+    /// `checkpoint_interval_ms` and at shutdown).
+    pub fn checkpoint(&self) -> Result<(), LogError> {
+        self.shared.write_checkpoints()
+    }
+
+    /// Recovery points as they would be checkpointed now, by partition.
+    pub fn recovery_points(&self) -> HashMap<TopicPartition, i64> {
+        self.all()
+            .into_iter()
+            .map(|(tp, p)| (tp, p.durable_offset()))
+            .collect()
+    }
+}
+
+impl Drop for LogManager {
+    /// Stops the flusher thread without a final flush or checkpoint (that is `shutdown`'s job).
+    fn drop(&mut self) {
+        self.stop_flusher();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_dir_names() {
+        assert_eq!(
+            parse_partition_dir("orders-3"),
+            Some(TopicPartition::new("orders", 3))
+        );
+        assert_eq!(
+            parse_partition_dir("my-topic-12"),
+            Some(TopicPartition::new("my-topic", 12))
+        );
+        assert_eq!(parse_partition_dir("orders"), None);
+        // Topic names may end with a dash.
+        assert_eq!(
+            parse_partition_dir("orders--1"),
+            Some(TopicPartition::new("orders-", 1))
+        );
+        assert_eq!(parse_partition_dir("-1"), None);
+        assert_eq!(parse_partition_dir("x-+1"), None);
+    }
+}

@@ -1,0 +1,203 @@
+//! Partition logs on local disk in Kafka's layout: segments, sparse offset and time indexes,
+//! recovery, the group-commit flusher, checkpoints and idempotent-producer state.
+//! Knows nothing of Kafka requests: it appends validated batches and returns offsets.
+
+pub mod checkpoint;
+pub mod flusher;
+pub mod index;
+pub mod manager;
+pub mod partition;
+pub mod producer_state;
+pub mod recovery;
+pub mod segment;
+pub mod time_index;
+
+#[cfg(test)]
+mod integration_tests;
+
+use std::fmt;
+
+pub use manager::LogManager;
+pub use partition::{AppendOutcome, PartitionLog, ReadResult};
+
+/// Tunables for every partition log of a [`LogManager`]. Plain data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Roll to a new segment when the active one would exceed this size (`log.segment.bytes`).
+    pub segment_bytes: u64,
+    /// Bytes appended between two sparse index entries (`index.interval.bytes`).
+    pub index_interval_bytes: u32,
+    /// Background flush period for data nobody waits on (acks=1 producers).
+    pub flush_interval_ms: u64,
+    /// Period of the recovery-point and log-start-offset checkpoints.
+    pub checkpoint_interval_ms: u64,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            segment_bytes: 1 << 30,
+            index_interval_bytes: 4096,
+            flush_interval_ms: 1000,
+            checkpoint_interval_ms: 60_000,
+        }
+    }
+}
+
+/// A topic partition. Ordered by topic, then partition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    /// Builds a `TopicPartition`.
+    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+
+    /// The partition directory name, `<topic>-<partition>`.
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// Errors of the log layer. The handler maps them to Kafka codes (OffsetOutOfRange → 1,
+/// OutOfOrderSequence → 45, InvalidProducerEpoch → 47, StorageOffline → KAFKA_STORAGE_ERROR 56,
+/// others → UNKNOWN_SERVER_ERROR or KAFKA_STORAGE_ERROR).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// An I/O error from the file system.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The requested offset is outside `[log_start_offset, log_end_offset]`.
+    #[error("offset {offset} out of range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange {
+        /// Requested offset.
+        offset: i64,
+        /// Current log start offset.
+        log_start_offset: i64,
+        /// Current log end offset.
+        log_end_offset: i64,
+    },
+    /// Sequence gap or reordering for a known producer.
+    #[error("out of order sequence for producer {producer_id}: expected {expected}, got {got}")]
+    OutOfOrderSequence {
+        /// Producer id.
+        producer_id: i64,
+        /// The sequence the log expected next.
+        expected: i32,
+        /// The batch's base sequence.
+        got: i32,
+    },
+    /// The producer epoch is older than the one the log knows (fenced producer).
+    #[error("producer {producer_id} epoch {got} is older than current epoch {current}")]
+    InvalidProducerEpoch {
+        /// Producer id.
+        producer_id: i64,
+        /// Epoch known to the log.
+        current: i16,
+        /// Epoch in the batch.
+        got: i16,
+    },
+    /// A previous write or fsync failed; the partition refuses further work until reopened
+    /// (the "fsyncgate" rule).
+    #[error("partition {0} is offline after an earlier storage error")]
+    StorageOffline(String),
+    /// The log manager has been shut down.
+    #[error("log manager is shut down")]
+    ShutDown,
+    /// The partition exists with another topic id.
+    #[error("partition {tp} exists with a different topic id")]
+    TopicIdMismatch {
+        /// The partition.
+        tp: String,
+    },
+    /// The partition does not exist.
+    #[error("unknown partition {0}")]
+    UnknownPartition(String),
+    /// On-disk data is inconsistent in a way recovery cannot repair.
+    #[error("corrupt log: {0}")]
+    Corrupt(String),
+}
+
+/// Encodes a topic id as Kafka prints it: URL-safe base64 without padding.
+pub fn topic_id_to_string(id: &[u8; 16]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(22);
+    for chunk in id.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// Decodes [`topic_id_to_string`]'s format; `None` if malformed.
+pub fn topic_id_from_string(s: &str) -> Option<[u8; 16]> {
+    fn val(c: u8) -> Option<u32> {
+        match c {
+            b'A'..=b'Z' => Some(u32::from(c - b'A')),
+            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
+            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
+            b'-' | b'+' => Some(62),
+            b'_' | b'/' => Some(63),
+            _ => None,
+        }
+    }
+    let s = s.trim_end_matches('=').as_bytes();
+    if s.len() != 22 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(18);
+    for chunk in s.chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= val(*c)? << (18 - 6 * i);
+        }
+        let bytes = chunk.len() - 1;
+        for i in 0..bytes {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    out.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_id_round_trip() {
+        let id: [u8; 16] = [
+            0xfb, 0xff, 0x00, 0x01, 0x7e, 0x3f, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0x80,
+            0x90, 0xa0,
+        ];
+        let s = topic_id_to_string(&id);
+        assert_eq!(s.len(), 22);
+        assert!(s.starts_with("-_8A"));
+        assert_eq!(topic_id_from_string(&s), Some(id));
+        assert_eq!(topic_id_to_string(&[0; 16]), "AAAAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(topic_id_from_string("short"), None);
+    }
+}

@@ -1,0 +1,641 @@
+//! One partition's log: the ordered segments, log start/end offsets, producer state, the
+//! append path (idempotence check, offset assignment, stamping, roll, index update), reads for
+//! Fetch, timestamp lookups, and the durable-offset watch served by the flusher.
+//!
+//! Thread-safety: `PartitionLog` is `Send + Sync` and used behind `Arc`. All mutable state sits
+//! behind one `std::sync::Mutex`, never held across an `.await` and held by reads only long
+//! enough to pick a file and a position; the bytes are then read with `pread` outside the lock.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::records::batch::{BatchHeader, HEADER_LEN};
+use crate::records::record_iter::records;
+use crate::records::{stamp_base_offset_and_epoch, BatchInfo, DEFAULT_DECOMPRESS_LIMIT};
+
+use super::checkpoint::sync_dir;
+use super::flusher::FlushSignal;
+use super::producer_state::{BatchMeta, ProducerState, SeqCheck};
+use super::segment::{read_header, read_range, SealedFiles, Segment};
+use super::{LogError, LogOptions, TopicPartition};
+
+/// Result of [`PartitionLog::append`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// The batch was written.
+    Appended {
+        /// Offset assigned to the first record.
+        base_offset: i64,
+        /// Offset of the last record.
+        last_offset: i64,
+        /// Broker append time for LogAppendTime topics; -1 (CreateTime).
+        log_append_time: i64,
+        /// Log start offset after the append.
+        log_start_offset: i64,
+    },
+    /// An idempotent retry of a batch already in the log; nothing was written.
+    Duplicate {
+        /// Offset originally assigned to the first record.
+        base_offset: i64,
+        /// Offset originally assigned to the last record.
+        last_offset: i64,
+        /// Current log start offset.
+        log_start_offset: i64,
+    },
+}
+
+impl AppendOutcome {
+    /// Offset one past the last record of the batch (what to pass to `wait_durable`).
+    pub fn end_offset(&self) -> i64 {
+        match self {
+            AppendOutcome::Appended { last_offset, .. }
+            | AppendOutcome::Duplicate { last_offset, .. } => last_offset + 1,
+        }
+    }
+}
+
+/// Result of [`PartitionLog::read`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadResult {
+    /// Whole batches, as stored (offsets and leader epoch stamped).
+    pub records: Bytes,
+    /// High watermark at the time of the read (== log end offset on a single node).
+    pub high_watermark: i64,
+    /// Log start offset at the time of the read.
+    pub log_start_offset: i64,
+}
+
+/// Durable offset published by the flusher, or the failure that poisoned the partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Durable {
+    pub(crate) offset: i64,
+    pub(crate) failed: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) segments: Vec<Segment>,
+    pub(crate) log_start_offset: i64,
+    pub(crate) leo: i64,
+    pub(crate) producers: ProducerState,
+    sealed_unsynced: Vec<SealedFiles>,
+    dir_dirty: bool,
+    size_bytes: u64,
+}
+
+/// A partition log. See the module docs for the thread-safety contract.
+#[derive(Debug)]
+pub struct PartitionLog {
+    tp: TopicPartition,
+    dir: PathBuf,
+    topic_id: [u8; 16],
+    opts: LogOptions,
+    inner: Mutex<Inner>,
+    leo_tx: watch::Sender<i64>,
+    durable_tx: watch::Sender<Durable>,
+    offline: AtomicBool,
+    flush: Arc<FlushSignal>,
+}
+
+/// Where a read starts, captured under the lock.
+struct ReadStart {
+    file: Arc<std::fs::File>,
+    pos: u64,
+    end: u64,
+}
+
+impl PartitionLog {
+    /// Builds a partition from recovered (or freshly created) segments. `segments` must be
+    /// non-empty and sorted; the last one is active. `durable` is the offset known to be synced.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_parts(
+        tp: TopicPartition,
+        dir: &Path,
+        topic_id: [u8; 16],
+        opts: LogOptions,
+        segments: Vec<Segment>,
+        log_start_offset: i64,
+        producers: ProducerState,
+        durable: i64,
+        flush: Arc<FlushSignal>,
+    ) -> Result<PartitionLog, LogError> {
+        let leo = segments
+            .last()
+            .map(Segment::next_offset)
+            .ok_or_else(|| LogError::Corrupt(format!("partition {tp} has no segment")))?;
+        let size_bytes = segments.iter().map(Segment::size).sum();
+        let (leo_tx, _) = watch::channel(leo);
+        let (durable_tx, _) = watch::channel(Durable {
+            offset: durable.min(leo),
+            failed: false,
+        });
+        Ok(PartitionLog {
+            tp,
+            dir: dir.to_path_buf(),
+            topic_id,
+            opts,
+            inner: Mutex::new(Inner {
+                segments,
+                log_start_offset: log_start_offset.min(leo),
+                leo,
+                producers,
+                sealed_unsynced: Vec::new(),
+                dir_dirty: false,
+                size_bytes,
+            }),
+            leo_tx,
+            durable_tx,
+            offline: AtomicBool::new(false),
+            flush,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn offline_error(&self) -> LogError {
+        LogError::StorageOffline(self.tp.to_string())
+    }
+
+    /// Marks the partition offline after a failed write or fsync and fails durability waiters.
+    pub(crate) fn poison(&self) {
+        self.offline.store(true, Ordering::SeqCst);
+        self.durable_tx.send_modify(|d| d.failed = true);
+    }
+
+    /// The partition this log belongs to.
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.tp
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends one already-validated batch (the bytes exactly as the producer sent them).
+    ///
+    /// Under the partition lock: idempotence check (if `producer_id >= 0`), base offset = log
+    /// end offset, stamps offset and `leader_epoch` into a copy of the first 16 bytes, writes that
+    /// copy plus the rest of the batch to the active segment (rolling first if needed), updates
+    /// the indexes, advances the log end offset and wakes `subscribe` watchers. The data is in
+    /// the page cache on return; call [`PartitionLog::wait_durable`] for fsync.
+    /// A write failure poisons the partition: this and every later append fail.
+    pub fn append(
+        &self,
+        batch: &Bytes,
+        info: &BatchInfo,
+        leader_epoch: i32,
+    ) -> Result<AppendOutcome, LogError> {
+        if self.offline.load(Ordering::SeqCst) {
+            return Err(self.offline_error());
+        }
+        if batch.len() < HEADER_LEN || info.last_offset_delta < 0 {
+            return Err(LogError::Corrupt("append of a malformed batch".into()));
+        }
+        let mut g = self.lock();
+        let idempotent = info.producer_id >= 0 && info.base_sequence >= 0;
+        if idempotent {
+            if let SeqCheck::Duplicate(m) = g.producers.check(
+                info.producer_id,
+                info.producer_epoch,
+                info.base_sequence,
+                info.last_sequence(),
+            )? {
+                return Ok(AppendOutcome::Duplicate {
+                    base_offset: m.base_offset,
+                    last_offset: m.last_offset,
+                    log_start_offset: g.log_start_offset,
+                });
+            }
+        }
+        let base_offset = g.leo;
+        let last_offset = base_offset + i64::from(info.last_offset_delta);
+        let len = batch.len() as u64;
+        let needs_roll = match g.segments.last() {
+            Some(active) => {
+                active.size() > 0
+                    && (active.size() + len > self.opts.segment_bytes
+                        || last_offset - active.base_offset() > i64::from(i32::MAX)
+                        || active.size() + len > u64::from(u32::MAX))
+            }
+            None => true,
+        };
+        if needs_roll {
+            if let Err(e) = self.roll(&mut g, base_offset) {
+                drop(g);
+                self.poison();
+                return Err(e);
+            }
+        }
+        let mut header = [0u8; 16];
+        header.copy_from_slice(&batch[..16]);
+        stamp_base_offset_and_epoch(&mut header, base_offset, leader_epoch);
+        let res = match g.segments.last_mut() {
+            Some(active) => active.append(&header, &batch[16..], last_offset, info.max_timestamp),
+            None => Err(std::io::Error::other("no active segment")),
+        };
+        if let Err(e) = res {
+            drop(g);
+            tracing::error!(partition = %self.tp, error = %e, "log append failed; partition is offline");
+            self.poison();
+            return Err(LogError::Io(e));
+        }
+        if idempotent {
+            g.producers.update(
+                info.producer_id,
+                info.producer_epoch,
+                BatchMeta {
+                    first_seq: info.base_sequence,
+                    last_seq: info.last_sequence(),
+                    base_offset,
+                    last_offset,
+                },
+            );
+        }
+        g.leo = last_offset + 1;
+        g.size_bytes += len;
+        let log_start_offset = g.log_start_offset;
+        self.leo_tx.send_replace(last_offset + 1);
+        Ok(AppendOutcome::Appended {
+            base_offset,
+            last_offset,
+            log_append_time: -1,
+            log_start_offset,
+        })
+    }
+
+    /// Seals the active segment and starts a new one at `base_offset`. Caller holds the lock.
+    fn roll(&self, g: &mut Inner, base_offset: i64) -> Result<(), LogError> {
+        if let Some(active) = g.segments.last_mut() {
+            let sealed = active.seal()?;
+            g.sealed_unsynced.push(sealed);
+        }
+        let seg = Segment::create(&self.dir, base_offset, self.opts.index_interval_bytes)?;
+        g.segments.push(seg);
+        g.dir_dirty = true;
+        tracing::debug!(partition = %self.tp, base_offset, "rolled new segment");
+        Ok(())
+    }
+
+    /// Flusher side: fdatasyncs segments rolled since the last flush, the directory if segments
+    /// were created, then the active segment, and publishes the log end offset captured before as
+    /// durable. Returns whether an fsync was done. Called only from the flusher thread (or at
+    /// shutdown after it stopped); on error the partition is poisoned.
+    pub(crate) fn flush(&self) -> Result<bool, LogError> {
+        if self.offline.load(Ordering::SeqCst) {
+            return Err(self.offline_error());
+        }
+        let (leo, file, sealed, dir_dirty) = {
+            let mut g = self.lock();
+            if self.durable_tx.borrow().offset >= g.leo && g.sealed_unsynced.is_empty() {
+                return Ok(false);
+            }
+            let file = g.segments.last().map(Segment::log_file);
+            let dir_dirty = std::mem::take(&mut g.dir_dirty);
+            (
+                g.leo,
+                file,
+                std::mem::take(&mut g.sealed_unsynced),
+                dir_dirty,
+            )
+        };
+        let res = (|| -> std::io::Result<()> {
+            for s in &sealed {
+                s.sync()?;
+            }
+            if dir_dirty {
+                sync_dir(&self.dir)?;
+            }
+            if let Some(f) = file {
+                f.sync_data()?;
+            }
+            Ok(())
+        })();
+        match res {
+            Ok(()) => {
+                self.durable_tx.send_if_modified(|d| {
+                    let advance = leo > d.offset;
+                    if advance {
+                        d.offset = leo;
+                    }
+                    advance
+                });
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::error!(partition = %self.tp, error = %e, "fsync failed; partition is offline");
+                self.poison();
+                Err(LogError::Io(e))
+            }
+        }
+    }
+
+    /// Waits until every offset below `end_offset` is fdatasync'ed. Registers the partition with
+    /// the flusher, so concurrent waiters share one fsync (group commit). Fails with
+    /// `StorageOffline` if the partition is poisoned, `ShutDown` if the flusher has stopped.
+    /// The future holds no lock and is `Send`.
+    pub async fn wait_durable(&self, end_offset: i64) -> Result<(), LogError> {
+        let mut rx = self.durable_tx.subscribe();
+        {
+            let d = *rx.borrow_and_update();
+            if d.failed || self.offline.load(Ordering::SeqCst) {
+                return Err(self.offline_error());
+            }
+            if d.offset >= end_offset {
+                return Ok(());
+            }
+        }
+        self.flush.request(&self.tp)?;
+        loop {
+            if rx.changed().await.is_err() {
+                return Err(LogError::ShutDown);
+            }
+            let d = *rx.borrow_and_update();
+            if d.failed {
+                return Err(self.offline_error());
+            }
+            if d.offset >= end_offset {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Offset below which everything is known to be fdatasync'ed.
+    pub fn durable_offset(&self) -> i64 {
+        self.durable_tx.borrow().offset
+    }
+
+    fn out_of_range(&self, offset: i64, g: &Inner) -> LogError {
+        LogError::OffsetOutOfRange {
+            offset,
+            log_start_offset: g.log_start_offset,
+            log_end_offset: g.leo,
+        }
+    }
+
+    /// Under the lock: the segment at `idx`, as a file + start position for `offset` + end.
+    fn read_start(g: &Inner, idx: usize, offset: i64) -> Option<ReadStart> {
+        let seg = g.segments.get(idx)?;
+        Some(ReadStart {
+            file: seg.log_file(),
+            pos: u64::from(seg.index.lookup(offset - seg.base_offset())),
+            end: seg.size(),
+        })
+    }
+
+    /// Reads whole batches starting with the batch containing `offset`, up to `max_bytes`, but
+    /// at least one whole batch if `min_one_batch` (KIP-74); never past the high watermark and
+    /// within one segment. `offset == log_end_offset` gives empty records.
+    /// Errors: `OffsetOutOfRange` if `offset` is below the log start or above the end offset.
+    /// Holds the partition lock only to locate the start; the bytes are read with `pread`.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<ReadResult, LogError> {
+        let (mut idx, hw, lso, nsegs) = {
+            let g = self.lock();
+            if offset < g.log_start_offset || offset > g.leo {
+                return Err(self.out_of_range(offset, &g));
+            }
+            let idx = g
+                .segments
+                .partition_point(|s| s.base_offset() <= offset)
+                .saturating_sub(1);
+            (idx, g.leo, g.log_start_offset, g.segments.len())
+        };
+        let empty = ReadResult {
+            records: Bytes::new(),
+            high_watermark: hw,
+            log_start_offset: lso,
+        };
+        if offset >= hw {
+            return Ok(empty);
+        }
+        while idx < nsegs {
+            let start = {
+                let g = self.lock();
+                Self::read_start(&g, idx, offset)
+            };
+            let Some(st) = start else { break };
+            if let Some(pos) = find_batch(&st, |h| h.last_offset() >= offset)? {
+                let end = collect_batches(&st, pos, hw, max_bytes, min_one_batch)?;
+                if end == pos {
+                    return Ok(empty);
+                }
+                let buf = read_range(&st.file, pos, end)?;
+                return Ok(ReadResult {
+                    records: Bytes::from(buf),
+                    high_watermark: hw,
+                    log_start_offset: lso,
+                });
+            }
+            idx += 1;
+        }
+        Ok(empty)
+    }
+
+    /// Log start offset: the first offset still readable.
+    pub fn log_start_offset(&self) -> i64 {
+        self.lock().log_start_offset
+    }
+
+    /// Log end offset: the offset the next batch will get.
+    pub fn log_end_offset(&self) -> i64 {
+        self.lock().leo
+    }
+
+    /// High watermark; equal to the log end offset on a single node.
+    pub fn high_watermark(&self) -> i64 {
+        self.log_end_offset()
+    }
+
+    /// First offset whose record timestamp is ≥ `ts`, with that timestamp; `None` if none.
+    /// Uses the time index to skip to the right batch, then decodes only that batch's records.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let (first, nsegs, lso) = {
+            let g = self.lock();
+            let first = g.segments.iter().position(|s| s.max_timestamp().0 >= ts);
+            (first, g.segments.len(), g.log_start_offset)
+        };
+        let Some(mut idx) = first else {
+            return Ok(None);
+        };
+        while idx < nsegs {
+            let start = {
+                let g = self.lock();
+                g.segments.get(idx).and_then(|seg| {
+                    if seg.max_timestamp().0 < ts {
+                        return None;
+                    }
+                    let rel = seg.time_index.last_below(ts).unwrap_or(0);
+                    Some(ReadStart {
+                        file: seg.log_file(),
+                        pos: u64::from(seg.index.lookup(i64::from(rel))),
+                        end: seg.size(),
+                    })
+                })
+            };
+            if let Some(mut st) = start {
+                while let Some(pos) =
+                    find_batch(&st, |h| h.max_timestamp() >= ts && h.last_offset() >= lso)?
+                {
+                    let (batch, next) = read_batch_at(&st, pos)?;
+                    let recs = records(&batch, DEFAULT_DECOMPRESS_LIMIT)
+                        .map_err(|e| LogError::Corrupt(e.to_string()))?;
+                    for r in recs.iter() {
+                        let r = r.map_err(|e| LogError::Corrupt(e.to_string()))?;
+                        if r.timestamp >= ts && r.offset >= lso {
+                            return Ok(Some((r.offset, r.timestamp)));
+                        }
+                    }
+                    st.pos = next;
+                }
+            }
+            idx += 1;
+        }
+        Ok(None)
+    }
+
+    /// (max timestamp, offset of the record carrying it), or `None` on an empty log. Decodes
+    /// only the batch holding the maximum.
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
+        let found = {
+            let g = self.lock();
+            let mut best: Option<(usize, i64, i64)> = None;
+            for (i, s) in g.segments.iter().enumerate() {
+                let (ts, off) = s.max_timestamp();
+                if off >= 0 && best.is_none_or(|(_, bts, _)| ts > bts) {
+                    best = Some((i, ts, off));
+                }
+            }
+            best.and_then(|(i, ts, off)| Self::read_start(&g, i, off).map(|st| (st, ts, off)))
+        };
+        let Some((st, ts, batch_last)) = found else {
+            return Ok(None);
+        };
+        let Some(pos) = find_batch(&st, |h| h.last_offset() >= batch_last)? else {
+            return Ok(None);
+        };
+        let (batch, _) = read_batch_at(&st, pos)?;
+        let last = BatchHeader::new(&batch).map_or(batch_last, |h| h.last_offset());
+        let recs = records(&batch, DEFAULT_DECOMPRESS_LIMIT)
+            .map_err(|e| LogError::Corrupt(e.to_string()))?;
+        for r in recs.iter() {
+            let r = r.map_err(|e| LogError::Corrupt(e.to_string()))?;
+            if r.timestamp == ts {
+                return Ok(Some((ts, r.offset)));
+            }
+        }
+        Ok(Some((ts, last)))
+    }
+
+    /// A watch of the log end offset, for long-polling fetches.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.leo_tx.subscribe()
+    }
+
+    /// Total bytes of all segment `.log` files.
+    pub fn size_bytes(&self) -> u64 {
+        self.lock().size_bytes
+    }
+
+    /// The topic id from `partition.metadata`.
+    pub fn topic_id(&self) -> [u8; 16] {
+        self.topic_id
+    }
+
+    /// Base offsets of the segments, oldest first (for tests and admin tools).
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.lock()
+            .segments
+            .iter()
+            .map(Segment::base_offset)
+            .collect()
+    }
+
+    /// Offset index entries of the segment with `base_offset` (for tests and checks).
+    pub fn index_entries(&self, base_offset: i64) -> Option<Vec<(i32, u32)>> {
+        self.lock()
+            .segments
+            .iter()
+            .find(|s| s.base_offset() == base_offset)
+            .map(|s| s.index.entries().to_vec())
+    }
+
+    /// Whether a previous storage error has taken the partition offline.
+    pub fn is_offline(&self) -> bool {
+        self.offline.load(Ordering::SeqCst)
+    }
+}
+
+fn corrupt_at(pos: u64) -> LogError {
+    LogError::Corrupt(format!("bad batch header at position {pos}"))
+}
+
+fn header_total(h: &BatchHeader<'_>, pos: u64, end: u64) -> Result<u64, LogError> {
+    match h.total_size() {
+        Some(t) if t >= HEADER_LEN && pos + t as u64 <= end => Ok(t as u64),
+        _ => Err(corrupt_at(pos)),
+    }
+}
+
+/// Scans batch headers from `st.pos` and returns the position of the first batch matching `pred`.
+fn find_batch(
+    st: &ReadStart,
+    pred: impl Fn(&BatchHeader<'_>) -> bool,
+) -> Result<Option<u64>, LogError> {
+    let mut pos = st.pos;
+    while let Some(hb) = read_header(&st.file, pos, st.end)? {
+        let h = BatchHeader::new(&hb).ok_or_else(|| corrupt_at(pos))?;
+        if pred(&h) {
+            return Ok(Some(pos));
+        }
+        pos += header_total(&h, pos, st.end)?;
+    }
+    Ok(None)
+}
+
+/// From `pos`, the end position of the whole batches that fit in `max_bytes` (at least one if
+/// `min_one_batch`), stopping at the high watermark.
+fn collect_batches(
+    st: &ReadStart,
+    pos: u64,
+    hw: i64,
+    max_bytes: usize,
+    min_one_batch: bool,
+) -> Result<u64, LogError> {
+    let mut end = pos;
+    while let Some(hb) = read_header(&st.file, end, st.end)? {
+        let h = BatchHeader::new(&hb).ok_or_else(|| corrupt_at(end))?;
+        if h.base_offset() >= hw {
+            break;
+        }
+        let total = header_total(&h, end, st.end)?;
+        if end - pos + total > max_bytes as u64 {
+            if end == pos && min_one_batch {
+                end += total;
+            }
+            break;
+        }
+        end += total;
+    }
+    Ok(end)
+}
+
+/// Reads the whole batch at `pos`; returns it and the position after it.
+fn read_batch_at(st: &ReadStart, pos: u64) -> Result<(Vec<u8>, u64), LogError> {
+    let hb = read_header(&st.file, pos, st.end)?.ok_or_else(|| corrupt_at(pos))?;
+    let h = BatchHeader::new(&hb).ok_or_else(|| corrupt_at(pos))?;
+    let total = header_total(&h, pos, st.end)?;
+    Ok((read_range(&st.file, pos, pos + total)?, pos + total))
+}

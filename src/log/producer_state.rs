@@ -1,0 +1,185 @@
+//! Idempotent-producer state of one partition: per producer id, the epoch and the last five
+//! batches' sequence ranges and offsets, to detect duplicates, gaps and fenced epochs.
+//! Not thread-safe by itself: owned by a partition under the partition lock.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::LogError;
+
+/// How many recent batches are remembered per producer (Kafka's in-flight request limit).
+pub const MAX_REMEMBERED_BATCHES: usize = 5;
+
+/// One remembered batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMeta {
+    /// First sequence.
+    pub first_seq: i32,
+    /// Last sequence.
+    pub last_seq: i32,
+    /// Base offset assigned.
+    pub base_offset: i64,
+    /// Last offset assigned.
+    pub last_offset: i64,
+}
+
+#[derive(Debug, Clone)]
+struct ProducerEntry {
+    epoch: i16,
+    batches: VecDeque<BatchMeta>,
+}
+
+/// Result of checking a batch against the producer state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqCheck {
+    /// Append it.
+    Accept,
+    /// Already appended: answer with the original offsets.
+    Duplicate(BatchMeta),
+}
+
+/// Producer state of one partition.
+#[derive(Debug, Default, Clone)]
+pub struct ProducerState {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+fn next_seq(seq: i32) -> i32 {
+    if seq == i32::MAX {
+        0
+    } else {
+        seq + 1
+    }
+}
+
+impl ProducerState {
+    /// Checks a batch of an idempotent producer (`producer_id >= 0`).
+    pub fn check(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        first_seq: i32,
+        last_seq: i32,
+    ) -> Result<SeqCheck, LogError> {
+        let Some(entry) = self.producers.get(&producer_id) else {
+            return Ok(SeqCheck::Accept);
+        };
+        if epoch < entry.epoch {
+            return Err(LogError::InvalidProducerEpoch {
+                producer_id,
+                current: entry.epoch,
+                got: epoch,
+            });
+        }
+        if epoch > entry.epoch {
+            if first_seq != 0 {
+                return Err(LogError::OutOfOrderSequence {
+                    producer_id,
+                    expected: 0,
+                    got: first_seq,
+                });
+            }
+            return Ok(SeqCheck::Accept);
+        }
+        if let Some(b) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+        {
+            return Ok(SeqCheck::Duplicate(*b));
+        }
+        match entry.batches.back() {
+            Some(last) if first_seq != next_seq(last.last_seq) => {
+                Err(LogError::OutOfOrderSequence {
+                    producer_id,
+                    expected: next_seq(last.last_seq),
+                    got: first_seq,
+                })
+            }
+            _ => Ok(SeqCheck::Accept),
+        }
+    }
+
+    /// Records an appended batch (also used when rebuilding from the log).
+    pub fn update(&mut self, producer_id: i64, epoch: i16, meta: BatchMeta) {
+        let entry = self.producers.entry(producer_id).or_insert(ProducerEntry {
+            epoch,
+            batches: VecDeque::new(),
+        });
+        if epoch != entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        if entry.batches.len() == MAX_REMEMBERED_BATCHES {
+            entry.batches.pop_front();
+        }
+        entry.batches.push_back(meta);
+    }
+
+    /// Number of known producers.
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    /// True if no producer is known.
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(first: i32, last: i32, base: i64) -> BatchMeta {
+        BatchMeta {
+            first_seq: first,
+            last_seq: last,
+            base_offset: base,
+            last_offset: base + i64::from(last - first),
+        }
+    }
+
+    #[test]
+    fn sequence_rules() {
+        let mut s = ProducerState::default();
+        assert_eq!(s.check(1, 0, 17, 20).unwrap(), SeqCheck::Accept);
+        s.update(1, 0, meta(0, 4, 100));
+        assert_eq!(s.check(1, 0, 5, 9).unwrap(), SeqCheck::Accept);
+        assert_eq!(
+            s.check(1, 0, 0, 4).unwrap(),
+            SeqCheck::Duplicate(meta(0, 4, 100))
+        );
+        assert!(matches!(
+            s.check(1, 0, 6, 9),
+            Err(LogError::OutOfOrderSequence { expected: 5, .. })
+        ));
+        assert!(matches!(
+            s.check(1, 1, 3, 4),
+            Err(LogError::OutOfOrderSequence { expected: 0, .. })
+        ));
+        assert_eq!(s.check(1, 1, 0, 4).unwrap(), SeqCheck::Accept);
+        s.update(1, 1, meta(0, 0, 200));
+        assert!(matches!(
+            s.check(1, 0, 1, 1),
+            Err(LogError::InvalidProducerEpoch { current: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn window_keeps_five_and_wraps() {
+        let mut s = ProducerState::default();
+        for i in 0..7 {
+            s.update(9, 0, meta(i, i, i64::from(i)));
+        }
+        assert!(matches!(
+            s.check(9, 0, 0, 0),
+            Err(LogError::OutOfOrderSequence { .. })
+        ));
+        assert!(matches!(
+            s.check(9, 0, 2, 2).unwrap(),
+            SeqCheck::Duplicate(_)
+        ));
+        s.update(9, 0, meta(i32::MAX - 1, i32::MAX, 50));
+        assert_eq!(s.check(9, 0, 0, 3).unwrap(), SeqCheck::Accept);
+    }
+}

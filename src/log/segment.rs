@@ -1,0 +1,386 @@
+//! One log segment: the `.log` file of whole batches plus its offset and time indexes, and all
+//! raw `.log` file I/O (append, pread, header scans, truncation). A `Segment` is not thread-safe
+//! by itself: it is owned by a partition under the partition lock. Its log file is shared as an
+//! `Arc<File>` so reads can `pread` outside that lock.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::records::batch::{BatchHeader, CRC_START, HEADER_LEN};
+
+use super::index::{open_index_for_append, rewrite_index_file, OffsetIndex};
+use super::time_index::TimeIndex;
+
+/// File name of a segment file: 20-digit zero-padded base offset plus extension.
+pub fn file_name(base_offset: i64, ext: &str) -> String {
+    format!("{base_offset:020}.{ext}")
+}
+
+/// Builds sparse index entries as batches are appended or scanned, so append and recovery
+/// produce identical indexes.
+#[derive(Debug, Clone)]
+pub(crate) struct IndexBuilder {
+    base_offset: i64,
+    interval: u64,
+    bytes_since_index: u64,
+    pub(crate) max_timestamp: i64,
+    /// Last offset of the batch carrying `max_timestamp` (Kafka's "shallow" offset), -1 if none.
+    pub(crate) offset_of_max_timestamp: i64,
+}
+
+/// Entries to add after one batch, if any.
+pub(crate) struct IndexAdd {
+    pub(crate) offset: Option<(i32, u32)>,
+    pub(crate) time: Option<(i64, i32)>,
+}
+
+impl IndexBuilder {
+    pub(crate) fn new(base_offset: i64, interval: u32) -> Self {
+        IndexBuilder {
+            base_offset,
+            interval: u64::from(interval),
+            bytes_since_index: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+        }
+    }
+
+    fn rel(&self, offset: i64) -> i32 {
+        i32::try_from(offset - self.base_offset).unwrap_or(i32::MAX)
+    }
+
+    /// Accounts for a batch at `pos` whose last offset is `last` and says which index entries
+    /// to write. As in Kafka, entries are keyed by the batch's last offset.
+    pub(crate) fn add(&mut self, pos: u64, last: i64, max_ts: i64, size: u64) -> IndexAdd {
+        if max_ts > self.max_timestamp {
+            self.max_timestamp = max_ts;
+            self.offset_of_max_timestamp = last;
+        }
+        let mut add = IndexAdd {
+            offset: None,
+            time: None,
+        };
+        if self.bytes_since_index >= self.interval && pos > 0 {
+            add.offset = u32::try_from(pos).ok().map(|p| (self.rel(last), p));
+            if self.offset_of_max_timestamp >= 0 {
+                add.time = Some((self.max_timestamp, self.rel(self.offset_of_max_timestamp)));
+            }
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += size;
+        add
+    }
+
+    /// The final time index entry written when the segment is sealed.
+    pub(crate) fn final_time_entry(&self) -> Option<(i64, i32)> {
+        (self.offset_of_max_timestamp >= 0)
+            .then(|| (self.max_timestamp, self.rel(self.offset_of_max_timestamp)))
+    }
+}
+
+/// Files of a segment that was just sealed by a roll; the flusher fsyncs and then drops them.
+#[derive(Debug)]
+pub(crate) struct SealedFiles {
+    log: Arc<File>,
+    index: Option<File>,
+    time_index: Option<File>,
+}
+
+impl SealedFiles {
+    /// fdatasyncs the log and both index files.
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        self.log.sync_data()?;
+        if let Some(f) = &self.index {
+            f.sync_data()?;
+        }
+        if let Some(f) = &self.time_index {
+            f.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+/// A segment. See the module docs for its thread-safety contract.
+#[derive(Debug)]
+pub struct Segment {
+    base_offset: i64,
+    dir: PathBuf,
+    log: Arc<File>,
+    writable: bool,
+    pub(crate) index: OffsetIndex,
+    pub(crate) time_index: TimeIndex,
+    pub(crate) builder: IndexBuilder,
+    size: u64,
+    next_offset: i64,
+}
+
+/// Parameters for [`Segment::open`], as established by recovery.
+pub(crate) struct SegmentState {
+    pub(crate) index: Vec<(i32, u32)>,
+    pub(crate) time_index: Vec<(i64, i32)>,
+    pub(crate) builder: IndexBuilder,
+    pub(crate) size: u64,
+    pub(crate) next_offset: i64,
+}
+
+impl Segment {
+    /// Creates an empty active segment (truncating leftovers with the same name).
+    pub(crate) fn create(dir: &Path, base_offset: i64, interval: u32) -> io::Result<Segment> {
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.join(file_name(base_offset, "log")))?;
+        let index = rewrite_index_file(&dir.join(file_name(base_offset, "index")), &[])?;
+        let time = rewrite_index_file(&dir.join(file_name(base_offset, "timeindex")), &[])?;
+        Ok(Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            log: Arc::new(log),
+            writable: true,
+            index: OffsetIndex::new(Vec::new(), Some(index)),
+            time_index: TimeIndex::new(Vec::new(), Some(time)),
+            builder: IndexBuilder::new(base_offset, interval),
+            size: 0,
+            next_offset: base_offset,
+        })
+    }
+
+    /// Opens an existing segment with state from recovery. `writable` for the active one: the
+    /// index files are then reopened for appending at their current ends.
+    pub(crate) fn open(
+        dir: &Path,
+        base_offset: i64,
+        writable: bool,
+        st: SegmentState,
+    ) -> io::Result<Segment> {
+        let log = OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(dir.join(file_name(base_offset, "log")))?;
+        let (ifile, tfile) = if writable {
+            (
+                Some(open_index_for_append(
+                    &dir.join(file_name(base_offset, "index")),
+                )?),
+                Some(open_index_for_append(
+                    &dir.join(file_name(base_offset, "timeindex")),
+                )?),
+            )
+        } else {
+            (None, None)
+        };
+        Ok(Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            log: Arc::new(log),
+            writable,
+            index: OffsetIndex::new(st.index, ifile),
+            time_index: TimeIndex::new(st.time_index, tfile),
+            builder: st.builder,
+            size: st.size,
+            next_offset: st.next_offset,
+        })
+    }
+
+    /// Base offset (first offset this segment may hold).
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+    /// Bytes of whole batches in the `.log` file.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    /// Last offset + 1, or the base offset if empty.
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    /// Greatest batch max timestamp and the last offset of that batch; -1s if empty.
+    pub fn max_timestamp(&self) -> (i64, i64) {
+        (
+            self.builder.max_timestamp,
+            self.builder.offset_of_max_timestamp,
+        )
+    }
+    /// The shared read handle of the `.log` file.
+    pub(crate) fn log_file(&self) -> Arc<File> {
+        Arc::clone(&self.log)
+    }
+
+    /// Writes one batch at the end: the stamped 16-byte header copy, then the rest of the batch
+    /// unchanged; updates indexes. On error nothing in memory advances (the caller poisons).
+    pub(crate) fn append(
+        &mut self,
+        header16: &[u8; 16],
+        rest: &[u8],
+        last_offset: i64,
+        max_timestamp: i64,
+    ) -> io::Result<()> {
+        if !self.writable {
+            return Err(io::Error::other("append to a sealed segment"));
+        }
+        let pos = self.size;
+        self.log.write_all_at(header16, pos)?;
+        self.log.write_all_at(rest, pos + 16)?;
+        let len = 16 + rest.len() as u64;
+        let add = self.builder.add(pos, last_offset, max_timestamp, len);
+        if let Some((rel, p)) = add.offset {
+            self.index.append(rel, p)?;
+        }
+        if let Some((ts, rel)) = add.time {
+            self.time_index.maybe_append(ts, rel)?;
+        }
+        self.size += len;
+        self.next_offset = last_offset + 1;
+        Ok(())
+    }
+
+    /// Seals the active segment on roll: writes the final time index entry, reopens the log
+    /// read-only and hands the writable handles back for the flusher to sync.
+    pub(crate) fn seal(&mut self) -> io::Result<SealedFiles> {
+        if let Some((ts, rel)) = self.builder.final_time_entry() {
+            self.time_index.maybe_append(ts, rel)?;
+        }
+        let ro = File::open(self.dir.join(file_name(self.base_offset, "log")))?;
+        let old = std::mem::replace(&mut self.log, Arc::new(ro));
+        self.writable = false;
+        Ok(SealedFiles {
+            log: old,
+            index: self.index.take_file(),
+            time_index: self.time_index.take_file(),
+        })
+    }
+
+    /// Whether this is the appendable segment.
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+}
+
+/// Reads the 61-byte batch header at `pos` if one fits below `end`.
+pub(crate) fn read_header(file: &File, pos: u64, end: u64) -> io::Result<Option<[u8; HEADER_LEN]>> {
+    if pos.saturating_add(HEADER_LEN as u64) > end {
+        return Ok(None);
+    }
+    let mut h = [0u8; HEADER_LEN];
+    file.read_exact_at(&mut h, pos)?;
+    Ok(Some(h))
+}
+
+/// Reads `[start, end)` of a file into a new buffer.
+pub(crate) fn read_range(file: &File, start: u64, end: u64) -> io::Result<Vec<u8>> {
+    let len = usize::try_from(end.saturating_sub(start))
+        .map_err(|_| io::Error::other("read range too large"))?;
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, start)?;
+    Ok(buf)
+}
+
+/// Current length of a file.
+pub(crate) fn file_len(file: &File) -> io::Result<u64> {
+    Ok(file.metadata()?.len())
+}
+
+/// Opens a segment's `.log` read-only (for recovery scans).
+pub(crate) fn open_log_read(dir: &Path, base_offset: i64) -> io::Result<File> {
+    File::open(dir.join(file_name(base_offset, "log")))
+}
+
+/// CRC-32C of `file[pos+21 .. pos+total)`, streamed in 64 KiB chunks.
+fn crc_of(file: &File, pos: u64, total: u64) -> io::Result<u32> {
+    let mut crc = 0u32;
+    let mut at = pos + CRC_START as u64;
+    let end = pos + total;
+    let mut buf = vec![0u8; 64 * 1024];
+    while at < end {
+        let n = usize::try_from((end - at).min(buf.len() as u64)).unwrap_or(buf.len());
+        file.read_exact_at(&mut buf[..n], at)?;
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        at += n as u64;
+    }
+    Ok(crc)
+}
+
+/// Scans batches from position 0, checking framing, magic, record count, offsets (≥ segment base,
+/// increasing, relative offset fits i32) and CRC. Calls `on_batch(pos, header)` for every valid
+/// batch and returns the byte length of the valid prefix. Never panics on garbage.
+pub(crate) fn scan_valid_prefix(
+    file: &File,
+    seg_base: i64,
+    mut on_batch: impl FnMut(u64, &BatchHeader<'_>),
+) -> io::Result<u64> {
+    let len = file_len(file)?;
+    let mut pos = 0u64;
+    let mut expected_next = seg_base;
+    while let Some(hbuf) = read_header(file, pos, len)? {
+        let h = match BatchHeader::new(&hbuf) {
+            Some(h) => h,
+            None => break,
+        };
+        let total = match h.total_size() {
+            Some(t) if t >= HEADER_LEN && pos + t as u64 <= len => t as u64,
+            _ => break,
+        };
+        let lod = h.last_offset_delta();
+        let ok = h.magic() == 2
+            && lod >= 0
+            && i64::from(h.record_count()) == i64::from(lod) + 1
+            && h.base_offset() >= expected_next
+            && h.last_offset() - seg_base <= i64::from(i32::MAX);
+        if !ok || crc_of(file, pos, total)? != h.crc() {
+            break;
+        }
+        on_batch(pos, &h);
+        expected_next = h.last_offset() + 1;
+        pos += total;
+    }
+    Ok(pos)
+}
+
+/// Truncates a segment's `.log` to `len` bytes and fsyncs it.
+pub(crate) fn truncate_log(dir: &Path, base_offset: i64, len: u64) -> io::Result<()> {
+    let f = OpenOptions::new()
+        .write(true)
+        .open(dir.join(file_name(base_offset, "log")))?;
+    f.set_len(len)?;
+    f.sync_all()
+}
+
+/// Removes a segment's `.log`, `.index` and `.timeindex` (missing files are fine).
+pub(crate) fn delete_segment_files(dir: &Path, base_offset: i64) -> io::Result<()> {
+    for ext in ["log", "index", "timeindex"] {
+        match fs::remove_file(dir.join(file_name(base_offset, ext))) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Writes rebuilt index files for a segment; fsyncs them if `sync`.
+pub(crate) fn write_indexes(
+    dir: &Path,
+    base_offset: i64,
+    index: &[(i32, u32)],
+    time_index: &[(i64, i32)],
+    sync: bool,
+) -> io::Result<()> {
+    let f = rewrite_index_file(
+        &dir.join(file_name(base_offset, "index")),
+        &OffsetIndex::encode(index),
+    )?;
+    let t = rewrite_index_file(
+        &dir.join(file_name(base_offset, "timeindex")),
+        &TimeIndex::encode(time_index),
+    )?;
+    if sync {
+        f.sync_data()?;
+        t.sync_data()?;
+    }
+    Ok(())
+}

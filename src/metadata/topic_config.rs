@@ -1,0 +1,98 @@
+//! Topic-level configuration names Kafka defines. CreateTopics stores them; values a topic has
+//! not set fall back to the broker's settings. Unknown names are rejected with INVALID_CONFIG, as
+//! Kafka does, so typos do not pass silently.
+
+/// Every topic config name Kafka 4.x accepts.
+pub const KNOWN: &[&str] = &[
+    "cleanup.policy",
+    "compression.type",
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "compression.zstd.level",
+    "delete.retention.ms",
+    "file.delete.delay.ms",
+    "flush.messages",
+    "flush.ms",
+    "follower.replication.throttled.replicas",
+    "index.interval.bytes",
+    "leader.replication.throttled.replicas",
+    "local.retention.bytes",
+    "local.retention.ms",
+    "max.compaction.lag.ms",
+    "max.message.bytes",
+    "message.downconversion.enable",
+    "message.format.version",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.difference.max.ms",
+    "message.timestamp.type",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "min.insync.replicas",
+    "preallocate",
+    "remote.storage.enable",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+    "segment.ms",
+    "unclean.leader.election.enable",
+];
+
+/// Checks one name/value pair; the error text names the key.
+pub fn validate(name: &str, value: Option<&str>) -> Result<(), String> {
+    if !KNOWN.contains(&name) {
+        return Err(format!("unknown topic config `{name}`"));
+    }
+    let Some(value) = value else {
+        return Ok(());
+    };
+    let numeric = |min: i64| -> Result<(), String> {
+        match value.trim().parse::<i64>() {
+            Ok(v) if v >= min => Ok(()),
+            _ => Err(format!(
+                "invalid value `{value}` for `{name}`: expected an integer >= {min}"
+            )),
+        }
+    };
+    match name {
+        "max.message.bytes" | "segment.bytes" | "segment.index.bytes" | "min.insync.replicas" => {
+            numeric(1)
+        }
+        "retention.ms" | "retention.bytes" | "local.retention.ms" | "local.retention.bytes" => {
+            numeric(-2)
+        }
+        "index.interval.bytes"
+        | "delete.retention.ms"
+        | "min.compaction.lag.ms"
+        | "segment.ms"
+        | "segment.jitter.ms"
+        | "file.delete.delay.ms"
+        | "flush.messages"
+        | "flush.ms"
+        | "max.compaction.lag.ms" => numeric(0),
+        "cleanup.policy" => {
+            let ok = value
+                .split(',')
+                .map(str::trim)
+                .all(|p| p == "delete" || p == "compact");
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("invalid value `{value}` for `cleanup.policy`: expected delete, compact or both"))
+            }
+        }
+        "compression.type" => match value {
+            "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Ok(()),
+            _ => Err(format!("invalid value `{value}` for `compression.type`")),
+        },
+        "message.timestamp.type" => match value {
+            "CreateTime" | "LogAppendTime" => Ok(()),
+            _ => Err(format!(
+                "invalid value `{value}` for `message.timestamp.type`"
+            )),
+        },
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,31 @@
+//! The API versions Gregor advertises: the single source of truth for ApiVersions and for
+//! rejecting requests. Nothing is listed here that is not implemented end to end.
+
+use kafka_protocol::messages::ApiKey;
+
+/// (API, lowest version, highest version) served.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 13),
+    (ApiKey::Fetch, 4, 17),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Metadata, 0, 13),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeCluster, 0, 2),
+];
+
+/// The advertised range for `key`, if it is served at all.
+pub fn range(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|&(_, min, max)| (min, max))
+}
+
+/// True if `version` of `key` is advertised.
+pub fn is_supported(key: ApiKey, version: i16) -> bool {
+    range(key).is_some_and(|(min, max)| (min..=max).contains(&version))
+}

@@ -1,0 +1,40 @@
+//! Pure functions over Kafka record-batch bytes: header view, validation, stamping, codecs and
+//! record iteration. Nothing here does I/O, so everything is safe to call from any thread and to fuzz.
+
+pub mod batch;
+pub mod compression;
+pub mod record_iter;
+pub mod stamp;
+pub mod testutil;
+pub mod validate;
+
+pub use batch::{BatchHeader, Compression, TimestampType, HEADER_LEN};
+pub use compression::{compress, decompress, decompress_bounded, DEFAULT_DECOMPRESS_LIMIT};
+pub use record_iter::{records, RecordInfo};
+pub use stamp::stamp_base_offset_and_epoch;
+pub use validate::{validate_produce_batch, BatchInfo};
+
+/// Errors found in record bytes. The handler maps them to Kafka error codes:
+/// `CorruptMessage` → CORRUPT_MESSAGE (2), `MessageTooLarge` → MESSAGE_TOO_LARGE (10),
+/// `InvalidRecord` → INVALID_RECORD (87), `UnsupportedCompression` → UNSUPPORTED_COMPRESSION_TYPE (76).
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// Framing, magic or CRC is wrong: the bytes are not a well-formed batch.
+    #[error("corrupt message: {0}")]
+    CorruptMessage(String),
+    /// The batch is larger than `max.message.bytes`.
+    #[error("message too large: {size} bytes > max {max}")]
+    MessageTooLarge {
+        /// Size of the batch in bytes.
+        size: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// The batch is well-formed but its contents break a rule (record count, record layout).
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
+    /// Compression codec id outside 0..=4.
+    #[error("unsupported compression codec {0}")]
+    UnsupportedCompression(u8),
+}

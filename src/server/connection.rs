@@ -1,0 +1,100 @@
+//! One client connection: frames in, responses out, strictly in request order.
+//!
+//! The reader half decodes and dispatches each request as it arrives (so requests on one
+//! connection are *started* in order — appends from one producer land in the order sent), and
+//! queues each outcome. The writer half awaits the queued outcomes one by one and writes them, so
+//! a slow response (a long-polling fetch, a produce waiting for fsync) delays later responses but
+//! never reorders them: clients match responses to the oldest request in flight.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use crate::broker::BrokerContext;
+use crate::protocol::{self, frame, Outcome};
+
+enum Queued {
+    Ready(Bytes),
+    Later(tokio::task::JoinHandle<Option<Bytes>>),
+    Close,
+}
+
+/// Serves one connection until the client closes it, a protocol error closes it, or shutdown.
+pub async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<BrokerContext>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (read_half, write_half) = stream.into_split();
+    let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+    // Bounded: when this many responses are pending, reading pauses (back-pressure).
+    let (queue, pending) = mpsc::channel::<Queued>(ctx.config.queued_max_requests);
+    let writer = tokio::spawn(write_responses(write_half, pending, peer));
+    let max = ctx.config.socket_request_max_bytes;
+    loop {
+        let next = tokio::select! {
+            f = frame::read_frame(&mut reader, max) => f,
+            _ = shutdown.changed() => break,
+        };
+        let frame = match next {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::info!(%peer, "closing connection: {e}");
+                break;
+            }
+        };
+        let queued = match protocol::handle_frame(&ctx, frame) {
+            Outcome::Ready(bytes) => Queued::Ready(bytes),
+            Outcome::Later(task) => Queued::Later(task),
+            Outcome::Silent => continue,
+            Outcome::Close(reason) => {
+                tracing::info!(%peer, "closing connection: {reason}");
+                let _ = queue.send(Queued::Close).await;
+                break;
+            }
+        };
+        if queue.send(queued).await.is_err() {
+            break; // the writer stopped: the client went away
+        }
+    }
+    drop(queue);
+    let _ = writer.await;
+}
+
+async fn write_responses(
+    write_half: OwnedWriteHalf,
+    mut pending: mpsc::Receiver<Queued>,
+    peer: SocketAddr,
+) {
+    let mut out = BufWriter::with_capacity(64 * 1024, write_half);
+    while let Some(item) = pending.recv().await {
+        let bytes = match item {
+            Queued::Ready(bytes) => bytes,
+            Queued::Later(task) => match task.await {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(%peer, "request task failed: {e}");
+                    break;
+                }
+            },
+            Queued::Close => break,
+        };
+        if out.write_all(&bytes).await.is_err() {
+            return;
+        }
+        // Flush only when nothing else is ready, so pipelined responses share a syscall.
+        if pending.is_empty() && out.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = out.flush().await;
+    let _ = out.shutdown().await;
+}

@@ -1,0 +1,71 @@
+//! ApiVersions: the advertised table, every version, and the v0 fallback for unknown versions.
+
+use gregor::protocol::versions::SUPPORTED;
+use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::protocol::Decodable;
+
+use crate::harness::{self, s, Client};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_version_lists_exactly_the_supported_table() {
+    let b = harness::start(&[]).await;
+    let mut c = b.client().await;
+    for version in 0..=4 {
+        let req = ApiVersionsRequest::default()
+            .with_client_software_name(s("gregor-tests"))
+            .with_client_software_version(s("1.0"));
+        let resp = c.call(&req, version).await;
+        assert_eq!(resp.error_code, 0, "v{version}");
+        let got: Vec<(i16, i16, i16)> = resp
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, k.min_version, k.max_version))
+            .collect();
+        let want: Vec<(i16, i16, i16)> = SUPPORTED
+            .iter()
+            .map(|&(k, lo, hi)| (k as i16, lo, hi))
+            .collect();
+        assert_eq!(got, want, "v{version}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_version_gets_a_v0_answer_and_the_connection_stays_open() {
+    let b = harness::start(&[]).await;
+    let mut c = b.client().await;
+    // A future ApiVersions v9 whose body we cannot know: header v2 bytes by hand.
+    let mut frame = Vec::new();
+    let body: Vec<u8> = [
+        &18i16.to_be_bytes()[..], // api key ApiVersions
+        &9i16.to_be_bytes(),      // version 9
+        &77i32.to_be_bytes(),     // correlation id
+        &(-1i16).to_be_bytes(),   // null client id
+        &[0u8],                   // no tagged fields
+        &[0xde, 0xad],            // body of unknown shape
+    ]
+    .concat();
+    frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    tokio::io::AsyncWriteExt::write_all(&mut c.stream, &frame)
+        .await
+        .unwrap();
+    let mut resp = c.read_frame().await.expect("answered, not closed");
+    assert_eq!(
+        i32::from_be_bytes(resp[..4].try_into().unwrap()),
+        77,
+        "correlation id, header v0"
+    );
+    let _ = bytes::Buf::get_i32(&mut resp);
+    let decoded = ApiVersionsResponse::decode(&mut resp, 0).expect("a v0 body");
+    assert_eq!(decoded.error_code, 35, "UNSUPPORTED_VERSION");
+    let entry = decoded
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == 18)
+        .expect("ApiVersions listed");
+    assert_eq!((entry.min_version, entry.max_version), (0, 4));
+    // The client steps down and the same connection keeps working.
+    let ok = c.call(&ApiVersionsRequest::default(), 3).await;
+    assert_eq!(ok.error_code, 0);
+    let _ = Client::connect(b.addr()).await;
+}

@@ -410,6 +410,31 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_file_documents_every_setting_with_its_default() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("etc/gregor.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        for s in SETTINGS {
+            assert!(
+                text.contains(&format!("\"{}\" = ", s.name)),
+                "etc/gregor.toml lacks {}",
+                s.name
+            );
+        }
+        let from_file = Config::load(&Sources {
+            file: Some(path),
+            env: false,
+            overrides: vec![],
+        })
+        .unwrap();
+        let defaults = Config::defaults();
+        assert_eq!(
+            format!("{from_file:?}"),
+            format!("{defaults:?}"),
+            "the file states the defaults"
+        );
+    }
+
+    #[test]
     fn toml_dotted_and_quoted_keys_both_work() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.toml");

@@ -116,6 +116,9 @@ class Broker:
             f.write(f"\n===== compat: start #{self.starts}: {' '.join(self.command())}\n".encode())
         err = open(self.stderr_path, "ab")
         env = dict(os.environ)
+        # GREGOR_BIN is the harness's own knob; the broker reads every other GREGOR_* variable
+        # as a setting and (rightly) refuses to start on an unknown one.
+        env.pop("GREGOR_BIN", None)
         env.setdefault("RUST_BACKTRACE", "1")
         try:
             self.proc = subprocess.Popen(

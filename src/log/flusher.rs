@@ -55,14 +55,19 @@ impl FlushSignal {
         self.fsyncs.load(Ordering::Relaxed)
     }
 
+    /// Counts one partition fsync round (called by the partition before publishing).
+    pub(crate) fn count_fsync(&self) {
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Flushes one partition, counting the fsync and logging failures (the partition poisons
     /// itself on error and fails its waiters).
     pub(crate) fn flush_partition(&self, p: &PartitionLog) {
+        if p.is_offline() {
+            return;
+        }
         match p.flush() {
-            Ok(true) => {
-                self.fsyncs.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(false) => {}
+            Ok(_) => {}
             Err(e) => {
                 tracing::error!(partition = %p.topic_partition(), error = %e, "log flush failed; partition is offline")
             }

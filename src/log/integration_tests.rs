@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::checkpoint::{read_offset_checkpoint, LOG_START_FILE, RECOVERY_POINT_FILE};
 use super::segment::file_name;
 use super::*;
-use crate::records::batch::BatchHeader;
+use crate::records::batch::{compute_crc, BatchHeader};
 use crate::records::testutil::{build_batch, idempotent_batch, simple_batch, TestRecord};
 use crate::records::{validate_produce_batch, Compression};
 
@@ -49,7 +49,8 @@ fn split(mut b: &[u8]) -> Vec<Vec<u8>> {
     while !b.is_empty() {
         let h = BatchHeader::new(b).unwrap();
         let n = h.total_size().unwrap();
-        validate_produce_batch(&b[..n], usize::MAX).unwrap();
+        assert_eq!(h.magic(), 2);
+        assert_eq!(compute_crc(&b[..n]), h.crc(), "stored batch CRC");
         out.push(b[..n].to_vec());
         b = &b[n..];
     }
@@ -227,6 +228,12 @@ fn rolls_by_size_and_indexes_every_segment() {
         let p = m.get(&tp()).unwrap();
         assert_eq!(p.log_end_offset(), 2 * n);
         assert_eq!(p.segment_base_offsets(), segs);
+        let report = p.recovery_report();
+        assert_eq!(report.truncated_bytes, 0);
+        assert_eq!(
+            report.trusted_segments + report.scanned_segments,
+            segs.len()
+        );
         for off in 0..2 * n {
             let r = p.read(off, b.len(), false).unwrap();
             assert_eq!(bases(&r.records), vec![off - off % 2]);
@@ -599,6 +606,18 @@ fn bad_index_below_recovery_point_is_rebuilt() {
     assert_eq!(p.log_end_offset(), 30);
     assert_eq!(p.segment_base_offsets(), segs);
     assert_eq!(fs::read(&idx0).unwrap(), good);
+    // Segment 0's bad index forces a rescan from there on.
+    assert_eq!(p.recovery_report().trusted_segments, 0);
+    assert_eq!(p.recovery_report().scanned_segments, segs.len());
+    drop(p);
+    m.shutdown().unwrap();
+    drop(m);
+    // After a clean shutdown only the last segment is scanned.
+    let m = LogManager::open(dir.path(), opts.clone()).unwrap();
+    let p = m.get(&tp()).unwrap();
+    let r = p.recovery_report();
+    assert_eq!(r.scanned_segments, 1);
+    assert_eq!(r.trusted_segments, segs.len() - 1);
     for off in 0..30 {
         assert_eq!(bases(&p.read(off, 1, true).unwrap().records), vec![off]);
     }
@@ -707,6 +726,7 @@ async fn wait_durable_group_commits() {
     }
     let used = m.fsync_count() - before - 1;
     assert!(used >= 1);
+    eprintln!("group commit: {used} fsyncs for {waiters} waiters");
     assert!(used < waiters / 2, "{used} fsyncs for {waiters} waiters");
     assert_eq!(p.durable_offset(), 1 + waiters as i64);
     // Recovery point follows the durable offset.
@@ -764,4 +784,153 @@ fn public_types_are_thread_safe() {
     let fut = async move { p.wait_durable(0).await };
     send_static(&fut);
     futures_block_on(fut).unwrap();
+}
+
+/// Torn tail spanning a segment boundary: the previous segment's last batch is cut at every byte
+/// while a later segment exists (no checkpoint, as after a crash before the first checkpoint).
+#[test]
+fn torn_tail_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = simple_batch(2, 60, 0);
+    let opts = LogOptions {
+        segment_bytes: 3 * b.len() as u64,
+        index_interval_bytes: 1,
+        ..quiet_opts()
+    };
+    {
+        let m = LogManager::open(dir.path(), opts.clone()).unwrap();
+        let p = m.create(&tp(), TOPIC_ID).unwrap();
+        for _ in 0..7 {
+            appended(&p, &b);
+        }
+        assert_eq!(p.segment_base_offsets(), vec![0, 6, 12]);
+    }
+    let pd = part_dir(dir.path());
+    let seg1 = fs::read(pd.join(file_name(6, "log"))).unwrap();
+    let seg2 = fs::read(pd.join(file_name(12, "log"))).unwrap();
+    assert_eq!(seg1.len(), 3 * b.len());
+    {
+        // A cut exactly at a batch boundary leaves an offset gap, which reads step over.
+        fs::write(pd.join(file_name(6, "log")), &seg1[..2 * b.len()]).unwrap();
+        let m = LogManager::open(dir.path(), opts.clone()).unwrap();
+        let p = m.get(&tp()).unwrap();
+        assert_eq!(p.log_end_offset(), 14);
+        assert_eq!(bases(&p.read(10, 1 << 20, true).unwrap().records), vec![12]);
+        assert_eq!(bases(&p.read(9, 1 << 20, true).unwrap().records), vec![8]);
+    }
+    // (A cut exactly at a batch boundary is indistinguishable from a short segment: not torn.)
+    for cut in 2 * b.len() + 1..seg1.len() {
+        fs::write(pd.join(file_name(6, "log")), &seg1[..cut]).unwrap();
+        fs::write(pd.join(file_name(12, "log")), &seg2).unwrap();
+        let _ = fs::remove_file(dir.path().join(RECOVERY_POINT_FILE));
+        let m = LogManager::open(dir.path(), opts.clone()).unwrap();
+        let p = m.get(&tp()).unwrap();
+        assert_eq!(p.log_end_offset(), 10, "cut {cut}");
+        assert_eq!(p.segment_base_offsets(), vec![0, 6], "cut {cut}");
+        assert!(!pd.join(file_name(12, "log")).exists());
+        assert!(!pd.join(file_name(12, "index")).exists());
+        assert_eq!(p.recovery_report().deleted_segments, 1);
+        assert_eq!(
+            p.recovery_report().truncated_bytes,
+            (cut - 2 * b.len()) as u64
+        );
+        assert_eq!(read_all(&p).len(), 5);
+        assert_eq!(p.index_entries(6).unwrap().len(), 1);
+        assert_eq!(appended(&p, &b), (10, 11));
+        drop(p);
+        drop(m);
+        fs::write(pd.join(file_name(6, "log")), &seg1).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_fsync_poisons_the_partition() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let m = LogManager::open(dir.path(), quiet_opts()).unwrap();
+    let p = m.create(&tp(), TOPIC_ID).unwrap();
+    let other = m
+        .create(&TopicPartition::new("other", 0), TOPIC_ID)
+        .unwrap();
+    appended(&p, &simple_batch(1, 1, 0));
+    p.wait_durable(1).await.unwrap();
+    appended(&p, &simple_batch(1, 1, 0));
+    appended(&other, &simple_batch(1, 1, 0));
+    p.fail_next_flush.store(true, Ordering::SeqCst);
+    let waiters: Vec<_> = (0..5)
+        .map(|_| {
+            let p = Arc::clone(&p);
+            tokio::spawn(async move { p.wait_durable(2).await })
+        })
+        .collect();
+    for w in waiters {
+        assert!(matches!(w.await.unwrap(), Err(LogError::StorageOffline(_))));
+    }
+    assert!(p.is_offline());
+    assert_eq!(p.durable_offset(), 1);
+    assert!(matches!(
+        append(&p, &simple_batch(1, 1, 0)),
+        Err(LogError::StorageOffline(_))
+    ));
+    assert!(matches!(
+        p.wait_durable(1).await,
+        Err(LogError::StorageOffline(_))
+    ));
+    // Other partitions are unaffected; the offline one is left out of the checkpoint.
+    other.wait_durable(1).await.unwrap();
+    m.checkpoint().unwrap();
+    let rp = read_offset_checkpoint(&dir.path().join(RECOVERY_POINT_FILE)).unwrap();
+    assert_eq!(rp.get(&TopicPartition::new("other", 0)), Some(&1));
+    assert_eq!(rp.get(&tp()), None);
+    // Reopening brings it back (recovered from a full scan).
+    assert!(m.shutdown().is_ok());
+    drop(p);
+    drop(m);
+    let m = LogManager::open(dir.path(), quiet_opts()).unwrap();
+    let p = m.get(&tp()).unwrap();
+    assert!(!p.is_offline());
+    assert_eq!(p.log_end_offset(), 2);
+}
+
+#[test]
+fn large_batches_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = LogManager::open(dir.path(), quiet_opts()).unwrap();
+    let p = m.create(&tp(), TOPIC_ID).unwrap();
+    let value: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    let recs: Vec<TestRecord<'_>> = vec![(Some(&b"k"[..]), Some(&value[..]), vec![], 1)];
+    let big = build_batch(&recs, Compression::None, -1, -1, -1);
+    let zbig = build_batch(&recs, Compression::Lz4, -1, -1, -1);
+    assert_eq!(appended(&p, &big), (0, 0));
+    assert_eq!(appended(&p, &zbig), (1, 1));
+    let r = p.read(0, 1024, true).unwrap();
+    assert_eq!(r.records.len(), big.len());
+    assert_eq!(&r.records[16..], &big[16..]);
+    let r = p.read(1, 1024, true).unwrap();
+    assert_eq!(&r.records[16..], &zbig[16..]);
+    let recs = crate::records::records(&r.records, 1 << 23).unwrap();
+    let first = recs.iter().next().unwrap().unwrap();
+    assert_eq!(first.value, Some(&value[..]));
+    assert_eq!(first.offset, 1);
+}
+
+#[test]
+fn overlapping_segment_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let m = LogManager::open(dir.path(), quiet_opts()).unwrap();
+        let p = m.create(&tp(), TOPIC_ID).unwrap();
+        for _ in 0..10 {
+            appended(&p, &simple_batch(1, 10, 0));
+        }
+    }
+    let pd = part_dir(dir.path());
+    fs::copy(pd.join(file_name(0, "log")), pd.join(file_name(5, "log"))).unwrap();
+    let m = LogManager::open(dir.path(), quiet_opts()).unwrap();
+    let p = m.get(&tp()).unwrap();
+    assert_eq!(p.segment_base_offsets(), vec![0]);
+    assert_eq!(p.log_end_offset(), 10);
+    assert!(!pd.join(file_name(5, "log")).exists());
+    assert_eq!(read_all(&p).len(), 10);
+    assert_eq!(appended(&p, &simple_batch(1, 10, 0)), (10, 10));
 }

@@ -19,6 +19,7 @@ use std::fmt;
 
 pub use manager::LogManager;
 pub use partition::{AppendOutcome, PartitionLog, ReadResult};
+pub use recovery::RecoveryReport;
 
 /// Tunables for every partition log of a [`LogManager`]. Plain data.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -20,7 +20,8 @@ use crate::records::{stamp_base_offset_and_epoch, BatchInfo, DEFAULT_DECOMPRESS_
 use super::checkpoint::sync_dir;
 use super::flusher::FlushSignal;
 use super::producer_state::{BatchMeta, ProducerState, SeqCheck};
-use super::segment::{read_header, read_range, SealedFiles, Segment};
+use super::recovery::RecoveryReport;
+use super::segment::{read_header, read_range, sync_log, SealedFiles, Segment};
 use super::{LogError, LogOptions, TopicPartition};
 
 /// Result of [`PartitionLog::append`].
@@ -99,6 +100,10 @@ pub struct PartitionLog {
     durable_tx: watch::Sender<Durable>,
     offline: AtomicBool,
     flush: Arc<FlushSignal>,
+    recovery: OnceLock<RecoveryReport>,
+    /// Test hook: the next flush fails as if fdatasync had returned EIO.
+    #[cfg(test)]
+    pub(crate) fail_next_flush: AtomicBool,
 }
 
 /// Where a read starts, captured under the lock.
@@ -151,6 +156,9 @@ impl PartitionLog {
             durable_tx,
             offline: AtomicBool::new(false),
             flush,
+            recovery: OnceLock::new(),
+            #[cfg(test)]
+            fail_next_flush: AtomicBool::new(false),
         })
     }
 
@@ -308,6 +316,10 @@ impl PartitionLog {
             )
         };
         let res = (|| -> std::io::Result<()> {
+            #[cfg(test)]
+            if self.fail_next_flush.swap(false, Ordering::SeqCst) {
+                return Err(std::io::Error::other("injected fsync failure"));
+            }
             for s in &sealed {
                 s.sync()?;
             }
@@ -315,12 +327,14 @@ impl PartitionLog {
                 sync_dir(&self.dir)?;
             }
             if let Some(f) = file {
-                f.sync_data()?;
+                sync_log(&f)?;
             }
             Ok(())
         })();
         match res {
             Ok(()) => {
+                // Counted before publishing so a woken waiter already sees it.
+                self.flush.count_fsync();
                 self.durable_tx.send_if_modified(|d| {
                     let advance = leo > d.offset;
                     if advance {
@@ -428,13 +442,9 @@ impl PartitionLog {
             };
             let Some(st) = start else { break };
             if let Some(pos) = find_batch(&st, |h| h.last_offset() >= offset)? {
-                let end = collect_batches(&st, pos, hw, max_bytes, min_one_batch)?;
-                if end == pos {
-                    return Ok(empty);
-                }
-                let buf = read_range(&st.file, pos, end)?;
+                let records = collect_batches(&st, pos, hw, max_bytes, min_one_batch)?;
                 return Ok(ReadResult {
-                    records: Bytes::from(buf),
+                    records,
                     high_watermark: hw,
                     log_start_offset: lso,
                 });
@@ -572,6 +582,15 @@ impl PartitionLog {
             .map(|s| s.index.entries().to_vec())
     }
 
+    /// What recovery did when this log was opened (default for a newly created log).
+    pub fn recovery_report(&self) -> RecoveryReport {
+        self.recovery.get().cloned().unwrap_or_default()
+    }
+
+    pub(crate) fn set_recovery_report(&self, report: RecoveryReport) {
+        let _ = self.recovery.set(report);
+    }
+
     /// Whether a previous storage error has taken the partition offline.
     pub fn is_offline(&self) -> bool {
         self.offline.load(Ordering::SeqCst)
@@ -605,31 +624,42 @@ fn find_batch(
     Ok(None)
 }
 
-/// From `pos`, the end position of the whole batches that fit in `max_bytes` (at least one if
-/// `min_one_batch`), stopping at the high watermark.
+/// Reads the whole batches from `pos` that fit in `max_bytes` (at least one if `min_one_batch`),
+/// stopping at the high watermark and the segment end. One `pread` of up to `max_bytes`, whose
+/// buffer becomes the result, so batches are not copied again.
 fn collect_batches(
     st: &ReadStart,
     pos: u64,
     hw: i64,
     max_bytes: usize,
     min_one_batch: bool,
-) -> Result<u64, LogError> {
-    let mut end = pos;
-    while let Some(hb) = read_header(&st.file, end, st.end)? {
-        let h = BatchHeader::new(&hb).ok_or_else(|| corrupt_at(end))?;
+) -> Result<Bytes, LogError> {
+    let want = (max_bytes as u64).min(st.end.saturating_sub(pos));
+    let mut buf = read_range(&st.file, pos, pos + want)?;
+    let mut used = 0usize;
+    while let Some(h) = buf.get(used..).and_then(BatchHeader::new) {
         if h.base_offset() >= hw {
             break;
         }
-        let total = header_total(&h, end, st.end)?;
-        if end - pos + total > max_bytes as u64 {
-            if end == pos && min_one_batch {
-                end += total;
-            }
+        let total = header_total(&h, pos + used as u64, st.end)? as usize;
+        if used + total > buf.len() {
             break;
         }
-        end += total;
+        used += total;
     }
-    Ok(end)
+    if used == 0 && min_one_batch {
+        // KIP-74: the first batch is larger than max_bytes; return it whole.
+        if let Some(hb) = read_header(&st.file, pos, st.end)? {
+            let h = BatchHeader::new(&hb).ok_or_else(|| corrupt_at(pos))?;
+            if h.base_offset() < hw {
+                let total = header_total(&h, pos, st.end)?;
+                buf = read_range(&st.file, pos, pos + total)?;
+                used = buf.len();
+            }
+        }
+    }
+    buf.truncate(used);
+    Ok(Bytes::from(buf))
 }
 
 /// Reads the whole batch at `pos`; returns it and the position after it.

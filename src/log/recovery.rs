@@ -234,6 +234,19 @@ pub(crate) fn load_partition(
     while i < bases.len() {
         let base = bases[i];
         let next_base = bases.get(i + 1).copied();
+        if segments
+            .last()
+            .is_some_and(|prev| base < prev.next_offset())
+        {
+            // Overlaps the previous segment: not something we wrote. Drop it and what follows.
+            tracing::warn!(dir = %dir.display(), base, "segment overlaps its predecessor; deleting it and later segments");
+            for &later in &bases[i..] {
+                delete_segment_files(dir, later)?;
+                report.deleted_segments += 1;
+            }
+            sync_dir(dir)?;
+            break;
+        }
         let trusted = !scanning && next_base.is_some_and(|n| n < rp);
         if trusted {
             if let Some(n) = next_base {
@@ -260,6 +273,9 @@ pub(crate) fn load_partition(
         }
         i += 1;
     }
+    if let Some(last) = segments.last_mut() {
+        last.make_writable()?;
+    }
     if segments.is_empty() {
         let base = log_start.unwrap_or(0).max(0);
         segments.push(Segment::create(dir, base, opts.index_interval_bytes)?);
@@ -282,6 +298,7 @@ pub(crate) fn load_partition(
         rp,
         flush,
     )?;
+    log.set_recovery_report(report.clone());
     Ok((log, report))
 }
 

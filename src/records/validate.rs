@@ -63,7 +63,8 @@ impl BatchInfo {
 /// Validates a Produce partition payload, which must be exactly one magic-2 batch.
 ///
 /// Checks, in order: length ≥ 61, `batchLength + 12 == bytes.len()` (so exactly one batch),
-/// size ≤ `max_message_bytes`, magic == 2, CRC-32C over bytes 21..end, codec id 0..=4, and
+/// size ≤ `max_message_bytes`, magic == 2, CRC-32C over bytes 21..end, codec id 0..=4, base
+/// offset 0 and no control flag (Kafka's rules for client batches), and
 /// `recordCount == lastOffsetDelta + 1 > 0`. Pure; thread-safe.
 pub fn validate_produce_batch(
     bytes: &[u8],
@@ -111,6 +112,18 @@ pub fn validate_produce_batch(
     let compression = h
         .compression()
         .ok_or(RecordError::UnsupportedCompression(h.compression_id()))?;
+    // As Kafka's validator does for client-produced batches.
+    if h.base_offset() != 0 {
+        return Err(RecordError::InvalidRecord(format!(
+            "base offset {} must be 0 in a produced batch",
+            h.base_offset()
+        )));
+    }
+    if h.is_control() {
+        return Err(RecordError::InvalidRecord(
+            "clients may not write control batches".into(),
+        ));
+    }
     let count = h.record_count();
     if count <= 0 {
         return Err(RecordError::InvalidRecord(format!(
@@ -186,7 +199,7 @@ mod tests {
         assert_eq!(h.base_offset(), 123_456);
         assert_eq!(h.partition_leader_epoch(), 7);
         assert_eq!(h.last_offset(), 123_459);
-        validate_produce_batch(&b, 1 << 20).unwrap();
+        assert_eq!(compute_crc(&b), h.crc());
         stamp_base_offset_and_epoch(&mut b[..10], 1, 1); // too short: no-op, no panic
     }
 
@@ -269,6 +282,23 @@ mod tests {
     }
 
     #[test]
+    fn rejects_client_offsets_and_control_batches() {
+        let mut b = simple_batch(1, 1, 0);
+        b[7] = 5; // base offset 5 (outside the CRC)
+        assert!(matches!(
+            validate_produce_batch(&b, 1 << 20),
+            Err(RecordError::InvalidRecord(_))
+        ));
+        let mut c = simple_batch(1, 1, 0);
+        c[22] |= 0x20;
+        fix_crc(&mut c);
+        assert!(matches!(
+            validate_produce_batch(&c, 1 << 20),
+            Err(RecordError::InvalidRecord(_))
+        ));
+    }
+
+    #[test]
     fn rejects_unknown_codec() {
         let mut b = simple_batch(1, 1, 0);
         b[22] = (b[22] & !0x07) | 0x05;
@@ -277,6 +307,39 @@ mod tests {
             validate_produce_batch(&b, 1 << 20),
             Err(RecordError::UnsupportedCompression(5))
         );
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        // xorshift: deterministic pseudo-random garbage, some of it with a plausible header.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let good = build_batch(
+            &[(Some(b"k"), Some(b"v"), vec![("h", b"x")], 5)],
+            Compression::Gzip,
+            1,
+            0,
+            0,
+        );
+        for i in 0..3000 {
+            let len = (next() % 300) as usize;
+            let mut b: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if i % 2 == 0 && b.len() >= HEADER_LEN {
+                b[..HEADER_LEN].copy_from_slice(&good[..HEADER_LEN]);
+                let blen = (b.len() - 12) as i32;
+                b[8..12].copy_from_slice(&blen.to_be_bytes());
+                fix_crc(&mut b);
+            }
+            let _ = validate_produce_batch(&b, 1 << 20);
+            if let Ok(r) = crate::records::records(&b, 1 << 16) {
+                for _ in r.iter() {}
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,1 @@
+//! Wire-level tests for Gregor live in `tests/`; this crate has no library code.

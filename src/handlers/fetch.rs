@@ -67,9 +67,25 @@ pub fn handle(
     let deadline = Instant::now() + max_wait;
     Reply::Later(Box::pin(async move {
         loop {
-            let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            if watches.is_empty() {
+                // Every partition went away (deleted): nothing can wake us but the deadline.
+                tokio::time::sleep_until(deadline).await;
                 return read_all(&plan).0;
+            }
+            let woken = {
+                let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+                tokio::time::timeout_at(deadline, changed)
+                    .await
+                    .map(|(result, index, _)| (result.is_ok(), index))
+            };
+            match woken {
+                Err(_) => return read_all(&plan).0,
+                // A closed watch (its partition was deleted) would fire forever: drop it.
+                Ok((false, index)) => {
+                    watches.swap_remove(index);
+                    continue;
+                }
+                Ok((true, _)) => {}
             }
             let (response, bytes, had_error) = read_all(&plan);
             if bytes >= plan.min_bytes || had_error || Instant::now() >= deadline {

@@ -11,7 +11,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::log::{LogError, LogManager, LogOptions, PartitionLog, TopicPartition};
+use crate::group::{GroupCoordinator, StoreError};
+use crate::log::{LogConfig, LogError, LogManager, LogOptions, PartitionLog, TopicPartition};
 use crate::metadata::{MetadataError, MetadataStore, TopicMeta};
 
 /// Everything a handler may consult: configuration, metadata and the partition logs.
@@ -19,6 +20,8 @@ pub struct BrokerContext {
     pub config: Config,
     pub metadata: Arc<MetadataStore>,
     pub logs: Arc<LogManager>,
+    /// Consumer groups and committed offsets.
+    pub groups: GroupCoordinator,
 }
 
 /// Why a topic could not be created or deleted.
@@ -57,7 +60,11 @@ impl BrokerContext {
                 topic: name.to_string(),
                 partition,
             };
-            if let Err(e) = self.logs.create(&tp, *topic.id.as_bytes()) {
+            let config = Some(self.log_config_for(&topic));
+            if let Err(e) = self
+                .logs
+                .create_with_config(&tp, *topic.id.as_bytes(), config)
+            {
                 // Undo so the name can be retried; partitions already made are orphans that the
                 // next start removes if this undo fails too.
                 let _ = self.delete_topic(name);
@@ -69,6 +76,54 @@ impl BrokerContext {
     }
 
     /// Deletes a topic: metadata first (durably), then its data on disk.
+    /// The log settings of `topic`: its overrides over the broker's defaults.
+    pub fn log_config_for(&self, topic: &TopicMeta) -> LogConfig {
+        self.logs
+            .default_config()
+            .with_overrides(&crate::metadata::config_catalog::broker_topic_defaults(
+                &self.config,
+            ))
+            .with_overrides(&topic.configs)
+    }
+
+    /// Replaces a topic's explicit configs: durably first, then in every partition log, so the
+    /// next append uses them. `None` if the topic does not exist.
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Option<TopicMeta>, TopicError> {
+        let Some(topic) = self.metadata.set_topic_configs(name, configs)? else {
+            return Ok(None);
+        };
+        let config = self.log_config_for(&topic);
+        for partition in 0..topic.partitions {
+            if let Some(log) = self.partition(name, partition) {
+                log.set_config(config.clone());
+            }
+        }
+        Ok(Some(topic))
+    }
+
+    /// Raises a topic's partition count: metadata first (durably), then the new logs. A crash
+    /// in between leaves partitions that the next start's reconciliation creates.
+    pub fn add_partitions(&self, name: &str, count: i32) -> Result<Option<TopicMeta>, TopicError> {
+        let Some(topic) = self.metadata.set_partition_count(name, count)? else {
+            return Ok(None);
+        };
+        let config = self.log_config_for(&topic);
+        for partition in 0..topic.partitions {
+            let tp = TopicPartition {
+                topic: name.to_string(),
+                partition,
+            };
+            self.logs
+                .create_with_config(&tp, *topic.id.as_bytes(), Some(config.clone()))?;
+        }
+        tracing::info!(topic = name, partitions = count, "added partitions");
+        Ok(Some(topic))
+    }
+
     pub fn delete_topic(&self, name: &str) -> Result<Option<TopicMeta>, TopicError> {
         let Some(topic) = self.metadata.delete_topic(name)? else {
             return Ok(None);
@@ -109,6 +164,9 @@ impl BrokerContext {
                 if self.logs.get(&tp).is_none() {
                     self.logs.create(&tp, *topic.id.as_bytes())?;
                 }
+                if let Some(log) = self.logs.get(&tp) {
+                    log.set_config(self.log_config_for(topic));
+                }
             }
         }
         Ok(())
@@ -129,6 +187,8 @@ pub enum BrokerError {
     Metadata(#[from] MetadataError),
     #[error("topics: {0}")]
     Topic(#[from] TopicError),
+    #[error("consumer groups: {0}")]
+    Groups(#[from] StoreError),
 }
 
 /// A running broker.
@@ -137,6 +197,7 @@ pub struct Broker {
     local_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
+    sweeper: JoinHandle<()>,
 }
 
 impl Broker {
@@ -176,13 +237,25 @@ impl Broker {
             config.cluster_id.as_deref(),
             || topics_found_on_disk(&logs),
         )?;
+        let groups = GroupCoordinator::new(&config);
         let context = Arc::new(BrokerContext {
             config,
             metadata,
             logs,
+            groups,
         });
         context.reconcile()?;
+        context
+            .logs
+            .start_retention(std::time::Duration::from_millis(
+                context.config.log_retention_check_interval_ms,
+            ))?;
+        context.groups.load(&context)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let sweeper = tokio::spawn(crate::group::run_sweeper(
+            context.clone(),
+            shutdown.subscribe(),
+        ));
         let server = tokio::spawn(crate::server::serve(listener, context.clone(), shutdown_rx));
         tracing::info!(
             addr = %local_addr,
@@ -196,6 +269,7 @@ impl Broker {
             local_addr,
             shutdown,
             server,
+            sweeper,
         })
     }
 
@@ -219,6 +293,7 @@ impl Broker {
     pub async fn shutdown(self) -> Result<(), BrokerError> {
         let _ = self.shutdown.send(true);
         let _ = self.server.await;
+        let _ = self.sweeper.await;
         let logs = self.context.logs.clone();
         tokio::task::spawn_blocking(move || logs.shutdown())
             .await

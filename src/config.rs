@@ -38,8 +38,20 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "log.flush.policy", default: "acks-all", doc: "`acks-all`: an acks=all produce is answered only after fdatasync (group commit). `interval`: Kafka's behaviour, answered after the write; data is synced every log.flush.interval.ms." },
     Setting { name: "log.flush.interval.ms", default: "1000", doc: "Background fdatasync period for data no producer is waiting on." },
     Setting { name: "log.flush.offset.checkpoint.interval.ms", default: "60000", doc: "How often the recovery-point checkpoint is written (bounds the tail scanned after a crash)." },
+    Setting { name: "log.retention.ms", default: "604800000", doc: "Delete a sealed segment once its newest record is older than this (Kafka's log.retention.hours=168); -1 keeps data forever. Topic config: retention.ms." },
+    Setting { name: "log.retention.bytes", default: "-1", doc: "Delete the oldest sealed segments while a partition is larger than this; -1 means no size limit. Topic config: retention.bytes." },
+    Setting { name: "log.retention.check.interval.ms", default: "300000", doc: "How often the retention task looks for segments to delete." },
+    Setting { name: "log.roll.ms", default: "604800000", doc: "Roll to a new segment when the incoming batch is this much newer than the active segment's first batch. Topic config: segment.ms." },
+    Setting { name: "log.cleanup.policy", default: "delete", doc: "`delete`, `compact` or `delete,compact`. Topic config: cleanup.policy." },
+    Setting { name: "log.message.timestamp.type", default: "CreateTime", doc: "`CreateTime` keeps producers' timestamps; `LogAppendTime` stamps batches with the broker's clock. Topic config: message.timestamp.type." },
+    Setting { name: "compression.type", default: "producer", doc: "Codec of stored batches: `producer` keeps what the producer sent. Topic config: compression.type." },
     Setting { name: "max.connections", default: "1000", doc: "Connections served at once; further ones wait to be accepted." },
     Setting { name: "queued.max.requests", default: "500", doc: "Requests in flight per connection before reading pauses (responses still leave in order)." },
+    Setting { name: "group.min.session.timeout.ms", default: "6000", doc: "Smallest session timeout a consumer group member may ask for; smaller gets INVALID_SESSION_TIMEOUT." },
+    Setting { name: "group.max.session.timeout.ms", default: "1800000", doc: "Largest session timeout a consumer group member may ask for; larger gets INVALID_SESSION_TIMEOUT." },
+    Setting { name: "group.initial.rebalance.delay.ms", default: "500", doc: "How long a new (Empty) group waits for more members before its first rebalance completes. Kafka defaults to 3000; Gregor to 500 so a single dev consumer starts quickly." },
+    Setting { name: "offsets.retention.minutes", default: "10080", doc: "Committed offsets of a group that has been Empty this long (and not committed to since) are deleted." },
+    Setting { name: "offsets.topic.num.partitions", default: "50", doc: "Partitions of the internal __consumer_offsets topic when it is first created (it is created on first group use)." },
 ];
 
 /// How `acks=all` relates to fsync.
@@ -72,6 +84,49 @@ pub struct Config {
     pub checkpoint_interval_ms: u64,
     pub max_connections: usize,
     pub queued_max_requests: usize,
+    pub log_retention_ms: i64,
+    pub log_retention_bytes: i64,
+    pub log_retention_check_interval_ms: u64,
+    pub log_roll_ms: i64,
+    pub log_cleanup_policy: String,
+    pub log_message_timestamp_type: String,
+    pub compression_type: String,
+    /// Every setting's resolved text and whether it was given explicitly (DescribeConfigs).
+    pub settings: SettingValues,
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    pub group_initial_rebalance_delay_ms: u64,
+    pub offsets_retention_minutes: u64,
+    pub offsets_topic_num_partitions: i32,
+}
+
+/// Every setting's value as text, and whether it was set explicitly (file, environment or
+/// command line) rather than left at its default: DescribeConfigs reports the latter as
+/// STATIC_BROKER_CONFIG vs DEFAULT_CONFIG. `Debug` shows the values only, so two configs with
+/// the same values print alike wherever they came from.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SettingValues {
+    values: BTreeMap<String, (String, bool)>,
+}
+
+impl SettingValues {
+    /// The value of setting `name`, as text.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(|(v, _)| v.as_str())
+    }
+
+    /// True if `name` was set explicitly.
+    pub fn is_explicit(&self, name: &str) -> bool {
+        self.values.get(name).is_some_and(|(_, e)| *e)
+    }
+}
+
+impl std::fmt::Debug for SettingValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.values.iter().map(|(k, (v, _))| (k, v)))
+            .finish()
+    }
 }
 
 /// A configuration problem, always naming the setting.
@@ -247,6 +302,33 @@ impl Resolver {
         Ok(v)
     }
 
+    /// A retention limit: an integer, where any negative value means "no limit" (-1).
+    fn retention(&self, name: &str) -> Result<i64, ConfigError> {
+        let v: i64 = self.parse(name, "an integer (-1 for no limit)")?;
+        Ok(v.max(-1))
+    }
+
+    /// A broker default for a topic config, validated by the topic config's rules.
+    fn topic_level(&self, name: &str, topic_name: &str) -> Result<String, ConfigError> {
+        let (value, _) = self.get(name);
+        let value = value.trim().to_string();
+        crate::metadata::topic_config::validate(topic_name, Some(&value))
+            .map_err(|reason| self.bad(name, reason))?;
+        Ok(value)
+    }
+
+    fn setting_values(&self) -> SettingValues {
+        SettingValues {
+            values: SETTINGS
+                .iter()
+                .map(|s| {
+                    let (value, _) = self.get(s.name);
+                    (s.name.to_string(), (value, self.raw.contains_key(s.name)))
+                })
+                .collect(),
+        }
+    }
+
     fn build(self) -> Result<Config, ConfigError> {
         let (listeners, _) = self.get("listeners");
         let listener = parse_listener(&listeners).map_err(|r| self.bad("listeners", r))?;
@@ -302,6 +384,14 @@ impl Resolver {
                 ))
             }
         };
+        let group_min_session_timeout_ms: i32 = self.positive("group.min.session.timeout.ms")?;
+        let group_max_session_timeout_ms: i32 = self.positive("group.max.session.timeout.ms")?;
+        if group_max_session_timeout_ms < group_min_session_timeout_ms {
+            return Err(self.bad(
+                "group.max.session.timeout.ms",
+                "must not be below group.min.session.timeout.ms".to_string(),
+            ));
+        }
         Ok(Config {
             listeners: listener,
             advertised_host,
@@ -321,6 +411,23 @@ impl Resolver {
             checkpoint_interval_ms: self.positive("log.flush.offset.checkpoint.interval.ms")?,
             max_connections: self.positive("max.connections")?,
             queued_max_requests: self.positive("queued.max.requests")?,
+            log_retention_ms: self.retention("log.retention.ms")?,
+            log_retention_bytes: self.retention("log.retention.bytes")?,
+            log_retention_check_interval_ms: self.positive("log.retention.check.interval.ms")?,
+            log_roll_ms: self.positive("log.roll.ms")?,
+            log_cleanup_policy: self.topic_level("log.cleanup.policy", "cleanup.policy")?,
+            log_message_timestamp_type: self
+                .topic_level("log.message.timestamp.type", "message.timestamp.type")?,
+            compression_type: self.topic_level("compression.type", "compression.type")?,
+            settings: self.setting_values(),
+            group_min_session_timeout_ms,
+            group_max_session_timeout_ms,
+            group_initial_rebalance_delay_ms: self.parse(
+                "group.initial.rebalance.delay.ms",
+                "milliseconds (0 or more)",
+            )?,
+            offsets_retention_minutes: self.positive("offsets.retention.minutes")?,
+            offsets_topic_num_partitions: self.positive("offsets.topic.num.partitions")?,
         })
     }
 }

@@ -2,12 +2,14 @@
 //!
 //! Layers, top to bottom: `server` (sockets, framing, response order) → `protocol` (headers,
 //! versions, dispatch) → `handlers` (one Kafka API each) → domain services: `metadata` (topics,
-//! ids) and `log` (partition logs on disk), with `records` as pure functions over batch bytes.
+//! ids), `log` (partition logs on disk) and `group` (consumer groups, committed offsets), with
+//! `records` as pure functions over batch bytes.
 //! [`Broker`] starts the whole thing in-process.
 
 pub mod alloc_guard;
 pub mod broker;
 pub mod config;
+pub mod group;
 pub mod handlers;
 pub mod log;
 pub mod metadata;

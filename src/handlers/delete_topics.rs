@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::str_bytes;
 use crate::broker::BrokerContext;
+use crate::metadata::topic_name;
 
 pub fn handle(
     ctx: &Arc<BrokerContext>,
@@ -54,6 +55,12 @@ fn delete_one(ctx: &BrokerContext, name: Option<TopicName>, id: Uuid) -> Deletab
     let result = result
         .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
         .with_topic_id(topic.id);
+    if topic_name::is_internal(&topic.name) {
+        // Committed offsets and group state live there; losing them silently would be worse.
+        return result
+            .with_error_code(ResponseError::InvalidTopicException.code())
+            .with_error_message(Some(str_bytes("internal topics cannot be deleted")));
+    }
     match ctx.delete_topic(&topic.name) {
         Ok(Some(_)) => result,
         Ok(None) => result.with_error_code(ResponseError::UnknownTopicOrPartition.code()),

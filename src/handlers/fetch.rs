@@ -2,15 +2,20 @@
 //! are available the request parks until an append to one of its partitions or `max_wait_ms`.
 //! Sessions (KIP-227) are not kept: every response is a full one (session id 0), listing every
 //! requested partition and no other, which is what clients require of a full response.
+//!
+//! Zero-copy: reads yield file regions, not bytes. [`handle_framed`] writes the response frame
+//! by hand around those regions (the connection `sendfile`s them), byte for byte what the
+//! crate's encoder would produce; [`handle`] copies them into an ordinary `FetchResponse`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::future::select_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ResponseHeader, TopicName};
+use kafka_protocol::protocol::{Encodable, HeaderVersion};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -18,6 +23,7 @@ use uuid::Uuid;
 use super::check_leader_epoch;
 use crate::broker::BrokerContext;
 use crate::log::{LogError, PartitionLog};
+use crate::protocol::body::ResponseBody;
 use crate::protocol::Reply;
 
 const READ_COMMITTED: i8 = 1;
@@ -41,16 +47,71 @@ struct Plan {
     read_committed: bool,
 }
 
+/// A segment-file region holding one partition's records.
+#[derive(Debug, Clone)]
+struct Region {
+    file: Arc<std::fs::File>,
+    position: u64,
+    len: u64,
+}
+
+/// One partition's answer: every field but the records, and where the records are.
+struct PartOut {
+    data: PartitionData,
+    region: Option<Region>,
+}
+
+/// A fetch result before encoding.
+struct Fetched {
+    version: i16,
+    error_code: i16,
+    topics: Vec<(TopicName, Uuid)>,
+    per_topic: Vec<Vec<PartOut>>,
+}
+
+/// Fetch answered as an ordinary `FetchResponse`, records copied out of the segment files.
 pub fn handle(
     ctx: &Arc<BrokerContext>,
     request: FetchRequest,
     version: i16,
 ) -> Reply<FetchResponse> {
+    map_reply(fetch(ctx, request, version), to_response)
+}
+
+/// Fetch answered as a hand-framed response whose records stay in the segment files (for
+/// `sendfile`). An encoding failure becomes `Err`, which closes the connection.
+pub fn handle_framed(
+    ctx: &Arc<BrokerContext>,
+    request: FetchRequest,
+    version: i16,
+    correlation_id: i32,
+) -> Reply<Result<ResponseBody, String>> {
+    map_reply(fetch(ctx, request, version), move |f| {
+        to_frame(&f, correlation_id).map_err(|e| format!("cannot frame Fetch v{version}: {e}"))
+    })
+}
+
+fn map_reply<A: Send + 'static, B: Send + 'static>(
+    reply: Reply<A>,
+    f: impl FnOnce(A) -> B + Send + 'static,
+) -> Reply<B> {
+    match reply {
+        Reply::Now(a) => Reply::Now(f(a)),
+        Reply::Later(fut) => Reply::Later(Box::pin(async move { f(fut.await) })),
+        Reply::Nothing => Reply::Nothing,
+        Reply::CloseConnection(why) => Reply::CloseConnection(why),
+    }
+}
+
+fn fetch(ctx: &Arc<BrokerContext>, request: FetchRequest, version: i16) -> Reply<Fetched> {
     if version >= 7 && request.session_id != 0 {
         // We never hand out session ids, so any incremental fetch names an unknown session.
-        return Reply::Now(
-            FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code()),
-        );
+        return Reply::Now(Fetched {
+            version,
+            error_code: ResponseError::FetchSessionIdNotFound.code(),
+            topics: Vec::new(),
+            per_topic: Vec::new(),
+        });
     }
     let plan = resolve(ctx, &request, version);
     // Subscribe before the first read so an append between the read and the wait is not missed.
@@ -137,12 +198,13 @@ fn resolve(ctx: &BrokerContext, request: &FetchRequest, version: i16) -> Plan {
     }
 }
 
-/// Reads every wanted partition once: (response, record bytes included, any partition error).
-fn read_all(plan: &Plan) -> (FetchResponse, usize, bool) {
+/// Reads every wanted partition once: (result, record bytes included, any partition error).
+fn read_all(plan: &Plan) -> (Fetched, usize, bool) {
     let mut total = 0usize;
     let mut had_error = false;
-    let mut per_topic: Vec<Vec<PartitionData>> = plan.topics.iter().map(|_| Vec::new()).collect();
+    let mut per_topic: Vec<Vec<PartOut>> = plan.topics.iter().map(|_| Vec::new()).collect();
     for w in &plan.wanted {
+        let mut region = None;
         let data = PartitionData::default()
             .with_partition_index(w.partition)
             .with_preferred_read_replica(BrokerId(-1))
@@ -167,7 +229,7 @@ fn read_all(plan: &Plan) -> (FetchResponse, usize, bool) {
                 let result = if budget == 0 && !min_one {
                     Ok(None)
                 } else {
-                    log.read(w.fetch_offset, budget, min_one).map(Some)
+                    log.read_region(w.fetch_offset, budget, min_one).map(Some)
                 };
                 let hw = log.high_watermark();
                 let start = log.log_start_offset();
@@ -177,11 +239,18 @@ fn read_all(plan: &Plan) -> (FetchResponse, usize, bool) {
                     .with_log_start_offset(start);
                 match result {
                     Ok(Some(read)) => {
-                        total += read.records.len();
+                        if let Some(file) = read.file {
+                            total += usize::try_from(read.len).unwrap_or(usize::MAX);
+                            region = Some(Region {
+                                file,
+                                position: read.position,
+                                len: read.len,
+                            });
+                        }
                         data.with_high_watermark(read.high_watermark)
                             .with_last_stable_offset(read.high_watermark)
                             .with_log_start_offset(read.log_start_offset)
-                            .with_records(Some(read.records))
+                            .with_records(Some(Bytes::new()))
                     }
                     Ok(None) => data.with_records(Some(Bytes::new())),
                     Err(LogError::OffsetOutOfRange { .. }) => {
@@ -196,24 +265,167 @@ fn read_all(plan: &Plan) -> (FetchResponse, usize, bool) {
                 }
             }
         };
-        per_topic[w.topic_index].push(data);
+        per_topic[w.topic_index].push(PartOut { data, region });
     }
-    let responses = plan
+    let fetched = Fetched {
+        version: plan.version,
+        error_code: 0,
+        topics: plan.topics.clone(),
+        per_topic,
+    };
+    (fetched, total, had_error)
+}
+
+/// The crate's `FetchResponse` for `f`, records read from the files. A region that cannot be
+/// read turns its partition into KAFKA_STORAGE_ERROR.
+fn to_response(f: Fetched) -> FetchResponse {
+    let responses = f
         .topics
         .iter()
-        .zip(per_topic)
-        .map(|((name, id), partitions)| {
+        .zip(f.per_topic)
+        .map(|((name, id), parts)| {
+            let partitions = parts
+                .into_iter()
+                .map(|p| match p.region {
+                    None => p.data,
+                    Some(r) => match read_region(&r) {
+                        Ok(bytes) => p.data.with_records(Some(bytes)),
+                        Err(e) => {
+                            tracing::error!("fetch read failed: {e}");
+                            p.data
+                                .with_error_code(ResponseError::KafkaStorageError.code())
+                                .with_records(Some(Bytes::new()))
+                        }
+                    },
+                })
+                .collect();
             let topic = FetchableTopicResponse::default().with_partitions(partitions);
-            if plan.version >= 13 {
+            if f.version >= 13 {
                 topic.with_topic_id(*id)
             } else {
                 topic.with_topic(name.clone())
             }
         })
         .collect();
-    (
-        FetchResponse::default().with_responses(responses),
-        total,
-        had_error,
-    )
+    FetchResponse::default()
+        .with_error_code(f.error_code)
+        .with_responses(responses)
+}
+
+fn read_region(r: &Region) -> std::io::Result<Bytes> {
+    use std::os::unix::fs::FileExt;
+    let len = usize::try_from(r.len).map_err(|_| std::io::Error::other("region too large"))?;
+    let mut buf = vec![0u8; len];
+    r.file.read_exact_at(&mut buf, r.position)?;
+    Ok(Bytes::from(buf))
+}
+
+/// The response frame for `f`, size prefix included, written by hand around the record
+/// regions. Layout (Kafka's FetchResponse schema): header; throttle_time_ms; from v7
+/// error_code and session_id; the topics array (compact from v12), each with its name (topic
+/// id from v13) and partitions array; tagged-field sections from v12. Each partition's fields
+/// are encoded by the crate with empty records, whose encoding is then replaced by the real
+/// length prefix and the file region.
+fn to_frame(f: &Fetched, correlation_id: i32) -> anyhow::Result<ResponseBody> {
+    let v = f.version;
+    let flexible = v >= 12;
+    let mut parts = ResponseBody::new();
+    let mut buf = BytesMut::with_capacity(256);
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut buf, FetchResponse::header_version(v))?;
+    buf.put_i32(0); // throttle_time_ms
+    if v >= 7 {
+        buf.put_i16(f.error_code);
+        buf.put_i32(0); // session_id
+    }
+    put_len(&mut buf, f.per_topic.len(), flexible)?;
+    for ((name, id), partitions) in f.topics.iter().zip(&f.per_topic) {
+        if v >= 13 {
+            buf.put_slice(id.as_bytes());
+        } else {
+            let name = name.0.as_bytes();
+            if flexible {
+                put_varint(&mut buf, u32::try_from(name.len() + 1)?);
+            } else {
+                buf.put_i16(i16::try_from(name.len())?);
+            }
+            buf.put_slice(name);
+        }
+        put_len(&mut buf, partitions.len(), flexible)?;
+        for p in partitions {
+            let Some(region) = &p.region else {
+                p.data.encode(&mut buf, v)?;
+                continue;
+            };
+            anyhow::ensure!(
+                p.data.unknown_tagged_fields.is_empty()
+                    && p.data.diverging_epoch == Default::default()
+                    && p.data.current_leader == Default::default()
+                    && p.data.snapshot_id == Default::default(),
+                "partition data with tagged fields cannot be spliced"
+            );
+            let mut fields = BytesMut::new();
+            p.data
+                .clone()
+                .with_records(Some(Bytes::new()))
+                .encode(&mut fields, v)?;
+            // Empty records encode as a 4-byte zero length (1-byte varint 1 when flexible),
+            // followed when flexible by the partition's empty tagged-field section (0).
+            let tail = if flexible { 2 } else { 4 };
+            anyhow::ensure!(fields.len() >= tail, "partition data too short");
+            buf.put_slice(&fields[..fields.len() - tail]);
+            let len = usize::try_from(region.len)?;
+            if flexible {
+                put_varint(&mut buf, u32::try_from(len + 1)?);
+            } else {
+                buf.put_i32(i32::try_from(len)?);
+            }
+            parts.push_bytes(std::mem::take(&mut buf).freeze());
+            parts.push_file(Arc::clone(&region.file), region.position, region.len);
+            if flexible {
+                buf.put_u8(0); // the partition's tagged fields
+            }
+        }
+        if flexible {
+            buf.put_u8(0); // the topic's tagged fields
+        }
+    }
+    if flexible {
+        buf.put_u8(0); // the response's tagged fields (no node endpoints)
+    }
+    parts.push_bytes(buf.freeze());
+    let size = i32::try_from(parts.len())?;
+    let mut framed = ResponseBody::new();
+    framed.push_bytes(Bytes::copy_from_slice(&size.to_be_bytes()));
+    for c in parts.chunks() {
+        match c {
+            crate::protocol::body::Chunk::Bytes(b) => framed.push_bytes(b.clone()),
+            crate::protocol::body::Chunk::File {
+                file,
+                position,
+                len,
+            } => framed.push_file(Arc::clone(file), *position, *len),
+        }
+    }
+    Ok(framed)
+}
+
+/// An array length: INT32 count, or UNSIGNED_VARINT count + 1 when flexible.
+fn put_len(buf: &mut BytesMut, n: usize, flexible: bool) -> anyhow::Result<()> {
+    if flexible {
+        put_varint(buf, u32::try_from(n + 1)?);
+    } else {
+        buf.put_i32(i32::try_from(n)?);
+    }
+    Ok(())
+}
+
+/// Kafka's UNSIGNED_VARINT: 7 bits per byte, low bits first, high bit = more follows.
+fn put_varint(buf: &mut BytesMut, mut n: u32) {
+    while n >= 0x80 {
+        buf.put_u8((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    buf.put_u8(n as u8);
 }

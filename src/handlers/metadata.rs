@@ -115,5 +115,6 @@ fn describe(ctx: &BrokerContext, topic: &TopicMeta) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
         .with_topic_id(topic.id)
+        .with_is_internal(topic_name::is_internal(&topic.name))
         .with_partitions(partitions)
 }

@@ -69,18 +69,18 @@ pub fn handle(
             let answer = PartitionProduceResponse::default().with_index(index);
             let answer = match result {
                 Ok((outcome, log)) => {
-                    let (base, last, start) = match outcome {
+                    let (base, last, start, append_time) = match outcome {
                         AppendOutcome::Appended {
                             base_offset,
                             last_offset,
                             log_start_offset,
-                            ..
-                        } => (base_offset, last_offset, log_start_offset),
+                            log_append_time,
+                        } => (base_offset, last_offset, log_start_offset, log_append_time),
                         AppendOutcome::Duplicate {
                             base_offset,
                             last_offset,
                             log_start_offset,
-                        } => (base_offset, last_offset, log_start_offset),
+                        } => (base_offset, last_offset, log_start_offset, -1),
                     };
                     if acks == -1 && ctx.config.flush_policy == FlushPolicy::AcksAll {
                         waits.push(DurableWait {
@@ -92,7 +92,7 @@ pub fn handle(
                     }
                     answer
                         .with_base_offset(base)
-                        .with_log_append_time_ms(-1)
+                        .with_log_append_time_ms(append_time)
                         .with_log_start_offset(start)
                 }
                 Err((error, message)) => {

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use super::checkpoint::{
@@ -15,10 +15,11 @@ use super::checkpoint::{
     write_offset_checkpoint, write_partition_metadata, LOG_START_FILE, RECOVERY_POINT_FILE,
 };
 use super::flusher::{self, FlushSignal};
+use super::io::{OsIo, SegmentIo};
 use super::partition::PartitionLog;
 use super::recovery::load_partition;
 use super::segment::Segment;
-use super::{LogError, LogOptions, TopicPartition};
+use super::{LogConfig, LogError, LogOptions, TopicPartition};
 
 /// State shared between the manager and its flusher thread.
 #[derive(Debug)]
@@ -27,6 +28,8 @@ pub(crate) struct Shared {
     pub(crate) opts: LogOptions,
     partitions: RwLock<BTreeMap<TopicPartition, Arc<PartitionLog>>>,
     pub(crate) flush: Arc<FlushSignal>,
+    /// Segment file I/O shared by every partition.
+    io: Arc<dyn SegmentIo>,
     /// Serialises checkpoint writers (flusher and shutdown).
     checkpoint_lock: Mutex<()>,
 }
@@ -47,6 +50,27 @@ impl Shared {
             .iter()
             .map(|(k, v)| (k.clone(), Arc::clone(v)))
             .collect()
+    }
+
+    /// One retention pass over every partition (see `PartitionLog::delete_old_segments`);
+    /// rewrites the checkpoints if a log start offset moved. Returns the segments deleted.
+    pub(crate) fn run_retention(&self, now_ms: i64) -> usize {
+        let mut deleted = 0;
+        for (tp, p) in self.all() {
+            match p.delete_old_segments(Some(now_ms)) {
+                Ok(n) => deleted += n,
+                Err(e) => tracing::error!(partition = %tp, error = %e, "retention failed"),
+            }
+            if let Err(e) = p.compact(now_ms) {
+                tracing::error!(partition = %tp, error = %e, "compaction failed");
+            }
+        }
+        if deleted > 0 {
+            if let Err(e) = self.write_checkpoints() {
+                tracing::error!(error = %e, "writing log checkpoints failed");
+            }
+        }
+        deleted
     }
 
     /// Writes both checkpoints: recovery point = durable offset of every online partition.
@@ -75,6 +99,8 @@ impl Shared {
 pub struct LogManager {
     shared: Arc<Shared>,
     flusher: Mutex<Option<JoinHandle<()>>>,
+    /// The retention thread and the sender whose drop stops it.
+    retention: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     admin: Mutex<()>,
 }
 
@@ -103,6 +129,16 @@ impl LogManager {
     /// recovering each, removes stray `-delete` / `.deleted` directories, and starts the flusher
     /// thread. A malformed checkpoint file is ignored with a warning (everything is scanned).
     pub fn open(log_dir: &Path, opts: LogOptions) -> Result<Arc<LogManager>, LogError> {
+        Self::open_with_io(log_dir, opts, Arc::new(OsIo))
+    }
+
+    /// [`LogManager::open`] with segment file I/O going through `io` (fault injection in
+    /// tests; [`OsIo`] otherwise).
+    pub fn open_with_io(
+        log_dir: &Path,
+        opts: LogOptions,
+        io: Arc<dyn SegmentIo>,
+    ) -> Result<Arc<LogManager>, LogError> {
         create_dir_all(log_dir)?;
         let ckpt = |name: &str| {
             read_offset_checkpoint(&log_dir.join(name)).unwrap_or_else(|e| {
@@ -135,6 +171,7 @@ impl LogManager {
                 log_starts.get(&tp).copied(),
                 &opts,
                 Arc::clone(&flush),
+                Arc::clone(&io),
             )?;
             partitions.insert(tp, Arc::new(log));
         }
@@ -143,6 +180,7 @@ impl LogManager {
             opts,
             partitions: RwLock::new(partitions),
             flush,
+            io,
             checkpoint_lock: Mutex::new(()),
         });
         let s2 = Arc::clone(&shared);
@@ -152,6 +190,7 @@ impl LogManager {
         Ok(Arc::new(LogManager {
             shared,
             flusher: Mutex::new(Some(handle)),
+            retention: Mutex::new(None),
             admin: Mutex::new(()),
         }))
     }
@@ -166,6 +205,11 @@ impl LogManager {
         self.shared.all()
     }
 
+    /// The broker-wide defaults a partition starts from (before topic overrides).
+    pub fn default_config(&self) -> LogConfig {
+        LogConfig::from_options(&self.shared.opts)
+    }
+
     /// The log directory.
     pub fn log_dir(&self) -> &Path {
         &self.shared.log_dir
@@ -178,12 +222,26 @@ impl LogManager {
         tp: &TopicPartition,
         topic_id: [u8; 16],
     ) -> Result<Arc<PartitionLog>, LogError> {
+        self.create_with_config(tp, topic_id, None)
+    }
+
+    /// [`LogManager::create`] with the topic's settings in place before the partition becomes
+    /// visible, so no append ever sees the defaults. An existing partition gets `config` too.
+    pub fn create_with_config(
+        &self,
+        tp: &TopicPartition,
+        topic_id: [u8; 16],
+        config: Option<LogConfig>,
+    ) -> Result<Arc<PartitionLog>, LogError> {
         let _admin = self
             .admin
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(p) = self.get(tp) {
             if p.topic_id() == topic_id {
+                if let Some(c) = config {
+                    p.set_config(c);
+                }
                 return Ok(p);
             }
             return Err(LogError::TopicIdMismatch { tp: tp.to_string() });
@@ -204,7 +262,11 @@ impl LogManager {
             Default::default(),
             0,
             Arc::clone(&self.shared.flush),
+            Arc::clone(&self.shared.io),
         )?);
+        if let Some(c) = config {
+            log.set_config(c);
+        }
         self.shared
             .partitions
             .write()
@@ -241,6 +303,46 @@ impl LogManager {
         Ok(())
     }
 
+    /// Starts the retention thread: a pass every `interval` (`log.retention.check.interval.ms`).
+    /// Calling it again replaces the thread.
+    pub fn start_retention(&self, interval: std::time::Duration) -> Result<(), LogError> {
+        self.stop_retention();
+        let (tx, rx) = mpsc::channel::<()>();
+        let shared = Arc::clone(&self.shared);
+        let handle = std::thread::Builder::new()
+            .name("gregor-log-retention".into())
+            .spawn(move || {
+                // Any message or a dropped sender stops the thread.
+                while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(interval) {
+                    shared.run_retention(super::partition::now_ms());
+                }
+            })?;
+        *self
+            .retention
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((tx, handle));
+        Ok(())
+    }
+
+    /// One retention pass now (tests, admin); returns the segments deleted.
+    pub fn run_retention(&self) -> usize {
+        self.shared.run_retention(super::partition::now_ms())
+    }
+
+    fn stop_retention(&self) {
+        let running = self
+            .retention
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some((tx, handle)) = running {
+            drop(tx);
+            if handle.join().is_err() {
+                tracing::error!("log retention thread panicked");
+            }
+        }
+    }
+
     fn stop_flusher(&self) {
         self.shared.flush.stop();
         let handle = self
@@ -258,6 +360,7 @@ impl LogManager {
     /// Stops the flusher, flushes every partition and writes both checkpoints. Call on graceful
     /// shutdown; later `wait_durable` calls fail with `ShutDown`. Safe to call more than once.
     pub fn shutdown(&self) -> Result<(), LogError> {
+        self.stop_retention();
         self.stop_flusher();
         let mut first_err = None;
         for (_, p) in self.all() {
@@ -302,6 +405,7 @@ impl LogManager {
 impl Drop for LogManager {
     /// Stops the flusher thread without a final flush or checkpoint (that is `shutdown`'s job).
     fn drop(&mut self) {
+        self.stop_retention();
         self.stop_flusher();
     }
 }

@@ -3,8 +3,11 @@
 //! Knows nothing of Kafka requests: it appends validated batches and returns offsets.
 
 pub mod checkpoint;
+pub(crate) mod cleaner;
+pub mod config;
 pub mod flusher;
 pub mod index;
+pub mod io;
 pub mod manager;
 pub mod partition;
 pub mod producer_state;
@@ -13,12 +16,19 @@ pub mod segment;
 pub mod time_index;
 
 #[cfg(test)]
+mod compaction_tests;
+#[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
 mod integration_tests;
+#[cfg(test)]
+mod retention_tests;
 
 use std::fmt;
 
+pub use config::{LogConfig, TimestampKind};
 pub use manager::LogManager;
-pub use partition::{AppendOutcome, PartitionLog, ReadResult};
+pub use partition::{AppendOutcome, PartitionLog, ReadRegion, ReadResult};
 pub use recovery::RecoveryReport;
 
 /// Tunables for every partition log of a [`LogManager`]. Plain data.

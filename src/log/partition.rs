@@ -15,13 +15,22 @@ use tokio::sync::watch;
 
 use crate::records::batch::{BatchHeader, HEADER_LEN};
 use crate::records::record_iter::records;
+use crate::records::stamp::stamp_log_append_time;
 use crate::records::{stamp_base_offset_and_epoch, BatchInfo, DEFAULT_DECOMPRESS_LIMIT};
 
 use super::checkpoint::sync_dir;
+use super::cleaner::{self, OffsetMap};
+use super::config::{LogConfig, TimestampKind};
 use super::flusher::FlushSignal;
+use super::index::OffsetIndex;
+use super::io::{is_out_of_space, SegmentIo};
 use super::producer_state::{BatchMeta, ProducerState, SeqCheck};
 use super::recovery::RecoveryReport;
-use super::segment::{read_header, read_range, sync_log, SealedFiles, Segment};
+use super::segment::{
+    delete_segment_files, file_name, read_header, read_range, write_indexes, AppendFailure,
+    IndexBuilder, SealedFiles, Segment, SegmentState,
+};
+use super::time_index::TimeIndex;
 use super::{LogError, LogOptions, TopicPartition};
 
 /// Result of [`PartitionLog::append`].
@@ -70,6 +79,22 @@ pub struct ReadResult {
     pub log_start_offset: i64,
 }
 
+/// Result of [`PartitionLog::read_region`]: where the batches are, not the bytes themselves,
+/// so the connection can `sendfile(2)` them to the socket.
+#[derive(Debug, Clone)]
+pub struct ReadRegion {
+    /// The segment file holding the batches; `None` when there is nothing to send.
+    pub file: Option<Arc<std::fs::File>>,
+    /// Start of the first batch in `file`.
+    pub position: u64,
+    /// Bytes of whole batches from `position` (0 when there is nothing to send).
+    pub len: u64,
+    /// High watermark at the time of the read.
+    pub high_watermark: i64,
+    /// Log start offset at the time of the read.
+    pub log_start_offset: i64,
+}
+
 /// Durable offset published by the flusher, or the failure that poisoned the partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Durable {
@@ -86,6 +111,8 @@ pub(crate) struct Inner {
     sealed_unsynced: Vec<SealedFiles>,
     dir_dirty: bool,
     size_bytes: u64,
+    /// Topic-level settings, read on every append and roll; replaced by `set_config`.
+    pub(crate) config: LogConfig,
 }
 
 /// A partition log. See the module docs for the thread-safety contract.
@@ -94,12 +121,13 @@ pub struct PartitionLog {
     tp: TopicPartition,
     dir: PathBuf,
     topic_id: [u8; 16],
-    opts: LogOptions,
     inner: Mutex<Inner>,
     leo_tx: watch::Sender<i64>,
     durable_tx: watch::Sender<Durable>,
     offline: AtomicBool,
     flush: Arc<FlushSignal>,
+    /// Writes, fsyncs and truncations of segment files go through here (fault injection).
+    io: Arc<dyn SegmentIo>,
     recovery: OnceLock<RecoveryReport>,
     /// Test hook: the next flush fails as if fdatasync had returned EIO.
     #[cfg(test)]
@@ -127,12 +155,14 @@ impl PartitionLog {
         producers: ProducerState,
         durable: i64,
         flush: Arc<FlushSignal>,
+        io: Arc<dyn SegmentIo>,
     ) -> Result<PartitionLog, LogError> {
         let leo = segments
             .last()
             .map(Segment::next_offset)
             .ok_or_else(|| LogError::Corrupt(format!("partition {tp} has no segment")))?;
         let size_bytes = segments.iter().map(Segment::size).sum();
+        let config = LogConfig::from_options(&opts);
         let (leo_tx, _) = watch::channel(leo);
         let (durable_tx, _) = watch::channel(Durable {
             offset: durable.min(leo),
@@ -142,7 +172,6 @@ impl PartitionLog {
             tp,
             dir: dir.to_path_buf(),
             topic_id,
-            opts,
             inner: Mutex::new(Inner {
                 segments,
                 log_start_offset: log_start_offset.min(leo),
@@ -151,11 +180,13 @@ impl PartitionLog {
                 sealed_unsynced: Vec::new(),
                 dir_dirty: false,
                 size_bytes,
+                config,
             }),
             leo_tx,
             durable_tx,
             offline: AtomicBool::new(false),
             flush,
+            io,
             recovery: OnceLock::new(),
             #[cfg(test)]
             fail_next_flush: AtomicBool::new(false),
@@ -176,6 +207,16 @@ impl PartitionLog {
     pub(crate) fn poison(&self) {
         self.offline.store(true, Ordering::SeqCst);
         self.durable_tx.send_modify(|d| d.failed = true);
+    }
+
+    /// Replaces the topic-level settings; the next append or roll uses them.
+    pub fn set_config(&self, config: LogConfig) {
+        self.lock().config = config;
+    }
+
+    /// The current topic-level settings.
+    pub fn config(&self) -> LogConfig {
+        self.lock().config.clone()
     }
 
     /// The partition this log belongs to.
@@ -227,34 +268,69 @@ impl PartitionLog {
         let base_offset = g.leo;
         let last_offset = base_offset + i64::from(info.last_offset_delta);
         let len = batch.len() as u64;
+        let log_append_time = match g.config.timestamp_kind {
+            TimestampKind::LogAppendTime => Some(now_ms()),
+            TimestampKind::CreateTime => None,
+        };
+        let max_timestamp = log_append_time.unwrap_or(info.max_timestamp);
         let needs_roll = match g.segments.last() {
             Some(active) => {
                 active.size() > 0
-                    && (active.size() + len > self.opts.segment_bytes
+                    && (active.size() + len > g.config.segment_bytes
                         || last_offset - active.base_offset() > i64::from(i32::MAX)
-                        || active.size() + len > u64::from(u32::MAX))
+                        || active.size() + len > u64::from(u32::MAX)
+                        || active.builder.first_batch_timestamp.is_some_and(|first| {
+                            max_timestamp.saturating_sub(first) > g.config.segment_ms
+                        }))
             }
             None => true,
         };
         if needs_roll {
-            if let Err(e) = self.roll(&mut g, base_offset) {
-                drop(g);
-                self.poison();
-                return Err(e);
+            match self.roll(&mut g, base_offset) {
+                Ok(()) => {}
+                // Nothing changed: the active segment is still open for appends.
+                Err(RollError::Create(e)) if is_out_of_space(&e) => return Err(LogError::Io(e)),
+                Err(e) => {
+                    drop(g);
+                    self.poison();
+                    return Err(LogError::Io(e.into_io()));
+                }
             }
         }
-        let mut header = [0u8; 16];
-        header.copy_from_slice(&batch[..16]);
+        let interval = g.config.index_interval_bytes;
+        let mut header = [0u8; HEADER_LEN];
+        header.copy_from_slice(&batch[..HEADER_LEN]);
         stamp_base_offset_and_epoch(&mut header, base_offset, leader_epoch);
-        let res = match g.segments.last_mut() {
-            Some(active) => active.append(&header, &batch[16..], last_offset, info.max_timestamp),
-            None => Err(std::io::Error::other("no active segment")),
+        // Only a LogAppendTime rewrite touches CRC-covered bytes; otherwise write just the
+        // 16 stamped bytes and hand the rest of the producer's buffer to the kernel as is.
+        let head_len = match log_append_time {
+            Some(now) => {
+                stamp_log_append_time(&mut header, &batch[HEADER_LEN..], now);
+                HEADER_LEN
+            }
+            None => 16,
         };
-        if let Err(e) = res {
+        let Some(active) = g.segments.last_mut() else {
             drop(g);
-            tracing::error!(partition = %self.tp, error = %e, "log append failed; partition is offline");
             self.poison();
-            return Err(LogError::Io(e));
+            return Err(LogError::Corrupt(format!(
+                "partition {} has no active segment",
+                self.tp
+            )));
+        };
+        active.builder.set_interval(interval);
+        let pos = active.size();
+        let res = active.append(
+            self.io.as_ref(),
+            &header[..head_len],
+            &batch[head_len..],
+            last_offset,
+            max_timestamp,
+        );
+        if let Err(failure) = res {
+            let file = active.log_file();
+            drop(g);
+            return Err(self.append_failed(failure, &file, pos));
         }
         if idempotent {
             g.producers.update(
@@ -275,18 +351,53 @@ impl PartitionLog {
         Ok(AppendOutcome::Appended {
             base_offset,
             last_offset,
-            log_append_time: -1,
+            log_append_time: log_append_time.unwrap_or(-1),
             log_start_offset,
         })
     }
 
-    /// Seals the active segment and starts a new one at `base_offset`. Caller holds the lock.
-    fn roll(&self, g: &mut Inner, base_offset: i64) -> Result<(), LogError> {
+    /// Handles a failed segment append. Out of space while writing the batch: the partial
+    /// write is truncated away and the partition stays online, so appends succeed again once
+    /// space is freed (reads were never affected). Anything else, or a failed truncation,
+    /// poisons the partition.
+    fn append_failed(&self, failure: AppendFailure, file: &std::fs::File, pos: u64) -> LogError {
+        match failure {
+            AppendFailure::Write(e) if is_out_of_space(&e) => match self.io.set_len(file, pos) {
+                Ok(()) => {
+                    tracing::warn!(partition = %self.tp, error = %e, "append failed: out of space; partial write truncated");
+                    LogError::Io(e)
+                }
+                Err(t) => {
+                    tracing::error!(partition = %self.tp, error = %t, "cannot truncate a partial write; partition is offline");
+                    self.poison();
+                    LogError::Io(e)
+                }
+            },
+            AppendFailure::Write(e) | AppendFailure::Index(e) => {
+                tracing::error!(partition = %self.tp, error = %e, "log append failed; partition is offline");
+                self.poison();
+                LogError::Io(e)
+            }
+        }
+    }
+
+    /// Starts a new segment at `base_offset` and seals the active one. Caller holds the lock.
+    /// The new segment is created first, so a failure to create it (a full disk) leaves the
+    /// active segment writable and the partition intact.
+    fn roll(&self, g: &mut Inner, base_offset: i64) -> Result<(), RollError> {
+        let seg = match Segment::create(&self.dir, base_offset, g.config.index_interval_bytes) {
+            Ok(seg) => seg,
+            Err(e) => {
+                if let Err(c) = delete_segment_files(&self.dir, base_offset) {
+                    tracing::warn!(partition = %self.tp, error = %c, "cannot remove a half-created segment");
+                }
+                return Err(RollError::Create(e));
+            }
+        };
         if let Some(active) = g.segments.last_mut() {
-            let sealed = active.seal()?;
+            let sealed = active.seal().map_err(RollError::Seal)?;
             g.sealed_unsynced.push(sealed);
         }
-        let seg = Segment::create(&self.dir, base_offset, self.opts.index_interval_bytes)?;
         g.segments.push(seg);
         g.dir_dirty = true;
         tracing::debug!(partition = %self.tp, base_offset, "rolled new segment");
@@ -321,13 +432,13 @@ impl PartitionLog {
                 return Err(std::io::Error::other("injected fsync failure"));
             }
             for s in &sealed {
-                s.sync()?;
+                s.sync(self.io.as_ref())?;
             }
             if dir_dirty {
                 sync_dir(&self.dir)?;
             }
             if let Some(f) = file {
-                sync_log(&f)?;
+                self.io.sync_data(&f)?;
             }
             Ok(())
         })();
@@ -452,6 +563,274 @@ impl PartitionLog {
             idx += 1;
         }
         Ok(empty)
+    }
+
+    /// Like [`PartitionLog::read`], but returns the file region of the batches instead of
+    /// copying them: whole batches from the one containing `offset`, within one segment, up to
+    /// `max_bytes` (at least one batch if `min_one_batch`), never past the high watermark.
+    /// Only batch headers are read. Segments are found by base offset, so a segment deleted
+    /// by retention meanwhile yields `OffsetOutOfRange` rather than a later segment's data.
+    /// The region stays valid: sealed bytes never change, and an unlinked file stays readable
+    /// through the returned handle.
+    pub fn read_region(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<ReadRegion, LogError> {
+        let (mut base, hw, lso) = {
+            let g = self.lock();
+            if offset < g.log_start_offset || offset > g.leo {
+                return Err(self.out_of_range(offset, &g));
+            }
+            let idx = g
+                .segments
+                .partition_point(|s| s.base_offset() <= offset)
+                .saturating_sub(1);
+            let base = g.segments.get(idx).map_or(0, Segment::base_offset);
+            (base, g.leo, g.log_start_offset)
+        };
+        let mut region = ReadRegion {
+            file: None,
+            position: 0,
+            len: 0,
+            high_watermark: hw,
+            log_start_offset: lso,
+        };
+        if offset >= hw {
+            return Ok(region);
+        }
+        loop {
+            let (st, next) = {
+                let g = self.lock();
+                let Some(idx) = g.segments.iter().position(|s| s.base_offset() == base) else {
+                    return Err(self.out_of_range(offset, &g));
+                };
+                let st = Self::read_start(&g, idx, offset);
+                (st, g.segments.get(idx + 1).map(Segment::base_offset))
+            };
+            if let Some(st) = st {
+                if let Some(pos) = find_batch(&st, |h| h.last_offset() >= offset)? {
+                    let len = region_len(&st, pos, hw, max_bytes as u64, min_one_batch)?;
+                    if len > 0 {
+                        region.file = Some(st.file);
+                        region.position = pos;
+                        region.len = len;
+                    }
+                    return Ok(region);
+                }
+            }
+            match next {
+                Some(b) => base = b,
+                None => return Ok(region),
+            }
+        }
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (-1 = the high watermark) and
+    /// drops the segments wholly below it. Returns the new log start offset (the low
+    /// watermark). `OffsetOutOfRange` if `offset` is above the high watermark or below -1.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
+        if self.offline.load(Ordering::SeqCst) {
+            return Err(self.offline_error());
+        }
+        {
+            let mut g = self.lock();
+            let target = if offset == -1 { g.leo } else { offset };
+            if target < 0 || target > g.leo {
+                return Err(self.out_of_range(offset, &g));
+            }
+            if target > g.log_start_offset {
+                g.log_start_offset = target;
+            }
+        }
+        self.delete_old_segments(None)?;
+        Ok(self.log_start_offset())
+    }
+
+    /// Retention: deletes sealed segments (never the active one), oldest first, that are
+    /// wholly below the log start offset, or — when `cleanup.policy` includes `delete` and
+    /// `now_ms` is given — whose largest timestamp is older than `retention.ms` before `now_ms`,
+    /// or that push the log
+    /// beyond `retention.bytes`. Advances the log start offset to the first remaining segment.
+    /// The files are removed after the lock is released; readers that already hold a segment's
+    /// file handle finish their `pread`s on the unlinked file. Returns the segments deleted.
+    pub fn delete_old_segments(&self, now_ms: Option<i64>) -> Result<usize, LogError> {
+        if self.offline.load(Ordering::SeqCst) {
+            return Ok(0);
+        }
+        let removed: Vec<Segment> = {
+            let mut g = self.lock();
+            let cfg = g.config.clone();
+            let sealed = g.segments.len().saturating_sub(1);
+            let policy = cfg.delete && now_ms.is_some();
+            let mut excess = if policy && cfg.retention_bytes >= 0 {
+                g.size_bytes.saturating_sub(cfg.retention_bytes as u64)
+            } else {
+                0
+            };
+            let mut n = 0;
+            while n < sealed {
+                let seg = &g.segments[n];
+                let below_start = g
+                    .segments
+                    .get(n + 1)
+                    .is_some_and(|next| next.base_offset() <= g.log_start_offset);
+                let expired = policy
+                    && cfg.retention_ms >= 0
+                    && now_ms.is_some_and(|now| {
+                        now.saturating_sub(seg.max_timestamp().0) > cfg.retention_ms
+                    });
+                let too_big = excess > 0 && excess >= seg.size();
+                if !(below_start || expired || too_big) {
+                    break;
+                }
+                excess = excess.saturating_sub(seg.size());
+                n += 1;
+            }
+            if n == 0 {
+                return Ok(0);
+            }
+            let removed: Vec<Segment> = g.segments.drain(..n).collect();
+            let freed: u64 = removed.iter().map(Segment::size).sum();
+            g.size_bytes = g.size_bytes.saturating_sub(freed);
+            if let Some(first) = g.segments.first() {
+                g.log_start_offset = g.log_start_offset.max(first.base_offset());
+            }
+            removed
+        };
+        for seg in &removed {
+            tracing::info!(partition = %self.tp, base_offset = seg.base_offset(), "deleting segment (retention)");
+            delete_segment_files(&self.dir, seg.base_offset())?;
+        }
+        sync_dir(&self.dir)?;
+        Ok(removed.len())
+    }
+
+    /// Log compaction for `cleanup.policy=compact` (see `cleaner`): maps every key of the
+    /// sealed segments to its latest offset, then rewrites each sealed segment that has
+    /// superseded records or expired tombstones. Each rewrite is crash-safe: the cleaned bytes
+    /// go to `<base>.log.cleaned` (fsynced), which is renamed to `<base>.log.swap` (a crash from
+    /// here on completes the swap at recovery), then over `<base>.log` under the partition lock,
+    /// with rebuilt indexes. Readers already holding the old file keep reading the old bytes.
+    /// The active segment is never touched. Returns the number of segments rewritten. Reads
+    /// each sealed segment twice and holds one segment in memory at a time.
+    pub fn compact(&self, now_ms: i64) -> Result<usize, LogError> {
+        if self.offline.load(Ordering::SeqCst) {
+            return Ok(0);
+        }
+        let (sealed, cfg) = {
+            let g = self.lock();
+            if !g.config.compact {
+                return Ok(0);
+            }
+            let n = g.segments.len().saturating_sub(1);
+            let sealed: Vec<(i64, Arc<std::fs::File>, u64)> = g.segments[..n]
+                .iter()
+                .map(|s| (s.base_offset(), s.log_file(), s.size()))
+                .collect();
+            (sealed, g.config.clone())
+        };
+        if sealed.is_empty() {
+            return Ok(0);
+        }
+        let mut map = OffsetMap::new();
+        for (_, file, size) in &sealed {
+            cleaner::index_keys(&read_range(file, 0, *size)?, &mut map)?;
+        }
+        let tombstones_before = now_ms.saturating_sub(cfg.delete_retention_ms);
+        let mut rewritten = 0;
+        for (base, file, size) in &sealed {
+            let bytes = read_range(file, 0, *size)?;
+            let Some(cleaned) = cleaner::clean_segment(&bytes, &map, tombstones_before)? else {
+                continue;
+            };
+            if self.swap_in_cleaned(*base, file, &cleaned, cfg.index_interval_bytes)? {
+                tracing::info!(partition = %self.tp, base_offset = base, before = size, after = cleaned.len(), "compacted segment");
+                rewritten += 1;
+            }
+        }
+        Ok(rewritten)
+    }
+
+    /// Replaces sealed segment `base` (whose file must still be `old`) by `cleaned`. Returns
+    /// false, leaving everything as it was, if the segment changed meanwhile.
+    fn swap_in_cleaned(
+        &self,
+        base: i64,
+        old: &Arc<std::fs::File>,
+        cleaned: &[u8],
+        interval: u32,
+    ) -> Result<bool, LogError> {
+        use std::os::unix::fs::FileExt;
+        let log_name = file_name(base, "log");
+        let cleaned_path = self.dir.join(format!("{log_name}.cleaned"));
+        let swap_path = self.dir.join(format!("{log_name}.swap"));
+        {
+            let f = std::fs::File::create(&cleaned_path)?;
+            f.write_all_at(cleaned, 0)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&cleaned_path, &swap_path)?;
+        sync_dir(&self.dir)?;
+        // Indexes of the cleaned bytes, built exactly as appends and recovery build them.
+        let mut builder = IndexBuilder::new(base, interval);
+        let mut index = OffsetIndex::new(Vec::new(), None);
+        let mut time = TimeIndex::new(Vec::new(), None);
+        let mut next_offset = base;
+        let mut pos = 0usize;
+        while let Some(h) = cleaned.get(pos..).and_then(BatchHeader::new) {
+            let n = h
+                .total_size()
+                .filter(|n| *n >= HEADER_LEN)
+                .unwrap_or(usize::MAX);
+            if n == usize::MAX || pos + n > cleaned.len() {
+                return Err(LogError::Corrupt("cleaned segment is malformed".into()));
+            }
+            let add = builder.add(pos as u64, h.last_offset(), h.max_timestamp(), n as u64);
+            if let Some((rel, p)) = add.offset {
+                index.append(rel, p)?;
+            }
+            if let Some((ts, rel)) = add.time {
+                time.maybe_append(ts, rel)?;
+            }
+            next_offset = h.last_offset() + 1;
+            pos += n;
+        }
+        if let Some((ts, rel)) = builder.final_time_entry() {
+            time.maybe_append(ts, rel)?;
+        }
+        let mut g = self.lock();
+        let idx = g.segments.iter().position(|s| s.base_offset() == base);
+        let Some(i) = idx.filter(|&i| {
+            i + 1 < g.segments.len()
+                && Arc::ptr_eq(&g.segments[i].log_file(), old)
+                && g.segments[i].next_offset() == next_offset
+        }) else {
+            drop(g);
+            std::fs::remove_file(&swap_path)?;
+            return Ok(false);
+        };
+        std::fs::rename(&swap_path, self.dir.join(&log_name))?;
+        write_indexes(&self.dir, base, index.entries(), time.entries(), true)?;
+        let seg = Segment::open(
+            &self.dir,
+            base,
+            false,
+            SegmentState {
+                index: index.entries().to_vec(),
+                time_index: time.entries().to_vec(),
+                builder,
+                size: cleaned.len() as u64,
+                next_offset,
+            },
+        )?;
+        let old_size = g.segments[i].size();
+        g.segments[i] = seg;
+        g.size_bytes = g.size_bytes.saturating_sub(old_size) + cleaned.len() as u64;
+        drop(g);
+        sync_dir(&self.dir)?;
+        Ok(true)
     }
 
     /// Log start offset: the first offset still readable.
@@ -597,6 +976,29 @@ impl PartitionLog {
     }
 }
 
+/// Why a roll failed.
+enum RollError {
+    /// The new segment could not be created; nothing changed.
+    Create(std::io::Error),
+    /// Sealing the old segment failed after the new one was created.
+    Seal(std::io::Error),
+}
+
+impl RollError {
+    fn into_io(self) -> std::io::Error {
+        match self {
+            RollError::Create(e) | RollError::Seal(e) => e,
+        }
+    }
+}
+
+/// The broker's wall clock in epoch milliseconds (LogAppendTime, retention).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 fn corrupt_at(pos: u64) -> LogError {
     LogError::Corrupt(format!("bad batch header at position {pos}"))
 }
@@ -660,6 +1062,33 @@ fn collect_batches(
     }
     buf.truncate(used);
     Ok(Bytes::from(buf))
+}
+
+/// Bytes of the whole batches from `pos` below the high watermark that fit in `max_bytes` (the
+/// first one regardless if `min_one_batch`), scanning headers only.
+fn region_len(
+    st: &ReadStart,
+    pos: u64,
+    hw: i64,
+    max_bytes: u64,
+    min_one_batch: bool,
+) -> Result<u64, LogError> {
+    let mut used = 0u64;
+    while let Some(hb) = read_header(&st.file, pos + used, st.end)? {
+        let h = BatchHeader::new(&hb).ok_or_else(|| corrupt_at(pos + used))?;
+        if h.base_offset() >= hw {
+            break;
+        }
+        let total = header_total(&h, pos + used, st.end)?;
+        if used + total > max_bytes {
+            if used == 0 && min_one_batch {
+                used = total;
+            }
+            break;
+        }
+        used += total;
+    }
+    Ok(used)
 }
 
 /// Reads the whole batch at `pos`; returns it and the position after it.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::records::batch::{BatchHeader, CRC_START, HEADER_LEN};
 
 use super::index::{open_index_for_append, rewrite_index_file, OffsetIndex};
+use super::io::SegmentIo;
 use super::time_index::TimeIndex;
 
 /// File name of a segment file: 20-digit zero-padded base offset plus extension.
@@ -29,6 +30,8 @@ pub(crate) struct IndexBuilder {
     pub(crate) max_timestamp: i64,
     /// Last offset of the batch carrying `max_timestamp` (Kafka's "shallow" offset), -1 if none.
     pub(crate) offset_of_max_timestamp: i64,
+    /// Max timestamp of the first batch, the base of `segment.ms` rolls; `None` while empty.
+    pub(crate) first_batch_timestamp: Option<i64>,
 }
 
 /// Entries to add after one batch, if any.
@@ -45,7 +48,13 @@ impl IndexBuilder {
             bytes_since_index: 0,
             max_timestamp: -1,
             offset_of_max_timestamp: -1,
+            first_batch_timestamp: None,
         }
+    }
+
+    /// Changes the index interval for batches added from now on (`index.interval.bytes`).
+    pub(crate) fn set_interval(&mut self, interval: u32) {
+        self.interval = u64::from(interval);
     }
 
     fn rel(&self, offset: i64) -> i32 {
@@ -55,6 +64,9 @@ impl IndexBuilder {
     /// Accounts for a batch at `pos` whose last offset is `last` and says which index entries
     /// to write. As in Kafka, entries are keyed by the batch's last offset.
     pub(crate) fn add(&mut self, pos: u64, last: i64, max_ts: i64, size: u64) -> IndexAdd {
+        if self.first_batch_timestamp.is_none() {
+            self.first_batch_timestamp = Some(max_ts);
+        }
         if max_ts > self.max_timestamp {
             self.max_timestamp = max_ts;
             self.offset_of_max_timestamp = last;
@@ -89,10 +101,20 @@ pub(crate) struct SealedFiles {
     time_index: Option<File>,
 }
 
+/// Why [`Segment::append`] failed.
+#[derive(Debug)]
+pub(crate) enum AppendFailure {
+    /// Writing the batch failed: nothing in memory advanced, but a prefix of the batch may sit
+    /// past the segment's size in the file (the caller truncates it away).
+    Write(io::Error),
+    /// The batch was written but an index write failed.
+    Index(io::Error),
+}
+
 impl SealedFiles {
-    /// fdatasyncs the log and both index files.
-    pub(crate) fn sync(&self) -> io::Result<()> {
-        self.log.sync_data()?;
+    /// fdatasyncs the log (through `io`) and both index files.
+    pub(crate) fn sync(&self, io: &dyn SegmentIo) -> io::Result<()> {
+        io.sync_data(&self.log)?;
         if let Some(f) = &self.index {
             f.sync_data()?;
         }
@@ -211,27 +233,34 @@ impl Segment {
         Arc::clone(&self.log)
     }
 
-    /// Writes one batch at the end: the stamped 16-byte header copy, then the rest of the batch
+    /// Writes one batch at the end: the stamped copy of its first bytes (`head`, 16 bytes, or
+    /// the whole 61-byte header when the broker rewrote timestamps), then the rest of the batch
     /// unchanged; updates indexes. On error nothing in memory advances (the caller poisons).
     pub(crate) fn append(
         &mut self,
-        header16: &[u8; 16],
+        io: &dyn SegmentIo,
+        head: &[u8],
         rest: &[u8],
         last_offset: i64,
         max_timestamp: i64,
-    ) -> io::Result<()> {
+    ) -> Result<(), AppendFailure> {
         if !self.writable {
-            return Err(io::Error::other("append to a sealed segment"));
+            return Err(AppendFailure::Index(io::Error::other(
+                "append to a sealed segment",
+            )));
         }
         let pos = self.size;
-        write_two_at(&self.log, header16, rest, pos)?;
-        let len = 16 + rest.len() as u64;
+        io.write_at(&self.log, head, rest, pos)
+            .map_err(AppendFailure::Write)?;
+        let len = (head.len() + rest.len()) as u64;
         let add = self.builder.add(pos, last_offset, max_timestamp, len);
         if let Some((rel, p)) = add.offset {
-            self.index.append(rel, p)?;
+            self.index.append(rel, p).map_err(AppendFailure::Index)?;
         }
         if let Some((ts, rel)) = add.time {
-            self.time_index.maybe_append(ts, rel)?;
+            self.time_index
+                .maybe_append(ts, rel)
+                .map_err(AppendFailure::Index)?;
         }
         self.size += len;
         self.next_offset = last_offset + 1;
@@ -282,7 +311,7 @@ impl Segment {
 
 /// Writes `a` then `b` at `pos` with one `pwritev(2)` in the common case, finishing a short
 /// write with plain `pwrite`s.
-fn write_two_at(file: &File, a: &[u8], b: &[u8], pos: u64) -> io::Result<()> {
+pub(crate) fn write_two_at(file: &File, a: &[u8], b: &[u8], pos: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let off = libc::off_t::try_from(pos).map_err(|_| io::Error::other("file offset overflow"))?;
     let iov = [
@@ -335,11 +364,6 @@ pub(crate) fn read_range(file: &File, start: u64, end: u64) -> io::Result<Vec<u8
     Ok(buf)
 }
 
-/// fdatasyncs a segment's `.log` through its shared handle.
-pub(crate) fn sync_log(file: &File) -> io::Result<()> {
-    file.sync_data()
-}
-
 /// Current length of a file.
 pub(crate) fn file_len(file: &File) -> io::Result<u64> {
     Ok(file.metadata()?.len())
@@ -386,9 +410,11 @@ pub(crate) fn scan_valid_prefix(
             _ => break,
         };
         let lod = h.last_offset_delta();
+        // Compaction leaves batches with fewer records than offsets (even none).
         let ok = h.magic() == 2
             && lod >= 0
-            && i64::from(h.record_count()) == i64::from(lod) + 1
+            && h.record_count() >= 0
+            && i64::from(h.record_count()) <= i64::from(lod) + 1
             && h.base_offset() >= expected_next
             && h.last_offset() - seg_base <= i64::from(i32::MAX);
         if !ok || crc_of(file, pos, total, &mut buf)? != h.crc() {

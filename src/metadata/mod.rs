@@ -2,6 +2,7 @@
 //! configs), the cluster id, and producer-id allocation. Persisted in the log directory and
 //! reloaded on start; the single source of truth the handlers consult.
 
+pub mod config_catalog;
 mod persist;
 mod producer_ids;
 mod store;

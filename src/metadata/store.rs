@@ -231,6 +231,45 @@ impl MetadataStore {
         Ok(Some(removed))
     }
 
+    /// Replaces a topic's explicit configs durably; `None` if the topic does not exist. On a
+    /// persistence failure the old configs stay in place.
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Option<TopicMeta>, MetadataError> {
+        self.update_topic(name, |t| t.configs = configs)
+    }
+
+    /// Raises a topic's partition count durably; `None` if the topic does not exist. The caller
+    /// has checked that `partitions` is larger than the current count.
+    pub fn set_partition_count(
+        &self,
+        name: &str,
+        partitions: i32,
+    ) -> Result<Option<TopicMeta>, MetadataError> {
+        self.update_topic(name, |t| t.partitions = partitions)
+    }
+
+    fn update_topic(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut TopicMeta),
+    ) -> Result<Option<TopicMeta>, MetadataError> {
+        let mut registry = self.write();
+        let Some(old) = registry.by_name.get(name).cloned() else {
+            return Ok(None);
+        };
+        let mut new = old.clone();
+        change(&mut new);
+        registry.by_name.insert(name.to_string(), new.clone());
+        if let Err(e) = self.persist(&registry) {
+            registry.by_name.insert(name.to_string(), old);
+            return Err(e);
+        }
+        Ok(Some(new))
+    }
+
     /// A producer id never handed out before, by this run or an earlier one.
     pub fn next_producer_id(&self) -> Result<i64, MetadataError> {
         self.producer_ids.next(|limit| {
@@ -298,6 +337,25 @@ mod tests {
             MetadataStore::open(dir.path(), 2, None, Vec::new).is_err(),
             "node id is checked"
         );
+    }
+
+    #[test]
+    fn topic_configs_and_partition_counts_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetadataStore::open(dir.path(), 1, None, Vec::new).unwrap();
+        store.create_topic("a", 1, BTreeMap::new()).unwrap();
+        let mut c = BTreeMap::new();
+        c.insert("retention.ms".to_string(), "1000".to_string());
+        assert!(store.set_topic_configs("a", c.clone()).unwrap().is_some());
+        assert!(store
+            .set_topic_configs("absent", c.clone())
+            .unwrap()
+            .is_none());
+        assert!(store.set_partition_count("a", 3).unwrap().is_some());
+        drop(store);
+        let store = MetadataStore::open(dir.path(), 1, None, Vec::new).unwrap();
+        let t = store.topic("a").unwrap();
+        assert_eq!((t.configs, t.partitions), (c, 3));
     }
 
     #[test]

@@ -1,5 +1,13 @@
 //! Kafka's rules for legal topic names.
 
+/// Topics the broker itself owns: reported with `is_internal`, never deleted by clients.
+pub const INTERNAL: &[&str] = &["__consumer_offsets", "__transaction_state"];
+
+/// True for a broker-owned topic (clients leave these out of regex subscriptions).
+pub fn is_internal(name: &str) -> bool {
+    INTERNAL.contains(&name)
+}
+
 /// Longest legal topic name (Kafka's limit, from the file-name length budget).
 pub const MAX_LENGTH: usize = 249;
 

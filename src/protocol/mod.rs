@@ -6,6 +6,7 @@
 //! produce waiting for fsync, a long-polling fetch) comes back as a spawned task, so that later
 //! requests on the same connection proceed while the connection writes responses in order.
 
+pub mod body;
 pub mod frame;
 pub mod header;
 pub mod versions;
@@ -27,6 +28,10 @@ pub enum Outcome {
     Ready(Bytes),
     /// Send what this task produces, when it finishes; `None` from the task closes the connection.
     Later(JoinHandle<Option<Bytes>>),
+    /// Send this frame made of bytes and file regions (zero-copy Fetch).
+    ReadyBody(body::ResponseBody),
+    /// Send the frame this task produces, when it finishes; `None` closes the connection.
+    LaterBody(JoinHandle<Option<body::ResponseBody>>),
     /// Send nothing (acks=0 produce).
     Silent,
     /// Close the connection, as Kafka does for unknown APIs, unadvertised versions, undecodable
@@ -45,7 +50,8 @@ pub enum Reply<R> {
 }
 
 /// Handles one frame from a client.
-pub fn handle_frame(ctx: &Arc<BrokerContext>, mut frame: Bytes) -> Outcome {
+/// `peer` is the client's address, reported as the member's host in DescribeGroups.
+pub fn handle_frame(ctx: &Arc<BrokerContext>, mut frame: Bytes, peer: std::net::SocketAddr) -> Outcome {
     let Some(prefix) = header::peek_prefix(&frame) else {
         return Outcome::Close(format!(
             "frame of {} bytes is shorter than a request header",
@@ -69,9 +75,14 @@ pub fn handle_frame(ctx: &Arc<BrokerContext>, mut frame: Bytes) -> Outcome {
         ));
     }
     let version = prefix.api_version;
-    if let Err(e) = header::decode_header(&mut frame, key, version) {
-        return Outcome::Close(format!("{key:?} v{version}: bad request header: {e}"));
-    }
+    let header = match header::decode_header(&mut frame, key, version) {
+        Ok(h) => h,
+        Err(e) => return Outcome::Close(format!("{key:?} v{version}: bad request header: {e}")),
+    };
+    // Group members are reported with the client id they connected with.
+    let client_id = header.client_id.map(|c| c.to_string()).unwrap_or_default();
+    // Kafka reports hosts the way Java prints an InetAddress: with a leading slash.
+    let client_host = format!("/{}", peer.ip());
     let corr = prefix.correlation_id;
     match key {
         ApiKey::ApiVersions => {
@@ -85,9 +96,9 @@ pub fn handle_frame(ctx: &Arc<BrokerContext>, mut frame: Bytes) -> Outcome {
         ApiKey::Produce => {
             run::<m::ProduceRequest, _>(ctx, frame, corr, version, handlers::produce::handle)
         }
-        ApiKey::Fetch => {
-            run::<m::FetchRequest, _>(ctx, frame, corr, version, handlers::fetch::handle)
-        }
+        ApiKey::Fetch => run_framed::<m::FetchRequest>(ctx, frame, corr, version, |c, r, v| {
+            handlers::fetch::handle_framed(c, r, v, corr)
+        }),
         ApiKey::ListOffsets => {
             run::<m::ListOffsetsRequest, _>(ctx, frame, corr, version, |c, r, v| {
                 Reply::Now(handlers::list_offsets::handle(c, r, v))
@@ -118,6 +129,93 @@ pub fn handle_frame(ctx: &Arc<BrokerContext>, mut frame: Bytes) -> Outcome {
                 Reply::Now(handlers::describe_cluster::handle(c, r, v))
             })
         }
+        ApiKey::DescribeConfigs => {
+            run::<m::DescribeConfigsRequest, _>(ctx, frame, corr, version, |c, r, v| {
+                Reply::Now(handlers::describe_configs::handle(c, r, v))
+            })
+        }
+        ApiKey::AlterConfigs => {
+            run::<m::AlterConfigsRequest, _>(ctx, frame, corr, version, |c, r, v| {
+                Reply::Now(handlers::alter_configs::handle_alter(c, r, v))
+            })
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            run::<m::IncrementalAlterConfigsRequest, _>(ctx, frame, corr, version, |c, r, v| {
+                Reply::Now(handlers::alter_configs::handle_incremental(c, r, v))
+            })
+        }
+        ApiKey::DeleteRecords => {
+            run::<m::DeleteRecordsRequest, _>(ctx, frame, corr, version, |c, r, v| {
+                Reply::Now(handlers::delete_records::handle(c, r, v))
+            })
+        }
+        ApiKey::CreatePartitions => {
+            run::<m::CreatePartitionsRequest, _>(ctx, frame, corr, version, |c, r, v| {
+                Reply::Now(handlers::create_partitions::handle(c, r, v))
+            })
+        }
+        ApiKey::DescribeLogDirs => {
+            run::<m::DescribeLogDirsRequest, _>(ctx, frame, corr, version, |c, r, v| {
+                Reply::Now(handlers::describe_log_dirs::handle(c, r, v))
+            })
+        }
+        ApiKey::FindCoordinator => run::<m::FindCoordinatorRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::find_coordinator::handle,
+        ),
+        ApiKey::JoinGroup => run::<m::JoinGroupRequest, _>(ctx, frame, corr, version, |c, r, v| {
+            handlers::join_group::handle(c, r, v, &client_id, &client_host)
+        }),
+        ApiKey::SyncGroup => {
+            run::<m::SyncGroupRequest, _>(ctx, frame, corr, version, handlers::sync_group::handle)
+        }
+        ApiKey::Heartbeat => run::<m::HeartbeatRequest, _>(ctx, frame, corr, version, |c, r, v| {
+            Reply::Now(handlers::heartbeat::handle(c, r, v))
+        }),
+        ApiKey::LeaveGroup => {
+            run::<m::LeaveGroupRequest, _>(ctx, frame, corr, version, |c, r, v| {
+                Reply::Now(handlers::leave_group::handle(c, r, v))
+            })
+        }
+        ApiKey::OffsetCommit => run::<m::OffsetCommitRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::offset_commit::handle,
+        ),
+        ApiKey::OffsetFetch => {
+            run::<m::OffsetFetchRequest, _>(ctx, frame, corr, version, |c, r, v| {
+                Reply::Now(handlers::offset_fetch::handle(c, r, v))
+            })
+        }
+        ApiKey::DescribeGroups => {
+            run::<m::DescribeGroupsRequest, _>(ctx, frame, corr, version, |c, r, v| {
+                Reply::Now(handlers::describe_groups::handle(c, r, v))
+            })
+        }
+        ApiKey::ListGroups => {
+            run::<m::ListGroupsRequest, _>(ctx, frame, corr, version, |c, r, v| {
+                Reply::Now(handlers::list_groups::handle(c, r, v))
+            })
+        }
+        ApiKey::DeleteGroups => run::<m::DeleteGroupsRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::delete_groups::handle,
+        ),
+        ApiKey::OffsetDelete => run::<m::OffsetDeleteRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::offset_delete::handle,
+        ),
         other => Outcome::Close(format!("{other:?} is advertised but has no handler")),
     }
 }
@@ -155,6 +253,45 @@ where
                 Ok(frame) => Some(frame),
                 Err(e) => {
                     tracing::error!("cannot encode v{version} response: {e}");
+                    None
+                }
+            }
+        })),
+        Reply::Nothing => Outcome::Silent,
+        Reply::CloseConnection(why) => Outcome::Close(why),
+    }
+}
+
+/// Like [`run`], for handlers that frame their response themselves as a
+/// [`body::ResponseBody`] (zero-copy Fetch). An `Err` from the handler closes the connection.
+fn run_framed<Req>(
+    ctx: &Arc<BrokerContext>,
+    mut body: Bytes,
+    _correlation_id: i32,
+    version: i16,
+    handler: impl FnOnce(&Arc<BrokerContext>, Req, i16) -> Reply<Result<body::ResponseBody, String>>,
+) -> Outcome
+where
+    Req: Decodable,
+{
+    let request = match Req::decode(&mut body, version) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Close(format!("v{version} request body does not decode: {e}")),
+    };
+    if !header::fully_consumed(&body) {
+        return Outcome::Close(format!(
+            "v{version} request has {} trailing bytes",
+            body.len()
+        ));
+    }
+    match handler(ctx, request, version) {
+        Reply::Now(Ok(frame)) => Outcome::ReadyBody(frame),
+        Reply::Now(Err(e)) => Outcome::Close(e),
+        Reply::Later(fut) => Outcome::LaterBody(tokio::spawn(async move {
+            match fut.await {
+                Ok(frame) => Some(frame),
+                Err(e) => {
+                    tracing::error!("{e}");
                     None
                 }
             }

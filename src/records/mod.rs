@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod compression;
+pub mod rebuild;
 pub mod record_iter;
 pub mod stamp;
 pub mod testutil;

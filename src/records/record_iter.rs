@@ -35,6 +35,8 @@ pub struct Records<'a> {
     count: i32,
     base_offset: i64,
     base_timestamp: i64,
+    /// For LogAppendTime batches every record's timestamp is the batch's max timestamp.
+    log_append_time: Option<i64>,
 }
 
 /// Prepares iteration over the records of `batch` (one whole batch, header included),
@@ -51,6 +53,8 @@ pub fn records(batch: &[u8], limit: usize) -> Result<Records<'_>, RecordError> {
         .ok_or(RecordError::UnsupportedCompression(h.compression_id()))?;
     let raw = &batch[HEADER_LEN..total];
     let body = match codec {
+        // An empty batch (left by compaction) has no records section to decompress.
+        _ if h.record_count() == 0 => Cow::Borrowed(&raw[..0]),
         Compression::None => Cow::Borrowed(raw),
         c => Cow::Owned(decompress_bounded(c, raw, limit)?),
     };
@@ -59,6 +63,8 @@ pub fn records(batch: &[u8], limit: usize) -> Result<Records<'_>, RecordError> {
         count: h.record_count(),
         base_offset: h.base_offset(),
         base_timestamp: h.base_timestamp(),
+        log_append_time: (h.timestamp_type() == super::batch::TimestampType::LogAppendTime)
+            .then(|| h.max_timestamp()),
     })
 }
 
@@ -72,6 +78,7 @@ impl Records<'_> {
             remaining: self.count.max(0),
             base_offset: self.base_offset,
             base_timestamp: self.base_timestamp,
+            log_append_time: self.log_append_time,
             failed: false,
         }
     }
@@ -85,6 +92,7 @@ pub struct RecordIter<'a> {
     remaining: i32,
     base_offset: i64,
     base_timestamp: i64,
+    log_append_time: Option<i64>,
     failed: bool,
 }
 
@@ -176,7 +184,9 @@ impl<'a> RecordIter<'a> {
             offset_delta,
             timestamp_delta,
             offset: self.base_offset.wrapping_add(i64::from(offset_delta)),
-            timestamp: self.base_timestamp.wrapping_add(timestamp_delta),
+            timestamp: self
+                .log_append_time
+                .unwrap_or_else(|| self.base_timestamp.wrapping_add(timestamp_delta)),
             key,
             value,
             headers,

@@ -16,11 +16,14 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use crate::broker::BrokerContext;
+use crate::protocol::body::{Chunk, ResponseBody};
 use crate::protocol::{self, frame, Outcome};
 
 enum Queued {
     Ready(Bytes),
     Later(tokio::task::JoinHandle<Option<Bytes>>),
+    ReadyBody(ResponseBody),
+    LaterBody(tokio::task::JoinHandle<Option<ResponseBody>>),
     Close,
 }
 
@@ -50,9 +53,11 @@ pub async fn run(
                 break;
             }
         };
-        let queued = match protocol::handle_frame(&ctx, frame) {
+        let queued = match protocol::handle_frame(&ctx, frame, peer) {
             Outcome::Ready(bytes) => Queued::Ready(bytes),
             Outcome::Later(task) => Queued::Later(task),
+            Outcome::ReadyBody(body) => Queued::ReadyBody(body),
+            Outcome::LaterBody(task) => Queued::LaterBody(task),
             Outcome::Silent => continue,
             Outcome::Close(reason) => {
                 tracing::info!(%peer, "closing connection: {reason}");
@@ -75,10 +80,19 @@ async fn write_responses(
 ) {
     let mut out = BufWriter::with_capacity(64 * 1024, write_half);
     while let Some(item) = pending.recv().await {
-        let bytes = match item {
-            Queued::Ready(bytes) => bytes,
+        let body = match item {
+            Queued::Ready(bytes) => ResponseBody::from(bytes),
+            Queued::ReadyBody(body) => body,
             Queued::Later(task) => match task.await {
-                Ok(Some(bytes)) => bytes,
+                Ok(Some(bytes)) => ResponseBody::from(bytes),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(%peer, "request task failed: {e}");
+                    break;
+                }
+            },
+            Queued::LaterBody(task) => match task.await {
+                Ok(Some(body)) => body,
                 Ok(None) => break,
                 Err(e) => {
                     tracing::error!(%peer, "request task failed: {e}");
@@ -87,7 +101,8 @@ async fn write_responses(
             },
             Queued::Close => break,
         };
-        if out.write_all(&bytes).await.is_err() {
+        if let Err(e) = write_body(&mut out, body).await {
+            tracing::info!(%peer, "closing connection: write failed: {e}");
             return;
         }
         // Flush only when nothing else is ready, so pipelined responses share a syscall.
@@ -97,4 +112,27 @@ async fn write_responses(
     }
     let _ = out.flush().await;
     let _ = out.shutdown().await;
+}
+
+/// Writes one response frame: byte chunks through the buffer, file regions with `sendfile(2)`
+/// after flushing what is buffered so the bytes stay in order.
+async fn write_body(
+    out: &mut BufWriter<OwnedWriteHalf>,
+    body: ResponseBody,
+) -> std::io::Result<()> {
+    for chunk in body.chunks() {
+        match chunk {
+            Chunk::Bytes(b) => out.write_all(b).await?,
+            Chunk::File {
+                file,
+                position,
+                len,
+            } => {
+                out.flush().await?;
+                let stream: &tokio::net::TcpStream = out.get_ref().as_ref();
+                super::sendfile::send_file(stream, file, *position, *len).await?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -2,5 +2,6 @@
 
 mod connection;
 mod listener;
+mod sendfile;
 
 pub use listener::serve;

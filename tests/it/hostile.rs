@@ -134,6 +134,207 @@ fn sample_bodies(key: ApiKey, v: i16) -> Vec<Vec<u8>> {
             )]
         }
         ApiKey::DescribeCluster => vec![encode(&DescribeClusterRequest::default(), v)],
+        ApiKey::DescribeConfigs => {
+            let r = describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("t"))
+                .with_configuration_keys(Some(vec![s("retention.ms")]));
+            vec![
+                encode(&DescribeConfigsRequest::default(), v),
+                encode(
+                    &DescribeConfigsRequest::default().with_resources(vec![r]),
+                    v,
+                ),
+            ]
+        }
+        ApiKey::AlterConfigs => {
+            let r = alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("t"))
+                .with_configs(vec![alter_configs_request::AlterableConfig::default()
+                    .with_name(s("retention.ms"))
+                    .with_value(Some(s("1")))]);
+            vec![encode(
+                &AlterConfigsRequest::default()
+                    .with_resources(vec![r])
+                    .with_validate_only(true),
+                v,
+            )]
+        }
+        ApiKey::DeleteRecords => {
+            let t = delete_records_request::DeleteRecordsTopic::default()
+                .with_name(TopicName(s("absent")))
+                .with_partitions(vec![
+                    delete_records_request::DeleteRecordsPartition::default().with_offset(0),
+                ]);
+            vec![
+                encode(&DeleteRecordsRequest::default(), v),
+                encode(&DeleteRecordsRequest::default().with_topics(vec![t]), v),
+            ]
+        }
+        ApiKey::CreatePartitions => {
+            let t = create_partitions_request::CreatePartitionsTopic::default()
+                .with_name(TopicName(s("t")))
+                .with_count(2)
+                .with_assignments(Some(vec![
+                    create_partitions_request::CreatePartitionsAssignment::default()
+                        .with_broker_ids(vec![BrokerId(1)]),
+                ]));
+            vec![encode(
+                &CreatePartitionsRequest::default()
+                    .with_topics(vec![t])
+                    .with_validate_only(true),
+                v,
+            )]
+        }
+        ApiKey::DescribeLogDirs => {
+            let t = describe_log_dirs_request::DescribableLogDirTopic::default()
+                .with_topic(TopicName(s("t")))
+                .with_partitions(vec![0, 1]);
+            vec![
+                encode(&DescribeLogDirsRequest::default().with_topics(None), v),
+                encode(
+                    &DescribeLogDirsRequest::default().with_topics(Some(vec![t])),
+                    v,
+                ),
+            ]
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let r = incremental_alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("t"))
+                .with_configs(vec![
+                    incremental_alter_configs_request::AlterableConfig::default()
+                        .with_name(s("retention.ms"))
+                        .with_value(Some(s("1"))),
+                ]);
+            vec![encode(
+                &IncrementalAlterConfigsRequest::default()
+                    .with_resources(vec![r])
+                    .with_validate_only(true),
+                v,
+            )]
+        }
+        ApiKey::FindCoordinator if v >= 4 => vec![encode(
+            &FindCoordinatorRequest::default().with_coordinator_keys(vec![s("g"), s("h")]),
+            v,
+        )],
+        ApiKey::FindCoordinator => vec![encode(
+            &FindCoordinatorRequest::default().with_key(s("g")),
+            v,
+        )],
+        ApiKey::JoinGroup => {
+            let r = JoinGroupRequest::default()
+                .with_group_id(GroupId(s("g")))
+                .with_session_timeout_ms(6000)
+                .with_protocol_type(s("consumer"))
+                .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+                )
+                .with_name(s("range"))
+                .with_metadata(Bytes::from_static(b"meta"))]);
+            let r = if v >= 1 {
+                r.with_rebalance_timeout_ms(1000)
+            } else {
+                r
+            };
+            vec![encode(&r, v)]
+        }
+        ApiKey::SyncGroup => vec![encode(
+            &SyncGroupRequest::default()
+                .with_group_id(GroupId(s("g")))
+                .with_generation_id(1)
+                .with_member_id(s("m"))
+                .with_assignments(vec![
+                    sync_group_request::SyncGroupRequestAssignment::default()
+                        .with_member_id(s("m"))
+                        .with_assignment(Bytes::from_static(b"a")),
+                ]),
+            v,
+        )],
+        ApiKey::Heartbeat => vec![encode(
+            &HeartbeatRequest::default()
+                .with_group_id(GroupId(s("g")))
+                .with_generation_id(1)
+                .with_member_id(s("m")),
+            v,
+        )],
+        ApiKey::LeaveGroup if v >= 3 => vec![encode(
+            &LeaveGroupRequest::default()
+                .with_group_id(GroupId(s("g")))
+                .with_members(vec![
+                    leave_group_request::MemberIdentity::default().with_member_id(s("m"))
+                ]),
+            v,
+        )],
+        ApiKey::LeaveGroup => vec![encode(
+            &LeaveGroupRequest::default()
+                .with_group_id(GroupId(s("g")))
+                .with_member_id(s("m")),
+            v,
+        )],
+        ApiKey::OffsetCommit => {
+            let t = offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(name)
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_committed_offset(1),
+                ]);
+            vec![encode(
+                &OffsetCommitRequest::default()
+                    .with_group_id(GroupId(s("g")))
+                    .with_topics(vec![t]),
+                v,
+            )]
+        }
+        ApiKey::OffsetFetch if v >= 8 => {
+            let t = offset_fetch_request::OffsetFetchRequestTopics::default()
+                .with_name(name)
+                .with_partition_indexes(vec![0, 1]);
+            vec![encode(
+                &OffsetFetchRequest::default().with_groups(vec![
+                    offset_fetch_request::OffsetFetchRequestGroup::default()
+                        .with_group_id(GroupId(s("g")))
+                        .with_topics(Some(vec![t])),
+                ]),
+                v,
+            )]
+        }
+        ApiKey::OffsetFetch => {
+            let t = offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(name)
+                .with_partition_indexes(vec![0, 1]);
+            vec![encode(
+                &OffsetFetchRequest::default()
+                    .with_group_id(GroupId(s("g")))
+                    .with_topics(Some(vec![t])),
+                v,
+            )]
+        }
+        ApiKey::DescribeGroups => vec![encode(
+            &DescribeGroupsRequest::default().with_groups(vec![GroupId(s("g")), GroupId(s("h"))]),
+            v,
+        )],
+        ApiKey::ListGroups if v >= 4 => vec![encode(
+            &ListGroupsRequest::default().with_states_filter(vec![s("Stable"), s("Empty")]),
+            v,
+        )],
+        ApiKey::ListGroups => vec![encode(&ListGroupsRequest::default(), v)],
+        ApiKey::DeleteGroups => vec![encode(
+            &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("absent"))]),
+            v,
+        )],
+        ApiKey::OffsetDelete => vec![encode(
+            &OffsetDeleteRequest::default()
+                .with_group_id(GroupId(s("g")))
+                .with_topics(vec![
+                    offset_delete_request::OffsetDeleteRequestTopic::default()
+                        .with_name(name)
+                        .with_partitions(vec![
+                            offset_delete_request::OffsetDeleteRequestPartition::default(),
+                        ]),
+                ]),
+            v,
+        )],
         other => panic!("{other:?} is advertised but has no hostile-test sample: add one"),
     }
 }

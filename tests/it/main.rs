@@ -9,7 +9,11 @@ static ALLOCATOR: gregor::alloc_guard::GuardedAllocator = gregor::alloc_guard::G
 mod harness;
 
 mod api_versions;
+mod configs;
+mod groups;
 mod hostile;
 mod process;
 mod produce_fetch;
+mod retention;
 mod topics;
+mod zero_copy;

@@ -1,0 +1,529 @@
+//! The group coordinator: every classic consumer group of this broker (each behind its own std
+//! mutex, never held across an `.await`), committed offsets, and their persistence in the
+//! internal topic `__consumer_offsets`, which is replayed at start.
+//!
+//! `__consumer_offsets` is created on first use (as Kafka does, on the first FindCoordinator or
+//! group write), not at start, so a broker that never sees a group has no internal topic.
+
+pub mod records;
+pub mod state;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
+use tokio::sync::watch;
+
+use crate::broker::BrokerContext;
+use crate::log::{LogError, PartitionLog};
+use crate::records::{validate_produce_batch, BatchHeader, RecordError};
+use records::{Key, OffsetValue, OFFSETS_TOPIC};
+pub use state::{
+    Committed, Group, GroupConfig, GroupState, JoinParams, JoinResult, JoinedMember, Pending,
+    SyncResult,
+};
+
+/// How often the sweeper looks for expired sessions and rebalance deadlines.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
+
+/// An Empty group without offsets is forgotten after this long (Kafka's default
+/// offsets.retention.check.interval.ms, the period of its cleanup).
+const FORGET_AFTER: Duration = Duration::from_secs(600);
+
+/// Kafka's cap on a commit's metadata string (offset.metadata.max.bytes).
+pub const MAX_METADATA_BYTES: usize = 4096;
+
+/// Why the offsets topic could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("offsets topic: {0}")]
+    Log(#[from] LogError),
+    #[error("offsets topic: {0}")]
+    Topic(#[from] crate::broker::TopicError),
+    #[error("offsets topic record: {0}")]
+    Record(#[from] RecordError),
+    #[error("offsets topic partition {0} is missing")]
+    MissingPartition(i32),
+}
+
+/// A locked group.
+pub type GroupGuard<'a> = MutexGuard<'a, Group>;
+
+/// One offset to commit.
+#[derive(Debug, Clone)]
+pub struct OffsetCommit {
+    pub topic: String,
+    pub partition: i32,
+    pub value: OffsetValue,
+}
+
+/// All groups of this broker.
+pub struct GroupCoordinator {
+    cfg: GroupConfig,
+    wanted_partitions: i32,
+    retention: Duration,
+    groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
+    /// Serialises the lazy creation of `__consumer_offsets`.
+    topic_lock: Mutex<()>,
+    /// Partitions of `__consumer_offsets` once it exists with all its logs (0: not yet).
+    /// Metadata alone is not enough: `create_topic` records the topic before its partitions.
+    ready_partitions: AtomicI32,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a group lock leaves consistent-enough state (each step is small);
+    // keep serving rather than poisoning every later request.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl GroupCoordinator {
+    /// A coordinator with no groups yet; [`GroupCoordinator::load`] fills it.
+    pub fn new(config: &crate::config::Config) -> GroupCoordinator {
+        GroupCoordinator {
+            cfg: GroupConfig {
+                min_session_timeout_ms: config.group_min_session_timeout_ms,
+                max_session_timeout_ms: config.group_max_session_timeout_ms,
+                initial_rebalance_delay: Duration::from_millis(
+                    config.group_initial_rebalance_delay_ms,
+                ),
+            },
+            wanted_partitions: config.offsets_topic_num_partitions,
+            retention: Duration::from_secs(config.offsets_retention_minutes.saturating_mul(60)),
+            groups: Mutex::new(HashMap::new()),
+            topic_lock: Mutex::new(()),
+            ready_partitions: AtomicI32::new(0),
+        }
+    }
+
+    /// State-machine settings.
+    pub fn config(&self) -> &GroupConfig {
+        &self.cfg
+    }
+
+    /// The group, if it exists.
+    pub fn get(&self, group_id: &str) -> Option<Arc<Mutex<Group>>> {
+        lock(&self.groups).get(group_id).cloned()
+    }
+
+    /// The group, created Empty if missing.
+    pub fn get_or_create(&self, group_id: &str) -> Arc<Mutex<Group>> {
+        lock(&self.groups)
+            .entry(group_id.to_string())
+            .or_insert_with(|| Arc::new(Mutex::new(Group::new(group_id))))
+            .clone()
+    }
+
+    /// Every group (id, handle), for listing and sweeping.
+    pub fn all(&self) -> Vec<(String, Arc<Mutex<Group>>)> {
+        lock(&self.groups)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Locks a group handle.
+    pub fn lock_group(group: &Arc<Mutex<Group>>) -> GroupGuard<'_> {
+        lock(group)
+    }
+
+    /// Forgets a group (after DeleteGroups).
+    fn remove(&self, group_id: &str) {
+        lock(&self.groups).remove(group_id);
+    }
+
+    /// The partition count of `__consumer_offsets`, creating the topic if needed.
+    pub fn ensure_topic(&self, ctx: &BrokerContext) -> Result<i32, StoreError> {
+        let ready = self.ready_partitions.load(Ordering::Acquire);
+        if ready > 0 {
+            return Ok(ready);
+        }
+        // Whoever creates the topic holds this lock until every partition log exists.
+        let _guard = lock(&self.topic_lock);
+        let partitions = match ctx.metadata.topic(OFFSETS_TOPIC) {
+            Some(t) => t.partitions,
+            None => {
+                let configs = [("cleanup.policy".to_string(), "compact".to_string())]
+                    .into_iter()
+                    .collect();
+                ctx.create_topic(OFFSETS_TOPIC, self.wanted_partitions, configs)?
+                    .partitions
+            }
+        };
+        self.ready_partitions.store(partitions, Ordering::Release);
+        Ok(partitions)
+    }
+
+    /// True once `__consumer_offsets` is known to exist with all its partitions.
+    pub fn topic_ready(&self) -> bool {
+        self.ready_partitions.load(Ordering::Acquire) > 0
+    }
+
+    /// The `__consumer_offsets` partition log holding `group_id`.
+    fn log_for(
+        &self,
+        ctx: &BrokerContext,
+        group_id: &str,
+    ) -> Result<Arc<PartitionLog>, StoreError> {
+        let partitions = self.ensure_topic(ctx)?;
+        let p = records::partition_for(group_id, partitions);
+        ctx.partition(OFFSETS_TOPIC, p)
+            .ok_or(StoreError::MissingPartition(p))
+    }
+
+    /// Appends records for `group_id` (page cache only); returns the log and the offset of the
+    /// first record, and the end offset to wait on for durability.
+    fn append(
+        &self,
+        ctx: &BrokerContext,
+        group_id: &str,
+        recs: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> Result<(Arc<PartitionLog>, i64, i64), StoreError> {
+        let log = self.log_for(ctx, group_id)?;
+        let batch = records::build_batch(recs, now_ms());
+        let info = validate_produce_batch(&batch, usize::MAX)?;
+        let outcome = log.append(&batch, &info, crate::handlers::LEADER_EPOCH)?;
+        let base = match outcome {
+            crate::log::AppendOutcome::Appended { base_offset, .. }
+            | crate::log::AppendOutcome::Duplicate { base_offset, .. } => base_offset,
+        };
+        Ok((log, base, outcome.end_offset()))
+    }
+
+    /// Writes the group's metadata record if the state machine marked it dirty. Not waited on:
+    /// an unsynced group record only costs members a rejoin after a crash.
+    pub fn persist_if_dirty(&self, ctx: &BrokerContext, group: &mut Group) {
+        if !group.dirty {
+            return;
+        }
+        group.dirty = false;
+        let value = records::group_value(&group.to_record());
+        if let Err(e) = self.append(
+            ctx,
+            &group.id,
+            &[(records::group_key(&group.id), Some(value))],
+        ) {
+            tracing::warn!(group = %group.id, "cannot persist group metadata: {e}");
+        }
+    }
+
+    /// Writes `commits` for the group (the caller validated membership under the group lock
+    /// and still holds it, so records land in the order commits were accepted). Returns what to
+    /// wait on before applying with [`GroupCoordinator::apply_commits`].
+    pub fn write_commits(
+        &self,
+        ctx: &BrokerContext,
+        group_id: &str,
+        commits: &[OffsetCommit],
+    ) -> Result<(Arc<PartitionLog>, i64, i64), StoreError> {
+        let recs: Vec<(Vec<u8>, Option<Vec<u8>>)> = commits
+            .iter()
+            .map(|c| {
+                (
+                    records::offset_key(group_id, &c.topic, c.partition),
+                    Some(records::offset_value(&c.value)),
+                )
+            })
+            .collect();
+        self.append(ctx, group_id, &recs)
+    }
+
+    /// Applies durable commits (none if they failed) to the in-memory table and ends the
+    /// in-flight count taken by the writer. If the group was deleted meanwhile, its tombstones
+    /// follow these records in the log, so the commits are dropped here too.
+    pub fn apply_commits(&self, group_id: &str, commits: Vec<OffsetCommit>, base_position: i64) {
+        let Some(group) = self.get(group_id) else {
+            return;
+        };
+        let mut g = lock(&group);
+        g.commits_in_flight = g.commits_in_flight.saturating_sub(1);
+        if g.state == GroupState::Dead {
+            return;
+        }
+        for (i, c) in commits.into_iter().enumerate() {
+            g.apply_commit(
+                &c.topic,
+                c.partition,
+                Committed {
+                    offset: c.value.offset,
+                    leader_epoch: c.value.leader_epoch,
+                    metadata: c.value.metadata,
+                    commit_timestamp: c.value.commit_timestamp,
+                    log_position: base_position + i as i64,
+                },
+            );
+        }
+    }
+
+    /// Writes tombstones for offsets (and the group record if `whole_group`).
+    pub fn write_tombstones(
+        &self,
+        ctx: &BrokerContext,
+        group_id: &str,
+        offsets: &[(String, i32)],
+        whole_group: bool,
+    ) -> Result<(Arc<PartitionLog>, i64), StoreError> {
+        let mut recs: Vec<(Vec<u8>, Option<Vec<u8>>)> = offsets
+            .iter()
+            .map(|(t, p)| (records::offset_key(group_id, t, *p), None))
+            .collect();
+        if whole_group {
+            recs.push((records::group_key(group_id), None));
+        }
+        let (log, _, end) = self.append(ctx, group_id, &recs)?;
+        Ok((log, end))
+    }
+
+    /// Deletes an Empty group: tombstones first, then forgets it.
+    pub fn delete_group(
+        &self,
+        ctx: &BrokerContext,
+        group_id: &str,
+    ) -> Result<Option<(Arc<PartitionLog>, i64)>, ResponseError> {
+        let Some(group) = self.get(group_id) else {
+            return Err(ResponseError::GroupIdNotFound);
+        };
+        let mut g = lock(&group);
+        match g.state {
+            GroupState::Dead => return Err(ResponseError::GroupIdNotFound),
+            GroupState::Empty => {}
+            _ => return Err(ResponseError::NonEmptyGroup),
+        }
+        let offsets: Vec<(String, i32)> = g.offsets.keys().cloned().collect();
+        let wait = if ctx.metadata.topic(OFFSETS_TOPIC).is_some() {
+            let w = self
+                .write_tombstones(ctx, group_id, &offsets, true)
+                .map_err(|e| {
+                    tracing::error!(group = group_id, "cannot delete group: {e}");
+                    ResponseError::CoordinatorNotAvailable
+                })?;
+            Some(w)
+        } else {
+            None
+        };
+        g.mark_dead();
+        drop(g);
+        self.remove(group_id);
+        Ok(wait)
+    }
+
+    /// Rebuilds committed offsets and (Empty) groups from every `__consumer_offsets` partition.
+    pub fn load(&self, ctx: &BrokerContext) -> Result<(), StoreError> {
+        let Some(topic) = ctx.metadata.topic(OFFSETS_TOPIC) else {
+            return Ok(());
+        };
+        // `reconcile` ran before us: every partition log of the topic exists.
+        self.ready_partitions
+            .store(topic.partitions, Ordering::Release);
+        let started = Instant::now();
+        let mut groups: HashMap<String, Group> = HashMap::new();
+        let mut records_seen = 0usize;
+        for p in 0..topic.partitions {
+            let log = ctx
+                .partition(OFFSETS_TOPIC, p)
+                .ok_or(StoreError::MissingPartition(p))?;
+            let mut offset = log.log_start_offset();
+            loop {
+                let read = log.read(offset, 1 << 20, true)?;
+                if read.records.is_empty() {
+                    break;
+                }
+                let before = offset;
+                let mut rest: &[u8] = &read.records;
+                while let Some(h) = BatchHeader::new(rest) {
+                    let Some(size) = h.total_size().filter(|s| *s <= rest.len() && *s > 0) else {
+                        break;
+                    };
+                    let batch = &rest[..size];
+                    offset = h.last_offset() + 1;
+                    rest = &rest[size..];
+                    if h.is_control() {
+                        continue;
+                    }
+                    let recs = match crate::records::records(batch, 64 << 20) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::warn!(partition = p, "skipping unreadable offsets batch: {e}");
+                            continue;
+                        }
+                    };
+                    for rec in recs.iter() {
+                        let rec = match rec {
+                            Ok(r) => r,
+                            Err(e) => {
+                                tracing::warn!(partition = p, "skipping bad offsets record: {e}");
+                                break;
+                            }
+                        };
+                        records_seen += 1;
+                        replay_record(&mut groups, rec.key, rec.value, rec.offset);
+                    }
+                }
+                if offset <= before {
+                    // Recovery validated every batch, so this means a framing surprise: stop
+                    // rather than loop on the same bytes.
+                    tracing::warn!(partition = p, offset, "offsets replay made no progress");
+                    break;
+                }
+                if offset >= log.log_end_offset() {
+                    break;
+                }
+            }
+        }
+        let loaded = groups.len();
+        let mut map = lock(&self.groups);
+        for (id, g) in groups {
+            map.insert(id, Arc::new(Mutex::new(g)));
+        }
+        tracing::info!(
+            groups = loaded,
+            records = records_seen,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "loaded consumer groups"
+        );
+        Ok(())
+    }
+
+    /// One sweep: expire sessions, finish rebalances whose time is up, expire old offsets of
+    /// Empty groups, forget Empty groups with nothing left, persist what changed.
+    pub fn sweep(&self, ctx: &BrokerContext) {
+        let now = Instant::now();
+        let now_wall = now_ms();
+        let retention_ms = self.retention.as_millis() as i64;
+        let forget_before = now_wall - FORGET_AFTER.as_millis() as i64;
+        for (id, group) in self.all() {
+            let mut g = lock(&group);
+            g.tick(&self.cfg, now);
+            self.persist_if_dirty(ctx, &mut g);
+            let old = g.expired_offsets(now_wall, retention_ms);
+            if !old.is_empty() {
+                match self.write_tombstones(ctx, &id, &old, false) {
+                    Ok(_) => {
+                        for k in &old {
+                            g.offsets.remove(k);
+                        }
+                        tracing::info!(group = %id, offsets = old.len(), "expired offsets");
+                    }
+                    Err(e) => tracing::warn!(group = %id, "cannot expire offsets: {e}"),
+                }
+            }
+            if g.is_forgettable(forget_before) {
+                // Kafka's periodic cleanup: an Empty group without offsets becomes Dead.
+                let tombstone = if self.topic_ready() {
+                    self.write_tombstones(ctx, &id, &[], true).map(|_| ())
+                } else {
+                    Ok(())
+                };
+                match tombstone {
+                    Ok(()) => {
+                        g.mark_dead();
+                        drop(g);
+                        self.remove(&id);
+                        tracing::info!(group = %id, "removed empty group");
+                    }
+                    Err(e) => tracing::warn!(group = %id, "cannot remove empty group: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// Applies one `__consumer_offsets` record during replay; unreadable records are skipped with a
+/// warning (a newer Kafka's flexible versions, for instance).
+fn replay_record(
+    groups: &mut HashMap<String, Group>,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    position: i64,
+) {
+    let Some(key) = key else { return };
+    let key = match records::decode_key(key) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!("skipping offsets record with unknown key: {e}");
+            return;
+        }
+    };
+    match key {
+        Key::Offset {
+            group,
+            topic,
+            partition,
+        } => match value {
+            None => {
+                if let Some(g) = groups.get_mut(&group) {
+                    g.offsets.remove(&(topic, partition));
+                }
+            }
+            Some(v) => match records::decode_offset_value(v) {
+                Ok(v) => {
+                    let g = groups
+                        .entry(group.clone())
+                        .or_insert_with(|| Group::new(&group));
+                    g.apply_commit(
+                        &topic,
+                        partition,
+                        Committed {
+                            offset: v.offset,
+                            leader_epoch: v.leader_epoch,
+                            metadata: v.metadata,
+                            commit_timestamp: v.commit_timestamp,
+                            log_position: position,
+                        },
+                    );
+                }
+                Err(e) => tracing::warn!(group, "skipping unreadable offset value: {e}"),
+            },
+        },
+        Key::Group { group } => match value {
+            None => {
+                // Only the group's metadata goes; its offsets have tombstones of their own.
+                let offsets = groups.remove(&group).map(|g| g.offsets).unwrap_or_default();
+                if !offsets.is_empty() {
+                    let mut g = Group::new(&group);
+                    g.offsets = offsets;
+                    groups.insert(group, g);
+                }
+            }
+            Some(v) => match records::decode_group_value(v) {
+                Ok(v) => {
+                    let offsets = groups.remove(&group).map(|g| g.offsets).unwrap_or_default();
+                    let mut g = Group::from_record(&group, &v);
+                    g.offsets = offsets;
+                    groups.insert(group, g);
+                }
+                Err(e) => tracing::warn!(group, "skipping unreadable group value: {e}"),
+            },
+        },
+    }
+}
+
+/// Runs the coordinator's timers until `shutdown` turns true.
+pub async fn run_sweeper(ctx: Arc<BrokerContext>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let c = ctx.clone();
+                // The sweep may append to the offsets log (file I/O): keep it off the runtime.
+                if tokio::task::spawn_blocking(move || c.groups.sweep(&c)).await.is_err() {
+                    tracing::error!("group sweeper panicked");
+                }
+            }
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return;
+                }
+            }
+        }
+    }
+}

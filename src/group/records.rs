@@ -1,0 +1,416 @@
+//! The record layouts of the internal `__consumer_offsets` topic, as Kafka writes them (so a
+//! Kafka tool reading the topic understands it), plus a small magic-2 batch encoder: offset
+//! commit key v1 / value v3, group metadata key v2 / value v3, and tombstones (null values).
+
+use bytes::{BufMut, Bytes};
+
+use crate::records::batch::{compute_crc, HEADER_LEN};
+
+/// The internal topic holding committed offsets and group metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Why bytes read back from `__consumer_offsets` could not be understood.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record truncated")]
+    Truncated,
+    #[error("unsupported {what} version {version}")]
+    Version { what: &'static str, version: i16 },
+    #[error("string is not UTF-8")]
+    Utf8,
+}
+
+/// One committed offset, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetValue {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp: i64,
+}
+
+/// One member inside a group metadata value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberValue {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub session_timeout_ms: i32,
+    pub subscription: Bytes,
+    pub assignment: Bytes,
+}
+
+/// A group's metadata, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupValue {
+    pub protocol_type: String,
+    pub generation: i32,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub state_timestamp: i64,
+    pub members: Vec<MemberValue>,
+}
+
+/// A decoded record key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key {
+    Offset {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    Group {
+        group: String,
+    },
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    // Group ids, topics and member ids are far below 32 KiB; clamp rather than wrap.
+    let len = s.len().min(i16::MAX as usize);
+    out.put_i16(len as i16);
+    out.extend_from_slice(&s.as_bytes()[..len]);
+}
+
+fn put_nullable_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => put_str(out, s),
+        None => out.put_i16(-1),
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.put_i32(b.len() as i32);
+    out.extend_from_slice(b);
+}
+
+/// Offset commit key, version 1: [group, topic, partition].
+pub fn offset_key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + group.len() + topic.len());
+    out.put_i16(1);
+    put_str(&mut out, group);
+    put_str(&mut out, topic);
+    out.put_i32(partition);
+    out
+}
+
+/// Offset commit value, version 3: [offset, leader epoch, metadata, commit timestamp].
+pub fn offset_value(v: &OffsetValue) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24 + v.metadata.len());
+    out.put_i16(3);
+    out.put_i64(v.offset);
+    out.put_i32(v.leader_epoch);
+    put_str(&mut out, &v.metadata);
+    out.put_i64(v.commit_timestamp);
+    out
+}
+
+/// Group metadata key, version 2: [group].
+pub fn group_key(group: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + group.len());
+    out.put_i16(2);
+    put_str(&mut out, group);
+    out
+}
+
+/// Group metadata value, version 3 (the last non-flexible one, which has group_instance_id).
+pub fn group_value(v: &GroupValue) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.put_i16(3);
+    put_str(&mut out, &v.protocol_type);
+    out.put_i32(v.generation);
+    put_nullable_str(&mut out, v.protocol.as_deref());
+    put_nullable_str(&mut out, v.leader.as_deref());
+    out.put_i64(v.state_timestamp);
+    out.put_i32(v.members.len() as i32);
+    for m in &v.members {
+        put_str(&mut out, &m.member_id);
+        put_nullable_str(&mut out, m.instance_id.as_deref());
+        put_str(&mut out, &m.client_id);
+        put_str(&mut out, &m.client_host);
+        out.put_i32(m.rebalance_timeout_ms);
+        out.put_i32(m.session_timeout_ms);
+        put_bytes(&mut out, &m.subscription);
+        put_bytes(&mut out, &m.assignment);
+    }
+    out
+}
+
+/// Bounds-checked reader over a record key or value.
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.buf.len() < n {
+            return Err(DecodeError::Truncated);
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+    fn i16(&mut self) -> Result<i16, DecodeError> {
+        let b = self.take(2)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+    fn i32(&mut self) -> Result<i32, DecodeError> {
+        let b = self.take(4)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn i64(&mut self) -> Result<i64, DecodeError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(i64::from_be_bytes(a))
+    }
+    fn nullable_str(&mut self) -> Result<Option<String>, DecodeError> {
+        let len = self.i16()?;
+        if len < 0 {
+            return Ok(None);
+        }
+        let b = self.take(len as usize)?;
+        String::from_utf8(b.to_vec())
+            .map(Some)
+            .map_err(|_| DecodeError::Utf8)
+    }
+    fn str(&mut self) -> Result<String, DecodeError> {
+        Ok(self.nullable_str()?.unwrap_or_default())
+    }
+    fn bytes(&mut self) -> Result<Bytes, DecodeError> {
+        let len = self.i32()?;
+        if len < 0 {
+            return Ok(Bytes::new());
+        }
+        Ok(Bytes::copy_from_slice(self.take(len as usize)?))
+    }
+}
+
+/// Decodes a record key (offset commit keys v0/v1, group metadata key v2).
+pub fn decode_key(buf: &[u8]) -> Result<Key, DecodeError> {
+    let mut r = Reader { buf };
+    match r.i16()? {
+        0 | 1 => Ok(Key::Offset {
+            group: r.str()?,
+            topic: r.str()?,
+            partition: r.i32()?,
+        }),
+        2 => Ok(Key::Group { group: r.str()? }),
+        version => Err(DecodeError::Version {
+            what: "key",
+            version,
+        }),
+    }
+}
+
+/// Decodes an offset commit value, versions 0 to 3.
+pub fn decode_offset_value(buf: &[u8]) -> Result<OffsetValue, DecodeError> {
+    let mut r = Reader { buf };
+    let version = r.i16()?;
+    let offset = r.i64()?;
+    let leader_epoch = if version >= 3 { r.i32()? } else { -1 };
+    let metadata = r.str()?;
+    let commit_timestamp = match version {
+        0..=3 => r.i64()?,
+        _ => {
+            return Err(DecodeError::Version {
+                what: "offset value",
+                version,
+            })
+        }
+    };
+    Ok(OffsetValue {
+        offset,
+        leader_epoch,
+        metadata,
+        commit_timestamp,
+    })
+}
+
+/// Decodes a group metadata value, versions 0 to 3.
+pub fn decode_group_value(buf: &[u8]) -> Result<GroupValue, DecodeError> {
+    let mut r = Reader { buf };
+    let version = r.i16()?;
+    if !(0..=3).contains(&version) {
+        return Err(DecodeError::Version {
+            what: "group value",
+            version,
+        });
+    }
+    let protocol_type = r.str()?;
+    let generation = r.i32()?;
+    let protocol = r.nullable_str()?;
+    let leader = r.nullable_str()?;
+    let state_timestamp = if version >= 2 { r.i64()? } else { -1 };
+    let count = r.i32()?.max(0);
+    let mut members = Vec::new();
+    for _ in 0..count {
+        let member_id = r.str()?;
+        let instance_id = if version >= 3 {
+            r.nullable_str()?
+        } else {
+            None
+        };
+        let client_id = r.str()?;
+        let client_host = r.str()?;
+        let rebalance_timeout_ms = if version >= 1 { r.i32()? } else { -1 };
+        let session_timeout_ms = r.i32()?;
+        let subscription = r.bytes()?;
+        let assignment = r.bytes()?;
+        members.push(MemberValue {
+            member_id,
+            instance_id,
+            client_id,
+            client_host,
+            rebalance_timeout_ms,
+            session_timeout_ms,
+            subscription,
+            assignment,
+        });
+    }
+    Ok(GroupValue {
+        protocol_type,
+        generation,
+        protocol,
+        leader,
+        state_timestamp,
+        members,
+    })
+}
+
+fn put_varlong(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+fn put_varbytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
+    match b {
+        None => put_varlong(out, -1),
+        Some(b) => {
+            put_varlong(out, b.len() as i64);
+            out.extend_from_slice(b);
+        }
+    }
+}
+
+/// Builds one uncompressed, non-idempotent magic-2 batch (base offset 0: the log stamps the
+/// real one) holding `records` as (key, value-or-tombstone), all with timestamp `now_ms`.
+pub fn build_batch(records: &[(Vec<u8>, Option<Vec<u8>>)], now_ms: i64) -> Bytes {
+    let mut body = Vec::new();
+    for (i, (key, value)) in records.iter().enumerate() {
+        let mut rec = vec![0u8]; // attributes
+        put_varlong(&mut rec, 0); // timestamp delta
+        put_varlong(&mut rec, i as i64); // offset delta
+        put_varbytes(&mut rec, Some(key));
+        put_varbytes(&mut rec, value.as_deref());
+        put_varlong(&mut rec, 0); // no headers
+        put_varlong(&mut body, rec.len() as i64);
+        body.extend_from_slice(&rec);
+    }
+    let count = records.len() as i32;
+    let mut b = Vec::with_capacity(HEADER_LEN + body.len());
+    b.put_i64(0); // base offset
+    b.put_i32((HEADER_LEN - 12 + body.len()) as i32); // batch length
+    b.put_i32(-1); // partition leader epoch (stamped by the log)
+    b.put_i8(2); // magic
+    b.put_u32(0); // crc, filled below
+    b.put_i16(0); // attributes: no compression, CreateTime, not transactional
+    b.put_i32(count - 1); // last offset delta
+    b.put_i64(now_ms); // base timestamp
+    b.put_i64(now_ms); // max timestamp
+    b.put_i64(-1); // producer id
+    b.put_i16(-1); // producer epoch
+    b.put_i32(-1); // base sequence
+    b.put_i32(count);
+    b.extend_from_slice(&body);
+    let crc = compute_crc(&b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(b)
+}
+
+/// Java's `String.hashCode` over UTF-16 code units, which Kafka uses to place a group.
+pub fn java_string_hashcode(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// The `__consumer_offsets` partition of `group`: Kafka's `Utils.abs(hashCode) % partitions`
+/// (where `abs(i32::MIN)` is 0).
+pub fn partition_for(group: &str, partitions: i32) -> i32 {
+    let h = java_string_hashcode(group);
+    let abs = if h == i32::MIN { 0 } else { h.abs() };
+    abs % partitions.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::{records, validate_produce_batch};
+
+    #[test]
+    fn hashcode_matches_java() {
+        // Values computed by java.lang.String#hashCode.
+        assert_eq!(java_string_hashcode(""), 0);
+        assert_eq!(java_string_hashcode("a"), 97);
+        assert_eq!(java_string_hashcode("hello"), 99_162_322);
+        assert_eq!(java_string_hashcode("my-group"), -1_906_497_762);
+        assert_eq!(partition_for("my-group", 50), 1_906_497_762 % 50);
+    }
+
+    #[test]
+    fn keys_and_values_round_trip_through_a_batch() {
+        let ov = OffsetValue {
+            offset: 42,
+            leader_epoch: 0,
+            metadata: "m".into(),
+            commit_timestamp: 7,
+        };
+        let gv = GroupValue {
+            protocol_type: "consumer".into(),
+            generation: 3,
+            protocol: Some("range".into()),
+            leader: Some("a".into()),
+            state_timestamp: 9,
+            members: vec![MemberValue {
+                member_id: "a".into(),
+                instance_id: Some("i".into()),
+                client_id: "c".into(),
+                client_host: "/h".into(),
+                rebalance_timeout_ms: 1,
+                session_timeout_ms: 2,
+                subscription: Bytes::from_static(b"sub"),
+                assignment: Bytes::from_static(b"asg"),
+            }],
+        };
+        let batch = build_batch(
+            &[
+                (offset_key("g", "t", 1), Some(offset_value(&ov))),
+                (group_key("g"), Some(group_value(&gv))),
+                (group_key("h"), None),
+            ],
+            5,
+        );
+        validate_produce_batch(&batch, 1 << 20).unwrap();
+        let recs = records(&batch, 1 << 20).unwrap();
+        let all: Vec<_> = recs.iter().collect::<Result<_, _>>().unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(
+            decode_key(all[0].key.unwrap()).unwrap(),
+            Key::Offset {
+                group: "g".into(),
+                topic: "t".into(),
+                partition: 1
+            }
+        );
+        assert_eq!(decode_offset_value(all[0].value.unwrap()).unwrap(), ov);
+        assert_eq!(decode_group_value(all[1].value.unwrap()).unwrap(), gv);
+        assert_eq!(all[2].value, None);
+        assert!(decode_key(&[0, 9]).is_err());
+        assert!(decode_group_value(&[0, 3, 0]).is_err());
+    }
+}

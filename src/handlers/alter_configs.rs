@@ -1,0 +1,244 @@
+//! AlterConfigs (key 33, v0–2: replace a topic's whole config set) and IncrementalAlterConfigs
+//! (key 44, v0–1: SET / DELETE / APPEND / SUBTRACT per key) for topic resources. Changes are
+//! validated as a whole, persisted through the metadata store and applied to the partition logs
+//! at once; `validate_only` stops after validation. Broker settings are static: altering them
+//! is refused with INVALID_REQUEST, as Kafka does for static configs.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{
+    AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
+};
+
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::str_bytes;
+use crate::broker::BrokerContext;
+use crate::metadata::config_catalog::{config_type, resolve, topic_config};
+use crate::metadata::topic_config;
+
+/// IncrementalAlterConfigs operation codes.
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+type Failure = (ResponseError, String);
+
+pub fn handle_alter(
+    ctx: &Arc<BrokerContext>,
+    request: AlterConfigsRequest,
+    _version: i16,
+) -> AlterConfigsResponse {
+    use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+    let responses = request
+        .resources
+        .into_iter()
+        .map(|r| {
+            let result =
+                check_resource(ctx, r.resource_type, r.resource_name.as_str()).and_then(|topic| {
+                    let mut seen = HashSet::new();
+                    let mut configs = BTreeMap::new();
+                    for c in &r.configs {
+                        let name = c.name.as_str();
+                        if !seen.insert(name.to_string()) {
+                            return Err(duplicate(name));
+                        }
+                        if let Some(v) = &c.value {
+                            configs.insert(name.to_string(), v.as_str().to_string());
+                        }
+                    }
+                    commit(ctx, &topic, configs, request.validate_only)
+                });
+            let (code, message) = outcome(result);
+            AlterConfigsResourceResponse::default()
+                .with_error_code(code)
+                .with_error_message(message)
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name)
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+pub fn handle_incremental(
+    ctx: &Arc<BrokerContext>,
+    request: IncrementalAlterConfigsRequest,
+    _version: i16,
+) -> IncrementalAlterConfigsResponse {
+    use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+    let responses = request
+        .resources
+        .into_iter()
+        .map(|r| {
+            let result =
+                check_resource(ctx, r.resource_type, r.resource_name.as_str()).and_then(|topic| {
+                    let ops: Vec<(String, i8, Option<String>)> = r
+                        .configs
+                        .iter()
+                        .map(|c| {
+                            (
+                                c.name.as_str().to_string(),
+                                c.config_operation,
+                                c.value.as_ref().map(|v| v.as_str().to_string()),
+                            )
+                        })
+                        .collect();
+                    let configs = apply_ops(ctx, &topic, &ops)?;
+                    commit(ctx, &topic, configs, request.validate_only)
+                });
+            let (code, message) = outcome(result);
+            AlterConfigsResourceResponse::default()
+                .with_error_code(code)
+                .with_error_message(message)
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name)
+        })
+        .collect();
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+fn outcome(result: Result<(), Failure>) -> (i16, Option<kafka_protocol::protocol::StrBytes>) {
+    match result {
+        Ok(()) => (0, None),
+        Err((e, m)) => (e.code(), Some(str_bytes(m))),
+    }
+}
+
+fn duplicate(name: &str) -> Failure {
+    (
+        ResponseError::InvalidRequest,
+        format!("config `{name}` appears more than once in the request"),
+    )
+}
+
+/// Checks the resource and returns the topic name it designates.
+fn check_resource(ctx: &BrokerContext, kind: i8, name: &str) -> Result<String, Failure> {
+    match kind {
+        RESOURCE_TOPIC => {
+            if ctx.metadata.topic(name).is_none() {
+                return Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("topic `{name}` does not exist"),
+                ));
+            }
+            Ok(name.to_string())
+        }
+        RESOURCE_BROKER => Err((
+            ResponseError::InvalidRequest,
+            "broker settings are static in Gregor: change the configuration file and restart"
+                .to_string(),
+        )),
+        other => Err((
+            ResponseError::InvalidRequest,
+            format!("resource type {other} is not supported"),
+        )),
+    }
+}
+
+/// Computes the topic's new explicit config set from incremental operations.
+fn apply_ops(
+    ctx: &BrokerContext,
+    topic: &str,
+    ops: &[(String, i8, Option<String>)],
+) -> Result<BTreeMap<String, String>, Failure> {
+    let current = ctx
+        .metadata
+        .topic(topic)
+        .map(|t| t.configs)
+        .unwrap_or_default();
+    let mut configs = current.clone();
+    let mut seen = HashSet::new();
+    for (name, op, value) in ops {
+        if !seen.insert(name.clone()) {
+            return Err(duplicate(name));
+        }
+        let invalid = |why: String| (ResponseError::InvalidConfig, why);
+        topic_config::validate(name, None).map_err(invalid)?;
+        match *op {
+            OP_SET => {
+                let v = value
+                    .clone()
+                    .ok_or_else(|| invalid(format!("SET of `{name}` needs a value")))?;
+                configs.insert(name.clone(), v);
+            }
+            OP_DELETE => {
+                configs.remove(name);
+            }
+            OP_APPEND | OP_SUBTRACT => {
+                let def = topic_config(name)
+                    .filter(|d| d.config_type == config_type::LIST)
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "`{name}` is not a list: APPEND and SUBTRACT apply to list configs only"
+                        ))
+                    })?;
+                // Like Kafka, start from the effective value (the default if unset).
+                let base = match current.get(name) {
+                    Some(v) => v.clone(),
+                    None => resolve(&ctx.config, &BTreeMap::new(), def).value.value,
+                };
+                let mut items: Vec<String> = split_list(&base);
+                let given = split_list(value.as_deref().unwrap_or(""));
+                if *op == OP_APPEND {
+                    for g in given {
+                        if !items.contains(&g) {
+                            items.push(g);
+                        }
+                    }
+                } else {
+                    items.retain(|i| !given.contains(i));
+                }
+                configs.insert(name.clone(), items.join(","));
+            }
+            other => {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("unknown config operation {other} for `{name}`"),
+                ))
+            }
+        }
+    }
+    Ok(configs)
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Validates every entry of the new config set, then stores and applies it (unless
+/// `validate_only`).
+fn commit(
+    ctx: &BrokerContext,
+    topic: &str,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), Failure> {
+    for (name, value) in &configs {
+        topic_config::validate(name, Some(value))
+            .map_err(|why| (ResponseError::InvalidConfig, why))?;
+    }
+    if validate_only {
+        return Ok(());
+    }
+    match ctx.set_topic_configs(topic, configs) {
+        Ok(Some(_)) => {
+            tracing::info!(topic, "topic configs changed");
+            Ok(())
+        }
+        Ok(None) => Err((
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic `{topic}` does not exist"),
+        )),
+        Err(e) => {
+            tracing::error!(topic, "cannot store topic configs: {e}");
+            Err((ResponseError::KafkaStorageError, e.to_string()))
+        }
+    }
+}

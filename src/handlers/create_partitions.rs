@@ -1,0 +1,129 @@
+//! CreatePartitions (key 37, v0–3): raises a topic's partition count (never lowers it), with
+//! optional manual assignments that must name this broker alone; `validate_only` stops after
+//! the checks. New partitions get the topic's configs before they become visible.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+
+use super::str_bytes;
+use crate::broker::BrokerContext;
+
+/// Most partitions one topic may have on this single broker; a guard against requests that
+/// would create millions of directories.
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
+
+type Failure = (ResponseError, String);
+
+pub fn handle(
+    ctx: &Arc<BrokerContext>,
+    request: CreatePartitionsRequest,
+    _version: i16,
+) -> CreatePartitionsResponse {
+    let mut seen = HashSet::new();
+    let duplicates: HashSet<String> = request
+        .topics
+        .iter()
+        .map(|t| t.name.0.as_str().to_string())
+        .filter(|n| !seen.insert(n.clone()))
+        .collect();
+    let results = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.clone();
+            let result = if duplicates.contains(name.0.as_str()) {
+                Err((
+                    ResponseError::InvalidRequest,
+                    "topic appears more than once in the request".to_string(),
+                ))
+            } else {
+                create_one(ctx, &topic, request.validate_only)
+            };
+            let r = CreatePartitionsTopicResult::default().with_name(name);
+            match result {
+                Ok(()) => r.with_error_message(None),
+                Err((e, m)) => r
+                    .with_error_code(e.code())
+                    .with_error_message(Some(str_bytes(m))),
+            }
+        })
+        .collect();
+    CreatePartitionsResponse::default().with_results(results)
+}
+
+fn create_one(
+    ctx: &BrokerContext,
+    topic: &CreatePartitionsTopic,
+    validate_only: bool,
+) -> Result<(), Failure> {
+    let name = topic.name.0.as_str();
+    let meta = ctx.metadata.topic(name).ok_or_else(|| {
+        (
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic `{name}` does not exist"),
+        )
+    })?;
+    let current = meta.partitions;
+    if topic.count < current {
+        return Err((
+            ResponseError::InvalidPartitions,
+            format!(
+                "topic currently has {current} partitions, which is higher than the requested {}",
+                topic.count
+            ),
+        ));
+    }
+    if topic.count == current {
+        return Err((
+            ResponseError::InvalidPartitions,
+            format!("topic already has {current} partitions"),
+        ));
+    }
+    if topic.count > MAX_PARTITIONS_PER_TOPIC {
+        return Err((
+            ResponseError::InvalidPartitions,
+            format!("at most {MAX_PARTITIONS_PER_TOPIC} partitions per topic"),
+        ));
+    }
+    if let Some(assignments) = &topic.assignments {
+        let added = i64::from(topic.count) - i64::from(current);
+        if assignments.len() as i64 != added {
+            return Err((
+                ResponseError::InvalidReplicaAssignment,
+                format!(
+                    "{} assignments given for {added} new partitions",
+                    assignments.len()
+                ),
+            ));
+        }
+        let node = ctx.node_id();
+        if assignments
+            .iter()
+            .any(|a| a.broker_ids.len() != 1 || a.broker_ids[0].0 != node)
+        {
+            return Err((
+                ResponseError::InvalidReplicaAssignment,
+                format!("every partition must be assigned to broker {node} alone (single-broker cluster)"),
+            ));
+        }
+    }
+    if validate_only {
+        return Ok(());
+    }
+    match ctx.add_partitions(name, topic.count) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err((
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic `{name}` does not exist"),
+        )),
+        Err(e) => {
+            tracing::error!(topic = name, "adding partitions failed: {e}");
+            Err((ResponseError::KafkaStorageError, e.to_string()))
+        }
+    }
+}

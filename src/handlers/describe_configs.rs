@@ -1,0 +1,189 @@
+//! DescribeConfigs (key 32, v1–4): topic resources list every Kafka topic config with its
+//! effective value and source (TOPIC_CONFIG, STATIC_BROKER_CONFIG or DEFAULT_CONFIG), synonyms
+//! when asked, and type/documentation from v3; broker resources list the broker's settings,
+//! all read-only since none can be changed at run time.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::str_bytes;
+use crate::broker::BrokerContext;
+use crate::config::SETTINGS;
+use crate::metadata::config_catalog::{
+    broker_setting_type, resolve, Sourced, SOURCE_DEFAULT_CONFIG, SOURCE_STATIC_BROKER_CONFIG,
+    TOPIC_CONFIGS,
+};
+
+/// ConfigResource type of a topic.
+pub const RESOURCE_TOPIC: i8 = 2;
+/// ConfigResource type of a broker.
+pub const RESOURCE_BROKER: i8 = 4;
+
+/// What the client asked to see besides values.
+struct Detail {
+    synonyms: bool,
+    documentation: bool,
+}
+
+pub fn handle(
+    ctx: &Arc<BrokerContext>,
+    request: DescribeConfigsRequest,
+    _version: i16,
+) -> DescribeConfigsResponse {
+    let detail = Detail {
+        synonyms: request.include_synonyms,
+        documentation: request.include_documentation,
+    };
+    let results = request
+        .resources
+        .into_iter()
+        .map(|r| {
+            let keys: Option<Vec<String>> = r
+                .configuration_keys
+                .as_ref()
+                .map(|k| k.iter().map(|s| s.as_str().to_string()).collect());
+            let wanted = |name: &str| keys.as_ref().is_none_or(|k| k.iter().any(|x| x == name));
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            let configs = match r.resource_type {
+                RESOURCE_TOPIC => describe_topic(ctx, r.resource_name.as_str(), &wanted, &detail),
+                RESOURCE_BROKER => describe_broker(ctx, r.resource_name.as_str(), &wanted, &detail),
+                other => Err((
+                    ResponseError::InvalidRequest,
+                    format!("resource type {other} is not supported"),
+                )),
+            };
+            match configs {
+                Ok(configs) => result.with_error_message(None).with_configs(configs),
+                Err((error, message)) => result
+                    .with_error_code(error.code())
+                    .with_error_message(Some(str_bytes(message))),
+            }
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+type Failure = (ResponseError, String);
+
+fn synonym(s: &Sourced) -> DescribeConfigsSynonym {
+    DescribeConfigsSynonym::default()
+        .with_name(str_bytes(s.name.clone()))
+        .with_value(Some(str_bytes(s.value.clone())))
+        .with_source(s.source)
+}
+
+fn entry(
+    name: &str,
+    value: &Sourced,
+    synonyms: &[Sourced],
+    read_only: bool,
+    config_type: i8,
+    doc: &str,
+    detail: &Detail,
+) -> DescribeConfigsResourceResult {
+    DescribeConfigsResourceResult::default()
+        .with_name(str_bytes(name))
+        .with_value(Some(str_bytes(value.value.clone())))
+        .with_read_only(read_only)
+        .with_config_source(value.source)
+        .with_is_sensitive(false)
+        .with_synonyms(if detail.synonyms {
+            synonyms.iter().map(synonym).collect()
+        } else {
+            Vec::new()
+        })
+        .with_config_type(config_type)
+        .with_documentation(
+            detail
+                .documentation
+                .then(|| StrBytes::from_string(doc.into())),
+        )
+}
+
+fn describe_topic(
+    ctx: &BrokerContext,
+    name: &str,
+    wanted: &dyn Fn(&str) -> bool,
+    detail: &Detail,
+) -> Result<Vec<DescribeConfigsResourceResult>, Failure> {
+    let topic = ctx.metadata.topic(name).ok_or_else(|| {
+        (
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic `{name}` does not exist"),
+        )
+    })?;
+    Ok(TOPIC_CONFIGS
+        .iter()
+        .filter(|d| wanted(d.name))
+        .map(|d| {
+            let r = resolve(&ctx.config, &topic.configs, d);
+            entry(
+                d.name,
+                &r.value,
+                &r.synonyms,
+                false,
+                d.config_type,
+                d.doc,
+                detail,
+            )
+        })
+        .collect())
+}
+
+fn describe_broker(
+    ctx: &BrokerContext,
+    name: &str,
+    wanted: &dyn Fn(&str) -> bool,
+    detail: &Detail,
+) -> Result<Vec<DescribeConfigsResourceResult>, Failure> {
+    // "" names the cluster-wide default resource; otherwise it must be this broker's id.
+    if !name.is_empty() && name.parse::<i32>().ok() != Some(ctx.node_id()) {
+        return Err((
+            ResponseError::InvalidRequest,
+            format!("broker `{name}` is not this broker ({})", ctx.node_id()),
+        ));
+    }
+    Ok(SETTINGS
+        .iter()
+        .filter(|s| wanted(s.name))
+        .map(|s| {
+            let default = Sourced {
+                name: s.name.to_string(),
+                value: s.default.to_string(),
+                source: SOURCE_DEFAULT_CONFIG,
+            };
+            let mut synonyms = Vec::new();
+            if ctx.config.settings.is_explicit(s.name) {
+                synonyms.push(Sourced {
+                    name: s.name.to_string(),
+                    value: ctx
+                        .config
+                        .settings
+                        .get(s.name)
+                        .unwrap_or(s.default)
+                        .to_string(),
+                    source: SOURCE_STATIC_BROKER_CONFIG,
+                });
+            }
+            synonyms.push(default);
+            let value = synonyms[0].clone();
+            entry(
+                s.name,
+                &value,
+                &synonyms,
+                true,
+                broker_setting_type(s.name, s.default),
+                s.doc,
+                detail,
+            )
+        })
+        .collect())
+}

@@ -1,0 +1,57 @@
+//! ListGroups (key 16): every group with its protocol type; v4+ also its state (and filters by
+//! state, case-insensitively as Kafka does), v5+ its type (always "classic" here).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
+
+use super::str_bytes;
+use crate::broker::BrokerContext;
+use crate::group::{GroupCoordinator, GroupState};
+
+pub fn handle(
+    ctx: &Arc<BrokerContext>,
+    request: ListGroupsRequest,
+    version: i16,
+) -> ListGroupsResponse {
+    let states: Vec<String> = request
+        .states_filter
+        .iter()
+        .map(|s| s.to_lowercase())
+        .collect();
+    let types: Vec<String> = request
+        .types_filter
+        .iter()
+        .map(|s| s.to_lowercase())
+        .collect();
+    if version >= 5 && !types.is_empty() && !types.iter().any(|t| t == "classic") {
+        return ListGroupsResponse::default();
+    }
+    let mut all = ctx.groups.all();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let groups = all
+        .into_iter()
+        .filter_map(|(id, group)| {
+            let g = GroupCoordinator::lock_group(&group);
+            if g.state == GroupState::Dead {
+                return None;
+            }
+            let state = g.state.name();
+            if version >= 4 && !states.is_empty() && !states.contains(&state.to_lowercase()) {
+                return None;
+            }
+            let mut out = ListedGroup::default()
+                .with_group_id(GroupId(str_bytes(id)))
+                .with_protocol_type(str_bytes(g.protocol_type.clone().unwrap_or_default()));
+            if version >= 4 {
+                out = out.with_group_state(str_bytes(state));
+            }
+            if version >= 5 {
+                out = out.with_group_type(str_bytes("classic"));
+            }
+            Some(out)
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}

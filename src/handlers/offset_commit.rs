@@ -1,0 +1,153 @@
+//! OffsetCommit (key 8): validates the committer's membership (or accepts a standalone commit,
+//! generation -1, for an Empty or unknown group), writes the offsets to `__consumer_offsets`,
+//! and answers only once the records are fdatasync'ed: an acknowledged commit survives a crash.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, TopicName};
+
+use crate::broker::BrokerContext;
+use crate::group::records::OffsetValue;
+use crate::group::{GroupCoordinator, OffsetCommit, MAX_METADATA_BYTES};
+use crate::protocol::Reply;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A topic's partitions with their pre-membership verdicts (Ok: to be written).
+type TopicPlan = (TopicName, Vec<(i32, Result<(), ResponseError>)>);
+
+pub fn handle(
+    ctx: &Arc<BrokerContext>,
+    request: OffsetCommitRequest,
+    version: i16,
+) -> Reply<OffsetCommitResponse> {
+    let group_id = request.group_id.0.to_string();
+    let now = now_ms();
+    let mut commits: Vec<OffsetCommit> = Vec::new();
+    let mut plan: Vec<TopicPlan> = Vec::new();
+    for topic in &request.topics {
+        let name = topic.name.0.to_string();
+        let mut parts = Vec::new();
+        for p in &topic.partitions {
+            let metadata = p
+                .committed_metadata
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            let result = if group_id.is_empty() {
+                Err(ResponseError::InvalidGroupId)
+            } else if ctx.partition(&name, p.partition_index).is_none() {
+                Err(ResponseError::UnknownTopicOrPartition)
+            } else if metadata.len() > MAX_METADATA_BYTES {
+                Err(ResponseError::OffsetMetadataTooLarge)
+            } else {
+                commits.push(OffsetCommit {
+                    topic: name.clone(),
+                    partition: p.partition_index,
+                    value: OffsetValue {
+                        offset: p.committed_offset,
+                        leader_epoch: if version >= 6 {
+                            p.committed_leader_epoch
+                        } else {
+                            -1
+                        },
+                        metadata,
+                        commit_timestamp: now,
+                    },
+                });
+                Ok(())
+            };
+            parts.push((p.partition_index, result));
+        }
+        plan.push((topic.name.clone(), parts));
+    }
+    // Membership decides for every partition that passed the checks above.
+    let mut group_error: Option<ResponseError> = None;
+    let mut written = None;
+    if !commits.is_empty() {
+        let generation = request.generation_id_or_member_epoch;
+        let instance_id = (version >= 7)
+            .then(|| request.group_instance_id.as_ref().map(|s| s.to_string()))
+            .flatten();
+        let group = match ctx.groups.get(&group_id) {
+            Some(g) => Some(g),
+            None if generation < 0 => Some(ctx.groups.get_or_create(&group_id)),
+            None => None,
+        };
+        match group {
+            None => group_error = Some(ResponseError::IllegalGeneration),
+            Some(group) => {
+                let mut g = GroupCoordinator::lock_group(&group);
+                match g.validate_commit(
+                    request.member_id.as_str(),
+                    instance_id.as_deref(),
+                    generation,
+                    Instant::now(),
+                ) {
+                    Err(e) => group_error = Some(e),
+                    // Appended under the group lock so the log order is the acceptance order.
+                    Ok(()) => match ctx.groups.write_commits(ctx, &group_id, &commits) {
+                        Ok(w) => {
+                            g.commits_in_flight += 1;
+                            written = Some(w);
+                        }
+                        Err(e) => {
+                            tracing::error!(group = %group_id, "cannot write offsets: {e}");
+                            group_error = Some(ResponseError::CoordinatorNotAvailable);
+                        }
+                    },
+                }
+            }
+        }
+    }
+    let build = move |error: Option<ResponseError>| {
+        let topics = plan
+            .into_iter()
+            .map(|(name, parts)| {
+                let partitions = parts
+                    .into_iter()
+                    .map(|(index, r)| {
+                        let code = match r {
+                            Err(e) => e.code(),
+                            Ok(()) => error.map_or(0, |e| e.code()),
+                        };
+                        OffsetCommitResponsePartition::default()
+                            .with_partition_index(index)
+                            .with_error_code(code)
+                    })
+                    .collect();
+                OffsetCommitResponseTopic::default()
+                    .with_name(name)
+                    .with_partitions(partitions)
+            })
+            .collect();
+        OffsetCommitResponse::default().with_topics(topics)
+    };
+    let Some((log, base, end)) = written else {
+        return Reply::Now(build(group_error));
+    };
+    let ctx = ctx.clone();
+    Reply::Later(Box::pin(async move {
+        match log.wait_durable(end).await {
+            Ok(()) => {
+                ctx.groups.apply_commits(&group_id, commits, base);
+                build(None)
+            }
+            Err(e) => {
+                tracing::error!(group = %group_id, "offsets not made durable: {e}");
+                ctx.groups.apply_commits(&group_id, Vec::new(), base);
+                build(Some(ResponseError::CoordinatorNotAvailable))
+            }
+        }
+    }))
+}

@@ -1,0 +1,145 @@
+//! Per-partition log configuration (`LogConfig`): the topic-level settings the log honours on
+//! every append, roll and retention pass, resolved from a topic's overrides over broker defaults.
+//! Plain data; a partition keeps its current `LogConfig` under its own lock and the broker
+//! replaces it whenever the topic's configs change.
+
+use std::collections::BTreeMap;
+
+use super::LogOptions;
+
+/// Which timestamp the log stores in a batch's `maxTimestamp` (`message.timestamp.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampKind {
+    /// Keep the producer's timestamps.
+    CreateTime,
+    /// Overwrite `maxTimestamp` with the broker's clock and set attribute bit 3.
+    LogAppendTime,
+}
+
+/// The settings a partition log reads at run time. See the module docs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Roll when the active segment would exceed this size (`segment.bytes`).
+    pub segment_bytes: u64,
+    /// Roll when the incoming batch is this much newer than the active segment's first batch
+    /// (`segment.ms`).
+    pub segment_ms: i64,
+    /// Bytes between two sparse index entries (`index.interval.bytes`).
+    pub index_interval_bytes: u32,
+    /// Delete sealed segments whose newest record is older than this; -1 = never (`retention.ms`).
+    pub retention_ms: i64,
+    /// Delete the oldest sealed segments while the log is larger; -1 = no limit
+    /// (`retention.bytes`).
+    pub retention_bytes: i64,
+    /// `message.timestamp.type`.
+    pub timestamp_kind: TimestampKind,
+    /// `cleanup.policy` contains `delete` (time/size retention applies).
+    pub delete: bool,
+    /// `cleanup.policy` contains `compact`.
+    pub compact: bool,
+    /// How long tombstones survive compaction (`delete.retention.ms`).
+    pub delete_retention_ms: i64,
+}
+
+impl LogConfig {
+    /// Kafka's defaults, with size and index interval from the manager's options.
+    pub fn from_options(opts: &LogOptions) -> LogConfig {
+        LogConfig {
+            segment_bytes: opts.segment_bytes,
+            segment_ms: 7 * 24 * 3_600_000,
+            index_interval_bytes: opts.index_interval_bytes,
+            retention_ms: 7 * 24 * 3_600_000,
+            retention_bytes: -1,
+            timestamp_kind: TimestampKind::CreateTime,
+            delete: true,
+            compact: false,
+            delete_retention_ms: 86_400_000,
+        }
+    }
+
+    /// This config with a topic's overrides (Kafka topic config names) applied. Values are
+    /// expected to be validated already; an unparsable one keeps the default.
+    pub fn with_overrides(&self, topic: &BTreeMap<String, String>) -> LogConfig {
+        let mut c = self.clone();
+        for (name, value) in topic {
+            c.apply(name, value);
+        }
+        c
+    }
+
+    /// Applies one `name = value` setting (topic-level names). Unknown names are ignored.
+    pub fn apply(&mut self, name: &str, value: &str) {
+        let v = value.trim();
+        let int = || v.parse::<i64>().ok();
+        match name {
+            "segment.bytes" => {
+                if let Some(n) = int().and_then(|n| u64::try_from(n).ok()).filter(|n| *n > 0) {
+                    self.segment_bytes = n;
+                }
+            }
+            "segment.ms" => {
+                if let Some(n) = int().filter(|n| *n > 0) {
+                    self.segment_ms = n;
+                }
+            }
+            "index.interval.bytes" => {
+                if let Some(n) = int().and_then(|n| u32::try_from(n).ok()) {
+                    self.index_interval_bytes = n;
+                }
+            }
+            "retention.ms" => {
+                if let Some(n) = int() {
+                    self.retention_ms = if n < 0 { -1 } else { n };
+                }
+            }
+            "retention.bytes" => {
+                if let Some(n) = int() {
+                    self.retention_bytes = if n < 0 { -1 } else { n };
+                }
+            }
+            "message.timestamp.type" => match v {
+                "LogAppendTime" => self.timestamp_kind = TimestampKind::LogAppendTime,
+                "CreateTime" => self.timestamp_kind = TimestampKind::CreateTime,
+                _ => {}
+            },
+            "delete.retention.ms" => {
+                if let Some(n) = int().filter(|n| *n >= 0) {
+                    self.delete_retention_ms = n;
+                }
+            }
+            "cleanup.policy" => {
+                let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+                self.delete = parts.contains(&"delete");
+                self.compact = parts.contains(&"compact");
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_apply_over_defaults() {
+        let base = LogConfig::from_options(&LogOptions::default());
+        assert_eq!(base.retention_ms, 604_800_000);
+        assert!(base.delete && !base.compact);
+        let mut t = BTreeMap::new();
+        t.insert("segment.bytes".to_string(), "1000".to_string());
+        t.insert("retention.ms".to_string(), "-1".to_string());
+        t.insert(
+            "message.timestamp.type".to_string(),
+            "LogAppendTime".to_string(),
+        );
+        t.insert("cleanup.policy".to_string(), "compact,delete".to_string());
+        t.insert("index.interval.bytes".to_string(), "bogus".to_string());
+        let c = base.with_overrides(&t);
+        assert_eq!(c.segment_bytes, 1000);
+        assert_eq!(c.retention_ms, -1);
+        assert_eq!(c.timestamp_kind, TimestampKind::LogAppendTime);
+        assert!(c.delete && c.compact);
+        assert_eq!(c.index_interval_bytes, base.index_interval_bytes);
+    }
+}

@@ -1,0 +1,121 @@
+//! Tests of retention (time, size, log start offset) and DeleteRecords on real files.
+
+use bytes::Bytes;
+
+use super::checkpoint::{read_offset_checkpoint, LOG_START_FILE};
+use super::*;
+use crate::records::testutil::simple_batch;
+use crate::records::validate_produce_batch;
+
+fn opts() -> LogOptions {
+    LogOptions {
+        flush_interval_ms: 60_000,
+        checkpoint_interval_ms: 600_000,
+        ..LogOptions::default()
+    }
+}
+
+fn append(p: &PartitionLog, batch: &[u8]) {
+    let info = validate_produce_batch(batch, 1 << 24).expect("test batch must validate");
+    p.append(&Bytes::copy_from_slice(batch), &info, 0)
+        .expect("append");
+}
+
+/// A partition whose segments each hold one batch (segment.bytes below two batches), with
+/// batch `i` timestamped `ts[i]`.
+fn one_batch_segments(m: &LogManager, ts: &[i64]) -> std::sync::Arc<PartitionLog> {
+    let p = m.create(&TopicPartition::new("r", 0), [7; 16]).unwrap();
+    let mut c = p.config();
+    c.segment_bytes = 150;
+    p.set_config(c);
+    for t in ts {
+        append(&p, &simple_batch(1, 50, *t));
+    }
+    p
+}
+
+#[test]
+fn time_retention_deletes_expired_sealed_segments_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = LogManager::open(dir.path(), opts()).unwrap();
+    let now = partition::now_ms();
+    let old = now - 10_000;
+    let p = one_batch_segments(&m, &[old, old, now, old]);
+    assert_eq!(p.segment_base_offsets(), vec![0, 1, 2, 3]);
+    let mut c = p.config();
+    c.retention_ms = 5_000;
+    p.set_config(c.clone());
+    assert_eq!(p.delete_old_segments(Some(now)).unwrap(), 2);
+    // Stops at the first unexpired segment; never touches the active one (3, also old).
+    assert_eq!(p.segment_base_offsets(), vec![2, 3]);
+    assert_eq!(p.log_start_offset(), 2);
+    assert!(!dir
+        .path()
+        .join("r-0")
+        .join(segment::file_name(0, "log"))
+        .exists());
+    assert!(matches!(
+        p.read(1, 1 << 20, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert!(!p.read(2, 1 << 20, true).unwrap().records.is_empty());
+    // compact-only topics are not time-retained.
+    c.delete = false;
+    c.compact = true;
+    c.retention_ms = 0;
+    p.set_config(c);
+    assert_eq!(p.delete_old_segments(Some(now + 1_000_000)).unwrap(), 0);
+}
+
+#[test]
+fn size_retention_keeps_the_log_under_retention_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = LogManager::open(dir.path(), opts()).unwrap();
+    let now = partition::now_ms();
+    let p = one_batch_segments(&m, &[now; 5]);
+    let one = p.size_bytes() / 5;
+    let mut c = p.config();
+    c.retention_bytes = (2 * one + one / 2) as i64;
+    p.set_config(c);
+    assert_eq!(m.run_retention(), 2);
+    assert_eq!(p.segment_base_offsets(), vec![2, 3, 4]);
+    assert_eq!(p.size_bytes(), 3 * one);
+    // The log start offset is checkpointed after a deleting pass.
+    let ck = read_offset_checkpoint(&dir.path().join(LOG_START_FILE)).unwrap();
+    assert_eq!(ck.get(&TopicPartition::new("r", 0)), Some(&2));
+}
+
+#[test]
+fn delete_records_moves_the_log_start_and_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let m = LogManager::open(dir.path(), opts()).unwrap();
+        let now = partition::now_ms();
+        let p = one_batch_segments(&m, &[now; 4]);
+        assert!(matches!(
+            p.delete_records_before(5),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(p.delete_records_before(2).unwrap(), 2);
+        // Segments wholly below the new start are gone; reads below it are out of range.
+        assert_eq!(p.segment_base_offsets(), vec![2, 3]);
+        assert!(matches!(
+            p.read(1, 1 << 20, true),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        // Moving backwards is a no-op; -1 means the high watermark.
+        assert_eq!(p.delete_records_before(1).unwrap(), 2);
+        assert_eq!(p.delete_records_before(-1).unwrap(), 4);
+        assert_eq!(
+            p.segment_base_offsets(),
+            vec![3],
+            "the active segment stays"
+        );
+        assert_eq!(p.read(4, 1 << 20, true).unwrap().records.len(), 0);
+        m.checkpoint().unwrap();
+    }
+    let m = LogManager::open(dir.path(), opts()).unwrap();
+    let p = m.get(&TopicPartition::new("r", 0)).unwrap();
+    assert_eq!(p.log_start_offset(), 4);
+    assert_eq!(p.log_end_offset(), 4);
+}

@@ -1,0 +1,467 @@
+//! The catalogue of topic configs as DescribeConfigs shows them: each Kafka topic config with its
+//! type, documentation, broker-level synonym and default, and the resolution of a topic's
+//! effective value and source (TOPIC_CONFIG over STATIC_BROKER_CONFIG over DEFAULT_CONFIG).
+//! Pure functions over the broker `Config` and a topic's overrides; thread-safe.
+
+use std::collections::BTreeMap;
+
+use crate::config::{Config, SETTINGS};
+
+/// DescribeConfigs `config_source`: set on the topic.
+pub const SOURCE_TOPIC_CONFIG: i8 = 1;
+/// DescribeConfigs `config_source`: set in the broker's static configuration (file, env, flag).
+pub const SOURCE_STATIC_BROKER_CONFIG: i8 = 4;
+/// DescribeConfigs `config_source`: the built-in default.
+pub const SOURCE_DEFAULT_CONFIG: i8 = 5;
+
+/// DescribeConfigs `config_type` codes (v3+).
+pub mod config_type {
+    /// BOOLEAN.
+    pub const BOOLEAN: i8 = 1;
+    /// STRING.
+    pub const STRING: i8 = 2;
+    /// INT.
+    pub const INT: i8 = 3;
+    /// LONG.
+    pub const LONG: i8 = 5;
+    /// DOUBLE.
+    pub const DOUBLE: i8 = 6;
+    /// LIST.
+    pub const LIST: i8 = 7;
+}
+
+/// One topic config as described to clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicConfigDef {
+    /// Topic-level name.
+    pub name: &'static str,
+    /// `config_type` code.
+    pub config_type: i8,
+    /// The broker setting that supplies the default, if any (Kafka's synonym).
+    pub broker_synonym: Option<&'static str>,
+    /// Kafka's default, used when the synonym is not a Gregor setting.
+    pub kafka_default: &'static str,
+    /// One-line documentation.
+    pub doc: &'static str,
+}
+
+const MAX_LONG: &str = "9223372036854775807";
+
+macro_rules! def {
+    ($name:expr, $ty:ident, $syn:expr, $default:expr, $doc:expr) => {
+        TopicConfigDef {
+            name: $name,
+            config_type: config_type::$ty,
+            broker_synonym: $syn,
+            kafka_default: $default,
+            doc: $doc,
+        }
+    };
+}
+
+/// Every topic config DescribeConfigs lists, in name order (Kafka 4.x; configs Kafka 4 removed,
+/// such as `message.format.version`, are accepted for compatibility but not listed).
+pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    def!(
+        "cleanup.policy",
+        LIST,
+        Some("log.cleanup.policy"),
+        "delete",
+        "`delete` (time/size retention), `compact` (keep the latest record per key) or both."
+    ),
+    def!(
+        "compression.gzip.level",
+        INT,
+        Some("compression.gzip.level"),
+        "-1",
+        "Compression level when compression.type is gzip."
+    ),
+    def!(
+        "compression.lz4.level",
+        INT,
+        Some("compression.lz4.level"),
+        "9",
+        "Compression level when compression.type is lz4."
+    ),
+    def!(
+        "compression.type",
+        STRING,
+        Some("compression.type"),
+        "producer",
+        "Final codec of stored batches; `producer` keeps the producer's codec."
+    ),
+    def!(
+        "compression.zstd.level",
+        INT,
+        Some("compression.zstd.level"),
+        "3",
+        "Compression level when compression.type is zstd."
+    ),
+    def!(
+        "delete.retention.ms",
+        LONG,
+        Some("log.cleaner.delete.retention.ms"),
+        "86400000",
+        "How long tombstones are kept on compacted topics."
+    ),
+    def!(
+        "file.delete.delay.ms",
+        LONG,
+        Some("log.segment.delete.delay.ms"),
+        "60000",
+        "Delay before a deleted segment's files are removed."
+    ),
+    def!(
+        "flush.messages",
+        LONG,
+        Some("log.flush.interval.messages"),
+        MAX_LONG,
+        "Messages between forced fsyncs."
+    ),
+    def!(
+        "flush.ms",
+        LONG,
+        Some("log.flush.interval.ms"),
+        MAX_LONG,
+        "Time between background fsyncs."
+    ),
+    def!(
+        "follower.replication.throttled.replicas",
+        LIST,
+        None,
+        "",
+        "Replicas whose follower replication is throttled."
+    ),
+    def!(
+        "index.interval.bytes",
+        INT,
+        Some("log.index.interval.bytes"),
+        "4096",
+        "Bytes of log between two sparse offset index entries."
+    ),
+    def!(
+        "leader.replication.throttled.replicas",
+        LIST,
+        None,
+        "",
+        "Replicas whose leader replication is throttled."
+    ),
+    def!(
+        "local.retention.bytes",
+        LONG,
+        Some("log.local.retention.bytes"),
+        "-2",
+        "Local retention size with tiered storage; -2 means retention.bytes."
+    ),
+    def!(
+        "local.retention.ms",
+        LONG,
+        Some("log.local.retention.ms"),
+        "-2",
+        "Local retention time with tiered storage; -2 means retention.ms."
+    ),
+    def!(
+        "max.compaction.lag.ms",
+        LONG,
+        Some("log.cleaner.max.compaction.lag.ms"),
+        MAX_LONG,
+        "Longest a record stays ineligible for compaction."
+    ),
+    def!(
+        "max.message.bytes",
+        INT,
+        Some("message.max.bytes"),
+        "1048588",
+        "Largest record batch the topic accepts."
+    ),
+    def!(
+        "message.timestamp.after.max.ms",
+        LONG,
+        Some("log.message.timestamp.after.max.ms"),
+        "3600000",
+        "How far in the future a CreateTime timestamp may be."
+    ),
+    def!(
+        "message.timestamp.before.max.ms",
+        LONG,
+        Some("log.message.timestamp.before.max.ms"),
+        MAX_LONG,
+        "How far in the past a CreateTime timestamp may be."
+    ),
+    def!(
+        "message.timestamp.type",
+        STRING,
+        Some("log.message.timestamp.type"),
+        "CreateTime",
+        "`CreateTime` or `LogAppendTime`."
+    ),
+    def!(
+        "min.cleanable.dirty.ratio",
+        DOUBLE,
+        Some("log.cleaner.min.cleanable.ratio"),
+        "0.5",
+        "Dirty fraction of the log that triggers compaction."
+    ),
+    def!(
+        "min.compaction.lag.ms",
+        LONG,
+        Some("log.cleaner.min.compaction.lag.ms"),
+        "0",
+        "Shortest time a record stays uncompacted."
+    ),
+    def!(
+        "min.insync.replicas",
+        INT,
+        Some("min.insync.replicas"),
+        "1",
+        "Replicas that must acknowledge an acks=all write."
+    ),
+    def!(
+        "preallocate",
+        BOOLEAN,
+        Some("log.preallocate"),
+        "false",
+        "Preallocate segment files."
+    ),
+    def!(
+        "remote.storage.enable",
+        BOOLEAN,
+        None,
+        "false",
+        "Tiered storage for the topic."
+    ),
+    def!(
+        "retention.bytes",
+        LONG,
+        Some("log.retention.bytes"),
+        "-1",
+        "Largest size of a partition before old segments are deleted; -1 = no limit."
+    ),
+    def!(
+        "retention.ms",
+        LONG,
+        Some("log.retention.ms"),
+        "604800000",
+        "Age after which segments are deleted; -1 = forever."
+    ),
+    def!(
+        "segment.bytes",
+        INT,
+        Some("log.segment.bytes"),
+        "1073741824",
+        "Segment file size."
+    ),
+    def!(
+        "segment.index.bytes",
+        INT,
+        Some("log.index.size.max.bytes"),
+        "10485760",
+        "Largest offset index file."
+    ),
+    def!(
+        "segment.jitter.ms",
+        LONG,
+        Some("log.roll.jitter.ms"),
+        "0",
+        "Random jitter subtracted from segment.ms."
+    ),
+    def!(
+        "segment.ms",
+        LONG,
+        Some("log.roll.ms"),
+        "604800000",
+        "Roll a segment this long after its first batch."
+    ),
+    def!(
+        "unclean.leader.election.enable",
+        BOOLEAN,
+        Some("unclean.leader.election.enable"),
+        "false",
+        "Allow out-of-sync replicas to become leader."
+    ),
+];
+
+/// The definition of topic config `name`, if it is listed.
+pub fn topic_config(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// One (name, value, source) entry: a described value or one of its synonyms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sourced {
+    /// Config name (topic or broker level).
+    pub name: String,
+    /// Value as text.
+    pub value: String,
+    /// DescribeConfigs source code.
+    pub source: i8,
+}
+
+/// A topic config resolved for one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The definition.
+    pub def: &'static TopicConfigDef,
+    /// Effective value and where it comes from.
+    pub value: Sourced,
+    /// Every level that defines it, highest precedence first (Kafka's synonyms).
+    pub synonyms: Vec<Sourced>,
+}
+
+/// Resolves one topic config for a topic with `overrides`.
+pub fn resolve(
+    config: &Config,
+    overrides: &BTreeMap<String, String>,
+    def: &'static TopicConfigDef,
+) -> Resolved {
+    let mut synonyms = Vec::new();
+    if let Some(v) = overrides.get(def.name) {
+        synonyms.push(Sourced {
+            name: def.name.to_string(),
+            value: v.clone(),
+            source: SOURCE_TOPIC_CONFIG,
+        });
+    }
+    let default_name = def.broker_synonym.unwrap_or(def.name).to_string();
+    match def
+        .broker_synonym
+        .and_then(|s| SETTINGS.iter().find(|x| x.name == s))
+    {
+        Some(setting) => {
+            if config.settings.is_explicit(setting.name) {
+                synonyms.push(Sourced {
+                    name: setting.name.to_string(),
+                    value: config
+                        .settings
+                        .get(setting.name)
+                        .unwrap_or(setting.default)
+                        .to_string(),
+                    source: SOURCE_STATIC_BROKER_CONFIG,
+                });
+            }
+            synonyms.push(Sourced {
+                name: default_name,
+                value: setting.default.to_string(),
+                source: SOURCE_DEFAULT_CONFIG,
+            });
+        }
+        None => synonyms.push(Sourced {
+            name: default_name,
+            value: def.kafka_default.to_string(),
+            source: SOURCE_DEFAULT_CONFIG,
+        }),
+    }
+    let first = synonyms[0].clone();
+    Resolved {
+        def,
+        value: Sourced {
+            name: def.name.to_string(),
+            value: first.value,
+            source: first.source,
+        },
+        synonyms,
+    }
+}
+
+/// The broker-level default of every topic config, as topic-level `name = value` pairs (what a
+/// topic without overrides gets).
+pub fn broker_topic_defaults(config: &Config) -> BTreeMap<String, String> {
+    TOPIC_CONFIGS
+        .iter()
+        .map(|d| {
+            let r = resolve(config, &BTreeMap::new(), d);
+            (d.name.to_string(), r.value.value)
+        })
+        .collect()
+}
+
+/// The `config_type` of a broker setting, guessed from its name and default.
+pub fn broker_setting_type(name: &str, default: &str) -> i8 {
+    if default == "true" || default == "false" {
+        config_type::BOOLEAN
+    } else if name.ends_with(".ms") || name.ends_with(".bytes") || name.ends_with(".minutes") {
+        config_type::LONG
+    } else if default.parse::<i64>().is_ok() {
+        config_type::INT
+    } else if name.ends_with("listeners") || name == "log.dirs" || name == "log.cleanup.policy" {
+        config_type::LIST
+    } else {
+        config_type::STRING
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Sources;
+
+    fn config(overrides: &[(&str, &str)]) -> Config {
+        Config::load(&Sources {
+            file: None,
+            env: false,
+            overrides: overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn catalogue_is_sorted_and_known() {
+        for w in TOPIC_CONFIGS.windows(2) {
+            assert!(w[0].name < w[1].name, "{} before {}", w[0].name, w[1].name);
+        }
+        for d in TOPIC_CONFIGS {
+            assert!(
+                super::super::topic_config::KNOWN.contains(&d.name),
+                "{}",
+                d.name
+            );
+            assert_eq!(
+                super::super::topic_config::validate(d.name, Some(d.kafka_default)),
+                Ok(()),
+                "{}",
+                d.name
+            );
+        }
+    }
+
+    #[test]
+    fn sources_follow_kafka_precedence() {
+        let def = topic_config("retention.ms").unwrap();
+        let c = config(&[]);
+        let r = resolve(&c, &BTreeMap::new(), def);
+        assert_eq!(
+            (r.value.value.as_str(), r.value.source),
+            ("604800000", SOURCE_DEFAULT_CONFIG)
+        );
+        assert_eq!(r.synonyms.len(), 1);
+        assert_eq!(r.synonyms[0].name, "log.retention.ms");
+
+        let c = config(&[("log.retention.ms", "1000")]);
+        let r = resolve(&c, &BTreeMap::new(), def);
+        assert_eq!(
+            (r.value.value.as_str(), r.value.source),
+            ("1000", SOURCE_STATIC_BROKER_CONFIG)
+        );
+        assert_eq!(r.synonyms.len(), 2);
+
+        let mut t = BTreeMap::new();
+        t.insert("retention.ms".to_string(), "5".to_string());
+        let r = resolve(&c, &t, def);
+        assert_eq!(
+            (r.value.value.as_str(), r.value.source),
+            ("5", SOURCE_TOPIC_CONFIG)
+        );
+        let sources: Vec<i8> = r.synonyms.iter().map(|s| s.source).collect();
+        assert_eq!(sources, vec![1, 4, 5]);
+
+        let d = broker_topic_defaults(&config(&[("log.segment.bytes", "2000")]));
+        assert_eq!(d.get("segment.bytes").map(String::as_str), Some("2000"));
+        assert_eq!(
+            d.get("min.cleanable.dirty.ratio").map(String::as_str),
+            Some("0.5")
+        );
+    }
+}

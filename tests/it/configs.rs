@@ -1,0 +1,385 @@
+//! Topic and broker configs over the wire: DescribeConfigs (values, sources, synonyms, types,
+//! documentation) in every version, IncrementalAlterConfigs and AlterConfigs (validation,
+//! validate_only, persistence across restart), and the log honouring the configs at run time
+//! (segment.bytes, segment.ms, LogAppendTime).
+
+use gregor::records::testutil::simple_batch;
+use gregor::records::BatchHeader;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
+use kafka_protocol::messages::incremental_alter_configs_request as inc;
+use kafka_protocol::messages::*;
+
+use crate::harness::{self, s, Client};
+use crate::produce_fetch::{fetch, produce};
+use crate::topics::create;
+
+const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
+
+pub async fn describe(
+    c: &mut Client,
+    kind: i8,
+    name: &str,
+    keys: Option<&[&str]>,
+    version: i16,
+) -> DescribeConfigsResult {
+    let req = DescribeConfigsRequest::default()
+        .with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(kind)
+            .with_resource_name(s(name))
+            .with_configuration_keys(
+                keys.map(|k| k.iter().map(|x| s(x)).collect()),
+            )])
+        .with_include_synonyms(true)
+        .with_include_documentation(version >= 3);
+    let mut resp = c.call(&req, version).await;
+    resp.results.remove(0)
+}
+
+fn value_of(r: &DescribeConfigsResult, name: &str) -> (String, i8) {
+    let e = r
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == name)
+        .unwrap_or_else(|| panic!("{name} is described"));
+    (
+        e.value.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+        e.config_source,
+    )
+}
+
+pub async fn alter(
+    c: &mut Client,
+    topic: &str,
+    ops: &[(&str, i8, Option<&str>)],
+    validate_only: bool,
+) -> (i16, String) {
+    let req = IncrementalAlterConfigsRequest::default()
+        .with_resources(vec![inc::AlterConfigsResource::default()
+            .with_resource_type(TOPIC)
+            .with_resource_name(s(topic))
+            .with_configs(
+                ops.iter()
+                    .map(|(n, op, v)| {
+                        inc::AlterableConfig::default()
+                            .with_name(s(n))
+                            .with_config_operation(*op)
+                            .with_value(v.map(s))
+                    })
+                    .collect(),
+            )])
+        .with_validate_only(validate_only);
+    let resp = c.call(&req, 1).await;
+    let r = &resp.responses[0];
+    (
+        r.error_code,
+        r.error_message
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_configs_sources_synonyms_and_versions() {
+    let b = harness::start(&[("log.retention.ms", "86400000")]).await;
+    let mut c = b.client().await;
+    let req = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(TopicName(s("cfg")))
+        .with_num_partitions(1)
+        .with_replication_factor(1)
+        .with_configs(vec![CreatableTopicConfig::default()
+            .with_name(s("segment.bytes"))
+            .with_value(Some(s("100000")))])]);
+    assert_eq!(c.call(&req, 7).await.topics[0].error_code, 0);
+    for version in 1..=4 {
+        let r = describe(&mut c, TOPIC, "cfg", None, version).await;
+        assert_eq!(r.error_code, 0, "v{version}");
+        assert!(r.configs.len() >= 25, "every topic config is listed");
+        // Set on the topic.
+        assert_eq!(value_of(&r, "segment.bytes"), ("100000".into(), 1));
+        // From the broker's static configuration.
+        assert_eq!(value_of(&r, "retention.ms"), ("86400000".into(), 4));
+        // Defaults.
+        assert_eq!(value_of(&r, "cleanup.policy"), ("delete".into(), 5));
+        assert_eq!(value_of(&r, "max.message.bytes"), ("1048588".into(), 5));
+        assert_eq!(value_of(&r, "min.cleanable.dirty.ratio"), ("0.5".into(), 5));
+        let seg = r
+            .configs
+            .iter()
+            .find(|e| e.name.as_str() == "segment.bytes")
+            .unwrap();
+        let syn: Vec<(String, i8)> = seg
+            .synonyms
+            .iter()
+            .map(|s| (s.name.to_string(), s.source))
+            .collect();
+        assert_eq!(
+            syn,
+            vec![
+                ("segment.bytes".to_string(), 1),
+                ("log.segment.bytes".to_string(), 5)
+            ],
+            "v{version}"
+        );
+        assert!(!seg.read_only && !seg.is_sensitive);
+        if version >= 3 {
+            assert_eq!(seg.config_type, 3, "INT");
+            assert!(seg.documentation.as_ref().is_some_and(|d| !d.is_empty()));
+        }
+    }
+    // Only the keys asked for.
+    let r = describe(&mut c, TOPIC, "cfg", Some(&["retention.ms"]), 4).await;
+    assert_eq!(r.configs.len(), 1);
+    // Unknown topic.
+    let r = describe(&mut c, TOPIC, "absent", None, 4).await;
+    assert_eq!(r.error_code, 3);
+    // The broker's own settings.
+    let r = describe(&mut c, BROKER, "1", None, 4).await;
+    assert_eq!(r.error_code, 0);
+    assert_eq!(value_of(&r, "log.retention.ms"), ("86400000".into(), 4));
+    assert_eq!(value_of(&r, "log.retention.bytes"), ("-1".into(), 5));
+    assert!(r.configs.iter().all(|e| e.read_only));
+    let r = describe(&mut c, BROKER, "7", None, 4).await;
+    assert_ne!(r.error_code, 0, "another broker id");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_alter_configs_validates_persists_and_applies() {
+    let b = harness::start(&[]).await;
+    let mut c = b.client().await;
+    create(&mut c, "t", 2).await;
+    // SET, then visible as TOPIC_CONFIG and in the partition logs at once.
+    let (code, _) = alter(
+        &mut c,
+        "t",
+        &[
+            ("retention.ms", 0, Some("1000")),
+            ("segment.bytes", 0, Some("4096")),
+        ],
+        false,
+    )
+    .await;
+    assert_eq!(code, 0);
+    let r = describe(&mut c, TOPIC, "t", None, 4).await;
+    assert_eq!(value_of(&r, "retention.ms"), ("1000".into(), 1));
+    let log = b.broker.context().partition("t", 1).unwrap();
+    assert_eq!(log.config().retention_ms, 1000);
+    assert_eq!(log.config().segment_bytes, 4096);
+    // APPEND / SUBTRACT on a list start from the effective value.
+    assert_eq!(
+        alter(
+            &mut c,
+            "t",
+            &[("cleanup.policy", 2, Some("compact"))],
+            false
+        )
+        .await
+        .0,
+        0
+    );
+    let r = describe(&mut c, TOPIC, "t", Some(&["cleanup.policy"]), 4).await;
+    assert_eq!(value_of(&r, "cleanup.policy"), ("delete,compact".into(), 1));
+    assert!(log.config().compact && log.config().delete);
+    assert_eq!(
+        alter(&mut c, "t", &[("cleanup.policy", 3, Some("delete"))], false)
+            .await
+            .0,
+        0
+    );
+    assert!(log.config().compact && !log.config().delete);
+    // APPEND on a non-list, bad values and unknown names: INVALID_CONFIG naming the key.
+    let (code, msg) = alter(&mut c, "t", &[("retention.ms", 2, Some("5"))], false).await;
+    assert_eq!(code, 40);
+    assert!(msg.contains("retention.ms"), "{msg}");
+    let (code, msg) = alter(&mut c, "t", &[("segment.bytes", 0, Some("lots"))], false).await;
+    assert_eq!(code, 40);
+    assert!(msg.contains("segment.bytes"), "{msg}");
+    let (code, msg) = alter(&mut c, "t", &[("retention.mss", 0, Some("5"))], false).await;
+    assert_eq!(code, 40);
+    assert!(msg.contains("retention.mss"), "{msg}");
+    // A failed request changes nothing, even its valid parts.
+    let (code, _) = alter(
+        &mut c,
+        "t",
+        &[
+            ("retention.ms", 0, Some("7")),
+            ("segment.bytes", 0, Some("0")),
+        ],
+        false,
+    )
+    .await;
+    assert_eq!(code, 40);
+    assert_eq!(log.config().retention_ms, 1000);
+    // Unknown topic; duplicate keys.
+    assert_eq!(
+        alter(&mut c, "nope", &[("retention.ms", 0, Some("5"))], false)
+            .await
+            .0,
+        3
+    );
+    assert_eq!(
+        alter(
+            &mut c,
+            "t",
+            &[("retention.ms", 0, Some("5")), ("retention.ms", 1, None)],
+            false
+        )
+        .await
+        .0,
+        42
+    );
+    // validate_only leaves everything as it was.
+    assert_eq!(
+        alter(&mut c, "t", &[("retention.ms", 0, Some("5"))], true)
+            .await
+            .0,
+        0
+    );
+    assert_eq!(log.config().retention_ms, 1000);
+    // DELETE returns to the default.
+    assert_eq!(
+        alter(&mut c, "t", &[("segment.bytes", 1, None)], false)
+            .await
+            .0,
+        0
+    );
+    let r = describe(&mut c, TOPIC, "t", Some(&["segment.bytes"]), 4).await;
+    assert_eq!(value_of(&r, "segment.bytes"), ("1073741824".into(), 5));
+    // Broker resources are static.
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        inc::AlterConfigsResource::default()
+            .with_resource_type(BROKER)
+            .with_resource_name(s("1")),
+    ]);
+    assert_eq!(c.call(&req, 0).await.responses[0].error_code, 42);
+    // Survives a restart, in metadata and in the logs.
+    drop(c);
+    let b = b.restart(&[]).await;
+    let mut c = b.client().await;
+    let r = describe(&mut c, TOPIC, "t", None, 2).await;
+    assert_eq!(value_of(&r, "retention.ms"), ("1000".into(), 1));
+    assert_eq!(value_of(&r, "cleanup.policy"), ("compact".into(), 1));
+    let log = b.broker.context().partition("t", 0).unwrap();
+    assert_eq!(log.config().retention_ms, 1000);
+    assert!(log.config().compact);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_configs_replaces_the_whole_set() {
+    use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let b = harness::start(&[]).await;
+    let mut c = b.client().await;
+    create(&mut c, "t", 1).await;
+    assert_eq!(
+        alter(&mut c, "t", &[("retention.ms", 0, Some("1000"))], false)
+            .await
+            .0,
+        0
+    );
+    for version in 0..=2 {
+        let req =
+            AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+                .with_resource_type(TOPIC)
+                .with_resource_name(s("t"))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(s("retention.bytes"))
+                    .with_value(Some(s("12345")))])]);
+        let resp = c.call(&req, version).await;
+        assert_eq!(resp.responses[0].error_code, 0, "v{version}");
+    }
+    let r = describe(&mut c, TOPIC, "t", None, 4).await;
+    assert_eq!(value_of(&r, "retention.bytes"), ("12345".into(), 1));
+    assert_eq!(value_of(&r, "retention.ms").1, 5, "replaced, not merged");
+    let req = AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(TOPIC)
+        .with_resource_name(s("t"))
+        .with_configs(vec![AlterableConfig::default()
+            .with_name(s("message.timestamp.type"))
+            .with_value(Some(s("Sometimes")))])]);
+    let resp = c.call(&req, 2).await;
+    assert_eq!(resp.responses[0].error_code, 40);
+    assert!(resp.responses[0]
+        .error_message
+        .as_ref()
+        .is_some_and(|m| m.contains("message.timestamp.type")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_honours_segment_configs_and_log_append_time_at_run_time() {
+    let b = harness::start(&[]).await;
+    let mut c = b.client().await;
+    let id = create(&mut c, "t", 1).await.topics[0].topic_id;
+    let log = b.broker.context().partition("t", 0).unwrap();
+    let batch = simple_batch(1, 100, 1_000);
+    produce(&mut c, "t", id, 0, &batch, 9).await;
+    produce(&mut c, "t", id, 0, &batch, 9).await;
+    assert_eq!(log.segment_base_offsets(), vec![0]);
+    // segment.bytes: each later batch rolls.
+    assert_eq!(
+        alter(&mut c, "t", &[("segment.bytes", 0, Some("200"))], false)
+            .await
+            .0,
+        0
+    );
+    produce(&mut c, "t", id, 0, &batch, 9).await;
+    produce(&mut c, "t", id, 0, &batch, 9).await;
+    assert_eq!(log.segment_base_offsets(), vec![0, 2, 3]);
+    // segment.ms: a batch newer than the active segment's first by more than segment.ms rolls.
+    assert_eq!(
+        alter(
+            &mut c,
+            "t",
+            &[("segment.bytes", 1, None), ("segment.ms", 0, Some("1000"))],
+            false
+        )
+        .await
+        .0,
+        0
+    );
+    produce(&mut c, "t", id, 0, &simple_batch(1, 10, 1_500), 9).await;
+    assert_eq!(
+        log.segment_base_offsets(),
+        vec![0, 2, 3],
+        "within segment.ms"
+    );
+    produce(&mut c, "t", id, 0, &simple_batch(1, 10, 2_001), 9).await;
+    assert_eq!(log.segment_base_offsets(), vec![0, 2, 3, 5]);
+    // LogAppendTime: the stored copy carries the broker's time, and Produce returns it.
+    assert_eq!(
+        alter(
+            &mut c,
+            "t",
+            &[("message.timestamp.type", 0, Some("LogAppendTime"))],
+            false
+        )
+        .await
+        .0,
+        0
+    );
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let p = produce(&mut c, "t", id, 0, &simple_batch(2, 10, 3_000), 9).await;
+    assert_eq!(p.error_code, 0);
+    assert!(p.log_append_time_ms >= before, "{}", p.log_append_time_ms);
+    let data = fetch(&mut c, "t", id, 0, p.base_offset, 12).await;
+    let records = data.records.unwrap();
+    let h = BatchHeader::new(&records).unwrap();
+    assert_eq!(h.base_offset(), p.base_offset);
+    assert_eq!(h.max_timestamp(), p.log_append_time_ms);
+    assert_eq!(
+        h.timestamp_type(),
+        gregor::records::TimestampType::LogAppendTime
+    );
+    assert_eq!(
+        h.crc(),
+        gregor::records::batch::compute_crc(&records[..h.total_size().unwrap()])
+    );
+    // ListOffsets by timestamp sees the append time.
+    let found = log.offset_for_timestamp(before).unwrap();
+    assert_eq!(found.map(|(o, _)| o), Some(p.base_offset));
+}

@@ -198,6 +198,25 @@ fn kafka_python_list_offsets_v1() -> Vec<u8> {
     ])
 }
 
+/// librdkafka >= 2.3 (here 2.16, via confluent-kafka `list_topics()`) asking for all topics:
+/// Metadata v13 with a 4-byte placeholder where the compact null array belongs (librdkafka
+/// issue #5049). Kafka reads the schema's fields and ignores the 3 bytes left over; so must we.
+fn librdkafka_2_16_metadata_v13_all_topics() -> Vec<u8> {
+    frame(&[
+        &[0x00, 0x03],             // api_key 3 = Metadata
+        &[0x00, 0x0d],             // api_version 13 (flexible: header v2)
+        &[0x00, 0x00, 0x00, 0x03], // correlation_id 3
+        &[0x00, 0x07],             // client_id length 7
+        b"rdkafka",                // client_id
+        &[0x00],                   // header tagged fields: none
+        &[0x00],                   // topics: compact array, 0 = null = all topics
+        &[0x00],                   // allow_auto_topic_creation: false
+        &[0x00],                   // include_topic_authorized_operations: false
+        &[0x00],                   // tagged fields: none
+        &[0x01, 0x00, 0x00],       // 3 trailing bytes (the rest of librdkafka's placeholder)
+    ])
+}
+
 /// Sends one golden frame and decodes the answer as `R` at `version`.
 async fn exchange<R: Decodable + HeaderVersion>(
     c: &mut harness::Client,
@@ -247,6 +266,11 @@ async fn real_client_frames_get_kafka_answers() {
     let (_, r, _) = exchange::<MetadataResponse>(&mut c, &kafka_python_metadata_v0(), 0).await;
     assert_eq!(r.topics.len(), 1, "v0 empty list = all topics");
     assert_eq!(r.brokers[0].port, i32::from(b.addr().port()));
+
+    // librdkafka's malformed all-topics request is answered, not met with a closed connection.
+    let (corr, r, _) =
+        exchange::<MetadataResponse>(&mut c, &librdkafka_2_16_metadata_v13_all_topics(), 13).await;
+    assert_eq!((corr, r.topics.len()), (3, 1), "all topics");
 
     let (_, r, raw) = exchange::<ProduceResponse>(&mut c, &librdkafka_produce_v7(), 7).await;
     let p = &r.responses[0].partition_responses[0];

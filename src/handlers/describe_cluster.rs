@@ -6,7 +6,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-use super::str_bytes;
+use super::{authorized_operations, str_bytes};
 use crate::broker::BrokerContext;
 
 /// endpoint_type 1 = brokers (the only kind a client may ask this broker about).
@@ -26,7 +26,13 @@ pub fn handle(
             .with_error_message(Some(str_bytes("only broker endpoints are served")));
     }
     let node = BrokerId(ctx.node_id());
+    let operations = if request.include_cluster_authorized_operations {
+        authorized_operations::CLUSTER
+    } else {
+        authorized_operations::NOT_REQUESTED
+    };
     response
+        .with_cluster_authorized_operations(operations)
         .with_controller_id(node)
         .with_brokers(vec![DescribeClusterBroker::default()
             .with_broker_id(node)

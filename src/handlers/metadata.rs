@@ -11,7 +11,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
 
-use super::{str_bytes, LEADER_EPOCH};
+use super::{authorized_operations, str_bytes, LEADER_EPOCH};
 use crate::broker::{BrokerContext, TopicError};
 use crate::metadata::{topic_name, MetadataError, TopicMeta};
 
@@ -35,7 +35,24 @@ pub fn handle(
             })
             .collect(),
     };
+    // Authorized-operation fields exist from v8 (cluster: v8–10 only); the codec rejects them
+    // elsewhere, and "not requested" must stay the sentinel.
+    let topics = if version >= 8 && request.include_topic_authorized_operations {
+        topics
+            .into_iter()
+            .map(|t| t.with_topic_authorized_operations(authorized_operations::TOPIC))
+            .collect()
+    } else {
+        topics
+    };
+    let cluster_operations =
+        if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
+            authorized_operations::CLUSTER
+        } else {
+            authorized_operations::NOT_REQUESTED
+        };
     MetadataResponse::default()
+        .with_cluster_authorized_operations(cluster_operations)
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(node)
             .with_host(str_bytes(ctx.config.advertised_host.clone()))

@@ -3,6 +3,8 @@
 
 pub mod alter_configs;
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -56,4 +58,40 @@ pub fn check_leader_epoch(current_leader_epoch: i32) -> Result<(), ResponseError
         e if e > LEADER_EPOCH => Err(ResponseError::UnknownLeaderEpoch),
         _ => Err(ResponseError::FencedLeaderEpoch),
     }
+}
+
+/// Kafka's ACL operation codes (AclOperation) as bit positions in "authorized operations"
+/// fields. Without an authorizer Kafka reports every operation a resource type supports, and
+/// clients decode the bitfield, so it must hold only real operation codes.
+pub mod authorized_operations {
+    const READ: i32 = 3;
+    const WRITE: i32 = 4;
+    const CREATE: i32 = 5;
+    const DELETE: i32 = 6;
+    const ALTER: i32 = 7;
+    const DESCRIBE: i32 = 8;
+    const CLUSTER_ACTION: i32 = 9;
+    const DESCRIBE_CONFIGS: i32 = 10;
+    const ALTER_CONFIGS: i32 = 11;
+    const IDEMPOTENT_WRITE: i32 = 12;
+
+    /// The value meaning "not requested" (the field's default).
+    pub const NOT_REQUESTED: i32 = i32::MIN;
+
+    const fn bits(ops: &[i32]) -> i32 {
+        let mut mask = 0;
+        let mut i = 0;
+        while i < ops.len() {
+            mask |= 1 << ops[i];
+            i += 1;
+        }
+        mask
+    }
+
+    /// Everything a topic supports.
+    pub const TOPIC: i32 = bits(&[READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS]);
+    /// Everything the cluster resource supports.
+    pub const CLUSTER: i32 = bits(&[CREATE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE, ALTER, DESCRIBE]);
+    /// Everything a consumer group supports.
+    pub const GROUP: i32 = bits(&[READ, DESCRIBE, DELETE]);
 }

@@ -38,7 +38,7 @@ pub fn decode_header(
     Ok(header)
 }
 
-/// True if nothing is left after the body was decoded (Kafka rejects trailing bytes).
+/// True if nothing is left after the body was decoded.
 pub fn fully_consumed(frame: &Bytes) -> bool {
     !frame.has_remaining()
 }

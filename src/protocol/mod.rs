@@ -51,7 +51,11 @@ pub enum Reply<R> {
 
 /// Handles one frame from a client.
 /// `peer` is the client's address, reported as the member's host in DescribeGroups.
-pub fn handle_frame(ctx: &Arc<BrokerContext>, mut frame: Bytes, peer: std::net::SocketAddr) -> Outcome {
+pub fn handle_frame(
+    ctx: &Arc<BrokerContext>,
+    mut frame: Bytes,
+    peer: std::net::SocketAddr,
+) -> Outcome {
     let Some(prefix) = header::peek_prefix(&frame) else {
         return Outcome::Close(format!(
             "frame of {} bytes is shorter than a request header",
@@ -209,6 +213,22 @@ pub fn handle_frame(ctx: &Arc<BrokerContext>, mut frame: Bytes, peer: std::net::
             version,
             handlers::delete_groups::handle,
         ),
+        ApiKey::ConsumerGroupHeartbeat => {
+            run::<m::ConsumerGroupHeartbeatRequest, _>(ctx, frame, corr, version, |c, r, v| {
+                Reply::Now(handlers::consumer_group_heartbeat::handle(
+                    c,
+                    r,
+                    v,
+                    &client_id,
+                    &client_host,
+                ))
+            })
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            run::<m::ConsumerGroupDescribeRequest, _>(ctx, frame, corr, version, |c, r, v| {
+                Reply::Now(handlers::consumer_group_describe::handle(c, r, v))
+            })
+        }
         ApiKey::OffsetDelete => run::<m::OffsetDeleteRequest, _>(
             ctx,
             frame,
@@ -237,10 +257,9 @@ where
         Err(e) => return Outcome::Close(format!("v{version} request body does not decode: {e}")),
     };
     if !header::fully_consumed(&body) {
-        return Outcome::Close(format!(
-            "v{version} request has {} trailing bytes",
-            body.len()
-        ));
+        // Kafka parses what the schema describes and ignores the rest; librdkafka >= 2.3 relies
+        // on that (its all-topics Metadata v13 carries 3 stray bytes, librdkafka issue #5049).
+        tracing::debug!("v{version} request has {} trailing bytes; ignored", body.len());
     }
     match handler(ctx, request, version) {
         Reply::Now(resp) => match encode_response(correlation_id, version, &resp) {
@@ -279,10 +298,9 @@ where
         Err(e) => return Outcome::Close(format!("v{version} request body does not decode: {e}")),
     };
     if !header::fully_consumed(&body) {
-        return Outcome::Close(format!(
-            "v{version} request has {} trailing bytes",
-            body.len()
-        ));
+        // Kafka parses what the schema describes and ignores the rest; librdkafka >= 2.3 relies
+        // on that (its all-topics Metadata v13 carries 3 stray bytes, librdkafka issue #5049).
+        tracing::debug!("v{version} request has {} trailing bytes; ignored", body.len());
     }
     match handler(ctx, request, version) {
         Reply::Now(Ok(frame)) => Outcome::ReadyBody(frame),

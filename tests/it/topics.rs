@@ -228,3 +228,44 @@ async fn topics_and_ids_survive_restart() {
         Some("keep")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorized_operations_are_reported_only_when_asked() {
+    use gregor::handlers::authorized_operations::{CLUSTER, NOT_REQUESTED, TOPIC};
+    let b = harness::start(&[]).await;
+    let mut c = b.client().await;
+    create(&mut c, "ops", 1).await;
+    for version in 8..=13 {
+        let asked = metadata_for(&["ops"], false)
+            .with_include_topic_authorized_operations(true)
+            .with_include_cluster_authorized_operations(version <= 10);
+        let md = c.call(&asked, version).await;
+        assert_eq!(
+            md.topics[0].topic_authorized_operations, TOPIC,
+            "v{version}"
+        );
+        let cluster = if version <= 10 {
+            CLUSTER
+        } else {
+            NOT_REQUESTED
+        };
+        assert_eq!(md.cluster_authorized_operations, cluster, "v{version}");
+        let plain = c.call(&metadata_for(&["ops"], false), version).await;
+        assert_eq!(
+            plain.topics[0].topic_authorized_operations, NOT_REQUESTED,
+            "v{version}"
+        );
+    }
+    // Only real AclOperation codes (3..=12): no sign bit, nothing below READ.
+    assert_eq!(TOPIC & !0x1ff8, 0);
+    assert_eq!(CLUSTER & !0x1ff8, 0);
+    let dc = c
+        .call(
+            &DescribeClusterRequest::default()
+                .with_endpoint_type(1)
+                .with_include_cluster_authorized_operations(true),
+            1,
+        )
+        .await;
+    assert_eq!(dc.cluster_authorized_operations, CLUSTER);
+}

@@ -202,7 +202,16 @@ pub struct Broker {
 
 impl Broker {
     /// Opens storage, recovers, binds the listener and starts serving.
-    pub async fn start(mut config: Config) -> Result<Broker, BrokerError> {
+    pub async fn start(config: Config) -> Result<Broker, BrokerError> {
+        Self::start_with_io(config, Arc::new(crate::log::io::OsIo)).await
+    }
+
+    /// [`Broker::start`] with every segment write, fsync and truncation going through `io`
+    /// (fault-injection tests use [`crate::log::io::FaultyIo`]).
+    pub async fn start_with_io(
+        mut config: Config,
+        io: Arc<dyn crate::log::io::SegmentIo>,
+    ) -> Result<Broker, BrokerError> {
         let started = std::time::Instant::now();
         let listener = TcpListener::bind(config.listeners)
             .await
@@ -219,6 +228,7 @@ impl Broker {
             config.advertised_port = local_addr.port();
         }
         std::fs::create_dir_all(&config.log_dir).map_err(LogError::from)?;
+        crate::log::fd_cache::global().set_capacity(config.log_segment_fd_cache_size);
         let options = LogOptions {
             segment_bytes: config.log_segment_bytes,
             index_interval_bytes: config.log_index_interval_bytes,
@@ -227,7 +237,7 @@ impl Broker {
         };
         let logs = {
             let dir = config.log_dir.clone();
-            tokio::task::spawn_blocking(move || LogManager::open(&dir, options))
+            tokio::task::spawn_blocking(move || LogManager::open_with_io(&dir, options, io))
                 .await
                 .map_err(|e| LogError::from(std::io::Error::other(e)))??
         };

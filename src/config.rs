@@ -45,11 +45,14 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "log.cleanup.policy", default: "delete", doc: "`delete`, `compact` or `delete,compact`. Topic config: cleanup.policy." },
     Setting { name: "log.message.timestamp.type", default: "CreateTime", doc: "`CreateTime` keeps producers' timestamps; `LogAppendTime` stamps batches with the broker's clock. Topic config: message.timestamp.type." },
     Setting { name: "compression.type", default: "producer", doc: "Codec of stored batches: `producer` keeps what the producer sent. Topic config: compression.type." },
+    Setting { name: "log.segment.fd.cache.size", default: "1024", doc: "Open descriptors kept for sealed segment files (least recently used are closed). Active segments keep one descriptor each on top of this." },
     Setting { name: "max.connections", default: "1000", doc: "Connections served at once; further ones wait to be accepted." },
     Setting { name: "queued.max.requests", default: "500", doc: "Requests in flight per connection before reading pauses (responses still leave in order)." },
     Setting { name: "group.min.session.timeout.ms", default: "6000", doc: "Smallest session timeout a consumer group member may ask for; smaller gets INVALID_SESSION_TIMEOUT." },
     Setting { name: "group.max.session.timeout.ms", default: "1800000", doc: "Largest session timeout a consumer group member may ask for; larger gets INVALID_SESSION_TIMEOUT." },
     Setting { name: "group.initial.rebalance.delay.ms", default: "500", doc: "How long a new (Empty) group waits for more members before its first rebalance completes. Kafka defaults to 3000; Gregor to 500 so a single dev consumer starts quickly." },
+    Setting { name: "group.consumer.heartbeat.interval.ms", default: "5000", doc: "Heartbeat interval the coordinator gives members of KIP-848 (group.protocol=consumer) groups." },
+    Setting { name: "group.consumer.session.timeout.ms", default: "45000", doc: "A KIP-848 group member silent for this long is removed and its partitions reassigned." },
     Setting { name: "offsets.retention.minutes", default: "10080", doc: "Committed offsets of a group that has been Empty this long (and not committed to since) are deleted." },
     Setting { name: "offsets.topic.num.partitions", default: "50", doc: "Partitions of the internal __consumer_offsets topic when it is first created (it is created on first group use)." },
 ];
@@ -87,6 +90,7 @@ pub struct Config {
     pub log_retention_ms: i64,
     pub log_retention_bytes: i64,
     pub log_retention_check_interval_ms: u64,
+    pub log_segment_fd_cache_size: usize,
     pub log_roll_ms: i64,
     pub log_cleanup_policy: String,
     pub log_message_timestamp_type: String,
@@ -96,6 +100,8 @@ pub struct Config {
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
     pub group_initial_rebalance_delay_ms: u64,
+    pub group_consumer_heartbeat_interval_ms: i32,
+    pub group_consumer_session_timeout_ms: i32,
     pub offsets_retention_minutes: u64,
     pub offsets_topic_num_partitions: i32,
 }
@@ -414,6 +420,7 @@ impl Resolver {
             log_retention_ms: self.retention("log.retention.ms")?,
             log_retention_bytes: self.retention("log.retention.bytes")?,
             log_retention_check_interval_ms: self.positive("log.retention.check.interval.ms")?,
+            log_segment_fd_cache_size: self.positive("log.segment.fd.cache.size")?,
             log_roll_ms: self.positive("log.roll.ms")?,
             log_cleanup_policy: self.topic_level("log.cleanup.policy", "cleanup.policy")?,
             log_message_timestamp_type: self
@@ -426,6 +433,10 @@ impl Resolver {
                 "group.initial.rebalance.delay.ms",
                 "milliseconds (0 or more)",
             )?,
+            group_consumer_heartbeat_interval_ms: self
+                .positive("group.consumer.heartbeat.interval.ms")?,
+            group_consumer_session_timeout_ms: self
+                .positive("group.consumer.session.timeout.ms")?,
             offsets_retention_minutes: self.positive("offsets.retention.minutes")?,
             offsets_topic_num_partitions: self.positive("offsets.topic.num.partitions")?,
         })

@@ -1,10 +1,13 @@
-//! The group coordinator: every classic consumer group of this broker (each behind its own std
-//! mutex, never held across an `.await`), committed offsets, and their persistence in the
-//! internal topic `__consumer_offsets`, which is replayed at start.
+//! The group coordinator: every consumer group of this broker, classic or KIP-848 (each behind
+//! its own std mutex, never held across an `.await`), committed offsets, and their persistence
+//! in the internal topic `__consumer_offsets`, which is replayed at start. KIP-848 groups
+//! persist their group epoch (ConsumerGroupMetadata records); their members rejoin after a
+//! restart.
 //!
 //! `__consumer_offsets` is created on first use (as Kafka does, on the first FindCoordinator or
 //! group write), not at start, so a broker that never sees a group has no internal topic.
 
+pub mod consumer;
 pub mod records;
 pub mod state;
 
@@ -95,6 +98,10 @@ impl GroupCoordinator {
                 initial_rebalance_delay: Duration::from_millis(
                     config.group_initial_rebalance_delay_ms,
                 ),
+                consumer_session_timeout: Duration::from_millis(
+                    u64::try_from(config.group_consumer_session_timeout_ms).unwrap_or(45_000),
+                ),
+                consumer_heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
             },
             wanted_partitions: config.offsets_topic_num_partitions,
             retention: Duration::from_secs(config.offsets_retention_minutes.saturating_mul(60)),
@@ -205,12 +212,18 @@ impl GroupCoordinator {
             return;
         }
         group.dirty = false;
-        let value = records::group_value(&group.to_record());
-        if let Err(e) = self.append(
-            ctx,
-            &group.id,
-            &[(records::group_key(&group.id), Some(value))],
-        ) {
+        // A KIP-848 group is remembered by its epoch (ConsumerGroupMetadata); members rejoin.
+        let record = match &group.kip848 {
+            Some(c) => (
+                records::consumer_group_key(&group.id),
+                Some(records::consumer_group_value(c.group_epoch)),
+            ),
+            None => (
+                records::group_key(&group.id),
+                Some(records::group_value(&group.to_record())),
+            ),
+        };
+        if let Err(e) = self.append(ctx, &group.id, &[record]) {
             tracing::warn!(group = %group.id, "cannot persist group metadata: {e}");
         }
     }
@@ -277,6 +290,7 @@ impl GroupCoordinator {
             .collect();
         if whole_group {
             recs.push((records::group_key(group_id), None));
+            recs.push((records::consumer_group_key(group_id), None));
         }
         let (log, _, end) = self.append(ctx, group_id, &recs)?;
         Ok((log, end))
@@ -494,6 +508,7 @@ fn replay_record(
                 }
             }
             Some(v) => match records::decode_group_value(v) {
+                // A classic record after a consumer-group one: the group turned classic.
                 Ok(v) => {
                     let offsets = groups.remove(&group).map(|g| g.offsets).unwrap_or_default();
                     let mut g = Group::from_record(&group, &v);
@@ -501,6 +516,25 @@ fn replay_record(
                     groups.insert(group, g);
                 }
                 Err(e) => tracing::warn!(group, "skipping unreadable group value: {e}"),
+            },
+        },
+        Key::ConsumerGroup { group } => match value {
+            None => {
+                if let Some(g) = groups.get_mut(&group) {
+                    g.kip848 = None;
+                }
+            }
+            Some(v) => match records::decode_consumer_group_value(v) {
+                Ok(epoch) => {
+                    let g = groups
+                        .entry(group.clone())
+                        .or_insert_with(|| Group::new(&group));
+                    g.kip848 = Some(consumer::ConsumerGroup::new(epoch));
+                    g.protocol_type = Some("consumer".to_string());
+                    g.protocol = None;
+                    g.generation = epoch;
+                }
+                Err(e) => tracing::warn!(group, "skipping unreadable consumer group value: {e}"),
             },
         },
     }

@@ -1,6 +1,7 @@
 //! The record layouts of the internal `__consumer_offsets` topic, as Kafka writes them (so a
 //! Kafka tool reading the topic understands it), plus a small magic-2 batch encoder: offset
-//! commit key v1 / value v3, group metadata key v2 / value v3, and tombstones (null values).
+//! commit key v1 / value v3, group metadata key v2 / value v3, KIP-848 ConsumerGroupMetadata
+//! key 3 / value v0, and tombstones (null values).
 
 use bytes::{BufMut, Bytes};
 
@@ -64,6 +65,10 @@ pub enum Key {
     Group {
         group: String,
     },
+    /// KIP-848 ConsumerGroupMetadataKey (record type 3).
+    ConsumerGroup {
+        group: String,
+    },
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -112,6 +117,35 @@ pub fn group_key(group: &str) -> Vec<u8> {
     out.put_i16(2);
     put_str(&mut out, group);
     out
+}
+
+/// KIP-848 ConsumerGroupMetadataKey: record type 3, then [group] (not flexible).
+pub fn consumer_group_key(group: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + group.len());
+    out.put_i16(3);
+    put_str(&mut out, group);
+    out
+}
+
+/// KIP-848 ConsumerGroupMetadataValue, version 0 (flexible): [epoch], no tagged fields.
+pub fn consumer_group_value(epoch: i32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(7);
+    out.put_i16(0);
+    out.put_i32(epoch);
+    out.push(0); // empty tagged-field section
+    out
+}
+
+/// Decodes a ConsumerGroupMetadataValue v0: the group epoch (tagged fields are ignored).
+pub fn decode_consumer_group_value(buf: &[u8]) -> Result<i32, DecodeError> {
+    let mut r = Reader { buf };
+    match r.i16()? {
+        0 => Ok(r.i32()?),
+        version => Err(DecodeError::Version {
+            what: "consumer group value",
+            version,
+        }),
+    }
 }
 
 /// Group metadata value, version 3 (the last non-flexible one, which has group_instance_id).
@@ -187,7 +221,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes a record key (offset commit keys v0/v1, group metadata key v2).
+/// Decodes a record key (offset commit keys v0/v1, group metadata key v2, KIP-848
+/// ConsumerGroupMetadata key 3).
 pub fn decode_key(buf: &[u8]) -> Result<Key, DecodeError> {
     let mut r = Reader { buf };
     match r.i16()? {
@@ -197,6 +232,7 @@ pub fn decode_key(buf: &[u8]) -> Result<Key, DecodeError> {
             partition: r.i32()?,
         }),
         2 => Ok(Key::Group { group: r.str()? }),
+        3 => Ok(Key::ConsumerGroup { group: r.str()? }),
         version => Err(DecodeError::Version {
             what: "key",
             version,
@@ -411,6 +447,14 @@ mod tests {
         assert_eq!(decode_group_value(all[1].value.unwrap()).unwrap(), gv);
         assert_eq!(all[2].value, None);
         assert!(decode_key(&[0, 9]).is_err());
+        assert_eq!(
+            decode_key(&consumer_group_key("cg")).unwrap(),
+            Key::ConsumerGroup { group: "cg".into() }
+        );
+        assert_eq!(
+            decode_consumer_group_value(&consumer_group_value(42)).unwrap(),
+            42
+        );
         assert!(decode_group_value(&[0, 3, 0]).is_err());
     }
 }

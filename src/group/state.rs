@@ -10,6 +10,7 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use tokio::sync::oneshot;
 
+use super::consumer::ConsumerGroup;
 use super::records::{GroupValue, MemberValue};
 
 /// The classic group states, named as DescribeGroups/ListGroups report them.
@@ -41,6 +42,10 @@ pub struct GroupConfig {
     pub min_session_timeout_ms: i32,
     pub max_session_timeout_ms: i32,
     pub initial_rebalance_delay: Duration,
+    /// KIP-848 groups: group.consumer.session.timeout.ms.
+    pub consumer_session_timeout: Duration,
+    /// KIP-848 groups: group.consumer.heartbeat.interval.ms.
+    pub consumer_heartbeat_interval_ms: i32,
 }
 
 /// A member as JoinGroup reports it to the leader.
@@ -192,6 +197,8 @@ pub struct Group {
     pub dirty: bool,
     /// Commits written but not yet durable and applied; the group must not be forgotten.
     pub commits_in_flight: usize,
+    /// Set while the group is a KIP-848 (consumer protocol) group: its members and assignment.
+    pub kip848: Option<ConsumerGroup>,
 }
 
 fn now_ms() -> i64 {
@@ -230,6 +237,7 @@ impl Group {
             state_timestamp: now_ms(),
             dirty: false,
             commits_in_flight: 0,
+            kip848: None,
         }
     }
 
@@ -395,6 +403,19 @@ impl Group {
                 ResponseError::CoordinatorNotAvailable,
                 p.member_id,
             ));
+        }
+        if let Some(c) = &self.kip848 {
+            if !c.members.is_empty() {
+                // Kafka without online migration: a classic member cannot join a live
+                // consumer-protocol group.
+                return Pending::Now(JoinResult::error(
+                    ResponseError::InconsistentGroupProtocol,
+                    p.member_id,
+                ));
+            }
+            // An empty consumer group turns back into a classic one.
+            self.kip848 = None;
+            self.protocol_type = None;
         }
         if !self.supports(&p.protocol_type, &p.protocols) {
             return Pending::Now(JoinResult::error(
@@ -888,6 +909,17 @@ impl Group {
             // A standalone (manual-assignment or admin) commit.
             return Ok(());
         }
+        if let Some(c) = &mut self.kip848 {
+            // KIP-848: generation_id_or_member_epoch carries the member epoch.
+            let Some(m) = c.members.get_mut(member_id) else {
+                return Err(ResponseError::UnknownMemberId);
+            };
+            if generation != m.epoch {
+                return Err(ResponseError::StaleMemberEpoch);
+            }
+            m.last_seen = now;
+            return Ok(());
+        }
         if self.state == GroupState::CompletingRebalance {
             return Err(ResponseError::RebalanceInProgress);
         }
@@ -919,6 +951,16 @@ impl Group {
     /// counts as subscribed, erring on the side of not deleting).
     pub fn subscribed_topics(&self) -> Option<HashSet<String>> {
         let mut out = HashSet::new();
+        if let Some(c) = &self.kip848 {
+            // KIP-848 members name their topics; a regex subscription could match any topic.
+            for m in c.members.values() {
+                if m.subscribed_topic_regex.is_some() {
+                    return None;
+                }
+                out.extend(m.subscribed_topic_names.iter().cloned());
+            }
+            return Some(out);
+        }
         if self.protocol_type.as_deref() != Some("consumer") {
             return Some(out);
         }
@@ -933,6 +975,13 @@ impl Group {
     /// Periodic work: expire pending member ids and silent members, end the initial delay,
     /// enforce the rebalance deadline.
     pub fn tick(&mut self, cfg: &GroupConfig, now: Instant) {
+        if let Some(c) = &mut self.kip848 {
+            for id in c.tick(cfg.consumer_session_timeout, now) {
+                tracing::info!(group = %self.id, member = %id, "consumer group member expired");
+            }
+            self.sync_kip848_state();
+            return;
+        }
         let before = self.pending.len();
         self.pending.retain(|_, until| *until > now);
         let pending_expired = self.pending.len() != before;
@@ -1019,6 +1068,47 @@ impl Group {
             && self.state_timestamp < cutoff_ms
     }
 
+    /// Keeps the classic state in step with a KIP-848 group's membership: Stable while it has
+    /// members, Empty (persisted, offsets start ageing) once the last one is gone.
+    pub fn sync_kip848_state(&mut self) {
+        let Some(c) = &self.kip848 else { return };
+        let want = if c.members.is_empty() {
+            GroupState::Empty
+        } else {
+            GroupState::Stable
+        };
+        if self.generation != c.group_epoch {
+            // Every new group epoch is recorded (ConsumerGroupMetadata), as Kafka does.
+            self.generation = c.group_epoch;
+            self.dirty = true;
+        }
+        if self.state != want {
+            self.set_state(want);
+        }
+    }
+
+    /// Validates an OffsetFetch's member claims (v9+) against a KIP-848 group; classic groups
+    /// and admin fetches (no member id) always pass.
+    pub fn validate_fetch(
+        &self,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Result<(), ResponseError> {
+        let (Some(c), Some(id)) = (&self.kip848, member_id) else {
+            return Ok(());
+        };
+        if id.is_empty() && member_epoch < 0 {
+            return Ok(());
+        }
+        let Some(m) = c.members.get(id) else {
+            return Err(ResponseError::UnknownMemberId);
+        };
+        if member_epoch != m.epoch {
+            return Err(ResponseError::StaleMemberEpoch);
+        }
+        Ok(())
+    }
+
     /// Marks the group deleted: parked requests are told to find the coordinator again.
     pub fn mark_dead(&mut self) {
         for m in self.members.values_mut() {
@@ -1065,6 +1155,8 @@ mod tests {
             min_session_timeout_ms: 10,
             max_session_timeout_ms: 100_000,
             initial_rebalance_delay: Duration::ZERO,
+            consumer_session_timeout: Duration::from_secs(45),
+            consumer_heartbeat_interval_ms: 5000,
         }
     }
 

@@ -13,10 +13,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::str_bytes;
 use crate::broker::{BrokerContext, TopicError};
-use crate::metadata::{topic_config, topic_name, MetadataError};
-
-/// Config source code for "set on this topic" (DescribeConfigs' TOPIC_CONFIG).
-const SOURCE_TOPIC_CONFIG: i8 = 1;
+use crate::metadata::{config_catalog, topic_config, topic_name, MetadataError};
 
 pub fn handle(
     ctx: &Arc<BrokerContext>,
@@ -84,13 +81,17 @@ fn create_one(
             configs.insert(key.to_string(), value.to_string());
         }
     }
-    let described: Vec<CreatableTopicConfigs> = configs
+    // Every topic config with its effective value and source, as DescribeConfigs shows them.
+    let described: Vec<CreatableTopicConfigs> = config_catalog::TOPIC_CONFIGS
         .iter()
-        .map(|(k, v)| {
+        .map(|d| {
+            let r = config_catalog::resolve(&ctx.config, &configs, d);
             CreatableTopicConfigs::default()
-                .with_name(str_bytes(k.clone()))
-                .with_value(Some(str_bytes(v.clone())))
-                .with_config_source(SOURCE_TOPIC_CONFIG)
+                .with_name(str_bytes(d.name))
+                .with_value(Some(str_bytes(r.value.value)))
+                .with_read_only(false)
+                .with_config_source(r.value.source)
+                .with_is_sensitive(false)
         })
         .collect();
     let done = |id| {

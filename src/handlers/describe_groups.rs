@@ -1,6 +1,7 @@
 //! DescribeGroups (key 15): state, protocol and members of classic groups. Member metadata and
 //! assignments are echoed as the opaque bytes the members sent, and only for a Stable group (as
-//! Kafka does). An unknown group is described as Dead with no members.
+//! Kafka does). An unknown group, or a KIP-848 consumer group, is described as Dead with no
+//! members.
 
 use std::sync::Arc;
 
@@ -37,6 +38,12 @@ pub fn handle(
                 return out;
             };
             let g = GroupCoordinator::lock_group(&group);
+            if g.kip848.is_some() {
+                // Kafka describes only classic groups here; below v6 anything else is
+                // reported like an unknown group (Dead, no error). ConsumerGroupDescribe
+                // covers consumer-protocol groups.
+                return out;
+            }
             let stable = g.state == GroupState::Stable;
             let protocol = g.protocol.clone().unwrap_or_default();
             let members = g

@@ -1,5 +1,6 @@
 //! ListGroups (key 16): every group with its protocol type; v4+ also its state (and filters by
-//! state, case-insensitively as Kafka does), v5+ its type (always "classic" here).
+//! state, case-insensitively as Kafka does), v5+ its type ("classic" or "consumer", KIP-848) and
+//! filters by type.
 
 use std::sync::Arc;
 
@@ -25,9 +26,6 @@ pub fn handle(
         .iter()
         .map(|s| s.to_lowercase())
         .collect();
-    if version >= 5 && !types.is_empty() && !types.iter().any(|t| t == "classic") {
-        return ListGroupsResponse::default();
-    }
     let mut all = ctx.groups.all();
     all.sort_by(|a, b| a.0.cmp(&b.0));
     let groups = all
@@ -37,7 +35,18 @@ pub fn handle(
             if g.state == GroupState::Dead {
                 return None;
             }
-            let state = g.state.name();
+            let kind = if g.kip848.is_some() {
+                "consumer"
+            } else {
+                "classic"
+            };
+            if version >= 5 && !types.is_empty() && !types.iter().any(|t| t == kind) {
+                return None;
+            }
+            let state = match &g.kip848 {
+                Some(c) => c.state_name(),
+                None => g.state.name(),
+            };
             if version >= 4 && !states.is_empty() && !states.contains(&state.to_lowercase()) {
                 return None;
             }
@@ -48,7 +57,7 @@ pub fn handle(
                 out = out.with_group_state(str_bytes(state));
             }
             if version >= 5 {
-                out = out.with_group_type(str_bytes("classic"));
+                out = out.with_group_type(str_bytes(kind));
             }
             Some(out)
         })

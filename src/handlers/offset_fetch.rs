@@ -29,12 +29,17 @@ fn fetch_group(
     ctx: &BrokerContext,
     group_id: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
+    member: Option<(&str, i32)>,
 ) -> Result<GroupOffsets, ResponseError> {
     if group_id.is_empty() {
         return Err(ResponseError::InvalidGroupId);
     }
     let group = ctx.groups.get(group_id);
     let g = group.as_ref().map(GroupCoordinator::lock_group);
+    if let (Some(g), Some((id, epoch))) = (&g, member) {
+        // v9+ KIP-848 members prove their membership (UNKNOWN_MEMBER_ID / STALE_MEMBER_EPOCH).
+        g.validate_fetch(Some(id), epoch)?;
+    }
     let lookup = |t: &str, p: i32| {
         g.as_ref()
             .and_then(|g| g.offsets.get(&(t.to_string(), p)).cloned())
@@ -95,7 +100,10 @@ pub fn handle(
                 });
                 let group_id = g.group_id.clone();
                 let out = OffsetFetchResponseGroup::default().with_group_id(group_id);
-                match fetch_group(ctx, g.group_id.0.as_str(), topics) {
+                let member = (version >= 9)
+                    .then(|| g.member_id.as_ref().map(|m| (m.as_str(), g.member_epoch)))
+                    .flatten();
+                match fetch_group(ctx, g.group_id.0.as_str(), topics, member) {
                     Err(e) => out.with_error_code(e.code()),
                     Ok(offsets) => out.with_topics(
                         offsets
@@ -130,7 +138,7 @@ pub fn handle(
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    match fetch_group(ctx, request.group_id.0.as_str(), topics) {
+    match fetch_group(ctx, request.group_id.0.as_str(), topics, None) {
         Err(e) => {
             let r = OffsetFetchResponse::default();
             if version >= 2 {

@@ -189,10 +189,85 @@ fn produce_one(
             Some("transactional batches are not supported yet".to_string()),
         ));
     }
+    let config = log.config();
+    if config.compact {
+        // Compaction keeps the latest record per key, so a compacted topic refuses records
+        // without one, as Kafka does. With recompression below, the only places Produce
+        // decodes records.
+        reject_keyless(&batch)?;
+    }
+    check_timestamps(&batch, &info, &config)?;
+    let (batch, info) = match config.compression {
+        Some(codec) if codec != info.compression => {
+            let corrupt = |e: RecordError| (ResponseError::CorruptMessage, Some(e.to_string()));
+            let out =
+                records::rebuild::recompress(&batch, codec, records::DEFAULT_DECOMPRESS_LIMIT)
+                    .map_err(corrupt)?;
+            let info = records::validate_produce_batch(&out, usize::MAX).map_err(corrupt)?;
+            (bytes::Bytes::from(out), info)
+        }
+        _ => (batch, info),
+    };
     let outcome = log
         .append(&batch, &info, LEADER_EPOCH)
         .map_err(|e| (log_error_code(&e), Some(e.to_string())))?;
     Ok((outcome, log))
+}
+
+/// INVALID_TIMESTAMP if a CreateTime record lies outside `message.timestamp.after.max.ms` /
+/// `before.max.ms` of the broker's clock. The batch's max timestamp bounds the future side
+/// exactly; the past side needs each record, so records are decoded only when
+/// `before.max.ms` is set below its unlimited default.
+fn check_timestamps(
+    batch: &[u8],
+    info: &records::BatchInfo,
+    config: &crate::log::LogConfig,
+) -> Result<(), Failure> {
+    if config.timestamp_kind == crate::log::TimestampKind::LogAppendTime {
+        return Ok(());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let bad = |ts: i64| {
+        (
+            ResponseError::InvalidTimestamp,
+            Some(format!(
+                "timestamp {ts} is out of range (message.timestamp.after.max.ms = {}, before.max.ms = {})",
+                config.timestamp_after_max_ms, config.timestamp_before_max_ms
+            )),
+        )
+    };
+    if info.max_timestamp.saturating_sub(now) > config.timestamp_after_max_ms {
+        return Err(bad(info.max_timestamp));
+    }
+    if config.timestamp_before_max_ms < i64::MAX {
+        let recs = records::records(batch, records::DEFAULT_DECOMPRESS_LIMIT)
+            .map_err(|e| (ResponseError::CorruptMessage, Some(e.to_string())))?;
+        for r in recs.iter() {
+            let r = r.map_err(|e| (ResponseError::CorruptMessage, Some(e.to_string())))?;
+            if now.saturating_sub(r.timestamp) > config.timestamp_before_max_ms {
+                return Err(bad(r.timestamp));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// INVALID_RECORD if any record of `batch` has a null key.
+fn reject_keyless(batch: &[u8]) -> Result<(), Failure> {
+    let invalid = |m: String| (ResponseError::InvalidRecord, Some(m));
+    let recs = records::records(batch, records::DEFAULT_DECOMPRESS_LIMIT)
+        .map_err(|e| invalid(e.to_string()))?;
+    for r in recs.iter() {
+        let r = r.map_err(|e| invalid(e.to_string()))?;
+        if r.key.is_none() {
+            return Err(invalid(
+                "compacted topic cannot accept a record without a key".to_string(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Maps a log failure to the code a producer acts on.

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::LogOptions;
+use crate::records::Compression;
 
 /// Which timestamp the log stores in a batch's `maxTimestamp` (`message.timestamp.type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +40,14 @@ pub struct LogConfig {
     pub compact: bool,
     /// How long tombstones survive compaction (`delete.retention.ms`).
     pub delete_retention_ms: i64,
+    /// Codec batches are stored with; `None` keeps the producer's (`compression.type`).
+    pub compression: Option<Compression>,
+    /// CreateTime records may be at most this far in the future
+    /// (`message.timestamp.after.max.ms`; Kafka 4's default is one hour).
+    pub timestamp_after_max_ms: i64,
+    /// CreateTime records may be at most this far in the past
+    /// (`message.timestamp.before.max.ms`; unlimited by default).
+    pub timestamp_before_max_ms: i64,
 }
 
 impl LogConfig {
@@ -54,6 +63,9 @@ impl LogConfig {
             delete: true,
             compact: false,
             delete_retention_ms: 86_400_000,
+            compression: None,
+            timestamp_after_max_ms: 3_600_000,
+            timestamp_before_max_ms: i64::MAX,
         }
     }
 
@@ -102,6 +114,27 @@ impl LogConfig {
                 "CreateTime" => self.timestamp_kind = TimestampKind::CreateTime,
                 _ => {}
             },
+            "message.timestamp.after.max.ms" => {
+                if let Some(n) = int().filter(|n| *n >= 0) {
+                    self.timestamp_after_max_ms = n;
+                }
+            }
+            "message.timestamp.before.max.ms" => {
+                if let Some(n) = int().filter(|n| *n >= 0) {
+                    self.timestamp_before_max_ms = n;
+                }
+            }
+            "compression.type" => {
+                self.compression = match v {
+                    "producer" => None,
+                    "uncompressed" => Some(Compression::None),
+                    "gzip" => Some(Compression::Gzip),
+                    "snappy" => Some(Compression::Snappy),
+                    "lz4" => Some(Compression::Lz4),
+                    "zstd" => Some(Compression::Zstd),
+                    _ => self.compression,
+                }
+            }
             "delete.retention.ms" => {
                 if let Some(n) = int().filter(|n| *n >= 0) {
                     self.delete_retention_ms = n;

@@ -35,9 +35,40 @@ pub(crate) fn rewrite_index_file(path: &Path, bytes: &[u8]) -> io::Result<File> 
     Ok(f)
 }
 
+/// An index file of the active segment, appended to by path: opened for each (sparse) entry
+/// write and closed again, so a partition holds one descriptor (its active `.log`), not three.
+/// That keeps ten thousand partitions well inside a process's descriptor limit.
+#[derive(Debug, Clone)]
+pub(crate) struct IndexFile {
+    path: std::path::PathBuf,
+}
+
+impl IndexFile {
+    /// Makes sure the file exists (creating it empty if not) and returns its handle.
+    pub(crate) fn open(path: &Path) -> io::Result<IndexFile> {
+        open_index_for_append(path)?;
+        Ok(IndexFile {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Writes one entry at byte `at`.
+    pub(crate) fn write_at(&self, entry: &[u8], at: u64) -> io::Result<()> {
+        OpenOptions::new()
+            .write(true)
+            .open(&self.path)?
+            .write_all_at(entry, at)
+    }
+
+    /// fdatasyncs the file (through a fresh descriptor: fsync flushes the file, not the fd).
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        OpenOptions::new().write(true).open(&self.path)?.sync_data()
+    }
+}
+
 /// Writes one index entry at byte `at`.
-pub(crate) fn write_entry_at(f: &File, entry: &[u8], at: u64) -> io::Result<()> {
-    f.write_all_at(entry, at)
+pub(crate) fn write_entry_at(f: &IndexFile, entry: &[u8], at: u64) -> io::Result<()> {
+    f.write_at(entry, at)
 }
 
 /// Opens an existing index file for appending at its current end.
@@ -57,12 +88,12 @@ pub(crate) fn open_index_for_append(path: &Path) -> io::Result<File> {
 pub struct OffsetIndex {
     entries: Vec<(i32, u32)>,
     /// Present only while the segment is active (appendable).
-    file: Option<File>,
+    file: Option<IndexFile>,
 }
 
 impl OffsetIndex {
     /// An index over `entries`, appending to `file` if given.
-    pub(crate) fn new(entries: Vec<(i32, u32)>, file: Option<File>) -> Self {
+    pub(crate) fn new(entries: Vec<(i32, u32)>, file: Option<IndexFile>) -> Self {
         OffsetIndex { entries, file }
     }
 
@@ -143,7 +174,7 @@ impl OffsetIndex {
     }
 
     /// Detaches the writable file (on roll) so the caller can fsync and close it.
-    pub(crate) fn take_file(&mut self) -> Option<File> {
+    pub(crate) fn take_file(&mut self) -> Option<IndexFile> {
         self.file.take()
     }
 }

@@ -299,6 +299,8 @@ impl LogManager {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(tp);
         p.poison();
+        // Cached descriptors would keep the deleted files' space allocated.
+        super::fd_cache::global().forget_dir(&from);
         remove_dir_all(&to)?;
         Ok(())
     }

@@ -1,10 +1,13 @@
 //! Partition logs on local disk in Kafka's layout: segments, sparse offset and time indexes,
-//! recovery, the group-commit flusher, checkpoints and idempotent-producer state.
+//! recovery, the group-commit flusher, checkpoints, idempotent-producer state, per-topic
+//! settings (`LogConfig`), retention and compaction, the fault-injectable file I/O seam and
+//! the descriptor cache for sealed segments.
 //! Knows nothing of Kafka requests: it appends validated batches and returns offsets.
 
 pub mod checkpoint;
 pub(crate) mod cleaner;
 pub mod config;
+pub mod fd_cache;
 pub mod flusher;
 pub mod index;
 pub mod io;
@@ -23,6 +26,8 @@ mod crash_tests;
 mod integration_tests;
 #[cfg(test)]
 mod retention_tests;
+#[cfg(test)]
+mod scale_tests;
 
 use std::fmt;
 

@@ -330,7 +330,13 @@ impl PartitionLog {
         if let Err(failure) = res {
             let file = active.log_file();
             drop(g);
-            return Err(self.append_failed(failure, &file, pos));
+            return Err(match file {
+                Ok(file) => self.append_failed(failure, &file, pos),
+                Err(e) => {
+                    self.poison();
+                    LogError::Io(e)
+                }
+            });
         }
         if idempotent {
             g.producers.update(
@@ -438,6 +444,7 @@ impl PartitionLog {
                 sync_dir(&self.dir)?;
             }
             if let Some(f) = file {
+                let f: Arc<std::fs::File> = f?;
                 self.io.sync_data(&f)?;
             }
             Ok(())
@@ -507,13 +514,15 @@ impl PartitionLog {
     }
 
     /// Under the lock: the segment at `idx`, as a file + start position for `offset` + end.
-    fn read_start(g: &Inner, idx: usize, offset: i64) -> Option<ReadStart> {
-        let seg = g.segments.get(idx)?;
-        Some(ReadStart {
-            file: seg.log_file(),
+    fn read_start(g: &Inner, idx: usize, offset: i64) -> Result<Option<ReadStart>, LogError> {
+        let Some(seg) = g.segments.get(idx) else {
+            return Ok(None);
+        };
+        Ok(Some(ReadStart {
+            file: seg.log_file()?,
             pos: u64::from(seg.index.lookup(offset - seg.base_offset())),
             end: seg.size(),
-        })
+        }))
     }
 
     /// Reads whole batches starting with the batch containing `offset`, up to `max_bytes`, but
@@ -549,7 +558,7 @@ impl PartitionLog {
         while idx < nsegs {
             let start = {
                 let g = self.lock();
-                Self::read_start(&g, idx, offset)
+                Self::read_start(&g, idx, offset)?
             };
             let Some(st) = start else { break };
             if let Some(pos) = find_batch(&st, |h| h.last_offset() >= offset)? {
@@ -606,7 +615,7 @@ impl PartitionLog {
                 let Some(idx) = g.segments.iter().position(|s| s.base_offset() == base) else {
                     return Err(self.out_of_range(offset, &g));
                 };
-                let st = Self::read_start(&g, idx, offset);
+                let st = Self::read_start(&g, idx, offset)?;
                 (st, g.segments.get(idx + 1).map(Segment::base_offset))
             };
             if let Some(st) = st {
@@ -727,8 +736,8 @@ impl PartitionLog {
             let n = g.segments.len().saturating_sub(1);
             let sealed: Vec<(i64, Arc<std::fs::File>, u64)> = g.segments[..n]
                 .iter()
-                .map(|s| (s.base_offset(), s.log_file(), s.size()))
-                .collect();
+                .map(|s| Ok((s.base_offset(), s.log_file()?, s.size())))
+                .collect::<Result<_, LogError>>()?;
             (sealed, g.config.clone())
         };
         if sealed.is_empty() {
@@ -745,7 +754,7 @@ impl PartitionLog {
             let Some(cleaned) = cleaner::clean_segment(&bytes, &map, tombstones_before)? else {
                 continue;
             };
-            if self.swap_in_cleaned(*base, file, &cleaned, cfg.index_interval_bytes)? {
+            if self.swap_in_cleaned(*base, *size, &cleaned, cfg.index_interval_bytes)? {
                 tracing::info!(partition = %self.tp, base_offset = base, before = size, after = cleaned.len(), "compacted segment");
                 rewritten += 1;
             }
@@ -758,7 +767,7 @@ impl PartitionLog {
     fn swap_in_cleaned(
         &self,
         base: i64,
-        old: &Arc<std::fs::File>,
+        old_len: u64,
         cleaned: &[u8],
         interval: u32,
     ) -> Result<bool, LogError> {
@@ -804,13 +813,14 @@ impl PartitionLog {
         let idx = g.segments.iter().position(|s| s.base_offset() == base);
         let Some(i) = idx.filter(|&i| {
             i + 1 < g.segments.len()
-                && Arc::ptr_eq(&g.segments[i].log_file(), old)
+                && g.segments[i].size() == old_len
                 && g.segments[i].next_offset() == next_offset
         }) else {
             drop(g);
             std::fs::remove_file(&swap_path)?;
             return Ok(false);
         };
+        super::fd_cache::global().forget(&self.dir.join(&log_name));
         std::fs::rename(&swap_path, self.dir.join(&log_name))?;
         write_indexes(&self.dir, base, index.entries(), time.entries(), true)?;
         let seg = Segment::open(
@@ -862,17 +872,17 @@ impl PartitionLog {
         while idx < nsegs {
             let start = {
                 let g = self.lock();
-                g.segments.get(idx).and_then(|seg| {
-                    if seg.max_timestamp().0 < ts {
-                        return None;
+                match g.segments.get(idx) {
+                    Some(seg) if seg.max_timestamp().0 >= ts => {
+                        let rel = seg.time_index.last_below(ts).unwrap_or(0);
+                        Some(ReadStart {
+                            file: seg.log_file()?,
+                            pos: u64::from(seg.index.lookup(i64::from(rel))),
+                            end: seg.size(),
+                        })
                     }
-                    let rel = seg.time_index.last_below(ts).unwrap_or(0);
-                    Some(ReadStart {
-                        file: seg.log_file(),
-                        pos: u64::from(seg.index.lookup(i64::from(rel))),
-                        end: seg.size(),
-                    })
-                })
+                    _ => None,
+                }
             };
             if let Some(mut st) = start {
                 while let Some(pos) =
@@ -907,7 +917,10 @@ impl PartitionLog {
                     best = Some((i, ts, off));
                 }
             }
-            best.and_then(|(i, ts, off)| Self::read_start(&g, i, off).map(|st| (st, ts, off)))
+            match best {
+                Some((i, ts, off)) => Self::read_start(&g, i, off)?.map(|st| (st, ts, off)),
+                None => None,
+            }
         };
         let Some((st, ts, batch_last)) = found else {
             return Ok(None);
@@ -1073,9 +1086,29 @@ fn region_len(
     max_bytes: u64,
     min_one_batch: bool,
 ) -> Result<u64, LogError> {
+    // Headers are read through a 64 KiB window, so small batches cost one pread per window
+    // rather than one per batch.
+    const WINDOW: u64 = 64 * 1024;
+    let mut window: Vec<u8> = Vec::new();
+    let mut window_at = 0u64;
     let mut used = 0u64;
-    while let Some(hb) = read_header(&st.file, pos + used, st.end)? {
-        let h = BatchHeader::new(&hb).ok_or_else(|| corrupt_at(pos + used))?;
+    loop {
+        let at = pos + used;
+        if at + HEADER_LEN as u64 > st.end {
+            break;
+        }
+        let in_window =
+            at >= window_at && at + HEADER_LEN as u64 <= window_at + window.len() as u64;
+        if !in_window {
+            let len = WINDOW.min(st.end - at).max(HEADER_LEN as u64);
+            window = read_range(&st.file, at, at + len)?;
+            window_at = at;
+        }
+        let off = usize::try_from(at - window_at).map_err(|_| corrupt_at(at))?;
+        let h = window
+            .get(off..)
+            .and_then(BatchHeader::new)
+            .ok_or_else(|| corrupt_at(at))?;
         if h.base_offset() >= hw {
             break;
         }

@@ -172,7 +172,7 @@ fn scan_segment(
 fn rebuild_producers(segments: &[Segment]) -> Result<ProducerState, LogError> {
     let mut state = ProducerState::default();
     for seg in segments.iter().rev().take(2).rev() {
-        let file = seg.log_file();
+        let file = seg.log_file()?;
         let end = seg.size();
         let mut pos = 0u64;
         while let Some(hb) = read_header(&file, pos, end)? {

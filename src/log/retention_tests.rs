@@ -119,3 +119,38 @@ fn delete_records_moves_the_log_start_and_survives_restart() {
     assert_eq!(p.log_start_offset(), 4);
     assert_eq!(p.log_end_offset(), 4);
 }
+
+#[test]
+fn read_region_matches_read_for_every_offset_and_limit() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let m = LogManager::open(dir.path(), opts()).unwrap();
+    let p = m.create(&TopicPartition::new("z", 0), [7; 16]).unwrap();
+    let mut c = p.config();
+    c.segment_bytes = 200_000;
+    p.set_config(c);
+    // Small batches spanning several 64 KiB header windows, and a second segment.
+    for i in 0..1500 {
+        append(&p, &simple_batch(1 + i % 3, 20 + (i % 50), i as i64));
+    }
+    assert!(p.segment_base_offsets().len() >= 2);
+    let leo = p.log_end_offset();
+    for offset in (0..leo).step_by(97).chain([leo - 1, leo]) {
+        for max in [0usize, 1, 500, 70_000, 1 << 20] {
+            for min_one in [false, true] {
+                let a = p.read(offset, max, min_one).unwrap();
+                let r = p.read_region(offset, max, min_one).unwrap();
+                let mut bytes = vec![0u8; r.len as usize];
+                if let Some(f) = &r.file {
+                    f.read_exact_at(&mut bytes, r.position).unwrap();
+                }
+                assert_eq!(
+                    bytes,
+                    a.records.to_vec(),
+                    "offset {offset} max {max} {min_one}"
+                );
+                assert_eq!(r.high_watermark, a.high_watermark);
+            }
+        }
+    }
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::records::batch::{BatchHeader, CRC_START, HEADER_LEN};
 
-use super::index::{open_index_for_append, rewrite_index_file, OffsetIndex};
+use super::index::{rewrite_index_file, IndexFile, OffsetIndex};
 use super::io::SegmentIo;
 use super::time_index::TimeIndex;
 
@@ -97,8 +97,8 @@ impl IndexBuilder {
 #[derive(Debug)]
 pub(crate) struct SealedFiles {
     log: Arc<File>,
-    index: Option<File>,
-    time_index: Option<File>,
+    index: Option<IndexFile>,
+    time_index: Option<IndexFile>,
 }
 
 /// Why [`Segment::append`] failed.
@@ -116,13 +116,21 @@ impl SealedFiles {
     pub(crate) fn sync(&self, io: &dyn SegmentIo) -> io::Result<()> {
         io.sync_data(&self.log)?;
         if let Some(f) = &self.index {
-            f.sync_data()?;
+            f.sync()?;
         }
         if let Some(f) = &self.time_index {
-            f.sync_data()?;
+            f.sync()?;
         }
         Ok(())
     }
+}
+
+/// The `.log` file of a segment: held open while the segment is active, looked up in the
+/// bounded descriptor cache ([`super::fd_cache`]) once sealed.
+#[derive(Debug)]
+enum LogHandle {
+    Open(Arc<File>),
+    Cached(PathBuf),
 }
 
 /// A segment. See the module docs for its thread-safety contract.
@@ -130,7 +138,7 @@ impl SealedFiles {
 pub struct Segment {
     base_offset: i64,
     dir: PathBuf,
-    log: Arc<File>,
+    log: LogHandle,
     writable: bool,
     pub(crate) index: OffsetIndex,
     pub(crate) time_index: TimeIndex,
@@ -157,12 +165,16 @@ impl Segment {
             .create(true)
             .truncate(true)
             .open(dir.join(file_name(base_offset, "log")))?;
-        let index = rewrite_index_file(&dir.join(file_name(base_offset, "index")), &[])?;
-        let time = rewrite_index_file(&dir.join(file_name(base_offset, "timeindex")), &[])?;
+        let ipath = dir.join(file_name(base_offset, "index"));
+        let tpath = dir.join(file_name(base_offset, "timeindex"));
+        rewrite_index_file(&ipath, &[])?;
+        rewrite_index_file(&tpath, &[])?;
+        let index = IndexFile::open(&ipath)?;
+        let time = IndexFile::open(&tpath)?;
         Ok(Segment {
             base_offset,
             dir: dir.to_path_buf(),
-            log: Arc::new(log),
+            log: LogHandle::Open(Arc::new(log)),
             writable: true,
             index: OffsetIndex::new(Vec::new(), Some(index)),
             time_index: TimeIndex::new(Vec::new(), Some(time)),
@@ -180,16 +192,25 @@ impl Segment {
         writable: bool,
         st: SegmentState,
     ) -> io::Result<Segment> {
-        let log = OpenOptions::new()
-            .read(true)
-            .write(writable)
-            .open(dir.join(file_name(base_offset, "log")))?;
+        let path = dir.join(file_name(base_offset, "log"));
+        let log = if writable {
+            LogHandle::Open(Arc::new(
+                OpenOptions::new().read(true).write(true).open(&path)?,
+            ))
+        } else {
+            // Sealed: opened on demand through the descriptor cache.
+            if !path.is_file() {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{} is missing", path.display()),
+                ));
+            }
+            LogHandle::Cached(path)
+        };
         let (ifile, tfile) = if writable {
             (
-                Some(open_index_for_append(
-                    &dir.join(file_name(base_offset, "index")),
-                )?),
-                Some(open_index_for_append(
+                Some(IndexFile::open(&dir.join(file_name(base_offset, "index")))?),
+                Some(IndexFile::open(
                     &dir.join(file_name(base_offset, "timeindex")),
                 )?),
             )
@@ -199,7 +220,7 @@ impl Segment {
         Ok(Segment {
             base_offset,
             dir: dir.to_path_buf(),
-            log: Arc::new(log),
+            log,
             writable,
             index: OffsetIndex::new(st.index, ifile),
             time_index: TimeIndex::new(st.time_index, tfile),
@@ -228,9 +249,12 @@ impl Segment {
             self.builder.offset_of_max_timestamp,
         )
     }
-    /// The shared read handle of the `.log` file.
-    pub(crate) fn log_file(&self) -> Arc<File> {
-        Arc::clone(&self.log)
+    /// A shared read handle of the `.log` file (from the descriptor cache once sealed).
+    pub(crate) fn log_file(&self) -> io::Result<Arc<File>> {
+        match &self.log {
+            LogHandle::Open(f) => Ok(Arc::clone(f)),
+            LogHandle::Cached(path) => super::fd_cache::global().get(path),
+        }
     }
 
     /// Writes one batch at the end: the stamped copy of its first bytes (`head`, 16 bytes, or
@@ -249,8 +273,13 @@ impl Segment {
                 "append to a sealed segment",
             )));
         }
+        let LogHandle::Open(log) = &self.log else {
+            return Err(AppendFailure::Index(io::Error::other(
+                "append to a sealed segment",
+            )));
+        };
         let pos = self.size;
-        io.write_at(&self.log, head, rest, pos)
+        io.write_at(log, head, rest, pos)
             .map_err(AppendFailure::Write)?;
         let len = (head.len() + rest.len()) as u64;
         let add = self.builder.add(pos, last_offset, max_timestamp, len);
@@ -273,8 +302,11 @@ impl Segment {
         if let Some((ts, rel)) = self.builder.final_time_entry() {
             self.time_index.maybe_append(ts, rel)?;
         }
-        let ro = File::open(self.dir.join(file_name(self.base_offset, "log")))?;
-        let old = std::mem::replace(&mut self.log, Arc::new(ro));
+        let path = self.dir.join(file_name(self.base_offset, "log"));
+        let old = match std::mem::replace(&mut self.log, LogHandle::Cached(path.clone())) {
+            LogHandle::Open(f) => f,
+            LogHandle::Cached(_) => super::fd_cache::global().get(&path)?,
+        };
         self.writable = false;
         Ok(SealedFiles {
             log: old,
@@ -293,12 +325,11 @@ impl Segment {
             .read(true)
             .write(true)
             .open(self.dir.join(file_name(self.base_offset, "log")))?;
-        let ifile = open_index_for_append(&self.dir.join(file_name(self.base_offset, "index")))?;
-        let tfile =
-            open_index_for_append(&self.dir.join(file_name(self.base_offset, "timeindex")))?;
+        let ifile = IndexFile::open(&self.dir.join(file_name(self.base_offset, "index")))?;
+        let tfile = IndexFile::open(&self.dir.join(file_name(self.base_offset, "timeindex")))?;
         self.index = OffsetIndex::new(self.index.entries().to_vec(), Some(ifile));
         self.time_index = TimeIndex::new(self.time_index.entries().to_vec(), Some(tfile));
-        self.log = Arc::new(log);
+        self.log = LogHandle::Open(Arc::new(log));
         self.writable = true;
         Ok(())
     }
@@ -438,6 +469,7 @@ pub(crate) fn truncate_log(dir: &Path, base_offset: i64, len: u64) -> io::Result
 
 /// Removes a segment's `.log`, `.index` and `.timeindex` (missing files are fine).
 pub(crate) fn delete_segment_files(dir: &Path, base_offset: i64) -> io::Result<()> {
+    super::fd_cache::global().forget(&dir.join(file_name(base_offset, "log")));
     for ext in ["log", "index", "timeindex"] {
         match fs::remove_file(dir.join(file_name(base_offset, ext))) {
             Ok(()) => {}

@@ -2,10 +2,9 @@
 //! relative last offset of the batch carrying it, as Kafka writes it). Timestamps only grow. Not thread-safe by
 //! itself: owned by a segment under the partition lock. Raw file I/O lives in `index.rs`.
 
-use std::fs::File;
 use std::io;
 
-use super::index::write_entry_at;
+use super::index::{write_entry_at, IndexFile};
 
 /// Size of one time index entry.
 pub const ENTRY_LEN: usize = 12;
@@ -14,12 +13,12 @@ pub const ENTRY_LEN: usize = 12;
 #[derive(Debug)]
 pub struct TimeIndex {
     entries: Vec<(i64, i32)>,
-    file: Option<File>,
+    file: Option<IndexFile>,
 }
 
 impl TimeIndex {
     /// An index over `entries`, appending to `file` if given.
-    pub(crate) fn new(entries: Vec<(i64, i32)>, file: Option<File>) -> Self {
+    pub(crate) fn new(entries: Vec<(i64, i32)>, file: Option<IndexFile>) -> Self {
         TimeIndex { entries, file }
     }
 
@@ -97,7 +96,7 @@ impl TimeIndex {
     }
 
     /// Detaches the writable file (on roll) so the caller can fsync and close it.
-    pub(crate) fn take_file(&mut self) -> Option<File> {
+    pub(crate) fn take_file(&mut self) -> Option<IndexFile> {
         self.file.take()
     }
 }

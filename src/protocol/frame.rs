@@ -16,9 +16,10 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
-/// Memory is grown in steps of at most this much as bytes actually arrive, so a client that
-/// announces a 100 MiB frame and then stalls holds 64 KiB, not 100 MiB.
-const READ_STEP: usize = 64 * 1024;
+/// The first allocation for a frame body. Beyond it the buffer doubles as bytes actually
+/// arrive, so a client that announces a 100 MiB frame and then stalls holds at most twice what it
+/// sent, while a legitimate large frame costs O(log n) reallocations, not one per 64 KiB.
+const FIRST_STEP: usize = 256 * 1024;
 
 /// Reads one frame body (without its 4-byte size). `Ok(None)` is a clean end of stream between
 /// frames.
@@ -43,11 +44,17 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             max: max_size,
         });
     }
-    let mut body = BytesMut::with_capacity(size.min(READ_STEP));
+    let mut body = BytesMut::with_capacity(size.min(FIRST_STEP));
     while body.len() < size {
-        let want = (size - body.len()).min(READ_STEP);
-        body.reserve(want);
-        let n = reader.read_buf(&mut (&mut body).limit(want)).await?;
+        let missing = size - body.len();
+        if body.capacity() == body.len() {
+            // Double what has arrived so far, never past the announced size.
+            body.reserve(missing.min(body.len().max(FIRST_STEP)));
+        }
+        // Reads as large as the free capacity let tokio's BufReader skip its own buffer
+        // (one copy, socket to frame) once its buffered bytes are drained.
+        let room = (body.capacity() - body.len()).min(missing);
+        let n = reader.read_buf(&mut (&mut body).limit(room)).await?;
         if n == 0 {
             return Err(FrameError::Truncated);
         }

@@ -259,7 +259,10 @@ where
     if !header::fully_consumed(&body) {
         // Kafka parses what the schema describes and ignores the rest; librdkafka >= 2.3 relies
         // on that (its all-topics Metadata v13 carries 3 stray bytes, librdkafka issue #5049).
-        tracing::debug!("v{version} request has {} trailing bytes; ignored", body.len());
+        tracing::debug!(
+            "v{version} request has {} trailing bytes; ignored",
+            body.len()
+        );
     }
     match handler(ctx, request, version) {
         Reply::Now(resp) => match encode_response(correlation_id, version, &resp) {
@@ -300,7 +303,10 @@ where
     if !header::fully_consumed(&body) {
         // Kafka parses what the schema describes and ignores the rest; librdkafka >= 2.3 relies
         // on that (its all-topics Metadata v13 carries 3 stray bytes, librdkafka issue #5049).
-        tracing::debug!("v{version} request has {} trailing bytes; ignored", body.len());
+        tracing::debug!(
+            "v{version} request has {} trailing bytes; ignored",
+            body.len()
+        );
     }
     match handler(ctx, request, version) {
         Reply::Now(Ok(frame)) => Outcome::ReadyBody(frame),

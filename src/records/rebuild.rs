@@ -4,7 +4,7 @@
 //! deltas, keys, values and headers; the record count, max timestamp (CreateTime), length and
 //! CRC are recomputed and the records are compressed again with the batch's own codec. Pure.
 
-use super::batch::{BatchHeader, TimestampType, HEADER_LEN};
+use super::batch::{BatchHeader, Compression, TimestampType, HEADER_LEN};
 use super::compression::compress;
 use super::record_iter::{records, RecordInfo};
 use super::RecordError;
@@ -103,6 +103,38 @@ pub fn retain_records(
     Ok(Rebuilt::Batch(out))
 }
 
+/// `batch` with its records section compressed with `codec` instead (a topic whose
+/// `compression.type` is not `producer`). Records are unchanged; attributes bits 0–2, length
+/// and CRC are rewritten. Decompression is capped at `limit` bytes.
+pub fn recompress(batch: &[u8], codec: Compression, limit: usize) -> Result<Vec<u8>, RecordError> {
+    let h = BatchHeader::new(batch)
+        .ok_or_else(|| RecordError::CorruptMessage("batch shorter than header".into()))?;
+    let total = h
+        .total_size()
+        .filter(|t| *t >= HEADER_LEN && *t <= batch.len())
+        .ok_or_else(|| RecordError::CorruptMessage("batch length out of bounds".into()))?;
+    let from = h
+        .compression()
+        .ok_or(RecordError::UnsupportedCompression(h.compression_id()))?;
+    let raw = &batch[HEADER_LEN..total];
+    let plain = match from {
+        Compression::None => raw.to_vec(),
+        c => super::compression::decompress_bounded(c, raw, limit)?,
+    };
+    let body = compress(codec, &plain)?;
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&batch[..HEADER_LEN]);
+    out.extend_from_slice(&body);
+    let batch_length = i32::try_from(out.len() - 12)
+        .map_err(|_| RecordError::InvalidRecord("recompressed batch too large".into()))?;
+    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    let attrs = (h.attributes() & !0x07) | i16::from(codec.id());
+    out[21..23].copy_from_slice(&attrs.to_be_bytes());
+    let crc = crc32c::crc32c(&out[21..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
+}
+
 /// `batch` with every record removed but its header kept (record count 0), so its offsets,
 /// producer fields and place in the log survive. Kafka writes such empty batches too.
 pub fn empty_batch(batch: &[u8]) -> Result<Vec<u8>, RecordError> {
@@ -122,7 +154,44 @@ mod tests {
     use super::*;
     use crate::records::batch::compute_crc;
     use crate::records::testutil::build_batch;
-    use crate::records::Compression;
+
+    #[test]
+    fn recompress_changes_only_the_codec() {
+        let recs = vec![
+            (
+                Some(&b"a"[..]),
+                Some(&b"1"[..]),
+                vec![("h", &b"x"[..])],
+                100,
+            ),
+            (None, Some(&b"2"[..]), vec![], 105),
+        ];
+        let batch = build_batch(&recs, Compression::Snappy, 7, 1, 3);
+        for codec in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let out = recompress(&batch, codec, 1 << 20).unwrap();
+            let h = BatchHeader::new(&out).unwrap();
+            assert_eq!(h.compression(), Some(codec));
+            assert_eq!(h.crc(), compute_crc(&out));
+            assert_eq!(h.total_size(), Some(out.len()));
+            assert_eq!((h.producer_id(), h.record_count()), (7, 2));
+            let a: Vec<_> = records(&out, 1 << 20)
+                .unwrap()
+                .iter()
+                .map(|r| format!("{:?}", r.unwrap()))
+                .collect();
+            let b: Vec<_> = records(&batch, 1 << 20)
+                .unwrap()
+                .iter()
+                .map(|r| format!("{:?}", r.unwrap()))
+                .collect();
+            assert_eq!(a, b);
+        }
+    }
 
     #[test]
     fn keeps_offsets_timestamps_headers_and_codec() {

@@ -53,3 +53,38 @@ pub(crate) async fn send_file(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn sends_exactly_the_region_even_past_the_socket_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg.log");
+        let data: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let file = File::open(&path).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reader = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let stream = TcpStream::connect(addr).await.unwrap();
+        send_file(&stream, &file, 12_345, 3_000_000).await.unwrap();
+        drop(stream);
+        let got = reader.await.unwrap();
+        assert_eq!(got.len(), 3_000_000);
+        assert!(got == data[12_345..3_012_345]);
+        // A region past the end of the file is an error, never a short frame.
+        let stream = TcpStream::connect(addr).await;
+        if let Ok(stream) = stream {
+            let err = send_file(&stream, &file, 3_999_000, 5_000).await;
+            assert!(err.is_err());
+        }
+    }
+}

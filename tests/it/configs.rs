@@ -93,7 +93,14 @@ async fn describe_configs_sources_synonyms_and_versions() {
         .with_configs(vec![CreatableTopicConfig::default()
             .with_name(s("segment.bytes"))
             .with_value(Some(s("100000")))])]);
-    assert_eq!(c.call(&req, 7).await.topics[0].error_code, 0);
+    let created = c.call(&req, 7).await;
+    assert_eq!(created.topics[0].error_code, 0);
+    // CreateTopics v5+ lists every config with its source, as DescribeConfigs does.
+    let listed = created.topics[0].configs.as_ref().unwrap();
+    let find = |n: &str| listed.iter().find(|c| c.name.as_str() == n).unwrap();
+    assert_eq!(find("segment.bytes").config_source, 1);
+    assert_eq!(find("retention.ms").config_source, 4);
+    assert_eq!(find("cleanup.policy").config_source, 5);
     for version in 1..=4 {
         let r = describe(&mut c, TOPIC, "cfg", None, version).await;
         assert_eq!(r.error_code, 0, "v{version}");
@@ -382,4 +389,78 @@ async fn log_honours_segment_configs_and_log_append_time_at_run_time() {
     // ListOffsets by timestamp sees the append time.
     let found = log.offset_for_timestamp(before).unwrap();
     assert_eq!(found.map(|(o, _)| o), Some(p.base_offset));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_compression_type_recompresses_stored_batches() {
+    let b = harness::start(&[]).await;
+    let mut c = b.client().await;
+    let id = create(&mut c, "t", 1).await.topics[0].topic_id;
+    alter(&mut c, "t", &[("compression.type", 0, Some("gzip"))], false).await;
+    let batch = simple_batch(5, 300, 42);
+    let p = produce(&mut c, "t", id, 0, &batch, 9).await;
+    assert_eq!(p.error_code, 0);
+    let data = fetch(&mut c, "t", id, 0, 0, 12).await;
+    let stored = data.records.unwrap();
+    let h = BatchHeader::new(&stored).unwrap();
+    assert_eq!(h.compression(), Some(gregor::records::Compression::Gzip));
+    assert!(stored.len() < batch.len(), "compressed");
+    assert_eq!(h.record_count(), 5);
+    let a = gregor::records::records(&stored, 1 << 20).unwrap();
+    let a: Vec<_> = a
+        .iter()
+        .map(|r| r.unwrap().value.map(<[u8]>::to_vec))
+        .collect();
+    let o = gregor::records::records(&batch, 1 << 20).unwrap();
+    let o: Vec<_> = o
+        .iter()
+        .map(|r| r.unwrap().value.map(<[u8]>::to_vec))
+        .collect();
+    assert_eq!(a, o);
+    // `producer` again: stored as sent.
+    alter(&mut c, "t", &[("compression.type", 1, None)], false).await;
+    let p = produce(&mut c, "t", id, 0, &batch, 9).await;
+    let data = fetch(&mut c, "t", id, 0, p.base_offset, 12).await;
+    assert_eq!(data.records.unwrap().len(), batch.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamp_bounds_are_enforced_for_create_time() {
+    let b = harness::start(&[]).await;
+    let mut c = b.client().await;
+    let id = create(&mut c, "t", 1).await.topics[0].topic_id;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let future = simple_batch(2, 10, now + 2 * 3_600_000);
+    // Kafka 4's default message.timestamp.after.max.ms is one hour.
+    assert_eq!(produce(&mut c, "t", id, 0, &future, 9).await.error_code, 32);
+    alter(
+        &mut c,
+        "t",
+        &[("message.timestamp.after.max.ms", 0, Some("86400000"))],
+        false,
+    )
+    .await;
+    assert_eq!(produce(&mut c, "t", id, 0, &future, 9).await.error_code, 0);
+    let old = simple_batch(2, 10, 1);
+    assert_eq!(produce(&mut c, "t", id, 0, &old, 9).await.error_code, 0);
+    alter(
+        &mut c,
+        "t",
+        &[("message.timestamp.before.max.ms", 0, Some("60000"))],
+        false,
+    )
+    .await;
+    assert_eq!(produce(&mut c, "t", id, 0, &old, 9).await.error_code, 32);
+    // LogAppendTime replaces the timestamps, so no bound applies.
+    alter(
+        &mut c,
+        "t",
+        &[("message.timestamp.type", 0, Some("LogAppendTime"))],
+        false,
+    )
+    .await;
+    assert_eq!(produce(&mut c, "t", id, 0, &old, 9).await.error_code, 0);
 }

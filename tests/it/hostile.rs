@@ -335,6 +335,27 @@ fn sample_bodies(key: ApiKey, v: i16) -> Vec<Vec<u8>> {
                 ]),
             v,
         )],
+        ApiKey::ConsumerGroupHeartbeat => vec![
+            encode(
+                &ConsumerGroupHeartbeatRequest::default()
+                    .with_group_id(GroupId(s("g")))
+                    .with_member_id(s("m"))
+                    .with_rebalance_timeout_ms(1000)
+                    .with_subscribed_topic_names(Some(vec![name.clone()]))
+                    .with_server_assignor(Some(s("uniform")))
+                    .with_topic_partitions(Some(vec![
+                        consumer_group_heartbeat_request::TopicPartitions::default()
+                            .with_partitions(vec![0, 1]),
+                    ])),
+                v,
+            ),
+            encode(&ConsumerGroupHeartbeatRequest::default(), v),
+        ],
+        ApiKey::ConsumerGroupDescribe => vec![encode(
+            &ConsumerGroupDescribeRequest::default()
+                .with_group_ids(vec![GroupId(s("g")), GroupId(s("h"))]),
+            v,
+        )],
         other => panic!("{other:?} is advertised but has no hostile-test sample: add one"),
     }
 }
@@ -458,6 +479,7 @@ async fn mutated_frames_for_every_advertised_api_and_version() {
         r.expect("no hostile task panicked");
     }
     assert!(count > 5_000, "the sweep covered {count} frames");
+    eprintln!("hostile sweep: {count} mutated frames over every advertised API and version");
     // Still serving, correctly.
     let mut c = b.client().await;
     let ok = c.call(&ApiVersionsRequest::default(), 3).await;

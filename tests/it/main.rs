@@ -12,6 +12,7 @@ mod api_versions;
 mod configs;
 mod groups;
 mod hostile;
+mod kip848;
 mod process;
 mod produce_fetch;
 mod retention;

@@ -254,3 +254,105 @@ async fn describe_log_dirs_reports_real_sizes() {
     assert_eq!(parts.len(), 1);
     assert_eq!(parts[0].partition_index, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacted_topic_refuses_keyless_records_and_is_compacted() {
+    use gregor::records::testutil::build_batch;
+    use gregor::records::Compression;
+    let b = harness::start(&[]).await;
+    let mut c = b.client().await;
+    let id = create(&mut c, "c", 1).await.topics[0].topic_id;
+    alter(
+        &mut c,
+        "c",
+        &[
+            ("cleanup.policy", 0, Some("compact")),
+            ("segment.bytes", 0, Some("200")),
+        ],
+        false,
+    )
+    .await;
+    let p = produce(&mut c, "c", id, 0, &simple_batch(1, 10, 1), 9).await;
+    assert_eq!(
+        p.error_code, 87,
+        "INVALID_RECORD for a record without a key"
+    );
+    for v in 0..6 {
+        let value = format!("value-{v}");
+        let batch = build_batch(
+            &[(Some(b"k"), Some(value.as_bytes()), vec![], 1000 + v)],
+            Compression::Snappy,
+            -1,
+            -1,
+            -1,
+        );
+        assert_eq!(produce(&mut c, "c", id, 0, &batch, 9).await.error_code, 0);
+    }
+    let log = b.broker.context().partition("c", 0).unwrap();
+    let before = log.size_bytes();
+    b.broker.context().logs.run_retention();
+    assert!(
+        log.size_bytes() < before,
+        "compacted: {} -> {}",
+        before,
+        log.size_bytes()
+    );
+    // Consumers still read every offset range; only the latest value of `k` below the
+    // active segment survives, and offsets are unchanged.
+    let resp = c
+        .call(
+            &crate::produce_fetch::fetch_request("c", id, 0, 0, 0, 1 << 20, 12),
+            12,
+        )
+        .await;
+    let part = &resp.responses[0].partitions[0];
+    assert_eq!(part.error_code, 0);
+    assert_eq!(part.high_watermark, 6);
+}
+
+/// A full disk: the producer gets KAFKA_STORAGE_ERROR, reads keep working, and once space is
+/// freed writes are accepted again, at the next offset, with nothing torn left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_gives_storage_errors_then_recovers() {
+    use gregor::config::{Config, Sources};
+    use gregor::log::io::FaultyIo;
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = Config::load(&Sources {
+        file: None,
+        env: false,
+        overrides: vec![
+            ("listeners".into(), "PLAINTEXT://127.0.0.1:0".into()),
+            ("log.dirs".into(), tmp.path().display().to_string()),
+        ],
+    })
+    .unwrap();
+    let io = Arc::new(FaultyIo::new());
+    let broker = gregor::Broker::start_with_io(config, io.clone())
+        .await
+        .unwrap();
+    let mut c = Client::connect(broker.local_addr()).await;
+    let id = create(&mut c, "t", 1).await.topics[0].topic_id;
+    let batch = simple_batch(2, 100, 1);
+    assert_eq!(produce(&mut c, "t", id, 0, &batch, 9).await.base_offset, 0);
+    io.set_disk_full(Some(50));
+    for _ in 0..2 {
+        let p = produce(&mut c, "t", id, 0, &batch, 9).await;
+        assert_eq!(p.error_code, 56, "KAFKA_STORAGE_ERROR");
+    }
+    let resp = c
+        .call(&fetch_request("t", id, 0, 0, 0, 1 << 20, 12), 12)
+        .await;
+    let part = &resp.responses[0].partitions[0];
+    assert_eq!(
+        (part.error_code, part.high_watermark),
+        (0, 2),
+        "reads keep working"
+    );
+    assert_eq!(part.records.as_ref().map(|r| r.len()), Some(batch.len()));
+    io.set_disk_full(None);
+    let p = produce(&mut c, "t", id, 0, &batch, 9).await;
+    assert_eq!((p.error_code, p.base_offset), (0, 2), "accepted again");
+    drop(c);
+    broker.shutdown().await.unwrap();
+}

@@ -196,6 +196,11 @@ fn produce_one(
         // decodes records.
         reject_keyless(&batch)?;
     }
+    let (batch, info) = if info.max_timestamp < info.base_timestamp {
+        repair_max_timestamp(&batch)?
+    } else {
+        (batch, info)
+    };
     check_timestamps(&batch, &info, &config)?;
     let (batch, info) = match config.compression {
         Some(codec) if codec != info.compression => {
@@ -252,6 +257,25 @@ fn check_timestamps(
         }
     }
     Ok(())
+}
+
+/// A batch whose maxTimestamp is below its baseTimestamp cannot be right: old sarama versions
+/// leave it at -1. Kafka's validator recomputes it from the records, and the time index and
+/// ListOffsets-by-time depend on it, so such batches — and only they — are decoded here, then
+/// stored with the true maximum and a fresh CRC.
+fn repair_max_timestamp(
+    batch: &bytes::Bytes,
+) -> Result<(bytes::Bytes, records::BatchInfo), Failure> {
+    let corrupt = |e: RecordError| (ResponseError::CorruptMessage, Some(e.to_string()));
+    let recs = records::records(batch, records::DEFAULT_DECOMPRESS_LIMIT).map_err(corrupt)?;
+    let mut max = i64::MIN;
+    for r in recs.iter() {
+        max = max.max(r.map_err(corrupt)?.timestamp);
+    }
+    let mut fixed = batch.to_vec();
+    records::set_max_timestamp(&mut fixed, max);
+    let info = records::validate_produce_batch(&fixed, usize::MAX).map_err(corrupt)?;
+    Ok((bytes::Bytes::from(fixed), info))
 }
 
 /// INVALID_RECORD if any record of `batch` has a null key.

@@ -12,7 +12,7 @@ pub mod validate;
 pub use batch::{BatchHeader, Compression, TimestampType, HEADER_LEN};
 pub use compression::{compress, decompress, decompress_bounded, DEFAULT_DECOMPRESS_LIMIT};
 pub use record_iter::{records, RecordInfo};
-pub use stamp::stamp_base_offset_and_epoch;
+pub use stamp::{set_max_timestamp, stamp_base_offset_and_epoch};
 pub use validate::{validate_produce_batch, BatchInfo};
 
 /// Errors found in record bytes. The handler maps them to Kafka error codes:

@@ -31,6 +31,18 @@ pub fn stamp_log_append_time(header: &mut [u8; HEADER_LEN], rest: &[u8], now_ms:
     header[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Rewrites `maxTimestamp` of a whole batch (in place) and recomputes its CRC. Used only for
+/// batches whose header is self-contradictory (max below base), which Kafka repairs from the
+/// records. Does nothing if `batch` is shorter than a header. Pure; thread-safe.
+pub fn set_max_timestamp(batch: &mut [u8], max_timestamp: i64) {
+    if batch.len() < HEADER_LEN {
+        return;
+    }
+    batch[OFF_MAX_TIMESTAMP..OFF_MAX_TIMESTAMP + 8].copy_from_slice(&max_timestamp.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

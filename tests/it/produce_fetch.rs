@@ -489,3 +489,41 @@ async fn list_offsets_and_leader_epochs() {
         );
     }
 }
+
+/// Old sarama writes every batch with maxTimestamp -1. Kafka recomputes it from the records;
+/// otherwise ListOffsets by time and the time index would never find these records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_claiming_max_timestamp_minus_one_is_repaired() {
+    use gregor::records::testutil::{build_batch_from_body, encode_records};
+    let b = harness::start(&[]).await;
+    let mut c = b.client().await;
+    let id = create(&mut c, "sarama", 1).await.topics[0].topic_id;
+    let recs: Vec<TestRecord> = vec![
+        (None, Some(b"a"), vec![], 5_000),
+        (None, Some(b"b"), vec![], 7_000),
+        (None, Some(b"c"), vec![], 6_000),
+    ];
+    let body = encode_records(&recs);
+    let batch = build_batch_from_body(&body, 3, Compression::None, 5_000, -1, -1, -1, -1);
+    assert_eq!(
+        produce(&mut c, "sarama", id, 0, &batch, 3).await.error_code,
+        0
+    );
+    let stored = fetch(&mut c, "sarama", id, 0, 0, 12).await.records.unwrap();
+    assert_eq!(
+        i64::from_be_bytes(stored[35..43].try_into().unwrap()),
+        7_000,
+        "true max stored"
+    );
+    let crc = u32::from_be_bytes(stored[17..21].try_into().unwrap());
+    assert_eq!(crc, crc32c::crc32c(&stored[21..]), "CRC recomputed");
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(s("sarama")))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(6_500)])]);
+    let p = c.call(&req, 1).await.topics[0].partitions[0].clone();
+    assert_eq!((p.error_code, p.offset, p.timestamp), (0, 1, 7_000));
+}

@@ -2,7 +2,6 @@
 //! optional manual assignments that must name this broker alone; `validate_only` stops after
 //! the checks. New partitions get the topic's configs before they become visible.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
@@ -24,23 +23,14 @@ pub fn handle(
     request: CreatePartitionsRequest,
     _version: i16,
 ) -> CreatePartitionsResponse {
-    let mut seen = HashSet::new();
-    let duplicates: HashSet<String> = request
-        .topics
-        .iter()
-        .map(|t| t.name.0.as_str().to_string())
-        .filter(|n| !seen.insert(n.clone()))
-        .collect();
+    let duplicates = super::repeated_names(request.topics.iter().map(|t| t.name.0.as_str()));
     let results = request
         .topics
         .into_iter()
         .map(|topic| {
             let name = topic.name.clone();
             let result = if duplicates.contains(name.0.as_str()) {
-                Err((
-                    ResponseError::InvalidRequest,
-                    "topic appears more than once in the request".to_string(),
-                ))
+                Err(super::repeated_name_error())
             } else {
                 create_one(ctx, &topic, request.validate_only)
             };

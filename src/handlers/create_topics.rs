@@ -1,7 +1,7 @@
 //! CreateTopics (key 19): validates names, partition counts, replication factors, assignments and
 //! configs as Kafka does, then creates (unless validate_only).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
@@ -20,24 +20,14 @@ pub fn handle(
     request: CreateTopicsRequest,
     _version: i16,
 ) -> CreateTopicsResponse {
-    // Kafka rejects every occurrence of a name given twice in one request.
-    let mut seen = HashSet::new();
-    let duplicates: HashSet<String> = request
-        .topics
-        .iter()
-        .map(|t| t.name.0.as_str().to_string())
-        .filter(|n| !seen.insert(n.clone()))
-        .collect();
+    let duplicates = super::repeated_names(request.topics.iter().map(|t| t.name.0.as_str()));
     let results = request
         .topics
         .into_iter()
         .map(|topic| {
             let name = topic.name.clone();
             let result = if duplicates.contains(name.0.as_str()) {
-                Err((
-                    ResponseError::InvalidRequest,
-                    "topic appears more than once in the request".to_string(),
-                ))
+                Err(super::repeated_name_error())
             } else {
                 create_one(ctx, topic, request.validate_only)
             };

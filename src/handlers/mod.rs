@@ -112,3 +112,23 @@ pub mod authorized_operations {
     /// Everything a consumer group supports.
     pub const GROUP: i32 = bits(&[READ, DESCRIBE, DELETE]);
 }
+
+/// Names that occur more than once among `names`. Kafka rejects every occurrence of such a
+/// name in CreateTopics/CreatePartitions rather than picking one.
+pub fn repeated_names<'a>(
+    names: impl Iterator<Item = &'a str>,
+) -> std::collections::HashSet<String> {
+    let mut seen = std::collections::HashSet::new();
+    names
+        .filter(|n| !seen.insert(*n))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The error given to each occurrence of a repeated name.
+pub fn repeated_name_error() -> (ResponseError, String) {
+    (
+        ResponseError::InvalidRequest,
+        "topic appears more than once in the request".to_string(),
+    )
+}

@@ -8,6 +8,7 @@ pub mod record_iter;
 pub mod stamp;
 pub mod testutil;
 pub mod validate;
+pub mod varint;
 
 pub use batch::{BatchHeader, Compression, TimestampType, HEADER_LEN};
 pub use compression::{compress, decompress, decompress_bounded, DEFAULT_DECOMPRESS_LIMIT};

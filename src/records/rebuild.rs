@@ -7,6 +7,7 @@
 use super::batch::{BatchHeader, Compression, TimestampType, HEADER_LEN};
 use super::compression::compress;
 use super::record_iter::{records, RecordInfo};
+use super::varint::{put_nullable_bytes, put_varlong};
 use super::RecordError;
 
 /// What became of a batch.
@@ -20,36 +21,17 @@ pub enum Rebuilt {
     Batch(Vec<u8>),
 }
 
-fn put_varlong(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8 & 0x7f) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
-}
-
-fn put_nullable(out: &mut Vec<u8>, b: Option<&[u8]>) {
-    match b {
-        None => put_varlong(out, -1),
-        Some(b) => {
-            put_varlong(out, b.len() as i64);
-            out.extend_from_slice(b);
-        }
-    }
-}
-
 /// Encodes one record exactly as it was framed in its batch.
 fn encode_record(out: &mut Vec<u8>, r: &RecordInfo<'_>) {
     let mut body = vec![0u8];
     put_varlong(&mut body, r.timestamp_delta);
     put_varlong(&mut body, i64::from(r.offset_delta));
-    put_nullable(&mut body, r.key);
-    put_nullable(&mut body, r.value);
+    put_nullable_bytes(&mut body, r.key);
+    put_nullable_bytes(&mut body, r.value);
     put_varlong(&mut body, r.headers.len() as i64);
     for (k, v) in &r.headers {
-        put_nullable(&mut body, Some(k));
-        put_nullable(&mut body, *v);
+        put_nullable_bytes(&mut body, Some(k));
+        put_nullable_bytes(&mut body, *v);
     }
     put_varlong(out, body.len() as i64);
     out.extend_from_slice(&body);

@@ -3,6 +3,7 @@
 
 use super::batch::{compute_crc, Compression, HEADER_LEN};
 use super::compression::compress;
+use super::varint::{put_nullable_bytes, put_varlong};
 
 /// A record for [`build_batch`]: (key, value, headers, absolute timestamp).
 pub type TestRecord<'a> = (
@@ -11,28 +12,6 @@ pub type TestRecord<'a> = (
     Vec<(&'a str, &'a [u8])>,
     i64,
 );
-
-fn put_varlong(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    loop {
-        if z < 0x80 {
-            out.push(z as u8);
-            return;
-        }
-        out.push((z as u8 & 0x7f) | 0x80);
-        z >>= 7;
-    }
-}
-
-fn put_nullable(out: &mut Vec<u8>, b: Option<&[u8]>) {
-    match b {
-        None => put_varlong(out, -1),
-        Some(b) => {
-            put_varlong(out, b.len() as i64);
-            out.extend_from_slice(b);
-        }
-    }
-}
 
 /// Encodes the uncompressed records section for `records`, with offset deltas 0.. and
 /// timestamp deltas relative to the first record's timestamp.
@@ -43,12 +22,12 @@ pub fn encode_records(records: &[TestRecord<'_>]) -> Vec<u8> {
         let mut body = vec![0u8];
         put_varlong(&mut body, ts - base_ts);
         put_varlong(&mut body, i as i64);
-        put_nullable(&mut body, *key);
-        put_nullable(&mut body, *value);
+        put_nullable_bytes(&mut body, *key);
+        put_nullable_bytes(&mut body, *value);
         put_varlong(&mut body, headers.len() as i64);
         for (k, v) in headers {
-            put_nullable(&mut body, Some(k.as_bytes()));
-            put_nullable(&mut body, Some(v));
+            put_nullable_bytes(&mut body, Some(k.as_bytes()));
+            put_nullable_bytes(&mut body, Some(v));
         }
         put_varlong(&mut out, body.len() as i64);
         out.extend_from_slice(&body);

@@ -58,22 +58,38 @@ def list_topics(bootstrap: str, timeout: float = 15.0):
     return admin(bootstrap).list_topics(timeout=timeout)
 
 
+def describe_topic(bootstrap: str, topic: str, timeout: float = 10.0):
+    """TopicMetadata for one topic via a Metadata request naming it (sent from a consumer
+    handle, so it never auto-creates). tm.error is set when the topic does not exist."""
+    c = consumer(bootstrap)
+    try:
+        return c.list_topics(topic=topic, timeout=timeout).topics.get(topic)
+    finally:
+        c.close()
+
+
+def topic_exists(bootstrap: str, topic: str) -> bool:
+    tm = describe_topic(bootstrap, topic)
+    return tm is not None and tm.error is None and len(tm.partitions) > 0
+
+
 def wait_for_topics(bootstrap: str, topics: "dict[str, int]", timeout: float = 20.0):
-    """Wait until Metadata shows each topic with the expected partition count and leaders."""
+    """Wait until Metadata shows each topic with the expected partition count and leaders.
+    Returns {topic: TopicMetadata}."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
         try:
-            md = list_topics(bootstrap, timeout=5)
+            got = {t: describe_topic(bootstrap, t, timeout=5) for t in topics}
             ok = True
             for t, n in topics.items():
-                tm = md.topics.get(t)
+                tm = got[t]
                 if tm is None or tm.error is not None or len(tm.partitions) != n or any(
                         p.leader < 0 for p in tm.partitions.values()):
                     ok = False
                     last = (t, tm and tm.error, tm and len(tm.partitions))
             if ok:
-                return md
+                return got
         except KafkaException as e:
             last = e
         time.sleep(0.2)

@@ -1,26 +1,41 @@
 #!/usr/bin/env bash
-# Gregor's test command: build, Rust tests, then the real-client compat suites.
+# Gregor's test command: installs what is missing, builds, runs the Rust tests (unit,
+# integration, protocol-tests), then every real-client suite against target/debug/gregor, and
+# regenerates compat/MATRIX.md. Every suite runs even if an earlier one fails; the exit status
+# is non-zero if any failed.
 #   bash scripts/test.sh [extra pytest args, e.g. -k kcat -x]
-# Expects the Python venv at .venv (created by .ci/run; see the message below).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-VENV_PY=.venv/bin/python
-if [[ ! -x "$VENV_PY" ]]; then
-  cat >&2 <<'MSG'
-scripts/test.sh: .venv is missing. Create it once with:
-    python3 -m venv .venv && .venv/bin/pip install -r compat/requirements.txt
-  and install kcat (Debian: apt-get install kcat). `bash .ci/run` does all of this.
-MSG
-  exit 2
-fi
+bash scripts/install-test-deps.sh
 
 echo "==> cargo build --all-targets"
 cargo build --all-targets
 
-echo "==> cargo test"
-cargo test
+failed=()
+run() {
+  local name=$1
+  shift
+  echo
+  echo "==> $name"
+  if ! "$@"; then
+    failed+=("$name")
+  fi
+}
 
-echo "==> pytest compat/ (real clients against target/debug/gregor)"
+run "cargo test" cargo test
 export GREGOR_BIN="${GREGOR_BIN:-$PWD/target/debug/gregor}"
-"$VENV_PY" -m pytest compat/ -v --timeout=300 "$@"
+mkdir -p compat/results
+run "pytest compat/ (kcat, confluent-kafka, kafka-python, aiokafka, groups, log engine, durability)" \
+  .venv/bin/python -m pytest compat/ -v --timeout=300 --junitxml=compat/results/pytest-junit.xml "$@"
+run "kafkajs" bash compat/kafkajs/run.sh
+run "Go sarama" bash compat/go/run.sh
+run "Rust rskafka + rust-rdkafka" bash compat/rust/run.sh
+run "compat/MATRIX.md" .venv/bin/python scripts/matrix.py
+
+echo
+if ((${#failed[@]})); then
+  echo "FAILED: ${failed[*]}"
+  exit 1
+fi
+echo "All suites passed."

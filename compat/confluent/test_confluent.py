@@ -17,7 +17,8 @@ from confluent_kafka import (OFFSET_END, TIMESTAMP_CREATE_TIME, KafkaError, Kafk
 from confluent_kafka.admin import NewTopic, OffsetSpec
 
 from clients import (Rec, admin, consume_all, consumer, create_topics, error_code, flush,
-                     list_topics, producer, topic_ids, uuid_str, wait_for_topics, watermarks)
+                     describe_topic, list_topics, producer, topic_exists, topic_ids, uuid_str,
+                     wait_for_topics, watermarks)
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 
@@ -39,8 +40,11 @@ def produce_indexed(p, topic: str, records: list, flush_timeout: float = 120.0) 
         results[i] = (err, msg.partition(), msg.offset())
 
     for i, (k, v, h, ts, part) in enumerate(records):
-        kwargs = {"key": k, "value": v, "headers": h, "timestamp": ts,
-                  "on_delivery": functools.partial(dr, i)}
+        kwargs = {"key": k, "value": v, "on_delivery": functools.partial(dr, i)}
+        if h is not None:
+            kwargs["headers"] = h
+        if ts is not None:
+            kwargs["timestamp"] = ts
         if part is not None:
             kwargs["partition"] = part
         while True:
@@ -62,16 +66,12 @@ def test_create_list_describe_delete_topic(broker):
                            operation_timeout=20, request_timeout=20)
     futs["cf-admin"].result(timeout=30)
 
-    md = wait_for_topics(broker.bootstrap, {"cf-admin": 3})
-    tm = md.topics["cf-admin"]
+    tm = wait_for_topics(broker.bootstrap, {"cf-admin": 3})["cf-admin"]
     assert sorted(tm.partitions) == [0, 1, 2]
     for pm in tm.partitions.values():
         assert pm.leader == broker.node_id
         assert list(pm.replicas) == [broker.node_id]
         assert list(pm.isrs) == [broker.node_id]
-    assert [b.id for b in md.brokers.values()] == [broker.node_id]
-    b = md.brokers[broker.node_id]
-    assert (b.host, b.port) == ("127.0.0.1", broker.port)
 
     desc = a.describe_topics(TopicCollection(["cf-admin"]), request_timeout=20)[
         "cf-admin"].result(timeout=30)
@@ -92,11 +92,11 @@ def test_create_list_describe_delete_topic(broker):
     dfuts["cf-admin"].result(timeout=30)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        if "cf-admin" not in list_topics(broker.bootstrap).topics and not entries_named(
+        if not topic_exists(broker.bootstrap, "cf-admin") and not entries_named(
                 broker.data_dir, "cf-admin"):
             break
         time.sleep(0.25)
-    assert "cf-admin" not in list_topics(broker.bootstrap).topics
+    assert not topic_exists(broker.bootstrap, "cf-admin")
     assert entries_named(broker.data_dir, "cf-admin") == [], \
         "deleted topic's data still on disk after 20 s"
 
@@ -106,8 +106,22 @@ def test_create_topic_validate_only(broker):
     a.create_topics([NewTopic("cf-validate", num_partitions=2, replication_factor=1)],
                     validate_only=True, request_timeout=20)["cf-validate"].result(timeout=30)
     time.sleep(0.5)
-    assert "cf-validate" not in list_topics(broker.bootstrap).topics
+    assert not topic_exists(broker.bootstrap, "cf-validate")
     assert entries_named(broker.data_dir, "cf-validate") == []
+
+
+def test_list_topics_all(broker):
+    """AdminClient.list_topics() with no topic: Metadata for every topic, plus brokers."""
+    create_topics(broker.bootstrap, {"cf-list-a": 3, "cf-list-b": 1})
+    md = list_topics(broker.bootstrap)
+    assert {"cf-list-a", "cf-list-b"} <= set(md.topics), sorted(md.topics)
+    assert len(md.topics["cf-list-a"].partitions) == 3
+    assert len(md.topics["cf-list-b"].partitions) == 1
+    assert [b.id for b in md.brokers.values()] == [broker.node_id]
+    b = md.brokers[broker.node_id]
+    assert (b.host, b.port) == ("127.0.0.1", broker.port)
+    assert md.controller_id == broker.node_id
+    assert md.cluster_id
 
 
 def test_create_topic_errors(broker):
@@ -123,14 +137,13 @@ def test_create_topic_errors(broker):
     assert create_err(NewTopic("cf-exists", num_partitions=3, replication_factor=1)) == \
         KafkaError.TOPIC_ALREADY_EXISTS
     # the existing topic is untouched
-    assert len(list_topics(broker.bootstrap).topics["cf-exists"].partitions) == 3
+    assert len(describe_topic(broker.bootstrap, "cf-exists").partitions) == 3
 
     assert create_err(NewTopic("cf-rf2", num_partitions=1, replication_factor=2)) == \
         KafkaError.INVALID_REPLICATION_FACTOR
     assert create_err(NewTopic("cf bad name!", num_partitions=1, replication_factor=1)) == \
         KafkaError.TOPIC_EXCEPTION
-    topics = list_topics(broker.bootstrap).topics
-    assert "cf-rf2" not in topics and "cf bad name!" not in topics
+    assert not topic_exists(broker.bootstrap, "cf-rf2")
 
     f = a.delete_topics(["cf-never-existed"], request_timeout=20)["cf-never-existed"]
     with pytest.raises(KafkaException) as ei:
@@ -144,7 +157,7 @@ def test_create_topic_with_broker_defaults(broker):
     a = admin(broker.bootstrap)
     a.create_topics([NewTopic("cf-defaults")], request_timeout=20)["cf-defaults"].result(timeout=30)
     md = wait_for_topics(broker.bootstrap, {"cf-defaults": 4})
-    assert len(md.topics["cf-defaults"].partitions) == 4
+    assert len(md["cf-defaults"].partitions) == 4
 
 
 def test_describe_cluster(broker):
@@ -153,7 +166,6 @@ def test_describe_cluster(broker):
     assert d.cluster_id, d
     assert [(n.id, n.host, n.port) for n in d.nodes] == [(broker.node_id, "127.0.0.1", broker.port)]
     assert d.controller is not None and d.controller.id == broker.node_id
-    assert a.list_topics(timeout=10).cluster_id == d.cluster_id
 
 
 # --------------------------------------------------------- produce/consume
@@ -309,12 +321,12 @@ def test_message_too_large_rejected_topic_keeps_working(broker):
 
 @pytest.mark.broker_args("--auto-create-topics-enable", "true", "--num-partitions", "2")
 def test_auto_create_on_produce(broker):
-    assert "cf-auto" not in list_topics(broker.bootstrap).topics
+    assert not topic_exists(broker.bootstrap, "cf-auto")
     res = produce_indexed(producer(broker.bootstrap), "cf-auto",
                           [(b"k%d" % i, b"v%d" % i, [("h", b"1")], None, None) for i in range(20)])
     assert all(r[0] is None for r in res.values()), res
     md = wait_for_topics(broker.bootstrap, {"cf-auto": 2})
-    assert len(md.topics["cf-auto"].partitions) == 2
+    assert len(md["cf-auto"].partitions) == 2
     got = consume_all(broker.bootstrap, "cf-auto", range(2))
     values = sorted(r.value for part in got.values() for r in part)
     assert values == sorted(b"v%d" % i for i in range(20))
@@ -337,7 +349,7 @@ def test_no_auto_create_when_disabled(broker):
     assert err is not None, "produce to an unknown topic succeeded with auto-create disabled"
     assert err.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC,
                           KafkaError._MSG_TIMED_OUT), err
-    assert "cf-not-there" not in list_topics(broker.bootstrap).topics
+    assert not topic_exists(broker.bootstrap, "cf-not-there")
     assert entries_named(broker.data_dir, "cf-not-there") == []
 
     # explicit creation still works on this broker
@@ -353,9 +365,66 @@ def test_topic_ids_are_stable_and_distinct(broker):
     assert ids["cf-id-a"] != ids["cf-id-b"]
     assert ids == topic_ids(broker.bootstrap, ["cf-id-a", "cf-id-b"])
     # delete + re-create gives a new id
-    admin(broker.bootstrap).delete_topics(["cf-id-a"], request_timeout=20)["cf-id-a"].result(30)
+    a = admin(broker.bootstrap)  # keep the handle alive while waiting on its future
+    a.delete_topics(["cf-id-a"], request_timeout=20)["cf-id-a"].result(30)
     deadline = time.monotonic() + 20
-    while "cf-id-a" in list_topics(broker.bootstrap).topics and time.monotonic() < deadline:
+    while topic_exists(broker.bootstrap, "cf-id-a") and time.monotonic() < deadline:
         time.sleep(0.2)
     create_topics(broker.bootstrap, {"cf-id-a": 1})
     assert topic_ids(broker.bootstrap, ["cf-id-a"])["cf-id-a"] != ids["cf-id-a"]
+
+
+# ------------------------------------------------------------------- fetch
+
+def test_fetch_out_of_range_resets_by_policy(broker):
+    create_topics(broker.bootstrap, {"cf-oor": 1})
+    res = produce_indexed(producer(broker.bootstrap), "cf-oor",
+                          [(None, b"r%d" % i, None, None, 0) for i in range(10)])
+    assert all(r[0] is None for r in res.values())
+    # offset 50 does not exist: auto.offset.reset=earliest restarts at 0
+    c = consumer(broker.bootstrap, **{"auto.offset.reset": "earliest"})
+    got = []
+    try:
+        c.assign([TopicPartition("cf-oor", 0, 50)])
+        deadline = time.monotonic() + 30
+        while len(got) < 10 and time.monotonic() < deadline:
+            for m in c.consume(num_messages=100, timeout=0.5):
+                if m.error() is None:
+                    got.append((m.offset(), m.value()))
+    finally:
+        c.close()
+    assert got == [(i, b"r%d" % i) for i in range(10)]
+
+    # ... and auto.offset.reset=error surfaces the broker's OFFSET_OUT_OF_RANGE
+    c = consumer(broker.bootstrap, **{"auto.offset.reset": "error"})
+    try:
+        c.assign([TopicPartition("cf-oor", 0, 50)])
+        err = None
+        deadline = time.monotonic() + 30
+        while err is None and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error() is not None and m.error().code() in (
+                    KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE):
+                err = m.error()
+            elif m is not None and m.error() is None:
+                raise AssertionError(f"read a record at {m.offset()} from an out-of-range position")
+        assert err is not None, "no offset-out-of-range error within 30 s"
+    finally:
+        c.close()
+
+
+def test_fetch_respects_size_limits_and_returns_oversized_batch(broker):
+    """Small fetch limits make the broker page; a batch bigger than the limit still comes
+    back whole (KIP-74), so a consumer never stalls on it."""
+    create_topics(broker.bootstrap, {"cf-paging": 1})
+    recs = [(b"k%d" % i, bytes([65 + i % 26]) * 1000, None, None, 0) for i in range(300)]
+    recs.append((b"big", b"B" * 200_000, None, None, 0))
+    recs += [(b"t%d" % i, b"tail-%d" % i, None, None, 0) for i in range(5)]
+    res = produce_indexed(producer(broker.bootstrap, **{"linger.ms": 50}), "cf-paging", recs)
+    assert all(r[0] is None for r in res.values())
+    got = consume_all(broker.bootstrap, "cf-paging", [0], timeout=90,
+                      **{"fetch.max.bytes": 20_000, "max.partition.fetch.bytes": 8_000,
+                         "message.max.bytes": 10_000,
+                         "fetch.wait.max.ms": 100})[0]
+    assert [(r.offset, r.key, r.value) for r in got] == [
+        (i, k, v) for i, (k, v, _, _, _) in enumerate(recs)]

@@ -34,9 +34,31 @@ def kp_producer(broker, **conf) -> KafkaProducer:
 
 def kp_consumer(broker, **conf) -> KafkaConsumer:
     c = {"bootstrap_servers": broker.bootstrap, "group_id": None, "enable_auto_commit": False,
-         "auto_offset_reset": "earliest", **COMMON}
+         "auto_offset_reset": "earliest", "request_timeout_ms": 30000, **COMMON}
     c.update(conf)
     return KafkaConsumer(**c)
+
+
+def create_topics(broker, topics: "dict[str, int]", timeout: float = 30.0) -> None:
+    """Create {name: partitions} with kafka-python's admin client and wait until a
+    kafka-python consumer sees every partition (no librdkafka involved)."""
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=30000, **COMMON)
+    try:
+        a.create_topics([NewTopic(t, num_partitions=n, replication_factor=1)
+                         for t, n in topics.items()], timeout_ms=int(timeout * 1000))
+    finally:
+        a.close()
+    deadline = time.monotonic() + timeout
+    c = kp_consumer(broker)
+    try:
+        while time.monotonic() < deadline:
+            seen = {t: c.partitions_for_topic(t) for t in topics}
+            if all(seen[t] == set(range(n)) for t, n in topics.items()):
+                return
+            time.sleep(0.2)
+    finally:
+        c.close()
+    raise AssertionError(f"topics {topics} not visible to kafka-python within {timeout}s: {seen}")
 
 
 def read_all(broker, topic: str, partitions, timeout: float = 60.0, **conf) -> dict:
@@ -74,7 +96,7 @@ def test_negotiates_modern_broker_version(broker):
 
 
 def test_metadata(broker):
-    clients.create_topics(broker.bootstrap, {"kp-meta": 3, "kp-meta-2": 1})
+    create_topics(broker, {"kp-meta": 3, "kp-meta-2": 1})
     c = kp_consumer(broker)
     try:
         assert {"kp-meta", "kp-meta-2"} <= c.topics()
@@ -87,8 +109,14 @@ def test_metadata(broker):
 @pytest.mark.parametrize("codec", CODECS, ids=lambda c: c or "none")
 @pytest.mark.parametrize("idempotent", [False, True], ids=["plain", "idempotent"])
 def test_round_trip(broker, codec, idempotent):
+    _round_trip(broker, codec, idempotent)
+
+
+def _round_trip(broker, codec, idempotent):
+    """Produce 300 keyed records with headers and timestamps over 3 partitions with
+    kafka-python, read them back with kafka-python; return (topic, expected)."""
     topic = f"kp-rt-{codec or 'none'}-{int(idempotent)}"
-    clients.create_topics(broker.bootstrap, {topic: 3})
+    create_topics(broker, {topic: 3})
     base = now_ms() - 120_000
     n = 300
     sent = []
@@ -119,8 +147,13 @@ def test_round_trip(broker, codec, idempotent):
         g = [(m.offset, m.key, m.value, list(m.headers), m.timestamp) for m in got[part]]
         assert g == expected[part], f"partition {part} differs"
         assert all(m.timestamp_type == 0 for m in got[part]), "expected CreateTime"
+    return topic, expected
 
-    # the same data read by librdkafka
+
+@pytest.mark.parametrize("codec", CODECS, ids=lambda c: c or "none")
+def test_kafka_python_batches_read_by_librdkafka(broker, codec):
+    """What kafka-python wrote (any codec) reads back identically through librdkafka."""
+    topic, expected = _round_trip(broker, codec, idempotent=True)
     other = clients.consume_all(broker.bootstrap, topic, range(3))
     for part in range(3):
         g = [(r.offset, r.key, r.value, list(r.headers), r.timestamp) for r in other[part]]
@@ -131,7 +164,7 @@ def test_round_trip(broker, codec, idempotent):
 def test_reads_librdkafka_batches(broker, codec):
     """Idempotent librdkafka batches (any codec) read by kafka-python."""
     topic = f"kp-from-rd-{codec}"
-    clients.create_topics(broker.bootstrap, {topic: 1})
+    create_topics(broker, {topic: 1})
     pr = clients.producer(broker.bootstrap, **{"compression.type": codec, "linger.ms": 20})
     base = now_ms() - 60_000
     for i in range(500):
@@ -146,7 +179,7 @@ def test_reads_librdkafka_batches(broker, codec):
 
 
 def test_offsets_api(broker):
-    clients.create_topics(broker.bootstrap, {"kp-offsets": 2})
+    create_topics(broker, {"kp-offsets": 2})
     base = now_ms() - 300_000
     p = kp_producer(broker)
     try:
@@ -184,18 +217,28 @@ def test_offsets_api(broker):
         c.close()
 
 
+def kp_admin(broker) -> KafkaAdminClient:
+    return KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=30000, **COMMON)
+
+
 def test_admin_create_delete_topics(broker):
-    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=30000, **COMMON)
+    a = kp_admin(broker)
+
+    def names():  # via a consumer's Metadata: the admin's list_topics has its own test
+        c = kp_consumer(broker)
+        try:
+            return c.topics()
+        finally:
+            c.close()
+
     try:
         a.create_topics([NewTopic("kp-admin", num_partitions=3, replication_factor=1)],
                         timeout_ms=20000)
-        clients.wait_for_topics(broker.bootstrap, {"kp-admin": 3})
-        assert "kp-admin" in a.list_topics()
-        desc = {d["topic"]: d for d in a.describe_topics(["kp-admin"])}
-        assert desc["kp-admin"]["error_code"] == 0
-        assert sorted(pt["partition"] for pt in desc["kp-admin"]["partitions"]) == [0, 1, 2]
-        for pt in desc["kp-admin"]["partitions"]:
-            assert pt["leader"] == broker.node_id
+        c = kp_consumer(broker)
+        try:
+            assert c.partitions_for_topic("kp-admin") == {0, 1, 2}
+        finally:
+            c.close()
 
         with pytest.raises(TopicAlreadyExistsError):
             a.create_topics([NewTopic("kp-admin", num_partitions=3, replication_factor=1)],
@@ -204,18 +247,55 @@ def test_admin_create_delete_topics(broker):
         a.create_topics([NewTopic("kp-admin-v", num_partitions=1, replication_factor=1)],
                         timeout_ms=20000, validate_only=True)
         time.sleep(0.5)
-        assert "kp-admin-v" not in a.list_topics()
-
-        cluster = a.describe_cluster()
-        assert [b["node_id"] for b in cluster["brokers"]] == [broker.node_id]
-        assert cluster["controller_id"] == broker.node_id
+        assert "kp-admin-v" not in names()
 
         a.delete_topics(["kp-admin"], timeout_ms=20000)
         deadline = time.monotonic() + 20
-        while "kp-admin" in a.list_topics() and time.monotonic() < deadline:
+        while "kp-admin" in names() and time.monotonic() < deadline:
             time.sleep(0.25)
-        assert "kp-admin" not in a.list_topics()
+        assert "kp-admin" not in names()
         with pytest.raises(UnknownTopicOrPartitionError):
             a.delete_topics(["kp-admin"], timeout_ms=20000)
     finally:
         a.close()
+
+
+def test_admin_describe_topics_and_cluster(broker):
+    """KafkaAdminClient asks Metadata v8 with include_*_authorized_operations=true and
+    decodes the returned bit sets."""
+    create_topics(broker, {"kp-describe": 3})
+    a = kp_admin(broker)
+    try:
+        desc = {d["topic"]: d for d in a.describe_topics(["kp-describe"])}
+        assert desc["kp-describe"]["error_code"] == 0
+        assert sorted(pt["partition"] for pt in desc["kp-describe"]["partitions"]) == [0, 1, 2]
+        for pt in desc["kp-describe"]["partitions"]:
+            assert pt["leader"] == broker.node_id
+        assert "kp-describe" in a.list_topics()
+        cluster = a.describe_cluster()
+        assert [b["node_id"] for b in cluster["brokers"]] == [broker.node_id]
+        assert cluster["controller_id"] == broker.node_id
+        assert cluster["cluster_id"]
+    finally:
+        a.close()
+
+
+def test_fetch_paging_and_oversized_record(broker):
+    """Small fetch limits: the broker pages, and a record larger than the per-partition
+    limit still comes back whole."""
+    create_topics(broker, {"kp-paging": 1})
+    recs = [(b"k%d" % i, bytes([97 + i % 26]) * 1500) for i in range(200)]
+    recs.append((b"big", b"Z" * 150_000))
+    recs += [(b"t%d" % i, b"tail-%d" % i) for i in range(3)]
+    p = kp_producer(broker, max_request_size=1_000_000)
+    try:
+        futs = [p.send("kp-paging", key=k, value=v, partition=0) for k, v in recs]
+        p.flush(timeout=60)
+        offsets = [f.get(timeout=30).offset for f in futs]
+    finally:
+        p.close(timeout=10)
+    assert offsets == list(range(len(recs)))
+    got = read_all(broker, "kp-paging", [0], timeout=90, max_partition_fetch_bytes=10_000,
+                   fetch_max_bytes=30_000)[0]
+    assert [(m.offset, m.key, m.value) for m in got] == [
+        (i, k, v) for i, (k, v) in enumerate(recs)]

@@ -1,7 +1,9 @@
 """kcat (Debian's package, librdkafka inside) against gregor.
 
-Topics are created with librdkafka's AdminClient (kcat cannot create topics);
-everything else goes through the kcat binary, and every test checks the data
+Topics are created with kafka-python's admin client (kcat cannot create topics;
+kafka-python keeps this suite independent of the newer librdkafka inside
+confluent-kafka) and awaited with `kcat -L -J`; everything else goes through the
+kcat binary, and every test checks the data
 that comes back: keys, values, offsets, timestamps, headers, partitions.
 """
 
@@ -15,7 +17,7 @@ import time
 
 import pytest
 
-from clients import create_topics
+from kafka.admin import KafkaAdminClient, NewTopic
 
 KCAT = shutil.which("kcat") or shutil.which("kafkacat")
 KCAT_TIMEOUT_S = 60
@@ -45,6 +47,31 @@ def kcat(broker, *args: str, input: "bytes | str | None" = None, check: bool = T
     return cp
 
 
+def create_topics(broker, topics: "dict[str, int]", timeout: float = 30.0) -> None:
+    """Create {name: partitions} (RF 1), then wait until kcat's Metadata shows them led."""
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap, api_version_auto_timeout_ms=30000,
+                         request_timeout_ms=30000)
+    try:
+        a.create_topics([NewTopic(t, num_partitions=n, replication_factor=1)
+                         for t, n in topics.items()], timeout_ms=int(timeout * 1000))
+    finally:
+        a.close()
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        cp = kcat(broker, "-L", "-J", check=False, timeout=30)
+        if cp.returncode == 0:
+            md = json.loads(cp.stdout)
+            seen = {t["topic"]: t for t in md.get("topics", [])}
+            last = {t: len(seen[t]["partitions"]) if t in seen else None for t in topics}
+            if all(t in seen and len(seen[t]["partitions"]) == n
+                   and all(p["leader"] >= 0 for p in seen[t]["partitions"])
+                   for t, n in topics.items()):
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"topics {topics} not in kcat -L within {timeout}s (last: {last})")
+
+
 def out_lines(cp) -> "list[str]":
     return [line for line in cp.stdout.decode().split("\n") if line != ""]
 
@@ -56,7 +83,7 @@ def now_ms() -> int:
 # --------------------------------------------------------------------- metadata
 
 def test_metadata_list(broker):
-    create_topics(broker.bootstrap, {"kc-meta": 3, "kc-meta-one": 1})
+    create_topics(broker, {"kc-meta": 3, "kc-meta-one": 1})
     text = kcat(broker, "-L").stdout.decode()
     assert "1 brokers:" in text, text
     assert f"broker {broker.node_id} at {broker.bootstrap}" in text, text
@@ -73,7 +100,7 @@ def test_metadata_list(broker):
 
 
 def test_metadata_list_json(broker):
-    create_topics(broker.bootstrap, {"kc-json": 3})
+    create_topics(broker, {"kc-json": 3})
     md = json.loads(kcat(broker, "-L", "-J").stdout)
     assert md["brokers"] == [{"id": broker.node_id, "name": broker.bootstrap}], md
     assert md["controllerid"] == broker.node_id, md
@@ -92,7 +119,7 @@ def test_metadata_list_json(broker):
 # ------------------------------------------------------------- produce/consume
 
 def test_keyed_produce_consume(broker):
-    create_topics(broker.bootstrap, {"kc-keyed": 1})
+    create_topics(broker, {"kc-keyed": 1})
     rows = [(f"key{i}", f"value number {i} \u00e9\u4e2d") for i in range(50)]
     before = now_ms()
     kcat(broker, "-P", "-t", "kc-keyed", "-p", "0", "-K:",
@@ -114,7 +141,7 @@ def test_keyed_produce_consume(broker):
 def test_keyed_produce_spreads_over_partitions(broker):
     """No -p: librdkafka's partitioner picks by key; per partition order is kept and
     every record of one key lands in one partition."""
-    create_topics(broker.bootstrap, {"kc-spread": 3})
+    create_topics(broker, {"kc-spread": 3})
     rows = [(f"k{i % 10}", f"v{i}") for i in range(300)]
     kcat(broker, "-P", "-t", "kc-spread", "-K:", input="".join(f"{k}:{v}\n" for k, v in rows))
     cp = kcat(broker, "-C", "-t", "kc-spread", "-e", "-o", "beginning", "-f", "%p|%o|%k|%s\n")
@@ -135,7 +162,7 @@ def test_keyed_produce_spreads_over_partitions(broker):
 
 
 def test_null_value_and_empty_key(broker):
-    create_topics(broker.bootstrap, {"kc-null": 1})
+    create_topics(broker, {"kc-null": 1})
     # -Z: empty values are produced as NULL (tombstones).
     kcat(broker, "-P", "-t", "kc-null", "-p", "0", "-K:", "-Z", input="a:1\nb:\nc:3\n")
     cp = kcat(broker, "-C", "-t", "kc-null", "-e", "-o", "beginning", "-Z",
@@ -146,7 +173,7 @@ def test_null_value_and_empty_key(broker):
 @pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
 def test_produce_compressed(broker, codec):
     topic = f"kc-codec-{codec}"
-    create_topics(broker.bootstrap, {topic: 1})
+    create_topics(broker, {topic: 1})
     rows = [f"{codec}-record-{i}-" + "x" * (i % 97) for i in range(500)]
     kcat(broker, "-P", "-t", topic, "-p", "0", "-X", f"compression.codec={codec}",
          "-X", "linger.ms=20", input="".join(r + "\n" for r in rows))
@@ -157,7 +184,7 @@ def test_produce_compressed(broker, codec):
 # --------------------------------------------------------------------- headers
 
 def test_headers(broker):
-    create_topics(broker.bootstrap, {"kc-headers": 1})
+    create_topics(broker, {"kc-headers": 1})
     kcat(broker, "-P", "-t", "kc-headers", "-p", "0", "-H", "trace=abc", "-H", "dup=1",
          "-H", "dup=2", "-H", "empty=", "-K:", input="k1:v1\nk2:v2\n")
     cp = kcat(broker, "-C", "-t", "kc-headers", "-e", "-o", "beginning", "-f", "%k=%s [%h]\n")
@@ -177,7 +204,7 @@ def test_headers(broker):
 # --------------------------------------------------------------------- offsets
 
 def test_offsets(broker):
-    create_topics(broker.bootstrap, {"kc-offsets": 1})
+    create_topics(broker, {"kc-offsets": 1})
     kcat(broker, "-P", "-t", "kc-offsets", "-p", "0", input="".join(f"m{i}\n" for i in range(20)))
 
     def consume(*args):
@@ -199,7 +226,7 @@ def test_offsets(broker):
 
 
 def test_query_offset_by_timestamp(broker):
-    create_topics(broker.bootstrap, {"kc-query": 1})
+    create_topics(broker, {"kc-query": 1})
     kcat(broker, "-P", "-t", "kc-query", "-p", "0", input="".join(f"a{i}\n" for i in range(5)))
     time.sleep(1.1)
     mid = now_ms()
@@ -227,7 +254,7 @@ def test_query_offset_by_timestamp(broker):
 # ------------------------------------------------------------------ partitions
 
 def test_partition_selection(broker):
-    create_topics(broker.bootstrap, {"kc-parts": 3})
+    create_topics(broker, {"kc-parts": 3})
     for p in range(3):
         kcat(broker, "-P", "-t", "kc-parts", "-p", str(p),
              input="".join(f"p{p}-r{i}\n" for i in range(4 + p)))

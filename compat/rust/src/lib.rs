@@ -1,0 +1,1 @@
+//! Empty: the suite lives in tests/.

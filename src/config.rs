@@ -398,6 +398,16 @@ impl Resolver {
                 "must not be below group.min.session.timeout.ms".to_string(),
             ));
         }
+        let group_consumer_heartbeat_interval_ms: i32 =
+            self.positive("group.consumer.heartbeat.interval.ms")?;
+        let group_consumer_session_timeout_ms: i32 =
+            self.positive("group.consumer.session.timeout.ms")?;
+        if group_consumer_heartbeat_interval_ms >= group_consumer_session_timeout_ms {
+            return Err(self.bad(
+                "group.consumer.heartbeat.interval.ms",
+                "must be below group.consumer.session.timeout.ms".to_string(),
+            ));
+        }
         Ok(Config {
             listeners: listener,
             advertised_host,
@@ -433,10 +443,8 @@ impl Resolver {
                 "group.initial.rebalance.delay.ms",
                 "milliseconds (0 or more)",
             )?,
-            group_consumer_heartbeat_interval_ms: self
-                .positive("group.consumer.heartbeat.interval.ms")?,
-            group_consumer_session_timeout_ms: self
-                .positive("group.consumer.session.timeout.ms")?,
+            group_consumer_heartbeat_interval_ms,
+            group_consumer_session_timeout_ms,
             offsets_retention_minutes: self.positive("offsets.retention.minutes")?,
             offsets_topic_num_partitions: self.positive("offsets.topic.num.partitions")?,
         })

@@ -30,6 +30,7 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r compat/requirements.txt
 bash compat/aiokafka/install.sh
+bash compat/kafka_python_202/install.sh
 
 step "kafkajs (npm)"
 bash compat/kafkajs/install.sh

@@ -28,6 +28,7 @@ export GREGOR_BIN="${GREGOR_BIN:-$PWD/target/debug/gregor}"
 mkdir -p compat/results
 run "pytest compat/ (kcat, confluent-kafka, kafka-python, aiokafka, groups, log engine, durability)" \
   .venv/bin/python -m pytest compat/ -v --timeout=300 --junitxml=compat/results/pytest-junit.xml "$@"
+run "kafka-python 2.0.2 (pinned old versions)" bash compat/kafka_python_202/run.sh
 run "kafkajs" bash compat/kafkajs/run.sh
 run "Go sarama" bash compat/go/run.sh
 run "Rust rskafka + rust-rdkafka" bash compat/rust/run.sh

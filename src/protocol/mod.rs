@@ -79,6 +79,7 @@ pub fn handle_frame(
         ));
     }
     let version = prefix.api_version;
+    tracing::debug!(api = ?key, version, correlation_id = prefix.correlation_id, "request");
     let header = match header::decode_header(&mut frame, key, version) {
         Ok(h) => h,
         Err(e) => return Outcome::Close(format!("{key:?} v{version}: bad request header: {e}")),

@@ -16,7 +16,7 @@ use super::index::{read_index_file, OffsetIndex};
 use super::partition::PartitionLog;
 use super::producer_state::{BatchMeta, ProducerState};
 use super::segment::{
-    delete_segment_files, file_len, open_log_read, read_header, scan_valid_prefix, truncate_log,
+    delete_segment_files, file_len, open_log_read, read_header, scan_valid_from, truncate_log,
     write_indexes, IndexBuilder, Segment, SegmentState,
 };
 use super::time_index::TimeIndex;
@@ -40,6 +40,9 @@ pub struct RecoveryReport {
     pub scanned_segments: usize,
     /// Bytes cut from the tail of the log.
     pub truncated_bytes: u64,
+    /// Bytes read batch by batch (CRC-checked) to recover: only the tail after the recovery
+    /// point when the segment holding it has durable index entries.
+    pub scanned_bytes: u64,
     /// Segments deleted because they followed the truncation point.
     pub deleted_segments: usize,
 }
@@ -103,23 +106,115 @@ fn load_trusted(
     Ok(Some(seg))
 }
 
+/// Where scanning can start in the segment holding the recovery point.
+struct Resume {
+    index: Vec<(i32, u32)>,
+    time: Vec<(i64, i32)>,
+    builder: IndexBuilder,
+    position: u64,
+    next_offset: i64,
+}
+
+/// Everything below the recovery point was fdatasync'ed, and the index files were synced before
+/// the checkpoint naming it was written; so the index entries for batches wholly below it are
+/// durable. Keeps those entries (each checked against the batch header it points at) and
+/// returns the state to resume scanning right after the last of them — recovery then reads only
+/// the unflushed tail. `None` (scan the whole segment) when the index files are missing or any
+/// entry fails its check.
+fn resume_point(
+    dir: &Path,
+    file: &std::fs::File,
+    base: i64,
+    recovery_point: i64,
+    log_len: u64,
+    opts: &LogOptions,
+) -> Result<Option<Resume>, LogError> {
+    let idx_bytes = read_index_file(&dir.join(super::segment::file_name(base, "index")))?;
+    let time_bytes = read_index_file(&dir.join(super::segment::file_name(base, "timeindex")))?;
+    let (Some(ib), Some(tb)) = (idx_bytes, time_bytes) else {
+        return Ok(None);
+    };
+    let (Some(index), Some(time)) = (OffsetIndex::parse(&ib, log_len), TimeIndex::parse(&tb))
+    else {
+        return Ok(None);
+    };
+    let below: Vec<(i32, u32)> = index
+        .into_iter()
+        .take_while(|&(rel, _)| base + i64::from(rel) < recovery_point)
+        .collect();
+    let Some(&(last_rel, last_pos)) = below.last() else {
+        return Ok(None);
+    };
+    let mut last_size = 0u64;
+    for &(rel, pos) in &below {
+        let Some(hb) = read_header(file, u64::from(pos), log_len)? else {
+            return Ok(None);
+        };
+        match BatchHeader::new(&hb) {
+            Some(h) if h.magic() == 2 && h.last_offset() == base + i64::from(rel) => {
+                last_size = h.total_size().unwrap_or(0) as u64;
+            }
+            _ => return Ok(None),
+        }
+    }
+    let Some(first) = read_header(file, 0, log_len)?
+        .and_then(|hb| BatchHeader::new(&hb).map(|h| h.max_timestamp()))
+    else {
+        return Ok(None);
+    };
+    // Time entries made at or before the last kept index point are exactly those whose offset
+    // is at most its batch's: a later entry always names a later batch.
+    let time: Vec<(i64, i32)> = time
+        .into_iter()
+        .take_while(|&(_, rel)| rel <= last_rel)
+        .collect();
+    let max = time.last().map(|&(ts, rel)| (ts, base + i64::from(rel)));
+    let position = u64::from(last_pos) + last_size;
+    if last_size < HEADER_LEN as u64 || position > log_len {
+        return Ok(None);
+    }
+    Ok(Some(Resume {
+        index: below,
+        time,
+        builder: IndexBuilder::resumed(base, opts.index_interval_bytes, last_size, max, first),
+        position,
+        next_offset: base + i64::from(last_rel) + 1,
+    }))
+}
+
 /// Scans one segment, truncating it at the first invalid byte; rebuilds and writes its indexes.
 /// Returns the segment and whether it was truncated.
 fn scan_segment(
     dir: &Path,
     base: i64,
     is_last: bool,
+    recovery_point: Option<i64>,
     opts: &LogOptions,
     report: &mut RecoveryReport,
 ) -> Result<(Segment, bool), LogError> {
     let file = open_log_read(dir, base)?;
     let len = file_len(&file)?;
-    let mut builder = IndexBuilder::new(base, opts.index_interval_bytes);
-    let mut index = OffsetIndex::new(Vec::new(), None);
-    let mut time = TimeIndex::new(Vec::new(), None);
-    let mut next_offset = base;
+    let resume = match recovery_point {
+        Some(rp) => resume_point(dir, &file, base, rp, len, opts)?,
+        None => None,
+    };
+    let Resume {
+        index,
+        time,
+        mut builder,
+        position: start,
+        mut next_offset,
+    } = resume.unwrap_or_else(|| Resume {
+        index: Vec::new(),
+        time: Vec::new(),
+        builder: IndexBuilder::new(base, opts.index_interval_bytes),
+        position: 0,
+        next_offset: base,
+    });
+    let mut index = OffsetIndex::new(index, None);
+    let mut time = TimeIndex::new(time, None);
     let mut io_err = None;
-    let valid = scan_valid_prefix(&file, base, |pos, h| {
+    let valid = scan_valid_from(&file, base, start, next_offset, |pos, h| {
         let size = h.total_size().unwrap_or(0) as u64;
         let add = builder.add(pos, h.last_offset(), h.max_timestamp(), size);
         let r = (|| {
@@ -139,6 +234,7 @@ fn scan_segment(
     if let Some(e) = io_err {
         return Err(e.into());
     }
+    report.scanned_bytes += valid - start;
     let truncated = valid < len;
     if truncated {
         tracing::warn!(dir = %dir.display(), base, valid, len, "truncating torn or corrupt log tail");
@@ -292,7 +388,9 @@ pub(crate) fn load_partition(
         }
         scanning = true;
         let is_last = next_base.is_none();
-        let (seg, truncated) = scan_segment(dir, base, is_last, opts, &mut report)?;
+        // Only the first scanned segment holds the recovery point; after it, everything is scanned.
+        let resume_below = (report.scanned_segments == 0).then_some(rp);
+        let (seg, truncated) = scan_segment(dir, base, is_last, resume_below, opts, &mut report)?;
         // A scanned segment that ends before the next one begins lost its tail in the crash
         // (cut at a batch boundary, so nothing looked torn): the later segments hold data
         // written after records that are gone, and would leave a hole below the end offset.

@@ -63,6 +63,25 @@ impl IndexBuilder {
 
     /// Accounts for a batch at `pos` whose last offset is `last` and says which index entries
     /// to write. As in Kafka, entries are keyed by the batch's last offset.
+    /// The builder as it stood right after adding an index entry for a batch of `size` bytes:
+    /// used when recovery resumes scanning after the last durable index entry.
+    pub(crate) fn resumed(
+        base_offset: i64,
+        interval: u32,
+        last_entry_batch_size: u64,
+        max_timestamp: Option<(i64, i64)>,
+        first_batch_timestamp: i64,
+    ) -> Self {
+        let mut b = IndexBuilder::new(base_offset, interval);
+        b.bytes_since_index = last_entry_batch_size;
+        if let Some((ts, offset)) = max_timestamp {
+            b.max_timestamp = ts;
+            b.offset_of_max_timestamp = offset;
+        }
+        b.first_batch_timestamp = Some(first_batch_timestamp);
+        b
+    }
+
     pub(crate) fn add(&mut self, pos: u64, last: i64, max_ts: i64, size: u64) -> IndexAdd {
         if self.first_batch_timestamp.is_none() {
             self.first_batch_timestamp = Some(max_ts);
@@ -419,17 +438,23 @@ fn crc_of(file: &File, pos: u64, total: u64, buf: &mut [u8]) -> io::Result<u32> 
     Ok(crc)
 }
 
-/// Scans batches from position 0, checking framing, magic, record count, offsets (≥ segment base,
+/// Scans batches, checking framing, magic, record count, offsets (≥ segment base,
 /// increasing, relative offset fits i32) and CRC. Calls `on_batch(pos, header)` for every valid
 /// batch and returns the byte length of the valid prefix. Never panics on garbage.
-pub(crate) fn scan_valid_prefix(
+///
+/// Starts at byte `start`, where the next batch must begin at or after offset `expected_next`
+/// (0 and the segment's base for a whole segment; recovery resumes after the last batch known to
+/// be durable).
+pub(crate) fn scan_valid_from(
     file: &File,
     seg_base: i64,
+    start: u64,
+    expected_next: i64,
     mut on_batch: impl FnMut(u64, &BatchHeader<'_>),
 ) -> io::Result<u64> {
     let len = file_len(file)?;
-    let mut pos = 0u64;
-    let mut expected_next = seg_base;
+    let mut pos = start;
+    let mut expected_next = expected_next;
     let mut buf = vec![0u8; 64 * 1024];
     while let Some(hbuf) = read_header(file, pos, len)? {
         let h = match BatchHeader::new(&hbuf) {

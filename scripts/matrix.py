@@ -97,6 +97,17 @@ JUNIT_MAP = [
      ["list_offsets_earliest", "list_offsets_latest", "list_offsets_by_time"]),
     ("kafka-python", "test_kafka_python", r"test_admin_create_delete_topics$",
      ["admin_create_topic", "admin_delete_topic"]),
+    ("kafka-python", "test_kafka_python", r"test_acks_zero_and_one\[1\]$", ["acks_1"]),
+    ("kafka-python", "test_kafka_python", r"test_record_above_message_max_bytes_is_refused_by_the_broker$",
+     ["message_too_large"]),
+    ("kafka-python", "test_kafka_python", r"test_unknown_topic_is_not_created_when_auto_create_is_off$",
+     ["unknown_topic_no_autocreate"]),
+    # compat/groups: subscribe() consumers committing synchronously, checked against the data.
+    ("librdkafka", "test_groups", r"test_three_members_every_record_once\[classic\]$",
+     ["consume_group", "commit_fetch_offsets"]),
+    ("kcat", "test_groups", r"test_kcat_balanced_consumer$", ["consume_group"]),
+    ("kafka-python", "test_groups", r"test_kafka_python_group_consumer$",
+     ["consume_group", "commit_fetch_offsets"]),
 ]
 
 # Diagnoses of failures known to be the broker's, shown next to a cell only while it still FAILs.

@@ -299,3 +299,56 @@ def test_fetch_paging_and_oversized_record(broker):
                    fetch_max_bytes=30_000)[0]
     assert [(m.offset, m.key, m.value) for m in got] == [
         (i, k, v) for i, (k, v) in enumerate(recs)]
+
+
+@pytest.mark.parametrize("acks", [
+    pytest.param(0, marks=pytest.mark.xfail(strict=True, reason=(
+        "client bug: kafka-python 2.3.3 completes acks=0 sends without ever writing the Produce "
+        "request to the socket (a capturing proxy sees only ApiVersions and Metadata); 2.0.2 "
+        "sends them, covered in compat/kafka_python_202"))),
+    1,
+])
+def test_acks_zero_and_one(broker, acks):
+    topic = f"kp-acks{acks}"
+    create_topics(broker, {topic: 1})
+    p = kp_producer(broker, acks=acks)
+    for i in range(20):
+        p.send(topic, key=b"k%d" % i, value=b"v%d" % i, timestamp_ms=1_700_000_000_000 + i)
+    p.flush(timeout=30)
+    p.close(timeout=10)
+    # acks=0 returns once the bytes are sent: wait (bounded) until the broker has them all.
+    c = kp_consumer(broker)
+    tp = TopicPartition(topic, 0)
+    deadline = time.monotonic() + 15
+    while c.end_offsets([tp])[tp] < 20 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    c.close()
+    got = read_all(broker, topic, [0])[0]
+    assert [(m.key, m.value, m.timestamp) for m in got] == [
+        (b"k%d" % i, b"v%d" % i, 1_700_000_000_000 + i) for i in range(20)]
+
+
+def test_record_above_message_max_bytes_is_refused_by_the_broker(broker):
+    from kafka.errors import MessageSizeTooLargeError
+    create_topics(broker, {"kp-big": 1})
+    # A client-side limit above the record, so the broker (message.max.bytes 1048588) decides.
+    p = kp_producer(broker, max_request_size=4 * 1024 * 1024, retries=0)
+    with pytest.raises(MessageSizeTooLargeError):
+        p.send("kp-big", value=b"x" * (2 * 1024 * 1024)).get(timeout=30)
+    p.send("kp-big", value=b"small").get(timeout=30)
+    p.close(timeout=10)
+    assert [m.value for m in read_all(broker, "kp-big", [0])[0]] == [b"small"]
+
+
+@pytest.mark.broker_args("--auto-create-topics-enable", "false")
+def test_unknown_topic_is_not_created_when_auto_create_is_off(broker):
+    from kafka.errors import KafkaTimeoutError
+    p = kp_producer(broker, max_block_ms=3000)
+    with pytest.raises(KafkaTimeoutError):
+        p.send("kp-nope", value=b"x").get(timeout=10)
+    p.close(timeout=5)
+    c = kp_consumer(broker)
+    try:
+        assert "kp-nope" not in c.topics()
+    finally:
+        c.close()

@@ -55,3 +55,27 @@ def test_round_trip_with_pinned_versions(broker):
                          ("ListOffsets", 1)]:
         assert f"api={api} version={version} " in log, f"{api} v{version} was used"
     assert "ERROR" not in log
+
+
+def test_acks_zero(broker):
+    """acks=0: no response at all; the records still land, in order."""
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks=0,
+                             api_version_auto_timeout_ms=10_000)
+    for i in range(20):
+        producer.send("zero", key=b"k%d" % i, value=b"v%d" % i)
+    producer.flush(timeout=20)
+    producer.close(timeout=10)
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None,
+                             api_version_auto_timeout_ms=10_000)
+    tp = TopicPartition("zero", 0)
+    deadline = time.monotonic() + 15
+    while consumer.end_offsets([tp])[tp] < 20 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    got = []
+    while len(got) < 20 and time.monotonic() < deadline + 10:
+        for records in consumer.poll(timeout_ms=500).values():
+            got.extend((m.key, m.value) for m in records)
+    consumer.close()
+    assert got == [(b"k%d" % i, b"v%d" % i) for i in range(20)]

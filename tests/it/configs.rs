@@ -11,9 +11,9 @@ use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
 use kafka_protocol::messages::incremental_alter_configs_request as inc;
 use kafka_protocol::messages::*;
 
+use crate::harness::create;
 use crate::harness::{self, s, Client};
-use crate::produce_fetch::{fetch, produce};
-use crate::topics::create;
+use crate::harness::{fetch, produce};
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;

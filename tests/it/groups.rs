@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 
+use crate::harness::create;
 use crate::harness::{self, s, Client, TestBroker};
-use crate::topics::create;
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const COORDINATOR_NOT_AVAILABLE: i16 = 15;

@@ -8,10 +8,19 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use gregor::config::{Config, Sources};
 use gregor::Broker;
-use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_response::PartitionData;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::produce_response::PartitionProduceResponse;
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, ProduceRequest,
+    RequestHeader, TopicName,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use uuid::Uuid;
 
 /// A broker running in this process, with its data directory.
 pub struct TestBroker {
@@ -178,4 +187,103 @@ impl Client {
 /// `StrBytes` from a string literal or String.
 pub fn s(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_string())
+}
+
+// Requests most tests need, built for the negotiated version.
+
+pub async fn create(c: &mut Client, name: &str, partitions: i32) -> CreateTopicsResponse {
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(s(name)))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)])
+        .with_timeout_ms(5000);
+    c.call(&req, 7).await
+}
+
+pub fn produce_request(
+    topic: &str,
+    id: Uuid,
+    partition: i32,
+    batch: &[u8],
+    acks: i16,
+    version: i16,
+) -> ProduceRequest {
+    let mut t =
+        TopicProduceData::default().with_partition_data(vec![PartitionProduceData::default()
+            .with_index(partition)
+            .with_records(Some(Bytes::copy_from_slice(batch)))]);
+    t = if version >= 13 {
+        t.with_topic_id(id)
+    } else {
+        t.with_name(TopicName(s(topic)))
+    };
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![t])
+}
+
+pub async fn produce(
+    c: &mut Client,
+    topic: &str,
+    id: Uuid,
+    partition: i32,
+    batch: &[u8],
+    version: i16,
+) -> PartitionProduceResponse {
+    let resp = c
+        .call(
+            &produce_request(topic, id, partition, batch, -1, version),
+            version,
+        )
+        .await;
+    resp.responses[0].partition_responses[0].clone()
+}
+
+pub fn fetch_request(
+    topic: &str,
+    id: Uuid,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+    partition_max: i32,
+    version: i16,
+) -> FetchRequest {
+    let mut t = FetchTopic::default().with_partitions(vec![FetchPartition::default()
+        .with_partition(partition)
+        .with_fetch_offset(offset)
+        .with_current_leader_epoch(-1)
+        .with_partition_max_bytes(partition_max)]);
+    t = if version >= 13 {
+        t.with_topic_id(id)
+    } else {
+        t.with_topic(TopicName(s(topic)))
+    };
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(50 * 1024 * 1024)
+        .with_session_epoch(-1)
+        .with_topics(vec![t])
+}
+
+pub async fn fetch(
+    c: &mut Client,
+    topic: &str,
+    id: Uuid,
+    partition: i32,
+    offset: i64,
+    version: i16,
+) -> PartitionData {
+    let resp = c
+        .call(
+            &fetch_request(topic, id, partition, offset, 0, 1 << 20, version),
+            version,
+        )
+        .await;
+    assert_eq!(resp.error_code, 0);
+    assert_eq!(resp.responses.len(), 1);
+    resp.responses[0].partitions[0].clone()
 }

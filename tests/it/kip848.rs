@@ -11,8 +11,8 @@ use kafka_protocol::messages::*;
 use uuid::Uuid;
 
 use crate::groups::{commit_req, fetch_offsets, join_req, subscription};
+use crate::harness::create;
 use crate::harness::{self, s, Client};
-use crate::topics::create;
 
 const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
 const UNKNOWN_MEMBER_ID: i16 = 25;

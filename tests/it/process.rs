@@ -9,9 +9,9 @@ use gregor::records::testutil::build_batch;
 use gregor::records::Compression;
 use kafka_protocol::messages::*;
 
+use crate::harness::create;
 use crate::harness::Client;
-use crate::produce_fetch::{fetch_request, produce_request};
-use crate::topics::create;
+use crate::harness::{fetch_request, produce_request};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gregor");
 

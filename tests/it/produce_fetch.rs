@@ -3,109 +3,17 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use gregor::records::testutil::{build_batch, fix_crc, idempotent_batch, simple_batch, TestRecord};
 use gregor::records::Compression;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::*;
 use uuid::Uuid;
 
-use crate::harness::{self, s, Client};
-use crate::topics::create;
-
-pub fn produce_request(
-    topic: &str,
-    id: Uuid,
-    partition: i32,
-    batch: &[u8],
-    acks: i16,
-    version: i16,
-) -> ProduceRequest {
-    let mut t =
-        TopicProduceData::default().with_partition_data(vec![PartitionProduceData::default()
-            .with_index(partition)
-            .with_records(Some(Bytes::copy_from_slice(batch)))]);
-    t = if version >= 13 {
-        t.with_topic_id(id)
-    } else {
-        t.with_name(TopicName(s(topic)))
-    };
-    ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![t])
-}
-
-pub async fn produce(
-    c: &mut Client,
-    topic: &str,
-    id: Uuid,
-    partition: i32,
-    batch: &[u8],
-    version: i16,
-) -> PartitionProduceResponse {
-    let resp = c
-        .call(
-            &produce_request(topic, id, partition, batch, -1, version),
-            version,
-        )
-        .await;
-    resp.responses[0].partition_responses[0].clone()
-}
-
-pub fn fetch_request(
-    topic: &str,
-    id: Uuid,
-    partition: i32,
-    offset: i64,
-    max_wait_ms: i32,
-    partition_max: i32,
-    version: i16,
-) -> FetchRequest {
-    let mut t = FetchTopic::default().with_partitions(vec![FetchPartition::default()
-        .with_partition(partition)
-        .with_fetch_offset(offset)
-        .with_current_leader_epoch(-1)
-        .with_partition_max_bytes(partition_max)]);
-    t = if version >= 13 {
-        t.with_topic_id(id)
-    } else {
-        t.with_topic(TopicName(s(topic)))
-    };
-    FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(max_wait_ms)
-        .with_min_bytes(1)
-        .with_max_bytes(50 * 1024 * 1024)
-        .with_session_epoch(-1)
-        .with_topics(vec![t])
-}
-
-pub async fn fetch(
-    c: &mut Client,
-    topic: &str,
-    id: Uuid,
-    partition: i32,
-    offset: i64,
-    version: i16,
-) -> PartitionData {
-    let resp = c
-        .call(
-            &fetch_request(topic, id, partition, offset, 0, 1 << 20, version),
-            version,
-        )
-        .await;
-    assert_eq!(resp.error_code, 0);
-    assert_eq!(resp.responses.len(), 1);
-    resp.responses[0].partitions[0].clone()
-}
+use crate::harness::{self, s};
+use crate::harness::{create, fetch, fetch_request, produce, produce_request};
 
 /// The batch as stored: base offset and leader epoch stamped, every other byte as produced.
 fn stamped(batch: &[u8], base_offset: i64) -> Vec<u8> {

@@ -16,9 +16,9 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::*;
 
 use crate::configs::alter;
+use crate::harness::create;
 use crate::harness::{self, s, Client};
-use crate::produce_fetch::{fetch_request, produce};
-use crate::topics::create;
+use crate::harness::{fetch_request, produce};
 
 async fn delete_records(c: &mut Client, topic: &str, offset: i64, version: i16) -> (i16, i64) {
     let req = DeleteRecordsRequest::default()
@@ -301,7 +301,7 @@ async fn compacted_topic_refuses_keyless_records_and_is_compacted() {
     // active segment survives, and offsets are unchanged.
     let resp = c
         .call(
-            &crate::produce_fetch::fetch_request("c", id, 0, 0, 0, 1 << 20, 12),
+            &crate::harness::fetch_request("c", id, 0, 0, 0, 1 << 20, 12),
             12,
         )
         .await;

@@ -6,17 +6,7 @@ use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::*;
 
-use crate::harness::{self, s, Client};
-
-pub async fn create(c: &mut Client, name: &str, partitions: i32) -> CreateTopicsResponse {
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(TopicName(s(name)))
-            .with_num_partitions(partitions)
-            .with_replication_factor(1)])
-        .with_timeout_ms(5000);
-    c.call(&req, 7).await
-}
+use crate::harness::{self, create, s};
 
 fn metadata_for(names: &[&str], auto_create: bool) -> MetadataRequest {
     MetadataRequest::default()

@@ -11,9 +11,9 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use crate::configs::alter;
+use crate::harness::create;
+use crate::harness::produce;
 use crate::harness::{self, s};
-use crate::produce_fetch::produce;
-use crate::topics::create;
 
 fn partition(p: i32, offset: i64, max: i32) -> FetchPartition {
     FetchPartition::default()

@@ -1,10 +1,17 @@
 //! ApiVersions: the advertised table, every version, and the v0 fallback for unknown versions.
 
+#[global_allocator]
+static ALLOCATOR: gregor::alloc_guard::GuardedAllocator = gregor::alloc_guard::GuardedAllocator;
+
+#[path = "../../tests/it/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
 use gregor::protocol::versions::SUPPORTED;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::Decodable;
 
-use crate::harness::{self, s, Client};
+use crate::harness::{s, Client};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_version_lists_exactly_the_supported_table() {

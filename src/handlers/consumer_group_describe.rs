@@ -18,9 +18,6 @@ use crate::broker::BrokerContext;
 use crate::group::consumer;
 use crate::group::GroupCoordinator;
 
-/// READ (3), DELETE (6) and DESCRIBE (8): what any client may do with a group (no ACLs).
-const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
-
 /// KIP-848's member_type for a consumer-protocol member.
 const MEMBER_TYPE_CONSUMER: i8 = 1;
 
@@ -55,7 +52,7 @@ pub fn handle(
         .map(|id| {
             let mut out = DescribedGroup::default().with_group_id(id.clone());
             if request.include_authorized_operations {
-                out = out.with_authorized_operations(GROUP_OPERATIONS);
+                out = out.with_authorized_operations(super::authorized_operations::GROUP);
             }
             if id.0.is_empty() {
                 return out

@@ -13,9 +13,6 @@ use super::str_bytes;
 use crate::broker::BrokerContext;
 use crate::group::{GroupCoordinator, GroupState};
 
-/// READ (3), DELETE (6) and DESCRIBE (8): what any client may do with a group here (no ACLs).
-const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
-
 pub fn handle(
     ctx: &Arc<BrokerContext>,
     request: DescribeGroupsRequest,
@@ -29,7 +26,7 @@ pub fn handle(
                 .with_group_id(id.clone())
                 .with_group_state(str_bytes(GroupState::Dead.name()));
             if version >= 3 && request.include_authorized_operations {
-                out = out.with_authorized_operations(GROUP_OPERATIONS);
+                out = out.with_authorized_operations(super::authorized_operations::GROUP);
             }
             if id.0.is_empty() {
                 return out.with_error_code(ResponseError::InvalidGroupId.code());

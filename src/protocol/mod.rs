@@ -90,80 +90,106 @@ pub fn handle_frame(
     let client_host = format!("/{}", peer.ip());
     let corr = prefix.correlation_id;
     match key {
-        ApiKey::ApiVersions => {
-            run::<m::ApiVersionsRequest, _>(ctx, frame, corr, version, |c, r, v| {
-                Reply::Now(handlers::api_versions::handle(c, r, v))
-            })
+        ApiKey::ApiVersions => run_now::<m::ApiVersionsRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::api_versions::handle,
+        ),
+        ApiKey::Metadata => {
+            run_now::<m::MetadataRequest, _>(ctx, frame, corr, version, handlers::metadata::handle)
         }
-        ApiKey::Metadata => run::<m::MetadataRequest, _>(ctx, frame, corr, version, |c, r, v| {
-            Reply::Now(handlers::metadata::handle(c, r, v))
-        }),
         ApiKey::Produce => {
             run::<m::ProduceRequest, _>(ctx, frame, corr, version, handlers::produce::handle)
         }
         ApiKey::Fetch => run_framed::<m::FetchRequest>(ctx, frame, corr, version, |c, r, v| {
             handlers::fetch::handle_framed(c, r, v, corr)
         }),
-        ApiKey::ListOffsets => {
-            run::<m::ListOffsetsRequest, _>(ctx, frame, corr, version, |c, r, v| {
-                Reply::Now(handlers::list_offsets::handle(c, r, v))
-            })
-        }
-        ApiKey::CreateTopics => {
-            run::<m::CreateTopicsRequest, _>(ctx, frame, corr, version, |c, r, v| {
-                Reply::Now(handlers::create_topics::handle(c, r, v))
-            })
-        }
-        ApiKey::DeleteTopics => {
-            run::<m::DeleteTopicsRequest, _>(ctx, frame, corr, version, |c, r, v| {
-                Reply::Now(handlers::delete_topics::handle(c, r, v))
-            })
-        }
-        ApiKey::InitProducerId => {
-            run::<m::InitProducerIdRequest, _>(ctx, frame, corr, version, |c, r, v| {
-                Reply::Now(handlers::init_producer_id::handle(c, r, v))
-            })
-        }
-        ApiKey::OffsetForLeaderEpoch => {
-            run::<m::OffsetForLeaderEpochRequest, _>(ctx, frame, corr, version, |c, r, v| {
-                Reply::Now(handlers::offset_for_leader_epoch::handle(c, r, v))
-            })
-        }
-        ApiKey::DescribeCluster => {
-            run::<m::DescribeClusterRequest, _>(ctx, frame, corr, version, |c, r, v| {
-                Reply::Now(handlers::describe_cluster::handle(c, r, v))
-            })
-        }
-        ApiKey::DescribeConfigs => {
-            run::<m::DescribeConfigsRequest, _>(ctx, frame, corr, version, |c, r, v| {
-                Reply::Now(handlers::describe_configs::handle(c, r, v))
-            })
-        }
-        ApiKey::AlterConfigs => {
-            run::<m::AlterConfigsRequest, _>(ctx, frame, corr, version, |c, r, v| {
-                Reply::Now(handlers::alter_configs::handle_alter(c, r, v))
-            })
-        }
-        ApiKey::IncrementalAlterConfigs => {
-            run::<m::IncrementalAlterConfigsRequest, _>(ctx, frame, corr, version, |c, r, v| {
-                Reply::Now(handlers::alter_configs::handle_incremental(c, r, v))
-            })
-        }
-        ApiKey::DeleteRecords => {
-            run::<m::DeleteRecordsRequest, _>(ctx, frame, corr, version, |c, r, v| {
-                Reply::Now(handlers::delete_records::handle(c, r, v))
-            })
-        }
-        ApiKey::CreatePartitions => {
-            run::<m::CreatePartitionsRequest, _>(ctx, frame, corr, version, |c, r, v| {
-                Reply::Now(handlers::create_partitions::handle(c, r, v))
-            })
-        }
-        ApiKey::DescribeLogDirs => {
-            run::<m::DescribeLogDirsRequest, _>(ctx, frame, corr, version, |c, r, v| {
-                Reply::Now(handlers::describe_log_dirs::handle(c, r, v))
-            })
-        }
+        ApiKey::ListOffsets => run_now::<m::ListOffsetsRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::list_offsets::handle,
+        ),
+        ApiKey::CreateTopics => run_now::<m::CreateTopicsRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::create_topics::handle,
+        ),
+        ApiKey::DeleteTopics => run_now::<m::DeleteTopicsRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::delete_topics::handle,
+        ),
+        ApiKey::InitProducerId => run_now::<m::InitProducerIdRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::init_producer_id::handle,
+        ),
+        ApiKey::OffsetForLeaderEpoch => run_now::<m::OffsetForLeaderEpochRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::offset_for_leader_epoch::handle,
+        ),
+        ApiKey::DescribeCluster => run_now::<m::DescribeClusterRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::describe_cluster::handle,
+        ),
+        ApiKey::DescribeConfigs => run_now::<m::DescribeConfigsRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::describe_configs::handle,
+        ),
+        ApiKey::AlterConfigs => run_now::<m::AlterConfigsRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::alter_configs::handle_alter,
+        ),
+        ApiKey::IncrementalAlterConfigs => run_now::<m::IncrementalAlterConfigsRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::alter_configs::handle_incremental,
+        ),
+        ApiKey::DeleteRecords => run_now::<m::DeleteRecordsRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::delete_records::handle,
+        ),
+        ApiKey::CreatePartitions => run_now::<m::CreatePartitionsRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::create_partitions::handle,
+        ),
+        ApiKey::DescribeLogDirs => run_now::<m::DescribeLogDirsRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::describe_log_dirs::handle,
+        ),
         ApiKey::FindCoordinator => run::<m::FindCoordinatorRequest, _>(
             ctx,
             frame,
@@ -177,14 +203,20 @@ pub fn handle_frame(
         ApiKey::SyncGroup => {
             run::<m::SyncGroupRequest, _>(ctx, frame, corr, version, handlers::sync_group::handle)
         }
-        ApiKey::Heartbeat => run::<m::HeartbeatRequest, _>(ctx, frame, corr, version, |c, r, v| {
-            Reply::Now(handlers::heartbeat::handle(c, r, v))
-        }),
-        ApiKey::LeaveGroup => {
-            run::<m::LeaveGroupRequest, _>(ctx, frame, corr, version, |c, r, v| {
-                Reply::Now(handlers::leave_group::handle(c, r, v))
-            })
-        }
+        ApiKey::Heartbeat => run_now::<m::HeartbeatRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::heartbeat::handle,
+        ),
+        ApiKey::LeaveGroup => run_now::<m::LeaveGroupRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::leave_group::handle,
+        ),
         ApiKey::OffsetCommit => run::<m::OffsetCommitRequest, _>(
             ctx,
             frame,
@@ -192,21 +224,27 @@ pub fn handle_frame(
             version,
             handlers::offset_commit::handle,
         ),
-        ApiKey::OffsetFetch => {
-            run::<m::OffsetFetchRequest, _>(ctx, frame, corr, version, |c, r, v| {
-                Reply::Now(handlers::offset_fetch::handle(c, r, v))
-            })
-        }
-        ApiKey::DescribeGroups => {
-            run::<m::DescribeGroupsRequest, _>(ctx, frame, corr, version, |c, r, v| {
-                Reply::Now(handlers::describe_groups::handle(c, r, v))
-            })
-        }
-        ApiKey::ListGroups => {
-            run::<m::ListGroupsRequest, _>(ctx, frame, corr, version, |c, r, v| {
-                Reply::Now(handlers::list_groups::handle(c, r, v))
-            })
-        }
+        ApiKey::OffsetFetch => run_now::<m::OffsetFetchRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::offset_fetch::handle,
+        ),
+        ApiKey::DescribeGroups => run_now::<m::DescribeGroupsRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::describe_groups::handle,
+        ),
+        ApiKey::ListGroups => run_now::<m::ListGroupsRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::list_groups::handle,
+        ),
         ApiKey::DeleteGroups => run::<m::DeleteGroupsRequest, _>(
             ctx,
             frame,
@@ -215,21 +253,17 @@ pub fn handle_frame(
             handlers::delete_groups::handle,
         ),
         ApiKey::ConsumerGroupHeartbeat => {
-            run::<m::ConsumerGroupHeartbeatRequest, _>(ctx, frame, corr, version, |c, r, v| {
-                Reply::Now(handlers::consumer_group_heartbeat::handle(
-                    c,
-                    r,
-                    v,
-                    &client_id,
-                    &client_host,
-                ))
+            run_now::<m::ConsumerGroupHeartbeatRequest, _>(ctx, frame, corr, version, |c, r, v| {
+                handlers::consumer_group_heartbeat::handle(c, r, v, &client_id, &client_host)
             })
         }
-        ApiKey::ConsumerGroupDescribe => {
-            run::<m::ConsumerGroupDescribeRequest, _>(ctx, frame, corr, version, |c, r, v| {
-                Reply::Now(handlers::consumer_group_describe::handle(c, r, v))
-            })
-        }
+        ApiKey::ConsumerGroupDescribe => run_now::<m::ConsumerGroupDescribeRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::consumer_group_describe::handle,
+        ),
         ApiKey::OffsetDelete => run::<m::OffsetDeleteRequest, _>(
             ctx,
             frame,
@@ -239,6 +273,23 @@ pub fn handle_frame(
         ),
         other => Outcome::Close(format!("{other:?} is advertised but has no handler")),
     }
+}
+
+/// [`run`] for a handler that always answers at once.
+fn run_now<Req, Resp>(
+    ctx: &Arc<BrokerContext>,
+    body: Bytes,
+    correlation_id: i32,
+    version: i16,
+    handler: impl FnOnce(&Arc<BrokerContext>, Req, i16) -> Resp,
+) -> Outcome
+where
+    Req: Decodable,
+    Resp: Encodable + HeaderVersion + Send + 'static,
+{
+    run(ctx, body, correlation_id, version, |c, r, v| {
+        Reply::Now(handler(c, r, v))
+    })
 }
 
 /// Decodes a request body of type `Req`, runs `handler`, and encodes what it replies.

@@ -1009,43 +1009,11 @@ async fn every_advertised_version_of_each_group_api_answers() {
 /// commit is there after the restart (the answer waited for fdatasync).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_commit_survives_sigkill() {
-    use std::process::{Command, Stdio};
+    use crate::process::{connect_when_ready, free_port, kill9, spawn};
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_gregor"))
-            .args([
-                "--listeners",
-                &format!("PLAINTEXT://127.0.0.1:{port}"),
-                "--log-dirs",
-                &dir.path().display().to_string(),
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn gregor")
-    };
-    let connect = || async {
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                return Client::connect(addr).await;
-            }
-            assert!(Instant::now() < deadline, "broker did not start listening");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    let kill9 = |child: &mut std::process::Child| {
-        // SAFETY: plain kill(2) on our own child's pid.
-        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-        let _ = child.wait();
-    };
+    let port = free_port();
+    let spawn = || spawn(dir.path(), port);
+    let connect = || connect_when_ready(port);
     let mut child = spawn();
     let mut c = connect().await;
     create(&mut c, "t", 1).await;

@@ -15,7 +15,8 @@ use crate::harness::{fetch_request, produce_request};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gregor");
 
-fn free_port() -> u16 {
+/// A 127.0.0.1 port that was free a moment ago.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -23,7 +24,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn spawn(dir: &std::path::Path, port: u16) -> Child {
+pub fn spawn(dir: &std::path::Path, port: u16) -> Child {
     Command::new(BIN)
         .args([
             "--listeners",
@@ -38,7 +39,7 @@ fn spawn(dir: &std::path::Path, port: u16) -> Child {
         .expect("spawn gregor")
 }
 
-async fn connect_when_ready(port: u16) -> Client {
+pub async fn connect_when_ready(port: u16) -> Client {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -50,7 +51,7 @@ async fn connect_when_ready(port: u16) -> Client {
     }
 }
 
-fn kill9(child: &mut Child) {
+pub fn kill9(child: &mut Child) {
     // SAFETY: plain kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let _ = child.wait();

@@ -22,6 +22,33 @@ pub struct BrokerContext {
     pub logs: Arc<LogManager>,
     /// Consumer groups and committed offsets.
     pub groups: GroupCoordinator,
+    /// Most partitions this broker will hold (see [`partition_limit`]).
+    pub partition_limit: usize,
+}
+
+/// Descriptors kept back for everything that is not an active segment: listener, metadata and
+/// checkpoint files, index writes, the runtime.
+const RESERVED_DESCRIPTORS: usize = 256;
+
+/// Most partitions the broker can hold without running out of file descriptors: each partition
+/// keeps its active segment open, so past this a CreateTopics or CreatePartitions would end in
+/// EMFILE — and the listener could no longer accept connections. The open-file limit, less
+/// what connections (`max.connections`), the sealed-segment cache (`log.segment.fd.cache.size`)
+/// and the broker itself may use.
+pub fn partition_limit(config: &Config) -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    let open_files = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+    } else {
+        1024
+    };
+    open_files.saturating_sub(
+        config.max_connections + config.log_segment_fd_cache_size + RESERVED_DESCRIPTORS,
+    )
 }
 
 /// Why a topic could not be created or deleted.
@@ -31,6 +58,12 @@ pub enum TopicError {
     Metadata(#[from] MetadataError),
     #[error(transparent)]
     Log(#[from] LogError),
+    #[error("{adding} more partitions would bring the broker to {total}; it holds at most {limit} (one open file each, within the open-file limit)")]
+    PartitionLimit {
+        adding: usize,
+        total: usize,
+        limit: usize,
+    },
 }
 
 impl BrokerContext {
@@ -47,6 +80,19 @@ impl BrokerContext {
         })
     }
 
+    /// Refuses to go past [`BrokerContext::partition_limit`].
+    fn check_partition_limit(&self, adding: usize) -> Result<(), TopicError> {
+        let total = self.logs.all().len() + adding;
+        if total > self.partition_limit {
+            return Err(TopicError::PartitionLimit {
+                adding,
+                total,
+                limit: self.partition_limit,
+            });
+        }
+        Ok(())
+    }
+
     /// Creates a topic: metadata first (durably), then one log per partition.
     pub fn create_topic(
         &self,
@@ -54,6 +100,7 @@ impl BrokerContext {
         partitions: i32,
         configs: BTreeMap<String, String>,
     ) -> Result<TopicMeta, TopicError> {
+        self.check_partition_limit(usize::try_from(partitions).unwrap_or(0))?;
         let topic = self.metadata.create_topic(name, partitions, configs)?;
         for partition in 0..partitions {
             let tp = TopicPartition {
@@ -108,6 +155,9 @@ impl BrokerContext {
     /// Raises a topic's partition count: metadata first (durably), then the new logs. A crash
     /// in between leaves partitions that the next start's reconciliation creates.
     pub fn add_partitions(&self, name: &str, count: i32) -> Result<Option<TopicMeta>, TopicError> {
+        if let Some(current) = self.metadata.topic(name) {
+            self.check_partition_limit(usize::try_from(count - current.partitions).unwrap_or(0))?;
+        }
         let Some(topic) = self.metadata.set_partition_count(name, count)? else {
             return Ok(None);
         };
@@ -249,6 +299,7 @@ impl Broker {
         )?;
         let groups = GroupCoordinator::new(&config);
         let context = Arc::new(BrokerContext {
+            partition_limit: partition_limit(&config),
             config,
             metadata,
             logs,

@@ -10,7 +10,7 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
 use super::str_bytes;
-use crate::broker::BrokerContext;
+use crate::broker::{BrokerContext, TopicError};
 
 /// Most partitions one topic may have on this single broker; a guard against requests that
 /// would create millions of directories.
@@ -111,6 +111,9 @@ fn create_one(
             ResponseError::UnknownTopicOrPartition,
             format!("topic `{name}` does not exist"),
         )),
+        Err(e @ TopicError::PartitionLimit { .. }) => {
+            Err((ResponseError::InvalidPartitions, e.to_string()))
+        }
         Err(e) => {
             tracing::error!(topic = name, "adding partitions failed: {e}");
             Err((ResponseError::KafkaStorageError, e.to_string()))

@@ -100,6 +100,9 @@ fn create_one(
             ResponseError::TopicAlreadyExists,
             format!("topic `{name}` already exists"),
         )),
+        Err(e @ TopicError::PartitionLimit { .. }) => {
+            Err((ResponseError::InvalidPartitions, e.to_string()))
+        }
         Err(e) => {
             tracing::error!(topic = %name, "create failed: {e}");
             Err((ResponseError::KafkaStorageError, e.to_string()))

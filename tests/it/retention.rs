@@ -356,3 +356,43 @@ async fn full_disk_gives_storage_errors_then_recovers() {
     drop(c);
     broker.shutdown().await.unwrap();
 }
+
+/// Each partition keeps a file open, so the broker refuses to grow past what its open-file
+/// limit allows (otherwise the next accept fails with EMFILE), and nothing is half-created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_beyond_the_open_file_budget_are_refused() {
+    let b = harness::start(&[]).await;
+    let limit = b.broker.context().partition_limit;
+    assert!(limit > 100, "a useful limit on this machine: {limit}");
+    let mut c = b.client().await;
+    create(&mut c, "p", 1).await;
+    let over = i32::try_from(limit + 1).unwrap();
+    let grow = CreatePartitionsRequest::default()
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(TopicName(s("p")))
+            .with_count(over)
+            .with_assignments(None)])
+        .with_timeout_ms(5000);
+    let r = c.call(&grow, 3).await.results[0].clone();
+    assert_eq!(r.error_code, 37, "INVALID_PARTITIONS");
+    assert!(r.error_message.unwrap().contains("at most"));
+    let big = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(s("huge")))
+            .with_num_partitions(over)
+            .with_replication_factor(1),
+    ]);
+    assert_eq!(c.call(&big, 7).await.topics[0].error_code, 37);
+    // Nothing was created, and the broker keeps serving.
+    let md = c
+        .call(&MetadataRequest::default().with_topics(None), 12)
+        .await;
+    let names: Vec<(String, usize)> = md
+        .topics
+        .iter()
+        .map(|t| (t.name.as_ref().unwrap().to_string(), t.partitions.len()))
+        .collect();
+    assert_eq!(names, vec![("p".to_string(), 1)]);
+    assert!(!b.dir.join("huge-0").exists());
+    assert_eq!(create(&mut c, "fine", 2).await.topics[0].error_code, 0);
+}

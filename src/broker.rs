@@ -311,6 +311,12 @@ impl Broker {
             .start_retention(std::time::Duration::from_millis(
                 context.config.log_retention_check_interval_ms,
             ))?;
+        if context.config.log_cleaner_enable {
+            context.logs.start_cleaner(
+                std::time::Duration::from_millis(context.config.log_cleaner_backoff_ms),
+                context.config.log_cleaner_dedupe_buffer_size,
+            )?;
+        }
         context.groups.load(&context)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let sweeper = tokio::spawn(crate::group::run_sweeper(

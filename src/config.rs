@@ -43,6 +43,15 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "log.retention.check.interval.ms", default: "300000", doc: "How often the retention task looks for segments to delete." },
     Setting { name: "log.roll.ms", default: "604800000", doc: "Roll to a new segment when the incoming batch is this much newer than the active segment's first batch. Topic config: segment.ms." },
     Setting { name: "log.cleanup.policy", default: "delete", doc: "`delete`, `compact` or `delete,compact`. Topic config: cleanup.policy." },
+    Setting { name: "log.index.size.max.bytes", default: "10485760", doc: "Largest offset index of a segment: the active segment rolls when its offset index (8 bytes an entry) or time index (12 bytes an entry) would outgrow it. Topic config: segment.index.bytes." },
+    Setting { name: "log.flush.interval.messages", default: "9223372036854775807", doc: "Force an fsync once this many messages of a partition are unflushed; a produce that reaches it is answered after the fsync. Topic config: flush.messages." },
+    Setting { name: "log.cleaner.enable", default: "true", doc: "Run the log cleaner, which compacts topics whose cleanup.policy includes `compact`." },
+    Setting { name: "log.cleaner.backoff.ms", default: "15000", doc: "How long the log cleaner sleeps when no partition needs cleaning." },
+    Setting { name: "log.cleaner.min.cleanable.ratio", default: "0.5", doc: "Clean a compacted partition once its dirty (not yet cleaned) bytes are more than this fraction of its cleanable bytes. Topic config: min.cleanable.dirty.ratio." },
+    Setting { name: "log.cleaner.min.compaction.lag.ms", default: "0", doc: "Segments holding records younger than this are not compacted. Topic config: min.compaction.lag.ms." },
+    Setting { name: "log.cleaner.max.compaction.lag.ms", default: "9223372036854775807", doc: "A partition with dirty records older than this is cleaned whatever its dirty ratio, and its active segment rolls at this age. Topic config: max.compaction.lag.ms." },
+    Setting { name: "log.cleaner.delete.retention.ms", default: "86400000", doc: "How long compaction keeps tombstones (records with a null value). Topic config: delete.retention.ms." },
+    Setting { name: "log.cleaner.dedupe.buffer.size", default: "134217728", doc: "Memory for the cleaner's key map (key bytes plus about 64 bytes a key); a partition with more distinct dirty keys is cleaned over several passes." },
     Setting { name: "log.message.timestamp.type", default: "CreateTime", doc: "`CreateTime` keeps producers' timestamps; `LogAppendTime` stamps batches with the broker's clock. Topic config: message.timestamp.type." },
     Setting { name: "compression.type", default: "producer", doc: "Codec of stored batches: `producer` keeps what the producer sent. Topic config: compression.type." },
     Setting { name: "log.segment.fd.cache.size", default: "1024", doc: "Open descriptors kept for sealed segment files (least recently used are closed). Active segments keep one descriptor each on top of this." },
@@ -95,6 +104,9 @@ pub struct Config {
     pub log_cleanup_policy: String,
     pub log_message_timestamp_type: String,
     pub compression_type: String,
+    pub log_cleaner_enable: bool,
+    pub log_cleaner_backoff_ms: u64,
+    pub log_cleaner_dedupe_buffer_size: usize,
     /// Every setting's resolved text and whether it was given explicitly (DescribeConfigs).
     pub settings: SettingValues,
     pub group_min_session_timeout_ms: i32,
@@ -379,6 +391,19 @@ impl Resolver {
         if log_segment_bytes < 14 {
             return Err(self.bad("log.segment.bytes", "must be at least 14".to_string()));
         }
+        for (name, topic_name) in [
+            ("log.index.size.max.bytes", "segment.index.bytes"),
+            ("log.flush.interval.messages", "flush.messages"),
+            (
+                "log.cleaner.min.cleanable.ratio",
+                "min.cleanable.dirty.ratio",
+            ),
+            ("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms"),
+            ("log.cleaner.max.compaction.lag.ms", "max.compaction.lag.ms"),
+            ("log.cleaner.delete.retention.ms", "delete.retention.ms"),
+        ] {
+            self.topic_level(name, topic_name)?;
+        }
         let (policy, _) = self.get("log.flush.policy");
         let flush_policy = match policy.trim() {
             "acks-all" => FlushPolicy::AcksAll,
@@ -436,6 +461,9 @@ impl Resolver {
             log_message_timestamp_type: self
                 .topic_level("log.message.timestamp.type", "message.timestamp.type")?,
             compression_type: self.topic_level("compression.type", "compression.type")?,
+            log_cleaner_enable: self.parse("log.cleaner.enable", "true or false")?,
+            log_cleaner_backoff_ms: self.positive("log.cleaner.backoff.ms")?,
+            log_cleaner_dedupe_buffer_size: self.positive("log.cleaner.dedupe.buffer.size")?,
             settings: self.setting_values(),
             group_min_session_timeout_ms,
             group_max_session_timeout_ms,

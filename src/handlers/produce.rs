@@ -1,6 +1,8 @@
 //! Produce (key 0): validate each partition's batch (header only, no per-record work), append
 //! it, and answer per `acks` — 0: no response at all; 1: after the write; all: after the
-//! group-commit flusher has fdatasync'ed it (unless `log.flush.policy = interval`).
+//! group-commit flusher has fdatasync'ed it (unless `log.flush.policy = interval`). A batch that
+//! brings the partition's unflushed messages to its `flush.messages` is answered after that
+//! fsync whatever `acks` says, as in Kafka.
 
 use std::sync::Arc;
 
@@ -69,20 +71,30 @@ pub fn handle(
             let answer = PartitionProduceResponse::default().with_index(index);
             let answer = match result {
                 Ok((outcome, log)) => {
-                    let (base, last, start, append_time) = match outcome {
+                    let (base, last, start, append_time, flush_forced) = match outcome {
                         AppendOutcome::Appended {
                             base_offset,
                             last_offset,
                             log_start_offset,
                             log_append_time,
-                        } => (base_offset, last_offset, log_start_offset, log_append_time),
+                            flush_forced,
+                        } => (
+                            base_offset,
+                            last_offset,
+                            log_start_offset,
+                            log_append_time,
+                            flush_forced,
+                        ),
                         AppendOutcome::Duplicate {
                             base_offset,
                             last_offset,
                             log_start_offset,
-                        } => (base_offset, last_offset, log_start_offset, -1),
+                        } => (base_offset, last_offset, log_start_offset, -1, false),
                     };
-                    if acks == -1 && ctx.config.flush_policy == FlushPolicy::AcksAll {
+                    // `flush.messages` reached: Kafka answers after that fsync, whatever acks.
+                    if flush_forced
+                        || (acks == -1 && ctx.config.flush_policy == FlushPolicy::AcksAll)
+                    {
                         waits.push(DurableWait {
                             log,
                             end_offset: last + 1,

@@ -14,6 +14,8 @@ use super::{topic_id_from_string, topic_id_to_string, LogError, TopicPartition};
 pub const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 /// File name of the log-start-offset checkpoint.
 pub const LOG_START_FILE: &str = "log-start-offset-checkpoint";
+/// Kafka's name for the log cleaner's positions (first dirty offset per compacted partition).
+pub const CLEANER_FILE: &str = "cleaner-offset-checkpoint";
 /// File name of the partition metadata file.
 pub const PARTITION_METADATA_FILE: &str = "partition.metadata";
 

@@ -219,7 +219,7 @@ fn interrupted_swaps_complete_and_unfinished_cleanings_roll_back() {
         let base = p.segment_base_offsets()[0];
         let pdir = dir.path().join(tp().dir_name());
         let bytes = std::fs::read(pdir.join(file_name(base, "log"))).unwrap();
-        let mut map = cleaner::OffsetMap::new();
+        let mut map = cleaner::OffsetMap::with_budget(usize::MAX);
         for b in p
             .segment_base_offsets()
             .iter()

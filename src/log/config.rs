@@ -18,7 +18,7 @@ pub enum TimestampKind {
 }
 
 /// The settings a partition log reads at run time. See the module docs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// Roll when the active segment would exceed this size (`segment.bytes`).
     pub segment_bytes: u64,
@@ -48,6 +48,22 @@ pub struct LogConfig {
     /// CreateTime records may be at most this far in the past
     /// (`message.timestamp.before.max.ms`; unlimited by default).
     pub timestamp_before_max_ms: i64,
+    /// Largest offset index file (`segment.index.bytes`): the active segment rolls when its
+    /// offset index (8 bytes an entry) or time index (12 bytes an entry) would outgrow it.
+    pub segment_index_bytes: u32,
+    /// Force an fsync once this many messages are unflushed (`flush.messages`).
+    pub flush_messages: i64,
+    /// Force an fsync once data has been unflushed this long (`flush.ms`; Gregor's default is
+    /// the broker's `log.flush.interval.ms`).
+    pub flush_ms: i64,
+    /// Records younger than this are never compacted (`min.compaction.lag.ms`).
+    pub min_compaction_lag_ms: i64,
+    /// A dirty record older than this makes the log eligible for cleaning whatever its dirty
+    /// ratio, and bounds how long the active segment stays open (`max.compaction.lag.ms`).
+    pub max_compaction_lag_ms: i64,
+    /// Clean only once dirty bytes are more than this fraction of the cleanable log
+    /// (`min.cleanable.dirty.ratio`).
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl LogConfig {
@@ -66,6 +82,23 @@ impl LogConfig {
             compression: None,
             timestamp_after_max_ms: 3_600_000,
             timestamp_before_max_ms: i64::MAX,
+            segment_index_bytes: 10 * 1024 * 1024,
+            flush_messages: i64::MAX,
+            flush_ms: i64::try_from(opts.flush_interval_ms).unwrap_or(i64::MAX),
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
+        }
+    }
+
+    /// The age at which the active segment rolls: `segment.ms`, or `max.compaction.lag.ms` if
+    /// smaller on a compacted topic, since the cleaner never touches the active segment and a
+    /// record must become cleanable within the maximum lag (Kafka does the same).
+    pub fn roll_ms(&self) -> i64 {
+        if self.compact && self.max_compaction_lag_ms > 0 {
+            self.segment_ms.min(self.max_compaction_lag_ms)
+        } else {
+            self.segment_ms
         }
     }
 
@@ -138,6 +171,39 @@ impl LogConfig {
             "delete.retention.ms" => {
                 if let Some(n) = int().filter(|n| *n >= 0) {
                     self.delete_retention_ms = n;
+                }
+            }
+            "segment.index.bytes" => {
+                if let Some(n) = int()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .filter(|n| *n >= 4)
+                {
+                    self.segment_index_bytes = n;
+                }
+            }
+            "flush.messages" => {
+                if let Some(n) = int().filter(|n| *n > 0) {
+                    self.flush_messages = n;
+                }
+            }
+            "flush.ms" => {
+                if let Some(n) = int().filter(|n| *n >= 0) {
+                    self.flush_ms = n;
+                }
+            }
+            "min.compaction.lag.ms" => {
+                if let Some(n) = int().filter(|n| *n >= 0) {
+                    self.min_compaction_lag_ms = n;
+                }
+            }
+            "max.compaction.lag.ms" => {
+                if let Some(n) = int().filter(|n| *n > 0) {
+                    self.max_compaction_lag_ms = n;
+                }
+            }
+            "min.cleanable.dirty.ratio" => {
+                if let Some(r) = v.parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r)) {
+                    self.min_cleanable_dirty_ratio = r;
                 }
             }
             "cleanup.policy" => {

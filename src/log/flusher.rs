@@ -1,8 +1,9 @@
 //! The group-commit flusher: one std thread per [`LogManager`](super::LogManager). Producers
 //! waiting for durability register their partition here; the thread drains the dirty set, gives
 //! each partition one fdatasync covering everything appended so far, and publishes the durable
-//! offset, so many waiters share one fsync. It also flushes every partition every
-//! `flush_interval_ms` and writes the recovery-point checkpoint every `checkpoint_interval_ms`.
+//! offset, so many waiters share one fsync. A periodic scan flushes every partition whose
+//! unflushed data has waited its `flush.ms` (by default the broker's `log.flush.interval.ms`),
+//! and the recovery-point checkpoint is written every `checkpoint_interval_ms`.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +16,8 @@ use super::{LogError, PartitionLog, TopicPartition};
 #[derive(Debug, Default)]
 struct FlushState {
     dirty: BTreeSet<TopicPartition>,
+    /// A `flush.ms` changed: scan now and recompute the scan period.
+    rescan: bool,
     stop: bool,
 }
 
@@ -42,6 +45,13 @@ impl FlushSignal {
         }
         self.cv.notify_one();
         Ok(())
+    }
+
+    /// Makes the flusher scan every partition now (a topic's `flush.ms` changed, so the scan
+    /// period may have to shrink).
+    pub(crate) fn rescan(&self) {
+        lock(&self.state).rescan = true;
+        self.cv.notify_one();
     }
 
     /// Asks the flusher thread to exit.
@@ -75,12 +85,23 @@ impl FlushSignal {
     }
 }
 
+/// The shortest time between two periodic scans, whatever `flush.ms` says (0 means "at every
+/// scan", as in Kafka, where the scan period bounds it).
+const MIN_SCAN_PERIOD: Duration = Duration::from_millis(5);
+
+/// Time between periodic scans when the smallest `flush.ms` of any partition is `flush_ms`:
+/// half of it, so data waits at most about 1.5 × `flush.ms` for its fsync.
+fn scan_period(flush_ms: i64) -> Duration {
+    let half = u64::try_from(flush_ms / 2).unwrap_or(0);
+    Duration::from_millis(half).max(MIN_SCAN_PERIOD)
+}
+
 /// Body of the flusher thread. Returns when [`FlushSignal::stop`] is called.
 pub(crate) fn run(shared: Arc<Shared>) {
     let signal = Arc::clone(&shared.flush);
-    let flush_every = Duration::from_millis(shared.opts.flush_interval_ms.max(1));
+    let default_flush_ms = i64::try_from(shared.opts.flush_interval_ms).unwrap_or(i64::MAX);
     let ckpt_every = Duration::from_millis(shared.opts.checkpoint_interval_ms.max(1));
-    let mut next_flush = Instant::now() + flush_every;
+    let mut next_scan = Instant::now() + scan_period(default_flush_ms);
     let mut next_ckpt = Instant::now() + ckpt_every;
     loop {
         let dirty = {
@@ -89,11 +110,14 @@ pub(crate) fn run(shared: Arc<Shared>) {
                 if st.stop {
                     return;
                 }
+                if std::mem::take(&mut st.rescan) {
+                    next_scan = Instant::now();
+                }
                 if !st.dirty.is_empty() {
                     break std::mem::take(&mut st.dirty);
                 }
                 let now = Instant::now();
-                let deadline = next_flush.min(next_ckpt);
+                let deadline = next_scan.min(next_ckpt);
                 if now >= deadline {
                     break BTreeSet::new();
                 }
@@ -108,11 +132,20 @@ pub(crate) fn run(shared: Arc<Shared>) {
             dirty.iter().filter_map(|tp| shared.get(tp)).collect();
         flush_in_parallel(&signal, &waited_on);
         let now = Instant::now();
-        if now >= next_flush {
-            let everything: Vec<Arc<PartitionLog>> =
-                shared.all().into_iter().map(|(_, p)| p).collect();
-            flush_in_parallel(&signal, &everything);
-            next_flush = now + flush_every;
+        if now >= next_scan {
+            let mut smallest_flush_ms = default_flush_ms;
+            let due: Vec<Arc<PartitionLog>> = shared
+                .all()
+                .into_iter()
+                .map(|(_, p)| p)
+                .filter(|p| {
+                    let (due, flush_ms) = p.flush_due(now);
+                    smallest_flush_ms = smallest_flush_ms.min(flush_ms);
+                    due
+                })
+                .collect();
+            flush_in_parallel(&signal, &due);
+            next_scan = now + scan_period(smallest_flush_ms);
         }
         if now >= next_ckpt {
             if let Err(e) = shared.write_checkpoints() {

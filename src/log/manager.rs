@@ -12,8 +12,10 @@ use std::thread::JoinHandle;
 
 use super::checkpoint::{
     create_dir_all, list_dir, read_offset_checkpoint, remove_dir_all, rename, sync_dir,
-    write_offset_checkpoint, write_partition_metadata, LOG_START_FILE, RECOVERY_POINT_FILE,
+    write_offset_checkpoint, write_partition_metadata, CLEANER_FILE, LOG_START_FILE,
+    RECOVERY_POINT_FILE,
 };
+use super::cleaner_thread;
 use super::flusher::{self, FlushSignal};
 use super::io::{OsIo, SegmentIo};
 use super::partition::PartitionLog;
@@ -21,7 +23,10 @@ use super::recovery::load_partition;
 use super::segment::Segment;
 use super::{LogConfig, LogError, LogOptions, TopicPartition};
 
-/// State shared between the manager and its flusher thread.
+const RETENTION_THREAD: &str = "gregor-log-retention";
+const CLEANER_THREAD: &str = "gregor-log-cleaner";
+
+/// State shared between the manager and its background threads.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) log_dir: PathBuf,
@@ -61,9 +66,6 @@ impl Shared {
                 Ok(n) => deleted += n,
                 Err(e) => tracing::error!(partition = %tp, error = %e, "retention failed"),
             }
-            if let Err(e) = p.compact(now_ms) {
-                tracing::error!(partition = %tp, error = %e, "compaction failed");
-            }
         }
         if deleted > 0 {
             if let Err(e) = self.write_checkpoints() {
@@ -90,7 +92,63 @@ impl Shared {
         }
         write_offset_checkpoint(&self.log_dir.join(RECOVERY_POINT_FILE), &rp)?;
         write_offset_checkpoint(&self.log_dir.join(LOG_START_FILE), &ls)?;
+        drop(_g);
+        self.write_cleaner_checkpoint()
+    }
+
+    /// Writes `cleaner-offset-checkpoint`: the first dirty offset of every compacted partition.
+    pub(crate) fn write_cleaner_checkpoint(&self) -> Result<(), LogError> {
+        let _g = self
+            .checkpoint_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let positions: BTreeMap<TopicPartition, i64> = self
+            .all()
+            .into_iter()
+            .filter(|(_, p)| !p.is_offline() && p.config().compact)
+            .map(|(tp, p)| (tp, p.first_dirty_offset()))
+            .collect();
+        write_offset_checkpoint(&self.log_dir.join(CLEANER_FILE), &positions)?;
         Ok(())
+    }
+}
+
+/// A background thread that runs until its stop sender is dropped.
+#[derive(Debug, Default)]
+struct Background(Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>);
+
+impl Background {
+    /// Starts `body` on a thread called `name`, replacing (and stopping) any running one.
+    /// `body` must return once its receiver gets a message or is disconnected.
+    fn start(
+        &self,
+        name: &str,
+        body: impl FnOnce(mpsc::Receiver<()>) + Send + 'static,
+    ) -> Result<(), LogError> {
+        self.stop(name);
+        let (tx, rx) = mpsc::channel::<()>();
+        let handle = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || body(rx))?;
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((tx, handle));
+        Ok(())
+    }
+
+    fn stop(&self, name: &str) {
+        let running = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some((tx, handle)) = running {
+            drop(tx);
+            if handle.join().is_err() {
+                tracing::error!(thread = name, "background thread panicked");
+            }
+        }
     }
 }
 
@@ -99,8 +157,10 @@ impl Shared {
 pub struct LogManager {
     shared: Arc<Shared>,
     flusher: Mutex<Option<JoinHandle<()>>>,
-    /// The retention thread and the sender whose drop stops it.
-    retention: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
+    /// The retention thread.
+    retention: Background,
+    /// The log cleaner thread (compaction).
+    cleaner: Background,
     admin: Mutex<()>,
 }
 
@@ -148,6 +208,7 @@ impl LogManager {
         };
         let recovery_points = ckpt(RECOVERY_POINT_FILE);
         let log_starts = ckpt(LOG_START_FILE);
+        let cleaner_positions = ckpt(CLEANER_FILE);
         let flush = Arc::new(FlushSignal::default());
         let mut partitions = BTreeMap::new();
         for (name, is_dir) in list_dir(log_dir)? {
@@ -173,6 +234,9 @@ impl LogManager {
                 Arc::clone(&flush),
                 Arc::clone(&io),
             )?;
+            if let Some(offset) = cleaner_positions.get(&tp) {
+                log.set_first_dirty_offset(*offset);
+            }
             partitions.insert(tp, Arc::new(log));
         }
         let shared = Arc::new(Shared {
@@ -190,7 +254,8 @@ impl LogManager {
         Ok(Arc::new(LogManager {
             shared,
             flusher: Mutex::new(Some(handle)),
-            retention: Mutex::new(None),
+            retention: Background::default(),
+            cleaner: Background::default(),
             admin: Mutex::new(()),
         }))
     }
@@ -308,22 +373,38 @@ impl LogManager {
     /// Starts the retention thread: a pass every `interval` (`log.retention.check.interval.ms`).
     /// Calling it again replaces the thread.
     pub fn start_retention(&self, interval: std::time::Duration) -> Result<(), LogError> {
-        self.stop_retention();
-        let (tx, rx) = mpsc::channel::<()>();
         let shared = Arc::clone(&self.shared);
-        let handle = std::thread::Builder::new()
-            .name("gregor-log-retention".into())
-            .spawn(move || {
-                // Any message or a dropped sender stops the thread.
-                while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(interval) {
-                    shared.run_retention(super::partition::now_ms());
-                }
-            })?;
-        *self
-            .retention
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((tx, handle));
-        Ok(())
+        self.retention.start(RETENTION_THREAD, move |rx| {
+            // Any message or a dropped sender stops the thread.
+            while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(interval) {
+                shared.run_retention(super::partition::now_ms());
+            }
+        })
+    }
+
+    /// Starts the log cleaner thread (see `cleaner_thread`): it sleeps `backoff`
+    /// (`log.cleaner.backoff.ms`) when no partition needs cleaning and gives each pass a key
+    /// map of about `dedupe_buffer` bytes. Calling it again replaces the thread.
+    pub fn start_cleaner(
+        &self,
+        backoff: std::time::Duration,
+        dedupe_buffer: usize,
+    ) -> Result<(), LogError> {
+        let shared = Arc::clone(&self.shared);
+        self.cleaner.start(CLEANER_THREAD, move |rx| {
+            cleaner_thread::run(shared, backoff, dedupe_buffer, rx)
+        })
+    }
+
+    /// One cleaner round now (tests, admin): compacts every partition that needs it with a key
+    /// map of about `dedupe_buffer` bytes; returns the partitions cleaned.
+    pub fn run_cleaner(&self, dedupe_buffer: usize) -> usize {
+        cleaner_thread::run_once(
+            &self.shared,
+            super::partition::now_ms(),
+            dedupe_buffer,
+            || false,
+        )
     }
 
     /// One retention pass now (tests, admin); returns the segments deleted.
@@ -331,18 +412,9 @@ impl LogManager {
         self.shared.run_retention(super::partition::now_ms())
     }
 
-    fn stop_retention(&self) {
-        let running = self
-            .retention
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some((tx, handle)) = running {
-            drop(tx);
-            if handle.join().is_err() {
-                tracing::error!("log retention thread panicked");
-            }
-        }
+    fn stop_background(&self) {
+        self.cleaner.stop(CLEANER_THREAD);
+        self.retention.stop(RETENTION_THREAD);
     }
 
     fn stop_flusher(&self) {
@@ -362,7 +434,7 @@ impl LogManager {
     /// Stops the flusher, flushes every partition and writes both checkpoints. Call on graceful
     /// shutdown; later `wait_durable` calls fail with `ShutDown`. Safe to call more than once.
     pub fn shutdown(&self) -> Result<(), LogError> {
-        self.stop_retention();
+        self.stop_background();
         self.stop_flusher();
         let mut first_err = None;
         for (_, p) in self.all() {
@@ -407,7 +479,7 @@ impl LogManager {
 impl Drop for LogManager {
     /// Stops the flusher thread without a final flush or checkpoint (that is `shutdown`'s job).
     fn drop(&mut self) {
-        self.stop_retention();
+        self.stop_background();
         self.stop_flusher();
     }
 }

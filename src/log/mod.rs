@@ -4,8 +4,10 @@
 //! the descriptor cache for sealed segments.
 //! Knows nothing of Kafka requests: it appends validated batches and returns offsets.
 
+pub(crate) mod batch_reader;
 pub mod checkpoint;
 pub(crate) mod cleaner;
+pub(crate) mod cleaner_thread;
 pub mod config;
 pub mod fd_cache;
 pub mod flusher;
@@ -19,9 +21,13 @@ pub mod segment;
 pub mod time_index;
 
 #[cfg(test)]
+mod cleaner_tests;
+#[cfg(test)]
 mod compaction_tests;
 #[cfg(test)]
 mod crash_tests;
+#[cfg(test)]
+mod flush_tests;
 #[cfg(test)]
 mod integration_tests;
 #[cfg(test)]
@@ -33,7 +39,7 @@ use std::fmt;
 
 pub use config::{LogConfig, TimestampKind};
 pub use manager::LogManager;
-pub use partition::{AppendOutcome, PartitionLog, ReadRegion, ReadResult};
+pub use partition::{AppendOutcome, Cleanability, PartitionLog, ReadRegion, ReadResult};
 pub use recovery::RecoveryReport;
 
 /// Tunables for every partition log of a [`LogManager`]. Plain data.

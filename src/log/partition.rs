@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -19,19 +20,19 @@ use crate::records::stamp::stamp_log_append_time;
 use crate::records::{stamp_base_offset_and_epoch, BatchInfo, DEFAULT_DECOMPRESS_LIMIT};
 
 use super::checkpoint::sync_dir;
-use super::cleaner::{self, OffsetMap};
 use super::config::{LogConfig, TimestampKind};
 use super::flusher::FlushSignal;
-use super::index::OffsetIndex;
 use super::io::{is_out_of_space, SegmentIo};
 use super::producer_state::{BatchMeta, ProducerState, SeqCheck};
 use super::recovery::RecoveryReport;
 use super::segment::{
-    delete_segment_files, file_name, read_header, read_range, write_indexes, AppendFailure,
-    IndexBuilder, SealedFiles, Segment, SegmentState,
+    delete_segment_files, read_header, read_range, AppendFailure, SealedFiles, Segment,
 };
-use super::time_index::TimeIndex;
 use super::{LogError, LogOptions, TopicPartition};
+
+mod compaction;
+
+pub use compaction::Cleanability;
 
 /// Result of [`PartitionLog::append`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,9 @@ pub enum AppendOutcome {
         log_append_time: i64,
         /// Log start offset after the append.
         log_start_offset: i64,
+        /// `flush.messages` was reached: an fsync has been requested, and the producer should
+        /// be answered only once it is done (Kafka flushes before answering).
+        flush_forced: bool,
     },
     /// An idempotent retry of a batch already in the log; nothing was written.
     Duplicate {
@@ -113,6 +117,11 @@ pub(crate) struct Inner {
     size_bytes: u64,
     /// Topic-level settings, read on every append and roll; replaced by `set_config`.
     pub(crate) config: LogConfig,
+    /// When the last fsync that made data durable finished (`flush.ms` counts from here).
+    last_flush: Instant,
+    /// The log cleaner's position: offsets below it have been compacted at least once (Kafka's
+    /// "first dirty offset", kept in `cleaner-offset-checkpoint`).
+    pub(crate) first_dirty_offset: i64,
 }
 
 /// A partition log. See the module docs for the thread-safety contract.
@@ -129,6 +138,9 @@ pub struct PartitionLog {
     /// Writes, fsyncs and truncations of segment files go through here (fault injection).
     io: Arc<dyn SegmentIo>,
     recovery: OnceLock<RecoveryReport>,
+    /// Held for a whole compaction pass: passes of one partition never overlap (they would
+    /// share the `.cleaned` and `.swap` file names).
+    cleaning: Mutex<()>,
     /// Test hook: the next flush fails as if fdatasync had returned EIO.
     #[cfg(test)]
     pub(crate) fail_next_flush: AtomicBool,
@@ -181,6 +193,8 @@ impl PartitionLog {
                 dir_dirty: false,
                 size_bytes,
                 config,
+                last_flush: Instant::now(),
+                first_dirty_offset: log_start_offset.min(leo),
             }),
             leo_tx,
             durable_tx,
@@ -188,6 +202,7 @@ impl PartitionLog {
             flush,
             io,
             recovery: OnceLock::new(),
+            cleaning: Mutex::new(()),
             #[cfg(test)]
             fail_next_flush: AtomicBool::new(false),
         })
@@ -209,9 +224,11 @@ impl PartitionLog {
         self.durable_tx.send_modify(|d| d.failed = true);
     }
 
-    /// Replaces the topic-level settings; the next append or roll uses them.
+    /// Replaces the topic-level settings; the next append or roll uses them, and the flusher
+    /// re-reads `flush.ms` at once.
     pub fn set_config(&self, config: LogConfig) {
         self.lock().config = config;
+        self.flush.rescan();
     }
 
     /// The current topic-level settings.
@@ -279,8 +296,9 @@ impl PartitionLog {
                     && (active.size() + len > g.config.segment_bytes
                         || last_offset - active.base_offset() > i64::from(i32::MAX)
                         || active.size() + len > u64::from(u32::MAX)
+                        || active.index_full(g.config.segment_index_bytes)
                         || active.builder.first_batch_timestamp.is_some_and(|first| {
-                            max_timestamp.saturating_sub(first) > g.config.segment_ms
+                            max_timestamp.saturating_sub(first) > g.config.roll_ms()
                         }))
             }
             None => true,
@@ -353,12 +371,20 @@ impl PartitionLog {
         g.leo = last_offset + 1;
         g.size_bytes += len;
         let log_start_offset = g.log_start_offset;
+        let unflushed = g.leo - self.durable_tx.borrow().offset;
+        let flush_forced = unflushed >= g.config.flush_messages;
+        drop(g);
         self.leo_tx.send_replace(last_offset + 1);
+        if flush_forced {
+            // Fails only once the flusher has stopped, and the shutdown flush covers this.
+            let _ = self.flush.request(&self.tp);
+        }
         Ok(AppendOutcome::Appended {
             base_offset,
             last_offset,
             log_append_time: log_append_time.unwrap_or(-1),
             log_start_offset,
+            flush_forced,
         })
     }
 
@@ -451,6 +477,7 @@ impl PartitionLog {
         })();
         match res {
             Ok(()) => {
+                self.lock().last_flush = Instant::now();
                 // Counted before publishing so a woken waiter already sees it.
                 self.flush.count_fsync();
                 self.durable_tx.send_if_modified(|d| {
@@ -468,6 +495,20 @@ impl PartitionLog {
                 Err(LogError::Io(e))
             }
         }
+    }
+
+    /// Flusher side, periodic scan: whether this partition has data that has waited for an
+    /// fsync at least `flush.ms` since the last one, and its `flush.ms`.
+    pub(crate) fn flush_due(&self, now: Instant) -> (bool, i64) {
+        let g = self.lock();
+        let flush_ms = g.config.flush_ms;
+        if self.offline.load(Ordering::SeqCst) {
+            return (false, flush_ms);
+        }
+        let unflushed = self.durable_tx.borrow().offset < g.leo || !g.sealed_unsynced.is_empty();
+        let waited = now.saturating_duration_since(g.last_flush).as_millis();
+        let due = unflushed && waited >= u128::try_from(flush_ms).unwrap_or(0);
+        (due, flush_ms)
     }
 
     /// Waits until every offset below `end_offset` is fdatasync'ed. Registers the partition with
@@ -714,133 +755,6 @@ impl PartitionLog {
         }
         sync_dir(&self.dir)?;
         Ok(removed.len())
-    }
-
-    /// Log compaction for `cleanup.policy=compact` (see `cleaner`): maps every key of the
-    /// sealed segments to its latest offset, then rewrites each sealed segment that has
-    /// superseded records or expired tombstones. Each rewrite is crash-safe: the cleaned bytes
-    /// go to `<base>.log.cleaned` (fsynced), which is renamed to `<base>.log.swap` (a crash from
-    /// here on completes the swap at recovery), then over `<base>.log` under the partition lock,
-    /// with rebuilt indexes. Readers already holding the old file keep reading the old bytes.
-    /// The active segment is never touched. Returns the number of segments rewritten. Reads
-    /// each sealed segment twice and holds one segment in memory at a time.
-    pub fn compact(&self, now_ms: i64) -> Result<usize, LogError> {
-        if self.offline.load(Ordering::SeqCst) {
-            return Ok(0);
-        }
-        let (sealed, cfg) = {
-            let g = self.lock();
-            if !g.config.compact {
-                return Ok(0);
-            }
-            let n = g.segments.len().saturating_sub(1);
-            let sealed: Vec<(i64, Arc<std::fs::File>, u64)> = g.segments[..n]
-                .iter()
-                .map(|s| Ok((s.base_offset(), s.log_file()?, s.size())))
-                .collect::<Result<_, LogError>>()?;
-            (sealed, g.config.clone())
-        };
-        if sealed.is_empty() {
-            return Ok(0);
-        }
-        let mut map = OffsetMap::new();
-        for (_, file, size) in &sealed {
-            cleaner::index_keys(&read_range(file, 0, *size)?, &mut map)?;
-        }
-        let tombstones_before = now_ms.saturating_sub(cfg.delete_retention_ms);
-        let mut rewritten = 0;
-        for (base, file, size) in &sealed {
-            let bytes = read_range(file, 0, *size)?;
-            let Some(cleaned) = cleaner::clean_segment(&bytes, &map, tombstones_before)? else {
-                continue;
-            };
-            if self.swap_in_cleaned(*base, *size, &cleaned, cfg.index_interval_bytes)? {
-                tracing::info!(partition = %self.tp, base_offset = base, before = size, after = cleaned.len(), "compacted segment");
-                rewritten += 1;
-            }
-        }
-        Ok(rewritten)
-    }
-
-    /// Replaces sealed segment `base` (whose file must still be `old`) by `cleaned`. Returns
-    /// false, leaving everything as it was, if the segment changed meanwhile.
-    fn swap_in_cleaned(
-        &self,
-        base: i64,
-        old_len: u64,
-        cleaned: &[u8],
-        interval: u32,
-    ) -> Result<bool, LogError> {
-        use std::os::unix::fs::FileExt;
-        let log_name = file_name(base, "log");
-        let cleaned_path = self.dir.join(format!("{log_name}.cleaned"));
-        let swap_path = self.dir.join(format!("{log_name}.swap"));
-        {
-            let f = std::fs::File::create(&cleaned_path)?;
-            f.write_all_at(cleaned, 0)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&cleaned_path, &swap_path)?;
-        sync_dir(&self.dir)?;
-        // Indexes of the cleaned bytes, built exactly as appends and recovery build them.
-        let mut builder = IndexBuilder::new(base, interval);
-        let mut index = OffsetIndex::new(Vec::new(), None);
-        let mut time = TimeIndex::new(Vec::new(), None);
-        let mut next_offset = base;
-        let mut pos = 0usize;
-        while let Some(h) = cleaned.get(pos..).and_then(BatchHeader::new) {
-            let n = h
-                .total_size()
-                .filter(|n| *n >= HEADER_LEN)
-                .unwrap_or(usize::MAX);
-            if n == usize::MAX || pos + n > cleaned.len() {
-                return Err(LogError::Corrupt("cleaned segment is malformed".into()));
-            }
-            let add = builder.add(pos as u64, h.last_offset(), h.max_timestamp(), n as u64);
-            if let Some((rel, p)) = add.offset {
-                index.append(rel, p)?;
-            }
-            if let Some((ts, rel)) = add.time {
-                time.maybe_append(ts, rel)?;
-            }
-            next_offset = h.last_offset() + 1;
-            pos += n;
-        }
-        if let Some((ts, rel)) = builder.final_time_entry() {
-            time.maybe_append(ts, rel)?;
-        }
-        let mut g = self.lock();
-        let idx = g.segments.iter().position(|s| s.base_offset() == base);
-        let Some(i) = idx.filter(|&i| {
-            i + 1 < g.segments.len()
-                && g.segments[i].size() == old_len
-                && g.segments[i].next_offset() == next_offset
-        }) else {
-            drop(g);
-            std::fs::remove_file(&swap_path)?;
-            return Ok(false);
-        };
-        super::fd_cache::global().forget(&self.dir.join(&log_name));
-        std::fs::rename(&swap_path, self.dir.join(&log_name))?;
-        write_indexes(&self.dir, base, index.entries(), time.entries(), true)?;
-        let seg = Segment::open(
-            &self.dir,
-            base,
-            false,
-            SegmentState {
-                index: index.entries().to_vec(),
-                time_index: time.entries().to_vec(),
-                builder,
-                size: cleaned.len() as u64,
-                next_offset,
-            },
-        )?;
-        let old_size = g.segments[i].size();
-        g.segments[i] = seg;
-        g.size_bytes = g.size_bytes.saturating_sub(old_size) + cleaned.len() as u64;
-        drop(g);
-        sync_dir(&self.dir)?;
-        Ok(true)
     }
 
     /// Log start offset: the first offset still readable.

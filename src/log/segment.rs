@@ -268,6 +268,15 @@ impl Segment {
             self.builder.offset_of_max_timestamp,
         )
     }
+    /// True when the offset index (8 bytes an entry) or the time index (12 bytes an entry, one
+    /// kept free for the entry written at seal) has no room left under `max_index_bytes`
+    /// (`segment.index.bytes`): the segment must roll before the next append.
+    pub(crate) fn index_full(&self, max_index_bytes: u32) -> bool {
+        let max = max_index_bytes as usize;
+        self.index.len() >= max / super::index::ENTRY_LEN
+            || self.time_index.entries().len() + 1 >= max / super::time_index::ENTRY_LEN
+    }
+
     /// A shared read handle of the `.log` file (from the descriptor cache once sealed).
     pub(crate) fn log_file(&self) -> io::Result<Arc<File>> {
         match &self.log {

@@ -57,9 +57,9 @@ pub fn validate(name: &str, value: Option<&str>) -> Result<(), String> {
         }
     };
     match name {
-        "max.message.bytes" | "segment.bytes" | "segment.index.bytes" | "min.insync.replicas" => {
-            numeric(1)
-        }
+        "max.message.bytes" | "segment.bytes" | "min.insync.replicas" | "flush.messages"
+        | "max.compaction.lag.ms" => numeric(1),
+        "segment.index.bytes" => numeric(4),
         "retention.ms" | "retention.bytes" | "local.retention.ms" | "local.retention.bytes" => {
             numeric(-2)
         }
@@ -69,9 +69,13 @@ pub fn validate(name: &str, value: Option<&str>) -> Result<(), String> {
         | "segment.ms"
         | "segment.jitter.ms"
         | "file.delete.delay.ms"
-        | "flush.messages"
-        | "flush.ms"
-        | "max.compaction.lag.ms" => numeric(0),
+        | "flush.ms" => numeric(0),
+        "min.cleanable.dirty.ratio" => match value.trim().parse::<f64>() {
+            Ok(r) if (0.0..=1.0).contains(&r) => Ok(()),
+            _ => Err(format!(
+                "invalid value `{value}` for `min.cleanable.dirty.ratio`: expected a number between 0 and 1"
+            )),
+        },
         "cleanup.policy" => {
             let ok = value
                 .split(',')

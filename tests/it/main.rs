@@ -9,6 +9,7 @@ static ALLOCATOR: gregor::alloc_guard::GuardedAllocator = gregor::alloc_guard::G
 mod harness;
 
 mod configs;
+mod flush_and_cleaner;
 mod groups;
 mod kip848;
 mod process;

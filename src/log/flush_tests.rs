@@ -1,0 +1,128 @@
+//! Per-topic flush triggers and index-size rolls, on real files: `flush.messages` forces an
+//! fsync when enough messages are unflushed, `flush.ms` gets a partition's data synced within
+//! its own period while the broker-wide period is an hour, and `segment.index.bytes` rolls the
+//! active segment when its index is full.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::records::testutil::simple_batch;
+use crate::records::validate_produce_batch;
+
+/// Broker-wide flush period of an hour: only the per-topic settings can cause a flush here.
+fn opts() -> LogOptions {
+    LogOptions {
+        flush_interval_ms: 3_600_000,
+        checkpoint_interval_ms: 3_600_000,
+        ..LogOptions::default()
+    }
+}
+
+fn append(p: &PartitionLog, records: usize) -> AppendOutcome {
+    append_at(p, records, partition::now_ms())
+}
+
+fn append_at(p: &PartitionLog, records: usize, ts: i64) -> AppendOutcome {
+    let b = simple_batch(records, 20, ts);
+    let info = validate_produce_batch(&b, 1 << 20).unwrap();
+    p.append(&Bytes::from(b), &info, 0).unwrap()
+}
+
+fn forced(o: AppendOutcome) -> bool {
+    matches!(
+        o,
+        AppendOutcome::Appended {
+            flush_forced: true,
+            ..
+        }
+    )
+}
+
+/// Waits up to `limit` for `p` to be durable up to its end; returns how long it took.
+fn durable_within(p: &PartitionLog, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if p.durable_offset() == p.log_end_offset() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
+#[test]
+fn flush_messages_forces_an_fsync_once_enough_messages_are_unflushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = LogManager::open(dir.path(), opts()).unwrap();
+    let p = m.create(&TopicPartition::new("f", 0), [1; 16]).unwrap();
+    let mut c = p.config();
+    c.flush_messages = 10;
+    p.set_config(c);
+    assert!(!forced(append(&p, 4)));
+    assert!(!forced(append(&p, 5)), "9 unflushed messages: below 10");
+    assert!(forced(append(&p, 1)), "the 10th message forces the fsync");
+    assert!(durable_within(&p, Duration::from_secs(5)).is_some());
+    assert!(!forced(append(&p, 3)), "the count restarts after the fsync");
+    assert!(forced(append(&p, 20)), "one batch over the limit");
+    assert!(durable_within(&p, Duration::from_secs(5)).is_some());
+}
+
+#[test]
+fn flush_ms_syncs_a_partition_within_its_own_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = LogManager::open(dir.path(), opts()).unwrap();
+    let fast = m.create(&TopicPartition::new("fast", 0), [1; 16]).unwrap();
+    let slow = m.create(&TopicPartition::new("slow", 0), [2; 16]).unwrap();
+    let mut c = fast.config();
+    c.flush_ms = 100;
+    fast.set_config(c);
+    // Let the first scan see the new period, then wait out a full period so "since the last
+    // flush" is long enough.
+    std::thread::sleep(Duration::from_millis(150));
+    append(&fast, 3);
+    append(&slow, 3);
+    let took = durable_within(&fast, Duration::from_secs(5)).expect("flush.ms=100 never synced");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        slow.durable_offset() < slow.log_end_offset(),
+        "the default (an hour) must not have synced the other partition"
+    );
+    // Lowering a live topic's flush.ms applies at once.
+    let mut c = slow.config();
+    c.flush_ms = 0;
+    slow.set_config(c);
+    assert!(durable_within(&slow, Duration::from_secs(2)).is_some());
+}
+
+#[test]
+fn segment_index_bytes_rolls_the_active_segment_when_its_index_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = LogManager::open(dir.path(), opts()).unwrap();
+    let p = m.create(&TopicPartition::new("i", 0), [3; 16]).unwrap();
+    let mut c = p.config();
+    c.index_interval_bytes = 0; // an index entry for every batch after the first
+    c.segment_index_bytes = 4 * 12; // room for 4 offset entries, 3 time entries + the last
+    p.set_config(c);
+    let now = partition::now_ms();
+    for i in 0..20 {
+        append_at(&p, 1, now + i); // rising timestamps: a time index entry per batch too
+    }
+    let bases = p.segment_base_offsets();
+    assert_eq!(bases.len(), 5, "4 batches a segment: {bases:?}");
+    for base in &bases[..bases.len() - 1] {
+        let entries = p.index_entries(*base).unwrap();
+        assert!(entries.len() * 8 <= 48, "{base}: {entries:?}");
+    }
+    // The default 10 MiB never rolls this log.
+    let q = m.create(&TopicPartition::new("i", 1), [3; 16]).unwrap();
+    let mut c = q.config();
+    c.index_interval_bytes = 0;
+    q.set_config(c);
+    for _ in 0..20 {
+        append(&q, 1);
+    }
+    assert_eq!(q.segment_base_offsets().len(), 1);
+}

@@ -8,6 +8,7 @@ static ALLOCATOR: gregor::alloc_guard::GuardedAllocator = gregor::alloc_guard::G
 
 mod harness;
 
+mod cleaner_crash;
 mod configs;
 mod flush_and_cleaner;
 mod groups;

@@ -25,6 +25,11 @@ pub fn free_port() -> u16 {
 }
 
 pub fn spawn(dir: &std::path::Path, port: u16) -> Child {
+    spawn_with(dir, port, &[])
+}
+
+/// [`spawn`] with extra command-line arguments (e.g. `--set name=value`).
+pub fn spawn_with(dir: &std::path::Path, port: u16, extra: &[&str]) -> Child {
     Command::new(BIN)
         .args([
             "--listeners",
@@ -32,6 +37,7 @@ pub fn spawn(dir: &std::path::Path, port: u16) -> Child {
             "--log-dirs",
             &dir.display().to_string(),
         ])
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -35,6 +35,30 @@ const RESERVED_DESCRIPTORS: usize = 256;
 /// EMFILE — and the listener could no longer accept connections. The open-file limit, less
 /// what connections (`max.connections`), the sealed-segment cache (`log.segment.fd.cache.size`)
 /// and the broker itself may use.
+/// Raises the soft open-file limit to the hard one, as the broker keeps one descriptor per
+/// partition and one per connection, and distributions often leave the soft limit at 1024.
+/// Returns the (old, new) soft limit if it changed. Called by the binary at start-up.
+pub fn raise_open_file_limit() -> std::io::Result<Option<(u64, u64)>> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if limit.rlim_cur >= limit.rlim_max {
+        return Ok(None);
+    }
+    let old = limit.rlim_cur;
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: setrlimit only reads the struct it is given.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(Some((old, limit.rlim_max)))
+}
+
 pub fn partition_limit(config: &Config) -> usize {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -81,7 +105,7 @@ impl BrokerContext {
     }
 
     /// Refuses to go past [`BrokerContext::partition_limit`].
-    fn check_partition_limit(&self, adding: usize) -> Result<(), TopicError> {
+    pub fn check_partition_limit(&self, adding: usize) -> Result<(), TopicError> {
         let total = self.logs.all().len() + adding;
         if total > self.partition_limit {
             return Err(TopicError::PartitionLimit {

@@ -111,6 +111,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    match gregor::broker::raise_open_file_limit() {
+        Ok(Some((old, new))) => tracing::info!(old, new, "raised the open-file limit"),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     if gregor::alloc_guard::overcommit_is_strict() {
         tracing::warn!("vm.overcommit_memory=2: hostile array lengths in requests may exhaust the commit limit");
     }

@@ -103,6 +103,10 @@ fn create_one(
         }
     }
     if validate_only {
+        // A dry run answers what the real request would, open-file budget included.
+        let added = usize::try_from(topic.count - current).unwrap_or(0);
+        ctx.check_partition_limit(added)
+            .map_err(|e| (ResponseError::InvalidPartitions, e.to_string()))?;
         return Ok(());
     }
     match ctx.add_partitions(name, topic.count) {

@@ -92,6 +92,9 @@ fn create_one(
             .with_configs(Some(described.clone()))
     };
     if validate_only {
+        // A dry run answers what the real request would, open-file budget included.
+        ctx.check_partition_limit(usize::try_from(partitions).unwrap_or(0))
+            .map_err(|e| (ResponseError::InvalidPartitions, e.to_string()))?;
         return Ok(done(uuid::Uuid::nil()));
     }
     match ctx.create_topic(&name, partitions, configs) {

@@ -188,3 +188,43 @@ async fn sigterm_exits_zero_and_sigkill_loses_no_acknowledged_record() {
     );
     kill9(&mut child);
 }
+
+/// The broker raises its soft open-file limit to the hard one (one descriptor per partition).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_raises_the_soft_open_file_limit_to_the_hard_one() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "--listeners",
+        &format!("PLAINTEXT://127.0.0.1:{port}"),
+        "--log-dirs",
+        &dir.path().display().to_string(),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    // SAFETY: the closure only calls getrlimit/setrlimit, which are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut l = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut l);
+            l.rlim_cur = l.rlim_cur.min(256);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn gregor");
+    let _c = connect_when_ready(port).await;
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    kill9(&mut child);
+    assert_eq!(numbers[0], numbers[1], "soft == hard: {line}");
+}

@@ -383,6 +383,11 @@ async fn partitions_beyond_the_open_file_budget_are_refused() {
             .with_replication_factor(1),
     ]);
     assert_eq!(c.call(&big, 7).await.topics[0].error_code, 37);
+    // A dry run (validate_only) gives the same answer as the real request.
+    let dry_grow = grow.clone().with_validate_only(true);
+    assert_eq!(c.call(&dry_grow, 3).await.results[0].error_code, 37);
+    let dry_big = big.clone().with_validate_only(true);
+    assert_eq!(c.call(&dry_big, 7).await.topics[0].error_code, 37);
     // Nothing was created, and the broker keeps serving.
     let md = c
         .call(&MetadataRequest::default().with_topics(None), 12)

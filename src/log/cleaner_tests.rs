@@ -306,3 +306,62 @@ fn the_background_cleaner_compacts_without_being_asked() {
     assert_eq!(contents(&p), expected_after_compaction(&before, end));
     m.shutdown().unwrap();
 }
+
+/// Peak resident memory of this process since the last reset, in KiB (Linux).
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Measurement, not run in CI (`cargo test --release --lib cleaning_a_large_log -- --ignored
+/// --nocapture`): compacts 768 MiB in 256 MiB segments and prints the peak memory the pass
+/// added, which the streamed segments and the key-map budget bound.
+#[test]
+#[ignore]
+fn cleaning_a_large_log_uses_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = LogManager::open(dir.path(), opts()).unwrap();
+    let p = compacted(&m, |c| c.segment_bytes = 256 << 20);
+    let now = partition::now_ms();
+    let value = "v".repeat(1000);
+    let keys = 100_000;
+    let mut written = 0u64;
+    let mut i = 0usize;
+    while written < 768 << 20 {
+        let names: Vec<String> = (0..100)
+            .map(|j| format!("key-{}", (i * 100 + j) % keys))
+            .collect();
+        let recs: Vec<TestRecord<'_>> = names
+            .iter()
+            .map(|k| (Some(k.as_bytes()), Some(value.as_bytes()), vec![], now))
+            .collect();
+        let b = build_batch(&recs, Compression::None, -1, -1, -1);
+        written += b.len() as u64;
+        let info = validate_produce_batch(&b, 1 << 24).unwrap();
+        p.append(&Bytes::from(b), &info, 0).unwrap();
+        i += 1;
+    }
+    // A last batch in a fresh active segment, so every written byte is cleanable.
+    let mut c = p.config();
+    c.segment_bytes = 1;
+    p.set_config(c);
+    put(&p, &[("last", "x")], now);
+    let size_before = p.size_bytes();
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    let base = peak_rss_kib();
+    let started = std::time::Instant::now();
+    p.compact(now).unwrap();
+    let took = started.elapsed();
+    let peak = peak_rss_kib();
+    eprintln!(
+        "compacted {} MiB ({} keys, {} segments) to {} MiB in {:.1} s; peak memory added: {} MiB",
+        size_before >> 20,
+        keys,
+        p.segment_base_offsets().len(),
+        p.size_bytes() >> 20,
+        took.as_secs_f64(),
+        (peak.saturating_sub(base)) >> 10
+    );
+    assert!(p.size_bytes() < size_before / 4);
+}

@@ -217,9 +217,13 @@ fn produce_one(
     let (batch, info) = match config.compression {
         Some(codec) if codec != info.compression => {
             let corrupt = |e: RecordError| (ResponseError::CorruptMessage, Some(e.to_string()));
-            let out =
-                records::rebuild::recompress(&batch, codec, records::DEFAULT_DECOMPRESS_LIMIT)
-                    .map_err(corrupt)?;
+            let out = records::rebuild::recompress(
+                &batch,
+                codec,
+                config.compression_level(codec),
+                records::DEFAULT_DECOMPRESS_LIMIT,
+            )
+            .map_err(corrupt)?;
             let info = records::validate_produce_batch(&out, usize::MAX).map_err(corrupt)?;
             (bytes::Bytes::from(out), info)
         }

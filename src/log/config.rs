@@ -64,6 +64,13 @@ pub struct LogConfig {
     /// Clean only once dirty bytes are more than this fraction of the cleanable log
     /// (`min.cleanable.dirty.ratio`).
     pub min_cleanable_dirty_ratio: f64,
+    /// Each segment rolls up to this much before `segment.ms` (a random amount fixed per
+    /// segment), so partitions created together do not all roll at once (`segment.jitter.ms`).
+    pub segment_jitter_ms: i64,
+    /// Level of broker-side gzip recompression, -1 for the default (`compression.gzip.level`).
+    pub gzip_level: i32,
+    /// Level of broker-side zstd recompression (`compression.zstd.level`).
+    pub zstd_level: i32,
 }
 
 impl LogConfig {
@@ -88,6 +95,29 @@ impl LogConfig {
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.5,
+            segment_jitter_ms: 0,
+            gzip_level: -1,
+            zstd_level: 3,
+        }
+    }
+
+    /// The level broker-side recompression to `codec` runs at (`compression.<codec>.level`);
+    /// `None` for the codec's default.
+    pub fn compression_level(&self, codec: Compression) -> Option<i32> {
+        match codec {
+            Compression::Gzip if self.gzip_level != -1 => Some(self.gzip_level),
+            Compression::Zstd => Some(self.zstd_level),
+            _ => None,
+        }
+    }
+
+    /// How much earlier than [`LogConfig::roll_ms`] a segment with random `seed` rolls:
+    /// `seed` modulo `segment.jitter.ms` (capped at the roll time), as Kafka draws it.
+    pub fn roll_jitter_ms(&self, seed: u64) -> i64 {
+        let bound = self.segment_jitter_ms.min(self.roll_ms());
+        match u64::try_from(bound) {
+            Ok(b) if b > 0 => i64::try_from(seed % b).unwrap_or(0),
+            _ => 0,
         }
     }
 
@@ -199,6 +229,21 @@ impl LogConfig {
             "max.compaction.lag.ms" => {
                 if let Some(n) = int().filter(|n| *n > 0) {
                     self.max_compaction_lag_ms = n;
+                }
+            }
+            "segment.jitter.ms" => {
+                if let Some(n) = int().filter(|n| *n >= 0) {
+                    self.segment_jitter_ms = n;
+                }
+            }
+            "compression.gzip.level" => {
+                if let Some(n) = int().and_then(|n| i32::try_from(n).ok()) {
+                    self.gzip_level = n;
+                }
+            }
+            "compression.zstd.level" => {
+                if let Some(n) = int().and_then(|n| i32::try_from(n).ok()) {
+                    self.zstd_level = n;
                 }
             }
             "min.cleanable.dirty.ratio" => {

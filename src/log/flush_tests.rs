@@ -1,7 +1,7 @@
-//! Per-topic flush triggers and index-size rolls, on real files: `flush.messages` forces an
-//! fsync when enough messages are unflushed, `flush.ms` gets a partition's data synced within
-//! its own period while the broker-wide period is an hour, and `segment.index.bytes` rolls the
-//! active segment when its index is full.
+//! Per-topic flush triggers and roll settings, on real files: `flush.messages` forces an fsync
+//! when enough messages are unflushed, `flush.ms` gets a partition's data synced within its own
+//! period while the broker-wide period is an hour, `segment.index.bytes` rolls the active
+//! segment when its index is full, and `segment.jitter.ms` spreads time-based rolls.
 
 use std::time::{Duration, Instant};
 
@@ -125,4 +125,35 @@ fn segment_index_bytes_rolls_the_active_segment_when_its_index_is_full() {
         append(&q, 1);
     }
     assert_eq!(q.segment_base_offsets().len(), 1);
+}
+
+#[test]
+fn segment_jitter_ms_rolls_some_segments_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = LogManager::open(dir.path(), opts()).unwrap();
+    let mut rolled = 0;
+    for i in 0..20 {
+        let p = m.create(&TopicPartition::new("j", i), [4; 16]).unwrap();
+        let mut c = p.config();
+        c.segment_ms = 1000;
+        c.segment_jitter_ms = 1000;
+        p.set_config(c);
+        append_at(&p, 1, 10_000);
+        // 500 ms later: within segment.ms, past it for segments whose jitter exceeds 500 ms.
+        append_at(&p, 1, 10_500);
+        if p.segment_base_offsets().len() == 2 {
+            rolled += 1;
+        }
+    }
+    // Each segment draws its own jitter in [0, 1000): about half roll early. All or none has
+    // a chance of about 2 in a million.
+    assert!((1..20).contains(&rolled), "{rolled} of 20 rolled");
+    // Without jitter none rolls.
+    let p = m.create(&TopicPartition::new("nj", 0), [5; 16]).unwrap();
+    let mut c = p.config();
+    c.segment_ms = 1000;
+    p.set_config(c);
+    append_at(&p, 1, 10_000);
+    append_at(&p, 1, 10_500);
+    assert_eq!(p.segment_base_offsets().len(), 1);
 }

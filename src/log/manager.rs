@@ -5,7 +5,6 @@
 //! behind an `RwLock`; creation and deletion are serialised by a separate mutex.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -175,13 +174,7 @@ fn parse_partition_dir(name: &str) -> Option<TopicPartition> {
 }
 
 fn random_hex() -> String {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    format!("{:016x}", h.finish())
+    format!("{:016x}", super::random_u64())
 }
 
 impl LogManager {

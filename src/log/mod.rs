@@ -66,6 +66,19 @@ impl Default for LogOptions {
     }
 }
 
+/// A random number (std's randomly keyed SipHash over the clock): unique directory names and
+/// per-segment roll jitter need no more.
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
 /// A topic partition. Ordered by topic, then partition.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicPartition {

@@ -298,7 +298,9 @@ impl PartitionLog {
                         || active.size() + len > u64::from(u32::MAX)
                         || active.index_full(g.config.segment_index_bytes)
                         || active.builder.first_batch_timestamp.is_some_and(|first| {
-                            max_timestamp.saturating_sub(first) > g.config.roll_ms()
+                            let roll_after =
+                                g.config.roll_ms() - g.config.roll_jitter_ms(active.roll_seed);
+                            max_timestamp.saturating_sub(first) > roll_after
                         }))
             }
             None => true,

@@ -164,6 +164,8 @@ pub struct Segment {
     pub(crate) builder: IndexBuilder,
     size: u64,
     next_offset: i64,
+    /// Random per segment: picks its `segment.jitter.ms` (see `LogConfig::roll_jitter_ms`).
+    pub(crate) roll_seed: u64,
 }
 
 /// Parameters for [`Segment::open`], as established by recovery.
@@ -200,6 +202,7 @@ impl Segment {
             builder: IndexBuilder::new(base_offset, interval),
             size: 0,
             next_offset: base_offset,
+            roll_seed: super::random_u64(),
         })
     }
 
@@ -246,6 +249,7 @@ impl Segment {
             builder: st.builder,
             size: st.size,
             next_offset: st.next_offset,
+            roll_seed: super::random_u64(),
         })
     }
 

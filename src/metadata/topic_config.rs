@@ -70,6 +70,24 @@ pub fn validate(name: &str, value: Option<&str>) -> Result<(), String> {
         | "segment.jitter.ms"
         | "file.delete.delay.ms"
         | "flush.ms" => numeric(0),
+        "compression.gzip.level" => match value.trim().parse::<i64>() {
+            Ok(-1 | 1..=9) => Ok(()),
+            _ => Err(format!(
+                "invalid value `{value}` for `compression.gzip.level`: expected -1 or 1 to 9"
+            )),
+        },
+        "compression.lz4.level" => match value.trim().parse::<i64>() {
+            Ok(1..=17) => Ok(()),
+            _ => Err(format!(
+                "invalid value `{value}` for `compression.lz4.level`: expected 1 to 17"
+            )),
+        },
+        "compression.zstd.level" => match value.trim().parse::<i64>() {
+            Ok(-131_072..=22) => Ok(()),
+            _ => Err(format!(
+                "invalid value `{value}` for `compression.zstd.level`: expected -131072 to 22"
+            )),
+        },
         "min.cleanable.dirty.ratio" => match value.trim().parse::<f64>() {
             Ok(r) if (0.0..=1.0).contains(&r) => Ok(()),
             _ => Err(format!(

@@ -110,13 +110,28 @@ fn io_err(codec: Compression, e: std::io::Error) -> RecordError {
     RecordError::InvalidRecord(format!("{codec:?} compression failed: {e}"))
 }
 
-/// Compresses `input`. Snappy output uses xerial framing, as the Java client writes it.
-/// Pure; thread-safe.
+/// Compresses `input` at the codec's default level. Snappy output uses xerial framing, as the
+/// Java client writes it. Pure; thread-safe.
 pub fn compress(codec: Compression, input: &[u8]) -> Result<Vec<u8>, RecordError> {
+    compress_at(codec, input, None)
+}
+
+/// [`compress`] at `level` (`compression.gzip.level`: -1 or 1–9; `compression.zstd.level`);
+/// `None` or -1 is the codec's default. Snappy has no levels, and lz4 is written by `lz4_flex`,
+/// which has only its fast mode, so `compression.lz4.level` cannot be honoured.
+pub fn compress_at(
+    codec: Compression,
+    input: &[u8],
+    level: Option<i32>,
+) -> Result<Vec<u8>, RecordError> {
     match codec {
         Compression::None => Ok(input.to_vec()),
         Compression::Gzip => {
-            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            let level = match level.and_then(|l| u32::try_from(l).ok()) {
+                Some(l @ 1..=9) => flate2::Compression::new(l),
+                _ => flate2::Compression::default(),
+            };
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), level);
             enc.write_all(input).map_err(|e| io_err(codec, e))?;
             enc.finish().map_err(|e| io_err(codec, e))
         }
@@ -143,7 +158,9 @@ pub fn compress(codec: Compression, input: &[u8]) -> Result<Vec<u8>, RecordError
             enc.finish()
                 .map_err(|e| RecordError::InvalidRecord(format!("lz4 compression failed: {e}")))
         }
-        Compression::Zstd => zstd::stream::encode_all(input, 3).map_err(|e| io_err(codec, e)),
+        Compression::Zstd => {
+            zstd::stream::encode_all(input, level.unwrap_or(3)).map_err(|e| io_err(codec, e))
+        }
     }
 }
 

@@ -87,8 +87,14 @@ pub fn retain_records(
 
 /// `batch` with its records section compressed with `codec` instead (a topic whose
 /// `compression.type` is not `producer`). Records are unchanged; attributes bits 0–2, length
-/// and CRC are rewritten. Decompression is capped at `limit` bytes.
-pub fn recompress(batch: &[u8], codec: Compression, limit: usize) -> Result<Vec<u8>, RecordError> {
+/// and CRC are rewritten, and the codec runs at `level` (see `compression::compress_at`).
+/// Decompression is capped at `limit` bytes.
+pub fn recompress(
+    batch: &[u8],
+    codec: Compression,
+    level: Option<i32>,
+    limit: usize,
+) -> Result<Vec<u8>, RecordError> {
     let h = BatchHeader::new(batch)
         .ok_or_else(|| RecordError::CorruptMessage("batch shorter than header".into()))?;
     let total = h
@@ -103,7 +109,7 @@ pub fn recompress(batch: &[u8], codec: Compression, limit: usize) -> Result<Vec<
         Compression::None => raw.to_vec(),
         c => super::compression::decompress_bounded(c, raw, limit)?,
     };
-    let body = compress(codec, &plain)?;
+    let body = super::compression::compress_at(codec, &plain, level)?;
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
     out.extend_from_slice(&batch[..HEADER_LEN]);
     out.extend_from_slice(&body);
@@ -155,7 +161,7 @@ mod tests {
             Compression::Lz4,
             Compression::Zstd,
         ] {
-            let out = recompress(&batch, codec, 1 << 20).unwrap();
+            let out = recompress(&batch, codec, None, 1 << 20).unwrap();
             let h = BatchHeader::new(&out).unwrap();
             assert_eq!(h.compression(), Some(codec));
             assert_eq!(h.crc(), compute_crc(&out));

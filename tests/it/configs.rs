@@ -424,6 +424,91 @@ async fn topic_compression_type_recompresses_stored_batches() {
     assert_eq!(data.records.unwrap().len(), batch.len());
 }
 
+/// A batch of text-like records that compresses better at higher levels.
+fn wordy_batch(n: usize) -> Vec<u8> {
+    let words = [
+        "kafka", "broker", "segment", "offset", "replica", "leader", "fetch",
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let values: Vec<String> = (0..n)
+        .map(|_| {
+            (0..400)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    words[(state % words.len() as u64) as usize]
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let recs: Vec<gregor::records::testutil::TestRecord<'_>> = values
+        .iter()
+        .map(|v| (None, Some(v.as_bytes()), vec![], 42))
+        .collect();
+    gregor::records::testutil::build_batch(&recs, gregor::records::Compression::None, -1, -1, -1)
+}
+
+/// Sets `compression.type` and a level on topic `lv`, produces `batch` and returns the size of
+/// the batch as stored.
+async fn stored_len(
+    c: &mut Client,
+    id: uuid::Uuid,
+    batch: &[u8],
+    (codec, key, level): (&str, &str, &str),
+) -> usize {
+    let ops = [("compression.type", 0, Some(codec)), (key, 0, Some(level))];
+    assert_eq!(alter(c, "lv", &ops, false).await.0, 0);
+    let p = produce(c, "lv", id, 0, batch, 9).await;
+    assert_eq!(p.error_code, 0);
+    let stored = fetch(c, "lv", id, 0, p.base_offset, 12)
+        .await
+        .records
+        .unwrap();
+    let h = BatchHeader::new(&stored).unwrap();
+    assert_eq!(h.record_count(), 20);
+    h.total_size().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compression_levels_apply_to_broker_side_recompression() {
+    let b = harness::start(&[]).await;
+    let mut c = b.client().await;
+    let id = create(&mut c, "lv", 1).await.topics[0].topic_id;
+    let batch = wordy_batch(20);
+    let gzip_fast = stored_len(&mut c, id, &batch, ("gzip", "compression.gzip.level", "1")).await;
+    let gzip_best = stored_len(&mut c, id, &batch, ("gzip", "compression.gzip.level", "9")).await;
+    let zstd_fast = stored_len(&mut c, id, &batch, ("zstd", "compression.zstd.level", "1")).await;
+    let zstd_best = stored_len(&mut c, id, &batch, ("zstd", "compression.zstd.level", "19")).await;
+    assert!(
+        gzip_best < gzip_fast,
+        "gzip 9: {gzip_best} vs 1: {gzip_fast}"
+    );
+    assert!(
+        zstd_best < zstd_fast,
+        "zstd 19: {zstd_best} vs 1: {zstd_fast}"
+    );
+    // Out-of-range levels are refused, naming the key.
+    let (code, message) = alter(
+        &mut c,
+        "lv",
+        &[("compression.zstd.level", 0, Some("23"))],
+        false,
+    )
+    .await;
+    assert_eq!(code, 40, "INVALID_CONFIG");
+    assert!(message.contains("compression.zstd.level"), "{message}");
+    let (code, _) = alter(
+        &mut c,
+        "lv",
+        &[("compression.gzip.level", 0, Some("0"))],
+        false,
+    )
+    .await;
+    assert_eq!(code, 40);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timestamp_bounds_are_enforced_for_create_time() {
     let b = harness::start(&[]).await;

@@ -213,14 +213,15 @@ async fn the_cleaner_honours_ratio_and_lags_set_on_a_live_topic() {
         "ratio 1 never cleans"
     );
     set(&mut c, "ratio", "max.compaction.lag.ms", "60000").await;
+    let log = b.broker.context().partition("ratio", 0).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while consume_all(&mut c, "ratio", id).await.len() == 30 {
+    // Compacted segments become visible one by one; the cleaner's position moves at the end
+    // of the pass.
+    while consume_all(&mut c, "ratio", id).await.len() == 30 || log.first_dirty_offset() == 0 {
         assert!(
             Instant::now() < deadline,
             "max.compaction.lag.ms never forced a pass"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let log = b.broker.context().partition("ratio", 0).unwrap();
-    assert!(log.first_dirty_offset() > 0);
 }

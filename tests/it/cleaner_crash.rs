@@ -10,10 +10,8 @@ use std::time::{Duration, Instant};
 
 use gregor::records::testutil::build_batch;
 use gregor::records::{BatchHeader, Compression};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::*;
 
-use crate::harness::{fetch_request, produce_request, s, Client};
+use crate::harness::{create_with_configs, fetch_request, produce_request, Client};
 use crate::process::{connect_when_ready, free_port, kill9, spawn_with};
 
 const TOPIC: &str = "cc";
@@ -81,23 +79,7 @@ async fn sigkill_during_compaction_leaves_a_consistent_log() {
         ("min.cleanable.dirty.ratio", "0"),
         ("delete.retention.ms", "0"),
     ];
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(TopicName(s(TOPIC)))
-            .with_num_partitions(1)
-            .with_replication_factor(1)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
-                        CreatableTopicConfig::default()
-                            .with_name(s(k))
-                            .with_value(Some(s(v)))
-                    })
-                    .collect(),
-            )])
-        .with_timeout_ms(5000);
-    let created = c.call(&req, 7).await;
+    let created = create_with_configs(&mut c, TOPIC, 1, &configs).await;
     assert_eq!(created.topics[0].error_code, 0);
     let id = created.topics[0].topic_id;
 

@@ -8,12 +8,10 @@ use std::time::{Duration, Instant};
 
 use gregor::records::testutil::{build_batch, simple_batch, TestRecord};
 use gregor::records::{records, BatchHeader, Compression};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::CreateTopicsRequest;
 use uuid::Uuid;
 
 use crate::configs::{alter, describe};
-use crate::harness::{self, create, fetch, produce, produce_request, s, Client};
+use crate::harness::{self, create, create_with_configs, fetch, produce, produce_request, Client};
 
 const TOPIC: i8 = 2;
 const SOURCE_TOPIC_CONFIG: i8 = 1;
@@ -39,23 +37,7 @@ async fn set(c: &mut Client, topic: &str, name: &str, value: &str) {
 
 /// Creates a topic with `configs`; returns its id.
 async fn create_with(c: &mut Client, name: &str, configs: &[(&str, &str)]) -> Uuid {
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(kafka_protocol::messages::TopicName(s(name)))
-            .with_num_partitions(1)
-            .with_replication_factor(1)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
-                        CreatableTopicConfig::default()
-                            .with_name(s(k))
-                            .with_value(Some(s(v)))
-                    })
-                    .collect(),
-            )])
-        .with_timeout_ms(5000);
-    let resp = c.call(&req, 7).await;
+    let resp = create_with_configs(c, name, 1, configs).await;
     assert_eq!(resp.topics[0].error_code, 0, "{:?}", resp.topics[0]);
     resp.topics[0].topic_id
 }

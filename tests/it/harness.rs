@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use gregor::config::{Config, Sources};
 use gregor::Broker;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -192,11 +192,30 @@ pub fn s(text: &str) -> StrBytes {
 // Requests most tests need, built for the negotiated version.
 
 pub async fn create(c: &mut Client, name: &str, partitions: i32) -> CreateTopicsResponse {
+    create_with_configs(c, name, partitions, &[]).await
+}
+
+/// CreateTopics v7 for one topic with `configs` (name, value) pairs.
+pub async fn create_with_configs(
+    c: &mut Client,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> CreateTopicsResponse {
+    let configs = configs
+        .iter()
+        .map(|(k, v)| {
+            CreatableTopicConfig::default()
+                .with_name(s(k))
+                .with_value(Some(s(v)))
+        })
+        .collect();
     let req = CreateTopicsRequest::default()
         .with_topics(vec![CreatableTopic::default()
             .with_name(TopicName(s(name)))
             .with_num_partitions(partitions)
-            .with_replication_factor(1)])
+            .with_replication_factor(1)
+            .with_configs(configs)])
         .with_timeout_ms(5000);
     c.call(&req, 7).await
 }

@@ -5,7 +5,6 @@
 
 use bytes::{BufMut, Bytes};
 
-use crate::records::batch::{compute_crc, HEADER_LEN};
 
 /// The internal topic holding committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -315,58 +314,14 @@ pub fn decode_group_value(buf: &[u8]) -> Result<GroupValue, DecodeError> {
     })
 }
 
-fn put_varlong(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8 & 0x7f) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
-}
-
-fn put_varbytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
-    match b {
-        None => put_varlong(out, -1),
-        Some(b) => {
-            put_varlong(out, b.len() as i64);
-            out.extend_from_slice(b);
-        }
-    }
-}
-
 /// Builds one uncompressed, non-idempotent magic-2 batch (base offset 0: the log stamps the
 /// real one) holding `records` as (key, value-or-tombstone), all with timestamp `now_ms`.
 pub fn build_batch(records: &[(Vec<u8>, Option<Vec<u8>>)], now_ms: i64) -> Bytes {
-    let mut body = Vec::new();
-    for (i, (key, value)) in records.iter().enumerate() {
-        let mut rec = vec![0u8]; // attributes
-        put_varlong(&mut rec, 0); // timestamp delta
-        put_varlong(&mut rec, i as i64); // offset delta
-        put_varbytes(&mut rec, Some(key));
-        put_varbytes(&mut rec, value.as_deref());
-        put_varlong(&mut rec, 0); // no headers
-        put_varlong(&mut body, rec.len() as i64);
-        body.extend_from_slice(&rec);
-    }
-    let count = records.len() as i32;
-    let mut b = Vec::with_capacity(HEADER_LEN + body.len());
-    b.put_i64(0); // base offset
-    b.put_i32((HEADER_LEN - 12 + body.len()) as i32); // batch length
-    b.put_i32(-1); // partition leader epoch (stamped by the log)
-    b.put_i8(2); // magic
-    b.put_u32(0); // crc, filled below
-    b.put_i16(0); // attributes: no compression, CreateTime, not transactional
-    b.put_i32(count - 1); // last offset delta
-    b.put_i64(now_ms); // base timestamp
-    b.put_i64(now_ms); // max timestamp
-    b.put_i64(-1); // producer id
-    b.put_i16(-1); // producer epoch
-    b.put_i32(-1); // base sequence
-    b.put_i32(count);
-    b.extend_from_slice(&body);
-    let crc = compute_crc(&b);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    Bytes::from(b)
+    let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> = records
+        .iter()
+        .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
+        .collect();
+    crate::records::build::uncompressed_batch(&recs, now_ms, crate::records::build::Writer::BROKER)
 }
 
 /// Java's `String.hashCode` over UTF-16 code units, which Kafka uses to place a group.

@@ -2,6 +2,7 @@
 //! record iteration. Nothing here does I/O, so everything is safe to call from any thread and to fuzz.
 
 pub mod batch;
+pub mod build;
 pub mod compression;
 pub mod rebuild;
 pub mod record_iter;

@@ -5,7 +5,6 @@
 
 use bytes::{BufMut, Bytes};
 
-
 /// The internal topic holding committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -317,7 +316,7 @@ pub fn decode_group_value(buf: &[u8]) -> Result<GroupValue, DecodeError> {
 /// Builds one uncompressed, non-idempotent magic-2 batch (base offset 0: the log stamps the
 /// real one) holding `records` as (key, value-or-tombstone), all with timestamp `now_ms`.
 pub fn build_batch(records: &[(Vec<u8>, Option<Vec<u8>>)], now_ms: i64) -> Bytes {
-    let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> = records
+    let recs: Vec<crate::records::build::KeyValue<'_>> = records
         .iter()
         .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
         .collect();

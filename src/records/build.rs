@@ -17,6 +17,9 @@ pub const TRANSACTIONAL: i16 = 1 << 4;
 /// Attributes bit 5: the batch is a control batch (a transaction marker).
 pub const CONTROL: i16 = 1 << 5;
 
+/// A record as (key, value); a `None` value is a tombstone.
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// Who writes a batch: a producer id and epoch (with the batch's first sequence, -1 for none)
 /// or nobody (-1s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,11 +56,7 @@ impl Writer {
 
 /// One uncompressed batch of `records` (key, value-or-null) written by `writer`, every record
 /// at `now_ms`.
-pub fn uncompressed_batch(
-    records: &[(Option<&[u8]>, Option<&[u8]>)],
-    now_ms: i64,
-    writer: Writer,
-) -> Bytes {
+pub fn uncompressed_batch(records: &[KeyValue<'_>], now_ms: i64, writer: Writer) -> Bytes {
     let mut body = Vec::new();
     let mut rec = Vec::new();
     for (i, (key, value)) in records.iter().enumerate() {
@@ -189,7 +188,10 @@ mod tests {
         );
         let h = BatchHeader::new(&b).unwrap();
         assert!(h.is_transactional() && !h.is_control());
-        assert_eq!((h.producer_id(), h.producer_epoch(), h.base_sequence()), (9, 1, -1));
+        assert_eq!(
+            (h.producer_id(), h.producer_epoch(), h.base_sequence()),
+            (9, 1, -1)
+        );
         assert_eq!(h.record_count(), 2);
         validate_produce_batch(&b, 1 << 20).unwrap();
     }

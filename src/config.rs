@@ -64,6 +64,9 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "group.consumer.session.timeout.ms", default: "45000", doc: "A KIP-848 group member silent for this long is removed and its partitions reassigned." },
     Setting { name: "offsets.retention.minutes", default: "10080", doc: "Committed offsets of a group that has been Empty this long (and not committed to since) are deleted." },
     Setting { name: "offsets.topic.num.partitions", default: "50", doc: "Partitions of the internal __consumer_offsets topic when it is first created (it is created on first group use)." },
+    Setting { name: "transaction.state.log.num.partitions", default: "50", doc: "Partitions of the internal __transaction_state topic when it is first created (it is created on first transactional use)." },
+    Setting { name: "transaction.max.timeout.ms", default: "900000", doc: "Largest transaction timeout a transactional producer may ask for; larger gets INVALID_TRANSACTION_TIMEOUT." },
+    Setting { name: "transaction.abort.timed.out.transaction.cleanup.interval.ms", default: "10000", doc: "How often the transaction coordinator aborts transactions that have been open longer than their timeout (fencing their producer)." },
 ];
 
 /// How `acks=all` relates to fsync.
@@ -116,6 +119,9 @@ pub struct Config {
     pub group_consumer_session_timeout_ms: i32,
     pub offsets_retention_minutes: u64,
     pub offsets_topic_num_partitions: i32,
+    pub transaction_state_log_num_partitions: i32,
+    pub transaction_max_timeout_ms: i32,
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
 }
 
 /// Every setting's value as text, and whether it was set explicitly (file, environment or
@@ -475,6 +481,11 @@ impl Resolver {
             group_consumer_session_timeout_ms,
             offsets_retention_minutes: self.positive("offsets.retention.minutes")?,
             offsets_topic_num_partitions: self.positive("offsets.topic.num.partitions")?,
+            transaction_state_log_num_partitions: self
+                .positive("transaction.state.log.num.partitions")?,
+            transaction_max_timeout_ms: self.positive("transaction.max.timeout.ms")?,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: self
+                .positive("transaction.abort.timed.out.transaction.cleanup.interval.ms")?,
         })
     }
 }

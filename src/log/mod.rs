@@ -19,6 +19,7 @@ pub mod producer_state;
 pub mod recovery;
 pub mod segment;
 pub mod time_index;
+pub mod txn_state;
 
 #[cfg(test)]
 mod cleaner_tests;
@@ -41,6 +42,7 @@ pub use config::{LogConfig, TimestampKind};
 pub use manager::LogManager;
 pub use partition::{AppendOutcome, Cleanability, PartitionLog, ReadRegion, ReadResult};
 pub use recovery::RecoveryReport;
+pub use txn_state::AbortedTxn;
 
 /// Tunables for every partition log of a [`LogManager`]. Plain data.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,14 +25,17 @@ use super::flusher::FlushSignal;
 use super::io::{is_out_of_space, SegmentIo};
 use super::producer_state::{BatchMeta, ProducerState, SeqCheck};
 use super::recovery::RecoveryReport;
+use super::txn_state::TxnState;
 use super::segment::{
     delete_segment_files, read_header, read_range, AppendFailure, SealedFiles, Segment,
 };
 use super::{LogError, LogOptions, TopicPartition};
 
 mod compaction;
+mod txn;
 
 pub use compaction::Cleanability;
+pub(crate) use txn::parse_txn_index;
 
 /// Result of [`PartitionLog::append`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +125,8 @@ pub(crate) struct Inner {
     /// The log cleaner's position: offsets below it have been compacted at least once (Kafka's
     /// "first dirty offset", kept in `cleaner-offset-checkpoint`).
     pub(crate) first_dirty_offset: i64,
+    /// Open and aborted transactions (see `txn_state`).
+    pub(crate) txn: TxnState,
 }
 
 /// A partition log. See the module docs for the thread-safety contract.
@@ -195,6 +200,7 @@ impl PartitionLog {
                 config,
                 last_flush: Instant::now(),
                 first_dirty_offset: log_start_offset.min(leo),
+                txn: TxnState::default(),
             }),
             leo_tx,
             durable_tx,
@@ -369,6 +375,16 @@ impl PartitionLog {
                     last_offset,
                 },
             );
+        }
+        if info.is_transactional {
+            if let Err(e) = g.track_txn(&self.dir, batch, info.producer_id, base_offset) {
+                // The marker is in the log but its aborted-index entry is not: stop rather
+                // than let read_committed consumers see aborted records later.
+                drop(g);
+                tracing::error!(partition = %self.tp, error = %e, "cannot record a transaction marker; partition is offline");
+                self.poison();
+                return Err(e);
+            }
         }
         g.leo = last_offset + 1;
         g.size_bytes += len;
@@ -749,6 +765,8 @@ impl PartitionLog {
             if let Some(first) = g.segments.first() {
                 g.log_start_offset = g.log_start_offset.max(first.base_offset());
             }
+            let start = g.log_start_offset;
+            g.txn.trim_before(start);
             removed
         };
         for seg in &removed {

@@ -9,17 +9,19 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::records::batch::{BatchHeader, HEADER_LEN};
+use crate::records::build::marker_kind;
 
 use super::checkpoint::{list_dir, read_partition_metadata, remove_file, sync_dir};
 use super::flusher::FlushSignal;
 use super::index::{read_index_file, OffsetIndex};
-use super::partition::PartitionLog;
+use super::partition::{parse_txn_index, PartitionLog};
 use super::producer_state::{BatchMeta, ProducerState};
 use super::segment::{
-    delete_segment_files, file_len, open_log_read, read_header, scan_valid_from, truncate_log,
-    write_indexes, IndexBuilder, Segment, SegmentState,
+    delete_segment_files, file_len, file_name, open_log_read, read_header, read_range,
+    scan_valid_from, truncate_log, write_indexes, IndexBuilder, Segment, SegmentState,
 };
 use super::time_index::TimeIndex;
+use super::txn_state::{AbortedTxn, TxnState};
 use super::{LogError, LogOptions, TopicPartition};
 
 /// Parses `00000000000000000042.log` style names into (base offset, extension).
@@ -264,9 +266,11 @@ fn scan_segment(
     Ok((seg, truncated))
 }
 
-/// Rebuilds producer state from the batch headers of the last two segments (no decompression).
-fn rebuild_producers(segments: &[Segment]) -> Result<ProducerState, LogError> {
+/// Rebuilds producer state and open transactions from the batch headers of the last two
+/// segments (no decompression; only control batches, a few dozen bytes, are read whole).
+fn rebuild_producers(segments: &[Segment]) -> Result<(ProducerState, TxnState), LogError> {
     let mut state = ProducerState::default();
+    let mut txn = TxnState::default();
     for seg in segments.iter().rev().take(2).rev() {
         let file = seg.log_file()?;
         let end = seg.size();
@@ -278,6 +282,14 @@ fn rebuild_producers(segments: &[Segment]) -> Result<ProducerState, LogError> {
             let Some(total) = h.total_size().filter(|t| *t >= HEADER_LEN) else {
                 break;
             };
+            if h.is_transactional() && !h.is_control() {
+                txn.on_data(h.producer_id(), h.base_offset());
+            } else if h.is_transactional() {
+                let marker = read_range(&file, pos, pos + total as u64)?;
+                if let Some(kind) = marker_kind(&marker) {
+                    txn.on_marker(h.producer_id(), h.base_offset(), kind);
+                }
+            }
             if h.producer_id() >= 0 && h.base_sequence() >= 0 {
                 let info = crate::records::BatchInfo::from_header(&h);
                 state.update(
@@ -293,6 +305,42 @@ fn rebuild_producers(segments: &[Segment]) -> Result<ProducerState, LogError> {
             }
             pos += total as u64;
         }
+    }
+    Ok((state, txn))
+}
+
+/// The transaction state of a recovered log: aborted transactions from every segment's
+/// `.txnindex` (entries whose marker did not survive the crash are dropped), merged with what
+/// the scan of the last two segments found (a marker whose entry was not yet written), and the
+/// open transactions that scan found. A transaction open since before the last two segments
+/// is not seen (Kafka keeps producer snapshots for that; see the module docs).
+fn rebuild_txn_state(
+    dir: &Path,
+    segments: &[Segment],
+    end_offset: i64,
+    scanned: TxnState,
+) -> Result<TxnState, LogError> {
+    let mut aborted: Vec<AbortedTxn> = Vec::new();
+    for seg in segments {
+        match std::fs::read(dir.join(file_name(seg.base_offset(), "txnindex"))) {
+            Ok(bytes) => aborted.extend(
+                parse_txn_index(&bytes)
+                    .into_iter()
+                    .filter(|t| t.last_offset < end_offset),
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    aborted.extend(scanned.aborted_between(i64::MIN, i64::MAX));
+    aborted.sort_by_key(|t| t.last_offset);
+    aborted.dedup_by_key(|t| t.last_offset);
+    let mut state = TxnState::default();
+    for t in aborted {
+        state.restore_aborted(t);
+    }
+    for (producer_id, first_offset) in scanned.open_transactions() {
+        state.on_data(producer_id, first_offset);
     }
     Ok(state)
 }
@@ -348,7 +396,7 @@ pub(crate) fn load_partition(
     bases.dedup();
     // Index files without a log are leftovers of a deletion.
     for (name, _) in &entries {
-        if let Some((base, "index" | "timeindex")) = parse_segment_name(name) {
+        if let Some((base, "index" | "timeindex" | "txnindex")) = parse_segment_name(name) {
             if bases.binary_search(&base).is_err() {
                 remove_file(&dir.join(name))?;
             }
@@ -420,7 +468,9 @@ pub(crate) fn load_partition(
     }
     let first_base = segments.first().map_or(0, Segment::base_offset);
     let log_start_offset = log_start.unwrap_or(first_base).max(first_base);
-    let producers = rebuild_producers(&segments)?;
+    let (producers, scanned_txns) = rebuild_producers(&segments)?;
+    let end_offset = segments.last().map_or(0, Segment::next_offset);
+    let txns = rebuild_txn_state(dir, &segments, end_offset, scanned_txns)?;
     if report.truncated_bytes > 0 || report.deleted_segments > 0 {
         tracing::info!(partition = %tp, ?report, "recovered partition log");
     }
@@ -437,6 +487,7 @@ pub(crate) fn load_partition(
         io,
     )?;
     log.set_recovery_report(report.clone());
+    log.set_txn_state(txns);
     Ok((log, report))
 }
 

@@ -508,7 +508,7 @@ pub(crate) fn truncate_log(dir: &Path, base_offset: i64, len: u64) -> io::Result
 /// Removes a segment's `.log`, `.index` and `.timeindex` (missing files are fine).
 pub(crate) fn delete_segment_files(dir: &Path, base_offset: i64) -> io::Result<()> {
     super::fd_cache::global().forget(&dir.join(file_name(base_offset, "log")));
-    for ext in ["log", "index", "timeindex"] {
+    for ext in ["log", "index", "timeindex", "txnindex"] {
         match fs::remove_file(dir.join(file_name(base_offset, ext))) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}

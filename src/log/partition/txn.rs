@@ -1,0 +1,162 @@
+//! Transactions in one partition log: the markers the transaction coordinator writes, the last
+//! stable offset read_committed consumers stop at, and the aborted transactions they skip.
+//!
+//! Aborted transactions are kept on disk in Kafka's `.txnindex` files, one per segment (the one
+//! holding the abort marker): entries of 34 bytes — version int16 (0), producer id int64,
+//! first offset int64, last offset int64 (the marker), last stable offset int64 at the time.
+//! An entry is written and fsynced when its marker is appended, before the append returns, so
+//! an acknowledged abort is never forgotten; recovery drops entries whose marker did not
+//! survive, and rebuilds open transactions from the batch headers of the last two segments.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+
+use bytes::{BufMut, Bytes};
+
+use crate::records::batch::BatchHeader;
+use crate::records::build::{marker_batch, marker_kind, MarkerKind};
+use crate::records::BatchInfo;
+
+use super::super::segment::file_name;
+use super::super::txn_state::{AbortedTxn, TxnState};
+use super::super::LogError;
+use super::{now_ms, AppendOutcome, Inner, PartitionLog};
+
+/// Bytes of one `.txnindex` entry.
+pub(crate) const TXN_ENTRY_LEN: usize = 34;
+
+impl PartitionLog {
+    /// Appends the marker ending `producer_id`'s transaction in this partition (a control
+    /// batch; the transaction coordinator calls this). An abort is recorded in the aborted
+    /// index before this returns. Wait for durability with [`PartitionLog::wait_durable`].
+    pub fn append_txn_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        kind: MarkerKind,
+        coordinator_epoch: i32,
+    ) -> Result<AppendOutcome, LogError> {
+        let batch = marker_batch(kind, producer_id, producer_epoch, coordinator_epoch, now_ms());
+        let info = BatchHeader::new(&batch)
+            .map(|h| BatchInfo::from_header(&h))
+            .ok_or_else(|| LogError::Corrupt("malformed marker batch".into()))?;
+        self.append(&batch, &info, crate::handlers::LEADER_EPOCH)
+    }
+
+    /// The last stable offset: read_committed consumers read below it.
+    pub fn last_stable_offset(&self) -> i64 {
+        let g = self.lock();
+        g.txn.last_stable_offset(g.leo)
+    }
+
+    /// Aborted transactions overlapping offsets `from..to`, oldest first.
+    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.lock().txn.aborted_between(from, to)
+    }
+
+    /// Open transactions as (producer id, first offset) (admin, tests).
+    pub fn open_transactions(&self) -> Vec<(i64, i64)> {
+        self.lock().txn.open_transactions()
+    }
+
+    /// Installs the transaction state recovery rebuilt.
+    pub(crate) fn set_txn_state(&self, state: TxnState) {
+        self.lock().txn = state;
+    }
+}
+
+impl Inner {
+    /// Transaction bookkeeping for a batch just written at `base_offset` (caller holds the
+    /// lock). An abort marker's entry goes to the active segment's `.txnindex`, fsynced.
+    pub(super) fn track_txn(
+        &mut self,
+        dir: &Path,
+        batch: &Bytes,
+        producer_id: i64,
+        base_offset: i64,
+    ) -> Result<(), LogError> {
+        let Some(h) = BatchHeader::new(batch) else {
+            return Ok(());
+        };
+        if !h.is_transactional() {
+            return Ok(());
+        }
+        if !h.is_control() {
+            self.txn.on_data(producer_id, base_offset);
+            return Ok(());
+        }
+        let Some(kind) = marker_kind(batch) else {
+            return Ok(());
+        };
+        let lso = self.txn.last_stable_offset(base_offset);
+        if let Some(aborted) = self.txn.on_marker(producer_id, base_offset, kind) {
+            let segment = self.segments.last().map_or(0, |s| s.base_offset());
+            append_txn_entry(dir, segment, &aborted, lso)?;
+        }
+        Ok(())
+    }
+}
+
+/// Appends one entry to `<segment>.txnindex` and fsyncs it.
+fn append_txn_entry(
+    dir: &Path,
+    segment: i64,
+    t: &AbortedTxn,
+    last_stable_offset: i64,
+) -> Result<(), LogError> {
+    let mut e = Vec::with_capacity(TXN_ENTRY_LEN);
+    e.put_i16(0);
+    e.put_i64(t.producer_id);
+    e.put_i64(t.first_offset);
+    e.put_i64(t.last_offset);
+    e.put_i64(last_stable_offset);
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(file_name(segment, "txnindex")))?;
+    f.write_all(&e)?;
+    f.sync_data()?;
+    Ok(())
+}
+
+/// Parses a `.txnindex` file; a torn trailing entry is ignored.
+pub(crate) fn parse_txn_index(bytes: &[u8]) -> Vec<AbortedTxn> {
+    bytes
+        .chunks_exact(TXN_ENTRY_LEN)
+        .filter_map(|e| {
+            let i64_at = |at: usize| e.get(at..at + 8)?.try_into().ok().map(i64::from_be_bytes);
+            Some(AbortedTxn {
+                producer_id: i64_at(2)?,
+                first_offset: i64_at(10)?,
+                last_offset: i64_at(18)?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn txn_index_entries_round_trip_and_ignore_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = AbortedTxn {
+            producer_id: 5,
+            first_offset: 10,
+            last_offset: 20,
+        };
+        let b = AbortedTxn {
+            producer_id: 6,
+            first_offset: 12,
+            last_offset: 30,
+        };
+        append_txn_entry(dir.path(), 0, &a, 10).unwrap();
+        append_txn_entry(dir.path(), 0, &b, 12).unwrap();
+        let mut bytes = std::fs::read(dir.path().join(file_name(0, "txnindex"))).unwrap();
+        assert_eq!(bytes.len(), 2 * TXN_ENTRY_LEN);
+        bytes.extend_from_slice(&[0, 0, 1]);
+        assert_eq!(parse_txn_index(&bytes), vec![a, b]);
+    }
+}

@@ -13,8 +13,12 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::future::select_all;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ResponseHeader, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{
+    BrokerId, FetchRequest, FetchResponse, ProducerId, ResponseHeader, TopicName,
+};
 use kafka_protocol::protocol::{Encodable, HeaderVersion};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -229,13 +233,14 @@ fn read_all(plan: &Plan) -> (Fetched, usize, bool) {
                 let result = if budget == 0 && !min_one {
                     Ok(None)
                 } else {
-                    log.read_region(w.fetch_offset, budget, min_one).map(Some)
+                    log.read_region(w.fetch_offset, budget, min_one, plan.read_committed)
+                        .map(Some)
                 };
                 let hw = log.high_watermark();
                 let start = log.log_start_offset();
                 let data = data
                     .with_high_watermark(hw)
-                    .with_last_stable_offset(hw)
+                    .with_last_stable_offset(log.last_stable_offset())
                     .with_log_start_offset(start);
                 match result {
                     Ok(Some(read)) => {
@@ -247,10 +252,27 @@ fn read_all(plan: &Plan) -> (Fetched, usize, bool) {
                                 len: read.len,
                             });
                         }
-                        data.with_high_watermark(read.high_watermark)
-                            .with_last_stable_offset(read.high_watermark)
+                        let data = data
+                            .with_high_watermark(read.high_watermark)
+                            .with_last_stable_offset(read.last_stable_offset)
                             .with_log_start_offset(read.log_start_offset)
-                            .with_records(Some(Bytes::new()))
+                            .with_records(Some(Bytes::new()));
+                        if plan.read_committed && read.len > 0 {
+                            // The aborted transactions the returned batches may hold, so the
+                            // consumer can drop their records.
+                            let aborted = log
+                                .aborted_transactions(w.fetch_offset, read.last_stable_offset)
+                                .into_iter()
+                                .map(|t| {
+                                    AbortedTransaction::default()
+                                        .with_producer_id(ProducerId(t.producer_id))
+                                        .with_first_offset(t.first_offset)
+                                })
+                                .collect();
+                            data.with_aborted_transactions(Some(aborted))
+                        } else {
+                            data
+                        }
                     }
                     Ok(None) => data.with_records(Some(Bytes::new())),
                     Err(LogError::OffsetOutOfRange { .. }) => {

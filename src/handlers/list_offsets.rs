@@ -26,6 +26,8 @@ pub fn handle(
 ) -> ListOffsetsResponse {
     // leader_epoch exists from v4; the codec rejects a non-default value below that.
     let epoch = |e: i32| if version >= 4 { e } else { -1 };
+    // isolation_level exists from v2; 1 = read_committed.
+    let read_committed = version >= 2 && request.isolation_level == 1;
     let topics = request
         .topics
         .into_iter()
@@ -41,7 +43,7 @@ pub fn handle(
                         .ok_or(ResponseError::UnknownTopicOrPartition)
                         .and_then(|log| {
                             check_leader_epoch(p.current_leader_epoch)?;
-                            lookup(&log, p.timestamp)
+                            lookup(&log, p.timestamp, read_committed)
                         });
                     match found {
                         Ok((timestamp, offset)) => answer
@@ -64,14 +66,19 @@ pub fn handle(
     ListOffsetsResponse::default().with_topics(topics)
 }
 
-/// (timestamp, offset) for one partition. Without transactions the last stable offset equals
-/// the high watermark, so read_committed and read_uncommitted answer alike.
-fn lookup(log: &PartitionLog, timestamp: i64) -> Result<(i64, i64), ResponseError> {
+/// (timestamp, offset) for one partition. "Latest" is the last stable offset for
+/// read_committed (the high watermark while no transaction is open).
+fn lookup(
+    log: &PartitionLog,
+    timestamp: i64,
+    read_committed: bool,
+) -> Result<(i64, i64), ResponseError> {
     let storage = |e: crate::log::LogError| {
         tracing::error!("ListOffsets read failed: {e}");
         ResponseError::KafkaStorageError
     };
     Ok(match timestamp {
+        LATEST if read_committed => (-1, log.last_stable_offset()),
         LATEST => (-1, log.high_watermark()),
         // No tiered storage: the earliest local offset is the earliest offset.
         EARLIEST | EARLIEST_LOCAL | EARLIEST_PENDING_UPLOAD => (-1, log.log_start_offset()),

@@ -36,6 +36,7 @@ pub fn handle(
 ) -> crate::protocol::Reply<ProduceResponse> {
     use crate::protocol::Reply;
     let acks = request.acks;
+    let transactional = request.transactional_id.is_some();
     let mut waits = Vec::new();
     let mut any_error = false;
     // -1 (all), 0 and 1 are the only meanings Kafka defines for acks.
@@ -57,14 +58,9 @@ pub fn handle(
             let index = data.index;
             let result = if !valid_acks {
                 Err((ResponseError::InvalidRequiredAcks, None))
-            } else if request.transactional_id.is_some() {
-                Err((
-                    ResponseError::TransactionalIdAuthorizationFailed,
-                    Some("transactions are not supported yet".to_string()),
-                ))
             } else {
                 match &meta {
-                    Some(meta) => produce_one(ctx, meta, data, version),
+                    Some(meta) => produce_one(ctx, meta, data, version, transactional),
                     None => Err((unknown, None)),
                 }
             };
@@ -160,11 +156,13 @@ pub fn handle(
 
 type Failure = (ResponseError, Option<String>);
 
+/// `transactional`: the request carries a transactional id.
 fn produce_one(
     ctx: &BrokerContext,
     topic: &TopicMeta,
     data: PartitionProduceData,
     version: i16,
+    transactional: bool,
 ) -> Result<(AppendOutcome, Arc<PartitionLog>), Failure> {
     let log = ctx
         .partition(&topic.name, data.index)
@@ -195,10 +193,11 @@ fn produce_one(
             Some("zstd needs Produce v7 or later".to_string()),
         ));
     }
-    if info.is_transactional {
+    if info.is_transactional && (!transactional || info.producer_id < 0) {
+        // Kafka's rule: transactional records come from a transactional producer.
         return Err((
             ResponseError::InvalidRecord,
-            Some("transactional batches are not supported yet".to_string()),
+            Some("a transactional batch needs a transactional id and a producer id".to_string()),
         ));
     }
     let config = log.config();

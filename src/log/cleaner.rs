@@ -17,6 +17,42 @@ use crate::records::{records, DEFAULT_DECOMPRESS_LIMIT};
 
 use super::LogError;
 
+/// The aborted transactions of the range being cleaned, by producer: their records are
+/// neither indexed nor kept (read_committed consumers never see them, and they must not
+/// supersede committed values), as Kafka's cleaner does.
+#[derive(Debug, Default)]
+pub(crate) struct AbortedSet {
+    by_producer: HashMap<i64, Vec<(i64, i64)>>,
+}
+
+impl AbortedSet {
+    /// The set of `txns`.
+    pub(crate) fn new(txns: &[super::txn_state::AbortedTxn]) -> Self {
+        let mut by_producer: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+        for t in txns {
+            by_producer
+                .entry(t.producer_id)
+                .or_default()
+                .push((t.first_offset, t.last_offset));
+        }
+        AbortedSet { by_producer }
+    }
+
+    /// True if `batch` holds records of an aborted transaction.
+    fn holds(&self, h: &BatchHeader<'_>) -> bool {
+        h.is_transactional()
+            && !h.is_control()
+            && self
+                .by_producer
+                .get(&h.producer_id())
+                .is_some_and(|ranges| {
+                    ranges
+                        .iter()
+                        .any(|(first, last)| (*first..=*last).contains(&h.base_offset()))
+                })
+    }
+}
+
 /// Memory charged per key on top of its bytes: the offset, the hash table slot and the
 /// key's heap allocation header, rounded up.
 const ENTRY_OVERHEAD: usize = 64;
@@ -79,11 +115,16 @@ fn corrupt(e: impl std::fmt::Display) -> LogError {
     LogError::Corrupt(format!("compaction: {e}"))
 }
 
-/// Adds the keys of one batch to `map`. Control batches carry no keys to compact.
-pub(crate) fn index_batch(batch: &[u8], map: &mut OffsetMap) -> Result<(), LogError> {
+/// Adds the keys of one batch to `map`. Control batches and aborted records carry no keys to
+/// compact.
+pub(crate) fn index_batch(
+    batch: &[u8],
+    map: &mut OffsetMap,
+    aborted: &AbortedSet,
+) -> Result<(), LogError> {
     let h = BatchHeader::new(batch).ok_or_else(|| corrupt("short header"))?;
     map.end_offset = map.end_offset.max(h.last_offset() + 1);
-    if h.is_control() {
+    if h.is_control() || aborted.holds(&h) {
         return Ok(());
     }
     let recs = records(batch, DEFAULT_DECOMPRESS_LIMIT).map_err(corrupt)?;
@@ -114,6 +155,7 @@ pub(crate) enum CleanedBatch {
 pub(crate) fn clean_batch(
     batch: &[u8],
     map: &OffsetMap,
+    aborted: &AbortedSet,
     tombstones_before_ms: i64,
     is_last: bool,
 ) -> Result<CleanedBatch, LogError> {
@@ -122,7 +164,9 @@ pub(crate) fn clean_batch(
         return Ok(CleanedBatch::Unchanged);
     }
     let expired = h.max_timestamp() < tombstones_before_ms;
+    let dead = aborted.holds(&h);
     let rebuilt = retain_records(batch, DEFAULT_DECOMPRESS_LIMIT, |r| match r.key {
+        _ if dead => false,
         None => true,
         Some(k) => {
             let superseded = map.get(k).is_some_and(|latest| latest > r.offset);
@@ -169,7 +213,7 @@ fn for_each_batch<'a>(
 /// Adds the keys of a whole in-memory segment to `map`.
 #[cfg(test)]
 pub(crate) fn index_keys(bytes: &[u8], map: &mut OffsetMap) -> Result<(), LogError> {
-    for_each_batch(bytes, |b, _| index_batch(b, map))
+    for_each_batch(bytes, |b, _| index_batch(b, map, &AbortedSet::default()))
 }
 
 /// The cleaned bytes of a whole in-memory segment, or `None` if cleaning changes nothing.
@@ -182,7 +226,13 @@ pub(crate) fn clean_segment(
     let mut out = Vec::with_capacity(bytes.len());
     let mut changed = false;
     for_each_batch(bytes, |b, is_last| {
-        match clean_batch(b, map, tombstones_before_ms, is_last)? {
+        match clean_batch(
+            b,
+            map,
+            &AbortedSet::default(),
+            tombstones_before_ms,
+            is_last,
+        )? {
             CleanedBatch::Unchanged => out.extend_from_slice(b),
             CleanedBatch::Rewritten(n) => {
                 changed = true;

@@ -35,6 +35,8 @@ mod integration_tests;
 mod retention_tests;
 #[cfg(test)]
 mod scale_tests;
+#[cfg(test)]
+mod txn_tests;
 
 use std::fmt;
 

@@ -25,10 +25,10 @@ use super::flusher::FlushSignal;
 use super::io::{is_out_of_space, SegmentIo};
 use super::producer_state::{BatchMeta, ProducerState, SeqCheck};
 use super::recovery::RecoveryReport;
-use super::txn_state::TxnState;
 use super::segment::{
     delete_segment_files, read_header, read_range, AppendFailure, SealedFiles, Segment,
 };
+use super::txn_state::TxnState;
 use super::{LogError, LogOptions, TopicPartition};
 
 mod compaction;
@@ -98,6 +98,8 @@ pub struct ReadRegion {
     pub len: u64,
     /// High watermark at the time of the read.
     pub high_watermark: i64,
+    /// Last stable offset at the time of the read (read_committed reads stop there).
+    pub last_stable_offset: i64,
     /// Log start offset at the time of the read.
     pub log_start_offset: i64,
 }
@@ -635,7 +637,8 @@ impl PartitionLog {
 
     /// Like [`PartitionLog::read`], but returns the file region of the batches instead of
     /// copying them: whole batches from the one containing `offset`, within one segment, up to
-    /// `max_bytes` (at least one batch if `min_one_batch`), never past the high watermark.
+    /// `max_bytes` (at least one batch if `min_one_batch`), never past the high watermark — nor
+    /// past the last stable offset if `read_committed`.
     /// Only batch headers are read. Segments are found by base offset, so a segment deleted
     /// by retention meanwhile yields `OffsetOutOfRange` rather than a later segment's data.
     /// The region stays valid: sealed bytes never change, and an unlinked file stays readable
@@ -645,8 +648,9 @@ impl PartitionLog {
         offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
+        read_committed: bool,
     ) -> Result<ReadRegion, LogError> {
-        let (mut base, hw, lso) = {
+        let (mut base, hw, lso, stable) = {
             let g = self.lock();
             if offset < g.log_start_offset || offset > g.leo {
                 return Err(self.out_of_range(offset, &g));
@@ -656,16 +660,23 @@ impl PartitionLog {
                 .partition_point(|s| s.base_offset() <= offset)
                 .saturating_sub(1);
             let base = g.segments.get(idx).map_or(0, Segment::base_offset);
-            (base, g.leo, g.log_start_offset)
+            (
+                base,
+                g.leo,
+                g.log_start_offset,
+                g.txn.last_stable_offset(g.leo),
+            )
         };
         let mut region = ReadRegion {
             file: None,
             position: 0,
             len: 0,
             high_watermark: hw,
+            last_stable_offset: stable,
             log_start_offset: lso,
         };
-        if offset >= hw {
+        let upper = if read_committed { stable } else { hw };
+        if offset >= upper {
             return Ok(region);
         }
         loop {
@@ -679,7 +690,7 @@ impl PartitionLog {
             };
             if let Some(st) = st {
                 if let Some(pos) = find_batch(&st, |h| h.last_offset() >= offset)? {
-                    let len = region_len(&st, pos, hw, max_bytes as u64, min_one_batch)?;
+                    let len = region_len(&st, pos, upper, max_bytes as u64, min_one_batch)?;
                     if len > 0 {
                         region.file = Some(st.file);
                         region.position = pos;

@@ -139,7 +139,7 @@ fn read_region_matches_read_for_every_offset_and_limit() {
         for max in [0usize, 1, 500, 70_000, 1 << 20] {
             for min_one in [false, true] {
                 let a = p.read(offset, max, min_one).unwrap();
-                let r = p.read_region(offset, max, min_one).unwrap();
+                let r = p.read_region(offset, max, min_one, false).unwrap();
                 let mut bytes = vec![0u8; r.len as usize];
                 if let Some(f) = &r.file {
                     f.read_exact_at(&mut bytes, r.position).unwrap();

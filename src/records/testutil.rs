@@ -116,3 +116,18 @@ pub fn idempotent_batch(n: usize, producer_id: i64, epoch: i16, base_seq: i32) -
         .collect();
     build_batch(&recs, Compression::None, producer_id, epoch, base_seq)
 }
+
+/// [`build_batch`] marked transactional (attributes bit 4), as a transactional producer sends.
+pub fn transactional_batch(
+    records: &[TestRecord<'_>],
+    codec: Compression,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Vec<u8> {
+    let mut b = build_batch(records, codec, producer_id, producer_epoch, base_sequence);
+    let attrs = i16::from_be_bytes([b[21], b[22]]) | crate::records::build::TRANSACTIONAL;
+    b[21..23].copy_from_slice(&attrs.to_be_bytes());
+    fix_crc(&mut b);
+    b
+}

@@ -25,7 +25,7 @@ use crate::records::batch::BatchHeader;
 
 use super::super::batch_reader::{BatchReader, CHUNK};
 use super::super::checkpoint::sync_dir;
-use super::super::cleaner::{self, CleanedBatch, OffsetMap};
+use super::super::cleaner::{self, AbortedSet, CleanedBatch, OffsetMap};
 use super::super::index::OffsetIndex;
 use super::super::segment::{file_name, write_indexes, IndexBuilder, Segment, SegmentState};
 use super::super::time_index::TimeIndex;
@@ -96,14 +96,16 @@ impl Inner {
         }
     }
 
-    /// Number of leading segments that may be cleaned now: sealed, and holding no record
-    /// younger than `min.compaction.lag.ms`.
+    /// Number of leading segments that may be cleaned now: sealed, holding no record younger
+    /// than `min.compaction.lag.ms`, and wholly below the last stable offset (an open
+    /// transaction's records may still be aborted).
     fn cleanable_segments(&self, now_ms: i64) -> usize {
         let sealed = self.segments.len().saturating_sub(1);
         let youngest_allowed = now_ms.saturating_sub(self.config.min_compaction_lag_ms);
+        let stable = self.txn.last_stable_offset(self.leo);
         self.segments[..sealed]
             .iter()
-            .position(|s| s.max_timestamp().0 > youngest_allowed)
+            .position(|s| s.max_timestamp().0 > youngest_allowed || s.next_offset() > stable)
             .unwrap_or(sealed)
     }
 
@@ -173,6 +175,10 @@ impl PartitionLog {
         let Some((plan, first_dirty, tombstones_before, interval)) = self.plan(now_ms)? else {
             return Ok(0);
         };
+        let aborted = AbortedSet::new(&self.aborted_transactions(
+            plan.first().map_or(0, |s| s.base),
+            plan.last().map_or(0, |s| s.next_offset),
+        ));
         let mut map = OffsetMap::with_budget(budget);
         'index: for seg in plan.iter().filter(|s| s.next_offset > first_dirty) {
             let mut reader = BatchReader::new(&seg.file, seg.size);
@@ -184,7 +190,7 @@ impl PartitionLog {
                 if map.is_full() && map.end_offset() >= 0 {
                     break 'index;
                 }
-                cleaner::index_batch(batch, &mut map)?;
+                cleaner::index_batch(batch, &mut map, &aborted)?;
             }
         }
         let map_end = map.end_offset();
@@ -193,7 +199,8 @@ impl PartitionLog {
         }
         let mut rewritten = 0;
         for seg in plan.iter().filter(|s| s.base < map_end) {
-            let Some(cleaned) = self.clean_segment(seg, &map, tombstones_before, interval)? else {
+            let cleaned = self.clean_segment(seg, &map, &aborted, tombstones_before, interval)?;
+            let Some(cleaned) = cleaned else {
                 continue;
             };
             let after = cleaned.len;
@@ -252,6 +259,7 @@ impl PartitionLog {
         &self,
         seg: &Planned,
         map: &OffsetMap,
+        aborted: &AbortedSet,
         tombstones_before: i64,
         interval: u32,
     ) -> Result<Option<Cleaned>, LogError> {
@@ -267,7 +275,7 @@ impl PartitionLog {
         let mut reader = BatchReader::new(&seg.file, seg.size);
         while let Some((pos, batch)) = reader.next_batch()? {
             let is_last = pos + batch.len() as u64 == seg.size;
-            let cleaned = cleaner::clean_batch(batch, map, tombstones_before, is_last)?;
+            let cleaned = cleaner::clean_batch(batch, map, aborted, tombstones_before, is_last)?;
             let bytes: &[u8] = match &cleaned {
                 CleanedBatch::Unchanged => batch,
                 CleanedBatch::Rewritten(b) => b,

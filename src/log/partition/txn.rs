@@ -37,7 +37,13 @@ impl PartitionLog {
         kind: MarkerKind,
         coordinator_epoch: i32,
     ) -> Result<AppendOutcome, LogError> {
-        let batch = marker_batch(kind, producer_id, producer_epoch, coordinator_epoch, now_ms());
+        let batch = marker_batch(
+            kind,
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            now_ms(),
+        );
         let info = BatchHeader::new(&batch)
             .map(|h| BatchInfo::from_header(&h))
             .ok_or_else(|| LogError::Corrupt("malformed marker batch".into()))?;

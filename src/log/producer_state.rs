@@ -115,6 +115,20 @@ impl ProducerState {
         entry.batches.push_back(meta);
     }
 
+    /// Records a transaction marker written with `epoch`: a newer epoch (the coordinator bumped
+    /// it, e.g. after a timeout) fences the producer's older epoch in this partition, as Kafka
+    /// does; its sequence numbers start again at 0.
+    pub fn observe_marker(&mut self, producer_id: i64, epoch: i16) {
+        let entry = self.producers.entry(producer_id).or_insert(ProducerEntry {
+            epoch,
+            batches: VecDeque::new(),
+        });
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+    }
+
     /// Number of known producers.
     pub fn len(&self) -> usize {
         self.producers.len()

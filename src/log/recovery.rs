@@ -285,6 +285,7 @@ fn rebuild_producers(segments: &[Segment]) -> Result<(ProducerState, TxnState), 
             if h.is_transactional() && !h.is_control() {
                 txn.on_data(h.producer_id(), h.base_offset());
             } else if h.is_transactional() {
+                state.observe_marker(h.producer_id(), h.producer_epoch());
                 let marker = read_range(&file, pos, pos + total as u64)?;
                 if let Some(kind) = marker_kind(&marker) {
                     txn.on_marker(h.producer_id(), h.base_offset(), kind);

@@ -234,3 +234,35 @@ fn the_cleaner_drops_aborted_records_and_stops_at_open_transactions() {
         "aborted records are removed: {all:?}"
     );
 }
+
+#[test]
+fn a_marker_with_a_newer_epoch_fences_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = LogManager::open(dir.path(), opts()).unwrap();
+    let p = m.create(&tp(), [1; 16]).unwrap();
+    txn_put(&p, 5, 0, "k", "v");
+    // The coordinator aborts on a timeout with the bumped epoch 1.
+    p.append_txn_marker(5, 1, MarkerKind::Abort, 0).unwrap();
+    let now = partition::now_ms();
+    let recs: Vec<TestRecord<'_>> = vec![(Some(b"k"), Some(b"late"), vec![], now)];
+    let b = transactional_batch(&recs, Compression::None, 5, 0, 1);
+    let info = BatchInfo::from_header(&BatchHeader::new(&b).unwrap());
+    assert!(
+        matches!(
+            p.append(&Bytes::from(b), &info, 0),
+            Err(LogError::InvalidProducerEpoch { .. })
+        ),
+        "epoch 0 is fenced"
+    );
+    // The same holds after a restart (the marker is found by the recovery scan).
+    m.shutdown().unwrap();
+    drop(m);
+    let m = LogManager::open(dir.path(), opts()).unwrap();
+    let p = m.get(&tp()).unwrap();
+    let b = transactional_batch(&recs, Compression::None, 5, 0, 1);
+    let info = BatchInfo::from_header(&BatchHeader::new(&b).unwrap());
+    assert!(p.append(&Bytes::from(b), &info, 0).is_err());
+    let b = transactional_batch(&recs, Compression::None, 5, 1, 0);
+    let info = BatchInfo::from_header(&BatchHeader::new(&b).unwrap());
+    p.append(&Bytes::from(b), &info, 0).unwrap();
+}

@@ -92,6 +92,8 @@ impl Inner {
             self.txn.on_data(producer_id, base_offset);
             return Ok(());
         }
+        self.producers
+            .observe_marker(producer_id, h.producer_epoch());
         let Some(kind) = marker_kind(batch) else {
             return Ok(());
         };

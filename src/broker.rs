@@ -22,6 +22,8 @@ pub struct BrokerContext {
     pub logs: Arc<LogManager>,
     /// Consumer groups and committed offsets.
     pub groups: GroupCoordinator,
+    /// Transactional ids and their transactions.
+    pub txns: crate::txn::TransactionCoordinator,
     /// Most partitions this broker will hold (see [`partition_limit`]).
     pub partition_limit: usize,
 }
@@ -263,6 +265,8 @@ pub enum BrokerError {
     Topic(#[from] TopicError),
     #[error("consumer groups: {0}")]
     Groups(#[from] StoreError),
+    #[error("transactions: {0}")]
+    Transactions(#[from] crate::txn::StoreError),
 }
 
 /// A running broker.
@@ -272,6 +276,7 @@ pub struct Broker {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
     sweeper: JoinHandle<()>,
+    txn_sweeper: JoinHandle<()>,
 }
 
 impl Broker {
@@ -322,12 +327,14 @@ impl Broker {
             || topics_found_on_disk(&logs),
         )?;
         let groups = GroupCoordinator::new(&config);
+        let txns = crate::txn::TransactionCoordinator::new(&config);
         let context = Arc::new(BrokerContext {
             partition_limit: partition_limit(&config),
             config,
             metadata,
             logs,
             groups,
+            txns,
         });
         context.reconcile()?;
         context
@@ -342,8 +349,14 @@ impl Broker {
             )?;
         }
         context.groups.load(&context)?;
+        // After the groups: completing a transaction applies its pending offsets to them.
+        context.txns.load(&context).await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let sweeper = tokio::spawn(crate::group::run_sweeper(
+            context.clone(),
+            shutdown.subscribe(),
+        ));
+        let txn_sweeper = tokio::spawn(crate::txn::run_sweeper(
             context.clone(),
             shutdown.subscribe(),
         ));
@@ -361,6 +374,7 @@ impl Broker {
             shutdown,
             server,
             sweeper,
+            txn_sweeper,
         })
     }
 
@@ -385,6 +399,7 @@ impl Broker {
         let _ = self.shutdown.send(true);
         let _ = self.server.await;
         let _ = self.sweeper.await;
+        let _ = self.txn_sweeper.await;
         let logs = self.context.logs.clone();
         tokio::task::spawn_blocking(move || logs.shutdown())
             .await

@@ -2,8 +2,8 @@
 //!
 //! Layers, top to bottom: `server` (sockets, framing, response order) → `protocol` (headers,
 //! versions, dispatch) → `handlers` (one Kafka API each) → domain services: `metadata` (topics,
-//! ids), `log` (partition logs on disk) and `group` (consumer groups, committed offsets), with
-//! `records` as pure functions over batch bytes.
+//! ids), `log` (partition logs on disk), `group` (consumer groups, committed offsets) and `txn`
+//! (the transaction coordinator), with `records` as pure functions over batch bytes.
 //! [`Broker`] starts the whole thing in-process.
 
 pub mod alloc_guard;
@@ -16,6 +16,7 @@ pub mod metadata;
 pub mod protocol;
 pub mod records;
 pub mod server;
+pub mod txn;
 
 pub use broker::{Broker, BrokerContext};
 pub use config::Config;

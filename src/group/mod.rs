@@ -249,6 +249,87 @@ impl GroupCoordinator {
         self.append(ctx, group_id, &recs)
     }
 
+    /// The `__consumer_offsets` partition holding `group_id` (creating the topic if needed):
+    /// the partition AddOffsetsToTxn adds to a transaction.
+    pub fn partition_of(&self, ctx: &BrokerContext, group_id: &str) -> Result<i32, StoreError> {
+        let partitions = self.ensure_topic(ctx)?;
+        Ok(records::partition_for(group_id, partitions))
+    }
+
+    /// Writes a TxnOffsetCommit's offsets as one transactional batch of `producer_id`/`epoch`
+    /// (the normal offset commit key and value) and records them as pending in the group,
+    /// whose lock the caller holds so log order is acceptance order. They become committed
+    /// offsets only when the producer's commit marker is written ([`Self::complete_txn`]).
+    /// Returns the log and the end offset to wait on; on a write failure nothing is pending.
+    pub fn write_txn_commits(
+        &self,
+        ctx: &BrokerContext,
+        group: &mut Group,
+        producer_id: i64,
+        producer_epoch: i16,
+        commits: &[OffsetCommit],
+    ) -> Result<(Arc<PartitionLog>, i64), StoreError> {
+        let log = self.log_for(ctx, &group.id)?;
+        let recs: Vec<(Vec<u8>, Vec<u8>)> = commits
+            .iter()
+            .map(|c| {
+                (
+                    records::offset_key(&group.id, &c.topic, c.partition),
+                    records::offset_value(&c.value),
+                )
+            })
+            .collect();
+        let kvs: Vec<crate::records::build::KeyValue<'_>> = recs
+            .iter()
+            .map(|(k, v)| (Some(k.as_slice()), Some(v.as_slice())))
+            .collect();
+        let batch = crate::records::build::uncompressed_batch(
+            &kvs,
+            now_ms(),
+            crate::records::build::Writer::transactional(producer_id, producer_epoch),
+        );
+        let info = validate_produce_batch(&batch, usize::MAX)?;
+        let outcome = log.append(&batch, &info, crate::handlers::LEADER_EPOCH)?;
+        let base = match outcome {
+            crate::log::AppendOutcome::Appended { base_offset, .. }
+            | crate::log::AppendOutcome::Duplicate { base_offset, .. } => base_offset,
+        };
+        for (i, c) in commits.iter().enumerate() {
+            group.add_pending_txn_offset(
+                producer_id,
+                &c.topic,
+                c.partition,
+                Committed {
+                    offset: c.value.offset,
+                    leader_epoch: c.value.leader_epoch,
+                    metadata: c.value.metadata.clone(),
+                    commit_timestamp: c.value.commit_timestamp,
+                    log_position: base + i as i64,
+                },
+            );
+        }
+        Ok((log, outcome.end_offset()))
+    }
+
+    /// Drops `producer_id`'s pending offsets in `group_id` after a failed write (the
+    /// transaction will be aborted by the client or by its timeout).
+    pub fn drop_txn_commits(&self, group_id: &str, producer_id: i64) {
+        if let Some(group) = self.get(group_id) {
+            lock(&group).pending_txn_offsets.remove(&producer_id);
+        }
+    }
+
+    /// The transaction coordinator wrote `producer_id`'s marker to the offsets partitions:
+    /// commit (apply) or abort (drop) its pending offsets in every group.
+    pub fn complete_txn(&self, producer_id: i64, commit: bool) {
+        for (id, group) in self.all() {
+            let applied = lock(&group).complete_txn(producer_id, commit);
+            if applied > 0 {
+                tracing::debug!(group = %id, producer_id, applied, "transactional offsets committed");
+            }
+        }
+    }
+
     /// Applies durable commits (none if they failed) to the in-memory table and ends the
     /// in-flight count taken by the writer. If the group was deleted meanwhile, its tombstones
     /// follow these records in the log, so the commits are dropped here too.
@@ -360,8 +441,22 @@ impl GroupCoordinator {
                     offset = h.last_offset() + 1;
                     rest = &rest[size..];
                     if h.is_control() {
+                        // A transaction marker: the producer's pending offsets in this
+                        // partition's groups are committed or dropped here, in log order.
+                        if let Some(kind) = crate::records::build::marker_kind(batch) {
+                            let commit = kind == crate::records::build::MarkerKind::Commit;
+                            // Only this partition's groups: the same producer id's later
+                            // transactions may have pending offsets in other partitions.
+                            for (id, g) in groups.iter_mut() {
+                                if records::partition_for(id, topic.partitions) == p {
+                                    g.complete_txn(h.producer_id(), commit);
+                                }
+                            }
+                        }
                         continue;
                     }
+                    // A TxnOffsetCommit batch: its offsets stay pending until the marker.
+                    let txn_producer = h.is_transactional().then(|| h.producer_id());
                     let recs = match crate::records::records(batch, 64 << 20) {
                         Ok(r) => r,
                         Err(e) => {
@@ -378,7 +473,7 @@ impl GroupCoordinator {
                             }
                         };
                         records_seen += 1;
-                        replay_record(&mut groups, rec.key, rec.value, rec.offset);
+                        replay_record(&mut groups, rec.key, rec.value, rec.offset, txn_producer);
                     }
                 }
                 if offset <= before {
@@ -457,6 +552,7 @@ fn replay_record(
     key: Option<&[u8]>,
     value: Option<&[u8]>,
     position: i64,
+    txn_producer: Option<i64>,
 ) {
     let Some(key) = key else { return };
     let key = match records::decode_key(key) {
@@ -482,17 +578,17 @@ fn replay_record(
                     let g = groups
                         .entry(group.clone())
                         .or_insert_with(|| Group::new(&group));
-                    g.apply_commit(
-                        &topic,
-                        partition,
-                        Committed {
-                            offset: v.offset,
-                            leader_epoch: v.leader_epoch,
-                            metadata: v.metadata,
-                            commit_timestamp: v.commit_timestamp,
-                            log_position: position,
-                        },
-                    );
+                    let c = Committed {
+                        offset: v.offset,
+                        leader_epoch: v.leader_epoch,
+                        metadata: v.metadata,
+                        commit_timestamp: v.commit_timestamp,
+                        log_position: position,
+                    };
+                    match txn_producer {
+                        Some(pid) => g.add_pending_txn_offset(pid, &topic, partition, c),
+                        None => g.apply_commit(&topic, partition, c),
+                    }
                 }
                 Err(e) => tracing::warn!(group, "skipping unreadable offset value: {e}"),
             },

@@ -199,6 +199,10 @@ pub struct Group {
     pub commits_in_flight: usize,
     /// Set while the group is a KIP-848 (consumer protocol) group: its members and assignment.
     pub kip848: Option<ConsumerGroup>,
+    /// Transactional offsets (TxnOffsetCommit) written but not yet committed or aborted, by
+    /// producer id: applied to `offsets` when the producer's commit marker is written,
+    /// dropped on abort.
+    pub pending_txn_offsets: HashMap<i64, HashMap<(String, i32), Committed>>,
 }
 
 fn now_ms() -> i64 {
@@ -238,6 +242,7 @@ impl Group {
             dirty: false,
             commits_in_flight: 0,
             kip848: None,
+            pending_txn_offsets: HashMap::new(),
         }
     }
 
@@ -935,6 +940,45 @@ impl Group {
         Ok(())
     }
 
+    /// Records a transactional offset of `producer_id`, pending until its transaction ends.
+    pub fn add_pending_txn_offset(
+        &mut self,
+        producer_id: i64,
+        topic: &str,
+        partition: i32,
+        c: Committed,
+    ) {
+        self.pending_txn_offsets
+            .entry(producer_id)
+            .or_default()
+            .insert((topic.to_string(), partition), c);
+    }
+
+    /// Ends `producer_id`'s transaction for this group: its pending offsets become committed
+    /// (in log order, as for plain commits) or are dropped. Returns how many were applied.
+    pub fn complete_txn(&mut self, producer_id: i64, commit: bool) -> usize {
+        let Some(pending) = self.pending_txn_offsets.remove(&producer_id) else {
+            return 0;
+        };
+        if !commit {
+            return 0;
+        }
+        let n = pending.len();
+        for ((topic, partition), c) in pending {
+            self.apply_commit(&topic, partition, c);
+        }
+        n
+    }
+
+    /// True if some transaction has an uncommitted offset for the partition (OffsetFetch with
+    /// require_stable answers UNSTABLE_OFFSET_COMMIT for it).
+    pub fn has_pending_txn_offset(&self, topic: &str, partition: i32) -> bool {
+        let key = (topic.to_string(), partition);
+        self.pending_txn_offsets
+            .values()
+            .any(|m| m.contains_key(&key))
+    }
+
     /// Applies a durable commit unless a later one for the same partition already landed.
     pub fn apply_commit(&mut self, topic: &str, partition: i32, c: Committed) {
         let key = (topic.to_string(), partition);
@@ -1065,6 +1109,7 @@ impl Group {
             && self.pending.is_empty()
             && self.offsets.is_empty()
             && self.commits_in_flight == 0
+            && self.pending_txn_offsets.is_empty()
             && self.state_timestamp < cutoff_ms
     }
 

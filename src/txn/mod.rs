@@ -1,0 +1,721 @@
+//! The transaction coordinator (Kafka transactions v1, no KIP-890): one state machine per
+//! transactional id, persisted in the internal compacted topic `__transaction_state` (created
+//! on first use, replayed at start), transaction markers written to every partition of a
+//! transaction when it ends, and a sweeper that aborts transactions older than their timeout.
+//!
+//! Concurrency: each id's state sits behind its own std mutex, never held across an `.await`.
+//! A transition is decided and its record appended under the lock (so the log order is the
+//! transition order), the id is marked busy, and the lock is released while the record is made
+//! durable; requests meeting a busy id get CONCURRENT_TRANSACTIONS (clients retry), as Kafka
+//! answers while a transition is pending. Ending a transaction keeps the id busy from
+//! PrepareCommit/PrepareAbort until CompleteCommit/CompleteAbort is durable, markers included.
+//!
+//! Markers: `PartitionLog::append_txn_marker` on each data partition and on the
+//! `__consumer_offsets` partitions of groups added with AddOffsetsToTxn, waited on with
+//! `wait_durable`; then the group coordinator applies (commit) or drops (abort) the producer's
+//! pending transactional offsets.
+
+pub mod records;
+pub mod state;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
+use tokio::sync::watch;
+
+use crate::broker::BrokerContext;
+use crate::group::records::OFFSETS_TOPIC;
+use crate::log::{LogError, PartitionLog};
+use crate::records::build::MarkerKind;
+use crate::records::{validate_produce_batch, BatchHeader, RecordError};
+use records::{TxnStatus, TXN_TOPIC};
+pub use state::TxnData;
+
+/// The coordinator epoch written into markers. Kafka uses the leader epoch of the
+/// `__transaction_state` partition; a single broker never changes leader, so it is constant.
+pub const COORDINATOR_EPOCH: i32 = crate::handlers::LEADER_EPOCH;
+
+/// Why `__transaction_state` or a marker could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("transaction log: {0}")]
+    Log(#[from] LogError),
+    #[error("transaction log: {0}")]
+    Topic(#[from] crate::broker::TopicError),
+    #[error("transaction log record: {0}")]
+    Record(#[from] RecordError),
+    #[error("transaction log partition {0} is missing")]
+    MissingPartition(i32),
+}
+
+/// One transactional id: its durable state and whether a transition is in flight.
+#[derive(Debug)]
+pub struct TxnMeta {
+    pub transactional_id: String,
+    pub data: TxnData,
+    /// A record is being made durable or markers are being written: other requests get
+    /// CONCURRENT_TRANSACTIONS, and the sweeper leaves the id alone.
+    pub busy: bool,
+}
+
+type Handle = Arc<Mutex<TxnMeta>>;
+
+/// All transactional ids of this broker.
+pub struct TransactionCoordinator {
+    wanted_partitions: i32,
+    max_timeout_ms: i32,
+    cleanup_interval: Duration,
+    txns: Mutex<HashMap<String, Handle>>,
+    /// Serialises the lazy creation of `__transaction_state`.
+    topic_lock: Mutex<()>,
+    /// Partitions of `__transaction_state` once it exists with all its logs (0: not yet).
+    ready_partitions: AtomicI32,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Each critical section is a small, self-contained step; a panic in one leaves state worth
+    // serving rather than poisoning every later request.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Storage failures are retriable for the client (Kafka maps most append errors to
+/// COORDINATOR_NOT_AVAILABLE or NOT_COORDINATOR, both of which make clients retry).
+fn unavailable(what: &str, id: &str, e: impl std::fmt::Display) -> ResponseError {
+    tracing::error!(transactional_id = id, "{what}: {e}");
+    ResponseError::CoordinatorNotAvailable
+}
+
+/// What the caller of [`TransactionCoordinator::transition`] wants done after the write.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AfterWrite {
+    /// Install the new state and let other requests in.
+    Release,
+    /// Install it and stay busy: markers follow.
+    StayBusy,
+}
+
+impl TransactionCoordinator {
+    /// A coordinator with no transactional ids yet; [`TransactionCoordinator::load`] fills it.
+    pub fn new(config: &crate::config::Config) -> TransactionCoordinator {
+        TransactionCoordinator {
+            wanted_partitions: config.transaction_state_log_num_partitions,
+            max_timeout_ms: config.transaction_max_timeout_ms,
+            cleanup_interval: Duration::from_millis(
+                config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+            ),
+            txns: Mutex::new(HashMap::new()),
+            topic_lock: Mutex::new(()),
+            ready_partitions: AtomicI32::new(0),
+        }
+    }
+
+    /// The partition count of `__transaction_state`, creating the topic if needed (file I/O
+    /// and fsync the first time).
+    pub fn ensure_topic(&self, ctx: &BrokerContext) -> Result<i32, StoreError> {
+        let ready = self.ready_partitions.load(Ordering::Acquire);
+        if ready > 0 {
+            return Ok(ready);
+        }
+        // Whoever creates the topic holds this lock until every partition log exists.
+        let _guard = lock(&self.topic_lock);
+        let partitions = match ctx.metadata.topic(TXN_TOPIC) {
+            Some(t) => t.partitions,
+            None => {
+                let configs = [("cleanup.policy".to_string(), "compact".to_string())]
+                    .into_iter()
+                    .collect();
+                ctx.create_topic(TXN_TOPIC, self.wanted_partitions, configs)?
+                    .partitions
+            }
+        };
+        self.ready_partitions.store(partitions, Ordering::Release);
+        Ok(partitions)
+    }
+
+    /// True once `__transaction_state` is known to exist with all its partitions.
+    pub fn topic_ready(&self) -> bool {
+        self.ready_partitions.load(Ordering::Acquire) > 0
+    }
+
+    /// The largest transaction timeout accepted (`transaction.max.timeout.ms`).
+    pub fn max_timeout_ms(&self) -> i32 {
+        self.max_timeout_ms
+    }
+
+    /// A snapshot of `transactional_id`'s durable state, if known (tests, admin).
+    pub fn describe(&self, transactional_id: &str) -> Option<TxnData> {
+        let h = lock(&self.txns).get(transactional_id).cloned()?;
+        let data = lock(&h).data.clone();
+        Some(data)
+    }
+
+    /// Every known transactional id.
+    pub fn ids(&self) -> Vec<String> {
+        lock(&self.txns).keys().cloned().collect()
+    }
+
+    fn get(&self, transactional_id: &str) -> Option<Handle> {
+        lock(&self.txns).get(transactional_id).cloned()
+    }
+
+    /// Appends `data` as `transactional_id`'s record; returns the log and the end offset to
+    /// wait on.
+    fn append(
+        &self,
+        ctx: &BrokerContext,
+        transactional_id: &str,
+        data: &TxnData,
+    ) -> Result<(Arc<PartitionLog>, i64), StoreError> {
+        let partitions = self.ensure_topic(ctx)?;
+        let p = records::partition_for(transactional_id, partitions);
+        let log = ctx
+            .partition(TXN_TOPIC, p)
+            .ok_or(StoreError::MissingPartition(p))?;
+        let key = records::key(transactional_id);
+        let value = records::value(&data.to_value());
+        let batch = crate::records::build::uncompressed_batch(
+            &[(Some(&key), Some(&value))],
+            now_ms(),
+            crate::records::build::Writer::BROKER,
+        );
+        let info = validate_produce_batch(&batch, usize::MAX)?;
+        let outcome = log.append(&batch, &info, crate::handlers::LEADER_EPOCH)?;
+        Ok((log, outcome.end_offset()))
+    }
+
+    /// One transition: under the id's lock, refuse if busy, let `decide` pick the next state
+    /// (`None`: nothing to change, the current state is the answer), append it and mark the
+    /// id busy; then, without the lock, wait for durability and install it. Returns the state
+    /// in force afterwards.
+    async fn transition(
+        &self,
+        ctx: &BrokerContext,
+        handle: &Handle,
+        after: AfterWrite,
+        decide: impl FnOnce(&TxnData) -> Result<Option<TxnData>, ResponseError>,
+    ) -> Result<TxnData, ResponseError> {
+        let (next, log, end) = {
+            let mut m = lock(handle);
+            if m.busy {
+                return Err(ResponseError::ConcurrentTransactions);
+            }
+            let Some(next) = decide(&m.data)? else {
+                return Ok(m.data.clone());
+            };
+            let (log, end) = self.append(ctx, &m.transactional_id, &next).map_err(|e| {
+                unavailable("cannot write transaction state", &m.transactional_id, e)
+            })?;
+            m.busy = true;
+            (next, log, end)
+        };
+        let durable = log.wait_durable(end).await;
+        let mut m = lock(handle);
+        match durable {
+            Ok(()) => {
+                m.data = next.clone();
+                m.busy = after == AfterWrite::StayBusy;
+                Ok(next)
+            }
+            Err(e) => {
+                m.busy = false;
+                Err(unavailable(
+                    "transaction state not made durable",
+                    &m.transactional_id,
+                    e,
+                ))
+            }
+        }
+    }
+
+    /// Writes the markers of a transaction in PrepareCommit/PrepareAbort (the id is busy,
+    /// owned by the caller), applies or drops its pending offsets, and persists the
+    /// CompleteCommit/CompleteAbort state. On failure the id stays in its Prepare state, not
+    /// busy, and the sweeper tries again (Kafka retries markers until they are written).
+    async fn complete(&self, ctx: &BrokerContext, handle: &Handle) -> Result<(), ResponseError> {
+        let result = self.write_markers_and_complete(ctx, handle).await;
+        if result.is_err() {
+            lock(handle).busy = false;
+        }
+        result
+    }
+
+    async fn write_markers_and_complete(
+        &self,
+        ctx: &BrokerContext,
+        handle: &Handle,
+    ) -> Result<(), ResponseError> {
+        let (id, data) = {
+            let m = lock(handle);
+            (m.transactional_id.clone(), m.data.clone())
+        };
+        let kind = match data.state {
+            TxnStatus::PrepareCommit => MarkerKind::Commit,
+            TxnStatus::PrepareAbort => MarkerKind::Abort,
+            // Nothing to complete (a caller raced with another completion).
+            _ => {
+                lock(handle).busy = false;
+                return Ok(());
+            }
+        };
+        let mut waits: Vec<(Arc<PartitionLog>, i64)> = Vec::new();
+        let mut offsets_partitions = false;
+        for (topic, p) in &data.partitions {
+            let Some(log) = ctx.partition(topic, *p) else {
+                // The topic was deleted meanwhile: Kafka drops markers for unknown partitions.
+                tracing::warn!(transactional_id = %id, topic, partition = p, "no partition for transaction marker; skipped");
+                continue;
+            };
+            offsets_partitions |= topic == OFFSETS_TOPIC;
+            let outcome = log
+                .append_txn_marker(
+                    data.producer_id,
+                    data.producer_epoch,
+                    kind,
+                    COORDINATOR_EPOCH,
+                )
+                .map_err(|e| unavailable("cannot write transaction marker", &id, e))?;
+            waits.push((log, outcome.end_offset()));
+        }
+        for (log, end) in waits {
+            log.wait_durable(end)
+                .await
+                .map_err(|e| unavailable("transaction marker not made durable", &id, e))?;
+        }
+        if offsets_partitions {
+            ctx.groups
+                .complete_txn(data.producer_id, kind == MarkerKind::Commit);
+        }
+        let next = data.completed(now_ms());
+        let (log, end) = {
+            let _m = lock(handle);
+            self.append(ctx, &id, &next)
+                .map_err(|e| unavailable("cannot write transaction state", &id, e))?
+        };
+        log.wait_durable(end)
+            .await
+            .map_err(|e| unavailable("transaction state not made durable", &id, e))?;
+        let mut m = lock(handle);
+        m.data = next;
+        m.busy = false;
+        tracing::debug!(transactional_id = %id, outcome = ?kind, "transaction completed");
+        Ok(())
+    }
+
+    /// Aborts `handle`'s Ongoing transaction on the coordinator's own initiative, bumping the
+    /// epoch so the producer that opened it is fenced (transaction timeout, or a new producer
+    /// instance calling InitProducerId).
+    async fn fence_and_abort(
+        &self,
+        ctx: &BrokerContext,
+        handle: &Handle,
+    ) -> Result<(), ResponseError> {
+        let now = now_ms();
+        self.transition(ctx, handle, AfterWrite::StayBusy, |d| {
+            if d.state != TxnStatus::Ongoing {
+                return Err(ResponseError::ConcurrentTransactions);
+            }
+            Ok(Some(d.prepare_fence_abort(now)))
+        })
+        .await?;
+        self.complete(ctx, handle).await
+    }
+
+    /// InitProducerId with a transactional id: the (producer id, epoch) the producer must use.
+    /// A new id gets a fresh producer id at epoch 0; a known one gets its epoch bumped (a new
+    /// producer id once the epoch is exhausted), after aborting a transaction still open.
+    /// `expected` is the (producer id, epoch) of a KIP-360 request (v3+), if it carried one.
+    pub async fn init_producer_id(
+        &self,
+        ctx: &BrokerContext,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), ResponseError> {
+        if transactional_id.is_empty() {
+            return Err(ResponseError::InvalidRequest);
+        }
+        if timeout_ms <= 0 || timeout_ms > self.max_timeout_ms {
+            return Err(ResponseError::InvalidTransactionTimeout);
+        }
+        self.ensure_topic(ctx)
+            .map_err(|e| unavailable("cannot create the transaction log", transactional_id, e))?;
+        let handle = match self.get(transactional_id) {
+            Some(h) => h,
+            None => {
+                let pid = ctx.metadata.next_producer_id().map_err(|e| {
+                    unavailable("cannot allocate a producer id", transactional_id, e)
+                })?;
+                let fresh = Arc::new(Mutex::new(TxnMeta {
+                    transactional_id: transactional_id.to_string(),
+                    data: TxnData::new(pid, timeout_ms, now_ms()),
+                    busy: false,
+                }));
+                // Another request may have created it meanwhile: keep the first.
+                lock(&self.txns)
+                    .entry(transactional_id.to_string())
+                    .or_insert(fresh)
+                    .clone()
+            }
+        };
+        // An Ongoing transaction is aborted first (with a fencing bump); then the epoch is
+        // bumped for the caller. Kafka answers the first round with CONCURRENT_TRANSACTIONS and
+        // lets the client retry; doing both here gives the same end state in one round trip.
+        let ongoing = {
+            let m = lock(&handle);
+            if m.busy {
+                return Err(ResponseError::ConcurrentTransactions);
+            }
+            if let Some((pid, epoch)) = expected {
+                // KIP-360 validation comes before any fencing.
+                if m.data.producer_epoch != -1
+                    && pid != m.data.producer_id
+                    && !(pid == m.data.last_producer_id && state::epoch_exhausted(epoch))
+                {
+                    return Err(ResponseError::ProducerFenced);
+                }
+            }
+            m.data.state == TxnStatus::Ongoing
+        };
+        if ongoing {
+            self.fence_and_abort(ctx, &handle).await?;
+        }
+        let now = now_ms();
+        let ids = &ctx.metadata;
+        let next = self
+            .transition(ctx, &handle, AfterWrite::Release, |d| {
+                d.prepare_init(expected, timeout_ms, now, || {
+                    ids.next_producer_id().map_err(|e| {
+                        unavailable("cannot allocate a producer id", transactional_id, e)
+                    })
+                })
+                .map(Some)
+            })
+            .await?;
+        Ok((next.producer_id, next.producer_epoch))
+    }
+
+    /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's offsets partition): adds
+    /// `partitions` to the producer's transaction, starting it if needed.
+    pub async fn add_partitions(
+        &self,
+        ctx: &BrokerContext,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Result<(), ResponseError> {
+        if transactional_id.is_empty() {
+            return Err(ResponseError::InvalidRequest);
+        }
+        let handle = self
+            .get(transactional_id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        let now = now_ms();
+        self.transition(ctx, &handle, AfterWrite::Release, |d| {
+            d.prepare_add(producer_id, producer_epoch, partitions, now)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// AddPartitionsToTxn v4+ with `verify_only`: for each partition, whether it is in the
+    /// producer's ongoing transaction. Errors apply to the whole transaction.
+    pub fn verify_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<bool>, ResponseError> {
+        let handle = self
+            .get(transactional_id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        let m = lock(&handle);
+        m.data.check_producer(producer_id, producer_epoch)?;
+        if matches!(
+            m.data.state,
+            TxnStatus::PrepareCommit | TxnStatus::PrepareAbort
+        ) {
+            return Err(ResponseError::ConcurrentTransactions);
+        }
+        let ongoing = m.data.state == TxnStatus::Ongoing;
+        Ok(partitions
+            .iter()
+            .map(|p| ongoing && m.data.partitions.contains(p))
+            .collect())
+    }
+
+    /// Checks that `producer_id`/`producer_epoch` own `transactional_id`'s current transaction
+    /// and that it includes `partition` (TxnOffsetCommit's check that AddOffsetsToTxn came
+    /// first).
+    pub fn check_in_transaction(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partition: (&str, i32),
+    ) -> Result<(), ResponseError> {
+        let handle = self
+            .get(transactional_id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        let m = lock(&handle);
+        m.data.check_producer(producer_id, producer_epoch)?;
+        let key = (partition.0.to_string(), partition.1);
+        if m.data.state != TxnStatus::Ongoing || !m.data.partitions.contains(&key) {
+            return Err(ResponseError::InvalidTxnState);
+        }
+        Ok(())
+    }
+
+    /// EndTxn: commits or aborts the producer's transaction. Answers once the markers are in
+    /// every partition and CompleteCommit/CompleteAbort is durable; a retry of a completed
+    /// EndTxn with the same outcome succeeds without doing anything.
+    pub async fn end_txn(
+        &self,
+        ctx: &BrokerContext,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Result<(), ResponseError> {
+        if transactional_id.is_empty() {
+            return Err(ResponseError::InvalidRequest);
+        }
+        let handle = self
+            .get(transactional_id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        let now = now_ms();
+        let next = self
+            .transition(ctx, &handle, AfterWrite::StayBusy, |d| {
+                d.prepare_end(producer_id, producer_epoch, commit, now)
+            })
+            .await?;
+        if !matches!(
+            next.state,
+            TxnStatus::PrepareCommit | TxnStatus::PrepareAbort
+        ) {
+            // A retried EndTxn of a completed transaction: `transition` wrote nothing and left
+            // the id as it was.
+            return Ok(());
+        }
+        self.complete(ctx, &handle).await
+    }
+
+    /// Rebuilds every transactional id from `__transaction_state`, then completes the
+    /// transactions that were between PrepareCommit/PrepareAbort and their Complete state
+    /// (writing their markers). Ongoing transactions stay open; the sweeper aborts them when
+    /// they time out. Call after the group coordinator has loaded (completion applies
+    /// pending transactional offsets).
+    pub async fn load(&self, ctx: &BrokerContext) -> Result<(), StoreError> {
+        let Some(topic) = ctx.metadata.topic(TXN_TOPIC) else {
+            return Ok(());
+        };
+        // The broker reconciled logs with metadata before us: every partition log exists.
+        self.ready_partitions
+            .store(topic.partitions, Ordering::Release);
+        let started = Instant::now();
+        let mut found: HashMap<String, TxnData> = HashMap::new();
+        let mut records_seen = 0usize;
+        for p in 0..topic.partitions {
+            let log = ctx
+                .partition(TXN_TOPIC, p)
+                .ok_or(StoreError::MissingPartition(p))?;
+            replay_partition(&log, p, &mut found, &mut records_seen)?;
+        }
+        let mut to_complete = Vec::new();
+        {
+            let mut map = lock(&self.txns);
+            for (id, mut data) in found {
+                match data.state {
+                    TxnStatus::Dead => continue,
+                    // Kafka never persists it; if met, the transaction is still open.
+                    TxnStatus::PrepareEpochFence => data.state = TxnStatus::Ongoing,
+                    TxnStatus::PrepareCommit | TxnStatus::PrepareAbort => {
+                        to_complete.push(id.clone())
+                    }
+                    _ => {}
+                }
+                let busy = matches!(
+                    data.state,
+                    TxnStatus::PrepareCommit | TxnStatus::PrepareAbort
+                );
+                map.insert(
+                    id.clone(),
+                    Arc::new(Mutex::new(TxnMeta {
+                        transactional_id: id,
+                        data,
+                        busy,
+                    })),
+                );
+            }
+        }
+        let loaded = lock(&self.txns).len();
+        for id in &to_complete {
+            if let Some(h) = self.get(id) {
+                if let Err(e) = self.complete(ctx, &h).await {
+                    // Left in its Prepare state; the sweeper retries.
+                    tracing::warn!(transactional_id = %id, "cannot complete transaction at load: {e:?}");
+                }
+            }
+        }
+        tracing::info!(
+            transactional_ids = loaded,
+            completed = to_complete.len(),
+            records = records_seen,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "loaded transactions"
+        );
+        Ok(())
+    }
+
+    /// One sweep: abort Ongoing transactions past their timeout (fencing their producer) and
+    /// retry the completion of transactions whose markers could not be written.
+    pub async fn sweep(&self, ctx: &BrokerContext) {
+        let now = now_ms();
+        let handles: Vec<Handle> = lock(&self.txns).values().cloned().collect();
+        for h in handles {
+            enum Todo {
+                Abort,
+                Complete,
+            }
+            let todo = {
+                let mut m = lock(&h);
+                if m.busy {
+                    None
+                } else if m.data.timed_out(now) {
+                    Some(Todo::Abort)
+                } else if matches!(
+                    m.data.state,
+                    TxnStatus::PrepareCommit | TxnStatus::PrepareAbort
+                ) {
+                    m.busy = true;
+                    Some(Todo::Complete)
+                } else {
+                    None
+                }
+            };
+            let id = lock(&h).transactional_id.clone();
+            let result = match todo {
+                None => continue,
+                Some(Todo::Abort) => {
+                    tracing::info!(transactional_id = %id, "aborting timed-out transaction");
+                    self.fence_and_abort(ctx, &h).await
+                }
+                Some(Todo::Complete) => self.complete(ctx, &h).await,
+            };
+            if let Err(e) = result {
+                tracing::warn!(transactional_id = %id, "transaction sweep: {e:?}");
+            }
+        }
+    }
+}
+
+/// Reads one `__transaction_state` partition from its start, keeping each id's last state
+/// (a tombstone forgets the id).
+fn replay_partition(
+    log: &PartitionLog,
+    p: i32,
+    found: &mut HashMap<String, TxnData>,
+    records_seen: &mut usize,
+) -> Result<(), StoreError> {
+    let mut offset = log.log_start_offset();
+    loop {
+        let read = log.read(offset, 1 << 20, true)?;
+        if read.records.is_empty() {
+            break;
+        }
+        let before = offset;
+        let mut rest: &[u8] = &read.records;
+        while let Some(h) = BatchHeader::new(rest) {
+            let Some(size) = h.total_size().filter(|s| *s <= rest.len() && *s > 0) else {
+                break;
+            };
+            let batch = &rest[..size];
+            offset = h.last_offset() + 1;
+            rest = &rest[size..];
+            if h.is_control() {
+                continue;
+            }
+            let recs = match crate::records::records(batch, 64 << 20) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(
+                        partition = p,
+                        "skipping unreadable transaction log batch: {e}"
+                    );
+                    continue;
+                }
+            };
+            for rec in recs.iter() {
+                let rec = match rec {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(partition = p, "skipping bad transaction log record: {e}");
+                        break;
+                    }
+                };
+                *records_seen += 1;
+                let Some(key) = rec.key else { continue };
+                let id = match records::decode_key(key) {
+                    Ok(id) => id,
+                    Err(e) => {
+                        tracing::warn!(partition = p, "skipping transaction log key: {e}");
+                        continue;
+                    }
+                };
+                match rec.value {
+                    None => {
+                        found.remove(&id);
+                    }
+                    Some(v) => match records::decode_value(v) {
+                        Ok(v) => {
+                            found.insert(id, TxnData::from_value(&v));
+                        }
+                        Err(e) => {
+                            tracing::warn!(transactional_id = %id, "skipping transaction log value: {e}")
+                        }
+                    },
+                }
+            }
+        }
+        if offset <= before {
+            tracing::warn!(
+                partition = p,
+                offset,
+                "transaction log replay made no progress"
+            );
+            break;
+        }
+        if offset >= log.log_end_offset() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the coordinator's timeout sweep every
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms` until `shutdown` turns true.
+pub async fn run_sweeper(ctx: Arc<BrokerContext>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(ctx.txns.cleanup_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => ctx.txns.sweep(&ctx).await,
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return;
+                }
+            }
+        }
+    }
+}

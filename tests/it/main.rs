@@ -15,6 +15,7 @@ mod groups;
 mod kip848;
 mod process;
 mod produce_fetch;
+mod read_committed;
 mod retention;
 mod topics;
 mod zero_copy;

@@ -365,6 +365,62 @@ fn sample_bodies(key: ApiKey, v: i16) -> Vec<Vec<u8>> {
                 .with_group_ids(vec![GroupId(s("g")), GroupId(s("h"))]),
             v,
         )],
+        ApiKey::AddPartitionsToTxn if v >= 4 => {
+            let t = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                .with_name(name)
+                .with_partitions(vec![0, 1]);
+            let txn = add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(TransactionalId(s("tx")))
+                .with_producer_id(ProducerId(1))
+                .with_verify_only(true)
+                .with_topics(vec![t]);
+            vec![encode(
+                &AddPartitionsToTxnRequest::default().with_transactions(vec![txn]),
+                v,
+            )]
+        }
+        ApiKey::AddPartitionsToTxn => {
+            let t = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                .with_name(name)
+                .with_partitions(vec![0]);
+            vec![encode(
+                &AddPartitionsToTxnRequest::default()
+                    .with_v3_and_below_transactional_id(TransactionalId(s("tx")))
+                    .with_v3_and_below_producer_id(ProducerId(1))
+                    .with_v3_and_below_topics(vec![t]),
+                v,
+            )]
+        }
+        ApiKey::AddOffsetsToTxn => vec![encode(
+            &AddOffsetsToTxnRequest::default()
+                .with_transactional_id(TransactionalId(s("tx")))
+                .with_producer_id(ProducerId(1))
+                .with_group_id(GroupId(s("g"))),
+            v,
+        )],
+        ApiKey::EndTxn => vec![encode(
+            &EndTxnRequest::default()
+                .with_transactional_id(TransactionalId(s("tx")))
+                .with_producer_id(ProducerId(1))
+                .with_committed(true),
+            v,
+        )],
+        ApiKey::TxnOffsetCommit => {
+            let t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                .with_name(name)
+                .with_partitions(vec![
+                    txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                        .with_committed_offset(1),
+                ]);
+            vec![encode(
+                &TxnOffsetCommitRequest::default()
+                    .with_transactional_id(TransactionalId(s("tx")))
+                    .with_group_id(GroupId(s("g")))
+                    .with_producer_id(ProducerId(1))
+                    .with_topics(vec![t]),
+                v,
+            )]
+        }
         other => panic!("{other:?} is advertised but has no hostile-test sample: add one"),
     }
 }
@@ -630,6 +686,10 @@ fn decode_response(key: ApiKey, version: i16, mut frame: Bytes) -> anyhow::Resul
         ApiKey::OffsetDelete => as_response!(OffsetDeleteResponse),
         ApiKey::ConsumerGroupHeartbeat => as_response!(ConsumerGroupHeartbeatResponse),
         ApiKey::ConsumerGroupDescribe => as_response!(ConsumerGroupDescribeResponse),
+        ApiKey::AddPartitionsToTxn => as_response!(AddPartitionsToTxnResponse),
+        ApiKey::AddOffsetsToTxn => as_response!(AddOffsetsToTxnResponse),
+        ApiKey::EndTxn => as_response!(EndTxnResponse),
+        ApiKey::TxnOffsetCommit => as_response!(TxnOffsetCommitResponse),
         other => anyhow::bail!("{other:?} is advertised but has no response type here: add it"),
     };
     anyhow::ensure!(

@@ -940,6 +940,41 @@ impl Group {
         Ok(())
     }
 
+    /// Checks a TxnOffsetCommit's membership claims, in Kafka's order: an empty member id and
+    /// a negative generation skip the checks (a producer committing for a group it is not in).
+    pub fn validate_txn_commit(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), ResponseError> {
+        if self.state == GroupState::Dead {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        if self.fenced(member_id, instance_id) {
+            return Err(ResponseError::FencedInstanceId);
+        }
+        if let Some(c) = &self.kip848 {
+            if member_id.is_empty() {
+                return Ok(());
+            }
+            let Some(m) = c.members.get(member_id) else {
+                return Err(ResponseError::UnknownMemberId);
+            };
+            if generation >= 0 && generation != m.epoch {
+                return Err(ResponseError::IllegalGeneration);
+            }
+            return Ok(());
+        }
+        if !member_id.is_empty() && self.member(member_id).is_none() {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        if generation >= 0 && generation != self.generation {
+            return Err(ResponseError::IllegalGeneration);
+        }
+        Ok(())
+    }
+
     /// Records a transactional offset of `producer_id`, pending until its transaction ends.
     pub fn add_pending_txn_offset(
         &mut self,

@@ -1,6 +1,7 @@
-//! FindCoordinator (key 10): this broker coordinates every group (key_type 0). Transactions do
-//! not exist yet, so transaction keys (1) get COORDINATOR_NOT_AVAILABLE; other types are invalid.
-//! v0–3 ask for one key, v4+ for a batch (`coordinator_keys`).
+//! FindCoordinator (key 10): this broker coordinates every group (key_type 0) and every
+//! transactional id (key_type 1); the internal topic behind each (`__consumer_offsets`,
+//! `__transaction_state`) is created on the first lookup. Other types (share groups) are
+//! invalid. v0–3 ask for one key, v4+ for a batch (`coordinator_keys`).
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use super::str_bytes;
 use crate::broker::BrokerContext;
 use crate::group::records::OFFSETS_TOPIC;
 use crate::protocol::Reply;
+use crate::txn::records::TXN_TOPIC;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
@@ -31,10 +33,17 @@ fn lookup(ctx: &BrokerContext, key: &str, key_type: i8) -> Result<(), (ResponseE
                 "the offsets topic is not available".to_string(),
             )
         }),
-        KEY_TYPE_TRANSACTION => Err((
-            ResponseError::CoordinatorNotAvailable,
-            "transactions are not supported".to_string(),
+        KEY_TYPE_TRANSACTION if key.is_empty() => Err((
+            ResponseError::InvalidRequest,
+            "transactional id must not be empty".to_string(),
         )),
+        KEY_TYPE_TRANSACTION => ctx.txns.ensure_topic(ctx).map(|_| ()).map_err(|e| {
+            tracing::error!("cannot create {TXN_TOPIC}: {e}");
+            (
+                ResponseError::CoordinatorNotAvailable,
+                "the transaction state topic is not available".to_string(),
+            )
+        }),
         other => Err((
             ResponseError::InvalidRequest,
             format!("unknown key type {other}"),
@@ -105,10 +114,15 @@ pub fn handle(
     request: FindCoordinatorRequest,
     version: i16,
 ) -> Reply<FindCoordinatorResponse> {
-    if ctx.groups.topic_ready() {
+    let ready = if version >= 1 && request.key_type == KEY_TYPE_TRANSACTION {
+        ctx.txns.topic_ready()
+    } else {
+        ctx.groups.topic_ready()
+    };
+    if ready {
         return Reply::Now(answer(ctx, request, version));
     }
-    // First group use: creating the offsets topic does file I/O and fsyncs, so leave the runtime.
+    // First use: creating the internal topic does file I/O and fsyncs, so leave the runtime.
     let ctx = ctx.clone();
     let keys = request.coordinator_keys.clone();
     Reply::Later(Box::pin(async move {

@@ -1,6 +1,8 @@
-//! InitProducerId (key 22): producer ids for idempotent producers. Ids come from the metadata
-//! store and are never reused, even across restarts. An idempotent producer that presents its
-//! current id and epoch (KIP-360, v3+) gets the epoch bumped, and starts its sequences at 0.
+//! InitProducerId (key 22): producer ids for idempotent and transactional producers. Ids come
+//! from the metadata store and are never reused, even across restarts. An idempotent producer
+//! that presents its current id and epoch (KIP-360, v3+) gets the epoch bumped, and starts its
+//! sequences at 0. A transactional producer (a `transactional_id`) is served by the
+//! transaction coordinator, which fences older instances of the same id by bumping its epoch.
 
 use std::sync::Arc;
 
@@ -8,24 +10,50 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use crate::broker::BrokerContext;
+use crate::protocol::Reply;
+
+fn failed(error: ResponseError) -> InitProducerIdResponse {
+    InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1)
+        .with_error_code(error.code())
+}
 
 pub fn handle(
     ctx: &Arc<BrokerContext>,
     request: InitProducerIdRequest,
-    _version: i16,
-) -> InitProducerIdResponse {
+    version: i16,
+) -> Reply<InitProducerIdResponse> {
+    let (current_id, current_epoch) = (request.producer_id.0, request.producer_epoch);
+    let Some(transactional_id) = request.transactional_id.as_ref().map(|t| t.0.to_string()) else {
+        return Reply::Now(idempotent(ctx, current_id, current_epoch));
+    };
+    // KIP-360: both or neither (Kafka refuses one without the other).
+    if version >= 3 && ((current_id >= 0) != (current_epoch >= 0)) {
+        return Reply::Now(failed(ResponseError::InvalidRequest));
+    }
+    let expected = (version >= 3 && current_id >= 0).then_some((current_id, current_epoch));
+    let timeout_ms = request.transaction_timeout_ms;
+    let ctx = ctx.clone();
+    Reply::Later(Box::pin(async move {
+        match ctx
+            .txns
+            .init_producer_id(&ctx, &transactional_id, timeout_ms, expected)
+            .await
+        {
+            Ok((id, epoch)) => InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(epoch),
+            Err(e) => failed(e),
+        }
+    }))
+}
+
+/// The idempotent (non-transactional) path.
+fn idempotent(ctx: &BrokerContext, current_id: i64, current_epoch: i16) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if request.transactional_id.is_some() {
-        // Transactions need a coordinator that does not exist yet; the transactional APIs are
-        // not advertised, so a client reaching this asked for something unavailable.
-        tracing::info!(
-            "InitProducerId with a transactional id: transactions are not supported yet"
-        );
-        return response.with_error_code(ResponseError::InvalidRequest.code());
-    }
-    let (current_id, current_epoch) = (request.producer_id.0, request.producer_epoch);
     if current_id >= 0 && current_epoch >= 0 {
         if !ctx.metadata.producer_id_was_issued(current_id) {
             return response.with_error_code(ResponseError::InvalidProducerIdMapping.code());

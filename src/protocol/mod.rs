@@ -127,12 +127,36 @@ pub fn handle_frame(
             version,
             handlers::delete_topics::handle,
         ),
-        ApiKey::InitProducerId => run_now::<m::InitProducerIdRequest, _>(
+        ApiKey::InitProducerId => run::<m::InitProducerIdRequest, _>(
             ctx,
             frame,
             corr,
             version,
             handlers::init_producer_id::handle,
+        ),
+        ApiKey::AddPartitionsToTxn => run::<m::AddPartitionsToTxnRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::add_partitions_to_txn::handle,
+        ),
+        ApiKey::AddOffsetsToTxn => run::<m::AddOffsetsToTxnRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::add_offsets_to_txn::handle,
+        ),
+        ApiKey::EndTxn => {
+            run::<m::EndTxnRequest, _>(ctx, frame, corr, version, handlers::end_txn::handle)
+        }
+        ApiKey::TxnOffsetCommit => run::<m::TxnOffsetCommitRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::txn_offset_commit::handle,
         ),
         ApiKey::OffsetForLeaderEpoch => run_now::<m::OffsetForLeaderEpochRequest, _>(
             ctx,

@@ -1,0 +1,37 @@
+//! EndTxn (key 26): commits or aborts a producer's transaction. The coordinator persists
+//! PrepareCommit/PrepareAbort, writes a marker to every partition of the transaction (and to
+//! the offsets partitions of its TxnOffsetCommits), persists CompleteCommit/CompleteAbort, and
+//! only then answers. A retry of a completed EndTxn with the same outcome answers success;
+//! while markers are being written, CONCURRENT_TRANSACTIONS (the client retries).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
+
+use crate::broker::BrokerContext;
+use crate::protocol::Reply;
+
+pub fn handle(
+    ctx: &Arc<BrokerContext>,
+    request: EndTxnRequest,
+    _version: i16,
+) -> Reply<EndTxnResponse> {
+    let ctx = ctx.clone();
+    Reply::Later(Box::pin(async move {
+        let result = ctx
+            .txns
+            .end_txn(
+                &ctx,
+                request.transactional_id.0.as_str(),
+                request.producer_id.0,
+                request.producer_epoch,
+                request.committed,
+            )
+            .await;
+        // v5 (transactions v2) returns the producer id/epoch; not served, so -1 there.
+        EndTxnResponse::default()
+            .with_error_code(result.err().map_or(0, |e| e.code()))
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
+    }))
+}

@@ -1,0 +1,179 @@
+//! TxnOffsetCommit (key 28): offsets a transactional producer commits for a consumer group as
+//! part of its transaction (consume-transform-produce). They are written to the group's
+//! `__consumer_offsets` partition as a transactional batch of the producer (the normal offset
+//! commit key and value), stay pending, and become the group's committed offsets only when the
+//! transaction's commit marker is written; an abort drops them. Answered once the batch is
+//! fdatasync'ed.
+//!
+//! Checks, in Kafka's order: unknown partitions and oversized metadata per partition; an empty
+//! group id; the producer owns the transaction and added the group's offsets partition to it
+//! (AddOffsetsToTxn first); the member and generation claims (v3+) when given.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{TopicName, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+
+use crate::broker::BrokerContext;
+use crate::group::records::{OffsetValue, OFFSETS_TOPIC};
+use crate::group::{GroupCoordinator, OffsetCommit, MAX_METADATA_BYTES};
+use crate::protocol::Reply;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A topic's partitions with their per-partition verdicts (Ok: to be written).
+type TopicPlan = (TopicName, Vec<(i32, Result<(), ResponseError>)>);
+
+fn build(plan: Vec<TopicPlan>, error: Option<ResponseError>) -> TxnOffsetCommitResponse {
+    let topics = plan
+        .into_iter()
+        .map(|(name, parts)| {
+            let partitions = parts
+                .into_iter()
+                .map(|(index, r)| {
+                    let code = match r {
+                        Err(e) => e.code(),
+                        Ok(()) => error.map_or(0, |e| e.code()),
+                    };
+                    TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(index)
+                        .with_error_code(code)
+                })
+                .collect();
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+pub fn handle(
+    ctx: &Arc<BrokerContext>,
+    request: TxnOffsetCommitRequest,
+    version: i16,
+) -> Reply<TxnOffsetCommitResponse> {
+    let group_id = request.group_id.0.to_string();
+    let now = now_ms();
+    let mut commits: Vec<OffsetCommit> = Vec::new();
+    let mut plan: Vec<TopicPlan> = Vec::new();
+    for topic in &request.topics {
+        let name = topic.name.0.to_string();
+        let mut parts = Vec::new();
+        for p in &topic.partitions {
+            let metadata = p
+                .committed_metadata
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            let result = if ctx.partition(&name, p.partition_index).is_none() {
+                Err(ResponseError::UnknownTopicOrPartition)
+            } else if metadata.len() > MAX_METADATA_BYTES {
+                Err(ResponseError::OffsetMetadataTooLarge)
+            } else {
+                commits.push(OffsetCommit {
+                    topic: name.clone(),
+                    partition: p.partition_index,
+                    value: OffsetValue {
+                        offset: p.committed_offset,
+                        leader_epoch: if version >= 2 {
+                            p.committed_leader_epoch
+                        } else {
+                            -1
+                        },
+                        metadata,
+                        commit_timestamp: now,
+                    },
+                });
+                Ok(())
+            };
+            parts.push((p.partition_index, result));
+        }
+        plan.push((topic.name.clone(), parts));
+    }
+    if commits.is_empty() {
+        return Reply::Now(build(plan, None));
+    }
+    if group_id.is_empty() {
+        return Reply::Now(build(plan, Some(ResponseError::InvalidGroupId)));
+    }
+    let ctx = ctx.clone();
+    Reply::Later(Box::pin(async move {
+        let error = commit(&ctx, &request, version, &group_id, &commits).await;
+        build(plan, error.err())
+    }))
+}
+
+/// Verifies, writes and waits for `commits`; the error applies to every partition written.
+async fn commit(
+    ctx: &Arc<BrokerContext>,
+    request: &TxnOffsetCommitRequest,
+    version: i16,
+    group_id: &str,
+    commits: &[OffsetCommit],
+) -> Result<(), ResponseError> {
+    let (producer_id, producer_epoch) = (request.producer_id.0, request.producer_epoch);
+    let partition = if ctx.groups.topic_ready() {
+        ctx.groups.partition_of(ctx, group_id)
+    } else {
+        // Creating the offsets topic does file I/O and fsyncs: keep it off the runtime.
+        let c = ctx.clone();
+        let g = group_id.to_string();
+        tokio::task::spawn_blocking(move || c.groups.partition_of(&c, &g))
+            .await
+            .map_err(|_| ResponseError::CoordinatorNotAvailable)?
+    }
+    .map_err(|e| {
+        tracing::error!(group = %group_id, "cannot create {OFFSETS_TOPIC}: {e}");
+        ResponseError::CoordinatorNotAvailable
+    })?;
+    // Kafka (KIP-890 part 1 verification) refuses offsets for a transaction that did not add
+    // the group's offsets partition; v5 clients may abort and retry, older ones cannot.
+    ctx.txns
+        .check_in_transaction(
+            request.transactional_id.0.as_str(),
+            producer_id,
+            producer_epoch,
+            (OFFSETS_TOPIC, partition),
+        )
+        .map_err(|e| match e {
+            ResponseError::InvalidTxnState if version >= 5 => ResponseError::TransactionAbortable,
+            other => other,
+        })?;
+    let (member_id, instance_id, generation) = if version >= 3 {
+        (
+            request.member_id.to_string(),
+            request.group_instance_id.as_ref().map(|s| s.to_string()),
+            request.generation_id,
+        )
+    } else {
+        (String::new(), None, -1)
+    };
+    // Kafka creates the group if it does not exist: a producer may commit for any group.
+    let group = ctx.groups.get_or_create(group_id);
+    let (log, end) = {
+        let mut g = GroupCoordinator::lock_group(&group);
+        g.validate_txn_commit(&member_id, instance_id.as_deref(), generation)?;
+        // Written under the group lock so the log order is the acceptance order.
+        ctx.groups
+            .write_txn_commits(ctx, &mut g, producer_id, producer_epoch, commits)
+            .map_err(|e| {
+                tracing::error!(group = %group_id, "cannot write transactional offsets: {e}");
+                ResponseError::CoordinatorNotAvailable
+            })?
+    };
+    if let Err(e) = log.wait_durable(end).await {
+        tracing::error!(group = %group_id, "transactional offsets not made durable: {e}");
+        ctx.groups.drop_txn_commits(group_id, producer_id);
+        return Err(ResponseError::CoordinatorNotAvailable);
+    }
+    Ok(())
+}

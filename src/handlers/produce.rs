@@ -36,7 +36,10 @@ pub fn handle(
 ) -> crate::protocol::Reply<ProduceResponse> {
     use crate::protocol::Reply;
     let acks = request.acks;
-    let transactional = request.transactional_id.is_some();
+    let transactional_id = request
+        .transactional_id
+        .as_ref()
+        .map(|t| t.0.as_str().to_string());
     let mut waits = Vec::new();
     let mut any_error = false;
     // -1 (all), 0 and 1 are the only meanings Kafka defines for acks.
@@ -60,7 +63,9 @@ pub fn handle(
                 Err((ResponseError::InvalidRequiredAcks, None))
             } else {
                 match &meta {
-                    Some(meta) => produce_one(ctx, meta, data, version, transactional),
+                    Some(meta) => {
+                        produce_one(ctx, meta, data, version, transactional_id.as_deref())
+                    }
                     None => Err((unknown, None)),
                 }
             };
@@ -156,13 +161,13 @@ pub fn handle(
 
 type Failure = (ResponseError, Option<String>);
 
-/// `transactional`: the request carries a transactional id.
+/// `transactional_id`: the request's, if any.
 fn produce_one(
     ctx: &BrokerContext,
     topic: &TopicMeta,
     data: PartitionProduceData,
     version: i16,
-    transactional: bool,
+    transactional_id: Option<&str>,
 ) -> Result<(AppendOutcome, Arc<PartitionLog>), Failure> {
     let log = ctx
         .partition(&topic.name, data.index)
@@ -193,12 +198,29 @@ fn produce_one(
             Some("zstd needs Produce v7 or later".to_string()),
         ));
     }
-    if info.is_transactional && (!transactional || info.producer_id < 0) {
+    if info.is_transactional {
         // Kafka's rule: transactional records come from a transactional producer.
-        return Err((
-            ResponseError::InvalidRecord,
-            Some("a transactional batch needs a transactional id and a producer id".to_string()),
-        ));
+        let Some(txn_id) = transactional_id.filter(|_| info.producer_id >= 0) else {
+            return Err((
+                ResponseError::InvalidRecord,
+                Some("a transactional batch needs a transactional id and a producer id".into()),
+            ));
+        };
+        // The partition must be in the producer's ongoing transaction (Kafka's verification,
+        // KIP-890 part 1): otherwise no marker would ever close it here and the partition's
+        // last stable offset would hang.
+        ctx.txns
+            .check_in_transaction(
+                txn_id,
+                info.producer_id,
+                info.producer_epoch,
+                (&topic.name, data.index),
+            )
+            .map_err(|e| {
+                let why = (e == ResponseError::InvalidTxnState)
+                    .then(|| "the partition is not in the producer's transaction".to_string());
+                (e, why)
+            })?;
     }
     let config = log.config();
     if config.compact {

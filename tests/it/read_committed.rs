@@ -24,8 +24,35 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// Produces one transactional record from producer `pid` (transactional id "tx").
-async fn txn_produce(c: &mut Client, id: Uuid, pid: i64, seq: i32, value: &str) -> i64 {
+/// Initialises `txn_id` through the coordinator and, if `add`, starts a transaction holding
+/// rc-0; returns the producer id (epoch 0).
+async fn begin(b: &harness::TestBroker, txn_id: &str, add: bool) -> i64 {
+    let ctx = b.broker.context();
+    let (pid, epoch) = ctx
+        .txns
+        .init_producer_id(ctx, txn_id, 60_000, None)
+        .await
+        .expect("init");
+    assert_eq!(epoch, 0);
+    if !add {
+        return pid;
+    }
+    ctx.txns
+        .add_partitions(ctx, txn_id, pid, 0, &[("rc".to_string(), 0)])
+        .await
+        .expect("add partition");
+    pid
+}
+
+/// Produces one transactional record from producer `pid` of `txn_id`.
+async fn txn_produce(
+    c: &mut Client,
+    id: Uuid,
+    txn_id: &str,
+    pid: i64,
+    seq: i32,
+    value: &str,
+) -> i64 {
     let batch = transactional_batch(
         &[(Some(b"k"), Some(value.as_bytes()), vec![], now_ms())],
         Compression::None,
@@ -34,7 +61,7 @@ async fn txn_produce(c: &mut Client, id: Uuid, pid: i64, seq: i32, value: &str) 
         seq,
     );
     let req = produce_request("rc", id, 0, &batch, -1, 9)
-        .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))));
+        .with_transactional_id(Some(TransactionalId(StrBytes::from(txn_id.to_string()))));
     let r = c.call(&req, 9).await;
     let p = &r.responses[0].partition_responses[0];
     assert_eq!(p.error_code, 0, "{p:?}");
@@ -110,9 +137,12 @@ async fn read_committed_fetch_stops_at_the_lso_and_lists_aborted_transactions() 
     // Timestamps are now: markers carry the broker's clock, and older records would make the
     // marker roll a new segment (segment.ms), which one Fetch does not cross.
     produce(&mut c, "rc", id, 0, &simple_batch(1, 10, now_ms()), 9).await; // offset 0
-    let aborted_at = txn_produce(&mut c, id, 100, 0, "doomed").await; // 1
-    let open_at = txn_produce(&mut c, id, 200, 0, "pending").await; // 2
-    log.append_txn_marker(100, 0, MarkerKind::Abort, 0).unwrap(); // 3
+    let doomed = begin(&b, "doomed", true).await;
+    let pending = begin(&b, "pending", true).await;
+    let aborted_at = txn_produce(&mut c, id, "doomed", doomed, 0, "doomed").await; // 1
+    let open_at = txn_produce(&mut c, id, "pending", pending, 0, "pending").await; // 2
+    log.append_txn_marker(doomed, 0, MarkerKind::Abort, 0)
+        .unwrap(); // 3
     assert_eq!(log.last_stable_offset(), open_at);
     assert_eq!(
         latest(&mut c, 1).await,
@@ -120,6 +150,22 @@ async fn read_committed_fetch_stops_at_the_lso_and_lists_aborted_transactions() 
         "read_committed latest = LSO"
     );
     assert_eq!(latest(&mut c, 0).await, 4, "read_uncommitted latest = HW");
+    // A transactional batch for a partition outside the producer's transaction is refused.
+    let other = begin(&b, "other", false).await;
+    let stray = transactional_batch(
+        &[(Some(b"k"), Some(b"x"), vec![], 1)],
+        Compression::None,
+        other,
+        0,
+        0,
+    );
+    let req = produce_request("rc", id, 0, &stray, -1, 9)
+        .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("other"))));
+    let r = c.call(&req, 9).await;
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code, 48,
+        "INVALID_TXN_STATE"
+    );
     // A transactional batch without a transactional id is refused.
     let stray = transactional_batch(
         &[(Some(b"k"), Some(b"x"), vec![], 1)],
@@ -151,7 +197,7 @@ async fn read_committed_fetch_stops_at_the_lso_and_lists_aborted_transactions() 
         assert_eq!(aborted.len(), 1, "v{version}");
         assert_eq!(
             (aborted[0].producer_id.0, aborted[0].first_offset),
-            (100, aborted_at)
+            (doomed, aborted_at)
         );
 
         let all = fetch_exact(&mut c, &fetch_req(version, id, 0), version).await;
@@ -164,7 +210,7 @@ async fn read_committed_fetch_stops_at_the_lso_and_lists_aborted_transactions() 
         assert!(p.aborted_transactions.is_none(), "v{version}");
     }
     // Committing the open transaction moves the LSO to the end.
-    log.append_txn_marker(200, 0, MarkerKind::Commit, 0)
+    log.append_txn_marker(pending, 0, MarkerKind::Commit, 0)
         .unwrap();
     let resp = fetch_exact(&mut c, &fetch_req(12, id, 1), 12).await;
     let p = &resp.responses[0].partitions[0];

@@ -18,4 +18,5 @@ mod produce_fetch;
 mod read_committed;
 mod retention;
 mod topics;
+mod transactions;
 mod zero_copy;

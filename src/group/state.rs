@@ -1328,4 +1328,63 @@ mod tests {
         );
         assert_eq!(parse_subscription(&m[..7]), None);
     }
+
+    fn committed_at(offset: i64, log_position: i64) -> Committed {
+        Committed {
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp: 0,
+            log_position,
+        }
+    }
+
+    #[test]
+    fn transactional_offsets_apply_on_commit_and_vanish_on_abort() {
+        let mut g = Group::new("g");
+        g.add_pending_txn_offset(7, "t", 0, committed_at(10, 5));
+        g.add_pending_txn_offset(8, "t", 1, committed_at(20, 6));
+        assert!(g.has_pending_txn_offset("t", 0) && g.has_pending_txn_offset("t", 1));
+        assert!(g.offsets.is_empty(), "nothing committed before the marker");
+        assert!(
+            !g.is_forgettable(i64::MAX),
+            "pending offsets keep the group"
+        );
+        assert_eq!(g.complete_txn(7, true), 1);
+        assert_eq!(g.offsets[&("t".to_string(), 0)].offset, 10);
+        assert_eq!(g.complete_txn(8, false), 0);
+        assert!(!g.offsets.contains_key(&("t".to_string(), 1)));
+        assert!(!g.has_pending_txn_offset("t", 1));
+        assert_eq!(g.complete_txn(7, true), 0, "a second marker finds nothing");
+        // A later plain commit wins over an older transactional one (log order).
+        g.apply_commit("t", 2, committed_at(99, 50));
+        g.add_pending_txn_offset(9, "t", 2, committed_at(1, 40));
+        g.complete_txn(9, true);
+        assert_eq!(g.offsets[&("t".to_string(), 2)].offset, 99);
+    }
+
+    #[test]
+    fn txn_commit_membership_checks_follow_kafka() {
+        let mut g = Group::new("g");
+        assert_eq!(g.validate_txn_commit("", None, -1), Ok(()));
+        assert_eq!(
+            g.validate_txn_commit("nobody", None, -1),
+            Err(ResponseError::UnknownMemberId)
+        );
+        assert_eq!(
+            g.validate_txn_commit("", None, 3),
+            Err(ResponseError::IllegalGeneration)
+        );
+        assert_eq!(g.validate_txn_commit("", None, 0), Ok(()));
+        g.static_members.insert("i".into(), "m1".into());
+        assert_eq!(
+            g.validate_txn_commit("m2", Some("i"), -1),
+            Err(ResponseError::FencedInstanceId)
+        );
+        g.mark_dead();
+        assert_eq!(
+            g.validate_txn_commit("", None, -1),
+            Err(ResponseError::CoordinatorNotAvailable)
+        );
+    }
 }

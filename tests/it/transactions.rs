@@ -745,3 +745,44 @@ async fn add_partitions_v4_adds_and_verifies_batched_transactions() {
         "verify adds nothing"
     );
 }
+
+#[tokio::test]
+async fn transaction_state_topic_is_internal_and_cannot_be_deleted() {
+    let b = harness::start(SETTINGS).await;
+    let mut client = b.client().await;
+    // FindCoordinator is advertised: over the wire, a transactional id's lookup creates the
+    // topic, in the single-key (v1) and batched (v4) forms.
+    let r = client
+        .call(
+            &FindCoordinatorRequest::default()
+                .with_key(s("wire-tx"))
+                .with_key_type(1),
+            1,
+        )
+        .await;
+    assert_eq!((r.error_code, r.node_id.0), (0, 1), "{r:?}");
+    let r = client
+        .call(
+            &FindCoordinatorRequest::default()
+                .with_key_type(1)
+                .with_coordinator_keys(vec![s("wire-tx")]),
+            4,
+        )
+        .await;
+    assert_eq!(r.coordinators[0].error_code, 0);
+    let c = ctx(&b);
+    let producer = init_ok(&c, "kept", 60_000).await;
+    let all = client
+        .call(&MetadataRequest::default().with_topics(None), 12)
+        .await;
+    let internal = all
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == TXN_TOPIC))
+        .expect("listed");
+    assert!(internal.is_internal);
+    let del = DeleteTopicsRequest::default().with_topic_names(vec![TopicName(s(TXN_TOPIC))]);
+    let resp = client.call(&del, 5).await;
+    assert_eq!(resp.responses[0].error_code, 17, "refused");
+    assert_eq!(c.txns.describe("kept").unwrap().producer_id, producer.0);
+}

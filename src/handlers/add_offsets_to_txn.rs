@@ -14,13 +14,14 @@ use crate::protocol::Reply;
 pub fn handle(
     ctx: &Arc<BrokerContext>,
     request: AddOffsetsToTxnRequest,
-    _version: i16,
+    version: i16,
 ) -> Reply<AddOffsetsToTxnResponse> {
     let ctx = ctx.clone();
     Reply::Later(Box::pin(async move {
         let code = match add(&ctx, &request).await {
             Ok(()) => 0,
-            Err(e) => e.code(),
+            // v2 added PRODUCER_FENCED.
+            Err(e) => crate::txn::fenced_error(e, version, 2).code(),
         };
         AddOffsetsToTxnResponse::default().with_error_code(code)
     }))

@@ -91,7 +91,8 @@ async fn run(ctx: &BrokerContext, txn: &Txn, version: i16) -> Vec<i16> {
         .await
     {
         Ok(()) => 0,
-        Err(e) => e.code(),
+        // v2 added PRODUCER_FENCED.
+        Err(e) => crate::txn::fenced_error(e, version, 2).code(),
     };
     vec![code; partitions.len()]
 }

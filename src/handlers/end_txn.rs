@@ -14,7 +14,7 @@ use crate::protocol::Reply;
 pub fn handle(
     ctx: &Arc<BrokerContext>,
     request: EndTxnRequest,
-    _version: i16,
+    version: i16,
 ) -> Reply<EndTxnResponse> {
     let ctx = ctx.clone();
     Reply::Later(Box::pin(async move {
@@ -30,7 +30,12 @@ pub fn handle(
             .await;
         // v5 (transactions v2) returns the producer id/epoch; not served, so -1 there.
         EndTxnResponse::default()
-            .with_error_code(result.err().map_or(0, |e| e.code()))
+            // v2 added PRODUCER_FENCED.
+            .with_error_code(
+                result
+                    .err()
+                    .map_or(0, |e| crate::txn::fenced_error(e, version, 2).code()),
+            )
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     }))

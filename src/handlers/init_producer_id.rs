@@ -44,7 +44,8 @@ pub fn handle(
             Ok((id, epoch)) => InitProducerIdResponse::default()
                 .with_producer_id(ProducerId(id))
                 .with_producer_epoch(epoch),
-            Err(e) => failed(e),
+            // v4 added PRODUCER_FENCED.
+            Err(e) => failed(crate::txn::fenced_error(e, version, 4)),
         }
     }))
 }

@@ -135,17 +135,37 @@ async fn commit(
         tracing::error!(group = %group_id, "cannot create {OFFSETS_TOPIC}: {e}");
         ResponseError::CoordinatorNotAvailable
     })?;
+    let transactional_id = request.transactional_id.0.as_str();
+    if version >= 5 {
+        // v5 is the transactions-v2 form: it adds the group's offsets partition to the
+        // transaction itself (Kafka 4.0 treats v5 as an implicit AddOffsetsToTxn).
+        ctx.txns
+            .add_partitions(
+                ctx,
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                &[(OFFSETS_TOPIC.to_string(), partition)],
+            )
+            .await
+            .map_err(|e| match e {
+                ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+                other => other,
+            })?;
+    }
     // Kafka (KIP-890 part 1 verification) refuses offsets for a transaction that did not add
-    // the group's offsets partition; v5 clients may abort and retry, older ones cannot.
+    // the group's offsets partition: TRANSACTION_ABORTABLE from v4 (which added it), else
+    // INVALID_TXN_STATE; a stale epoch is INVALID_PRODUCER_EPOCH there, for compatibility.
     ctx.txns
         .check_in_transaction(
-            request.transactional_id.0.as_str(),
+            transactional_id,
             producer_id,
             producer_epoch,
             (OFFSETS_TOPIC, partition),
         )
         .map_err(|e| match e {
-            ResponseError::InvalidTxnState if version >= 5 => ResponseError::TransactionAbortable,
+            ResponseError::InvalidTxnState if version >= 4 => ResponseError::TransactionAbortable,
+            ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
             other => other,
         })?;
     let (member_id, instance_id, generation) = if version >= 3 {

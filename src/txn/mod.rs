@@ -95,6 +95,21 @@ fn unavailable(what: &str, id: &str, e: impl std::fmt::Display) -> ResponseError
     ResponseError::CoordinatorNotAvailable
 }
 
+/// PRODUCER_FENCED as a request of `version` may receive it: versions before
+/// `first_fenced_version` (the one whose schema says "adds the support for new error code
+/// PRODUCER_FENCED") get INVALID_PRODUCER_EPOCH instead, as Kafka answers older clients.
+pub fn fenced_error(
+    error: ResponseError,
+    version: i16,
+    first_fenced_version: i16,
+) -> ResponseError {
+    if error == ResponseError::ProducerFenced && version < first_fenced_version {
+        ResponseError::InvalidProducerEpoch
+    } else {
+        error
+    }
+}
+
 /// What the caller of [`TransactionCoordinator::transition`] wants done after the write.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum AfterWrite {

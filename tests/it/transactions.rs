@@ -27,6 +27,7 @@ use uuid::Uuid;
 use crate::harness::{self, create, produce_request, s, Client, TestBroker};
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const INVALID_PRODUCER_EPOCH: i16 = 47;
 const INVALID_TXN_STATE: i16 = 48;
 const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
 const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
@@ -324,8 +325,21 @@ async fn commit_writes_markers_everywhere_and_applies_transactional_offsets() {
         INVALID_TXN_STATE
     );
     assert_eq!(
-        txn_commit(&c, "tx1", producer, "g1", ("t", 0, 2), 5).await,
+        txn_commit(&c, "tx1", producer, "g1", ("t", 0, 2), 4).await,
         TRANSACTION_ABORTABLE
+    );
+    assert_eq!(
+        txn_commit(
+            &c,
+            "tx1",
+            (producer.0, producer.1 + 1),
+            "g1",
+            ("t", 0, 2),
+            3
+        )
+        .await,
+        INVALID_PRODUCER_EPOCH,
+        "a stale or future epoch, as Kafka's verification answers it"
     );
     assert_eq!(add_offsets(&c, "tx1", producer, "g1").await, 0);
     assert_eq!(
@@ -368,6 +382,15 @@ async fn commit_writes_markers_everywhere_and_applies_transactional_offsets() {
         end(&c, "tx1", (pid + 1, epoch), true).await,
         INVALID_PRODUCER_ID_MAPPING
     );
+
+    // TxnOffsetCommit v5 (the transactions-v2 form) adds the offsets partition itself.
+    assert_eq!(
+        txn_commit(&c, "tx1", producer, "g5", ("t", 1, 4), 5).await,
+        0
+    );
+    assert_eq!(state(&c, "tx1"), TxnStatus::Ongoing);
+    assert_eq!(end(&c, "tx1", producer, true).await, 0);
+    assert_eq!(committed(&c, "g5", "t", 1), Some(4));
 
     // A second transaction with the same producer: the Complete state starts a new one.
     assert_eq!(
@@ -469,6 +492,14 @@ async fn a_second_init_aborts_the_open_transaction_and_fences_the_first_producer
         vec![PRODUCER_FENCED]
     );
     assert_eq!(end(&c, "tx3", first, true).await, PRODUCER_FENCED);
+    // Versions before PRODUCER_FENCED existed get INVALID_PRODUCER_EPOCH.
+    let old_end = EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(s("tx3")))
+        .with_producer_id(ProducerId(first.0))
+        .with_producer_epoch(first.1)
+        .with_committed(true);
+    let r = resolve(gregor::handlers::end_txn::handle(&c, old_end, 1)).await;
+    assert_eq!(r.error_code, INVALID_PRODUCER_EPOCH);
     assert_ne!(txn_produce(&mut client, "tx3", ("t", 0), first, 1).await, 0);
     // KIP-360 (v3+): the old epoch cannot re-initialise; the current one can.
     let kip360 = |pid: i64, epoch: i16| {

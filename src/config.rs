@@ -67,6 +67,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "transaction.state.log.num.partitions", default: "50", doc: "Partitions of the internal __transaction_state topic when it is first created (it is created on first transactional use)." },
     Setting { name: "transaction.max.timeout.ms", default: "900000", doc: "Largest transaction timeout a transactional producer may ask for; larger gets INVALID_TRANSACTION_TIMEOUT." },
     Setting { name: "transaction.abort.timed.out.transaction.cleanup.interval.ms", default: "10000", doc: "How often the transaction coordinator aborts transactions that have been open longer than their timeout (fencing their producer)." },
+    Setting { name: "transactional.id.expiration.ms", default: "604800000", doc: "A transactional id whose producer has sent no transactional request for this long (and has no transaction open) is forgotten." },
 ];
 
 /// How `acks=all` relates to fsync.
@@ -122,6 +123,7 @@ pub struct Config {
     pub transaction_state_log_num_partitions: i32,
     pub transaction_max_timeout_ms: i32,
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
+    pub transactional_id_expiration_ms: i64,
 }
 
 /// Every setting's value as text, and whether it was set explicitly (file, environment or
@@ -486,6 +488,7 @@ impl Resolver {
             transaction_max_timeout_ms: self.positive("transaction.max.timeout.ms")?,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: self
                 .positive("transaction.abort.timed.out.transaction.cleanup.interval.ms")?,
+            transactional_id_expiration_ms: self.positive("transactional.id.expiration.ms")?,
         })
     }
 }

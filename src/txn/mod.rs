@@ -68,6 +68,8 @@ pub struct TransactionCoordinator {
     wanted_partitions: i32,
     max_timeout_ms: i32,
     cleanup_interval: Duration,
+    /// `transactional.id.expiration.ms`.
+    expiration_ms: i64,
     txns: Mutex<HashMap<String, Handle>>,
     /// Serialises the lazy creation of `__transaction_state`.
     topic_lock: Mutex<()>,
@@ -128,6 +130,7 @@ impl TransactionCoordinator {
             cleanup_interval: Duration::from_millis(
                 config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
             ),
+            expiration_ms: config.transactional_id_expiration_ms,
             txns: Mutex::new(HashMap::new()),
             topic_lock: Mutex::new(()),
             ready_partitions: AtomicI32::new(0),
@@ -191,15 +194,26 @@ impl TransactionCoordinator {
         transactional_id: &str,
         data: &TxnData,
     ) -> Result<(Arc<PartitionLog>, i64), StoreError> {
+        self.append_record(ctx, transactional_id, Some(data))
+    }
+
+    /// Appends `transactional_id`'s record: its state, or a tombstone (`None`) that makes
+    /// compaction and the next replay forget it.
+    fn append_record(
+        &self,
+        ctx: &BrokerContext,
+        transactional_id: &str,
+        data: Option<&TxnData>,
+    ) -> Result<(Arc<PartitionLog>, i64), StoreError> {
         let partitions = self.ensure_topic(ctx)?;
         let p = records::partition_for(transactional_id, partitions);
         let log = ctx
             .partition(TXN_TOPIC, p)
             .ok_or(StoreError::MissingPartition(p))?;
         let key = records::key(transactional_id);
-        let value = records::value(&data.to_value());
+        let value = data.map(|d| records::value(&d.to_value()));
         let batch = crate::records::build::uncompressed_batch(
-            &[(Some(&key), Some(&value))],
+            &[(Some(&key), value.as_deref())],
             now_ms(),
             crate::records::build::Writer::BROKER,
         );
@@ -600,6 +614,7 @@ impl TransactionCoordinator {
         let handles: Vec<Handle> = lock(&self.txns).values().cloned().collect();
         for h in handles {
             enum Todo {
+                Expire,
                 Abort,
                 Complete,
             }
@@ -607,6 +622,9 @@ impl TransactionCoordinator {
                 let mut m = lock(&h);
                 if m.busy {
                     None
+                } else if m.data.expired(now, self.expiration_ms) {
+                    m.busy = true;
+                    Some(Todo::Expire)
                 } else if m.data.timed_out(now) {
                     Some(Todo::Abort)
                 } else if matches!(
@@ -627,11 +645,41 @@ impl TransactionCoordinator {
                     self.fence_and_abort(ctx, &h).await
                 }
                 Some(Todo::Complete) => self.complete(ctx, &h).await,
+                Some(Todo::Expire) => self.expire(ctx, &h).await,
             };
             if let Err(e) = result {
                 tracing::warn!(transactional_id = %id, "transaction sweep: {e:?}");
             }
         }
+    }
+}
+
+impl TransactionCoordinator {
+    /// Forgets an idle transactional id (the caller marked it busy): a tombstone in
+    /// `__transaction_state`, then out of the table once durable. Its state becomes Dead, so
+    /// a request still holding the old handle is refused rather than reviving it.
+    async fn expire(&self, ctx: &BrokerContext, handle: &Handle) -> Result<(), ResponseError> {
+        let id = lock(handle).transactional_id.clone();
+        let written = self.append_record(ctx, &id, None);
+        let durable = match written {
+            Ok((log, end)) => log.wait_durable(end).await.map_err(StoreError::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = durable {
+            lock(handle).busy = false;
+            return Err(unavailable("cannot expire transactional id", &id, e));
+        }
+        {
+            let mut m = lock(handle);
+            m.data.state = TxnStatus::Dead;
+            m.busy = false;
+        }
+        let mut map = lock(&self.txns);
+        if map.get(&id).is_some_and(|h| Arc::ptr_eq(h, handle)) {
+            map.remove(&id);
+        }
+        tracing::info!(transactional_id = %id, "expired idle transactional id");
+        Ok(())
     }
 }
 

@@ -270,6 +270,15 @@ impl TxnData {
         }
     }
 
+    /// True for an id without an open transaction whose last update is `expiration_ms` old
+    /// (Kafka's transactional.id.expiration.ms): it may be forgotten.
+    pub fn expired(&self, now_ms: i64, expiration_ms: i64) -> bool {
+        matches!(
+            self.state,
+            TxnStatus::Empty | TxnStatus::CompleteCommit | TxnStatus::CompleteAbort
+        ) && self.last_update_ms.saturating_add(expiration_ms) <= now_ms
+    }
+
     /// True for an Ongoing transaction open longer than its timeout at `now_ms`.
     pub fn timed_out(&self, now_ms: i64) -> bool {
         self.state == TxnStatus::Ongoing
@@ -411,6 +420,8 @@ mod tests {
             .unwrap();
         assert!(!o.timed_out(1010));
         assert!(o.timed_out(1011));
+        assert!(!o.expired(i64::MAX, 0), "an open transaction never expires");
+        assert!(e.expired(5 + 100, 100) && !e.expired(5 + 99, 100));
         let f = o.prepare_fence_abort(1011);
         assert_eq!((f.state, f.producer_epoch), (TxnStatus::PrepareAbort, 1));
         assert_eq!(f.completed(1012).state, TxnStatus::CompleteAbort);

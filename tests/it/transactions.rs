@@ -817,3 +817,47 @@ async fn transaction_state_topic_is_internal_and_cannot_be_deleted() {
     assert_eq!(resp.responses[0].error_code, 17, "refused");
     assert_eq!(c.txns.describe("kept").unwrap().producer_id, producer.0);
 }
+
+#[tokio::test]
+async fn idle_transactional_ids_expire_and_stay_forgotten_after_a_restart() {
+    let mut settings = SETTINGS.to_vec();
+    settings.push((
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "100",
+    ));
+    settings.push(("transactional.id.expiration.ms", "400"));
+    let b = harness::start(&settings).await;
+    let c = ctx(&b);
+    let mut client = b.client().await;
+    create(&mut client, "t", 1).await;
+    let idle = init_ok(&c, "idle", 60_000).await;
+    let open = init_ok(&c, "open", 60_000).await;
+    assert_eq!(add_partitions(&c, "open", open, &[("t", 0)]).await, vec![0]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while c.txns.describe("idle").is_some() {
+        assert!(Instant::now() < deadline, "idle id was not expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        state(&c, "open"),
+        TxnStatus::Ongoing,
+        "an open transaction keeps its id"
+    );
+    // The expired id's producer is unknown now.
+    assert_eq!(
+        end(&c, "idle", idle, true).await,
+        INVALID_PRODUCER_ID_MAPPING
+    );
+    drop(c);
+    drop(client);
+    // The tombstone is replayed: the id stays forgotten (no expiry this time, to be sure).
+    let b = b.restart(SETTINGS).await;
+    let c = ctx(&b);
+    assert!(c.txns.describe("idle").is_none());
+    assert_eq!(state(&c, "open"), TxnStatus::Ongoing);
+    assert_eq!(end(&c, "open", open, true).await, 0);
+    // A new producer with the id starts over with a new producer id.
+    let again = init_ok(&c, "idle", 60_000).await;
+    assert_ne!(again.0, idle.0);
+    assert_eq!(again.1, 0);
+}

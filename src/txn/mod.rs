@@ -222,19 +222,24 @@ impl TransactionCoordinator {
         Ok((log, outcome.end_offset()))
     }
 
-    /// One transition: under the id's lock, refuse if busy, let `decide` pick the next state
-    /// (`None`: nothing to change, the current state is the answer), append it and mark the
-    /// id busy; then, without the lock, wait for durability and install it. Returns the state
-    /// in force afterwards.
+    /// One transition: under the id's lock, check the client's `producer` (id, epoch) if it
+    /// presented one (Kafka checks it before anything else), refuse if busy, let `decide` pick
+    /// the next state (`None`: nothing to change, the current state is the answer), append it
+    /// and mark the id busy; then, without the lock, wait for durability and install it.
+    /// Returns the state in force afterwards.
     async fn transition(
         &self,
         ctx: &BrokerContext,
         handle: &Handle,
         after: AfterWrite,
+        producer: Option<(i64, i16)>,
         decide: impl FnOnce(&TxnData) -> Result<Option<TxnData>, ResponseError>,
     ) -> Result<TxnData, ResponseError> {
         let (next, log, end) = {
             let mut m = lock(handle);
+            if let Some((id, epoch)) = producer {
+                m.data.check_producer(id, epoch)?;
+            }
             if m.busy {
                 return Err(ResponseError::ConcurrentTransactions);
             }
@@ -349,7 +354,7 @@ impl TransactionCoordinator {
         handle: &Handle,
     ) -> Result<(), ResponseError> {
         let now = now_ms();
-        self.transition(ctx, handle, AfterWrite::StayBusy, |d| {
+        self.transition(ctx, handle, AfterWrite::StayBusy, None, |d| {
             if d.state != TxnStatus::Ongoing {
                 return Err(ResponseError::ConcurrentTransactions);
             }
@@ -421,7 +426,7 @@ impl TransactionCoordinator {
         let now = now_ms();
         let ids = &ctx.metadata;
         let next = self
-            .transition(ctx, &handle, AfterWrite::Release, |d| {
+            .transition(ctx, &handle, AfterWrite::Release, None, |d| {
                 d.prepare_init(expected, timeout_ms, now, || {
                     ids.next_producer_id().map_err(|e| {
                         unavailable("cannot allocate a producer id", transactional_id, e)
@@ -450,7 +455,8 @@ impl TransactionCoordinator {
             .get(transactional_id)
             .ok_or(ResponseError::InvalidProducerIdMapping)?;
         let now = now_ms();
-        self.transition(ctx, &handle, AfterWrite::Release, |d| {
+        let producer = Some((producer_id, producer_epoch));
+        self.transition(ctx, &handle, AfterWrite::Release, producer, |d| {
             d.prepare_add(producer_id, producer_epoch, partitions, now)
         })
         .await
@@ -525,9 +531,13 @@ impl TransactionCoordinator {
             .ok_or(ResponseError::InvalidProducerIdMapping)?;
         let now = now_ms();
         let next = self
-            .transition(ctx, &handle, AfterWrite::StayBusy, |d| {
-                d.prepare_end(producer_id, producer_epoch, commit, now)
-            })
+            .transition(
+                ctx,
+                &handle,
+                AfterWrite::StayBusy,
+                Some((producer_id, producer_epoch)),
+                |d| d.prepare_end(producer_id, producer_epoch, commit, now),
+            )
             .await?;
         if !matches!(
             next.state,

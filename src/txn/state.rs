@@ -240,7 +240,7 @@ impl TxnData {
         if self.producer_epoch < i16::MAX {
             next.producer_epoch = self.producer_epoch + 1;
         }
-        next.last_producer_epoch = -1;
+        // The previous epoch is kept (Kafka's fence changes only the epoch).
         next
     }
 

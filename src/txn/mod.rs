@@ -301,33 +301,43 @@ impl TransactionCoordinator {
                 return Ok(());
             }
         };
-        let mut waits: Vec<(Arc<PartitionLog>, i64)> = Vec::new();
-        let mut offsets_partitions = false;
+        // Every marker is attempted even if one fails; a partition whose marker is durable
+        // leaves the (in-memory) set, so a retry writes only the missing ones, as Kafka's
+        // marker channel does. Replay after a restart rewrites them all, which is harmless: a
+        // marker without an open transaction in a partition ends nothing there.
+        let mut waits: Vec<((String, i32), Arc<PartitionLog>, i64)> = Vec::new();
+        let mut failed: Option<ResponseError> = None;
         for (topic, p) in &data.partitions {
             let Some(log) = ctx.partition(topic, *p) else {
                 // The topic was deleted meanwhile: Kafka drops markers for unknown partitions.
                 tracing::warn!(transactional_id = %id, topic, partition = p, "no partition for transaction marker; skipped");
                 continue;
             };
-            offsets_partitions |= topic == OFFSETS_TOPIC;
-            let outcome = log
-                .append_txn_marker(
-                    data.producer_id,
-                    data.producer_epoch,
-                    kind,
-                    COORDINATOR_EPOCH,
-                )
-                .map_err(|e| unavailable("cannot write transaction marker", &id, e))?;
-            waits.push((log, outcome.end_offset()));
+            match log.append_txn_marker(
+                data.producer_id,
+                data.producer_epoch,
+                kind,
+                COORDINATOR_EPOCH,
+            ) {
+                Ok(outcome) => waits.push(((topic.clone(), *p), log, outcome.end_offset())),
+                Err(e) => failed = Some(unavailable("cannot write transaction marker", &id, e)),
+            }
         }
-        for (log, end) in waits {
-            log.wait_durable(end)
-                .await
-                .map_err(|e| unavailable("transaction marker not made durable", &id, e))?;
+        for (tp, log, end) in waits {
+            if let Err(e) = log.wait_durable(end).await {
+                failed = Some(unavailable("transaction marker not made durable", &id, e));
+                continue;
+            }
+            if tp.0 == OFFSETS_TOPIC {
+                // The group coordinator sees the marker: the producer's pending offsets in
+                // this partition's groups are committed or dropped.
+                ctx.groups
+                    .complete_txn(data.producer_id, kind == MarkerKind::Commit);
+            }
+            lock(handle).data.partitions.remove(&tp);
         }
-        if offsets_partitions {
-            ctx.groups
-                .complete_txn(data.producer_id, kind == MarkerKind::Commit);
+        if let Some(e) = failed {
+            return Err(e);
         }
         let next = data.completed(now_ms());
         let (log, end) = {

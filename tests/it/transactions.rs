@@ -27,6 +27,8 @@ use uuid::Uuid;
 use crate::harness::{self, create, produce_request, s, Client, TestBroker};
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+const CONCURRENT_TRANSACTIONS: i16 = 51;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 const INVALID_TXN_STATE: i16 = 48;
 const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
@@ -860,4 +862,77 @@ async fn idle_transactional_ids_expire_and_stay_forgotten_after_a_restart() {
     let again = init_ok(&c, "idle", 60_000).await;
     assert_ne!(again.0, idle.0);
     assert_eq!(again.1, 0);
+}
+
+/// A marker that cannot be written (disk full) leaves the transaction in PrepareCommit; the
+/// sweeper retries only the missing marker, and the client's retried EndTxn then succeeds.
+#[tokio::test]
+async fn a_failed_marker_is_retried_by_the_sweeper() {
+    use gregor::config::{Config, Sources};
+    use gregor::log::io::FaultyIo;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut overrides: Vec<(String, String)> = vec![
+        ("listeners".into(), "PLAINTEXT://127.0.0.1:0".into()),
+        ("log.dirs".into(), tmp.path().display().to_string()),
+        (
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms".into(),
+            "100".into(),
+        ),
+    ];
+    overrides.extend(SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let config = Config::load(&Sources {
+        file: None,
+        env: false,
+        overrides,
+    })
+    .unwrap();
+    let io = Arc::new(FaultyIo::new());
+    let broker = gregor::Broker::start_with_io(config, io.clone())
+        .await
+        .unwrap();
+    let c = broker.context().clone();
+    let mut client = Client::connect(broker.local_addr()).await;
+    create(&mut client, "t", 2).await;
+    let producer = init_ok(&c, "retry", 60_000).await;
+    assert_eq!(
+        add_partitions(&c, "retry", producer, &[("t", 0), ("t", 1)]).await,
+        vec![0, 0]
+    );
+    assert_eq!(
+        txn_produce(&mut client, "retry", ("t", 0), producer, 0).await,
+        0
+    );
+    // Writes from here: PrepareCommit, then the marker of t-0 (fails), then t-1's.
+    io.fail_nth_write(2, libc::ENOSPC, 0);
+    assert_eq!(
+        end(&c, "retry", producer, true).await,
+        COORDINATOR_NOT_AVAILABLE
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let code = end(&c, "retry", producer, true).await;
+        if code == 0 {
+            break;
+        }
+        assert_eq!(
+            code, CONCURRENT_TRANSACTIONS,
+            "retriable until the sweeper is done"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the sweeper did not finish the commit"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state(&c, "retry"), TxnStatus::CompleteCommit);
+    let m = (producer.0, producer.1, MarkerKind::Commit);
+    assert_eq!(markers(&c, "t", 0), vec![m]);
+    assert_eq!(
+        markers(&c, "t", 1),
+        vec![m],
+        "no second marker where the first landed"
+    );
+    drop(client);
+    drop(c);
+    broker.shutdown().await.unwrap();
 }

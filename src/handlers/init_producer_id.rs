@@ -36,6 +36,19 @@ pub fn handle(
     let timeout_ms = request.transaction_timeout_ms;
     let ctx = ctx.clone();
     Reply::Later(Box::pin(async move {
+        if !ctx.txns.topic_ready() {
+            // First transactional use: creating the topic does file I/O and fsyncs, so leave
+            // the runtime (FindCoordinator usually did it already).
+            let c = ctx.clone();
+            match tokio::task::spawn_blocking(move || c.txns.ensure_topic(&c)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!("cannot create the transaction state topic: {e}");
+                    return failed(ResponseError::CoordinatorNotAvailable);
+                }
+                Err(_) => return failed(ResponseError::CoordinatorNotAvailable),
+            }
+        }
         match ctx
             .txns
             .init_producer_id(&ctx, &transactional_id, timeout_ms, expected)

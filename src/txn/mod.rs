@@ -421,10 +421,7 @@ impl TransactionCoordinator {
             }
             if let Some((pid, epoch)) = expected {
                 // KIP-360 validation comes before any fencing.
-                if m.data.producer_epoch != -1
-                    && pid != m.data.producer_id
-                    && !(pid == m.data.last_producer_id && state::epoch_exhausted(epoch))
-                {
+                if !m.data.is_valid_producer(pid, epoch) {
                     return Err(ResponseError::ProducerFenced);
                 }
             }

@@ -97,7 +97,7 @@ impl TxnData {
     /// Yes if the id was just created, if it names the current producer id (its epoch is
     /// checked when bumping), or if it names the previous one with an exhausted epoch (a retry
     /// after a rotation). Otherwise it has been fenced.
-    fn is_valid_producer(&self, producer_id: i64, epoch: i16) -> bool {
+    pub fn is_valid_producer(&self, producer_id: i64, epoch: i16) -> bool {
         self.producer_epoch == -1
             || producer_id == self.producer_id
             || (producer_id == self.last_producer_id && epoch_exhausted(epoch))

@@ -1,7 +1,9 @@
 //! The transaction coordinator (Kafka transactions v1, no KIP-890): one state machine per
 //! transactional id, persisted in the internal compacted topic `__transaction_state` (created
 //! on first use, replayed at start), transaction markers written to every partition of a
-//! transaction when it ends, and a sweeper that aborts transactions older than their timeout.
+//! transaction when it ends, and a sweeper that aborts transactions older than their timeout
+//! (bumping the epoch, which fences their producer), retries markers that could not be
+//! written, and forgets ids idle longer than `transactional.id.expiration.ms`.
 //!
 //! Concurrency: each id's state sits behind its own std mutex, never held across an `.await`.
 //! A transition is decided and its record appended under the lock (so the log order is the

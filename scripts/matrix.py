@@ -55,6 +55,8 @@ FEATURES = [
     ("list_offsets_by_time", "List offsets: by timestamp"),
     ("unknown_topic_no_autocreate", "Unknown topic, auto-create off"),
     ("message_too_large", "Record > message.max.bytes → MESSAGE_TOO_LARGE"),
+    ("transactions", "Transactions: commit read, abort skipped (read_committed)"),
+    ("transactions_offsets", "Transactions: consumed offsets committed with the output"),
 ]
 
 # column order; "json" clients come from compat/results/<name>.json
@@ -108,6 +110,10 @@ JUNIT_MAP = [
     ("kcat", "test_groups", r"test_kcat_balanced_consumer$", ["consume_group"]),
     ("kafka-python", "test_groups", r"test_kafka_python_group_consumer$",
      ["consume_group", "commit_fetch_offsets"]),
+    # compat/transactions: confluent-kafka transactional producer, read_committed consumers.
+    ("librdkafka", "test_transactions", r"test_committed_is_read_aborted_never$", ["transactions"]),
+    ("librdkafka", "test_transactions", r"test_consume_transform_produce_commits_offsets_with_the_output$",
+     ["transactions_offsets"]),
 ]
 
 # Diagnoses of failures known to be the broker's, shown next to a cell only while it still FAILs.

@@ -1,6 +1,7 @@
 //! OffsetFetch (key 9): committed offsets of a group (v8+: of several groups). `topics = null`
 //! (v2+) asks for every committed offset of the group; a partition without a commit answers
-//! offset -1 with no error.
+//! offset -1 with no error. With `require_stable` (v7+), a partition that has transactional
+//! offsets waiting for their transaction's end answers UNSTABLE_OFFSET_COMMIT (88), as Kafka.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +21,8 @@ use crate::group::{Committed, GroupCoordinator};
 struct Answer {
     partition: i32,
     committed: Option<Committed>,
+    /// `require_stable` was asked and a transaction holds offsets for it.
+    unstable: bool,
 }
 
 /// The offsets of one group: per topic, per partition.
@@ -30,6 +33,7 @@ fn fetch_group(
     group_id: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
     member: Option<(&str, i32)>,
+    require_stable: bool,
 ) -> Result<GroupOffsets, ResponseError> {
     if group_id.is_empty() {
         return Err(ResponseError::InvalidGroupId);
@@ -44,6 +48,9 @@ fn fetch_group(
         g.as_ref()
             .and_then(|g| g.offsets.get(&(t.to_string(), p)).cloned())
     };
+    let unstable = |t: &str, p: i32| {
+        require_stable && g.as_ref().is_some_and(|g| g.has_pending_txn_offset(t, p))
+    };
     match topics {
         Some(topics) => Ok(topics
             .into_iter()
@@ -53,6 +60,7 @@ fn fetch_group(
                     .map(|p| Answer {
                         partition: p,
                         committed: lookup(&t, p),
+                        unstable: unstable(&t, p),
                     })
                     .collect();
                 (t, answers)
@@ -65,6 +73,7 @@ fn fetch_group(
                     by_topic.entry(t.clone()).or_default().push(Answer {
                         partition: *p,
                         committed: Some(c.clone()),
+                        unstable: unstable(t, *p),
                     });
                 }
             }
@@ -76,10 +85,17 @@ fn fetch_group(
     }
 }
 
-fn offset_epoch_meta(a: &Answer) -> (i64, i32, String) {
+/// (offset, leader epoch, metadata, error code) of an answer.
+fn offset_epoch_meta(a: &Answer) -> (i64, i32, String, i16) {
     match &a.committed {
-        Some(c) => (c.offset, c.leader_epoch, c.metadata.clone()),
-        None => (-1, -1, String::new()),
+        _ if a.unstable => (
+            -1,
+            -1,
+            String::new(),
+            ResponseError::UnstableOffsetCommit.code(),
+        ),
+        Some(c) => (c.offset, c.leader_epoch, c.metadata.clone(), 0),
+        None => (-1, -1, String::new(), 0),
     }
 }
 
@@ -103,7 +119,8 @@ pub fn handle(
                 let member = (version >= 9)
                     .then(|| g.member_id.as_ref().map(|m| (m.as_str(), g.member_epoch)))
                     .flatten();
-                match fetch_group(ctx, g.group_id.0.as_str(), topics, member) {
+                let stable = request.require_stable;
+                match fetch_group(ctx, g.group_id.0.as_str(), topics, member, stable) {
                     Err(e) => out.with_error_code(e.code()),
                     Ok(offsets) => out.with_topics(
                         offsets
@@ -115,12 +132,13 @@ pub fn handle(
                                         answers
                                             .iter()
                                             .map(|a| {
-                                                let (o, e, m) = offset_epoch_meta(a);
+                                                let (o, e, m, err) = offset_epoch_meta(a);
                                                 OffsetFetchResponsePartitions::default()
                                                     .with_partition_index(a.partition)
                                                     .with_committed_offset(o)
                                                     .with_committed_leader_epoch(e)
                                                     .with_metadata(Some(str_bytes(m)))
+                                                    .with_error_code(err)
                                             })
                                             .collect(),
                                     )
@@ -138,7 +156,9 @@ pub fn handle(
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    match fetch_group(ctx, request.group_id.0.as_str(), topics, None) {
+    // require_stable exists from v7.
+    let stable = version >= 7 && request.require_stable;
+    match fetch_group(ctx, request.group_id.0.as_str(), topics, None, stable) {
         Err(e) => {
             let r = OffsetFetchResponse::default();
             if version >= 2 {
@@ -157,11 +177,12 @@ pub fn handle(
                             answers
                                 .iter()
                                 .map(|a| {
-                                    let (o, e, m) = offset_epoch_meta(a);
+                                    let (o, e, m, err) = offset_epoch_meta(a);
                                     let p = OffsetFetchResponsePartition::default()
                                         .with_partition_index(a.partition)
                                         .with_committed_offset(o)
-                                        .with_metadata(Some(str_bytes(m)));
+                                        .with_metadata(Some(str_bytes(m)))
+                                        .with_error_code(err);
                                     if version >= 5 {
                                         p.with_committed_leader_epoch(e)
                                     } else {

@@ -216,10 +216,15 @@ fn produce_one(
                 info.producer_epoch,
                 (&topic.name, data.index),
             )
-            .map_err(|e| {
-                let why = (e == ResponseError::InvalidTxnState)
-                    .then(|| "the partition is not in the producer's transaction".to_string());
-                (e, why)
+            .map_err(|e| match e {
+                // KIP-588: Produce says INVALID_PRODUCER_EPOCH (abortable) for a stale epoch;
+                // PRODUCER_FENCED belongs to the coordinator's APIs.
+                ResponseError::ProducerFenced => (ResponseError::InvalidProducerEpoch, None),
+                ResponseError::InvalidTxnState => (
+                    e,
+                    Some("the partition is not in the producer's transaction".to_string()),
+                ),
+                e => (e, None),
             })?;
     }
     let config = log.config();

@@ -12,7 +12,6 @@ use crate::harness::create;
 use crate::harness::{self, s, Client, TestBroker};
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 const ILLEGAL_GENERATION: i16 = 22;
 const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
 const UNKNOWN_MEMBER_ID: i16 = 25;
@@ -281,7 +280,11 @@ async fn single_member_finds_coordinator_joins_syncs_and_heartbeats() {
             4,
         )
         .await;
-    assert_eq!(fc.coordinators[0].error_code, COORDINATOR_NOT_AVAILABLE);
+    // Transactional ids are coordinated here too.
+    assert_eq!(
+        (fc.coordinators[0].error_code, fc.coordinators[0].node_id.0),
+        (0, 1)
+    );
 
     // MEMBER_ID_REQUIRED, then the real join: generation 1, this member leads.
     let first = c

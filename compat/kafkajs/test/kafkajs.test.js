@@ -509,3 +509,60 @@ ftest('commit/fetch offsets', ['commit_fetch_offsets'], async (t) => {
     assert.deepEqual(parts.map((p) => [p.partition, p.offset]), [[0, '7'], [1, '3']])
   })
 })
+
+ftest('transactions: commit read, abort skipped, offsets with the output', ['transactions', 'transactions_offsets'], async (t) => {
+  const b = await startBroker(t)
+  const kafka = kafkaFor(b)
+  const topic = 'js-txn'
+  await createTopic(kafka, topic, 2)
+  const committed = makeMessages(20, 2, 'commit', now())
+  const producer = kafka.producer({ transactionalId: 'js-tx', idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
+  await bounded('producer connect', producer.connect())
+  try {
+    let txn = await bounded('begin', producer.transaction())
+    await bounded('send', txn.send({ topic, messages: committed.slice(0, 10) }))
+    await bounded('send', txn.send({ topic, messages: committed.slice(10) }))
+    await bounded('commit', txn.commit())
+    txn = await bounded('begin', producer.transaction())
+    await bounded('send', txn.send({ topic, messages: makeMessages(10, 2, 'abort', now()) }))
+    await bounded('abort', txn.abort())
+    // Offsets of a consumer group committed inside a transaction count only once it commits.
+    txn = await bounded('begin', producer.transaction())
+    await bounded('sendOffsets', txn.sendOffsets({ consumerGroupId: 'js-txn-g', topics: [{ topic, partitions: [{ partition: 0, offset: '5' }] }] }))
+    await bounded('abort', txn.abort())
+    txn = await bounded('begin', producer.transaction())
+    await bounded('sendOffsets', txn.sendOffsets({ consumerGroupId: 'js-txn-g', topics: [{ topic, partitions: [{ partition: 1, offset: '7' }] }] }))
+    await bounded('commit', txn.commit())
+  } finally {
+    await producer.disconnect()
+  }
+  // A read_committed group consumer (kafkajs's default) sees exactly the committed records.
+  const consumer = kafka.consumer({ groupId: 'js-txn-reader', sessionTimeout: 10000, heartbeatInterval: 1000, allowAutoTopicCreation: false })
+  await bounded('consumer connect', consumer.connect())
+  const got = {}
+  let n = 0
+  try {
+    await consumer.subscribe({ topics: [topic], fromBeginning: true })
+    let done
+    const all = new Promise((resolve) => { done = resolve })
+    await consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        (got[partition] ||= []).push(message)
+        if (++n >= committed.length) done()
+      }
+    })
+    await bounded('consume committed', all)
+    await new Promise((resolve) => setTimeout(resolve, 1000)) // nothing more may arrive
+  } finally {
+    await consumer.disconnect()
+  }
+  assert.equal(n, committed.length, 'only committed records')
+  for (const msgs of Object.values(got)) {
+    for (const m of msgs) assert.match(m.value.toString(), /^commit-value-/)
+  }
+  await withAdmin(kafka, async (admin) => {
+    const offs = await bounded('fetchOffsets', admin.fetchOffsets({ groupId: 'js-txn-g', topics: [topic] }))
+    const parts = offs[0].partitions.sort((a, c) => a.partition - c.partition)
+    assert.deepEqual(parts.map((p) => [p.partition, p.offset]), [[0, '-1'], [1, '7']])
+  })
+})

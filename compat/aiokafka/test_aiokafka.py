@@ -450,3 +450,61 @@ def test_commit_fetch_offsets(broker):
         finally:
             await c2.stop()
     run(body())
+
+
+@pytest.mark.feature("transactions", "transactions_offsets")
+def test_transactions(broker):
+    topic = "aio-txn"
+
+    async def body():
+        await create_topics(broker.bootstrap, {topic: 2})
+        recs = make_records(20, 2, "commit", now_ms())
+        p = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id="aio-tx",
+                             enable_idempotence=True, request_timeout_ms=30000)
+        await step(p.start(), "transactional producer start")
+        try:
+            def args(r):
+                return dict(partition=r["partition"], key=r["key"], value=r["value"],
+                            headers=r["headers"], timestamp_ms=r["ts"])
+            async with p.transaction():
+                for r in recs:
+                    await p.send(topic, **args(r))
+            await step(p.begin_transaction(), "begin")
+            for r in make_records(10, 2, "abort", now_ms()):
+                await step(p.send_and_wait(topic, **args(r)), "send to abort")
+            await step(p.abort_transaction(), "abort")
+            async with p.transaction():
+                await step(p.send_offsets_to_transaction({TopicPartition(topic, 1): 7}, "aio-txn-g"),
+                           "send offsets")
+        finally:
+            await p.stop()
+        c = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, isolation_level="read_committed",
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             request_timeout_ms=30000)
+        await step(c.start(), "read_committed consumer start")
+        try:
+            c.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
+            got = []
+            deadline = time.monotonic() + STEP_TIMEOUT_S
+            idle_since = None
+            while time.monotonic() < deadline:
+                batch = await c.getmany(timeout_ms=500)
+                n = sum(len(v) for v in batch.values())
+                for msgs in batch.values():
+                    got.extend(msgs)
+                if n == 0 and len(got) >= len(recs):
+                    idle_since = idle_since or time.monotonic()
+                    if time.monotonic() - idle_since > 1.5:
+                        break
+            values = sorted(m.value for m in got)
+            assert values == sorted(r["value"] for r in recs), "committed only"
+        finally:
+            await c.stop()
+        c2 = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id="aio-txn-g",
+                              enable_auto_commit=False, request_timeout_ms=30000)
+        await step(c2.start(), "group consumer start")
+        try:
+            assert await step(c2.committed(TopicPartition(topic, 1)), "committed") == 7
+        finally:
+            await c2.stop()
+    run(body())

@@ -11,6 +11,7 @@ pub mod broker;
 pub mod config;
 pub mod group;
 pub mod handlers;
+pub mod internal_topic;
 pub mod log;
 pub mod metadata;
 pub mod protocol;

@@ -12,7 +12,6 @@ pub mod records;
 pub mod state;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -20,6 +19,7 @@ use kafka_protocol::error::ResponseError;
 use tokio::sync::watch;
 
 use crate::broker::BrokerContext;
+use crate::internal_topic::InternalTopic;
 use crate::log::{LogError, PartitionLog};
 use crate::records::{validate_produce_batch, BatchHeader, RecordError};
 use records::{Key, OffsetValue, OFFSETS_TOPIC};
@@ -65,14 +65,10 @@ pub struct OffsetCommit {
 /// All groups of this broker.
 pub struct GroupCoordinator {
     cfg: GroupConfig,
-    wanted_partitions: i32,
     retention: Duration,
     groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
-    /// Serialises the lazy creation of `__consumer_offsets`.
-    topic_lock: Mutex<()>,
-    /// Partitions of `__consumer_offsets` once it exists with all its logs (0: not yet).
-    /// Metadata alone is not enough: `create_topic` records the topic before its partitions.
-    ready_partitions: AtomicI32,
+    /// `__consumer_offsets`, created on first use.
+    topic: InternalTopic,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -103,11 +99,9 @@ impl GroupCoordinator {
                 ),
                 consumer_heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
             },
-            wanted_partitions: config.offsets_topic_num_partitions,
+            topic: InternalTopic::new(OFFSETS_TOPIC, config.offsets_topic_num_partitions),
             retention: Duration::from_secs(config.offsets_retention_minutes.saturating_mul(60)),
             groups: Mutex::new(HashMap::new()),
-            topic_lock: Mutex::new(()),
-            ready_partitions: AtomicI32::new(0),
         }
     }
 
@@ -149,29 +143,12 @@ impl GroupCoordinator {
 
     /// The partition count of `__consumer_offsets`, creating the topic if needed.
     pub fn ensure_topic(&self, ctx: &BrokerContext) -> Result<i32, StoreError> {
-        let ready = self.ready_partitions.load(Ordering::Acquire);
-        if ready > 0 {
-            return Ok(ready);
-        }
-        // Whoever creates the topic holds this lock until every partition log exists.
-        let _guard = lock(&self.topic_lock);
-        let partitions = match ctx.metadata.topic(OFFSETS_TOPIC) {
-            Some(t) => t.partitions,
-            None => {
-                let configs = [("cleanup.policy".to_string(), "compact".to_string())]
-                    .into_iter()
-                    .collect();
-                ctx.create_topic(OFFSETS_TOPIC, self.wanted_partitions, configs)?
-                    .partitions
-            }
-        };
-        self.ready_partitions.store(partitions, Ordering::Release);
-        Ok(partitions)
+        Ok(self.topic.ensure(ctx)?)
     }
 
     /// True once `__consumer_offsets` is known to exist with all its partitions.
     pub fn topic_ready(&self) -> bool {
-        self.ready_partitions.load(Ordering::Acquire) > 0
+        self.topic.is_ready()
     }
 
     /// The `__consumer_offsets` partition log holding `group_id`.
@@ -416,8 +393,7 @@ impl GroupCoordinator {
             return Ok(());
         };
         // `reconcile` ran before us: every partition log of the topic exists.
-        self.ready_partitions
-            .store(topic.partitions, Ordering::Release);
+        self.topic.mark_ready(topic.partitions);
         let started = Instant::now();
         let mut groups: HashMap<String, Group> = HashMap::new();
         let mut records_seen = 0usize;

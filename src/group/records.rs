@@ -8,16 +8,8 @@ use bytes::{BufMut, Bytes};
 /// The internal topic holding committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-/// Why bytes read back from `__consumer_offsets` could not be understood.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum DecodeError {
-    #[error("record truncated")]
-    Truncated,
-    #[error("unsupported {what} version {version}")]
-    Version { what: &'static str, version: i16 },
-    #[error("string is not UTF-8")]
-    Utf8,
-}
+pub use crate::records::internal::DecodeError;
+use crate::records::internal::{put_bytes, put_nullable_str, put_str, Reader};
 
 /// One committed offset, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,25 +61,6 @@ pub enum Key {
     },
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    // Group ids, topics and member ids are far below 32 KiB; clamp rather than wrap.
-    let len = s.len().min(i16::MAX as usize);
-    out.put_i16(len as i16);
-    out.extend_from_slice(&s.as_bytes()[..len]);
-}
-
-fn put_nullable_str(out: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        Some(s) => put_str(out, s),
-        None => out.put_i16(-1),
-    }
-}
-
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.put_i32(b.len() as i32);
-    out.extend_from_slice(b);
-}
-
 /// Offset commit key, version 1: [group, topic, partition].
 pub fn offset_key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + group.len() + topic.len());
@@ -136,7 +109,7 @@ pub fn consumer_group_value(epoch: i32) -> Vec<u8> {
 
 /// Decodes a ConsumerGroupMetadataValue v0: the group epoch (tagged fields are ignored).
 pub fn decode_consumer_group_value(buf: &[u8]) -> Result<i32, DecodeError> {
-    let mut r = Reader { buf };
+    let mut r = Reader::new(buf);
     match r.i16()? {
         0 => Ok(r.i32()?),
         version => Err(DecodeError::Version {
@@ -169,60 +142,10 @@ pub fn group_value(v: &GroupValue) -> Vec<u8> {
     out
 }
 
-/// Bounds-checked reader over a record key or value.
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if self.buf.len() < n {
-            return Err(DecodeError::Truncated);
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
-    }
-    fn i16(&mut self) -> Result<i16, DecodeError> {
-        let b = self.take(2)?;
-        Ok(i16::from_be_bytes([b[0], b[1]]))
-    }
-    fn i32(&mut self) -> Result<i32, DecodeError> {
-        let b = self.take(4)?;
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn i64(&mut self) -> Result<i64, DecodeError> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(i64::from_be_bytes(a))
-    }
-    fn nullable_str(&mut self) -> Result<Option<String>, DecodeError> {
-        let len = self.i16()?;
-        if len < 0 {
-            return Ok(None);
-        }
-        let b = self.take(len as usize)?;
-        String::from_utf8(b.to_vec())
-            .map(Some)
-            .map_err(|_| DecodeError::Utf8)
-    }
-    fn str(&mut self) -> Result<String, DecodeError> {
-        Ok(self.nullable_str()?.unwrap_or_default())
-    }
-    fn bytes(&mut self) -> Result<Bytes, DecodeError> {
-        let len = self.i32()?;
-        if len < 0 {
-            return Ok(Bytes::new());
-        }
-        Ok(Bytes::copy_from_slice(self.take(len as usize)?))
-    }
-}
-
 /// Decodes a record key (offset commit keys v0/v1, group metadata key v2, KIP-848
 /// ConsumerGroupMetadata key 3).
 pub fn decode_key(buf: &[u8]) -> Result<Key, DecodeError> {
-    let mut r = Reader { buf };
+    let mut r = Reader::new(buf);
     match r.i16()? {
         0 | 1 => Ok(Key::Offset {
             group: r.str()?,
@@ -240,7 +163,7 @@ pub fn decode_key(buf: &[u8]) -> Result<Key, DecodeError> {
 
 /// Decodes an offset commit value, versions 0 to 3.
 pub fn decode_offset_value(buf: &[u8]) -> Result<OffsetValue, DecodeError> {
-    let mut r = Reader { buf };
+    let mut r = Reader::new(buf);
     let version = r.i16()?;
     let offset = r.i64()?;
     let leader_epoch = if version >= 3 { r.i32()? } else { -1 };
@@ -264,7 +187,7 @@ pub fn decode_offset_value(buf: &[u8]) -> Result<OffsetValue, DecodeError> {
 
 /// Decodes a group metadata value, versions 0 to 3.
 pub fn decode_group_value(buf: &[u8]) -> Result<GroupValue, DecodeError> {
-    let mut r = Reader { buf };
+    let mut r = Reader::new(buf);
     let version = r.i16()?;
     if !(0..=3).contains(&version) {
         return Err(DecodeError::Version {

@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod build;
 pub mod compression;
+pub mod internal;
 pub mod rebuild;
 pub mod record_iter;
 pub mod stamp;

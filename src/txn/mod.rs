@@ -21,7 +21,6 @@ pub mod records;
 pub mod state;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -30,6 +29,7 @@ use tokio::sync::watch;
 
 use crate::broker::BrokerContext;
 use crate::group::records::OFFSETS_TOPIC;
+use crate::internal_topic::InternalTopic;
 use crate::log::{LogError, PartitionLog};
 use crate::records::build::MarkerKind;
 use crate::records::{validate_produce_batch, BatchHeader, RecordError};
@@ -67,16 +67,13 @@ type Handle = Arc<Mutex<TxnMeta>>;
 
 /// All transactional ids of this broker.
 pub struct TransactionCoordinator {
-    wanted_partitions: i32,
     max_timeout_ms: i32,
     cleanup_interval: Duration,
     /// `transactional.id.expiration.ms`.
     expiration_ms: i64,
     txns: Mutex<HashMap<String, Handle>>,
-    /// Serialises the lazy creation of `__transaction_state`.
-    topic_lock: Mutex<()>,
-    /// Partitions of `__transaction_state` once it exists with all its logs (0: not yet).
-    ready_partitions: AtomicI32,
+    /// `__transaction_state`, created on first use.
+    topic: InternalTopic,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -127,44 +124,25 @@ impl TransactionCoordinator {
     /// A coordinator with no transactional ids yet; [`TransactionCoordinator::load`] fills it.
     pub fn new(config: &crate::config::Config) -> TransactionCoordinator {
         TransactionCoordinator {
-            wanted_partitions: config.transaction_state_log_num_partitions,
+            topic: InternalTopic::new(TXN_TOPIC, config.transaction_state_log_num_partitions),
             max_timeout_ms: config.transaction_max_timeout_ms,
             cleanup_interval: Duration::from_millis(
                 config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
             ),
             expiration_ms: config.transactional_id_expiration_ms,
             txns: Mutex::new(HashMap::new()),
-            topic_lock: Mutex::new(()),
-            ready_partitions: AtomicI32::new(0),
         }
     }
 
     /// The partition count of `__transaction_state`, creating the topic if needed (file I/O
     /// and fsync the first time).
     pub fn ensure_topic(&self, ctx: &BrokerContext) -> Result<i32, StoreError> {
-        let ready = self.ready_partitions.load(Ordering::Acquire);
-        if ready > 0 {
-            return Ok(ready);
-        }
-        // Whoever creates the topic holds this lock until every partition log exists.
-        let _guard = lock(&self.topic_lock);
-        let partitions = match ctx.metadata.topic(TXN_TOPIC) {
-            Some(t) => t.partitions,
-            None => {
-                let configs = [("cleanup.policy".to_string(), "compact".to_string())]
-                    .into_iter()
-                    .collect();
-                ctx.create_topic(TXN_TOPIC, self.wanted_partitions, configs)?
-                    .partitions
-            }
-        };
-        self.ready_partitions.store(partitions, Ordering::Release);
-        Ok(partitions)
+        Ok(self.topic.ensure(ctx)?)
     }
 
     /// True once `__transaction_state` is known to exist with all its partitions.
     pub fn topic_ready(&self) -> bool {
-        self.ready_partitions.load(Ordering::Acquire) > 0
+        self.topic.is_ready()
     }
 
     /// The largest transaction timeout accepted (`transaction.max.timeout.ms`).
@@ -569,8 +547,7 @@ impl TransactionCoordinator {
             return Ok(());
         };
         // The broker reconciled logs with metadata before us: every partition log exists.
-        self.ready_partitions
-            .store(topic.partitions, Ordering::Release);
+        self.topic.mark_ready(topic.partitions);
         let started = Instant::now();
         let mut found: HashMap<String, TxnData> = HashMap::new();
         let mut records_seen = 0usize;

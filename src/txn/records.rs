@@ -10,7 +10,9 @@
 
 use bytes::BufMut;
 
-pub use crate::group::records::{java_string_hashcode, partition_for, DecodeError};
+pub use crate::group::records::{java_string_hashcode, partition_for};
+pub use crate::records::internal::DecodeError;
+use crate::records::internal::{put_str, Reader};
 
 /// The internal topic holding transaction state.
 pub const TXN_TOPIC: &str = "__transaction_state";
@@ -87,13 +89,6 @@ pub struct TxnValue {
     pub start_ms: i64,
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    // Transactional ids and topic names are far below 32 KiB; clamp rather than wrap.
-    let len = s.len().min(i16::MAX as usize);
-    out.put_i16(len as i16);
-    out.extend_from_slice(&s.as_bytes()[..len]);
-}
-
 /// TransactionLogKey v0: [version = 0, transactional_id].
 pub fn key(transactional_id: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + transactional_id.len());
@@ -127,63 +122,9 @@ pub fn value(v: &TxnValue) -> Vec<u8> {
     out
 }
 
-/// Bounds-checked reader over a key or value.
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if self.buf.len() < n {
-            return Err(DecodeError::Truncated);
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
-    }
-    fn i8(&mut self) -> Result<i8, DecodeError> {
-        Ok(i8::from_be_bytes([self.take(1)?[0]]))
-    }
-    fn i16(&mut self) -> Result<i16, DecodeError> {
-        let b = self.take(2)?;
-        Ok(i16::from_be_bytes([b[0], b[1]]))
-    }
-    fn i32(&mut self) -> Result<i32, DecodeError> {
-        let b = self.take(4)?;
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn i64(&mut self) -> Result<i64, DecodeError> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(i64::from_be_bytes(a))
-    }
-    fn str(&mut self) -> Result<String, DecodeError> {
-        let len = self.i16()?;
-        if len < 0 {
-            return Ok(String::new());
-        }
-        let b = self.take(len as usize)?;
-        String::from_utf8(b.to_vec()).map_err(|_| DecodeError::Utf8)
-    }
-    /// An array length; a count larger than the bytes left could hold is truncation (and must
-    /// not drive an allocation).
-    fn count(&mut self, min_item: usize) -> Result<Option<usize>, DecodeError> {
-        let n = self.i32()?;
-        if n < 0 {
-            return Ok(None);
-        }
-        let n = n as usize;
-        if n.saturating_mul(min_item) > self.buf.len() {
-            return Err(DecodeError::Truncated);
-        }
-        Ok(Some(n))
-    }
-}
-
 /// Decodes a TransactionLogKey (version 0): the transactional id.
 pub fn decode_key(buf: &[u8]) -> Result<String, DecodeError> {
-    let mut r = Reader { buf };
+    let mut r = Reader::new(buf);
     match r.i16()? {
         0 => r.str(),
         version => Err(DecodeError::Version {
@@ -196,7 +137,7 @@ pub fn decode_key(buf: &[u8]) -> Result<String, DecodeError> {
 /// Decodes a TransactionLogValue version 0. Version 1 (flexible, written by Kafka for
 /// transactions v2 clients) is refused with [`DecodeError::Version`].
 pub fn decode_value(buf: &[u8]) -> Result<TxnValue, DecodeError> {
-    let mut r = Reader { buf };
+    let mut r = Reader::new(buf);
     let version = r.i16()?;
     if version != 0 {
         return Err(DecodeError::Version {

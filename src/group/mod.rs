@@ -38,6 +38,36 @@ const FORGET_AFTER: Duration = Duration::from_secs(600);
 /// Kafka's cap on a commit's metadata string (offset.metadata.max.bytes).
 pub const MAX_METADATA_BYTES: usize = 4096;
 
+/// One requested offset commit (OffsetCommit or TxnOffsetCommit), checked as Kafka does before
+/// the group decides: the partition must exist and the metadata fit `MAX_METADATA_BYTES`.
+pub fn check_commit(
+    ctx: &BrokerContext,
+    topic: &str,
+    partition: i32,
+    (offset, leader_epoch): (i64, i32),
+    metadata: Option<&str>,
+    now_ms: i64,
+) -> Result<OffsetCommit, kafka_protocol::error::ResponseError> {
+    use kafka_protocol::error::ResponseError;
+    let metadata = metadata.unwrap_or_default().to_string();
+    if ctx.partition(topic, partition).is_none() {
+        return Err(ResponseError::UnknownTopicOrPartition);
+    }
+    if metadata.len() > MAX_METADATA_BYTES {
+        return Err(ResponseError::OffsetMetadataTooLarge);
+    }
+    Ok(OffsetCommit {
+        topic: topic.to_string(),
+        partition,
+        value: OffsetValue {
+            offset,
+            leader_epoch,
+            metadata,
+            commit_timestamp: now_ms,
+        },
+    })
+}
+
 /// Why the offsets topic could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

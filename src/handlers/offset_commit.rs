@@ -12,8 +12,7 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, TopicName};
 
 use crate::broker::BrokerContext;
-use crate::group::records::OffsetValue;
-use crate::group::{GroupCoordinator, OffsetCommit, MAX_METADATA_BYTES};
+use crate::group::{check_commit, GroupCoordinator, OffsetCommit};
 use crate::protocol::Reply;
 
 fn now_ms() -> i64 {
@@ -39,33 +38,23 @@ pub fn handle(
         let name = topic.name.0.to_string();
         let mut parts = Vec::new();
         for p in &topic.partitions {
-            let metadata = p
-                .committed_metadata
-                .as_ref()
-                .map(|m| m.to_string())
-                .unwrap_or_default();
+            let epoch = if version >= 6 {
+                p.committed_leader_epoch
+            } else {
+                -1
+            };
             let result = if group_id.is_empty() {
                 Err(ResponseError::InvalidGroupId)
-            } else if ctx.partition(&name, p.partition_index).is_none() {
-                Err(ResponseError::UnknownTopicOrPartition)
-            } else if metadata.len() > MAX_METADATA_BYTES {
-                Err(ResponseError::OffsetMetadataTooLarge)
             } else {
-                commits.push(OffsetCommit {
-                    topic: name.clone(),
-                    partition: p.partition_index,
-                    value: OffsetValue {
-                        offset: p.committed_offset,
-                        leader_epoch: if version >= 6 {
-                            p.committed_leader_epoch
-                        } else {
-                            -1
-                        },
-                        metadata,
-                        commit_timestamp: now,
-                    },
-                });
-                Ok(())
+                check_commit(
+                    ctx,
+                    &name,
+                    p.partition_index,
+                    (p.committed_offset, epoch),
+                    p.committed_metadata.as_deref(),
+                    now,
+                )
+                .map(|c| commits.push(c))
             };
             parts.push((p.partition_index, result));
         }

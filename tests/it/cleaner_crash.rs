@@ -3,7 +3,9 @@
 //! updates and tombstones, and is killed at varying moments. After every restart the log must
 //! be consistent: every batch intact, offsets increasing, each key's latest acknowledged value
 //! (or its deletion) visible, no deleted key resurrected, and fetches at any offset served from
-//! consistent indexes.
+//! consistent indexes. The check reads the log with the cleaner off: a reader scanning while
+//! tombstones are removed may legitimately see an old value and miss its tombstone (what Kafka's
+//! `delete.retention.ms` guards against; it is 0 here), which is not what this test is about.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -19,6 +21,13 @@ const KEYS: usize = 60;
 const BROKER_ARGS: &[&str] = &[
     "--set",
     "log.cleaner.backoff.ms=1",
+    "--set",
+    "log.flush.offset.checkpoint.interval.ms=200",
+];
+/// The same broker with its cleaner off, to read back what recovery left.
+const CHECK_ARGS: &[&str] = &[
+    "--set",
+    "log.cleaner.enable=false",
     "--set",
     "log.flush.offset.checkpoint.interval.ms=200",
 ];
@@ -119,7 +128,7 @@ async fn sigkill_during_compaction_leaves_a_consistent_log() {
                 name.ends_with(".cleaned") || name.ends_with(".swap")
             })
             .count();
-        child = spawn_with(dir.path(), port, BROKER_ARGS);
+        child = spawn_with(dir.path(), port, CHECK_ARGS);
         c = connect_when_ready(port).await;
         let seen = read_all(&mut c, id).await;
         let mut last_seen: HashMap<&str, Option<&str>> = HashMap::new();
@@ -137,14 +146,8 @@ async fn sigkill_during_compaction_leaves_a_consistent_log() {
                 }
             }
         }
-        // Fetches starting anywhere are served from consistent indexes. The restarted cleaner
-        // keeps compacting meanwhile, so only each key's latest value is sure to stay put: a
-        // fetch must never skip one of those.
-        let stable: Vec<i64> = seen
-            .iter()
-            .filter(|(_, k, v)| v.is_some() && latest.get(k) == Some(v))
-            .map(|r| r.0)
-            .collect();
+        // Fetches starting anywhere are served from consistent indexes: none skips a record.
+        let stable: Vec<i64> = seen.iter().map(|r| r.0).collect();
         let end = seen.last().map(|r| r.0 + 1).unwrap_or(0);
         for start in (0..end).step_by(37) {
             let resp = c
@@ -168,6 +171,10 @@ async fn sigkill_during_compaction_leaves_a_consistent_log() {
                 h.last_offset()
             );
         }
+        // Back to a broker whose cleaner never rests, for the next round.
+        kill9(&mut child);
+        child = spawn_with(dir.path(), port, BROKER_ARGS);
+        c = connect_when_ready(port).await;
     }
     eprintln!("8 kills during compaction; {leftovers} left a .cleaned or .swap file behind");
     kill9(&mut child);

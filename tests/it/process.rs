@@ -63,6 +63,15 @@ pub fn kill9(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// A broker process that is SIGKILLed when dropped, so a failing test leaves none behind.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        kill9(&mut self.0);
+    }
+}
+
 #[test]
 fn help_lists_every_setting_and_bad_config_names_the_key() {
     let help = Command::new(BIN).arg("--help").output().unwrap();

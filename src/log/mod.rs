@@ -15,6 +15,7 @@ pub mod index;
 pub mod io;
 pub mod manager;
 pub mod partition;
+pub mod producer_snapshot;
 pub mod producer_state;
 pub mod recovery;
 pub mod segment;

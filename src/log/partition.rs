@@ -448,7 +448,11 @@ impl PartitionLog {
         };
         if let Some(active) = g.segments.last_mut() {
             let sealed = active.seal().map_err(RollError::Seal)?;
-            g.sealed_unsynced.push(sealed);
+            let snapshot = super::producer_snapshot::encode(&g.snapshot_entries());
+            let path = self
+                .dir
+                .join(super::segment::file_name(base_offset, "snapshot"));
+            g.sealed_unsynced.push(sealed.with_snapshot(path, snapshot));
         }
         g.segments.push(seg);
         g.dir_dirty = true;

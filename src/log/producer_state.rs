@@ -129,6 +129,29 @@ impl ProducerState {
         }
     }
 
+    /// Every producer's epoch and last batch (`None` if known only by a marker), for a
+    /// snapshot.
+    pub fn last_batches(&self) -> Vec<(i64, i16, Option<BatchMeta>)> {
+        let mut out: Vec<_> = self
+            .producers
+            .iter()
+            .map(|(pid, e)| (*pid, e.epoch, e.batches.back().copied()))
+            .collect();
+        out.sort_by_key(|(pid, _, _)| *pid);
+        out
+    }
+
+    /// Restores a producer read from a snapshot: its epoch and last batch.
+    pub fn restore(&mut self, producer_id: i64, epoch: i16, last: Option<BatchMeta>) {
+        self.producers.insert(
+            producer_id,
+            ProducerEntry {
+                epoch,
+                batches: last.into_iter().collect(),
+            },
+        );
+    }
+
     /// Number of known producers.
     pub fn len(&self) -> usize {
         self.producers.len()

@@ -2,7 +2,8 @@
 //! recovery point trust their (sanity-checked) index files; the segment holding the recovery
 //! point and every later one are scanned batch by batch (framing, magic, offsets, CRC), the log is
 //! truncated at the first invalid byte, later segments are deleted and indexes rebuilt. Producer
-//! state is rebuilt from the batch headers of the last two segments. Never panics on garbage.
+//! and transaction state is rebuilt from the newest producer snapshot and the batch headers
+//! after it (the last two segments when there is none). Never panics on garbage.
 //! Runs single-threaded at open, before the partition is shared.
 
 use std::path::Path;
@@ -15,6 +16,7 @@ use super::checkpoint::{list_dir, read_partition_metadata, remove_file, sync_dir
 use super::flusher::FlushSignal;
 use super::index::{read_index_file, OffsetIndex};
 use super::partition::{parse_txn_index, PartitionLog};
+use super::producer_snapshot::{self, SnapshotEntry};
 use super::producer_state::{BatchMeta, ProducerState};
 use super::segment::{
     delete_segment_files, file_len, file_name, open_log_read, read_header, read_range,
@@ -266,12 +268,50 @@ fn scan_segment(
     Ok((seg, truncated))
 }
 
-/// Rebuilds producer state and open transactions from the batch headers of the last two
-/// segments (no decompression; only control batches, a few dozen bytes, are read whole).
-fn rebuild_producers(segments: &[Segment]) -> Result<(ProducerState, TxnState), LogError> {
+/// The newest producer-state snapshot among `segments` (the state at that segment's base), as
+/// the index of its segment and its entries. Unreadable or damaged snapshots are skipped.
+fn newest_snapshot(dir: &Path, segments: &[Segment]) -> Option<(usize, Vec<SnapshotEntry>)> {
+    segments.iter().enumerate().rev().find_map(|(i, seg)| {
+        let path = dir.join(file_name(seg.base_offset(), "snapshot"));
+        let bytes = std::fs::read(&path).ok()?;
+        match producer_snapshot::decode(&bytes) {
+            Some(entries) => Some((i, entries)),
+            None => {
+                tracing::warn!(file = %path.display(), "ignoring a damaged producer snapshot");
+                None
+            }
+        }
+    })
+}
+
+/// Rebuilds producer state and open transactions: from the newest producer snapshot, then the
+/// batch headers of the segments after it; without a snapshot, from the headers of the last
+/// two segments. No decompression; only control batches, a few dozen bytes, are read whole.
+fn rebuild_producers(
+    dir: &Path,
+    segments: &[Segment],
+) -> Result<(ProducerState, TxnState), LogError> {
     let mut state = ProducerState::default();
     let mut txn = TxnState::default();
-    for seg in segments.iter().rev().take(2).rev() {
+    let first = match newest_snapshot(dir, segments) {
+        Some((i, entries)) => {
+            for e in entries {
+                let last = (e.last_sequence >= 0 && e.last_offset >= 0).then(|| BatchMeta {
+                    first_seq: e.last_sequence.wrapping_sub(e.offset_delta),
+                    last_seq: e.last_sequence,
+                    base_offset: e.last_offset - i64::from(e.offset_delta),
+                    last_offset: e.last_offset,
+                });
+                state.restore(e.producer_id, e.epoch, last);
+                if e.current_txn_first_offset >= 0 {
+                    txn.on_data(e.producer_id, e.current_txn_first_offset);
+                }
+            }
+            i
+        }
+        None => segments.len().saturating_sub(2),
+    };
+    for seg in &segments[first..] {
         let file = seg.log_file()?;
         let end = seg.size();
         let mut pos = 0u64;
@@ -312,9 +352,8 @@ fn rebuild_producers(segments: &[Segment]) -> Result<(ProducerState, TxnState), 
 
 /// The transaction state of a recovered log: aborted transactions from every segment's
 /// `.txnindex` (entries whose marker did not survive the crash are dropped), merged with what
-/// the scan of the last two segments found (a marker whose entry was not yet written), and the
-/// open transactions that scan found. A transaction open since before the last two segments
-/// is not seen (Kafka keeps producer snapshots for that; see the module docs).
+/// `rebuild_producers` found (a marker whose entry was not yet written), and the transactions
+/// it found open (from the producer snapshot and the scan after it).
 fn rebuild_txn_state(
     dir: &Path,
     segments: &[Segment],
@@ -397,7 +436,9 @@ pub(crate) fn load_partition(
     bases.dedup();
     // Index files without a log are leftovers of a deletion.
     for (name, _) in &entries {
-        if let Some((base, "index" | "timeindex" | "txnindex")) = parse_segment_name(name) {
+        if let Some((base, "index" | "timeindex" | "txnindex" | "snapshot")) =
+            parse_segment_name(name)
+        {
             if bases.binary_search(&base).is_err() {
                 remove_file(&dir.join(name))?;
             }
@@ -469,7 +510,7 @@ pub(crate) fn load_partition(
     }
     let first_base = segments.first().map_or(0, Segment::base_offset);
     let log_start_offset = log_start.unwrap_or(first_base).max(first_base);
-    let (producers, scanned_txns) = rebuild_producers(&segments)?;
+    let (producers, scanned_txns) = rebuild_producers(dir, &segments)?;
     let end_offset = segments.last().map_or(0, Segment::next_offset);
     let txns = rebuild_txn_state(dir, &segments, end_offset, scanned_txns)?;
     if report.truncated_bytes > 0 || report.deleted_segments > 0 {

@@ -118,6 +118,8 @@ pub(crate) struct SealedFiles {
     log: Arc<File>,
     index: Option<IndexFile>,
     time_index: Option<IndexFile>,
+    /// The producer-state snapshot taken at the roll, written with the sealed files.
+    snapshot: Option<(PathBuf, Vec<u8>)>,
 }
 
 /// Why [`Segment::append`] failed.
@@ -132,6 +134,12 @@ pub(crate) enum AppendFailure {
 
 impl SealedFiles {
     /// fdatasyncs the log (through `io`) and both index files.
+    /// Attaches the producer-state snapshot to write at `path` when these files are synced.
+    pub(crate) fn with_snapshot(mut self, path: PathBuf, bytes: Vec<u8>) -> Self {
+        self.snapshot = Some((path, bytes));
+        self
+    }
+
     pub(crate) fn sync(&self, io: &dyn SegmentIo) -> io::Result<()> {
         io.sync_data(&self.log)?;
         if let Some(f) = &self.index {
@@ -139,6 +147,14 @@ impl SealedFiles {
         }
         if let Some(f) = &self.time_index {
             f.sync()?;
+        }
+        if let Some((path, bytes)) = &self.snapshot {
+            // After the data it describes is durable, off the append path; the caller then
+            // syncs the directory. A crash before this only makes recovery start from an older
+            // snapshot and scan more batch headers.
+            let mut f = File::create(path)?;
+            std::io::Write::write_all(&mut f, bytes)?;
+            f.sync_data()?;
         }
         Ok(())
     }
@@ -180,6 +196,12 @@ pub(crate) struct SegmentState {
 impl Segment {
     /// Creates an empty active segment (truncating leftovers with the same name).
     pub(crate) fn create(dir: &Path, base_offset: i64, interval: u32) -> io::Result<Segment> {
+        // A producer snapshot left by an earlier incarnation of this offset describes another
+        // history; the roll writes the right one once the sealed segment is synced.
+        match fs::remove_file(dir.join(file_name(base_offset, "snapshot"))) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         let log = OpenOptions::new()
             .read(true)
             .write(true)
@@ -344,6 +366,7 @@ impl Segment {
             log: old,
             index: self.index.take_file(),
             time_index: self.time_index.take_file(),
+            snapshot: None,
         })
     }
 
@@ -508,7 +531,7 @@ pub(crate) fn truncate_log(dir: &Path, base_offset: i64, len: u64) -> io::Result
 /// Removes a segment's `.log`, `.index` and `.timeindex` (missing files are fine).
 pub(crate) fn delete_segment_files(dir: &Path, base_offset: i64) -> io::Result<()> {
     super::fd_cache::global().forget(&dir.join(file_name(base_offset, "log")));
-    for ext in ["log", "index", "timeindex", "txnindex"] {
+    for ext in ["log", "index", "timeindex", "txnindex", "snapshot"] {
         match fs::remove_file(dir.join(file_name(base_offset, ext))) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}

@@ -266,3 +266,77 @@ fn a_marker_with_a_newer_epoch_fences_the_old_one() {
     let info = BatchInfo::from_header(&BatchHeader::new(&b).unwrap());
     p.append(&Bytes::from(b), &info, 0).unwrap();
 }
+
+#[test]
+fn producer_snapshots_carry_state_across_many_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = LogManager::open(dir.path(), opts()).unwrap();
+    let p = m.create(&tp(), [1; 16]).unwrap();
+    let mut c = p.config();
+    c.segment_bytes = 100; // one batch a segment
+    p.set_config(c);
+    // An idempotent producer's last batch and a transaction's start, then many segments of
+    // other data: both are far outside the last two segments.
+    let now = partition::now_ms();
+    let recs: Vec<TestRecord<'_>> = vec![(Some(b"k"), Some(b"v"), vec![], now)];
+    let idem = build_batch(&recs, Compression::None, 40, 0, 0);
+    let info = BatchInfo::from_header(&BatchHeader::new(&idem).unwrap());
+    let first = p.append(&Bytes::from(idem.clone()), &info, 0).unwrap();
+    let open = txn_put(&p, 41, 0, "t", "open");
+    for i in 0..10 {
+        put(&p, "x", &format!("{i}"));
+    }
+    assert!(p.segment_base_offsets().len() > 8);
+    m.shutdown().unwrap();
+    drop(m);
+    let snapshots = std::fs::read_dir(dir.path().join(tp().dir_name()))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".snapshot")
+        })
+        .count();
+    assert!(snapshots > 8, "one snapshot a roll: {snapshots}");
+
+    let m = LogManager::open(dir.path(), opts()).unwrap();
+    let p = m.get(&tp()).unwrap();
+    // The retried idempotent batch is recognised, with its original offset.
+    match p.append(&Bytes::from(idem), &info, 0).unwrap() {
+        AppendOutcome::Duplicate { base_offset, .. } => {
+            assert_eq!(base_offset, first.end_offset() - 1)
+        }
+        other => panic!("a retry must be a duplicate, got {other:?}"),
+    }
+    // The open transaction still holds the last stable offset back.
+    assert_eq!(p.open_transactions(), vec![(41, open)]);
+    assert_eq!(p.last_stable_offset(), open);
+    // Its abort marker records the transaction's real first offset.
+    p.append_txn_marker(41, 0, MarkerKind::Abort, 0).unwrap();
+    let aborted = p.aborted_transactions(0, i64::MAX);
+    assert_eq!(aborted.len(), 1);
+    assert_eq!(aborted[0].first_offset, open);
+
+    // A damaged newest snapshot is skipped: the one before it still serves.
+    m.shutdown().unwrap();
+    drop(m);
+    let pdir = dir.path().join(tp().dir_name());
+    let bases: Vec<i64> = {
+        let m = LogManager::open(dir.path(), opts()).unwrap();
+        let b = m.get(&tp()).unwrap().segment_base_offsets();
+        m.shutdown().unwrap();
+        b
+    };
+    let newest = bases
+        .iter()
+        .rev()
+        .find(|b| pdir.join(file_name(**b, "snapshot")).exists())
+        .unwrap();
+    std::fs::write(pdir.join(file_name(*newest, "snapshot")), b"garbage").unwrap();
+    let m = LogManager::open(dir.path(), opts()).unwrap();
+    let p = m.get(&tp()).unwrap();
+    assert!(p.open_transactions().is_empty(), "the abort closed it");
+    assert_eq!(p.last_stable_offset(), p.log_end_offset());
+}

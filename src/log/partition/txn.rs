@@ -6,7 +6,8 @@
 //! first offset int64, last offset int64 (the marker), last stable offset int64 at the time.
 //! An entry is written and fsynced when its marker is appended, before the append returns, so
 //! an acknowledged abort is never forgotten; recovery drops entries whose marker did not
-//! survive, and rebuilds open transactions from the batch headers of the last two segments.
+//! survive, and rebuilds open transactions from the newest producer snapshot
+//! (`producer_snapshot`) and the batch headers after it.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -18,6 +19,7 @@ use crate::records::batch::BatchHeader;
 use crate::records::build::{marker_batch, marker_kind, MarkerKind};
 use crate::records::BatchInfo;
 
+use super::super::producer_snapshot::SnapshotEntry;
 use super::super::segment::file_name;
 use super::super::txn_state::{AbortedTxn, TxnState};
 use super::super::LogError;
@@ -73,6 +75,27 @@ impl PartitionLog {
 }
 
 impl Inner {
+    /// The producer-state snapshot of this partition now: every producer's epoch and last
+    /// batch, and the first offset of its open transaction.
+    pub(super) fn snapshot_entries(&self) -> Vec<SnapshotEntry> {
+        let open: std::collections::HashMap<i64, i64> =
+            self.txn.open_transactions().into_iter().collect();
+        self.producers
+            .last_batches()
+            .into_iter()
+            .map(|(producer_id, epoch, last)| SnapshotEntry {
+                producer_id,
+                epoch,
+                last_sequence: last.map_or(-1, |b| b.last_seq),
+                last_offset: last.map_or(-1, |b| b.last_offset),
+                offset_delta: last.map_or(0, |b| b.last_seq.wrapping_sub(b.first_seq)),
+                timestamp: -1,
+                coordinator_epoch: -1,
+                current_txn_first_offset: open.get(&producer_id).copied().unwrap_or(-1),
+            })
+            .collect()
+    }
+
     /// Transaction bookkeeping for a batch just written at `base_offset` (caller holds the
     /// lock). An abort marker's entry goes to the active segment's `.txnindex`, fsynced.
     pub(super) fn track_txn(

@@ -421,6 +421,26 @@ fn sample_bodies(key: ApiKey, v: i16) -> Vec<Vec<u8>> {
                 v,
             )]
         }
+        ApiKey::DescribeTransactions => vec![encode(
+            &DescribeTransactionsRequest::default()
+                .with_transactional_ids(vec![TransactionalId(s("tx"))]),
+            v,
+        )],
+        ApiKey::ListTransactions => vec![encode(
+            &ListTransactionsRequest::default()
+                .with_state_filters(vec![s("Ongoing"), s("Nonsense")])
+                .with_producer_id_filters(vec![ProducerId(1)])
+                .with_duration_filter(if v >= 1 { 10 } else { -1 }),
+            v,
+        )],
+        ApiKey::DescribeProducers => vec![encode(
+            &DescribeProducersRequest::default().with_topics(vec![
+                describe_producers_request::TopicRequest::default()
+                    .with_name(name)
+                    .with_partition_indexes(vec![0, 1]),
+            ]),
+            v,
+        )],
         other => panic!("{other:?} is advertised but has no hostile-test sample: add one"),
     }
 }
@@ -690,6 +710,9 @@ fn decode_response(key: ApiKey, version: i16, mut frame: Bytes) -> anyhow::Resul
         ApiKey::AddOffsetsToTxn => as_response!(AddOffsetsToTxnResponse),
         ApiKey::EndTxn => as_response!(EndTxnResponse),
         ApiKey::TxnOffsetCommit => as_response!(TxnOffsetCommitResponse),
+        ApiKey::DescribeTransactions => as_response!(DescribeTransactionsResponse),
+        ApiKey::ListTransactions => as_response!(ListTransactionsResponse),
+        ApiKey::DescribeProducers => as_response!(DescribeProducersResponse),
         other => anyhow::bail!("{other:?} is advertised but has no response type here: add it"),
     };
     anyhow::ensure!(

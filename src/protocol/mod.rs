@@ -165,6 +165,27 @@ pub fn handle_frame(
             version,
             handlers::offset_for_leader_epoch::handle,
         ),
+        ApiKey::DescribeTransactions => run_now::<m::DescribeTransactionsRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::describe_transactions::handle,
+        ),
+        ApiKey::ListTransactions => run_now::<m::ListTransactionsRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::list_transactions::handle,
+        ),
+        ApiKey::DescribeProducers => run_now::<m::DescribeProducersRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::describe_producers::handle,
+        ),
         ApiKey::DescribeCluster => run_now::<m::DescribeClusterRequest, _>(
             ctx,
             frame,

@@ -996,3 +996,96 @@ async fn require_stable_offset_fetch_waits_for_the_transaction() {
         vec![(0, 42); 2]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_admin_apis_describe_list_and_show_producers() {
+    let b = harness::start(&[]).await;
+    let c = ctx(&b);
+    let mut cl = b.client().await;
+    create(&mut cl, "adm", 1).await;
+    let open = init_ok(&c, "adm-open", 60_000).await;
+    let idle = init_ok(&c, "adm-idle", 60_000).await;
+    assert_eq!(
+        add_partitions(&c, "adm-open", open, &[("adm", 0)]).await,
+        vec![0]
+    );
+    assert_eq!(
+        txn_produce(&mut cl, "adm-open", ("adm", 0), open, 0).await,
+        0
+    );
+    let first = c.partition("adm", 0).unwrap().open_transactions()[0].1;
+
+    let d = cl
+        .call(
+            &DescribeTransactionsRequest::default().with_transactional_ids(vec![
+                TransactionalId(s("adm-open")),
+                TransactionalId(s("nope")),
+            ]),
+            0,
+        )
+        .await;
+    let t = &d.transaction_states[0];
+    assert_eq!(
+        (t.error_code, t.transaction_state.as_str(), t.producer_id.0),
+        (0, "Ongoing", open.0)
+    );
+    assert_eq!(t.transaction_timeout_ms, 60_000);
+    assert!(t.transaction_start_time_ms > 0);
+    assert_eq!(t.topics.len(), 1);
+    assert_eq!(
+        (t.topics[0].topic.as_str(), &t.topics[0].partitions[..]),
+        ("adm", &[0][..])
+    );
+    assert_eq!(
+        d.transaction_states[1].error_code, 105,
+        "TRANSACTIONAL_ID_NOT_FOUND"
+    );
+
+    let list = |filters: Vec<&str>, pids: Vec<i64>, pattern: Option<&str>| {
+        ListTransactionsRequest::default()
+            .with_state_filters(filters.into_iter().map(s).collect())
+            .with_producer_id_filters(pids.into_iter().map(ProducerId).collect())
+            .with_duration_filter(-1)
+            .with_transactional_id_pattern(pattern.map(s))
+    };
+    let ids = |r: &ListTransactionsResponse| -> Vec<String> {
+        r.transaction_states
+            .iter()
+            .map(|t| t.transactional_id.to_string())
+            .collect()
+    };
+    let all = cl.call(&list(vec![], vec![], None), 2).await;
+    assert_eq!(ids(&all), vec!["adm-idle", "adm-open"]);
+    let ongoing = cl
+        .call(&list(vec!["Ongoing", "Bogus"], vec![], None), 2)
+        .await;
+    assert_eq!(ids(&ongoing), vec!["adm-open"]);
+    assert_eq!(ongoing.unknown_state_filters.len(), 1);
+    let by_pid = cl.call(&list(vec![], vec![idle.0], None), 1).await;
+    assert_eq!(ids(&by_pid), vec!["adm-idle"]);
+    let by_pattern = cl.call(&list(vec![], vec![], Some("adm-o.*")), 2).await;
+    assert_eq!(ids(&by_pattern), vec!["adm-open"]);
+    let bad = cl.call(&list(vec![], vec![], Some("(")), 2).await;
+    assert_ne!(
+        bad.error_code, 0,
+        "an invalid regular expression is refused"
+    );
+
+    let p = cl
+        .call(
+            &DescribeProducersRequest::default().with_topics(vec![
+                describe_producers_request::TopicRequest::default()
+                    .with_name(TopicName(s("adm")))
+                    .with_partition_indexes(vec![0, 7]),
+            ]),
+            0,
+        )
+        .await;
+    let parts = &p.topics[0].partitions;
+    let producer = &parts[0].active_producers[0];
+    assert_eq!(
+        (producer.producer_id.0, producer.current_txn_start_offset),
+        (open.0, first)
+    );
+    assert_eq!(parts[1].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+}

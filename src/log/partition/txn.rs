@@ -63,6 +63,11 @@ impl PartitionLog {
         self.lock().txn.aborted_between(from, to)
     }
 
+    /// Every producer this partition knows, as a snapshot would record it (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<SnapshotEntry> {
+        self.lock().snapshot_entries()
+    }
+
     /// Open transactions as (producer id, first offset) (admin, tests).
     pub fn open_transactions(&self) -> Vec<(i64, i64)> {
         self.lock().txn.open_transactions()

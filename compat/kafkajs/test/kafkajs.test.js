@@ -315,6 +315,32 @@ function checkRoundtrip (messages, fetched) {
   }
 }
 
+// Consumes `topic` from the beginning as member of `groupId` until `expect` records arrived,
+// then `settleMs` more (so extra records would be counted); returns { got: by partition, n }.
+async function consumeWithGroup (kafka, groupId, topic, expect, settleMs = 0) {
+  const consumer = kafka.consumer({ groupId, sessionTimeout: 10000, heartbeatInterval: 1000, allowAutoTopicCreation: false })
+  await bounded('consumer connect', consumer.connect())
+  const got = {}
+  let n = 0
+  try {
+    await consumer.subscribe({ topics: [topic], fromBeginning: true })
+    let done
+    const all = new Promise((resolve) => { done = resolve })
+    await consumer.run({
+      autoCommit: true,
+      eachMessage: async ({ partition, message }) => {
+        (got[partition] ||= []).push(message)
+        if (++n >= expect) done()
+      }
+    })
+    await bounded('consume', all)
+    if (settleMs > 0) await new Promise((resolve) => setTimeout(resolve, settleMs))
+  } finally {
+    await consumer.disconnect()
+  }
+  return { got, n }
+}
+
 const now = () => Date.now()
 
 // ------------------------------------------------------------------ tests
@@ -468,25 +494,7 @@ ftest('consume with a consumer group', ['consume_group'], async (t) => {
   await createTopic(kafka, topic, 3)
   const msgs = makeMessages(90, 3, 'grp', now() - 5000)
   await produce(kafka, topic, msgs)
-  const consumer = kafka.consumer({ groupId: 'js-g1', sessionTimeout: 10000, heartbeatInterval: 1000, allowAutoTopicCreation: false })
-  await bounded('consumer connect', consumer.connect())
-  const got = {}
-  let n = 0
-  try {
-    await consumer.subscribe({ topics: [topic], fromBeginning: true })
-    let done
-    const all = new Promise((resolve) => { done = resolve })
-    await consumer.run({
-      autoCommit: true,
-      eachMessage: async ({ partition, message }) => {
-        (got[partition] ||= []).push(message)
-        if (++n >= msgs.length) done()
-      }
-    })
-    await bounded('consume all', all)
-  } finally {
-    await consumer.disconnect()
-  }
+  const { got } = await consumeWithGroup(kafka, 'js-g1', topic, msgs.length)
   checkRoundtrip(msgs, got)
   await withAdmin(kafka, async (admin) => {
     const offs = await bounded('fetchOffsets', admin.fetchOffsets({ groupId: 'js-g1', topics: [topic] }))
@@ -537,25 +545,7 @@ ftest('transactions: commit read, abort skipped, offsets with the output', ['tra
     await producer.disconnect()
   }
   // A read_committed group consumer (kafkajs's default) sees exactly the committed records.
-  const consumer = kafka.consumer({ groupId: 'js-txn-reader', sessionTimeout: 10000, heartbeatInterval: 1000, allowAutoTopicCreation: false })
-  await bounded('consumer connect', consumer.connect())
-  const got = {}
-  let n = 0
-  try {
-    await consumer.subscribe({ topics: [topic], fromBeginning: true })
-    let done
-    const all = new Promise((resolve) => { done = resolve })
-    await consumer.run({
-      eachMessage: async ({ partition, message }) => {
-        (got[partition] ||= []).push(message)
-        if (++n >= committed.length) done()
-      }
-    })
-    await bounded('consume committed', all)
-    await new Promise((resolve) => setTimeout(resolve, 1000)) // nothing more may arrive
-  } finally {
-    await consumer.disconnect()
-  }
+  const { got, n } = await consumeWithGroup(kafka, 'js-txn-reader', topic, committed.length, 1000)
   assert.equal(n, committed.length, 'only committed records')
   for (const msgs of Object.values(got)) {
     for (const m of msgs) assert.match(m.value.toString(), /^commit-value-/)

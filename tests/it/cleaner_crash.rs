@@ -14,7 +14,7 @@ use gregor::records::testutil::build_batch;
 use gregor::records::{BatchHeader, Compression};
 
 use crate::harness::{create_with_configs, fetch_request, produce_request, Client};
-use crate::process::{connect_when_ready, free_port, Killed};
+use crate::process::{connect_when_ready, free_port, spawn_with};
 
 const TOPIC: &str = "cc";
 const KEYS: usize = 60;
@@ -80,7 +80,7 @@ async fn read_all(c: &mut Client, id: uuid::Uuid) -> Vec<(i64, String, Option<St
 async fn sigkill_during_compaction_leaves_a_consistent_log() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = Killed(crate::process::spawn_with(dir.path(), port, BROKER_ARGS));
+    let mut child = spawn_with(dir.path(), port, BROKER_ARGS);
     let mut c = connect_when_ready(port).await;
     let configs = [
         ("cleanup.policy", "compact"),
@@ -128,7 +128,7 @@ async fn sigkill_during_compaction_leaves_a_consistent_log() {
                 name.ends_with(".cleaned") || name.ends_with(".swap")
             })
             .count();
-        let checker = Killed(crate::process::spawn_with(dir.path(), port, CHECK_ARGS));
+        let checker = spawn_with(dir.path(), port, CHECK_ARGS);
         c = connect_when_ready(port).await;
         let seen = read_all(&mut c, id).await;
         let mut last_seen: HashMap<&str, Option<&str>> = HashMap::new();
@@ -173,7 +173,7 @@ async fn sigkill_during_compaction_leaves_a_consistent_log() {
         }
         // Back to a broker whose cleaner never rests, for the next round.
         drop(checker);
-        child = Killed(crate::process::spawn_with(dir.path(), port, BROKER_ARGS));
+        child = spawn_with(dir.path(), port, BROKER_ARGS);
         c = connect_when_ready(port).await;
     }
     eprintln!("8 kills during compaction; {leftovers} left a .cleaned or .swap file behind");

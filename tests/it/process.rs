@@ -24,13 +24,13 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-pub fn spawn(dir: &std::path::Path, port: u16) -> Child {
+pub fn spawn(dir: &std::path::Path, port: u16) -> Killed {
     spawn_with(dir, port, &[])
 }
 
 /// [`spawn`] with extra command-line arguments (e.g. `--set name=value`).
-pub fn spawn_with(dir: &std::path::Path, port: u16, extra: &[&str]) -> Child {
-    Command::new(BIN)
+pub fn spawn_with(dir: &std::path::Path, port: u16, extra: &[&str]) -> Killed {
+    let child = Command::new(BIN)
         .args([
             "--listeners",
             &format!("PLAINTEXT://127.0.0.1:{port}"),
@@ -42,7 +42,8 @@ pub fn spawn_with(dir: &std::path::Path, port: u16, extra: &[&str]) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn gregor")
+        .expect("spawn gregor");
+    Killed(child)
 }
 
 pub async fn connect_when_ready(port: u16) -> Client {
@@ -69,6 +70,19 @@ pub struct Killed(pub Child);
 impl Drop for Killed {
     fn drop(&mut self) {
         kill9(&mut self.0);
+    }
+}
+
+impl std::ops::Deref for Killed {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Killed {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
     }
 }
 
@@ -226,7 +240,7 @@ async fn start_up_raises_the_soft_open_file_limit_to_the_hard_one() {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().expect("spawn gregor");
+    let mut child = Killed(cmd.spawn().expect("spawn gregor"));
     let _c = connect_when_ready(port).await;
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
     let line = limits

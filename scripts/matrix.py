@@ -112,6 +112,8 @@ JUNIT_MAP = [
      ["consume_group", "commit_fetch_offsets"]),
     # compat/transactions: confluent-kafka transactional producer, read_committed consumers.
     ("librdkafka", "test_transactions", r"test_committed_is_read_aborted_never$", ["transactions"]),
+    ("kafka-python", "test_kafka_python", r"test_transactions_commit_read_abort_skipped$",
+     ["transactions"]),
     ("librdkafka", "test_transactions", r"test_consume_transform_produce_commits_offsets_with_the_output$",
      ["transactions_offsets"]),
 ]

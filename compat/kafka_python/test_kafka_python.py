@@ -352,3 +352,43 @@ def test_unknown_topic_is_not_created_when_auto_create_is_off(broker):
         assert "kp-nope" not in c.topics()
     finally:
         c.close()
+
+
+def test_transactions_commit_read_abort_skipped(broker):
+    topic = "kp-txn"
+    create_topics(broker, {topic: 2})
+    p = kp_producer(broker, transactional_id="kp-tx", enable_idempotence=True)
+    try:
+        p.init_transactions()
+        p.begin_transaction()
+        for i in range(20):
+            p.send(topic, key=b"k%d" % i, value=b"committed-%d" % i, partition=i % 2)
+        p.commit_transaction()
+        p.begin_transaction()
+        for i in range(10):
+            p.send(topic, key=b"k%d" % i, value=b"aborted-%d" % i, partition=i % 2)
+        p.flush()
+        p.abort_transaction()
+    finally:
+        p.close()
+    c = kp_consumer(broker, isolation_level="read_committed")
+    try:
+        c.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
+        c.seek_to_beginning()
+        got: "dict[int, list]" = {0: [], 1: []}
+        deadline = time.monotonic() + 30
+        idle_since = None
+        while time.monotonic() < deadline:
+            batch = c.poll(timeout_ms=300)
+            for tp, msgs in batch.items():
+                got[tp.partition].extend(m.value for m in msgs)
+            if batch:
+                idle_since = None
+            elif sum(len(v) for v in got.values()) >= 20:
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since > 1.5:
+                    break
+    finally:
+        c.close()
+    for part in (0, 1):
+        assert got[part] == [b"committed-%d" % i for i in range(20) if i % 2 == part], part

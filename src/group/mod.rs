@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use crate::broker::BrokerContext;
 use crate::internal_topic::InternalTopic;
 use crate::log::{LogError, PartitionLog};
-use crate::records::{validate_produce_batch, BatchHeader, RecordError};
+use crate::records::{validate_produce_batch, RecordError};
 use records::{Key, OffsetValue, OFFSETS_TOPIC};
 pub use state::{
     Committed, Group, GroupConfig, GroupState, JoinParams, JoinResult, JoinedMember, Pending,
@@ -431,67 +431,43 @@ impl GroupCoordinator {
             let log = ctx
                 .partition(OFFSETS_TOPIC, p)
                 .ok_or(StoreError::MissingPartition(p))?;
-            let mut offset = log.log_start_offset();
-            loop {
-                let read = log.read(offset, 1 << 20, true)?;
-                if read.records.is_empty() {
-                    break;
-                }
-                let before = offset;
-                let mut rest: &[u8] = &read.records;
-                while let Some(h) = BatchHeader::new(rest) {
-                    let Some(size) = h.total_size().filter(|s| *s <= rest.len() && *s > 0) else {
-                        break;
-                    };
-                    let batch = &rest[..size];
-                    offset = h.last_offset() + 1;
-                    rest = &rest[size..];
-                    if h.is_control() {
-                        // A transaction marker: the producer's pending offsets in this
-                        // partition's groups are committed or dropped here, in log order.
-                        if let Some(kind) = crate::records::build::marker_kind(batch) {
-                            let commit = kind == crate::records::build::MarkerKind::Commit;
-                            // Only this partition's groups: the same producer id's later
-                            // transactions may have pending offsets in other partitions.
-                            for (id, g) in groups.iter_mut() {
-                                if records::partition_for(id, topic.partitions) == p {
-                                    g.complete_txn(h.producer_id(), commit);
-                                }
+            log.for_each_batch(|h, batch| {
+                if h.is_control() {
+                    // A transaction marker: the producer's pending offsets in this
+                    // partition's groups are committed or dropped here, in log order.
+                    if let Some(kind) = crate::records::build::marker_kind(batch) {
+                        let commit = kind == crate::records::build::MarkerKind::Commit;
+                        // Only this partition's groups: the same producer id's later
+                        // transactions may have pending offsets in other partitions.
+                        for (id, g) in groups.iter_mut() {
+                            if records::partition_for(id, topic.partitions) == p {
+                                g.complete_txn(h.producer_id(), commit);
                             }
                         }
-                        continue;
                     }
-                    // A TxnOffsetCommit batch: its offsets stay pending until the marker.
-                    let txn_producer = h.is_transactional().then(|| h.producer_id());
-                    let recs = match crate::records::records(batch, 64 << 20) {
+                    return;
+                }
+                // A TxnOffsetCommit batch: its offsets stay pending until the marker.
+                let txn_producer = h.is_transactional().then(|| h.producer_id());
+                let recs = match crate::records::records(batch, 64 << 20) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(partition = p, "skipping unreadable offsets batch: {e}");
+                        return;
+                    }
+                };
+                for rec in recs.iter() {
+                    let rec = match rec {
                         Ok(r) => r,
                         Err(e) => {
-                            tracing::warn!(partition = p, "skipping unreadable offsets batch: {e}");
-                            continue;
+                            tracing::warn!(partition = p, "skipping bad offsets record: {e}");
+                            break;
                         }
                     };
-                    for rec in recs.iter() {
-                        let rec = match rec {
-                            Ok(r) => r,
-                            Err(e) => {
-                                tracing::warn!(partition = p, "skipping bad offsets record: {e}");
-                                break;
-                            }
-                        };
-                        records_seen += 1;
-                        replay_record(&mut groups, rec.key, rec.value, rec.offset, txn_producer);
-                    }
+                    records_seen += 1;
+                    replay_record(&mut groups, rec.key, rec.value, rec.offset, txn_producer);
                 }
-                if offset <= before {
-                    // Recovery validated every batch, so this means a framing surprise: stop
-                    // rather than loop on the same bytes.
-                    tracing::warn!(partition = p, offset, "offsets replay made no progress");
-                    break;
-                }
-                if offset >= log.log_end_offset() {
-                    break;
-                }
-            }
+            })?;
         }
         let loaded = groups.len();
         let mut map = lock(&self.groups);

@@ -639,6 +639,39 @@ impl PartitionLog {
         Ok(empty)
     }
 
+    /// Calls `f` with every batch from the log start to the log end, in order: the start-up
+    /// replays of the internal topics. Stops, with a warning, if a read makes no progress
+    /// (recovery validated every batch, so that would be a framing surprise).
+    pub fn for_each_batch(
+        &self,
+        mut f: impl FnMut(&BatchHeader<'_>, &[u8]),
+    ) -> Result<(), LogError> {
+        let mut offset = self.log_start_offset();
+        loop {
+            let read = self.read(offset, 1 << 20, true)?;
+            if read.records.is_empty() {
+                return Ok(());
+            }
+            let before = offset;
+            let mut rest: &[u8] = &read.records;
+            while let Some(h) = BatchHeader::new(rest) {
+                let Some(size) = h.total_size().filter(|s| *s <= rest.len() && *s > 0) else {
+                    break;
+                };
+                f(&h, &rest[..size]);
+                offset = h.last_offset() + 1;
+                rest = &rest[size..];
+            }
+            if offset <= before {
+                tracing::warn!(partition = %self.tp, offset, "replay made no progress");
+                return Ok(());
+            }
+            if offset >= self.log_end_offset() {
+                return Ok(());
+            }
+        }
+    }
+
     /// Like [`PartitionLog::read`], but returns the file region of the batches instead of
     /// copying them: whole batches from the one containing `offset`, within one segment, up to
     /// `max_bytes` (at least one batch if `min_one_batch`), never past the high watermark — nor

@@ -32,7 +32,7 @@ use crate::group::records::OFFSETS_TOPIC;
 use crate::internal_topic::InternalTopic;
 use crate::log::{LogError, PartitionLog};
 use crate::records::build::MarkerKind;
-use crate::records::{validate_produce_batch, BatchHeader, RecordError};
+use crate::records::{validate_produce_batch, RecordError};
 use records::{TxnStatus, TXN_TOPIC};
 pub use state::TxnData;
 
@@ -687,78 +687,52 @@ fn replay_partition(
     found: &mut HashMap<String, TxnData>,
     records_seen: &mut usize,
 ) -> Result<(), StoreError> {
-    let mut offset = log.log_start_offset();
-    loop {
-        let read = log.read(offset, 1 << 20, true)?;
-        if read.records.is_empty() {
-            break;
+    log.for_each_batch(|h, batch| {
+        if h.is_control() {
+            return;
         }
-        let before = offset;
-        let mut rest: &[u8] = &read.records;
-        while let Some(h) = BatchHeader::new(rest) {
-            let Some(size) = h.total_size().filter(|s| *s <= rest.len() && *s > 0) else {
-                break;
-            };
-            let batch = &rest[..size];
-            offset = h.last_offset() + 1;
-            rest = &rest[size..];
-            if h.is_control() {
-                continue;
+        let recs = match crate::records::records(batch, 64 << 20) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(
+                    partition = p,
+                    "skipping unreadable transaction log batch: {e}"
+                );
+                return;
             }
-            let recs = match crate::records::records(batch, 64 << 20) {
+        };
+        for rec in recs.iter() {
+            let rec = match rec {
                 Ok(r) => r,
                 Err(e) => {
-                    tracing::warn!(
-                        partition = p,
-                        "skipping unreadable transaction log batch: {e}"
-                    );
+                    tracing::warn!(partition = p, "skipping bad transaction log record: {e}");
+                    break;
+                }
+            };
+            *records_seen += 1;
+            let Some(key) = rec.key else { continue };
+            let id = match records::decode_key(key) {
+                Ok(id) => id,
+                Err(e) => {
+                    tracing::warn!(partition = p, "skipping transaction log key: {e}");
                     continue;
                 }
             };
-            for rec in recs.iter() {
-                let rec = match rec {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!(partition = p, "skipping bad transaction log record: {e}");
-                        break;
-                    }
-                };
-                *records_seen += 1;
-                let Some(key) = rec.key else { continue };
-                let id = match records::decode_key(key) {
-                    Ok(id) => id,
-                    Err(e) => {
-                        tracing::warn!(partition = p, "skipping transaction log key: {e}");
-                        continue;
-                    }
-                };
-                match rec.value {
-                    None => {
-                        found.remove(&id);
-                    }
-                    Some(v) => match records::decode_value(v) {
-                        Ok(v) => {
-                            found.insert(id, TxnData::from_value(&v));
-                        }
-                        Err(e) => {
-                            tracing::warn!(transactional_id = %id, "skipping transaction log value: {e}")
-                        }
-                    },
+            match rec.value {
+                None => {
+                    found.remove(&id);
                 }
+                Some(v) => match records::decode_value(v) {
+                    Ok(v) => {
+                        found.insert(id, TxnData::from_value(&v));
+                    }
+                    Err(e) => {
+                        tracing::warn!(transactional_id = %id, "skipping transaction log value: {e}")
+                    }
+                },
             }
         }
-        if offset <= before {
-            tracing::warn!(
-                partition = p,
-                offset,
-                "transaction log replay made no progress"
-            );
-            break;
-        }
-        if offset >= log.log_end_offset() {
-            break;
-        }
-    }
+    })?;
     Ok(())
 }
 

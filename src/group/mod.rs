@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use crate::broker::BrokerContext;
 use crate::internal_topic::InternalTopic;
+use crate::log::partition::now_ms;
 use crate::log::{LogError, PartitionLog};
 use crate::records::{validate_produce_batch, RecordError};
 use records::{Key, OffsetValue, OFFSETS_TOPIC};
@@ -105,13 +106,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a group lock leaves consistent-enough state (each step is small);
     // keep serving rather than poisoning every later request.
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl GroupCoordinator {

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use super::consumer::ConsumerGroup;
 use super::records::{GroupValue, MemberValue};
+use crate::log::partition::now_ms;
 
 /// The classic group states, named as DescribeGroups/ListGroups report them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,13 +204,6 @@ pub struct Group {
     /// producer id: applied to `offsets` when the producer's commit marker is written,
     /// dropped on abort.
     pub pending_txn_offsets: HashMap<i64, HashMap<(String, i32), Committed>>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn ms(v: i32) -> Duration {

@@ -20,14 +20,8 @@ use kafka_protocol::messages::{TopicName, TxnOffsetCommitRequest, TxnOffsetCommi
 use crate::broker::BrokerContext;
 use crate::group::records::OFFSETS_TOPIC;
 use crate::group::{check_commit, GroupCoordinator, OffsetCommit};
+use crate::log::partition::now_ms;
 use crate::protocol::Reply;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// A topic's partitions with their per-partition verdicts (Ok: to be written).
 type TopicPlan = (TopicName, Vec<(i32, Result<(), ResponseError>)>);

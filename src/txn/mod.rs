@@ -30,6 +30,7 @@ use tokio::sync::watch;
 use crate::broker::BrokerContext;
 use crate::group::records::OFFSETS_TOPIC;
 use crate::internal_topic::InternalTopic;
+use crate::log::partition::now_ms;
 use crate::log::{LogError, PartitionLog};
 use crate::records::build::MarkerKind;
 use crate::records::{validate_produce_batch, RecordError};
@@ -80,13 +81,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Each critical section is a small, self-contained step; a panic in one leaves state worth
     // serving rather than poisoning every later request.
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Storage failures are retriable for the client (Kafka maps most append errors to

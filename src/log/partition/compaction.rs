@@ -109,7 +109,8 @@ impl Inner {
             .unwrap_or(sealed)
     }
 
-    fn cleanability(&self, now_ms: i64) -> Cleanability {
+    /// The cleaner's view, and how many leading segments are cleanable now.
+    fn cleanability(&self, now_ms: i64) -> (Cleanability, usize) {
         let first_dirty = self.first_dirty();
         let n = self.cleanable_segments(now_ms);
         let (mut clean_bytes, mut dirty_bytes) = (0, 0);
@@ -130,13 +131,14 @@ impl Inner {
         let max_lag = self.config.max_compaction_lag_ms;
         let overdue = max_lag < i64::MAX
             && oldest_dirty.is_some_and(|ts| ts >= 0 && now_ms.saturating_sub(ts) > max_lag);
-        Cleanability {
+        let c = Cleanability {
             first_dirty_offset: first_dirty,
             clean_bytes,
             dirty_bytes,
             overdue,
             min_ratio: self.config.min_cleanable_dirty_ratio,
-        }
+        };
+        (c, n)
     }
 }
 
@@ -147,7 +149,7 @@ impl PartitionLog {
             return None;
         }
         let g = self.lock();
-        g.config.compact.then(|| g.cleanability(now_ms))
+        g.config.compact.then(|| g.cleanability(now_ms).0)
     }
 
     /// Offsets below this have been compacted at least once.
@@ -228,11 +230,10 @@ impl PartitionLog {
         if !g.config.compact {
             return Ok(None);
         }
-        let c = g.cleanability(now_ms);
+        let (c, n) = g.cleanability(now_ms);
         if !c.needs_cleaning() {
             return Ok(None);
         }
-        let n = g.cleanable_segments(now_ms);
         let plan = g.segments[..n]
             .iter()
             .map(|s| {

@@ -4,6 +4,10 @@
 Inputs
   compat/results/<client>.json   written by the aiokafka, kafkajs, sarama (Go) and rskafka (Rust)
                                  suites: {"client", "version", "features": {name: {status, test, note}}}
+  compat/results/<suite>.json    written by the tool and framework suites (Kafka's CLI tools,
+                                 Streams, Connect, MirrorMaker 2, Flink): {"suite", "title",
+                                 "version", "generated", "checks": {name: {status, test, note,
+                                 label}}}; rendered as a second table, one row per check
   compat/results/*.xml           JUnit XML from pytest (`--junitxml=compat/results/pytest-junit.xml`),
                                  for the kcat, confluent-kafka and kafka-python suites; their test
                                  names are mapped to features below.
@@ -57,10 +61,22 @@ FEATURES = [
     ("message_too_large", "Record > message.max.bytes → MESSAGE_TOO_LARGE"),
     ("transactions", "Transactions: commit read, abort skipped (read_committed)"),
     ("transactions_offsets", "Transactions: consumed offsets committed with the output"),
+    ("consume_group_consumer_protocol", "Consumer group, KIP-848 protocol (group.protocol=consumer)"),
+    ("static_membership", "Static membership (group.instance.id)"),
+    ("cooperative_rebalance", "Cooperative (incremental) rebalancing"),
+    ("admin_partitions", "Admin: create partitions"),
+    ("admin_configs", "Admin: describe / alter configs"),
+    ("admin_groups", "Admin: list / describe / delete groups and their offsets"),
+    ("admin_delete_records", "Admin: delete records"),
+    ("admin_log_dirs", "Admin: describe log dirs"),
+    ("admin_transactions", "Admin: list / describe transactions and producers"),
+    ("admin_features", "Admin: describe cluster and features"),
 ]
 
 # column order; "json" clients come from compat/results/<name>.json
 CLIENTS = [
+    ("java", "Java kafka-clients 4.x"),
+    ("java-3.9", "Java kafka-clients 3.9"),
     ("librdkafka", "confluent-kafka (librdkafka)"),
     ("rdkafka", "rust-rdkafka (librdkafka)"),
     ("kcat", "kcat (librdkafka)"),
@@ -68,9 +84,11 @@ CLIENTS = [
     ("aiokafka", "aiokafka"),
     ("kafkajs", "kafkajs"),
     ("sarama", "sarama (Go)"),
+    ("franz-go", "franz-go (Go)"),
+    ("kafka-go", "segmentio/kafka-go (Go)"),
     ("rskafka", "rskafka (Rust)"),
 ]
-JSON_CLIENTS = {"aiokafka", "kafkajs", "sarama", "rskafka", "rdkafka"}
+JSON_CLIENTS = {c for c, _label in CLIENTS} - {"librdkafka", "kcat", "kafka-python"}
 
 # JUnit (pytest) suites owned elsewhere: (client, module suffix, test-name regex, features).
 # "{codec}" in a feature name is filled from the regex's `codec` group.
@@ -151,12 +169,16 @@ def merge(cells: dict, client: str, feature: str, status: str, test: str, note: 
         cells[key] = {"status": status, "test": test, "note": note}
 
 
-def load_json(cells: dict, versions: dict, sources: list) -> None:
+def load_json(cells: dict, versions: dict, sources: list, suites: list) -> None:
     for path in sorted(RESULTS.glob("*.json")):
         try:
             doc = json.loads(path.read_text())
         except (OSError, ValueError) as e:
             print(f"matrix: skipping {path}: {e}", file=sys.stderr)
+            continue
+        if "suite" in doc:
+            suites.append(doc)
+            sources.append(f"`{path.relative_to(REPO)}` ({doc.get('generated', '?')})")
             continue
         client = doc.get("client")
         if client not in JSON_CLIENTS:
@@ -234,7 +256,26 @@ def junit_versions(versions: dict) -> None:
         pass
 
 
-def render(cells: dict, versions: dict, sources: list) -> str:
+def render_suites(suites: list, footnotes: "list[str]") -> "list[str]":
+    """The tools-and-frameworks table: one row per check of each suite."""
+    if not suites:
+        return []
+    lines = ["", "## Kafka's tools and frameworks", "",
+             "| Suite | Version | Check | Result |", "|---|---|---|---|"]
+    for doc in sorted(suites, key=lambda d: d.get("title", d["suite"])):
+        title = doc.get("title", doc["suite"])
+        for name, r in doc.get("checks", {}).items():
+            status = r.get("status", "skip")
+            cell = CELL.get(status, status)
+            note = r.get("note") or ""
+            if status != "pass" and note:
+                footnotes.append(f"{title} / `{name}` ({r.get('test', '')}): {note}")
+                cell += f" [{len(footnotes)}]"
+            lines.append(f"| {title} | {doc.get('version', '?')} | {r.get('label', name)} | {cell} |")
+    return lines
+
+
+def render(cells: dict, versions: dict, sources: list, suites: list) -> str:
     present = [c for c in CLIENTS if any(k[0] == c[0] for k in cells)]
     lines = [
         "# Client compatibility matrix",
@@ -271,6 +312,7 @@ def render(cells: dict, versions: dict, sources: list) -> str:
     lines += ["", "Client versions:", ""]
     for client, label in present:
         lines.append(f"- {label}: {versions.get(client, '?')}")
+    lines += render_suites(suites, footnotes)
     if footnotes:
         lines += ["", "Notes:", ""]
         lines += [f"{i}. {n}" for i, n in enumerate(footnotes, 1)]
@@ -298,19 +340,22 @@ def main() -> int:
     cells: dict = {}
     versions: dict = {}
     sources: list = []
-    load_json(cells, versions, sources)
+    suites: list = []
+    load_json(cells, versions, sources, suites)
     load_junit(cells, sources)
     junit_versions(versions)
-    if not cells:
+    if not cells and not suites:
         print(f"matrix: no results under {RESULTS}", file=sys.stderr)
         return 2
-    text = render(cells, versions, sources)
+    text = render(cells, versions, sources, suites)
     if args.stdout:
         print(text)
     else:
         OUT.write_text(text)
         print(f"matrix: wrote {OUT.relative_to(REPO)} ({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ})")
-    return 1 if any(r["status"] == "fail" for r in cells.values()) else 0
+    failed = any(r["status"] == "fail" for r in cells.values()) or any(
+        r.get("status") == "fail" for doc in suites for r in doc.get("checks", {}).values())
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -32,7 +32,10 @@ run "pytest compat/ (kcat, confluent-kafka, kafka-python, aiokafka, groups, log 
   .venv/bin/python -m pytest compat/ -v --timeout=300 --junitxml=compat/results/pytest-junit.xml "$@"
 run "kafka-python 2.0.2 (pinned old versions)" bash compat/kafka_python_202/run.sh
 run "kafkajs" bash compat/kafkajs/run.sh
-run "Go sarama" bash compat/go/run.sh
+run "Go: franz-go, sarama, kafka-go" bash compat/go/run.sh
+for suite in java kafka_tools streams connect flink; do
+  if [[ -f compat/$suite/run.sh ]]; then run "compat/$suite" bash compat/$suite/run.sh; fi
+done
 run "Rust rskafka + rust-rdkafka" bash compat/rust/run.sh
 run "compat/MATRIX.md" .venv/bin/python scripts/matrix.py
 

@@ -36,6 +36,59 @@ async fn every_version_lists_exactly_the_supported_table() {
     }
 }
 
+/// `kafka-features describe` and the 4.x clients read feature levels from ApiVersions v3+:
+/// v4 lists every supported feature, v3 only those whose minimum is above 0, and the finalized
+/// list names the levels in force (level 0 features are left out, as Kafka does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_and_v4_carry_the_feature_levels() {
+    let b = harness::start(&[]).await;
+    let mut c = b.client().await;
+    let req = ApiVersionsRequest::default()
+        .with_client_software_name(s("gregor-tests"))
+        .with_client_software_version(s("1.0"));
+    for (version, want_supported) in [
+        (3, vec![("metadata.version", 7, 25)]),
+        (
+            4,
+            vec![
+                ("metadata.version", 7, 25),
+                ("group.version", 0, 1),
+                ("kraft.version", 0, 0),
+                ("transaction.version", 0, 0),
+            ],
+        ),
+    ] {
+        let resp = c.call(&req, version).await;
+        let supported: Vec<(String, i16, i16)> = resp
+            .supported_features
+            .iter()
+            .map(|f| (f.name.to_string(), f.min_version, f.max_version))
+            .collect();
+        let want: Vec<(String, i16, i16)> = want_supported
+            .into_iter()
+            .map(|(n, lo, hi)| (n.to_string(), lo, hi))
+            .collect();
+        assert_eq!(supported, want, "v{version}");
+        assert!(resp.finalized_features_epoch >= 0, "v{version}");
+        let finalized: Vec<(String, i16, i16)> = resp
+            .finalized_features
+            .iter()
+            .map(|f| (f.name.to_string(), f.min_version_level, f.max_version_level))
+            .collect();
+        assert_eq!(
+            finalized,
+            vec![
+                ("metadata.version".to_string(), 25, 25),
+                ("group.version".to_string(), 1, 1)
+            ],
+            "v{version}"
+        );
+    }
+    // v2 has no feature fields at all: the answer still decodes and lists the table.
+    let resp: ApiVersionsResponse = c.call(&req, 2).await;
+    assert!(resp.supported_features.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsupported_version_gets_a_v0_answer_and_the_connection_stays_open() {
     let b = harness::start(&[]).await;

@@ -1034,7 +1034,9 @@ impl Group {
             }
             return Some(out);
         }
-        if self.protocol_type.as_deref() != Some("consumer") {
+        // An empty classic group subscribes to nothing, whatever protocol it last used: Kafka lets
+        // `kafka-consumer-groups --delete-offsets` delete the offsets of a group with no members.
+        if self.protocol_type.as_deref() != Some("consumer") || self.members.is_empty() {
             return Some(out);
         }
         let protocol = self.protocol.clone()?;

@@ -5,16 +5,46 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::BrokerContext;
 use crate::protocol::{encode_response, versions};
 
+/// A feature flag as KRaft reports it: the range this broker supports and the level in force.
+struct Feature {
+    name: &'static str,
+    min: i16,
+    max: i16,
+    /// The finalized level; 0 means "off", which Kafka leaves out of the finalized list.
+    finalized: i16,
+}
+
+/// The feature levels Gregor implements, as `kafka-features describe` and the clients read them.
+/// - `metadata.version` 25 is 4.0-IV3, the level of the Kafka release whose API ranges Gregor
+///   serves; 7 (3.3-IV3) is the lowest level KRaft ever supported.
+/// - `group.version` 1 is the KIP-848 consumer group protocol, which is served.
+/// - `transaction.version` stays at 0: level 2 would switch 4.x producers to KIP-890 part 2
+///   (EndTxn v5, implicit partition registration), which Gregor does not serve yet.
+/// - `kraft.version` 0 is a static quorum (a single node).
+const FEATURES: [Feature; 4] = [
+    Feature { name: "metadata.version", min: 7, max: 25, finalized: 25 },
+    Feature { name: "group.version", min: 0, max: 1, finalized: 1 },
+    Feature { name: "kraft.version", min: 0, max: 0, finalized: 0 },
+    Feature { name: "transaction.version", min: 0, max: 0, finalized: 0 },
+];
+
+/// The epoch of the finalized features: they never change while a broker runs, and any
+/// non-negative value tells clients the list is valid.
+const FINALIZED_FEATURES_EPOCH: i64 = 1;
+
 pub fn handle(
     _ctx: &Arc<BrokerContext>,
     _request: ApiVersionsRequest,
-    _version: i16,
+    version: i16,
 ) -> ApiVersionsResponse {
     let api_keys = versions::SUPPORTED
         .iter()
@@ -25,7 +55,32 @@ pub fn handle(
                 .with_max_version(max)
         })
         .collect();
-    ApiVersionsResponse::default().with_api_keys(api_keys)
+    // v3 leaves out features whose minimum is 0 (older clients could not tell 0 from absent).
+    let supported_features = FEATURES
+        .iter()
+        .filter(|f| version >= 4 || f.min > 0)
+        .map(|f| {
+            SupportedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(f.name))
+                .with_min_version(f.min)
+                .with_max_version(f.max)
+        })
+        .collect();
+    let finalized_features = FEATURES
+        .iter()
+        .filter(|f| f.finalized > 0)
+        .map(|f| {
+            FinalizedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(f.name))
+                .with_min_version_level(f.finalized)
+                .with_max_version_level(f.finalized)
+        })
+        .collect();
+    ApiVersionsResponse::default()
+        .with_api_keys(api_keys)
+        .with_supported_features(supported_features)
+        .with_finalized_features_epoch(FINALIZED_FEATURES_EPOCH)
+        .with_finalized_features(finalized_features)
 }
 
 /// The response to an ApiVersions version we do not speak: always encoded as v0 (the one shape

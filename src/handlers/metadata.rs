@@ -29,9 +29,13 @@ pub fn handle(
         Some(list) if list.is_empty() && version == 0 => all_topics(ctx),
         Some(list) => list
             .into_iter()
+            // A non-zero id wins over the name, as in Kafka: the Java client's by-id request
+            // leaves the name at its schema default, the empty string, not null.
             .map(|wanted| match wanted.name {
-                Some(name) => topic_by_name(ctx, name, allow_auto_create),
-                None => topic_by_id(ctx, wanted.topic_id),
+                Some(name) if wanted.topic_id.is_nil() => {
+                    topic_by_name(ctx, name, allow_auto_create)
+                }
+                _ => topic_by_id(ctx, wanted.topic_id),
             })
             .collect(),
     };

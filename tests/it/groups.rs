@@ -866,12 +866,16 @@ async fn admin_apis_list_describe_delete_groups_and_offsets() {
     let d = describe(&mut c, "busy").await;
     assert_eq!(d.group_state.as_str(), "Empty");
     assert!(d.members.is_empty());
+    // Once empty, the group subscribes to nothing: its offsets of "t" can be deleted
+    // (`kafka-consumer-groups --delete-offsets` on a stopped group).
+    let r = c.call(&od("t"), 0).await;
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    assert_eq!(fetch_offsets(&mut c, "busy", "t", &[0], 7).await[0].0, -1);
     let r = c.call(&del("busy"), 2).await;
     assert_eq!(r.results[0].error_code, 0);
     let r = c.call(&del("busy"), 0).await;
     assert_eq!(r.results[0].error_code, GROUP_ID_NOT_FOUND);
     assert_eq!(describe(&mut c, "busy").await.group_state.as_str(), "Dead");
-    assert_eq!(fetch_offsets(&mut c, "busy", "t", &[0], 7).await[0].0, -1);
 
     // Deletion is durable: after a restart only `idle` remains.
     drop(c);

@@ -217,6 +217,19 @@ async fn topics_and_ids_survive_restart() {
         md.topics[0].name.as_ref().map(|n| n.0.as_str()),
         Some("keep")
     );
+    // The Java admin's by-id request leaves the name at its default, "": the id still wins.
+    let by_id_empty_name =
+        MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
+            .with_name(Some(TopicName(s(""))))
+            .with_topic_id(id)]));
+    let md = c.call(&by_id_empty_name, 13).await;
+    assert_eq!(md.topics[0].error_code, 0);
+    assert_eq!(md.topics[0].topic_id, id);
+    assert_eq!(
+        md.topics[0].name.as_ref().map(|n| n.0.as_str()),
+        Some("keep")
+    );
+    assert_eq!(md.topics[0].partitions.len(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

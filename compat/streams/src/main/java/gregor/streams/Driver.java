@@ -73,6 +73,8 @@ public final class Driver {
     static final long DEADLINE_NANOS = System.nanoTime() + TimeUnit.SECONDS.toNanos(
             Long.parseLong(env("STREAMS_DEADLINE_S", "270")));
 
+    static final int ZOMBIE_TXN_TIMEOUT_MS = 30_000;
+    static final long ZOMBIE_FREEZE_MS = 10_000;
     static final String REPARTITION = APP_ID + "-" + OrdersApp.REPARTITION_NAME + "-repartition";
     static final String TOTALS_CHANGELOG = APP_ID + "-" + OrdersApp.TOTALS_STORE + "-changelog";
     static final String CUSTOMERS_CHANGELOG = APP_ID + "-" + OrdersApp.CUSTOMERS_STORE + "-changelog";
@@ -81,6 +83,8 @@ public final class Driver {
     static final class Check {
         final String name, label, test;
         String status = "fail";
+        /** A broker bug report this check is known to fail on: a failure is then an expected one. */
+        String knownBug;
         String note = "not reached (an earlier step failed)";
         Check(String name, String test, String label) { this.name = name; this.test = test; this.label = label; }
     }
@@ -113,7 +117,12 @@ public final class Driver {
         add("internal_topics", "testInternalTopics",
                 "Streams creates its repartition topic (delete) and changelogs (cleanup.policy=compact) via CreateTopics");
         add("zombie_fencing", "testZombieFencing",
-                "SIGSTOPped instance outlives its session and transaction timeouts; after SIGCONT it is fenced (KIP-447), output stays exact");
+                "instance SIGSTOPped past its session timeout with a transaction open; after SIGCONT it is fenced (KIP-447), output stays exact");
+        add("broker_sigkill", "testBrokerSigkill",
+                "broker SIGKILLed and restarted mid-stream: Streams and the idempotent producer carry on, output exact");
+        add("group_survives_broker_restart", "testGroupSurvivesBrokerRestart",
+                "classic group members keep their member id and generation across a broker restart (no fencing, no rebalance)");
+        checks.get("group_survives_broker_restart").knownBug = "/tmp/gregor-bugs/streams-classic-group-members-lost-on-restart.md";
         add("transactional_offsets", "testTransactionalOffsets",
                 "consumed offsets committed inside the transactions (KIP-447): group offsets = input end offsets");
         add("repartition_purge", "testRepartitionPurge",
@@ -155,9 +164,15 @@ public final class Driver {
         }
     }
 
+    int brokerPort;
+    int brokerStarts;
+
     void startBroker() throws Exception {
-        int port = freePort();
-        bootstrap = "127.0.0.1:" + port;
+        if (brokerPort == 0) {
+            brokerPort = freePort();
+            bootstrap = "127.0.0.1:" + brokerPort;
+        }
+        int port = brokerPort;
         Path data = work.resolve("broker-data");
         Files.createDirectories(data);
         List<String> cmd = new ArrayList<>(List.of(gregorBin,
@@ -172,7 +187,10 @@ public final class Driver {
         pb.environment().putIfAbsent("RUST_BACKTRACE", "1");
         File logFile = work.resolve("broker.log").toFile();
         pb.redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(logFile));
-        say("starting broker: " + String.join(" ", cmd));
+        brokerStarts++;
+        Files.writeString(logFile.toPath(), "\n===== driver: broker start #" + brokerStarts + "\n",
+                java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);
+        say("starting broker (#" + brokerStarts + "): " + String.join(" ", cmd));
         broker = pb.start();
         long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
         while (System.nanoTime() < end) {
@@ -196,7 +214,7 @@ public final class Driver {
         final List<String> lines = new CopyOnWriteArrayList<>();
         final Path stateDir;
 
-        App(int n, Path stateDir) throws IOException {
+        App(int n, Path stateDir, int txnTimeoutMs) throws IOException {
             this.n = n;
             this.stateDir = stateDir;
             String java = ProcessHandle.current().info().command().orElse("java");
@@ -204,7 +222,8 @@ public final class Driver {
                     "-Dorg.slf4j.simpleLogger.defaultLogLevel=" + env("STREAMS_APP_LOG_LEVEL", "info"),
                     "-Dorg.slf4j.simpleLogger.showDateTime=true",
                     "-cp", System.getProperty("java.class.path"), OrdersApp.class.getName(),
-                    bootstrap, APP_ID, stateDir.toString(), Long.toString(THROTTLE_MICROS));
+                    bootstrap, APP_ID, stateDir.toString(), Long.toString(THROTTLE_MICROS),
+                    Integer.toString(txnTimeoutMs));
             ProcessBuilder pb = new ProcessBuilder(cmd);
             pb.redirectError(ProcessBuilder.Redirect.appendTo(work.resolve("app-" + n + ".log").toFile()));
             proc = pb.start();
@@ -291,7 +310,11 @@ public final class Driver {
     }
 
     App startApp(Path stateDir) throws IOException {
-        App a = new App(apps.size() + 1, stateDir);
+        return startApp(stateDir, 5000);
+    }
+
+    App startApp(Path stateDir, int txnTimeoutMs) throws IOException {
+        App a = new App(apps.size() + 1, stateDir, txnTimeoutMs);
         apps.add(a);
         return a;
     }
@@ -537,19 +560,23 @@ public final class Driver {
         app2.sigkill();
         killNotes.add("kill 2 at " + at2 + "/" + NUM_ORDERS);
         if (at2 > at1 && at2 < NUM_ORDERS) killsMidStream++;
-        App app3 = startApp(work.resolve("state-b"));
+        // app#3's transactions outlive its freeze below: it comes back as a zombie with an open transaction
+        // and a stale group generation, which the broker must fence (KIP-447: TxnOffsetCommit carries the
+        // generation and member id).
+        App app3 = startApp(work.resolve("state-b"), ZOMBIE_TXN_TIMEOUT_MS);
         App app3b = startApp(work.resolve("state-d"));
-        // zombie: freeze app#3 past its session timeout (6 s) and transaction timeout (5 s), then thaw it
+        // zombie: freeze app#3 past its session timeout (6 s) but within its transaction timeout, then thaw it
         boolean bothRunning = waitFor(() -> app3.saw("STATE RUNNING") && app3b.saw("STATE RUNNING"), 90_000);
         waitFor(() -> output.size() >= NUM_ORDERS * 3 / 5, 90_000);
         int at3 = output.size();
         boolean producingAtStop = producing.get();
         long fenceBefore = app3.fencingLogLines();
         app3.signal("STOP");
-        Thread.sleep(Math.min(12_000, remainingMs()));
+        Thread.sleep(Math.min(ZOMBIE_FREEZE_MS, remainingMs()));
         int duringStop = output.size();
         app3.signal("CONT");
-        String zombieNote = "app#3 SIGSTOPped for 12 s at " + at3 + "/" + NUM_ORDERS + " outputs (producer running: "
+        String zombieNote = "app#3 (transaction.timeout.ms=" + ZOMBIE_TXN_TIMEOUT_MS + ") SIGSTOPped for "
+                + ZOMBIE_FREEZE_MS / 1000 + " s at " + at3 + "/" + NUM_ORDERS + " outputs (producer running: "
                 + producingAtStop + ", both instances were RUNNING: " + bothRunning + "), "
                 + (duringStop - at3) + " outputs committed by app#4 meanwhile";
         killNotes.add("SIGSTOP/SIGCONT at " + at3);
@@ -605,6 +632,9 @@ public final class Driver {
             fail("zombie_fencing", "the two instances never both reached RUNNING; " + zombieNote);
         } else if (!problems.isEmpty() || !complete) {
             fail("zombie_fencing", "output not exact (see exactly_once_across_sigkill); " + zombieNote);
+        } else if (fenceAfter - fenceBefore <= 0) {
+            fail("zombie_fencing", "the thawed instance was never fenced (no ProducerFenced/TaskMigrated/UNKNOWN_MEMBER_ID "
+                    + "in its log); " + zombieNote);
         } else if (duringStop <= at3 && producingAtStop) {
             fail("zombie_fencing", "no progress while app#3 was frozen (its tasks did not move to app#4); " + zombieNote);
         } else {
@@ -638,7 +668,6 @@ public final class Driver {
         boolean probeDone = waitFor(() -> outputComplete(probeCounts), 90_000);
         Thread.sleep(1500);
         Map<String, Long> restored4 = app4.restored();
-        app4.sigterm();
         List<String> probeProblems = verify(new ArrayList<>(output), withProbes, new HashSet<>());
         long totals3 = restored3.getOrDefault(OrdersApp.TOTALS_STORE, 0L);
         long totals4 = restored4.getOrDefault(OrdersApp.TOTALS_STORE, 0L);
@@ -653,6 +682,67 @@ public final class Driver {
             fail("restore_from_changelog", (probeDone ? "" : "probe outputs missing; ") + firstFew(probeProblems) + "; " + rnote);
         } else {
             pass("restore_from_changelog", rnote);
+        }
+
+        // ---- the broker itself is SIGKILLed and restarted while the app processes more orders
+        brokerCrash(app4, withProbes);
+        app4.sigterm();
+    }
+
+    void brokerCrash(App app, Map<String, List<String>> before) throws Exception {
+        Map<String, List<String>> expected = new TreeMap<>();
+        before.forEach((k, v) -> expected.put(k, new ArrayList<>(v)));
+        List<String> late = new ArrayList<>();
+        Random rnd = new Random(7);
+        List<String> custs = new ArrayList<>(customerNames.keySet());
+        int lateN = NUM_ORDERS / 4;
+        for (int i = 0; i < lateN; i++) {
+            String oid = String.format("late-%05d", i);
+            String cust = custs.get(rnd.nextInt(custs.size()));
+            orderCustomer.put(oid, cust);
+            orderAmount.put(oid, 1L + rnd.nextInt(500));
+            expected.get(cust).add(oid);
+            late.add(oid);
+        }
+        Map<String, Integer> counts = new TreeMap<>();
+        expected.forEach((k, v) -> counts.put(k, v.size()));
+        int base = output.size();
+        long fencedBefore = app.fencingLogLines();
+        int restoresBefore = (int) app.lines.stream().filter(l -> l.startsWith("RESTORE_START")).count();
+        produceError.set(null);
+        Thread prod = produceOrders(late, 8_000);
+        waitFor(() -> output.size() >= base + lateN * 2 / 5, 60_000);
+        int at = output.size() - base;
+        broker.destroyForcibly();
+        broker.waitFor(10, TimeUnit.SECONDS);
+        say("broker SIGKILLed at " + at + "/" + lateN + " late outputs; restarting it on the same data dir");
+        startBroker();
+        prod.join(Math.max(1, remainingMs()));
+        boolean complete = waitFor(() -> outputComplete(counts), 120_000);
+        Thread.sleep(1500);
+        List<String> problems = verify(new ArrayList<>(output), expected, new HashSet<>());
+        List<String> uncaught = app.uncaught();
+        String note = "broker SIGKILLed at " + at + "/" + lateN + " outputs of a second batch, restarted on the same data dir; "
+                + (output.size() - base) + " outputs after it";
+        say("after the broker crash: " + (problems.isEmpty() ? "exact" : firstFew(problems)));
+        if (produceError.get() != null) {
+            fail("broker_sigkill", "the idempotent producer failed across the broker restart: " + produceError.get() + "; " + note);
+        } else if (!complete || !problems.isEmpty() || !uncaught.isEmpty()) {
+            fail("broker_sigkill", (complete ? "" : "output incomplete; ")
+                    + (uncaught.isEmpty() ? "" : "uncaught: " + uncaught.get(0) + "; ") + firstFew(problems) + "; " + note);
+        } else if (at <= 0 || at >= lateN) {
+            fail("broker_sigkill", "the broker was not killed mid-stream; " + note);
+        } else {
+            pass("broker_sigkill", note);
+        }
+        long fenced = app.fencingLogLines() - fencedBefore;
+        long restores = app.lines.stream().filter(l -> l.startsWith("RESTORE_START")).count() - restoresBefore;
+        if (fenced == 0 && restores == 0) {
+            pass("group_survives_broker_restart", "no fencing, no restore in the app after the broker restart");
+        } else {
+            fail("group_survives_broker_restart", "after the broker restart the app logged " + fenced
+                    + " fencing lines (UNKNOWN_MEMBER_ID: 'The coordinator is not aware of this member') and restored "
+                    + restores + " store partitions: gregor reloads classic groups without their members");
         }
     }
 
@@ -876,16 +966,28 @@ public final class Driver {
         } finally {
             d.cleanup();
         }
-        d.writeResults(results);
-        int passed = 0, failed = 0;
+        int passed = 0, failed = 0, xfailed = 0;
         System.out.println();
         for (Check c : d.checks.values()) {
             boolean ok = c.status.equals("pass");
-            if (ok) passed++; else failed++;
-            System.out.println((ok ? "PASS " : "FAIL ") + c.test + " [" + c.name + "]: " + c.note);
+            String tag;
+            if (ok) {
+                passed++;
+                tag = c.knownBug == null ? "PASS  " : "XPASS ";
+            } else if (c.knownBug != null) {
+                xfailed++;
+                tag = "XFAIL ";
+                c.note = "known broker bug (" + c.knownBug + "): " + c.note;
+            } else {
+                failed++;
+                tag = "FAIL  ";
+            }
+            System.out.println(tag + c.test + " [" + c.name + "]: " + c.note);
         }
-        System.out.printf("%nKafka Streams suite: %d passed, %d failed (%.0f s); results in %s; logs in %s%n",
-                passed, failed, (System.nanoTime() - START) / 1e9, results, d.work);
+        d.writeResults(results);
+        System.out.printf("%nKafka Streams suite: %d passed, %d failed, %d expected failures (known broker bugs) "
+                + "(%.0f s); results in %s; logs in %s%n",
+                passed, failed, xfailed, (System.nanoTime() - START) / 1e9, results, d.work);
         System.exit(failed == 0 ? 0 : 1);
     }
 }

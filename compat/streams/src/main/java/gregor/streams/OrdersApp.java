@@ -40,7 +40,7 @@ import org.apache.kafka.streams.state.KeyValueStore;
  *     -> customer-totals (key customer id, value "count|sum|lastOrderId|customerName")
  * </pre>
  *
- * Usage: OrdersApp bootstrap applicationId stateDir throttleMicrosPerRecord
+ * Usage: OrdersApp bootstrap applicationId stateDir throttleMicrosPerRecord [transactionTimeoutMs (5000)]
  * Prints machine-readable lines on stdout (STATE, RESTORE_START, RESTORE_END, UNCAUGHT) for the driver.
  * Exits when stdin closes (the driver died) and closes cleanly on SIGTERM.
  */
@@ -120,7 +120,8 @@ public final class OrdersApp {
         p.put(StreamsConfig.consumerPrefix(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG), 1500);
         // Transactions left open by a killed instance whose transactional.id is not reused
         // (wiped state dir = new process id) are aborted by the broker after this timeout.
-        p.put(StreamsConfig.producerPrefix(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG), 5000);
+        p.put(StreamsConfig.producerPrefix(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG),
+                args.length > 4 ? Integer.parseInt(args[4]) : 5000);
 
         KafkaStreams streams = new KafkaStreams(topology(throttleMicros), p);
         streams.setStateListener((now, before) -> say("STATE " + now));

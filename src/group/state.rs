@@ -240,12 +240,49 @@ impl Group {
         }
     }
 
-    /// A group rebuilt from its last metadata record. Members are not restored: after a
-    /// restart they rejoin (their heartbeats get UNKNOWN_MEMBER_ID), as after a coordinator move.
+    /// A group rebuilt from its last metadata record, members included, as Kafka's coordinator
+    /// loads it: a group with members comes back Stable in its generation, and each member's
+    /// session restarts from the load, so members that go on heartbeating (or commit with their
+    /// generation, as Streams' TxnOffsetCommit does) keep their id without a rebalance; those that
+    /// stay silent expire as usual.
     pub fn from_record(id: &str, value: &GroupValue) -> Group {
         let mut g = Group::new(id);
         g.generation = value.generation;
         g.protocol_type = Some(value.protocol_type.clone()).filter(|p| !p.is_empty());
+        g.state_timestamp = value.state_timestamp;
+        let Some(protocol) = value.protocol.clone().filter(|_| !value.members.is_empty()) else {
+            return g;
+        };
+        let now = Instant::now();
+        for m in &value.members {
+            if let Some(instance) = &m.instance_id {
+                g.static_members.insert(instance.clone(), m.member_id.clone());
+            }
+            let seq = g.next_seq;
+            g.next_seq += 1;
+            g.members.insert(
+                seq,
+                Member {
+                    id: m.member_id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    session_timeout: ms(m.session_timeout_ms),
+                    rebalance_timeout: ms(m.rebalance_timeout_ms),
+                    protocol_type: value.protocol_type.clone(),
+                    // Only the chosen protocol's metadata is stored; a member rejoining with its
+                    // full list is a change of protocols, as in Kafka.
+                    protocols: vec![(protocol.clone(), m.subscription.clone())],
+                    assignment: m.assignment.clone(),
+                    last_seen: now,
+                    join_waiter: None,
+                    sync_waiter: None,
+                },
+            );
+        }
+        g.protocol = Some(protocol);
+        g.leader = value.leader.clone();
+        g.state = GroupState::Stable;
         g
     }
 

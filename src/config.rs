@@ -258,9 +258,12 @@ fn scalar_to_string(value: &Value) -> String {
         Value::String(_, s) => s.clone(),
         Value::Char(_, c) => c.to_string(),
         Value::Bool(_, b) => b.to_string(),
+        // Figment keeps the width and sign it parsed (an environment `3` is a u8): each
+        // conversion answers only for its own kind.
         Value::Num(_, n) => n
             .to_i128()
             .map(|i| i.to_string())
+            .or_else(|| n.to_u128().map(|u| u.to_string()))
             .or_else(|| n.to_f64().map(|f| f.to_string()))
             .unwrap_or_default(),
         Value::Array(_, items) => items

@@ -85,7 +85,9 @@ fn create_one(
         })
         .collect();
     let done = |id| {
+        // Success carries a null message, not "": clients test the message for null.
         CreatableTopicResult::default()
+            .with_error_message(None)
             .with_topic_id(id)
             .with_num_partitions(partitions)
             .with_replication_factor(replication_factor)

@@ -111,6 +111,42 @@ fn help_lists_every_setting_and_bad_config_names_the_key() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("log.segment.bytez"));
 }
 
+/// Numeric settings from the environment: figment reads `3` as a number, not a string.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numeric_settings_from_the_environment_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _broker = Killed(
+        Command::new(BIN)
+            .args([
+                "--listeners",
+                &format!("PLAINTEXT://127.0.0.1:{port}"),
+                "--log-dirs",
+                &dir.path().display().to_string(),
+            ])
+            .env("GREGOR_NUM_PARTITIONS", "3")
+            .env("GREGOR_LOG_RETENTION_MS", "-1")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn gregor"),
+    );
+    let mut c = connect_when_ready(port).await;
+    // Auto-creation uses num.partitions.
+    let md = c
+        .call(
+            &MetadataRequest::default()
+                .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(crate::harness::s("from-env"))))]))
+                .with_allow_auto_topic_creation(true),
+            12,
+        )
+        .await;
+    assert_eq!(md.topics[0].error_code, 0);
+    assert_eq!(md.topics[0].partitions.len(), 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_zero_and_sigkill_loses_no_acknowledged_record() {
     let dir = tempfile::tempdir().unwrap();

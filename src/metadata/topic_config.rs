@@ -94,10 +94,12 @@ pub fn validate(name: &str, value: Option<&str>) -> Result<(), String> {
                 "invalid value `{value}` for `min.cleanable.dirty.ratio`: expected a number between 0 and 1"
             )),
         },
+        // An empty list is valid, as in Kafka 4.x: neither retention nor compaction removes data.
         "cleanup.policy" => {
             let ok = value
                 .split(',')
                 .map(str::trim)
+                .filter(|p| !p.is_empty())
                 .all(|p| p == "delete" || p == "compact");
             if ok {
                 Ok(())

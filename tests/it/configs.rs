@@ -197,6 +197,23 @@ async fn incremental_alter_configs_validates_persists_and_applies() {
         0
     );
     assert!(log.config().compact && !log.config().delete);
+    // SUBTRACT may empty the list (Kafka 4.x): neither retention nor compaction then applies.
+    assert_eq!(
+        alter(&mut c, "t", &[("cleanup.policy", 3, Some("compact"))], false)
+            .await
+            .0,
+        0
+    );
+    let r = describe(&mut c, TOPIC, "t", Some(&["cleanup.policy"]), 4).await;
+    assert_eq!(value_of(&r, "cleanup.policy"), ("".into(), 1));
+    assert!(!log.config().compact && !log.config().delete);
+    assert_eq!(
+        alter(&mut c, "t", &[("cleanup.policy", 0, Some("compact"))], false)
+            .await
+            .0,
+        0
+    );
+    assert!(log.config().compact && !log.config().delete);
     // APPEND on a non-list, bad values and unknown names: INVALID_CONFIG naming the key.
     let (code, msg) = alter(&mut c, "t", &[("retention.ms", 2, Some("5"))], false).await;
     assert_eq!(code, 40);

@@ -17,7 +17,8 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
-const EARLIEST_PENDING_UPLOAD: i64 = -5;
+const LATEST_TIERED: i64 = -5;
+const EARLIEST_PENDING_UPLOAD: i64 = -6;
 
 pub fn handle(
     ctx: &Arc<BrokerContext>,
@@ -80,8 +81,10 @@ fn lookup(
     Ok(match timestamp {
         LATEST if read_committed => (-1, log.last_stable_offset()),
         LATEST => (-1, log.high_watermark()),
-        // No tiered storage: the earliest local offset is the earliest offset.
-        EARLIEST | EARLIEST_LOCAL | EARLIEST_PENDING_UPLOAD => (-1, log.log_start_offset()),
+        // No tiered storage: the earliest local offset is the earliest offset, and nothing is
+        // tiered or waiting for upload, which Kafka answers with offset -1.
+        EARLIEST | EARLIEST_LOCAL => (-1, log.log_start_offset()),
+        LATEST_TIERED | EARLIEST_PENDING_UPLOAD => (-1, -1),
         MAX_TIMESTAMP => log.max_timestamp().map_err(storage)?.unwrap_or((-1, -1)),
         t if t >= 0 => log
             .offset_for_timestamp(t)

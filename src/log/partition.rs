@@ -376,6 +376,7 @@ impl PartitionLog {
                     base_offset,
                     last_offset,
                 },
+                max_timestamp,
             );
         }
         if info.is_transactional {

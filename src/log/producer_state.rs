@@ -26,6 +26,32 @@ pub struct BatchMeta {
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMeta>,
+    /// The max timestamp of the producer's last batch or marker, -1 if unknown.
+    last_timestamp: i64,
+    /// The coordinator epoch of the last transaction marker written for it, -1 if none.
+    coordinator_epoch: i32,
+}
+
+impl ProducerEntry {
+    fn new(epoch: i16) -> ProducerEntry {
+        ProducerEntry {
+            epoch,
+            batches: VecDeque::new(),
+            last_timestamp: -1,
+            coordinator_epoch: -1,
+        }
+    }
+}
+
+/// What a snapshot and DescribeProducers know of one producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerSummary {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The last batch (`None` if known only by a marker).
+    pub last: Option<BatchMeta>,
+    pub last_timestamp: i64,
+    pub coordinator_epoch: i32,
 }
 
 /// Result of checking a batch against the producer state.
@@ -99,12 +125,14 @@ impl ProducerState {
         }
     }
 
-    /// Records an appended batch (also used when rebuilding from the log).
-    pub fn update(&mut self, producer_id: i64, epoch: i16, meta: BatchMeta) {
-        let entry = self.producers.entry(producer_id).or_insert(ProducerEntry {
-            epoch,
-            batches: VecDeque::new(),
-        });
+    /// Records an appended batch whose max timestamp is `timestamp` (also used when rebuilding
+    /// from the log).
+    pub fn update(&mut self, producer_id: i64, epoch: i16, meta: BatchMeta, timestamp: i64) {
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry::new(epoch));
+        entry.last_timestamp = timestamp;
         if epoch != entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -118,36 +146,52 @@ impl ProducerState {
     /// Records a transaction marker written with `epoch`: a newer epoch (the coordinator bumped
     /// it, e.g. after a timeout) fences the producer's older epoch in this partition, as Kafka
     /// does; its sequence numbers start again at 0.
-    pub fn observe_marker(&mut self, producer_id: i64, epoch: i16) {
-        let entry = self.producers.entry(producer_id).or_insert(ProducerEntry {
-            epoch,
-            batches: VecDeque::new(),
-        });
+    /// The marker's coordinator epoch and timestamp become the producer's latest.
+    pub fn observe_marker(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        coordinator_epoch: i32,
+        timestamp: i64,
+    ) {
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry::new(epoch));
+        entry.coordinator_epoch = coordinator_epoch;
+        entry.last_timestamp = timestamp;
         if epoch > entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
         }
     }
 
-    /// Every producer's epoch and last batch (`None` if known only by a marker), for a
-    /// snapshot.
-    pub fn last_batches(&self) -> Vec<(i64, i16, Option<BatchMeta>)> {
+    /// Every producer's summary, by producer id, for a snapshot or DescribeProducers.
+    pub fn summaries(&self) -> Vec<ProducerSummary> {
         let mut out: Vec<_> = self
             .producers
             .iter()
-            .map(|(pid, e)| (*pid, e.epoch, e.batches.back().copied()))
+            .map(|(pid, e)| ProducerSummary {
+                producer_id: *pid,
+                epoch: e.epoch,
+                last: e.batches.back().copied(),
+                last_timestamp: e.last_timestamp,
+                coordinator_epoch: e.coordinator_epoch,
+            })
             .collect();
-        out.sort_by_key(|(pid, _, _)| *pid);
+        out.sort_by_key(|s| s.producer_id);
         out
     }
 
-    /// Restores a producer read from a snapshot: its epoch and last batch.
-    pub fn restore(&mut self, producer_id: i64, epoch: i16, last: Option<BatchMeta>) {
+    /// Restores a producer read from a snapshot.
+    pub fn restore(&mut self, summary: ProducerSummary) {
         self.producers.insert(
-            producer_id,
+            summary.producer_id,
             ProducerEntry {
-                epoch,
-                batches: last.into_iter().collect(),
+                epoch: summary.epoch,
+                batches: summary.last.into_iter().collect(),
+                last_timestamp: summary.last_timestamp,
+                coordinator_epoch: summary.coordinator_epoch,
             },
         );
     }
@@ -180,7 +224,7 @@ mod tests {
     fn sequence_rules() {
         let mut s = ProducerState::default();
         assert_eq!(s.check(1, 0, 17, 20).unwrap(), SeqCheck::Accept);
-        s.update(1, 0, meta(0, 4, 100));
+        s.update(1, 0, meta(0, 4, 100), 0);
         assert_eq!(s.check(1, 0, 5, 9).unwrap(), SeqCheck::Accept);
         assert_eq!(
             s.check(1, 0, 0, 4).unwrap(),
@@ -195,7 +239,7 @@ mod tests {
             Err(LogError::OutOfOrderSequence { expected: 0, .. })
         ));
         assert_eq!(s.check(1, 1, 0, 4).unwrap(), SeqCheck::Accept);
-        s.update(1, 1, meta(0, 0, 200));
+        s.update(1, 1, meta(0, 0, 200), 0);
         assert!(matches!(
             s.check(1, 0, 1, 1),
             Err(LogError::InvalidProducerEpoch { current: 1, .. })
@@ -206,7 +250,7 @@ mod tests {
     fn window_keeps_five_and_wraps() {
         let mut s = ProducerState::default();
         for i in 0..7 {
-            s.update(9, 0, meta(i, i, i64::from(i)));
+            s.update(9, 0, meta(i, i, i64::from(i)), 0);
         }
         assert!(matches!(
             s.check(9, 0, 0, 0),
@@ -216,7 +260,7 @@ mod tests {
             s.check(9, 0, 2, 2).unwrap(),
             SeqCheck::Duplicate(_)
         ));
-        s.update(9, 0, meta(i32::MAX - 1, i32::MAX, 50));
+        s.update(9, 0, meta(i32::MAX - 1, i32::MAX, 50), 0);
         assert_eq!(s.check(9, 0, 0, 3).unwrap(), SeqCheck::Accept);
     }
 }

@@ -10,14 +10,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::records::batch::{BatchHeader, HEADER_LEN};
-use crate::records::build::marker_kind;
+use crate::records::build::marker;
 
 use super::checkpoint::{list_dir, read_partition_metadata, remove_file, sync_dir};
 use super::flusher::FlushSignal;
 use super::index::{read_index_file, OffsetIndex};
 use super::partition::{parse_txn_index, PartitionLog};
 use super::producer_snapshot::{self, SnapshotEntry};
-use super::producer_state::{BatchMeta, ProducerState};
+use super::producer_state::{BatchMeta, ProducerState, ProducerSummary};
 use super::segment::{
     delete_segment_files, file_len, file_name, open_log_read, read_header, read_range,
     scan_valid_from, truncate_log, write_indexes, IndexBuilder, Segment, SegmentState,
@@ -302,7 +302,13 @@ fn rebuild_producers(
                     base_offset: e.last_offset - i64::from(e.offset_delta),
                     last_offset: e.last_offset,
                 });
-                state.restore(e.producer_id, e.epoch, last);
+                state.restore(ProducerSummary {
+                    producer_id: e.producer_id,
+                    epoch: e.epoch,
+                    last,
+                    last_timestamp: e.timestamp,
+                    coordinator_epoch: e.coordinator_epoch,
+                });
                 if e.current_txn_first_offset >= 0 {
                     txn.on_data(e.producer_id, e.current_txn_first_offset);
                 }
@@ -325,10 +331,16 @@ fn rebuild_producers(
             if h.is_transactional() && !h.is_control() {
                 txn.on_data(h.producer_id(), h.base_offset());
             } else if h.is_transactional() {
-                state.observe_marker(h.producer_id(), h.producer_epoch());
-                let marker = read_range(&file, pos, pos + total as u64)?;
-                if let Some(kind) = marker_kind(&marker) {
-                    txn.on_marker(h.producer_id(), h.base_offset(), kind);
+                let batch = read_range(&file, pos, pos + total as u64)?;
+                let marker = marker(&batch);
+                state.observe_marker(
+                    h.producer_id(),
+                    h.producer_epoch(),
+                    marker.map_or(-1, |m| m.coordinator_epoch),
+                    h.max_timestamp(),
+                );
+                if let Some(m) = marker {
+                    txn.on_marker(h.producer_id(), h.base_offset(), m.kind);
                 }
             }
             if h.producer_id() >= 0 && h.base_sequence() >= 0 {
@@ -342,6 +354,7 @@ fn rebuild_producers(
                         base_offset: h.base_offset(),
                         last_offset: h.last_offset(),
                     },
+                    h.max_timestamp(),
                 );
             }
             pos += total as u64;

@@ -136,21 +136,42 @@ pub fn marker_batch(
     )
 }
 
-/// The kind of the marker in control batch `batch`, or `None` if it is not a well-formed
-/// transaction marker (the only control records Kafka 4 writes to data partitions).
-pub fn marker_kind(batch: &[u8]) -> Option<MarkerKind> {
+/// A transaction marker as read back from a control batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Marker {
+    pub kind: MarkerKind,
+    /// The epoch of the coordinator that wrote it (DescribeProducers reports the latest).
+    pub coordinator_epoch: i32,
+}
+
+/// The marker in control batch `batch`, or `None` if it is not a well-formed transaction
+/// marker (the only control records Kafka 4 writes to data partitions).
+pub fn marker(batch: &[u8]) -> Option<Marker> {
     let h = BatchHeader::new(batch)?;
     if !h.is_control() {
         return None;
     }
     let recs = super::records(batch, 1 << 16).ok()?;
     let first = recs.iter().next()?.ok()?;
-    let key = first.key?;
-    match key.get(2..4)? {
-        [0, 0] => Some(MarkerKind::Abort),
-        [0, 1] => Some(MarkerKind::Commit),
-        _ => None,
-    }
+    let kind = match first.key?.get(2..4)? {
+        [0, 0] => MarkerKind::Abort,
+        [0, 1] => MarkerKind::Commit,
+        _ => return None,
+    };
+    // value: version int16, coordinator epoch int32 (absent in a malformed marker: unknown).
+    let coordinator_epoch = first
+        .value
+        .and_then(|v| v.get(2..6).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+        .unwrap_or(-1);
+    Some(Marker {
+        kind,
+        coordinator_epoch,
+    })
+}
+
+/// The kind of the marker in control batch `batch` (see [`marker`]).
+pub fn marker_kind(batch: &[u8]) -> Option<MarkerKind> {
+    marker(batch).map(|m| m.kind)
 }
 
 #[cfg(test)]

@@ -378,6 +378,20 @@ async fn list_offsets_and_leader_epochs() {
                 "max timestamp v{version}"
             );
         }
+        if version >= 8 {
+            assert_eq!(
+                one(c.call(&ask(-4), version).await),
+                (0, 0, -1),
+                "earliest local (no tiered storage) v{version}"
+            );
+        }
+        if version >= 9 {
+            assert_eq!(
+                one(c.call(&ask(-5), version).await),
+                (0, -1, -1),
+                "latest tiered: nothing is tiered v{version}"
+            );
+        }
     }
     for version in 2..=4 {
         let req = OffsetForLeaderEpochRequest::default()

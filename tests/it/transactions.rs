@@ -1003,6 +1003,7 @@ async fn transaction_admin_apis_describe_list_and_show_producers() {
     let c = ctx(&b);
     let mut cl = b.client().await;
     create(&mut cl, "adm", 1).await;
+    let before = now_ms();
     let open = init_ok(&c, "adm-open", 60_000).await;
     let idle = init_ok(&c, "adm-idle", 60_000).await;
     assert_eq!(
@@ -1087,5 +1088,38 @@ async fn transaction_admin_apis_describe_list_and_show_producers() {
         (producer.producer_id.0, producer.current_txn_start_offset),
         (open.0, first)
     );
+    // The last batch's timestamp; no marker yet, so no coordinator epoch.
+    let produced_at = producer.last_timestamp;
+    assert!(
+        (before..=now_ms()).contains(&produced_at),
+        "{produced_at}"
+    );
+    assert_eq!(producer.coordinator_epoch, -1);
     assert_eq!(parts[1].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+
+    // After the commit: the marker's coordinator epoch and timestamp; no open transaction.
+    assert_eq!(end(&c, "adm-open", open, true).await, 0);
+    let describe = || {
+        DescribeProducersRequest::default().with_topics(vec![
+            describe_producers_request::TopicRequest::default()
+                .with_name(TopicName(s("adm")))
+                .with_partition_indexes(vec![0]),
+        ])
+    };
+    let p = cl.call(&describe(), 0).await;
+    let producer = &p.topics[0].partitions[0].active_producers[0];
+    assert_eq!(producer.coordinator_epoch, 0);
+    assert_eq!(producer.current_txn_start_offset, -1);
+    assert!(producer.last_timestamp >= produced_at);
+    assert_eq!(producer.last_sequence, 0);
+    // Both survive a restart (recovery reads them back from the log or the snapshot).
+    drop(cl);
+    let b = b.restart(&[]).await;
+    let mut cl = b.client().await;
+    let p = cl.call(&describe(), 0).await;
+    let after = &p.topics[0].partitions[0].active_producers[0];
+    assert_eq!(
+        (after.coordinator_epoch, after.last_timestamp, after.last_sequence),
+        (0, producer.last_timestamp, 0)
+    );
 }

@@ -16,7 +16,7 @@ use std::path::Path;
 use bytes::{BufMut, Bytes};
 
 use crate::records::batch::BatchHeader;
-use crate::records::build::{marker_batch, marker_kind, MarkerKind};
+use crate::records::build::{marker, marker_batch, Marker, MarkerKind};
 use crate::records::BatchInfo;
 
 use super::super::producer_snapshot::SnapshotEntry;
@@ -86,17 +86,17 @@ impl Inner {
         let open: std::collections::HashMap<i64, i64> =
             self.txn.open_transactions().into_iter().collect();
         self.producers
-            .last_batches()
+            .summaries()
             .into_iter()
-            .map(|(producer_id, epoch, last)| SnapshotEntry {
-                producer_id,
-                epoch,
-                last_sequence: last.map_or(-1, |b| b.last_seq),
-                last_offset: last.map_or(-1, |b| b.last_offset),
-                offset_delta: last.map_or(0, |b| b.last_seq.wrapping_sub(b.first_seq)),
-                timestamp: -1,
-                coordinator_epoch: -1,
-                current_txn_first_offset: open.get(&producer_id).copied().unwrap_or(-1),
+            .map(|p| SnapshotEntry {
+                producer_id: p.producer_id,
+                epoch: p.epoch,
+                last_sequence: p.last.map_or(-1, |b| b.last_seq),
+                last_offset: p.last.map_or(-1, |b| b.last_offset),
+                offset_delta: p.last.map_or(0, |b| b.last_seq.wrapping_sub(b.first_seq)),
+                timestamp: p.last_timestamp,
+                coordinator_epoch: p.coordinator_epoch,
+                current_txn_first_offset: open.get(&p.producer_id).copied().unwrap_or(-1),
             })
             .collect()
     }
@@ -120,11 +120,21 @@ impl Inner {
             self.txn.on_data(producer_id, base_offset);
             return Ok(());
         }
-        self.producers
-            .observe_marker(producer_id, h.producer_epoch());
-        let Some(kind) = marker_kind(batch) else {
+        let Some(Marker {
+            kind,
+            coordinator_epoch,
+        }) = marker(batch)
+        else {
+            self.producers
+                .observe_marker(producer_id, h.producer_epoch(), -1, h.max_timestamp());
             return Ok(());
         };
+        self.producers.observe_marker(
+            producer_id,
+            h.producer_epoch(),
+            coordinator_epoch,
+            h.max_timestamp(),
+        );
         let lso = self.txn.last_stable_offset(base_offset);
         if let Some(aborted) = self.txn.on_marker(producer_id, base_offset, kind) {
             let segment = self.segments.last().map_or(0, |s| s.base_offset());

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs the sarama compat suite (go test) against target/debug/gregor.
-#   bash compat/go/run.sh [extra go test args, e.g. -run TestAcks]
-# GOPATH mode, offline: sarama and its dependencies come from Debian's /usr/share/gocode.
+# Runs the Go client suites against ${GREGOR_BIN:-<repo>/target/debug/gregor}, one package
+# after the other: sarama/, franzgo/, kafkago/ (each test starts its own broker). Each package
+# writes compat/results/<client>.json from its TestMain. Needs install.sh first (offline here).
+#   bash compat/go/run.sh [extra go test args, e.g. -run TestTransactions]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
-export GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= GOPROXY=off
-export GOCACHE="${GOCACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/go-build}"
-exec go test -count=1 -timeout 600s -p 1 -parallel 1 -v "$@" .
+command -v go >/dev/null 2>&1 || export PATH="/usr/local/go/bin:$PATH"
+export GOTOOLCHAIN=local GOFLAGS=-mod=readonly GOPROXY=off
+export GREGOR_BIN="${GREGOR_BIN:-$(cd ../.. && pwd)/target/debug/gregor}"
+exec go test -count=1 -timeout 420s -p 1 -v "$@" ./...

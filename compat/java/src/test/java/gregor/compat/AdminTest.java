@@ -146,8 +146,6 @@ class AdminTest {
 
     @Test
     @Feature("metadata_all_topics")
-    @KnownBrokerBug("Metadata by topic id answers INVALID_TOPIC_EXCEPTION (name \"\" taken as a name): "
-            + "/tmp/gregor-bugs/java-metadata-by-topic-id.md")
     void describeTopicsById() throws Exception {
         String a = Util.createTopic(admin, "by-id-a", 2);
         String b = Util.createTopic(admin, "by-id-b", 3);
@@ -427,7 +425,6 @@ class AdminTest {
 
     @Test
     @Feature("admin_features")
-    @KnownBrokerBug("ApiVersions carries no supported/finalized features: /tmp/gregor-bugs/kafka-tools-features-empty.md")
     void describeFeatures() throws Exception {
         FeatureMetadata f = get(admin.describeFeatures().featureMetadata());
         Map<String, String> finalized = new HashMap<>();

@@ -62,6 +62,10 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "group.initial.rebalance.delay.ms", default: "500", doc: "How long a new (Empty) group waits for more members before its first rebalance completes. Kafka defaults to 3000; Gregor to 500 so a single dev consumer starts quickly." },
     Setting { name: "group.consumer.heartbeat.interval.ms", default: "5000", doc: "Heartbeat interval the coordinator gives members of KIP-848 (group.protocol=consumer) groups." },
     Setting { name: "group.consumer.session.timeout.ms", default: "45000", doc: "A KIP-848 group member silent for this long is removed and its partitions reassigned." },
+    Setting { name: "group.consumer.min.session.timeout.ms", default: "45000", doc: "Lowest consumer.session.timeout.ms a KIP-848 group may be given as a group config." },
+    Setting { name: "group.consumer.max.session.timeout.ms", default: "60000", doc: "Highest consumer.session.timeout.ms a KIP-848 group may be given as a group config." },
+    Setting { name: "group.consumer.min.heartbeat.interval.ms", default: "5000", doc: "Lowest consumer.heartbeat.interval.ms a KIP-848 group may be given as a group config." },
+    Setting { name: "group.consumer.max.heartbeat.interval.ms", default: "15000", doc: "Highest consumer.heartbeat.interval.ms a KIP-848 group may be given as a group config." },
     Setting { name: "offsets.retention.minutes", default: "10080", doc: "Committed offsets of a group that has been Empty this long (and not committed to since) are deleted." },
     Setting { name: "offsets.topic.num.partitions", default: "50", doc: "Partitions of the internal __consumer_offsets topic when it is first created (it is created on first group use)." },
     Setting { name: "transaction.state.log.num.partitions", default: "50", doc: "Partitions of the internal __transaction_state topic when it is first created (it is created on first transactional use)." },
@@ -118,6 +122,10 @@ pub struct Config {
     pub group_initial_rebalance_delay_ms: u64,
     pub group_consumer_heartbeat_interval_ms: i32,
     pub group_consumer_session_timeout_ms: i32,
+    /// Bounds of the per-group `consumer.session.timeout.ms` (group configs).
+    pub group_consumer_session_timeout_bounds_ms: (i32, i32),
+    /// Bounds of the per-group `consumer.heartbeat.interval.ms` (group configs).
+    pub group_consumer_heartbeat_interval_bounds_ms: (i32, i32),
     pub offsets_retention_minutes: u64,
     pub offsets_topic_num_partitions: i32,
     pub transaction_state_log_num_partitions: i32,
@@ -317,6 +325,16 @@ impl Resolver {
         }
     }
 
+    /// A (min, max) pair of positive settings, max not below min.
+    fn bounds(&self, min: &str, max: &str) -> Result<(i32, i32), ConfigError> {
+        let lo: i32 = self.positive(min)?;
+        let hi: i32 = self.positive(max)?;
+        if hi < lo {
+            return Err(self.bad(max, format!("must not be below {min}")));
+        }
+        Ok((lo, hi))
+    }
+
     fn positive<T: std::str::FromStr + PartialOrd + Default>(
         &self,
         name: &str,
@@ -444,6 +462,14 @@ impl Resolver {
                 "must be below group.consumer.session.timeout.ms".to_string(),
             ));
         }
+        let group_consumer_session_timeout_bounds_ms = self.bounds(
+            "group.consumer.min.session.timeout.ms",
+            "group.consumer.max.session.timeout.ms",
+        )?;
+        let group_consumer_heartbeat_interval_bounds_ms = self.bounds(
+            "group.consumer.min.heartbeat.interval.ms",
+            "group.consumer.max.heartbeat.interval.ms",
+        )?;
         Ok(Config {
             listeners: listener,
             advertised_host,
@@ -484,6 +510,8 @@ impl Resolver {
             )?,
             group_consumer_heartbeat_interval_ms,
             group_consumer_session_timeout_ms,
+            group_consumer_session_timeout_bounds_ms,
+            group_consumer_heartbeat_interval_bounds_ms,
             offsets_retention_minutes: self.positive("offsets.retention.minutes")?,
             offsets_topic_num_partitions: self.positive("offsets.topic.num.partitions")?,
             transaction_state_log_num_partitions: self

@@ -134,6 +134,21 @@ impl GroupCoordinator {
         &self.cfg
     }
 
+    /// The settings of `group_id`: the broker's, with the group's own configs (KIP-848
+    /// `consumer.session.timeout.ms` / `consumer.heartbeat.interval.ms`) applied.
+    pub fn config_for(&self, ctx: &BrokerContext, group_id: &str) -> GroupConfig {
+        let overrides = ctx.metadata.group_configs(group_id);
+        if overrides.is_empty() {
+            return self.cfg;
+        }
+        let timing = crate::metadata::group_config::timing(&ctx.config, &overrides);
+        GroupConfig {
+            consumer_session_timeout: timing.session_timeout,
+            consumer_heartbeat_interval_ms: timing.heartbeat_interval_ms,
+            ..self.cfg
+        }
+    }
+
     /// The group, if it exists.
     pub fn get(&self, group_id: &str) -> Option<Arc<Mutex<Group>>> {
         lock(&self.groups).get(group_id).cloned()
@@ -485,8 +500,9 @@ impl GroupCoordinator {
         let retention_ms = self.retention.as_millis() as i64;
         let forget_before = now_wall - FORGET_AFTER.as_millis() as i64;
         for (id, group) in self.all() {
+            let cfg = self.config_for(ctx, &id);
             let mut g = lock(&group);
-            g.tick(&self.cfg, now);
+            g.tick(&cfg, now);
             self.persist_if_dirty(ctx, &mut g);
             let old = g.expired_offsets(now_wall, retention_ms);
             if !old.is_empty() {

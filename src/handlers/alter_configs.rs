@@ -1,8 +1,9 @@
-//! AlterConfigs (key 33, v0–2: replace a topic's whole config set) and IncrementalAlterConfigs
-//! (key 44, v0–1: SET / DELETE / APPEND / SUBTRACT per key) for topic resources. Changes are
-//! validated as a whole, persisted through the metadata store and applied to the partition logs
-//! at once; `validate_only` stops after validation. Broker settings are static: altering them
-//! is refused with INVALID_REQUEST, as Kafka does for static configs.
+//! AlterConfigs (key 33, v0–2: replace a resource's whole config set) and
+//! IncrementalAlterConfigs (key 44, v0–1: SET / DELETE / APPEND / SUBTRACT per key) for topic
+//! and consumer-group resources. Changes are validated as a whole, persisted through the
+//! metadata store and applied at once (topic configs to the partition logs, group configs to
+//! the group coordinator's timers); `validate_only` stops after validation. Broker settings are
+//! static: altering them is refused with INVALID_REQUEST, as Kafka does for static configs.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -13,11 +14,11 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsResponse,
 };
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::str_bytes;
 use crate::broker::BrokerContext;
 use crate::metadata::config_catalog::{config_type, resolve, topic_config};
-use crate::metadata::topic_config;
+use crate::metadata::{group_config, topic_config};
 
 /// IncrementalAlterConfigs operation codes.
 const OP_SET: i8 = 0;
@@ -26,6 +27,12 @@ const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
 type Failure = (ResponseError, String);
+
+/// The resource a request alters.
+enum Target {
+    Topic(String),
+    Group(String),
+}
 
 pub fn handle_alter(
     ctx: &Arc<BrokerContext>,
@@ -38,7 +45,7 @@ pub fn handle_alter(
         .into_iter()
         .map(|r| {
             let result =
-                check_resource(ctx, r.resource_type, r.resource_name.as_str()).and_then(|topic| {
+                check_resource(ctx, r.resource_type, r.resource_name.as_str()).and_then(|target| {
                     let mut seen = HashSet::new();
                     let mut configs = BTreeMap::new();
                     for c in &r.configs {
@@ -50,7 +57,12 @@ pub fn handle_alter(
                             configs.insert(name.to_string(), v.as_str().to_string());
                         }
                     }
-                    commit(ctx, &topic, configs, request.validate_only)
+                    match target {
+                        Target::Topic(topic) => commit(ctx, &topic, configs, request.validate_only),
+                        Target::Group(group) => {
+                            commit_group(ctx, &group, configs, request.validate_only)
+                        }
+                    }
                 });
             let (code, message) = outcome(result);
             AlterConfigsResourceResponse::default()
@@ -74,7 +86,7 @@ pub fn handle_incremental(
         .into_iter()
         .map(|r| {
             let result =
-                check_resource(ctx, r.resource_type, r.resource_name.as_str()).and_then(|topic| {
+                check_resource(ctx, r.resource_type, r.resource_name.as_str()).and_then(|target| {
                     let ops: Vec<(String, i8, Option<String>)> = r
                         .configs
                         .iter()
@@ -86,8 +98,16 @@ pub fn handle_incremental(
                             )
                         })
                         .collect();
-                    let configs = apply_ops(ctx, &topic, &ops)?;
-                    commit(ctx, &topic, configs, request.validate_only)
+                    match target {
+                        Target::Topic(topic) => {
+                            let configs = apply_ops(ctx, &topic, &ops)?;
+                            commit(ctx, &topic, configs, request.validate_only)
+                        }
+                        Target::Group(group) => {
+                            let configs = apply_group_ops(ctx, &group, &ops)?;
+                            commit_group(ctx, &group, configs, request.validate_only)
+                        }
+                    }
                 });
             let (code, message) = outcome(result);
             AlterConfigsResourceResponse::default()
@@ -114,9 +134,15 @@ fn duplicate(name: &str) -> Failure {
     )
 }
 
-/// Checks the resource and returns the topic name it designates.
-fn check_resource(ctx: &BrokerContext, kind: i8, name: &str) -> Result<String, Failure> {
+/// Checks the resource and returns what it designates.
+fn check_resource(ctx: &BrokerContext, kind: i8, name: &str) -> Result<Target, Failure> {
     match kind {
+        // Like Kafka, a group need not exist yet to be given configs.
+        RESOURCE_GROUP if name.is_empty() => Err((
+            ResponseError::InvalidRequest,
+            "the group name must not be empty".to_string(),
+        )),
+        RESOURCE_GROUP => Ok(Target::Group(name.to_string())),
         RESOURCE_TOPIC => {
             if ctx.metadata.topic(name).is_none() {
                 return Err((
@@ -124,7 +150,7 @@ fn check_resource(ctx: &BrokerContext, kind: i8, name: &str) -> Result<String, F
                     format!("topic `{name}` does not exist"),
                 ));
             }
-            Ok(name.to_string())
+            Ok(Target::Topic(name.to_string()))
         }
         RESOURCE_BROKER => Err((
             ResponseError::InvalidRequest,
@@ -202,6 +228,66 @@ fn apply_ops(
         }
     }
     Ok(configs)
+}
+
+/// Computes a group's new config set from incremental operations (no group config is a list).
+fn apply_group_ops(
+    ctx: &BrokerContext,
+    group: &str,
+    ops: &[(String, i8, Option<String>)],
+) -> Result<BTreeMap<String, String>, Failure> {
+    let mut configs = ctx.metadata.group_configs(group);
+    let mut seen = HashSet::new();
+    for (name, op, value) in ops {
+        if !seen.insert(name.clone()) {
+            return Err(duplicate(name));
+        }
+        let invalid = |why: String| (ResponseError::InvalidConfig, why);
+        match (*op, value) {
+            (OP_SET, Some(v)) => {
+                configs.insert(name.clone(), v.clone());
+            }
+            (OP_SET, None) => return Err(invalid(format!("SET of `{name}` needs a value"))),
+            (OP_DELETE, _) => {
+                configs.remove(name);
+            }
+            (OP_APPEND | OP_SUBTRACT, _) => {
+                return Err(invalid(format!(
+                    "`{name}` is not a list: APPEND and SUBTRACT apply to list configs only"
+                )))
+            }
+            (other, _) => {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("unknown config operation {other} for `{name}`"),
+                ))
+            }
+        }
+    }
+    Ok(configs)
+}
+
+/// Validates a group's new config set, then stores it (unless `validate_only`); the group
+/// coordinator reads it at each heartbeat and sweep, so it applies at once.
+fn commit_group(
+    ctx: &BrokerContext,
+    group: &str,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), Failure> {
+    group_config::validate_set(&ctx.config, &configs)
+        .map_err(|why| (ResponseError::InvalidConfig, why))?;
+    if validate_only {
+        return Ok(());
+    }
+    ctx.metadata
+        .set_group_configs(group, configs)
+        .map_err(|e| {
+            tracing::error!(group, "cannot store group configs: {e}");
+            (ResponseError::KafkaStorageError, e.to_string())
+        })?;
+    tracing::info!(group, "group configs changed");
+    Ok(())
 }
 
 fn split_list(s: &str) -> Vec<String> {

@@ -127,7 +127,10 @@ pub fn handle(
         g.protocol = None;
         g.leader = None;
     }
-    let interval = ctx.groups.config().consumer_heartbeat_interval_ms;
+    let interval = ctx
+        .groups
+        .config_for(ctx, &group_id)
+        .consumer_heartbeat_interval_ms;
     let result = match g.kip848.as_mut() {
         Some(c) => c.heartbeat(params, &topics, Instant::now()),
         None => return error_response(ResponseError::UnknownServerError, String::new()),

@@ -16,14 +16,16 @@ use super::str_bytes;
 use crate::broker::BrokerContext;
 use crate::config::SETTINGS;
 use crate::metadata::config_catalog::{
-    broker_setting_type, resolve, Sourced, SOURCE_DEFAULT_CONFIG, SOURCE_STATIC_BROKER_CONFIG,
-    TOPIC_CONFIGS,
+    broker_setting_type, resolve, resolve_group, Sourced, SOURCE_DEFAULT_CONFIG,
+    SOURCE_STATIC_BROKER_CONFIG, GROUP_CONFIGS, TOPIC_CONFIGS,
 };
 
 /// ConfigResource type of a topic.
 pub const RESOURCE_TOPIC: i8 = 2;
 /// ConfigResource type of a broker.
 pub const RESOURCE_BROKER: i8 = 4;
+/// ConfigResource type of a consumer group (KIP-848 group configs).
+pub const RESOURCE_GROUP: i8 = 32;
 
 /// What the client asked to see besides values.
 struct Detail {
@@ -55,6 +57,7 @@ pub fn handle(
             let configs = match r.resource_type {
                 RESOURCE_TOPIC => describe_topic(ctx, r.resource_name.as_str(), &wanted, &detail),
                 RESOURCE_BROKER => describe_broker(ctx, r.resource_name.as_str(), &wanted, &detail),
+                RESOURCE_GROUP => describe_group(ctx, r.resource_name.as_str(), &wanted, &detail),
                 other => Err((
                     ResponseError::InvalidRequest,
                     format!("resource type {other} is not supported"),
@@ -106,6 +109,39 @@ fn entry(
                 .documentation
                 .then(|| StrBytes::from_string(doc.into())),
         )
+}
+
+/// A group's configs: each group config Gregor honours, the group's own value over the
+/// broker's. Like Kafka, a group need not exist to have (or be asked for) configs.
+fn describe_group(
+    ctx: &BrokerContext,
+    name: &str,
+    wanted: &dyn Fn(&str) -> bool,
+    detail: &Detail,
+) -> Result<Vec<DescribeConfigsResourceResult>, Failure> {
+    if name.is_empty() {
+        return Err((
+            ResponseError::InvalidRequest,
+            "the group name must not be empty".to_string(),
+        ));
+    }
+    let overrides = ctx.metadata.group_configs(name);
+    Ok(GROUP_CONFIGS
+        .iter()
+        .filter(|d| wanted(d.name))
+        .map(|d| {
+            let r = resolve_group(&ctx.config, &overrides, d);
+            entry(
+                d.name,
+                &r.value,
+                &r.synonyms,
+                false,
+                d.config_type,
+                d.doc,
+                detail,
+            )
+        })
+        .collect())
 }
 
 fn describe_topic(

@@ -13,6 +13,8 @@ pub const SOURCE_TOPIC_CONFIG: i8 = 1;
 pub const SOURCE_STATIC_BROKER_CONFIG: i8 = 4;
 /// DescribeConfigs `config_source`: the built-in default.
 pub const SOURCE_DEFAULT_CONFIG: i8 = 5;
+/// DescribeConfigs `config_source`: set on the consumer group (KIP-848 group configs).
+pub const SOURCE_DYNAMIC_GROUP_CONFIG: i8 = 8;
 
 /// DescribeConfigs `config_type` codes (v3+).
 pub mod config_type {
@@ -286,6 +288,31 @@ pub fn topic_config(name: &str) -> Option<&'static TopicConfigDef> {
     TOPIC_CONFIGS.iter().find(|d| d.name == name)
 }
 
+/// The group configs Gregor honours (Kafka's GroupConfig), each defaulting to its broker
+/// setting. Kafka's `share.*` and `streams.*` group configs belong to group types Gregor does not
+/// serve, so they are refused rather than stored and ignored.
+pub static GROUP_CONFIGS: [TopicConfigDef; 2] = [
+    def!(
+        "consumer.session.timeout.ms",
+        INT,
+        Some("group.consumer.session.timeout.ms"),
+        "45000",
+        "The timeout to detect client failures when using the consumer group protocol."
+    ),
+    def!(
+        "consumer.heartbeat.interval.ms",
+        INT,
+        Some("group.consumer.heartbeat.interval.ms"),
+        "5000",
+        "The heartbeat interval given to the members of a consumer group."
+    ),
+];
+
+/// The definition of group config `name`, if Gregor has it.
+pub fn group_config(name: &str) -> Option<&'static TopicConfigDef> {
+    GROUP_CONFIGS.iter().find(|d| d.name == name)
+}
+
 /// One (name, value, source) entry: a described value or one of its synonyms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sourced {
@@ -314,12 +341,31 @@ pub fn resolve(
     overrides: &BTreeMap<String, String>,
     def: &'static TopicConfigDef,
 ) -> Resolved {
+    resolve_as(config, overrides, def, SOURCE_TOPIC_CONFIG)
+}
+
+/// A group config's effective value and synonyms: the group's own value
+/// (DYNAMIC_GROUP_CONFIG) over the broker setting over the default.
+pub fn resolve_group(
+    config: &Config,
+    overrides: &BTreeMap<String, String>,
+    def: &'static TopicConfigDef,
+) -> Resolved {
+    resolve_as(config, overrides, def, SOURCE_DYNAMIC_GROUP_CONFIG)
+}
+
+fn resolve_as(
+    config: &Config,
+    overrides: &BTreeMap<String, String>,
+    def: &'static TopicConfigDef,
+    override_source: i8,
+) -> Resolved {
     let mut synonyms = Vec::new();
     if let Some(v) = overrides.get(def.name) {
         synonyms.push(Sourced {
             name: def.name.to_string(),
             value: v.clone(),
-            source: SOURCE_TOPIC_CONFIG,
+            source: override_source,
         });
     }
     let default_name = def.broker_synonym.unwrap_or(def.name).to_string();

@@ -3,6 +3,7 @@
 //! reloaded on start; the single source of truth the handlers consult.
 
 pub mod config_catalog;
+pub mod group_config;
 mod persist;
 mod producer_ids;
 mod store;

@@ -34,6 +34,9 @@ struct Persisted {
     topics: Vec<TopicMeta>,
     /// End of the last reserved producer-id block (see producer_ids.rs).
     producer_ids_reserved_until: i64,
+    /// Group configs (KIP-848) by group id; a group may have them before it exists.
+    #[serde(default)]
+    group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// Metadata failures, mapped to Kafka codes by the handlers.
@@ -52,6 +55,7 @@ pub enum MetadataError {
 struct Registry {
     by_name: BTreeMap<String, TopicMeta>,
     producer_ids_reserved_until: i64,
+    group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// Thread-safe topic registry. Reads take a shared lock; changes persist under the write lock so
@@ -93,7 +97,7 @@ impl MetadataStore {
                 }
                 Persisted {
                     topics,
-                    producer_ids_reserved_until: 0,
+                    ..Persisted::default()
                 }
             }
             Err(e) => return Err(e.into()),
@@ -109,6 +113,7 @@ impl MetadataStore {
                     .map(|t| (t.name.clone(), t))
                     .collect(),
                 producer_ids_reserved_until: persisted.producer_ids_reserved_until,
+                group_configs: persisted.group_configs,
             }),
         };
         store.persist(&store.write())?;
@@ -163,6 +168,7 @@ impl MetadataStore {
         let persisted = Persisted {
             topics: registry.by_name.values().cloned().collect(),
             producer_ids_reserved_until: registry.producer_ids_reserved_until,
+            group_configs: registry.group_configs.clone(),
         };
         let json = serde_json::to_vec_pretty(&persisted).map_err(|e| MetadataError::Corrupt {
             path: self.path.clone(),
@@ -233,6 +239,38 @@ impl MetadataStore {
 
     /// Replaces a topic's explicit configs durably; `None` if the topic does not exist. On a
     /// persistence failure the old configs stay in place.
+    /// The group configs set on `group` (empty if none).
+    pub fn group_configs(&self, group: &str) -> BTreeMap<String, String> {
+        self.read()
+            .group_configs
+            .get(group)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Replaces `group`'s configs durably (an empty set removes the entry).
+    pub fn set_group_configs(
+        &self,
+        group: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), MetadataError> {
+        let mut registry = self.write();
+        let old = if configs.is_empty() {
+            registry.group_configs.remove(group)
+        } else {
+            registry.group_configs.insert(group.to_string(), configs)
+        };
+        if let Err(e) = self.persist(&registry) {
+            // Keep memory and file in step: undo the change that could not be written.
+            match old {
+                Some(v) => registry.group_configs.insert(group.to_string(), v),
+                None => registry.group_configs.remove(group),
+            };
+            return Err(e);
+        }
+        Ok(())
+    }
+
     pub fn set_topic_configs(
         &self,
         name: &str,

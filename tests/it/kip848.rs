@@ -435,3 +435,156 @@ async fn offsets_survive_restart_and_group_rejoins() {
     );
     assert_eq!(j2.member_epoch, j.member_epoch + 1, "epochs keep growing");
 }
+
+/// Group configs (resource type GROUP, `kafka-configs --entity-type groups`): described with
+/// their sources, validated against the broker's bounds, persisted, and honoured: the heartbeat
+/// interval given to members and the session after which a silent member is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_configs_are_validated_persisted_and_honoured() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::incremental_alter_configs_request as inc;
+    const GROUP: i8 = 32;
+    const INVALID_CONFIG: i16 = 40;
+    const DYNAMIC_GROUP_CONFIG: i8 = 8;
+    const DEFAULT_CONFIG: i8 = 5;
+    let settings: &[(&str, &str)] = &[
+        ("offsets.topic.num.partitions", "4"),
+        ("group.consumer.heartbeat.interval.ms", "1000"),
+        // Allow a short per-group session, so the test need not wait 45 s.
+        ("group.consumer.min.session.timeout.ms", "500"),
+        ("group.consumer.min.heartbeat.interval.ms", "100"),
+    ];
+    let b = harness::start(settings).await;
+    let mut c = b.client().await;
+    create(&mut c, "gc", 2).await;
+    let describe_cfg = |group: &str| {
+        DescribeConfigsRequest::default()
+            .with_resources(vec![DescribeConfigsResource::default()
+                .with_resource_type(GROUP)
+                .with_resource_name(s(group))
+                .with_configuration_keys(None)])
+            .with_include_synonyms(true)
+    };
+    let values = |r: &DescribeConfigsResponse| -> Vec<(String, String, i8)> {
+        r.results[0]
+            .configs
+            .iter()
+            .map(|e| {
+                (
+                    e.name.to_string(),
+                    e.value.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+                    e.config_source,
+                )
+            })
+            .collect()
+    };
+    let alter = |group: &str, ops: &[(&str, i8, Option<&str>)], validate_only: bool| {
+        IncrementalAlterConfigsRequest::default()
+            .with_resources(vec![inc::AlterConfigsResource::default()
+                .with_resource_type(GROUP)
+                .with_resource_name(s(group))
+                .with_configs(
+                    ops.iter()
+                        .map(|(n, op, v)| {
+                            inc::AlterableConfig::default()
+                                .with_name(s(n))
+                                .with_config_operation(*op)
+                                .with_value(v.map(s))
+                        })
+                        .collect(),
+                )])
+            .with_validate_only(validate_only)
+    };
+    // Before anything is set (and before the group exists): the broker's values.
+    let r = c.call(&describe_cfg("gc-group"), 4).await;
+    assert_eq!(r.results[0].error_code, 0);
+    assert_eq!(
+        values(&r),
+        vec![
+            ("consumer.session.timeout.ms".into(), "45000".into(), DEFAULT_CONFIG),
+            ("consumer.heartbeat.interval.ms".into(), "1000".into(), 4),
+        ]
+    );
+    // Out of bounds, unknown names, a heartbeat not below the session: INVALID_CONFIG.
+    for ops in [
+        vec![("consumer.session.timeout.ms", 0, Some("100"))],
+        vec![("share.session.timeout.ms", 0, Some("45000"))],
+        vec![("consumer.heartbeat.interval.ms", 0, Some("abc"))],
+        vec![
+            ("consumer.session.timeout.ms", 0, Some("1000")),
+            ("consumer.heartbeat.interval.ms", 0, Some("1000")),
+        ],
+    ] {
+        let r = c.call(&alter("gc-group", &ops, false), 1).await;
+        assert_eq!(r.responses[0].error_code, INVALID_CONFIG, "{ops:?}");
+    }
+    // validate_only changes nothing.
+    let r = c
+        .call(
+            &alter("gc-group", &[("consumer.session.timeout.ms", 0, Some("2000"))], true),
+            1,
+        )
+        .await;
+    assert_eq!(r.responses[0].error_code, 0);
+    assert_eq!(values(&c.call(&describe_cfg("gc-group"), 4).await)[0].1, "45000");
+    let r = c
+        .call(
+            &alter(
+                "gc-group",
+                &[
+                    ("consumer.session.timeout.ms", 0, Some("1000")),
+                    ("consumer.heartbeat.interval.ms", 0, Some("300")),
+                ],
+                false,
+            ),
+            1,
+        )
+        .await;
+    assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
+    assert_eq!(
+        values(&c.call(&describe_cfg("gc-group"), 4).await),
+        vec![
+            ("consumer.session.timeout.ms".into(), "1000".into(), DYNAMIC_GROUP_CONFIG),
+            ("consumer.heartbeat.interval.ms".into(), "300".into(), DYNAMIC_GROUP_CONFIG),
+        ]
+    );
+
+    // Honoured: members get the group's interval; a silent member goes after the group's 1 s
+    // session, where the broker's session is 45 s.
+    let a = c.call(&join("gc-group", "", &["gc"]), 0).await;
+    assert_eq!(a.error_code, 0);
+    assert_eq!(a.heartbeat_interval_ms, 300);
+    let other = c.call(&join("gc-other", "", &["gc"]), 0).await;
+    assert_eq!(other.heartbeat_interval_ms, 1000, "other groups keep the broker's");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if describe(&mut c, "gc-group").await.members.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the silent member outlived the group's 1 s session"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(describe(&mut c, "gc-other").await.members.len(), 1);
+
+    // Deleting a config returns it to the broker's value; the rest survives a restart.
+    let r = c
+        .call(
+            &alter("gc-group", &[("consumer.session.timeout.ms", 1, None)], false),
+            1,
+        )
+        .await;
+    assert_eq!(r.responses[0].error_code, 0);
+    drop(c);
+    let b = b.restart(settings).await;
+    let mut c = b.client().await;
+    assert_eq!(
+        values(&c.call(&describe_cfg("gc-group"), 4).await),
+        vec![
+            ("consumer.session.timeout.ms".into(), "45000".into(), DEFAULT_CONFIG),
+            ("consumer.heartbeat.interval.ms".into(), "300".into(), DYNAMIC_GROUP_CONFIG),
+        ]
+    );
+}

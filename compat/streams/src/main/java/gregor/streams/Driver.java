@@ -77,6 +77,7 @@ public final class Driver {
     static final long ZOMBIE_FREEZE_MS = 10_000;
     static final String REPARTITION = APP_ID + "-" + OrdersApp.REPARTITION_NAME + "-repartition";
     static final String TOTALS_CHANGELOG = APP_ID + "-" + OrdersApp.TOTALS_STORE + "-changelog";
+    static final String WINDOW_CHANGELOG = APP_ID + "-" + OrdersApp.WINDOW_STORE + "-changelog";
     static final String CUSTOMERS_CHANGELOG = APP_ID + "-" + OrdersApp.CUSTOMERS_STORE + "-changelog";
 
     // ------------------------------------------------------------------ checks / results
@@ -102,27 +103,29 @@ public final class Driver {
     final Map<String, String> customerNames = new TreeMap<>();
     final Map<String, String> orderCustomer = new HashMap<>();
     final Map<String, Long> orderAmount = new HashMap<>();
+    final Map<String, Long> orderTs = new HashMap<>();
     final Map<String, List<String>> ordersByCustomer = new TreeMap<>();
     final List<String> orderIds = new ArrayList<>();
+    long tsBase;
 
     Driver(Path work, String gregorBin) {
         this.work = work;
         this.gregorBin = gregorBin;
         add("topology_output_exact", "testTopologyOutputExact",
-                "re-key (repartition) + RocksDB count/sum + stream-table join: committed output equals the input's totals");
+                "re-key (repartition), RocksDB count/sum, windowed count, stream-table join: committed output equals the input's totals");
         add("exactly_once_across_sigkill", "testExactlyOnceAcrossSigkill",
                 "exactly_once_v2 across 2 SIGKILLs mid-stream: every count 1..n exactly once, each order counted once (read_committed)");
         add("restore_from_changelog", "testRestoreFromChangelog",
                 "wiped state dir: RocksDB stores restored from the compacted changelog, later output exact");
         add("internal_topics", "testInternalTopics",
-                "Streams creates its repartition topic (delete) and changelogs (cleanup.policy=compact) via CreateTopics");
+                "Streams creates its repartition topic (delete) and changelogs (compact; window store compact,delete) via CreateTopics");
         add("zombie_fencing", "testZombieFencing",
                 "instance SIGSTOPped past its session timeout with a transaction open; after SIGCONT it is fenced (KIP-447), output stays exact");
         add("broker_sigkill", "testBrokerSigkill",
                 "broker SIGKILLed and restarted mid-stream: Streams and the idempotent producer carry on, output exact");
         add("group_survives_broker_restart", "testGroupSurvivesBrokerRestart",
                 "classic group members keep their member id and generation across a broker restart (no fencing, no rebalance)");
-        checks.get("group_survives_broker_restart").knownBug = "/tmp/gregor-bugs/streams-classic-group-members-lost-on-restart.md";
+        // (was an expected failure until gregor a86a931: /tmp/gregor-bugs/streams-classic-group-members-lost-on-restart.md)
         add("transactional_offsets", "testTransactionalOffsets",
                 "consumed offsets committed inside the transactions (KIP-447): group offsets = input end offsets");
         add("repartition_purge", "testRepartitionPurge",
@@ -323,6 +326,7 @@ public final class Driver {
     record Out(int partition, long offset, String key, String value) {}
 
     final List<Out> output = new CopyOnWriteArrayList<>();
+    final List<Out> windows = new CopyOnWriteArrayList<>();
     final AtomicBoolean stopCollector = new AtomicBoolean();
     final AtomicReference<Throwable> collectorError = new AtomicReference<>();
     Thread collector;
@@ -331,12 +335,16 @@ public final class Driver {
         collector = new Thread(() -> {
             try (KafkaConsumer<String, String> c = new KafkaConsumer<>(consumerProps("read_committed"))) {
                 List<TopicPartition> tps = new ArrayList<>();
-                for (int p = 0; p < PARTITIONS; p++) tps.add(new TopicPartition(OrdersApp.OUTPUT, p));
+                for (int p = 0; p < PARTITIONS; p++) {
+                    tps.add(new TopicPartition(OrdersApp.OUTPUT, p));
+                    tps.add(new TopicPartition(OrdersApp.WINDOW_OUTPUT, p));
+                }
                 c.assign(tps);
                 c.seekToBeginning(tps);
                 while (!stopCollector.get()) {
                     for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) {
-                        output.add(new Out(r.partition(), r.offset(), r.key(), r.value()));
+                        (r.topic().equals(OrdersApp.OUTPUT) ? output : windows)
+                                .add(new Out(r.partition(), r.offset(), r.key(), r.value()));
                     }
                 }
             } catch (Throwable t) {
@@ -357,6 +365,67 @@ public final class Driver {
         p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
         p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
         return p;
+    }
+
+    /** Both outputs reached the final counts the given orders imply. */
+    boolean complete(Map<String, List<String>> expectedOrders) {
+        Map<String, Integer> counts = new HashMap<>();
+        expectedOrders.forEach((k, v) -> counts.put(k, v.size()));
+        if (!outputComplete(counts)) return false;
+        Map<String, Long> wexp = windowCounts(expectedOrders);
+        Map<String, Long> max = new HashMap<>();
+        for (Out o : windows) max.merge(o.key(), Long.parseLong(o.value()), Math::max);
+        for (Map.Entry<String, Long> e : wexp.entrySet()) {
+            if (max.getOrDefault(e.getKey(), 0L) < e.getValue()) return false;
+        }
+        return true;
+    }
+
+    /** "customer@windowStart" -> number of orders, computed from the input. */
+    Map<String, Long> windowCounts(Map<String, List<String>> expectedOrders) {
+        Map<String, Long> m = new TreeMap<>();
+        for (List<String> ids : expectedOrders.values()) {
+            for (String oid : ids) {
+                long ts = orderTs.get(oid);
+                m.merge(orderCustomer.get(oid) + "@" + (ts - ts % OrdersApp.WINDOW_MS), 1L, Long::sum);
+            }
+        }
+        return m;
+    }
+
+    /** Per window key, in log order the counts must be exactly 1..n, n = the input's count. */
+    List<String> verifyWindows(List<Out> out, Map<String, List<String>> expectedOrders, Set<String> kinds) {
+        List<String> problems = new ArrayList<>();
+        Map<String, Long> exp = windowCounts(expectedOrders);
+        Map<String, List<Out>> byKey = new TreeMap<>();
+        for (Out o : out) byKey.computeIfAbsent(o.key(), k -> new ArrayList<>()).add(o);
+        for (String k : byKey.keySet()) {
+            if (!exp.containsKey(k)) problems.add("window output for unexpected key " + k);
+        }
+        for (Map.Entry<String, Long> e : exp.entrySet()) {
+            List<Out> got = new ArrayList<>(byKey.getOrDefault(e.getKey(), List.of()));
+            got.sort(Comparator.comparingLong(Out::offset));
+            for (int i = 0; i < got.size(); i++) {
+                long c = Long.parseLong(got.get(i).value());
+                if (c != i + 1) {
+                    kinds.add(c <= i ? "duplicate" : "gap");
+                    problems.add("window " + e.getKey() + ": record #" + (i + 1) + " (offset " + got.get(i).offset()
+                            + ") has count " + c);
+                    break;
+                }
+            }
+            if (got.size() != e.getValue()) {
+                problems.add("window " + e.getKey() + ": " + got.size() + " updates, expected " + e.getValue());
+            }
+        }
+        return problems;
+    }
+
+    /** Both outputs against the input (empty = exact). */
+    List<String> verifyAll(Map<String, List<String>> expectedOrders, Set<String> kinds) {
+        List<String> problems = verify(new ArrayList<>(output), expectedOrders, kinds);
+        problems.addAll(verifyWindows(new ArrayList<>(windows), expectedOrders, kinds));
+        return problems;
     }
 
     /** Output records whose count reached each customer's expected final count. */
@@ -416,7 +485,8 @@ public final class Driver {
                 int per = Math.max(1, (ids.size() + chunks - 1) / chunks);
                 for (int i = 0; i < ids.size(); i++) {
                     String oid = ids.get(i);
-                    p.send(new ProducerRecord<>(OrdersApp.ORDERS, oid, orderCustomer.get(oid) + "|" + orderAmount.get(oid)),
+                    p.send(new ProducerRecord<>(OrdersApp.ORDERS, null, orderTs.get(oid), oid,
+                                    orderCustomer.get(oid) + "|" + orderAmount.get(oid)),
                             (md, e) -> { if (e != null) produceError.compareAndSet(null, e); });
                     if ((i + 1) % per == 0) {
                         p.flush();
@@ -527,7 +597,8 @@ public final class Driver {
         admin.createTopics(List.of(
                 new NewTopic(OrdersApp.ORDERS, PARTITIONS, (short) 1),
                 new NewTopic(OrdersApp.CUSTOMERS, PARTITIONS, (short) 1),
-                new NewTopic(OrdersApp.OUTPUT, PARTITIONS, (short) 1))).all().get(30, TimeUnit.SECONDS);
+                new NewTopic(OrdersApp.OUTPUT, PARTITIONS, (short) 1),
+                new NewTopic(OrdersApp.WINDOW_OUTPUT, PARTITIONS, (short) 1))).all().get(30, TimeUnit.SECONDS);
         try (KafkaProducer<String, String> p = producer()) {
             for (Map.Entry<String, String> e : customerNames.entrySet()) {
                 p.send(new ProducerRecord<>(OrdersApp.CUSTOMERS, e.getKey(), e.getValue())).get(30, TimeUnit.SECONDS);
@@ -535,8 +606,10 @@ public final class Driver {
         }
         say("input: " + NUM_CUSTOMERS + " customers, " + NUM_ORDERS + " orders; orders per customer "
                 + ordersByCustomer.values().stream().map(List::size).collect(Collectors.toList()));
-        Map<String, Integer> expectedCounts = new TreeMap<>();
-        ordersByCustomer.forEach((k, v) -> expectedCounts.put(k, v.size()));
+        // event time: after the customers (the join sees them), 10 ms apart, within the broker's
+        // message.timestamp.after.max.ms
+        tsBase = System.currentTimeMillis() + 1000;
+        for (int i = 0; i < orderIds.size(); i++) orderTs.put(orderIds.get(i), tsBase + i * 10L);
         startCollector();
 
         Path stateA = work.resolve("state-a");
@@ -582,7 +655,7 @@ public final class Driver {
         killNotes.add("SIGSTOP/SIGCONT at " + at3);
         prod.join(Math.max(1, remainingMs()));
         if (produceError.get() != null) throw new IllegalStateException("producing orders failed: " + produceError.get());
-        boolean complete = waitFor(() -> outputComplete(expectedCounts), 150_000);
+        boolean complete = waitFor(() -> complete(ordersByCustomer), 150_000);
         Thread.sleep(1500);   // anything extra (a duplicate) would arrive now
         long fenceAfter = app3.fencingLogLines();
         zombieNote += "; app#3 logged " + (fenceAfter - fenceBefore) + " fencing/migration lines after SIGCONT";
@@ -596,16 +669,19 @@ public final class Driver {
 
         // ---- checks on the main run
         List<Out> mainOut = new ArrayList<>(output);
+        List<Out> mainWin = new ArrayList<>(windows);
         Set<String> kinds = new HashSet<>();
-        List<String> problems = verify(mainOut, ordersByCustomer, kinds);
+        List<String> problems = verifyAll(ordersByCustomer, kinds);
         List<String> uncaught = new ArrayList<>();
         for (App a : apps) uncaught.addAll(a.uncaught());
         long ruCount = countReadUncommitted();
         // a fresh read_committed consumer must see exactly what the live one saw
-        List<Out> reread = readAll("read_committed");
-        Set<Out> live = new HashSet<>(mainOut);
-        boolean rereadSame = reread.size() == mainOut.size() && live.equals(new HashSet<>(reread));
-        String info = mainOut.size() + " committed output records for " + NUM_ORDERS + " orders; "
+        List<Out> reread = readAll(OrdersApp.OUTPUT, "read_committed");
+        List<Out> rereadWin = readAll(OrdersApp.WINDOW_OUTPUT, "read_committed");
+        boolean rereadSame = reread.size() == mainOut.size() && new HashSet<>(mainOut).equals(new HashSet<>(reread))
+                && rereadWin.size() == mainWin.size() && new HashSet<>(mainWin).equals(new HashSet<>(rereadWin));
+        String info = mainOut.size() + " totals and " + mainWin.size() + " window-count records (" + windowCounts(ordersByCustomer).size()
+                + " windows) for " + NUM_ORDERS + " orders; "
                 + String.join("; ", killNotes) + "; read_uncommitted sees " + ruCount + " records (aborted included)";
         say("verification: " + (problems.isEmpty() ? "exact" : firstFew(problems)));
         if (problems.isEmpty() && complete && uncaught.isEmpty()) {
@@ -623,8 +699,8 @@ public final class Driver {
         } else if (!complete) {
             fail("exactly_once_across_sigkill", "output incomplete: " + info);
         } else if (!rereadSame) {
-            fail("exactly_once_across_sigkill", "a fresh read_committed consumer read " + reread.size()
-                    + " records, the live one " + mainOut.size() + " (different records)");
+            fail("exactly_once_across_sigkill", "a fresh read_committed consumer read " + reread.size() + "+" + rereadWin.size()
+                    + " records, the live one " + mainOut.size() + "+" + mainWin.size() + " (different records)");
         } else {
             pass("exactly_once_across_sigkill", info);
         }
@@ -658,17 +734,16 @@ public final class Driver {
             String oid = String.format("probe-%02d", i++);
             orderCustomer.put(oid, cust);
             orderAmount.put(oid, 10_000L + i);
+            orderTs.put(oid, tsBase + NUM_ORDERS * 10L + 5_000 + i);
             withProbes.get(cust).add(oid);
             probes.add(oid);
         }
-        Map<String, Integer> probeCounts = new TreeMap<>();
-        withProbes.forEach((k, v) -> probeCounts.put(k, v.size()));
         Thread prod2 = produceOrders(probes, 0);
         prod2.join(Math.max(1, remainingMs()));
-        boolean probeDone = waitFor(() -> outputComplete(probeCounts), 90_000);
+        boolean probeDone = waitFor(() -> complete(withProbes), 90_000);
         Thread.sleep(1500);
         Map<String, Long> restored4 = app4.restored();
-        List<String> probeProblems = verify(new ArrayList<>(output), withProbes, new HashSet<>());
+        List<String> probeProblems = verifyAll(withProbes, new HashSet<>());
         long totals3 = restored3.getOrDefault(OrdersApp.TOTALS_STORE, 0L);
         long totals4 = restored4.getOrDefault(OrdersApp.TOTALS_STORE, 0L);
         long cust4 = restored4.getOrDefault(OrdersApp.CUSTOMERS_STORE, 0L);
@@ -676,7 +751,8 @@ public final class Driver {
                 + restored4 + "; probe order per customer counted on top of the restored totals";
         if (!running4) {
             fail("restore_from_changelog", "the probe instance (wiped state dir) never reached RUNNING");
-        } else if (totals3 <= 0 || totals4 < NUM_CUSTOMERS || cust4 < NUM_CUSTOMERS) {
+        } else if (totals3 <= 0 || totals4 < NUM_CUSTOMERS || cust4 < NUM_CUSTOMERS
+                || restored4.getOrDefault(OrdersApp.WINDOW_STORE, 0L) <= 0) {
             fail("restore_from_changelog", "restore listener did not report the expected restores: " + rnote);
         } else if (!probeDone || !probeProblems.isEmpty()) {
             fail("restore_from_changelog", (probeDone ? "" : "probe outputs missing; ") + firstFew(probeProblems) + "; " + rnote);
@@ -701,11 +777,10 @@ public final class Driver {
             String cust = custs.get(rnd.nextInt(custs.size()));
             orderCustomer.put(oid, cust);
             orderAmount.put(oid, 1L + rnd.nextInt(500));
+            orderTs.put(oid, tsBase + NUM_ORDERS * 10L + 10_000 + i * 10L);
             expected.get(cust).add(oid);
             late.add(oid);
         }
-        Map<String, Integer> counts = new TreeMap<>();
-        expected.forEach((k, v) -> counts.put(k, v.size()));
         int base = output.size();
         long fencedBefore = app.fencingLogLines();
         int restoresBefore = (int) app.lines.stream().filter(l -> l.startsWith("RESTORE_START")).count();
@@ -718,9 +793,9 @@ public final class Driver {
         say("broker SIGKILLed at " + at + "/" + lateN + " late outputs; restarting it on the same data dir");
         startBroker();
         prod.join(Math.max(1, remainingMs()));
-        boolean complete = waitFor(() -> outputComplete(counts), 120_000);
+        boolean complete = waitFor(() -> complete(expected), 120_000);
         Thread.sleep(1500);
-        List<String> problems = verify(new ArrayList<>(output), expected, new HashSet<>());
+        List<String> problems = verifyAll(expected, new HashSet<>());
         List<String> uncaught = app.uncaught();
         String note = "broker SIGKILLed at " + at + "/" + lateN + " outputs of a second batch, restarted on the same data dir; "
                 + (output.size() - base) + " outputs after it";
@@ -746,11 +821,11 @@ public final class Driver {
         }
     }
 
-    List<Out> readAll(String isolation) {
+    List<Out> readAll(String topic, String isolation) {
         List<Out> out = new ArrayList<>();
         try (KafkaConsumer<String, String> c = new KafkaConsumer<>(consumerProps(isolation))) {
             List<TopicPartition> tps = new ArrayList<>();
-            for (int i = 0; i < PARTITIONS; i++) tps.add(new TopicPartition(OrdersApp.OUTPUT, i));
+            for (int i = 0; i < PARTITIONS; i++) tps.add(new TopicPartition(topic, i));
             c.assign(tps);
             c.seekToBeginning(tps);
             Map<TopicPartition, Long> end = c.endOffsets(tps);
@@ -802,6 +877,7 @@ public final class Driver {
             expectPolicy.put(REPARTITION, "delete");
             expectPolicy.put(TOTALS_CHANGELOG, "compact");
             expectPolicy.put(CUSTOMERS_CHANGELOG, "compact");
+            expectPolicy.put(WINDOW_CHANGELOG, "compact,delete");
             for (String t : expectPolicy.keySet()) if (!names.contains(t)) problems.add("missing " + t);
             Set<String> extra = new HashSet<>(internal);
             extra.removeAll(expectPolicy.keySet());
@@ -820,6 +896,12 @@ public final class Driver {
                     if (!expectPolicy.get(t).equals(policy)) {
                         problems.add(t + " cleanup.policy=" + policy + ", expected " + expectPolicy.get(t));
                     }
+                    if (t.equals(WINDOW_CHANGELOG)) {
+                        // window store retention (size + grace) + windowstore.changelog.additional.retention.ms (1 day)
+                        String ret = c.get("retention.ms") == null ? null : c.get("retention.ms").value();
+                        String want = Long.toString(OrdersApp.WINDOW_MS + 3_600_000L + 86_400_000L);
+                        if (!want.equals(ret)) problems.add(t + " retention.ms=" + ret + ", Streams sets " + want);
+                    }
                     if (t.equals(REPARTITION)) {
                         String ret = c.get("retention.ms") == null ? null : c.get("retention.ms").value();
                         if (!"-1".equals(ret)) problems.add(t + " retention.ms=" + ret + ", Streams sets -1");
@@ -828,7 +910,8 @@ public final class Driver {
             }
             if (problems.isEmpty()) {
                 pass("internal_topics", "found " + internal + " with " + PARTITIONS
-                        + " partitions; changelogs cleanup.policy=compact, repartition delete with retention.ms=-1");
+                        + " partitions; key-value changelogs cleanup.policy=compact, window changelog compact,delete with "
+                        + "retention.ms=size+grace+1 day, repartition delete with retention.ms=-1");
             } else {
                 fail("internal_topics", String.join("; ", problems) + " (topics: " + internal + ")");
             }

@@ -20,6 +20,9 @@ import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.Joined;
+import org.apache.kafka.streams.kstream.KGroupedStream;
+import org.apache.kafka.streams.kstream.TimeWindows;
+import org.apache.kafka.streams.state.WindowStore;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Materialized;
@@ -38,6 +41,10 @@ import org.apache.kafka.streams.state.KeyValueStore;
  *                                             (RocksDB store customer-totals, changelog APP-customer-totals-changelog)
  *     -> toStream().leftJoin(customers KTable) (RocksDB store customers-store, changelog APP-customers-store-changelog)
  *     -> customer-totals (key customer id, value "count|sum|lastOrderId|customerName")
+ *   the same re-keyed stream, windowed by event time (5 s tumbling windows, 1 h grace)
+ *     -> count                                (RocksDB window store customer-window-counts, changelog
+ *                                              APP-customer-window-counts-changelog, cleanup.policy=compact,delete)
+ *     -> customer-window-counts (key "customerId@windowStart", value count)
  * </pre>
  *
  * Usage: OrdersApp bootstrap applicationId stateDir throttleMicrosPerRecord [transactionTimeoutMs (5000)]
@@ -51,6 +58,9 @@ public final class OrdersApp {
     public static final String REPARTITION_NAME = "orders-by-customer";
     public static final String TOTALS_STORE = "customer-totals";
     public static final String CUSTOMERS_STORE = "customers-store";
+    public static final String WINDOW_OUTPUT = "customer-window-counts";
+    public static final String WINDOW_STORE = "customer-window-counts";
+    public static final long WINDOW_MS = 5000;
 
     private OrdersApp() {}
 
@@ -66,12 +76,22 @@ public final class OrdersApp {
                 Materialized.<String, String, KeyValueStore<Bytes, byte[]>>as(CUSTOMERS_STORE)
                         .withKeySerde(s).withValueSerde(s));
         KStream<String, String> orders = b.stream(ORDERS, Consumed.with(s, s));
-        KTable<String, String> totals = orders
+        KGroupedStream<String, String> byCustomer = orders
                 .map((orderId, v) -> {
                     String[] f = v.split("\\|");
                     return KeyValue.pair(f[0], orderId + "|" + f[1]);
                 }, Named.as("rekey-by-customer"))
-                .groupByKey(Grouped.with(REPARTITION_NAME, s, s))
+                .groupByKey(Grouped.with(REPARTITION_NAME, s, s));
+        // event-time tumbling windows: a window store whose changelog is cleanup.policy=compact,delete
+        byCustomer.windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofMillis(WINDOW_MS), Duration.ofHours(1)))
+                .count(Named.as("window-counts"),
+                        Materialized.<String, Long, WindowStore<Bytes, byte[]>>as(WINDOW_STORE)
+                                .withKeySerde(s).withValueSerde(Serdes.Long()))
+                .toStream(Named.as("window-counts-stream"))
+                .map((wk, count) -> KeyValue.pair(wk.key() + "@" + wk.window().start(), Long.toString(count)),
+                        Named.as("window-key"))
+                .to(WINDOW_OUTPUT, Produced.with(s, s));
+        KTable<String, String> totals = byCustomer
                 .aggregate(() -> "0|0|",
                         (customer, orderValue, agg) -> {
                             if (throttleMicros > 0) {
@@ -105,7 +125,9 @@ public final class OrdersApp {
         Properties p = new Properties();
         p.put(StreamsConfig.APPLICATION_ID_CONFIG, appId);
         p.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.EXACTLY_ONCE_V2);
+        // STREAMS_GUARANTEE=at_least_once is only for checking that the driver does catch duplicates.
+        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG,
+                System.getenv().getOrDefault("STREAMS_GUARANTEE", StreamsConfig.EXACTLY_ONCE_V2));
         // Classic rebalance protocol (Streams 4.x default; KIP-1071's "streams" protocol is not advertised).
         p.put(StreamsConfig.GROUP_PROTOCOL_CONFIG, "classic");
         p.put(StreamsConfig.STATE_DIR_CONFIG, stateDir);

@@ -175,6 +175,22 @@ impl GroupCoordinator {
         lock(group)
     }
 
+    /// Locks a group with its timers brought up to now: a session or rebalance deadline that
+    /// has passed takes effect before the caller looks, as Kafka's timers fire at the deadline
+    /// rather than at the next sweep (a tool deleting a group right after its members' sessions
+    /// end must not see them). What the tick changed is persisted by the next sweep.
+    pub fn lock_current<'a>(
+        &self,
+        ctx: &BrokerContext,
+        group_id: &str,
+        group: &'a Arc<Mutex<Group>>,
+    ) -> GroupGuard<'a> {
+        let cfg = self.config_for(ctx, group_id);
+        let mut g = lock(group);
+        g.tick(&cfg, Instant::now());
+        g
+    }
+
     /// Forgets a group (after DeleteGroups).
     fn remove(&self, group_id: &str) {
         lock(&self.groups).remove(group_id);
@@ -402,7 +418,7 @@ impl GroupCoordinator {
         let Some(group) = self.get(group_id) else {
             return Err(ResponseError::GroupIdNotFound);
         };
-        let mut g = lock(&group);
+        let mut g = self.lock_current(ctx, group_id, &group);
         match g.state {
             GroupState::Dead => return Err(ResponseError::GroupIdNotFound),
             GroupState::Empty => {}

@@ -16,7 +16,6 @@ use super::consumer_group_heartbeat::topic_snapshot;
 use super::str_bytes;
 use crate::broker::BrokerContext;
 use crate::group::consumer;
-use crate::group::GroupCoordinator;
 
 /// KIP-848's member_type for a consumer-protocol member.
 const MEMBER_TYPE_CONSUMER: i8 = 1;
@@ -66,7 +65,7 @@ pub fn handle(
             let Some(group) = ctx.groups.get(id.0.as_str()) else {
                 return not_found(out, "not found");
             };
-            let g = GroupCoordinator::lock_group(&group);
+            let g = ctx.groups.lock_current(ctx, id.0.as_str(), &group);
             let Some(c) = &g.kip848 else {
                 return not_found(out, "is not a consumer group");
             };

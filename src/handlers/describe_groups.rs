@@ -11,7 +11,7 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
 use super::str_bytes;
 use crate::broker::BrokerContext;
-use crate::group::{GroupCoordinator, GroupState};
+use crate::group::GroupState;
 
 pub fn handle(
     ctx: &Arc<BrokerContext>,
@@ -34,7 +34,7 @@ pub fn handle(
             let Some(group) = ctx.groups.get(id.0.as_str()) else {
                 return out;
             };
-            let g = GroupCoordinator::lock_group(&group);
+            let g = ctx.groups.lock_current(ctx, id.0.as_str(), &group);
             if g.kip848.is_some() {
                 // Kafka describes only classic groups here; below v6 anything else is
                 // reported like an unknown group (Dead, no error). ConsumerGroupDescribe

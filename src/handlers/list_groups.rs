@@ -9,7 +9,7 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
 use super::str_bytes;
 use crate::broker::BrokerContext;
-use crate::group::{GroupCoordinator, GroupState};
+use crate::group::GroupState;
 
 pub fn handle(
     ctx: &Arc<BrokerContext>,
@@ -31,7 +31,7 @@ pub fn handle(
     let groups = all
         .into_iter()
         .filter_map(|(id, group)| {
-            let g = GroupCoordinator::lock_group(&group);
+            let g = ctx.groups.lock_current(ctx, &id, &group);
             if g.state == GroupState::Dead {
                 return None;
             }

@@ -10,7 +10,7 @@ use kafka_protocol::messages::offset_delete_response::{
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use crate::broker::BrokerContext;
-use crate::group::{GroupCoordinator, GroupState};
+use crate::group::GroupState;
 use crate::protocol::Reply;
 
 pub fn handle(
@@ -27,7 +27,7 @@ pub fn handle(
     let Some(group) = ctx.groups.get(&group_id) else {
         return top(ResponseError::GroupIdNotFound);
     };
-    let mut g = GroupCoordinator::lock_group(&group);
+    let mut g = ctx.groups.lock_current(ctx, &group_id, &group);
     if g.state == GroupState::Dead {
         return top(ResponseError::GroupIdNotFound);
     }

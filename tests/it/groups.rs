@@ -1179,3 +1179,33 @@ async fn offsets_topic_is_internal_and_cannot_be_deleted() {
     let fetched = fetch_offsets(&mut c, "admin", "t", &[0], 8).await;
     assert_eq!(fetched[0].0, 5, "offsets kept: {fetched:?}");
 }
+
+/// Session deadlines take effect at the deadline, not at the coordinator's next sweep: a tool
+/// that deletes a group right after its only member's session has ended finds it Empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_session_is_seen_at_its_deadline() {
+    let b = harness::start(FAST).await;
+    let mut c = b.client().await;
+    for round in 0..5 {
+        let group = format!("deadline-{round}");
+        let j = join(&mut c, &group, &["t"], 300).await;
+        assert_eq!(j.error_code, 0);
+        let id = j.member_id.to_string();
+        let synced = c
+            .call(&sync_req(&group, j.generation_id, &id, &[(&id, b"x")], 5), 5)
+            .await;
+        assert_eq!(synced.error_code, 0);
+        // The member's last contact was the sync; its 300 ms session ends just after this.
+        tokio::time::sleep(Duration::from_millis(305)).await;
+        let d = describe(&mut c, &group).await;
+        assert_eq!(d.group_state.as_str(), "Empty", "round {round}");
+        assert!(d.members.is_empty());
+        let del = c
+            .call(
+                &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(&group))]),
+                2,
+            )
+            .await;
+        assert_eq!(del.results[0].error_code, 0, "round {round}");
+    }
+}

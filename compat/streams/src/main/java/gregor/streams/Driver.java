@@ -323,7 +323,7 @@ public final class Driver {
     }
 
     // ------------------------------------------------------------------ output collector
-    record Out(int partition, long offset, String key, String value) {}
+    record Out(int partition, long offset, long timestamp, String key, String value) {}
 
     final List<Out> output = new CopyOnWriteArrayList<>();
     final List<Out> windows = new CopyOnWriteArrayList<>();
@@ -344,7 +344,7 @@ public final class Driver {
                 while (!stopCollector.get()) {
                     for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) {
                         (r.topic().equals(OrdersApp.OUTPUT) ? output : windows)
-                                .add(new Out(r.partition(), r.offset(), r.key(), r.value()));
+                                .add(new Out(r.partition(), r.offset(), r.timestamp(), r.key(), r.value()));
                     }
                 }
             } catch (Throwable t) {
@@ -397,6 +397,13 @@ public final class Driver {
     List<String> verifyWindows(List<Out> out, Map<String, List<String>> expectedOrders, Set<String> kinds) {
         List<String> problems = new ArrayList<>();
         Map<String, Long> exp = windowCounts(expectedOrders);
+        Map<String, Long> wmaxTs = new HashMap<>();
+        for (List<String> ids : expectedOrders.values()) {
+            for (String oid : ids) {
+                long ts = orderTs.get(oid);
+                wmaxTs.merge(orderCustomer.get(oid) + "@" + (ts - ts % OrdersApp.WINDOW_MS), ts, Math::max);
+            }
+        }
         Map<String, List<Out>> byKey = new TreeMap<>();
         for (Out o : out) byKey.computeIfAbsent(o.key(), k -> new ArrayList<>()).add(o);
         for (String k : byKey.keySet()) {
@@ -416,6 +423,9 @@ public final class Driver {
             }
             if (got.size() != e.getValue()) {
                 problems.add("window " + e.getKey() + ": " + got.size() + " updates, expected " + e.getValue());
+            } else if (!got.isEmpty() && got.get(got.size() - 1).timestamp() != wmaxTs.get(e.getKey())) {
+                problems.add("window " + e.getKey() + ": last update has timestamp " + got.get(got.size() - 1).timestamp()
+                        + ", expected " + wmaxTs.get(e.getKey()) + " (newest order in the window)");
             }
         }
         return problems;
@@ -505,11 +515,11 @@ public final class Driver {
     }
 
     // ------------------------------------------------------------------ verification
-    record Parsed(int partition, long offset, long count, long sum, String orderId, String name) {}
+    record Parsed(int partition, long offset, long timestamp, long count, long sum, String orderId, String name) {}
 
     static Parsed parse(Out o) {
         String[] f = o.value().split("\\|", -1);
-        return new Parsed(o.partition(), o.offset(), Long.parseLong(f[0]), Long.parseLong(f[1]), f[2],
+        return new Parsed(o.partition(), o.offset(), o.timestamp(), Long.parseLong(f[0]), Long.parseLong(f[1]), f[2],
                 f.length > 3 ? f[3] : "");
     }
 
@@ -531,6 +541,7 @@ public final class Driver {
             // in log order the counts must be exactly 1, 2, ..., n
             Set<String> seenOrders = new HashSet<>();
             long prevSum = 0;
+            long maxTs = Long.MIN_VALUE;
             for (int i = 0; i < got.size(); i++) {
                 Parsed p = got.get(i);
                 if (p.count() != i + 1) {
@@ -555,6 +566,14 @@ public final class Driver {
                 }
                 if (!p.name().isEmpty() && !p.name().equals(customerNames.get(cust))) {
                     problems.add(cust + ": joined name '" + p.name() + "' != '" + customerNames.get(cust) + "'");
+                    break;
+                }
+                // Streams stamps an aggregate with the newest input timestamp so far (and the
+                // stream-table join keeps the stream side's): the broker must keep CreateTime intact
+                maxTs = Math.max(maxTs, orderTs.get(p.orderId()));
+                if (p.timestamp() != maxTs) {
+                    problems.add(cust + ": count " + p.count() + " has timestamp " + p.timestamp() + ", expected " + maxTs
+                            + " (newest order so far)");
                     break;
                 }
                 prevSum = p.sum();
@@ -685,7 +704,8 @@ public final class Driver {
                 + String.join("; ", killNotes) + "; read_uncommitted sees " + ruCount + " records (aborted included)";
         say("verification: " + (problems.isEmpty() ? "exact" : firstFew(problems)));
         if (problems.isEmpty() && complete && uncaught.isEmpty()) {
-            pass("topology_output_exact", NUM_CUSTOMERS + " customers, " + NUM_ORDERS + " orders: final count, sum and joined name exact");
+            pass("topology_output_exact", NUM_CUSTOMERS + " customers, " + NUM_ORDERS + " orders: final count, sum, joined name, "
+                    + "window counts and record timestamps exact");
         } else {
             fail("topology_output_exact", (complete ? "" : "output incomplete after the wait; ")
                     + (uncaught.isEmpty() ? "" : "uncaught Streams exceptions: " + uncaught.get(0) + "; ")
@@ -832,7 +852,7 @@ public final class Driver {
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
             while (System.nanoTime() < deadline) {
                 for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) {
-                    out.add(new Out(r.partition(), r.offset(), r.key(), r.value()));
+                    out.add(new Out(r.partition(), r.offset(), r.timestamp(), r.key(), r.value()));
                 }
                 boolean done = true;
                 for (TopicPartition tp : tps) if (c.position(tp) < end.get(tp)) done = false;

@@ -74,6 +74,7 @@ public final class Driver {
             Long.parseLong(env("STREAMS_DEADLINE_S", "270")));
 
     static final int ZOMBIE_TXN_TIMEOUT_MS = 30_000;
+    static final String STATIC_ID = "orders-static-a";
     static final long ZOMBIE_FREEZE_MS = 10_000;
     static final String REPARTITION = APP_ID + "-" + OrdersApp.REPARTITION_NAME + "-repartition";
     static final String TOTALS_CHANGELOG = APP_ID + "-" + OrdersApp.TOTALS_STORE + "-changelog";
@@ -121,6 +122,8 @@ public final class Driver {
                 "Streams creates its repartition topic (delete) and changelogs (compact; window store compact,delete) via CreateTopics");
         add("zombie_fencing", "testZombieFencing",
                 "instance SIGSTOPped past its session timeout with a transaction open; after SIGCONT it is fenced (KIP-447), output stays exact");
+        add("static_membership", "testStaticMembership",
+                "SIGKILLed static member (group.instance.id) restarted: it rejoins as the same static member, no session-timeout wait");
         add("broker_sigkill", "testBrokerSigkill",
                 "broker SIGKILLed and restarted mid-stream: Streams and the idempotent producer carry on, output exact");
         add("group_survives_broker_restart", "testGroupSurvivesBrokerRestart",
@@ -217,7 +220,7 @@ public final class Driver {
         final List<String> lines = new CopyOnWriteArrayList<>();
         final Path stateDir;
 
-        App(int n, Path stateDir, int txnTimeoutMs) throws IOException {
+        App(int n, Path stateDir, int txnTimeoutMs, String instanceId) throws IOException {
             this.n = n;
             this.stateDir = stateDir;
             String java = ProcessHandle.current().info().command().orElse("java");
@@ -226,7 +229,7 @@ public final class Driver {
                     "-Dorg.slf4j.simpleLogger.showDateTime=true",
                     "-cp", System.getProperty("java.class.path"), OrdersApp.class.getName(),
                     bootstrap, APP_ID, stateDir.toString(), Long.toString(THROTTLE_MICROS),
-                    Integer.toString(txnTimeoutMs));
+                    Integer.toString(txnTimeoutMs), instanceId == null ? "" : instanceId);
             ProcessBuilder pb = new ProcessBuilder(cmd);
             pb.redirectError(ProcessBuilder.Redirect.appendTo(work.resolve("app-" + n + ".log").toFile()));
             proc = pb.start();
@@ -313,11 +316,11 @@ public final class Driver {
     }
 
     App startApp(Path stateDir) throws IOException {
-        return startApp(stateDir, 5000);
+        return startApp(stateDir, 5000, null);
     }
 
-    App startApp(Path stateDir, int txnTimeoutMs) throws IOException {
-        App a = new App(apps.size() + 1, stateDir, txnTimeoutMs);
+    App startApp(Path stateDir, int txnTimeoutMs, String instanceId) throws IOException {
+        App a = new App(apps.size() + 1, stateDir, txnTimeoutMs, instanceId);
         apps.add(a);
         return a;
     }
@@ -632,7 +635,9 @@ public final class Driver {
         startCollector();
 
         Path stateA = work.resolve("state-a");
-        App app1 = startApp(stateA);
+        // the first incarnation and its restart are static members (group.instance.id): the restart
+        // takes over the killed incarnation's membership at once (no session timeout to wait for)
+        App app1 = startApp(stateA, 5000, STATIC_ID);
         if (!waitFor(() -> app1.saw("STATE RUNNING"), 90_000)) throw new IllegalStateException("app#1 never RUNNING");
         Thread prod = produceOrders(orderIds, PRODUCE_SECONDS * 1000);
 
@@ -644,7 +649,8 @@ public final class Driver {
         app1.sigkill();
         killNotes.add("kill 1 at " + at1 + "/" + NUM_ORDERS + " committed outputs");
         if (at1 > 0 && at1 < NUM_ORDERS) killsMidStream++;
-        App app2 = startApp(stateA);
+        App app2 = startApp(stateA, 5000, STATIC_ID);
+        staticMembership(app2);
         // kill #2, then restart on a wiped (new, empty) state dir: new process id, new transactional.ids,
         // every store restored from its changelog; plus a second instance (tasks split between two JVMs)
         waitFor(() -> output.size() >= NUM_ORDERS * 2 / 5, 90_000);
@@ -655,7 +661,7 @@ public final class Driver {
         // app#3's transactions outlive its freeze below: it comes back as a zombie with an open transaction
         // and a stale group generation, which the broker must fence (KIP-447: TxnOffsetCommit carries the
         // generation and member id).
-        App app3 = startApp(work.resolve("state-b"), ZOMBIE_TXN_TIMEOUT_MS);
+        App app3 = startApp(work.resolve("state-b"), ZOMBIE_TXN_TIMEOUT_MS, null);
         App app3b = startApp(work.resolve("state-d"));
         // zombie: freeze app#3 past its session timeout (6 s) but within its transaction timeout, then thaw it
         boolean bothRunning = waitFor(() -> app3.saw("STATE RUNNING") && app3b.saw("STATE RUNNING"), 90_000);
@@ -862,6 +868,32 @@ public final class Driver {
             say("read " + isolation + " failed: " + e);
         }
         return out;
+    }
+
+    /** The restarted static incarnation is in the group under its instance ids, and got there fast. */
+    void staticMembership(App app) {
+        try {
+            long t0 = System.nanoTime();
+            boolean running = waitFor(() -> app.saw("STATE RUNNING"), 60_000);
+            double secs = (System.nanoTime() - t0) / 1e9;
+            // JVM start, restore and rebalance, but no 6 s session timeout of the killed incarnation
+            var members = admin.describeConsumerGroups(List.of(APP_ID)).all().get(30, TimeUnit.SECONDS)
+                    .get(APP_ID).members();
+            List<String> ids = members.stream().map(m -> m.groupInstanceId().orElse("-")).sorted()
+                    .collect(Collectors.toList());
+            List<String> want = List.of(STATIC_ID + "-1", STATIC_ID + "-2");
+            String note = "restart RUNNING after " + String.format("%.1f", secs) + " s; group members' instance ids " + ids;
+            say("static membership: " + note);
+            if (!running) {
+                fail("static_membership", "the restarted static member never reached RUNNING; " + note);
+            } else if (!ids.equals(want)) {
+                fail("static_membership", "expected members " + want + "; " + note);
+            } else {
+                pass("static_membership", note);
+            }
+        } catch (Exception e) {
+            fail("static_membership", "AdminClient: " + e);
+        }
     }
 
     long countReadUncommitted() {

@@ -47,7 +47,8 @@ import org.apache.kafka.streams.state.KeyValueStore;
  *     -> customer-window-counts (key "customerId@windowStart", value count)
  * </pre>
  *
- * Usage: OrdersApp bootstrap applicationId stateDir throttleMicrosPerRecord [transactionTimeoutMs (5000)]
+ * Usage: OrdersApp bootstrap applicationId stateDir throttleMicrosPerRecord [transactionTimeoutMs (5000)
+ *        [groupInstanceId (none: dynamic membership)]]
  * Prints machine-readable lines on stdout (STATE, RESTORE_START, RESTORE_END, UNCAUGHT) for the driver.
  * Exits when stdin closes (the driver died) and closes cleanly on SIGTERM.
  */
@@ -144,6 +145,10 @@ public final class OrdersApp {
         // (wiped state dir = new process id) are aborted by the broker after this timeout.
         p.put(StreamsConfig.producerPrefix(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG),
                 args.length > 4 ? Integer.parseInt(args[4]) : 5000);
+        if (args.length > 5 && !args[5].isEmpty()) {
+            // static membership: Streams gives each thread's consumer "<id>-<thread index>"
+            p.put(StreamsConfig.consumerPrefix(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG), args[5]);
+        }
 
         KafkaStreams streams = new KafkaStreams(topology(throttleMicros), p);
         streams.setStateListener((now, before) -> say("STATE " + now));

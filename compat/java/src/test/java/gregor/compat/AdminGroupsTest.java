@@ -82,6 +82,19 @@ class AdminGroupsTest {
         throw new AssertionError("no state accessor on " + listingOrDescription.getClass());
     }
 
+    /** The group type ("CLASSIC" / "CONSUMER") where the client has type() (3.7+ listings, 4.x descriptions), else null. */
+    static String typeOf(Object listingOrDescription) throws Exception {
+        try {
+            Object v = listingOrDescription.getClass().getMethod("type").invoke(listingOrDescription);
+            if (v instanceof Optional<?> o) {
+                v = o.orElse(null);
+            }
+            return v == null ? null : String.valueOf(v).toUpperCase();
+        } catch (NoSuchMethodException e) {
+            return null;
+        }
+    }
+
     @SuppressWarnings("deprecation")
     static Map<String, ConsumerGroupListing> listGroups() throws Exception {
         Map<String, ConsumerGroupListing> m = new HashMap<>();
@@ -124,6 +137,8 @@ class AdminGroupsTest {
             assertTrue(groups.keySet().containsAll(Set.of(active, simple)), groups.keySet().toString());
             assertFalse(groups.get(active).isSimpleConsumerGroup());
             assertEquals("STABLE", stateOf(groups.get(active)));
+            String type = typeOf(groups.get(active));
+            assertTrue(type == null || type.equals("CLASSIC"), "type " + type);
             assertEquals("EMPTY", stateOf(groups.get(simple)));
 
             Map<String, ConsumerGroupDescription> d = get(admin.describeConsumerGroups(List.of(active, simple)).all());
@@ -204,6 +219,12 @@ class AdminGroupsTest {
             assertEquals("m848", m.clientId());
             assertEquals(new HashSet<>(Util.partitions(topic, 3)), m.assignment().topicPartitions());
             assertTrue(listGroups().containsKey(group));
+            // it really is a KIP-848 group, as the broker reports it
+            for (Object o : List.of(d, listGroups().get(group))) {
+                String type = typeOf(o);
+                assertTrue(type == null || type.equals("CONSUMER"), o.getClass().getSimpleName() + " type " + type);
+            }
+            assertTrue(typeOf(listGroups().get(group)) != null || typeOf(d) != null, "some accessor tells the type");
         }
     }
 }

@@ -328,6 +328,36 @@ class AdminTest {
                 new ConfigEntry("log.dirs", "/elsewhere"), AlterConfigOp.OpType.SET)))).all());
     }
 
+    /**
+     * A per-broker dynamic setting (message.max.bytes is dynamic in Kafka, "cluster-wide"
+     * updatable, also per broker): Kafka applies it at once and describeConfigs reports it with
+     * source DYNAMIC_BROKER_CONFIG; DELETE goes back to the static value.
+     */
+    @Test
+    @Feature("admin_configs")
+    @KnownBrokerBug("broker settings are static in Gregor (INVALID_REQUEST): /tmp/gregor-bugs/java-broker-dynamic-config.md")
+    void brokerDynamicConfig() throws Exception {
+        ConfigResource res = new ConfigResource(ConfigResource.Type.BROKER, "1");
+        String topic = Util.createTopic(admin, "dyn", 1);
+        get(admin.incrementalAlterConfigs(Map.of(res, List.of(new AlterConfigOp(
+                new ConfigEntry("message.max.bytes", "3000000"), AlterConfigOp.OpType.SET)))).all());
+        try {
+            ConfigEntry e = get(admin.describeConfigs(List.of(res)).all()).get(res).get("message.max.bytes");
+            assertEquals("3000000", e.value());
+            assertEquals(ConfigEntry.ConfigSource.DYNAMIC_BROKER_CONFIG, e.source());
+            // and it is in force: a 2 MB record is accepted now
+            try (KafkaProducer<String, String> p = new KafkaProducer<>(broker.producerProps(
+                    "max.request.size", 8 * 1024 * 1024, "compression.type", "none"))) {
+                assertEquals(0L, p.send(new ProducerRecord<>(topic, "k", "z".repeat(2_000_000))).get(30, TimeUnit.SECONDS).offset());
+            }
+        } finally {
+            get(admin.incrementalAlterConfigs(Map.of(res, List.of(new AlterConfigOp(
+                    new ConfigEntry("message.max.bytes", ""), AlterConfigOp.OpType.DELETE)))).all());
+        }
+        ConfigEntry back = get(admin.describeConfigs(List.of(res)).all()).get(res).get("message.max.bytes");
+        assertEquals("1048588", back.value());
+    }
+
     @Test
     @Feature("admin_delete_records")
     void deleteRecords() throws Exception {

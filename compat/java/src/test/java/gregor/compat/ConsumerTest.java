@@ -244,6 +244,33 @@ class ConsumerTest {
         }
     }
 
+    /** enable.auto.commit: the consumer commits what it consumed on its own, and on close. */
+    @Test
+    @Feature("commit_fetch_offsets")
+    void autoCommit() throws Exception {
+        String topic = Util.createTopic(admin, "autocommit", 2);
+        String group = Util.unique("auto-g");
+        produce(topic, 2, 25, "a", System.currentTimeMillis());
+        try (KafkaConsumer<String, String> c = new KafkaConsumer<>(broker.consumerProps("group.id", group,
+                "enable.auto.commit", true, "auto.commit.interval.ms", 200))) {
+            c.subscribe(List.of(topic));
+            assertEquals(50, Util.drain(c, 50, Duration.ofSeconds(30)).size());
+            long deadline = System.nanoTime() + 15_000_000_000L;
+            Map<TopicPartition, OffsetAndMetadata> committed;
+            do {
+                c.poll(Duration.ofMillis(100));
+                committed = c.committed(new HashSet<>(Util.partitions(topic, 2)));
+            } while ((committed.get(new TopicPartition(topic, 0)) == null || committed.get(new TopicPartition(topic, 1)) == null
+                    || committed.values().stream().anyMatch(o -> o.offset() < 25)) && System.nanoTime() < deadline);
+            assertEquals(25L, committed.get(new TopicPartition(topic, 0)).offset());
+            assertEquals(25L, committed.get(new TopicPartition(topic, 1)).offset());
+        }
+        Map<TopicPartition, OffsetAndMetadata> viaAdmin =
+                admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get();
+        assertEquals(25L, viaAdmin.get(new TopicPartition(topic, 0)).offset());
+        assertEquals(25L, viaAdmin.get(new TopicPartition(topic, 1)).offset());
+    }
+
     /** KIP-848: group.protocol=consumer members get partitions from the broker's assignor. */
     @Test
     @Feature({"consume_group_consumer_protocol", "commit_fetch_offsets"})
@@ -273,6 +300,9 @@ class ConsumerTest {
                     described.addAll(m.assignment().topicPartitions());
                 }
                 assertEquals(new HashSet<>(Util.partitions(topic, 4)), described);
+                String type = AdminGroupsTest.typeOf(d);
+                assertTrue(type == null || type.equals("CONSUMER"), "group type " + type);
+                assertEquals(d.members().size(), new HashSet<>(d.members().stream().map(MemberDescription::consumerId).toList()).size());
             }
 
             produce(topic, 4, 100, "c", System.currentTimeMillis());

@@ -105,6 +105,21 @@ public final class GregorBroker implements BeforeAllCallback, AfterAllCallback, 
         }
     }
 
+    /** Stops the broker (SIGTERM, or SIGKILL when {@code kill}) and starts it again on the same port and data dir. */
+    public synchronized void restart(boolean kill) throws IOException, InterruptedException {
+        if (proc != null) {
+            if (kill) {
+                proc.destroyForcibly();
+                proc.waitFor(10, TimeUnit.SECONDS);
+                LIVE.remove(proc);
+                proc = null;
+            } else {
+                stop();
+            }
+        }
+        launch();
+    }
+
     public synchronized void start(String name) throws IOException, InterruptedException {
         Path bin = Paths.get(System.getProperty("gregor.bin",
                 System.getenv().getOrDefault("GREGOR_BIN", "../../target/debug/gregor")));
@@ -119,7 +134,14 @@ public final class GregorBroker implements BeforeAllCallback, AfterAllCallback, 
         Files.createDirectories(data);
         stderrLog = workDir.resolve("broker.stderr.log");
         port = freePort();
+        Files.writeString(stderrLog, "", StandardCharsets.UTF_8);
+        launch();
+    }
 
+    private void launch() throws IOException, InterruptedException {
+        Path bin = Paths.get(System.getProperty("gregor.bin",
+                System.getenv().getOrDefault("GREGOR_BIN", "../../target/debug/gregor")));
+        Path data = workDir.resolve("data");
         List<String> cmd = new ArrayList<>();
         if (Files.isExecutable(Paths.get("/usr/bin/setpriv"))) {
             cmd.addAll(List.of("/usr/bin/setpriv", "--pdeathsig", "KILL"));
@@ -132,7 +154,8 @@ public final class GregorBroker implements BeforeAllCallback, AfterAllCallback, 
             cmd.add("--set");
             cmd.add(s);
         }
-        Files.writeString(stderrLog, "===== compat-java: " + String.join(" ", cmd) + "\n", StandardCharsets.UTF_8);
+        Files.writeString(stderrLog, "===== compat-java: " + String.join(" ", cmd) + "\n", StandardCharsets.UTF_8,
+                java.nio.file.StandardOpenOption.APPEND);
         ProcessBuilder pb = new ProcessBuilder(cmd)
                 .directory(workDir.toFile())
                 .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))

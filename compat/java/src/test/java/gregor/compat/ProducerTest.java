@@ -125,6 +125,38 @@ class ProducerTest {
         roundTrip("zstd");
     }
 
+    /**
+     * A topic with message.timestamp.type=LogAppendTime: the broker stamps each batch with its own
+     * clock, the producer learns that time, and the consumer reads it with LOG_APPEND_TIME.
+     */
+    @Test
+    @Feature("produce_none")
+    void logAppendTime() throws Exception {
+        String topic = Util.createTopic(admin, "lat", 1, Map.of("message.timestamp.type", "LogAppendTime"));
+        long before = System.currentTimeMillis();
+        List<ProducerRecord<String, String>> sent = new ArrayList<>();
+        for (int i = 0; i < 20; i++) {
+            sent.add(new ProducerRecord<>(topic, 0, 1_000_000L + i, "k" + i, "lat-" + i)); // ancient CreateTime
+        }
+        List<RecordMetadata> metas;
+        try (KafkaProducer<String, String> p = new KafkaProducer<>(broker.producerProps("compression.type", "none"))) {
+            metas = Util.sendAll(p, sent);
+        }
+        long after = System.currentTimeMillis();
+        for (RecordMetadata m : metas) {
+            assertTrue(m.timestamp() >= before - 1000 && m.timestamp() <= after + 1000, "broker time in metadata: " + m.timestamp());
+        }
+        List<ConsumerRecord<String, String>> got = Util.readAll(broker, topic, 1, 20);
+        assertEquals(20, got.size());
+        for (int i = 0; i < 20; i++) {
+            ConsumerRecord<String, String> r = got.get(i);
+            assertEquals("lat-" + i, r.value());
+            assertEquals(TimestampType.LOG_APPEND_TIME, r.timestampType());
+            assertTrue(r.timestamp() >= before - 1000 && r.timestamp() <= after + 1000, "timestamp " + r.timestamp());
+            assertEquals(metas.get(i).timestamp(), r.timestamp());
+        }
+    }
+
     /** Produces 200 keyed records with the given acks (idempotence off) and reads them back. */
     private void acks(String acks) throws Exception {
         String topic = Util.createTopic(admin, "acks-" + acks, 2);

@@ -39,7 +39,9 @@ import org.junit.jupiter.api.extension.RegisterExtension;
 /** Transactions: commit/abort under read_committed, fencing, consume-transform-produce, and the admin view. */
 class TransactionsTest {
     @RegisterExtension
-    static final GregorBroker broker = GregorBroker.defaults();
+    // the coordinator looks for timed-out transactions every 500 ms (Kafka: 10 s)
+    static final GregorBroker broker = GregorBroker.withSettings(
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms=500");
     static Admin admin;
 
     @BeforeAll
@@ -121,6 +123,11 @@ class TransactionsTest {
                  KafkaConsumer<String, String> ru = new KafkaConsumer<>(broker.consumerProps("isolation.level", "read_uncommitted"))) {
                 assertEquals(Map.of(tps.get(0), 18L, tps.get(1), 18L), rc.endOffsets(tps), "LSO before the open transaction");
                 assertEquals(Map.of(tps.get(0), 20L, tps.get(1), 20L), ru.endOffsets(tps), "high watermark");
+                // the admin's ListOffsets with READ_COMMITTED gives the LSO too
+                var lso = admin.listOffsets(Map.of(tps.get(0), org.apache.kafka.clients.admin.OffsetSpec.latest()),
+                        new org.apache.kafka.clients.admin.ListOffsetsOptions(org.apache.kafka.common.IsolationLevel.READ_COMMITTED))
+                        .all().get(30, TimeUnit.SECONDS);
+                assertEquals(18L, lso.get(tps.get(0)).offset());
                 rc.assign(tps);
                 rc.seekToBeginning(tps);
                 assertEquals(20, Util.drain(rc, 20, Duration.ofSeconds(20)).size(), "nothing of the open transaction");
@@ -157,6 +164,53 @@ class TransactionsTest {
             }
         } finally {
             old.close(Duration.ofSeconds(5));
+        }
+        List<ConsumerRecord<String, String>> got = Util.readAll(broker, topic, 1, 2, "isolation.level", "read_committed");
+        assertEquals(List.of("fresh-0", "fresh-1"), Util.values(got));
+    }
+
+    /**
+     * A transaction left open past transaction.timeout.ms is aborted by the coordinator: its
+     * records never become visible, read_committed readers move past them, and the producer
+     * can no longer commit.
+     */
+    @Test
+    @Feature("transactions")
+    void timedOutTransactionIsAborted() throws Exception {
+        String topic = Util.createTopic(admin, "txtimeout", 1);
+        TopicPartition tp = new TopicPartition(topic, 0);
+        String txId = Util.unique("tx-timeout");
+        KafkaProducer<String, String> p = new KafkaProducer<>(broker.producerProps("transactional.id", txId,
+                "enable.idempotence", true, "acks", "all", "transaction.timeout.ms", 2000));
+        try {
+            p.initTransactions();
+            p.beginTransaction();
+            send(p, topic, 1, "stale", 3);
+            try (KafkaConsumer<String, String> rc = new KafkaConsumer<>(broker.consumerProps("isolation.level", "read_committed"))) {
+                assertEquals(0L, rc.endOffsets(List.of(tp)).get(tp), "LSO held at the open transaction");
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+                long lso;
+                do {
+                    Thread.sleep(200);
+                    lso = rc.endOffsets(List.of(tp)).get(tp);
+                } while (lso == 0 && System.nanoTime() < deadline);
+                assertEquals(4L, lso, "3 records + the abort marker written by the coordinator");
+                rc.assign(List.of(tp));
+                rc.seekToBeginning(List.of(tp));
+                assertEquals(List.of(), Util.drain(rc, 0, Duration.ofSeconds(1)), "aborted records stay invisible");
+            }
+            TransactionDescription d = admin.describeTransactions(List.of(txId)).description(txId).get(30, TimeUnit.SECONDS);
+            assertTrue(d.state() == TransactionState.COMPLETE_ABORT || d.state() == TransactionState.PREPARE_ABORT,
+                    "state " + d.state());
+            assertThrows(KafkaException.class, p::commitTransaction, "the producer was fenced by the timeout");
+        } finally {
+            p.close(Duration.ofSeconds(5));
+        }
+        // a fresh transaction on the same topic works
+        try (KafkaProducer<String, String> p2 = txProducer(Util.unique("tx-after-timeout"))) {
+            p2.beginTransaction();
+            send(p2, topic, 1, "fresh", 2);
+            p2.commitTransaction();
         }
         List<ConsumerRecord<String, String>> got = Util.readAll(broker, topic, 1, 2, "isolation.level", "read_committed");
         assertEquals(List.of("fresh-0", "fresh-1"), Util.values(got));

@@ -256,7 +256,8 @@ impl Group {
         let now = Instant::now();
         for m in &value.members {
             if let Some(instance) = &m.instance_id {
-                g.static_members.insert(instance.clone(), m.member_id.clone());
+                g.static_members
+                    .insert(instance.clone(), m.member_id.clone());
             }
             let seq = g.next_seq;
             g.next_seq += 1;

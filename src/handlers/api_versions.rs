@@ -31,10 +31,30 @@ struct Feature {
 ///   (EndTxn v5, implicit partition registration), which Gregor does not serve yet.
 /// - `kraft.version` 0 is a static quorum (a single node).
 const FEATURES: [Feature; 4] = [
-    Feature { name: "metadata.version", min: 7, max: 25, finalized: 25 },
-    Feature { name: "group.version", min: 0, max: 1, finalized: 1 },
-    Feature { name: "kraft.version", min: 0, max: 0, finalized: 0 },
-    Feature { name: "transaction.version", min: 0, max: 0, finalized: 0 },
+    Feature {
+        name: "metadata.version",
+        min: 7,
+        max: 25,
+        finalized: 25,
+    },
+    Feature {
+        name: "group.version",
+        min: 0,
+        max: 1,
+        finalized: 1,
+    },
+    Feature {
+        name: "kraft.version",
+        min: 0,
+        max: 0,
+        finalized: 0,
+    },
+    Feature {
+        name: "transaction.version",
+        min: 0,
+        max: 0,
+        finalized: 0,
+    },
 ];
 
 /// The epoch of the finalized features: they never change while a broker runs, and any

@@ -16,8 +16,8 @@ use super::str_bytes;
 use crate::broker::BrokerContext;
 use crate::config::SETTINGS;
 use crate::metadata::config_catalog::{
-    broker_setting_type, resolve, resolve_group, Sourced, SOURCE_DEFAULT_CONFIG,
-    SOURCE_STATIC_BROKER_CONFIG, GROUP_CONFIGS, TOPIC_CONFIGS,
+    broker_setting_type, resolve, resolve_group, Sourced, GROUP_CONFIGS, SOURCE_DEFAULT_CONFIG,
+    SOURCE_STATIC_BROKER_CONFIG, TOPIC_CONFIGS,
 };
 
 /// ConfigResource type of a topic.

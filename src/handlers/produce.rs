@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::PartitionProduceData;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 
 use super::{str_bytes, LEADER_EPOCH};
@@ -60,13 +62,13 @@ pub fn handle(
         for (partition_index, data) in topic.partition_data.into_iter().enumerate() {
             let index = data.index;
             let result = if !valid_acks {
-                Err((ResponseError::InvalidRequiredAcks, None))
+                Err(Rejected::from((ResponseError::InvalidRequiredAcks, None)))
             } else {
                 match &meta {
                     Some(meta) => {
                         produce_one(ctx, meta, data, version, transactional_id.as_deref())
                     }
-                    None => Err((unknown, None)),
+                    None => Err(Rejected::from((unknown, None))),
                 }
             };
             let answer = PartitionProduceResponse::default().with_index(index);
@@ -108,14 +110,29 @@ pub fn handle(
                         .with_log_append_time_ms(append_time)
                         .with_log_start_offset(start)
                 }
-                Err((error, message)) => {
+                Err(rejected) => {
                     any_error = true;
+                    // v8+ (KIP-467): the offending records, so clients fail only those.
+                    let record_errors = if version >= 8 {
+                        rejected
+                            .records
+                            .into_iter()
+                            .map(|(index, why)| {
+                                BatchIndexAndErrorMessage::default()
+                                    .with_batch_index(index)
+                                    .with_batch_index_error_message(Some(str_bytes(why)))
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
                     answer
-                        .with_error_code(error.code())
+                        .with_error_code(rejected.error.code())
                         .with_base_offset(-1)
                         .with_log_append_time_ms(-1)
                         .with_log_start_offset(-1)
-                        .with_error_message(message.map(str_bytes))
+                        .with_error_message(rejected.message.map(str_bytes))
+                        .with_record_errors(record_errors)
                 }
             };
             partitions.push(answer);
@@ -161,6 +178,36 @@ pub fn handle(
 
 type Failure = (ResponseError, Option<String>);
 
+/// A partition's batch refused: the code and message, and for record-level validation
+/// (KIP-467) each offending record's index in the batch with its reason.
+struct Rejected {
+    error: ResponseError,
+    message: Option<String>,
+    records: Vec<(i32, String)>,
+}
+
+impl From<Failure> for Rejected {
+    fn from((error, message): Failure) -> Rejected {
+        Rejected {
+            error,
+            message,
+            records: Vec::new(),
+        }
+    }
+}
+
+impl Rejected {
+    /// A refusal naming the offending records; the message is the first one's reason, as
+    /// Kafka's is.
+    fn records(error: ResponseError, records: Vec<(i32, String)>) -> Rejected {
+        Rejected {
+            error,
+            message: records.first().map(|(_, why)| why.clone()),
+            records,
+        }
+    }
+}
+
 /// `transactional_id`: the request's, if any.
 fn produce_one(
     ctx: &BrokerContext,
@@ -168,15 +215,15 @@ fn produce_one(
     data: PartitionProduceData,
     version: i16,
     transactional_id: Option<&str>,
-) -> Result<(AppendOutcome, Arc<PartitionLog>), Failure> {
+) -> Result<(AppendOutcome, Arc<PartitionLog>), Rejected> {
     let log = ctx
         .partition(&topic.name, data.index)
         .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
     let Some(batch) = data.records else {
-        return Err((
+        return Err(Rejected::from((
             ResponseError::InvalidRecord,
             Some("no record batch".to_string()),
-        ));
+        )));
     };
     let max = topic
         .configs
@@ -193,18 +240,18 @@ fn produce_one(
         (code, Some(e.to_string()))
     })?;
     if info.compression == Compression::Zstd && version < FIRST_ZSTD_VERSION {
-        return Err((
+        return Err(Rejected::from((
             ResponseError::UnsupportedCompressionType,
             Some("zstd needs Produce v7 or later".to_string()),
-        ));
+        )));
     }
     if info.is_transactional {
         // Kafka's rule: transactional records come from a transactional producer.
         let Some(txn_id) = transactional_id.filter(|_| info.producer_id >= 0) else {
-            return Err((
+            return Err(Rejected::from((
                 ResponseError::InvalidRecord,
                 Some("a transactional batch needs a transactional id and a producer id".into()),
-            ));
+            )));
         };
         // The partition must be in the producer's ongoing transaction (Kafka's verification,
         // KIP-890 part 1): otherwise no marker would ever close it here and the partition's
@@ -261,44 +308,61 @@ fn produce_one(
     Ok((outcome, log))
 }
 
-/// INVALID_TIMESTAMP if a CreateTime record lies outside `message.timestamp.after.max.ms` /
-/// `before.max.ms` of the broker's clock. The batch's max timestamp bounds the future side
-/// exactly; the past side needs each record, so records are decoded only when
-/// `before.max.ms` is set below its unlimited default.
+/// INVALID_TIMESTAMP, naming each offending record, if a CreateTime record lies outside
+/// `message.timestamp.after.max.ms` / `before.max.ms` of the broker's clock. The batch's max
+/// timestamp bounds the future side exactly; the past side needs each record, so records are
+/// decoded only when `before.max.ms` is set below its unlimited default or a record is known
+/// to be too new.
 fn check_timestamps(
     batch: &[u8],
     info: &records::BatchInfo,
     config: &crate::log::LogConfig,
-) -> Result<(), Failure> {
+) -> Result<(), Rejected> {
     if config.timestamp_kind == crate::log::TimestampKind::LogAppendTime {
         return Ok(());
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let too_new = |ts: i64| ts.saturating_sub(now) > config.timestamp_after_max_ms;
+    let too_old = |ts: i64| now.saturating_sub(ts) > config.timestamp_before_max_ms;
+    if !too_new(info.max_timestamp) && config.timestamp_before_max_ms == i64::MAX {
+        return Ok(());
+    }
     let bad = |ts: i64| {
-        (
-            ResponseError::InvalidTimestamp,
-            Some(format!(
-                "timestamp {ts} is out of range (message.timestamp.after.max.ms = {}, before.max.ms = {})",
-                config.timestamp_after_max_ms, config.timestamp_before_max_ms
-            )),
+        format!(
+            "timestamp {ts} is out of range (message.timestamp.after.max.ms = {}, before.max.ms = {})",
+            config.timestamp_after_max_ms, config.timestamp_before_max_ms
         )
     };
-    if info.max_timestamp.saturating_sub(now) > config.timestamp_after_max_ms {
-        return Err(bad(info.max_timestamp));
+    let offending = offending_records(batch, |r| {
+        (too_new(r.timestamp) || too_old(r.timestamp)).then(|| bad(r.timestamp))
+    })?;
+    if offending.is_empty() {
+        return Ok(());
     }
-    if config.timestamp_before_max_ms < i64::MAX {
-        let recs = records::records(batch, records::DEFAULT_DECOMPRESS_LIMIT)
-            .map_err(|e| (ResponseError::CorruptMessage, Some(e.to_string())))?;
-        for r in recs.iter() {
-            let r = r.map_err(|e| (ResponseError::CorruptMessage, Some(e.to_string())))?;
-            if now.saturating_sub(r.timestamp) > config.timestamp_before_max_ms {
-                return Err(bad(r.timestamp));
-            }
+    Err(Rejected::records(
+        ResponseError::InvalidTimestamp,
+        offending,
+    ))
+}
+
+/// Each record of `batch` that `check` finds wrong, as (index in the batch, reason).
+fn offending_records(
+    batch: &[u8],
+    check: impl Fn(&records::RecordInfo<'_>) -> Option<String>,
+) -> Result<Vec<(i32, String)>, Rejected> {
+    let corrupt =
+        |e: RecordError| Rejected::from((ResponseError::CorruptMessage, Some(e.to_string())));
+    let recs = records::records(batch, records::DEFAULT_DECOMPRESS_LIMIT).map_err(corrupt)?;
+    let mut out = Vec::new();
+    for (index, r) in recs.iter().enumerate() {
+        let r = r.map_err(corrupt)?;
+        if let Some(why) = check(&r) {
+            out.push((i32::try_from(index).unwrap_or(i32::MAX), why));
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 /// A batch whose maxTimestamp is below its baseTimestamp cannot be right: old sarama versions
@@ -320,20 +384,17 @@ fn repair_max_timestamp(
     Ok((bytes::Bytes::from(fixed), info))
 }
 
-/// INVALID_RECORD if any record of `batch` has a null key.
-fn reject_keyless(batch: &[u8]) -> Result<(), Failure> {
-    let invalid = |m: String| (ResponseError::InvalidRecord, Some(m));
-    let recs = records::records(batch, records::DEFAULT_DECOMPRESS_LIMIT)
-        .map_err(|e| invalid(e.to_string()))?;
-    for r in recs.iter() {
-        let r = r.map_err(|e| invalid(e.to_string()))?;
-        if r.key.is_none() {
-            return Err(invalid(
-                "compacted topic cannot accept a record without a key".to_string(),
-            ));
-        }
+/// INVALID_RECORD, naming each keyless record, if any record of `batch` has a null key.
+fn reject_keyless(batch: &[u8]) -> Result<(), Rejected> {
+    let offending = offending_records(batch, |r| {
+        r.key
+            .is_none()
+            .then(|| "compacted topic cannot accept a record without a key".to_string())
+    })?;
+    if offending.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    Err(Rejected::records(ResponseError::InvalidRecord, offending))
 }
 
 /// Maps a log failure to the code a producer acts on.

@@ -102,7 +102,10 @@ mod tests {
         assert!(validate_set(&c, &set(&[(HEARTBEAT_INTERVAL, "ten")])).is_err());
         let e = validate_set(&c, &set(&[("share.session.timeout.ms", "45000")])).unwrap_err();
         assert!(e.contains("share.session.timeout.ms"), "{e}");
-        let t = timing(&c, &set(&[(SESSION_TIMEOUT, "50000"), (HEARTBEAT_INTERVAL, "6000")]));
+        let t = timing(
+            &c,
+            &set(&[(SESSION_TIMEOUT, "50000"), (HEARTBEAT_INTERVAL, "6000")]),
+        );
         assert_eq!(t.session_timeout, Duration::from_millis(50_000));
         assert_eq!(t.heartbeat_interval_ms, 6000);
         let t = timing(&c, &BTreeMap::new());

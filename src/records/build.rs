@@ -161,7 +161,10 @@ pub fn marker(batch: &[u8]) -> Option<Marker> {
     // value: version int16, coordinator epoch int32 (absent in a malformed marker: unknown).
     let coordinator_epoch = first
         .value
-        .and_then(|v| v.get(2..6).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+        .and_then(|v| {
+            v.get(2..6)
+                .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        })
         .unwrap_or(-1);
     Some(Marker {
         kind,

@@ -199,18 +199,28 @@ async fn incremental_alter_configs_validates_persists_and_applies() {
     assert!(log.config().compact && !log.config().delete);
     // SUBTRACT may empty the list (Kafka 4.x): neither retention nor compaction then applies.
     assert_eq!(
-        alter(&mut c, "t", &[("cleanup.policy", 3, Some("compact"))], false)
-            .await
-            .0,
+        alter(
+            &mut c,
+            "t",
+            &[("cleanup.policy", 3, Some("compact"))],
+            false
+        )
+        .await
+        .0,
         0
     );
     let r = describe(&mut c, TOPIC, "t", Some(&["cleanup.policy"]), 4).await;
     assert_eq!(value_of(&r, "cleanup.policy"), ("".into(), 1));
     assert!(!log.config().compact && !log.config().delete);
     assert_eq!(
-        alter(&mut c, "t", &[("cleanup.policy", 0, Some("compact"))], false)
-            .await
-            .0,
+        alter(
+            &mut c,
+            "t",
+            &[("cleanup.policy", 0, Some("compact"))],
+            false
+        )
+        .await
+        .0,
         0
     );
     assert!(log.config().compact && !log.config().delete);
@@ -555,7 +565,11 @@ async fn timestamp_bounds_are_enforced_for_create_time() {
         false,
     )
     .await;
-    assert_eq!(produce(&mut c, "t", id, 0, &old, 9).await.error_code, 32);
+    let p = produce(&mut c, "t", id, 0, &old, 9).await;
+    assert_eq!(p.error_code, 32);
+    // Every record of the batch is too old: each is named (KIP-467).
+    let indexes: Vec<i32> = p.record_errors.iter().map(|e| e.batch_index).collect();
+    assert_eq!(indexes, vec![0, 1]);
     // LogAppendTime replaces the timestamps, so no bound applies.
     alter(
         &mut c,

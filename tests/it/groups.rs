@@ -1192,7 +1192,10 @@ async fn an_expired_session_is_seen_at_its_deadline() {
         assert_eq!(j.error_code, 0);
         let id = j.member_id.to_string();
         let synced = c
-            .call(&sync_req(&group, j.generation_id, &id, &[(&id, b"x")], 5), 5)
+            .call(
+                &sync_req(&group, j.generation_id, &id, &[(&id, b"x")], 5),
+                5,
+            )
             .await;
         assert_eq!(synced.error_code, 0);
         // The member's last contact was the sync; its 300 ms session ends just after this.

@@ -501,7 +501,11 @@ async fn group_configs_are_validated_persisted_and_honoured() {
     assert_eq!(
         values(&r),
         vec![
-            ("consumer.session.timeout.ms".into(), "45000".into(), DEFAULT_CONFIG),
+            (
+                "consumer.session.timeout.ms".into(),
+                "45000".into(),
+                DEFAULT_CONFIG
+            ),
             ("consumer.heartbeat.interval.ms".into(), "1000".into(), 4),
         ]
     );
@@ -521,12 +525,19 @@ async fn group_configs_are_validated_persisted_and_honoured() {
     // validate_only changes nothing.
     let r = c
         .call(
-            &alter("gc-group", &[("consumer.session.timeout.ms", 0, Some("2000"))], true),
+            &alter(
+                "gc-group",
+                &[("consumer.session.timeout.ms", 0, Some("2000"))],
+                true,
+            ),
             1,
         )
         .await;
     assert_eq!(r.responses[0].error_code, 0);
-    assert_eq!(values(&c.call(&describe_cfg("gc-group"), 4).await)[0].1, "45000");
+    assert_eq!(
+        values(&c.call(&describe_cfg("gc-group"), 4).await)[0].1,
+        "45000"
+    );
     let r = c
         .call(
             &alter(
@@ -540,12 +551,24 @@ async fn group_configs_are_validated_persisted_and_honoured() {
             1,
         )
         .await;
-    assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
+    assert_eq!(
+        r.responses[0].error_code, 0,
+        "{:?}",
+        r.responses[0].error_message
+    );
     assert_eq!(
         values(&c.call(&describe_cfg("gc-group"), 4).await),
         vec![
-            ("consumer.session.timeout.ms".into(), "1000".into(), DYNAMIC_GROUP_CONFIG),
-            ("consumer.heartbeat.interval.ms".into(), "300".into(), DYNAMIC_GROUP_CONFIG),
+            (
+                "consumer.session.timeout.ms".into(),
+                "1000".into(),
+                DYNAMIC_GROUP_CONFIG
+            ),
+            (
+                "consumer.heartbeat.interval.ms".into(),
+                "300".into(),
+                DYNAMIC_GROUP_CONFIG
+            ),
         ]
     );
 
@@ -555,7 +578,10 @@ async fn group_configs_are_validated_persisted_and_honoured() {
     assert_eq!(a.error_code, 0);
     assert_eq!(a.heartbeat_interval_ms, 300);
     let other = c.call(&join("gc-other", "", &["gc"]), 0).await;
-    assert_eq!(other.heartbeat_interval_ms, 1000, "other groups keep the broker's");
+    assert_eq!(
+        other.heartbeat_interval_ms, 1000,
+        "other groups keep the broker's"
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         if describe(&mut c, "gc-group").await.members.is_empty() {
@@ -572,7 +598,11 @@ async fn group_configs_are_validated_persisted_and_honoured() {
     // Deleting a config returns it to the broker's value; the rest survives a restart.
     let r = c
         .call(
-            &alter("gc-group", &[("consumer.session.timeout.ms", 1, None)], false),
+            &alter(
+                "gc-group",
+                &[("consumer.session.timeout.ms", 1, None)],
+                false,
+            ),
             1,
         )
         .await;
@@ -583,8 +613,16 @@ async fn group_configs_are_validated_persisted_and_honoured() {
     assert_eq!(
         values(&c.call(&describe_cfg("gc-group"), 4).await),
         vec![
-            ("consumer.session.timeout.ms".into(), "45000".into(), DEFAULT_CONFIG),
-            ("consumer.heartbeat.interval.ms".into(), "300".into(), DYNAMIC_GROUP_CONFIG),
+            (
+                "consumer.session.timeout.ms".into(),
+                "45000".into(),
+                DEFAULT_CONFIG
+            ),
+            (
+                "consumer.heartbeat.interval.ms".into(),
+                "300".into(),
+                DYNAMIC_GROUP_CONFIG
+            ),
         ]
     );
 }

@@ -137,8 +137,9 @@ async fn numeric_settings_from_the_environment_apply() {
     let md = c
         .call(
             &MetadataRequest::default()
-                .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default()
-                    .with_name(Some(TopicName(crate::harness::s("from-env"))))]))
+                .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+                )
+                .with_name(Some(TopicName(crate::harness::s("from-env"))))]))
                 .with_allow_auto_topic_creation(true),
             12,
         )

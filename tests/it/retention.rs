@@ -277,6 +277,31 @@ async fn compacted_topic_refuses_keyless_records_and_is_compacted() {
         p.error_code, 87,
         "INVALID_RECORD for a record without a key"
     );
+    // KIP-467: a batch with keyed and keyless records names just the keyless ones (v8+), so a
+    // client fails only those; before v8 there is no place for them.
+    let mixed = build_batch(
+        &[
+            (Some(b"a"), Some(b"1"), vec![], 1000),
+            (None, Some(b"2"), vec![], 1000),
+            (Some(b"c"), Some(b"3"), vec![], 1000),
+            (None, Some(b"4"), vec![], 1000),
+        ],
+        Compression::Lz4,
+        -1,
+        -1,
+        -1,
+    );
+    let p = produce(&mut c, "c", id, 0, &mixed, 9).await;
+    assert_eq!(p.error_code, 87);
+    let indexes: Vec<i32> = p.record_errors.iter().map(|e| e.batch_index).collect();
+    assert_eq!(indexes, vec![1, 3]);
+    assert!(p.record_errors[0]
+        .batch_index_error_message
+        .as_ref()
+        .is_some_and(|m| m.contains("without a key")));
+    assert!(p.error_message.is_some());
+    let p = produce(&mut c, "c", id, 0, &mixed, 7).await;
+    assert_eq!((p.error_code, p.record_errors.len()), (87, 0));
     for v in 0..6 {
         let value = format!("value-{v}");
         let batch = build_batch(

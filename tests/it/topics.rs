@@ -30,7 +30,10 @@ async fn create_describe_delete() {
         (0, 3, 1)
     );
     assert!(!t.topic_id.is_nil(), "a real topic id");
-    assert_eq!(t.error_message, None, "success carries a null message, not \"\"");
+    assert_eq!(
+        t.error_message, None,
+        "success carries a null message, not \"\""
+    );
     assert!(b.dir.join("orders-0").is_dir() && b.dir.join("orders-2").is_dir());
 
     // Every Metadata version describes it the same way.

@@ -1090,10 +1090,7 @@ async fn transaction_admin_apis_describe_list_and_show_producers() {
     );
     // The last batch's timestamp; no marker yet, so no coordinator epoch.
     let produced_at = producer.last_timestamp;
-    assert!(
-        (before..=now_ms()).contains(&produced_at),
-        "{produced_at}"
-    );
+    assert!((before..=now_ms()).contains(&produced_at), "{produced_at}");
     assert_eq!(producer.coordinator_epoch, -1);
     assert_eq!(parts[1].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
 
@@ -1119,7 +1116,11 @@ async fn transaction_admin_apis_describe_list_and_show_producers() {
     let p = cl.call(&describe(), 0).await;
     let after = &p.topics[0].partitions[0].active_producers[0];
     assert_eq!(
-        (after.coordinator_epoch, after.last_timestamp, after.last_sequence),
+        (
+            after.coordinator_epoch,
+            after.last_timestamp,
+            after.last_sequence
+        ),
         (0, producer.last_timestamp, 0)
     );
 }

@@ -13,6 +13,8 @@ export GREGOR_BIN="${GREGOR_BIN:-$repo/target/debug/gregor}"
 cd "$here"
 # Dependencies are in ~/.m2 after install.sh; fall back to online if something is missing.
 mvn -q -B -o -Dstyle.color=never compile 2>/dev/null || mvn -q -B -Dstyle.color=never compile
-mkdir -p "$repo/compat/results"
+mkdir -p "$repo/compat/results" target/work
+# keep the logs and data of the last 3 runs only (about 40 MB each)
+ls -1dt target/work/*/ 2>/dev/null | tail -n +4 | xargs -r rm -rf
 exec java -Xmx512m -XX:+UseSerialGC -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
   -cp "target/classes:$(cat target/classpath.txt)" gregor.streams.Driver "$repo/compat/results/streams.json"

@@ -164,6 +164,14 @@ public final class Driver {
     }
 
     // ------------------------------------------------------------------ broker
+    /** SIGKILL the child if this JVM dies (util-linux setpriv execs the command: same pid). */
+    static List<String> withPdeathsig(List<String> cmd) {
+        if (!new File("/usr/bin/setpriv").canExecute()) return cmd;
+        List<String> l = new ArrayList<>(List.of("/usr/bin/setpriv", "--pdeathsig", "KILL", "--"));
+        l.addAll(cmd);
+        return l;
+    }
+
     static int freePort() throws IOException {
         try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getByName("127.0.0.1"))) {
             return s.getLocalPort();
@@ -188,7 +196,7 @@ public final class Driver {
                 // small segments and a busy cleaner: the changelogs really get compacted during the run
                 "--set", "log.segment.bytes=" + env("STREAMS_SEGMENT_BYTES", "65536"),
                 "--set", "log.cleaner.backoff.ms=1000"));
-        ProcessBuilder pb = new ProcessBuilder(cmd);
+        ProcessBuilder pb = new ProcessBuilder(withPdeathsig(cmd));
         pb.environment().remove("GREGOR_BIN");
         pb.environment().putIfAbsent("RUST_BACKTRACE", "1");
         File logFile = work.resolve("broker.log").toFile();
@@ -230,7 +238,7 @@ public final class Driver {
                     "-cp", System.getProperty("java.class.path"), OrdersApp.class.getName(),
                     bootstrap, APP_ID, stateDir.toString(), Long.toString(THROTTLE_MICROS),
                     Integer.toString(txnTimeoutMs), instanceId == null ? "" : instanceId);
-            ProcessBuilder pb = new ProcessBuilder(cmd);
+            ProcessBuilder pb = new ProcessBuilder(withPdeathsig(cmd));
             pb.redirectError(ProcessBuilder.Redirect.appendTo(work.resolve("app-" + n + ".log").toFile()));
             proc = pb.start();
             stdin = proc.getOutputStream();   // held open: the app halts when it closes

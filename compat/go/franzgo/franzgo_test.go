@@ -537,6 +537,26 @@ func TestConsumerGroupKIP848(t *testing.T) {
 	testGroup(t, "fg-848", true, kgo.Balancers(kgo.RangeBalancer()), kgo.ServerSideBalancer())
 }
 
+// Two KIP-848 members: the broker assigns (server-side range assignor) and moves two
+// partitions to the second member; everything is read once.
+func TestConsumerGroupKIP848TwoMembers(t *testing.T) {
+	gt.Feature(t, "consume_group_consumer_protocol")
+	b, _ := testTwoMembers(t, "fg-848x2", func(int) []kgo.Opt {
+		return []kgo.Opt{kgo.Balancers(kgo.RangeBalancer()), kgo.ServerSideBalancer()}
+	})
+	dg, err := adminFor(t, b).DescribeConsumerGroups(ctxT(t), "fg-848x2")
+	gt.Check(t, err, "DescribeConsumerGroups")
+	d := dg["fg-848x2"]
+	if d.Err != nil || len(d.Members) != 2 {
+		gt.Fatalf(t, "DescribeConsumerGroups: %+v", d)
+	}
+	for _, m := range d.Members {
+		if n := len(m.Assignment["fg-848x2-t"]); n != 2 {
+			gt.Errorf(t, "member %s assigned %d partitions, want 2", m.MemberID, n)
+		}
+	}
+}
+
 func TestCommitFetchOffsets(t *testing.T) {
 	gt.Feature(t, "commit_fetch_offsets")
 	b := gt.Start(t)

@@ -5,9 +5,10 @@
 //
 // Config.Version is sarama.MaxVersion (4.3): sarama clamps every request to the range the
 // broker advertises in ApiVersions, so this exercises the newest versions of both. The
-// TestLegacyV2_1 subtests run the core paths again at V2_1_0_0, which makes sarama send the
-// oldest versions Kafka 4.x (and gregor) still serve: Produce v7, Fetch v10, Metadata v7,
-// ListOffsets v3, OffsetCommit v6, OffsetFetch v5, JoinGroup v3, FindCoordinator v2.
+// TestLegacyV2_1 subtests run the core paths again at V2_1_0_0, which makes sarama send older
+// versions Kafka 4.x (and gregor) still serve (seen in gregor's protocol log): Produce v7,
+// Fetch v10, Metadata v7, ListOffsets v4, OffsetCommit v6, OffsetFetch v5, FindCoordinator v2,
+// JoinGroup v3, SyncGroup v2, Heartbeat v2, LeaveGroup v2.
 //
 // Results: compat/results/sarama.json (key "sarama", read by scripts/matrix.py).
 package sarama_test

@@ -5,6 +5,8 @@
 // each package's TestMain).
 //
 // Broker binary: $GREGOR_TEST_BINARY, else $GREGOR_BIN, else <repo>/target/debug/gregor.
+// GREGOR_KEEP_LOGS=1 keeps each broker's temp dir (data + broker.stderr.log) after a passing
+// test; with RUST_LOG=gregor::protocol=debug the log shows every request's API and version.
 package gregortest
 
 import (
@@ -137,9 +139,12 @@ func tryStart(t *testing.T, bin string, extra []string, last bool) *Broker {
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-exited
-		if t.Failed() {
+		switch {
+		case t.Failed():
 			t.Logf("--- gregor stderr tail (%s) ---\n%s", dir, b.Tail())
-		} else {
+		case os.Getenv("GREGOR_KEEP_LOGS") != "":
+			t.Logf("gregor data and stderr kept in %s", dir)
+		default:
 			os.RemoveAll(dir)
 		}
 	})

@@ -244,6 +244,124 @@ class ConsumerTest {
         }
     }
 
+    /**
+     * A record bigger than fetch.max.bytes and max.partition.fetch.bytes still comes back (Kafka
+     * returns the first batch whole so the consumer can make progress, KIP-74).
+     */
+    @Test
+    @Feature("consume_assign")
+    void recordLargerThanFetchLimits() throws Exception {
+        String topic = Util.createTopic(admin, "bigfetch", 1);
+        String big = "B".repeat(900_000);
+        try (KafkaProducer<String, String> p = new KafkaProducer<>(broker.producerProps("compression.type", "none",
+                "max.request.size", 2_000_000))) {
+            p.send(new ProducerRecord<>(topic, 0, "k0", "small-0")).get();
+            p.send(new ProducerRecord<>(topic, 0, "k1", big)).get();
+            p.send(new ProducerRecord<>(topic, 0, "k2", "small-2")).get();
+        }
+        List<ConsumerRecord<String, String>> got = Util.readAll(broker, topic, 1, 3,
+                "fetch.max.bytes", 1024, "max.partition.fetch.bytes", 1024);
+        assertEquals(3, got.size());
+        assertEquals("small-0", got.get(0).value());
+        assertEquals(big, got.get(1).value());
+        assertEquals("k1", got.get(1).key());
+        assertEquals("small-2", got.get(2).value());
+    }
+
+    /** subscribe(Pattern): a topic created later that matches is picked up (classic and KIP-848). */
+    private void patternSubscription(String protocol) throws Exception {
+        String prefix = Util.unique("pat-" + protocol);
+        String first = prefix + "-a";
+        admin.createTopics(List.of(new org.apache.kafka.clients.admin.NewTopic(first, 1, (short) 1))).all().get();
+        Util.createTopic(admin, "other-" + protocol, 1); // must not match
+        try (KafkaConsumer<String, String> c = new KafkaConsumer<>(broker.consumerProps("group.id", Util.unique("pat-g"),
+                "group.protocol", protocol, "metadata.max.age.ms", 1000))) {
+            RebalanceLog log = new RebalanceLog("pat");
+            c.subscribe(java.util.regex.Pattern.compile(java.util.regex.Pattern.quote(prefix) + "-.*"), log);
+            Map<Consumer<String, String>, List<ConsumerRecord<String, String>>> got = new HashMap<>();
+            Util.pollUntil(List.of(c), got, () -> log.owned.size() == 1, Duration.ofSeconds(30), "first topic assigned: " + log);
+            String second = prefix + "-b";
+            admin.createTopics(List.of(new org.apache.kafka.clients.admin.NewTopic(second, 2, (short) 1))).all().get();
+            Util.pollUntil(List.of(c), got, () -> log.owned.size() == 3, Duration.ofSeconds(40), "new matching topic assigned: " + log);
+            assertEquals(Set.of(new TopicPartition(first, 0), new TopicPartition(second, 0), new TopicPartition(second, 1)),
+                    log.owned);
+            try (KafkaProducer<String, String> p = new KafkaProducer<>(broker.producerProps())) {
+                p.send(new ProducerRecord<>(first, 0, "k", "to-a")).get();
+                p.send(new ProducerRecord<>(second, 1, "k", "to-b")).get();
+            }
+            Util.pollUntil(List.of(c), got, () -> got.get(c).size() >= 2, Duration.ofSeconds(30), "2 records");
+            assertEquals(Set.of("to-a", "to-b"), new HashSet<>(Util.values(got.get(c))));
+        }
+    }
+
+    @Test
+    @Feature("consume_group")
+    void patternSubscriptionClassic() throws Exception {
+        patternSubscription("classic");
+    }
+
+    @Test
+    @Feature("consume_group_consumer_protocol")
+    void patternSubscriptionConsumerProtocol() throws Exception {
+        patternSubscription("consumer");
+    }
+
+    /**
+     * Static membership in a KIP-848 group: a member with group.instance.id that leaves and comes
+     * back within the session timeout gets the same partitions, and the other member keeps its own
+     * throughout.
+     */
+    @Test
+    @Feature({"static_membership", "consume_group_consumer_protocol"})
+    void staticMembershipConsumerProtocol() throws Exception {
+        String topic = Util.createTopic(admin, "static848", 4);
+        String group = Util.unique("static848-g");
+        Object[] common = {"group.id", group, "group.protocol", "consumer"};
+        KafkaConsumer<String, String> a = new KafkaConsumer<>(broker.consumerProps(concat(common, "group.instance.id", "s-a")));
+        KafkaConsumer<String, String> b = new KafkaConsumer<>(broker.consumerProps(concat(common, "group.instance.id", "s-b")));
+        KafkaConsumer<String, String> b2 = null;
+        boolean bOpen = true;
+        RebalanceLog la = new RebalanceLog("a");
+        RebalanceLog lb = new RebalanceLog("b");
+        Map<Consumer<String, String>, List<ConsumerRecord<String, String>>> got = new HashMap<>();
+        try {
+            a.subscribe(List.of(topic), la);
+            b.subscribe(List.of(topic), lb);
+            Util.pollUntil(List.of(a, b), got, () -> la.owned.size() == 2 && lb.owned.size() == 2,
+                    Duration.ofSeconds(40), "2 and 2: " + la + " " + lb);
+            Set<TopicPartition> aOwned = Set.copyOf(la.owned);
+            Set<TopicPartition> bOwned = Set.copyOf(lb.owned);
+            int aRevoked = la.revokedCalls;
+            try (Admin ad = broker.admin()) {
+                ConsumerGroupDescription d = ad.describeConsumerGroups(List.of(group)).describedGroups().get(group).get();
+                Set<String> instances = new HashSet<>();
+                d.members().forEach(m -> instances.add(m.groupInstanceId().orElse("?")));
+                assertEquals(Set.of("s-a", "s-b"), instances);
+            }
+            b.close(Duration.ofSeconds(5)); // a static member's leave keeps its partitions for it
+            bOpen = false;
+            long until = System.nanoTime() + 2_000_000_000L;
+            while (System.nanoTime() < until) {
+                a.poll(Duration.ofMillis(100));
+            }
+            b2 = new KafkaConsumer<>(broker.consumerProps(concat(common, "group.instance.id", "s-b")));
+            RebalanceLog lb2 = new RebalanceLog("b2");
+            b2.subscribe(List.of(topic), lb2);
+            Util.pollUntil(List.of(a, b2), got, () -> lb2.owned.size() == 2, Duration.ofSeconds(40), "b2 assigned: " + lb2);
+            assertEquals(bOwned, lb2.owned, "the returning static member gets its partitions back");
+            assertEquals(aOwned, la.owned, "a keeps its partitions");
+            assertEquals(aRevoked, la.revokedCalls, "nothing revoked from a: " + la);
+        } finally {
+            a.close(Duration.ofSeconds(5));
+            if (bOpen) {
+                b.close(Duration.ofSeconds(5));
+            }
+            if (b2 != null) {
+                b2.close(Duration.ofSeconds(5));
+            }
+        }
+    }
+
     /** enable.auto.commit: the consumer commits what it consumed on its own, and on close. */
     @Test
     @Feature("commit_fetch_offsets")

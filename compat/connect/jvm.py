@@ -57,7 +57,9 @@ def write_properties(path: Path, props: "dict[str, object]") -> Path:
 
 
 class JavaProcess:
-    def __init__(self, workdir: Path, name: str, main_class: str, args: "list[str]"):
+    def __init__(self, workdir: Path, name: str, main_class: str, args: "list[str]",
+                 log_levels: "dict[str, str] | None" = None):
+        self.log_levels = dict(log_levels or {})
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.name = name
@@ -74,6 +76,7 @@ class JavaProcess:
                 "-Dorg.slf4j.simpleLogger.showDateTime=true",
                 "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
                 "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
+                *(f"-Dorg.slf4j.simpleLogger.log.{k}={v}" for k, v in self.log_levels.items()),
                 self.main_class, *self.args]
 
     def start(self) -> "JavaProcess":
@@ -183,10 +186,14 @@ class RestError(AssertionError):
 class MirrorMaker(JavaProcess):
     """The dedicated MirrorMaker 2 driver (connect-mirror-maker.sh) with an mm2.properties."""
 
-    def __init__(self, workdir: Path, props: "dict[str, object]", name: str = "mirror-maker"):
+    def __init__(self, workdir: Path, props: "dict[str, object]", name: str = "mirror-maker",
+                 clusters: "list[str] | None" = None, log_levels: "dict[str, str] | None" = None):
         self.props_path = write_properties(Path(workdir) / "mm2.properties", props)
-        super().__init__(workdir, name, "org.apache.kafka.connect.mirror.MirrorMaker",
-                         [str(self.props_path)])
+        args = [str(self.props_path)]
+        if clusters:  # --clusters: only the herders that write to these target clusters
+            args += ["--clusters", *clusters]
+        super().__init__(workdir, name, "org.apache.kafka.connect.mirror.MirrorMaker", args,
+                         log_levels=log_levels)
 
 
 def forget_touched() -> None:

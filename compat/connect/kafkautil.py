@@ -27,7 +27,9 @@ def admin(bootstrap: str) -> AdminClient:
 
 
 def partitions(bootstrap: str, topic: str, timeout: float = 10.0) -> int:
-    md = admin(bootstrap).list_topics(topic=topic, timeout=timeout)
+    # all topics, not list_topics(topic=...): librdkafka would ask with allow_auto_topic_creation
+    # and create the topic (with the broker's defaults) before Connect or MM2 gets to create it
+    md = admin(bootstrap).list_topics(timeout=timeout)
     t = md.topics.get(topic)
     if t is None or t.error is not None:
         return 0
@@ -58,6 +60,20 @@ def group_offsets(bootstrap: str, group: str) -> "dict[tuple[str, int], int]":
         if tp.error is None and tp.offset >= 0:
             out[(tp.topic, tp.partition)] = tp.offset
     return out
+
+
+def end_offsets(bootstrap: str, topic: str) -> "list[int]":
+    """High watermark of every partition of `topic` ([] if it does not exist)."""
+    n = partitions(bootstrap, topic)
+    if n == 0:
+        return []
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "compat-connect-reader"})
+    try:
+        return [c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(n)]
+    except KafkaException:  # a topic created a moment ago: not known everywhere yet
+        return []
+    finally:
+        c.close()
 
 
 def read_topic(bootstrap: str, topic: str, *, expect: "int | None" = None,

@@ -27,7 +27,7 @@ import pytest
 from broker import Broker
 from connect import jvm
 from connect.kafkautil import (cluster_id, group_offsets, partitions, read_topic, topic_config,
-                               wait_for)
+                               topic_names, wait_for)
 
 N_INITIAL = 500       # lines in the source file before the connectors exist
 N_APPENDED = 1500     # lines appended while the worker is SIGKILLed and restarted
@@ -142,6 +142,17 @@ def wait_running(worker: jvm.ConnectWorker, name: str, timeout: float = 90.0) ->
                     on_fail=lambda: "\n" + worker.log_tail(40))
 
 
+def wait_running_herder(worker: jvm.ConnectWorker, timeout: float = 60.0) -> None:
+    """GET /connectors answers 200 once the herder has joined the group and read the configs."""
+    def ok():
+        worker.check_alive()
+        try:
+            return worker.rest("GET", "/connectors") is not None
+        except (jvm.RestError, OSError):
+            return False
+    wait_for(ok, "the herder to serve /connectors", timeout=timeout, on_fail=lambda: "\n" + worker.log_tail(30))
+
+
 def task_generations(bootstrap: str) -> "dict[str, tuple[int, str]]":
     """Latest (generation, state) per status-task-* key of the status topic."""
     out = {}
@@ -181,8 +192,12 @@ def test_worker_starts_and_creates_compacted_internal_topics(story):
         story.worker.start()
         root = story.worker.wait_rest()
         assert root["version"] == jvm.KAFKA_VERSION, root
-        assert root["kafka_cluster_id"] == cluster_id(story.broker.bootstrap), root
         bs = story.broker.bootstrap
+        assert root["kafka_cluster_id"] == cluster_id(bs), root
+        # REST answers before the herder has started its backing stores: wait for the topics
+        wait_for(lambda: {CONFIG_TOPIC, OFFSET_TOPIC, STATUS_TOPIC} <= topic_names(bs),
+                 "the worker's internal topics", timeout=60)
+        wait_running_herder(story.worker)
         for topic, nparts in ((CONFIG_TOPIC, 1), (OFFSET_TOPIC, 25), (STATUS_TOPIC, 5)):
             assert partitions(bs, topic) == nparts, f"{topic}: {partitions(bs, topic)} partitions"
             cfg = topic_config(bs, topic)
@@ -343,6 +358,7 @@ def test_sigkill_worker_mid_append_and_restart(story, note):
             restarted = time.monotonic()
             story.worker.start()
             story.worker.wait_rest()
+            wait_running_herder(story.worker)
             wait_running(story.worker, SOURCE, timeout=120)
             wait_running(story.worker, SINK, timeout=120)
 

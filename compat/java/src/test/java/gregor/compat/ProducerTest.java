@@ -47,7 +47,7 @@ class ProducerTest {
 
     /**
      * 300 records over 3 partitions with keys (some null), values (some null, one of 200 KB),
-     * two headers (one with a null value) and explicit timestamps; every one must come back in
+     * four headers (one with a null value, one key twice) and explicit timestamps; every one must come back in
      * order per partition, byte for byte, at the offset the producer was told.
      */
     private void roundTrip(String codec) throws Exception {
@@ -61,7 +61,8 @@ class ProducerTest {
                 value = "big-" + "0123456789".repeat(20_000);
             }
             ProducerRecord<String, String> r = new ProducerRecord<>(topic, i % 3, base + i, key, value,
-                    List.of(new RecordHeader("seq", Util.utf8(Integer.toString(i))), new RecordHeader("nullh", (byte[]) null)));
+                    List.of(new RecordHeader("seq", Util.utf8(Integer.toString(i))), new RecordHeader("nullh", (byte[]) null),
+                            new RecordHeader("dup", Util.utf8("first")), new RecordHeader("dup", Util.utf8("second-" + i))));
             sent.add(r);
         }
         List<RecordMetadata> metas;
@@ -91,7 +92,12 @@ class ProducerTest {
             assertEquals(TimestampType.CREATE_TIME, r.timestampType());
             assertEquals(Integer.toString(i), header(r, "seq"));
             assertNull(header(r, "nullh"));
-            assertEquals(2, r.headers().toArray().length, "headers of record " + i);
+            assertEquals(4, r.headers().toArray().length, "headers of record " + i);
+            List<String> dups = new ArrayList<>();
+            r.headers().headers("dup").forEach(h -> dups.add(new String(h.value(), java.nio.charset.StandardCharsets.UTF_8)));
+            assertEquals(List.of("first", "second-" + i), dups, "repeated header keys keep their order");
+            assertEquals(List.of("seq", "nullh", "dup", "dup"),
+                    java.util.Arrays.stream(r.headers().toArray()).map(h -> h.key()).toList());
         }
     }
 

@@ -17,7 +17,11 @@ use crate::metadata::{MetadataError, MetadataStore, TopicMeta};
 
 /// Everything a handler may consult: configuration, metadata and the partition logs.
 pub struct BrokerContext {
-    pub config: Config,
+    /// The configuration as started (file, environment, flags), without dynamic configs.
+    pub static_config: Config,
+    /// The configuration in force: `static_config` with the dynamic broker configs on top,
+    /// swapped whole when they change (readers keep the `Arc` they took).
+    current_config: std::sync::RwLock<Arc<Config>>,
     pub metadata: Arc<MetadataStore>,
     pub logs: Arc<LogManager>,
     /// Consumer groups and committed offsets.
@@ -93,9 +97,56 @@ pub enum TopicError {
 }
 
 impl BrokerContext {
+    /// The configuration in force (dynamic broker configs included).
+    pub fn config(&self) -> Arc<Config> {
+        self.current_config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The layers broker settings come from (dynamic per-broker and default, static), for
+    /// DescribeConfigs' sources and synonyms.
+    pub fn config_layers(&self) -> crate::metadata::config_catalog::BrokerLayers<'_> {
+        use crate::metadata::ConfigScope;
+        crate::metadata::config_catalog::BrokerLayers {
+            config: &self.static_config,
+            per_broker: self
+                .metadata
+                .configs(ConfigScope::Broker, &self.static_config.node_id.to_string()),
+            cluster_default: self.metadata.configs(ConfigScope::Broker, ""),
+        }
+    }
+
+    /// Applies the dynamic broker configs stored in the metadata: rebuilds the configuration
+    /// from the static one with the cluster default and this broker's own layered on top,
+    /// swaps it in, and re-applies every topic's log settings so partitions without an override
+    /// follow the new broker defaults at once. An invalid combination changes nothing.
+    pub fn apply_dynamic_configs(&self) -> Result<(), crate::config::ConfigError> {
+        use crate::metadata::ConfigScope;
+        let node = self.static_config.node_id.to_string();
+        let config = self.static_config.with_dynamic(
+            &self.metadata.configs(ConfigScope::Broker, ""),
+            &self.metadata.configs(ConfigScope::Broker, &node),
+        )?;
+        *self
+            .current_config
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        for topic in self.metadata.topics() {
+            let config = self.log_config_for(&topic);
+            for partition in 0..topic.partitions {
+                if let Some(log) = self.partition(&topic.name, partition) {
+                    log.set_config(config.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// This broker's node id.
     pub fn node_id(&self) -> i32 {
-        self.config.node_id
+        self.config().node_id
     }
 
     /// The partition log for `topic`/`partition`, if it exists.
@@ -154,7 +205,7 @@ impl BrokerContext {
         self.logs
             .default_config()
             .with_overrides(&crate::metadata::config_catalog::broker_topic_defaults(
-                &self.config,
+                &self.config(),
             ))
             .with_overrides(&topic.configs)
     }
@@ -330,22 +381,28 @@ impl Broker {
         let txns = crate::txn::TransactionCoordinator::new(&config);
         let context = Arc::new(BrokerContext {
             partition_limit: partition_limit(&config),
-            config,
+            current_config: std::sync::RwLock::new(Arc::new(config.clone())),
+            static_config: config,
             metadata,
             logs,
             groups,
             txns,
         });
         context.reconcile()?;
+        // Dynamic broker configs stored by an earlier run; if the static configuration changed
+        // so that they no longer validate, start without them rather than not at all.
+        if let Err(e) = context.apply_dynamic_configs() {
+            tracing::warn!("ignoring the stored dynamic broker configs: {e}");
+        }
         context
             .logs
             .start_retention(std::time::Duration::from_millis(
-                context.config.log_retention_check_interval_ms,
+                context.config().log_retention_check_interval_ms,
             ))?;
-        if context.config.log_cleaner_enable {
+        if context.config().log_cleaner_enable {
             context.logs.start_cleaner(
-                std::time::Duration::from_millis(context.config.log_cleaner_backoff_ms),
-                context.config.log_cleaner_dedupe_buffer_size,
+                std::time::Duration::from_millis(context.config().log_cleaner_backoff_ms),
+                context.config().log_cleaner_dedupe_buffer_size,
             )?;
         }
         context.groups.load(&context)?;
@@ -363,7 +420,7 @@ impl Broker {
         let server = tokio::spawn(crate::server::serve(listener, context.clone(), shutdown_rx));
         tracing::info!(
             addr = %local_addr,
-            log_dir = %context.config.log_dir.display(),
+            log_dir = %context.config().log_dir.display(),
             topics = context.metadata.topics().len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "gregor is ready"

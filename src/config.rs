@@ -230,6 +230,37 @@ impl Config {
         }
         Resolver { raw }.build()
     }
+
+    /// This (static) configuration with dynamic broker configs layered on top — the cluster
+    /// default first, then this broker's own — validated as a whole, as a fresh load would be.
+    /// What start-up decided beyond the settings (the port bound when the listener asked for
+    /// port 0) is kept. Each layer holds `name -> value` pairs of settings that may change at
+    /// run time; the caller has checked the names.
+    pub fn with_dynamic(
+        &self,
+        cluster_default: &BTreeMap<String, String>,
+        per_broker: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let mut raw: BTreeMap<String, (String, String)> = self
+            .settings
+            .values
+            .iter()
+            .filter(|(_, (_, explicit))| *explicit)
+            .map(|(name, (value, _))| (name.clone(), (value.clone(), "configuration".to_string())))
+            .collect();
+        for (layer, origin) in [
+            (cluster_default, "dynamic default broker config"),
+            (per_broker, "dynamic broker config"),
+        ] {
+            for (name, value) in layer {
+                raw.insert(name.clone(), (value.clone(), origin.to_string()));
+            }
+        }
+        let mut config = Resolver { raw }.build()?;
+        config.advertised_port = self.advertised_port;
+        config.listeners = self.listeners;
+        Ok(config)
+    }
 }
 
 /// Flattens nested tables into `a.b.c` names, remembering each value's source for messages.

@@ -141,7 +141,7 @@ impl GroupCoordinator {
         if overrides.is_empty() {
             return self.cfg;
         }
-        let timing = crate::metadata::group_config::timing(&ctx.config, &overrides);
+        let timing = crate::metadata::group_config::timing(&ctx.config(), &overrides);
         GroupConfig {
             consumer_session_timeout: timing.session_timeout,
             consumer_heartbeat_interval_ms: timing.heartbeat_interval_ms,

@@ -2,8 +2,9 @@
 //! IncrementalAlterConfigs (key 44, v0–1: SET / DELETE / APPEND / SUBTRACT per key) for topic
 //! and consumer-group resources. Changes are validated as a whole, persisted through the
 //! metadata store and applied at once (topic configs to the partition logs, group configs to
-//! the group coordinator's timers); `validate_only` stops after validation. Broker settings are
-//! static: altering them is refused with INVALID_REQUEST, as Kafka does for static configs.
+//! the group coordinator's timers, dynamic broker configs to the configuration in force and to
+//! every partition log without an override); `validate_only` stops after validation. Broker
+//! settings that Kafka keeps static are refused with INVALID_REQUEST, as Kafka does.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -17,8 +18,11 @@ use kafka_protocol::messages::{
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::str_bytes;
 use crate::broker::BrokerContext;
-use crate::metadata::config_catalog::{config_type, resolve, topic_config};
-use crate::metadata::{group_config, topic_config};
+use crate::config::SETTINGS;
+use crate::metadata::config_catalog::{
+    broker_setting_type, config_type, is_dynamic_broker_setting, resolve, topic_config,
+};
+use crate::metadata::{group_config, topic_config, ConfigScope};
 
 /// IncrementalAlterConfigs operation codes.
 const OP_SET: i8 = 0;
@@ -32,6 +36,8 @@ type Failure = (ResponseError, String);
 enum Target {
     Topic(String),
     Group(String),
+    /// A broker's dynamic configs: "" for the cluster default, else this broker's id.
+    Broker(String),
 }
 
 pub fn handle_alter(
@@ -61,6 +67,10 @@ pub fn handle_alter(
                         Target::Topic(topic) => commit(ctx, &topic, configs, request.validate_only),
                         Target::Group(group) => {
                             commit_group(ctx, &group, configs, request.validate_only)
+                        }
+                        Target::Broker(broker) => {
+                            check_dynamic(configs.keys())?;
+                            commit_broker(ctx, &broker, configs, request.validate_only)
                         }
                     }
                 });
@@ -107,6 +117,10 @@ pub fn handle_incremental(
                             let configs = apply_group_ops(ctx, &group, &ops)?;
                             commit_group(ctx, &group, configs, request.validate_only)
                         }
+                        Target::Broker(broker) => {
+                            let configs = apply_broker_ops(ctx, &broker, &ops)?;
+                            commit_broker(ctx, &broker, configs, request.validate_only)
+                        }
                     }
                 });
             let (code, message) = outcome(result);
@@ -152,10 +166,12 @@ fn check_resource(ctx: &BrokerContext, kind: i8, name: &str) -> Result<Target, F
             }
             Ok(Target::Topic(name.to_string()))
         }
+        RESOURCE_BROKER if name.is_empty() || name.parse::<i32>().ok() == Some(ctx.node_id()) => {
+            Ok(Target::Broker(name.to_string()))
+        }
         RESOURCE_BROKER => Err((
             ResponseError::InvalidRequest,
-            "broker settings are static in Gregor: change the configuration file and restart"
-                .to_string(),
+            format!("broker `{name}` is not this broker ({})", ctx.node_id()),
         )),
         other => Err((
             ResponseError::InvalidRequest,
@@ -204,20 +220,14 @@ fn apply_ops(
                 // Like Kafka, start from the effective value (the default if unset).
                 let base = match current.get(name) {
                     Some(v) => v.clone(),
-                    None => resolve(&ctx.config, &BTreeMap::new(), def).value.value,
-                };
-                let mut items: Vec<String> = split_list(&base);
-                let given = split_list(value.as_deref().unwrap_or(""));
-                if *op == OP_APPEND {
-                    for g in given {
-                        if !items.contains(&g) {
-                            items.push(g);
-                        }
+                    None => {
+                        resolve(&ctx.config_layers(), &BTreeMap::new(), def)
+                            .value
+                            .value
                     }
-                } else {
-                    items.retain(|i| !given.contains(i));
-                }
-                configs.insert(name.clone(), items.join(","));
+                };
+                let items = edit_list(&base, value.as_deref().unwrap_or(""), *op == OP_APPEND);
+                configs.insert(name.clone(), items);
             }
             other => {
                 return Err((
@@ -228,6 +238,123 @@ fn apply_ops(
         }
     }
     Ok(configs)
+}
+
+/// INVALID_REQUEST naming the settings that cannot change at run time (Kafka's answer), or
+/// INVALID_CONFIG for a name that is no setting at all.
+fn check_dynamic<'a>(names: impl IntoIterator<Item = &'a String>) -> Result<(), Failure> {
+    let mut fixed = Vec::new();
+    for name in names {
+        if !SETTINGS.iter().any(|s| s.name == name) {
+            return Err((
+                ResponseError::InvalidConfig,
+                format!("unknown broker config `{name}`"),
+            ));
+        }
+        if !is_dynamic_broker_setting(name) {
+            fixed.push(name.as_str());
+        }
+    }
+    if fixed.is_empty() {
+        Ok(())
+    } else {
+        Err((
+            ResponseError::InvalidRequest,
+            format!(
+                "cannot update these configs dynamically: {} (static: change the configuration and restart)",
+                fixed.join(", ")
+            ),
+        ))
+    }
+}
+
+/// Computes a broker resource's new dynamic config set from incremental operations; APPEND
+/// and SUBTRACT start from the value in force, as Kafka's do.
+fn apply_broker_ops(
+    ctx: &BrokerContext,
+    broker: &str,
+    ops: &[(String, i8, Option<String>)],
+) -> Result<BTreeMap<String, String>, Failure> {
+    check_dynamic(ops.iter().map(|(name, _, _)| name))?;
+    let mut configs = ctx.metadata.configs(ConfigScope::Broker, broker);
+    let in_force = ctx.config();
+    let mut seen = HashSet::new();
+    for (name, op, value) in ops {
+        if !seen.insert(name.clone()) {
+            return Err(duplicate(name));
+        }
+        let invalid = |why: String| (ResponseError::InvalidConfig, why);
+        match (*op, value) {
+            (OP_SET, Some(v)) => {
+                configs.insert(name.clone(), v.clone());
+            }
+            (OP_SET, None) => return Err(invalid(format!("SET of `{name}` needs a value"))),
+            (OP_DELETE, _) => {
+                configs.remove(name);
+            }
+            (OP_APPEND | OP_SUBTRACT, _) => {
+                let default = SETTINGS
+                    .iter()
+                    .find(|s| s.name == name)
+                    .map_or("", |s| s.default);
+                if broker_setting_type(name, default) != config_type::LIST {
+                    return Err(invalid(format!(
+                        "`{name}` is not a list: APPEND and SUBTRACT apply to list configs only"
+                    )));
+                }
+                let base = in_force.settings.get(name).unwrap_or(default);
+                let items = edit_list(base, value.as_deref().unwrap_or(""), *op == OP_APPEND);
+                configs.insert(name.clone(), items);
+            }
+            (other, _) => {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("unknown config operation {other} for `{name}`"),
+                ))
+            }
+        }
+    }
+    Ok(configs)
+}
+
+/// Validates a broker resource's new dynamic set together with the other layer (as a
+/// configuration loaded with them would be), then stores it and puts it in force at once,
+/// unless `validate_only`.
+fn commit_broker(
+    ctx: &BrokerContext,
+    broker: &str,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), Failure> {
+    let node = ctx.node_id().to_string();
+    let (cluster_default, per_broker) = if broker.is_empty() {
+        (
+            configs.clone(),
+            ctx.metadata.configs(ConfigScope::Broker, &node),
+        )
+    } else {
+        (
+            ctx.metadata.configs(ConfigScope::Broker, ""),
+            configs.clone(),
+        )
+    };
+    ctx.static_config
+        .with_dynamic(&cluster_default, &per_broker)
+        .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+    if validate_only {
+        return Ok(());
+    }
+    let storage = |e: String| {
+        tracing::error!(broker, "cannot apply dynamic broker configs: {e}");
+        (ResponseError::KafkaStorageError, e)
+    };
+    ctx.metadata
+        .set_configs(ConfigScope::Broker, broker, configs)
+        .map_err(|e| storage(e.to_string()))?;
+    ctx.apply_dynamic_configs()
+        .map_err(|e| storage(e.to_string()))?;
+    tracing::info!(broker, "dynamic broker configs changed");
+    Ok(())
 }
 
 /// Computes a group's new config set from incremental operations (no group config is a list).
@@ -275,19 +402,35 @@ fn commit_group(
     configs: BTreeMap<String, String>,
     validate_only: bool,
 ) -> Result<(), Failure> {
-    group_config::validate_set(&ctx.config, &configs)
+    group_config::validate_set(&ctx.config(), &configs)
         .map_err(|why| (ResponseError::InvalidConfig, why))?;
     if validate_only {
         return Ok(());
     }
     ctx.metadata
-        .set_group_configs(group, configs)
+        .set_configs(ConfigScope::Group, group, configs)
         .map_err(|e| {
             tracing::error!(group, "cannot store group configs: {e}");
             (ResponseError::KafkaStorageError, e.to_string())
         })?;
     tracing::info!(group, "group configs changed");
     Ok(())
+}
+
+/// APPENDs `given`'s items to list `base` (skipping those already there) or SUBTRACTs them.
+fn edit_list(base: &str, given: &str, append: bool) -> String {
+    let mut items = split_list(base);
+    let given = split_list(given);
+    if append {
+        for g in given {
+            if !items.contains(&g) {
+                items.push(g);
+            }
+        }
+    } else {
+        items.retain(|i| !given.contains(i));
+    }
+    items.join(",")
 }
 
 fn split_list(s: &str) -> Vec<String> {

@@ -72,10 +72,11 @@ fn create_one(
         }
     }
     // Every topic config with its effective value and source, as DescribeConfigs shows them.
+    let layers = ctx.config_layers();
     let described: Vec<CreatableTopicConfigs> = config_catalog::TOPIC_CONFIGS
         .iter()
         .map(|d| {
-            let r = config_catalog::resolve(&ctx.config, &configs, d);
+            let r = config_catalog::resolve(&layers, &configs, d);
             CreatableTopicConfigs::default()
                 .with_name(str_bytes(d.name))
                 .with_value(Some(str_bytes(r.value.value)))
@@ -149,7 +150,7 @@ fn partition_count(ctx: &BrokerContext, topic: &CreatableTopic) -> Result<i32, F
         return Ok(topic.assignments.len() as i32);
     }
     match topic.num_partitions {
-        -1 => Ok(ctx.config.num_partitions),
+        -1 => Ok(ctx.config().num_partitions),
         n if n > 0 => Ok(n),
         n => Err((
             ResponseError::InvalidPartitions,
@@ -160,7 +161,7 @@ fn partition_count(ctx: &BrokerContext, topic: &CreatableTopic) -> Result<i32, F
 
 fn replication_factor(ctx: &BrokerContext, topic: &CreatableTopic) -> Result<i16, Failure> {
     let rf = match topic.replication_factor {
-        -1 => ctx.config.default_replication_factor,
+        -1 => ctx.config().default_replication_factor,
         n => n,
     };
     if !topic.assignments.is_empty() {

@@ -36,6 +36,6 @@ pub fn handle(
         .with_controller_id(node)
         .with_brokers(vec![DescribeClusterBroker::default()
             .with_broker_id(node)
-            .with_host(str_bytes(ctx.config.advertised_host.clone()))
-            .with_port(i32::from(ctx.config.advertised_port))])
+            .with_host(str_bytes(ctx.config().advertised_host.clone()))
+            .with_port(i32::from(ctx.config().advertised_port))])
 }

@@ -1,7 +1,8 @@
 //! DescribeConfigs (key 32, v1–4): topic resources list every Kafka topic config with its
-//! effective value and source (TOPIC_CONFIG, STATIC_BROKER_CONFIG or DEFAULT_CONFIG), synonyms
-//! when asked, and type/documentation from v3; broker resources list the broker's settings,
-//! all read-only since none can be changed at run time.
+//! effective value and source (TOPIC_CONFIG over the dynamic broker configs over
+//! STATIC_BROKER_CONFIG over DEFAULT_CONFIG), synonyms when asked, and type/documentation from
+//! v3; broker resources list the broker's settings with their sources, writable where Kafka
+//! lets them change at run time; group resources list the KIP-848 group configs.
 
 use std::sync::Arc;
 
@@ -16,8 +17,8 @@ use super::str_bytes;
 use crate::broker::BrokerContext;
 use crate::config::SETTINGS;
 use crate::metadata::config_catalog::{
-    broker_setting_type, resolve, resolve_group, Sourced, GROUP_CONFIGS, SOURCE_DEFAULT_CONFIG,
-    SOURCE_STATIC_BROKER_CONFIG, TOPIC_CONFIGS,
+    broker_setting_type, is_dynamic_broker_setting, resolve, resolve_group, Sourced, GROUP_CONFIGS,
+    SOURCE_DYNAMIC_BROKER_CONFIG, TOPIC_CONFIGS,
 };
 
 /// ConfigResource type of a topic.
@@ -126,11 +127,12 @@ fn describe_group(
         ));
     }
     let overrides = ctx.metadata.group_configs(name);
+    let layers = ctx.config_layers();
     Ok(GROUP_CONFIGS
         .iter()
         .filter(|d| wanted(d.name))
         .map(|d| {
-            let r = resolve_group(&ctx.config, &overrides, d);
+            let r = resolve_group(&layers, &overrides, d);
             entry(
                 d.name,
                 &r.value,
@@ -156,11 +158,12 @@ fn describe_topic(
             format!("topic `{name}` does not exist"),
         )
     })?;
+    let layers = ctx.config_layers();
     Ok(TOPIC_CONFIGS
         .iter()
         .filter(|d| wanted(d.name))
         .map(|d| {
-            let r = resolve(&ctx.config, &topic.configs, d);
+            let r = resolve(&layers, &topic.configs, d);
             entry(
                 d.name,
                 &r.value,
@@ -187,35 +190,24 @@ fn describe_broker(
             format!("broker `{name}` is not this broker ({})", ctx.node_id()),
         ));
     }
+    let layers = ctx.config_layers();
     Ok(SETTINGS
         .iter()
-        .filter(|s| wanted(s.name))
+        // The default resource holds only what was set at that level, as in Kafka.
+        .filter(|s| {
+            wanted(s.name) && (!name.is_empty() || layers.cluster_default.contains_key(s.name))
+        })
         .map(|s| {
-            let default = Sourced {
-                name: s.name.to_string(),
-                value: s.default.to_string(),
-                source: SOURCE_DEFAULT_CONFIG,
-            };
-            let mut synonyms = Vec::new();
-            if ctx.config.settings.is_explicit(s.name) {
-                synonyms.push(Sourced {
-                    name: s.name.to_string(),
-                    value: ctx
-                        .config
-                        .settings
-                        .get(s.name)
-                        .unwrap_or(s.default)
-                        .to_string(),
-                    source: SOURCE_STATIC_BROKER_CONFIG,
-                });
+            let mut synonyms = layers.synonyms(s.name, s.default);
+            if name.is_empty() {
+                synonyms.retain(|x| x.source != SOURCE_DYNAMIC_BROKER_CONFIG);
             }
-            synonyms.push(default);
             let value = synonyms[0].clone();
             entry(
                 s.name,
                 &value,
                 &synonyms,
-                true,
+                !is_dynamic_broker_setting(s.name),
                 broker_setting_type(s.name, s.default),
                 s.doc,
                 detail,

@@ -56,8 +56,8 @@ fn answer(
     request: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let host = str_bytes(ctx.config.advertised_host.clone());
-    let port = i32::from(ctx.config.advertised_port);
+    let host = str_bytes(ctx.config().advertised_host.clone());
+    let port = i32::from(ctx.config().advertised_port);
     let node = BrokerId(ctx.node_id());
     if version >= 4 {
         let coordinators = request

@@ -59,8 +59,8 @@ pub fn handle(
         .with_cluster_authorized_operations(cluster_operations)
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(node)
-            .with_host(str_bytes(ctx.config.advertised_host.clone()))
-            .with_port(i32::from(ctx.config.advertised_port))])
+            .with_host(str_bytes(ctx.config().advertised_host.clone()))
+            .with_port(i32::from(ctx.config().advertised_port))])
         .with_cluster_id(Some(str_bytes(ctx.metadata.cluster_id())))
         // The Java admin client sends CreateTopics to the controller and waits until one is named.
         .with_controller_id(node)
@@ -93,11 +93,11 @@ fn topic_by_name(
         tracing::debug!(topic = %text, "metadata for invalid topic name: {why}");
         return failed(ResponseError::InvalidTopicException);
     }
-    if !(allow_auto_create && ctx.config.auto_create_topics_enable) {
+    if !(allow_auto_create && ctx.config().auto_create_topics_enable) {
         return failed(ResponseError::UnknownTopicOrPartition);
     }
     // A single broker can create synchronously and answer with the full topic at once.
-    match ctx.create_topic(&text, ctx.config.num_partitions, BTreeMap::new()) {
+    match ctx.create_topic(&text, ctx.config().num_partitions, BTreeMap::new()) {
         Ok(topic) => describe(ctx, &topic),
         // Another request created it in between: describe what exists.
         Err(TopicError::Metadata(MetadataError::TopicExists(_))) => match ctx.metadata.topic(&text)

@@ -96,7 +96,7 @@ pub fn handle(
                     };
                     // `flush.messages` reached: Kafka answers after that fsync, whatever acks.
                     if flush_forced
-                        || (acks == -1 && ctx.config.flush_policy == FlushPolicy::AcksAll)
+                        || (acks == -1 && ctx.config().flush_policy == FlushPolicy::AcksAll)
                     {
                         waits.push(DurableWait {
                             log,
@@ -229,7 +229,7 @@ fn produce_one(
         .configs
         .get("max.message.bytes")
         .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(ctx.config.message_max_bytes);
+        .unwrap_or(ctx.config().message_max_bytes);
     let info = records::validate_produce_batch(&batch, max).map_err(|e| {
         let code = match &e {
             RecordError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,

@@ -9,6 +9,10 @@ use crate::config::{Config, SETTINGS};
 
 /// DescribeConfigs `config_source`: set on the topic.
 pub const SOURCE_TOPIC_CONFIG: i8 = 1;
+/// DescribeConfigs `config_source`: a dynamic config of this broker.
+pub const SOURCE_DYNAMIC_BROKER_CONFIG: i8 = 2;
+/// DescribeConfigs `config_source`: a dynamic cluster-wide default broker config.
+pub const SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
 /// DescribeConfigs `config_source`: set in the broker's static configuration (file, env, flag).
 pub const SOURCE_STATIC_BROKER_CONFIG: i8 = 4;
 /// DescribeConfigs `config_source`: the built-in default.
@@ -288,6 +292,15 @@ pub fn topic_config(name: &str) -> Option<&'static TopicConfigDef> {
     TOPIC_CONFIGS.iter().find(|d| d.name == name)
 }
 
+/// True if broker setting `name` may change at run time (a BROKER resource in
+/// IncrementalAlterConfigs / AlterConfigs). As in Kafka, these are the broker-level defaults of
+/// topic configs: a change is re-applied at once to every partition log whose topic does not
+/// override it. Every other setting is static (Kafka answers INVALID_REQUEST for those too).
+pub fn is_dynamic_broker_setting(name: &str) -> bool {
+    TOPIC_CONFIGS.iter().any(|d| d.broker_synonym == Some(name))
+        && SETTINGS.iter().any(|s| s.name == name)
+}
+
 /// The group configs Gregor honours (Kafka's GroupConfig), each defaulting to its broker
 /// setting. Kafka's `share.*` and `streams.*` group configs belong to group types Gregor does not
 /// serve, so they are refused rather than stored and ignored.
@@ -335,27 +348,77 @@ pub struct Resolved {
     pub synonyms: Vec<Sourced>,
 }
 
+/// Where a broker setting's value can come from, highest precedence first: this broker's
+/// dynamic configs, the cluster-wide dynamic default, the static configuration, the default.
+pub struct BrokerLayers<'a> {
+    /// The static configuration (file, environment, flags).
+    pub config: &'a Config,
+    pub per_broker: BTreeMap<String, String>,
+    pub cluster_default: BTreeMap<String, String>,
+}
+
+impl<'a> From<&'a Config> for BrokerLayers<'a> {
+    /// A configuration's own values, with no dynamic layer (enough where only the value counts:
+    /// a configuration in force already has its dynamic values in it).
+    fn from(config: &'a Config) -> BrokerLayers<'a> {
+        BrokerLayers {
+            config,
+            per_broker: BTreeMap::new(),
+            cluster_default: BTreeMap::new(),
+        }
+    }
+}
+
+impl BrokerLayers<'_> {
+    /// Setting `name`'s value in each layer that has one, highest first, ending with its
+    /// default: DescribeConfigs' synonyms.
+    pub fn synonyms(&self, name: &str, default: &str) -> Vec<Sourced> {
+        let mut out = Vec::new();
+        let mut push = |value: &str, source: i8| {
+            out.push(Sourced {
+                name: name.to_string(),
+                value: value.to_string(),
+                source,
+            })
+        };
+        if let Some(v) = self.per_broker.get(name) {
+            push(v, SOURCE_DYNAMIC_BROKER_CONFIG);
+        }
+        if let Some(v) = self.cluster_default.get(name) {
+            push(v, SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG);
+        }
+        if self.config.settings.is_explicit(name) {
+            push(
+                self.config.settings.get(name).unwrap_or(default),
+                SOURCE_STATIC_BROKER_CONFIG,
+            );
+        }
+        push(default, SOURCE_DEFAULT_CONFIG);
+        out
+    }
+}
+
 /// Resolves one topic config for a topic with `overrides`.
 pub fn resolve(
-    config: &Config,
+    layers: &BrokerLayers<'_>,
     overrides: &BTreeMap<String, String>,
     def: &'static TopicConfigDef,
 ) -> Resolved {
-    resolve_as(config, overrides, def, SOURCE_TOPIC_CONFIG)
+    resolve_as(layers, overrides, def, SOURCE_TOPIC_CONFIG)
 }
 
 /// A group config's effective value and synonyms: the group's own value
 /// (DYNAMIC_GROUP_CONFIG) over the broker setting over the default.
 pub fn resolve_group(
-    config: &Config,
+    layers: &BrokerLayers<'_>,
     overrides: &BTreeMap<String, String>,
     def: &'static TopicConfigDef,
 ) -> Resolved {
-    resolve_as(config, overrides, def, SOURCE_DYNAMIC_GROUP_CONFIG)
+    resolve_as(layers, overrides, def, SOURCE_DYNAMIC_GROUP_CONFIG)
 }
 
 fn resolve_as(
-    config: &Config,
+    layers: &BrokerLayers<'_>,
     overrides: &BTreeMap<String, String>,
     def: &'static TopicConfigDef,
     override_source: i8,
@@ -373,24 +436,7 @@ fn resolve_as(
         .broker_synonym
         .and_then(|s| SETTINGS.iter().find(|x| x.name == s))
     {
-        Some(setting) => {
-            if config.settings.is_explicit(setting.name) {
-                synonyms.push(Sourced {
-                    name: setting.name.to_string(),
-                    value: config
-                        .settings
-                        .get(setting.name)
-                        .unwrap_or(setting.default)
-                        .to_string(),
-                    source: SOURCE_STATIC_BROKER_CONFIG,
-                });
-            }
-            synonyms.push(Sourced {
-                name: default_name,
-                value: setting.default.to_string(),
-                source: SOURCE_DEFAULT_CONFIG,
-            });
-        }
+        Some(setting) => synonyms.extend(layers.synonyms(setting.name, setting.default)),
         None => synonyms.push(Sourced {
             name: default_name,
             value: def.kafka_default.to_string(),
@@ -415,7 +461,7 @@ pub fn broker_topic_defaults(config: &Config) -> BTreeMap<String, String> {
     TOPIC_CONFIGS
         .iter()
         .map(|d| {
-            let r = resolve(config, &BTreeMap::new(), d);
+            let r = resolve(&BrokerLayers::from(config), &BTreeMap::new(), d);
             (d.name.to_string(), r.value.value)
         })
         .collect()
@@ -477,7 +523,7 @@ mod tests {
     fn sources_follow_kafka_precedence() {
         let def = topic_config("retention.ms").unwrap();
         let c = config(&[]);
-        let r = resolve(&c, &BTreeMap::new(), def);
+        let r = resolve(&BrokerLayers::from(&c), &BTreeMap::new(), def);
         assert_eq!(
             (r.value.value.as_str(), r.value.source),
             ("604800000", SOURCE_DEFAULT_CONFIG)
@@ -486,7 +532,7 @@ mod tests {
         assert_eq!(r.synonyms[0].name, "log.retention.ms");
 
         let c = config(&[("log.retention.ms", "1000")]);
-        let r = resolve(&c, &BTreeMap::new(), def);
+        let r = resolve(&BrokerLayers::from(&c), &BTreeMap::new(), def);
         assert_eq!(
             (r.value.value.as_str(), r.value.source),
             ("1000", SOURCE_STATIC_BROKER_CONFIG)
@@ -495,7 +541,7 @@ mod tests {
 
         let mut t = BTreeMap::new();
         t.insert("retention.ms".to_string(), "5".to_string());
-        let r = resolve(&c, &t, def);
+        let r = resolve(&BrokerLayers::from(&c), &t, def);
         assert_eq!(
             (r.value.value.as_str(), r.value.source),
             ("5", SOURCE_TOPIC_CONFIG)

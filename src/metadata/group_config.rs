@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::config_catalog::{group_config, resolve_group, GROUP_CONFIGS};
+use super::config_catalog::{group_config, resolve_group, BrokerLayers, GROUP_CONFIGS};
 use crate::config::Config;
 
 const SESSION_TIMEOUT: &str = "consumer.session.timeout.ms";
@@ -66,7 +66,13 @@ pub fn timing(config: &Config, overrides: &BTreeMap<String, String>) -> GroupTim
         GROUP_CONFIGS
             .iter()
             .find(|d| d.name == name)
-            .and_then(|d| resolve_group(config, overrides, d).value.value.parse().ok())
+            .and_then(|d| {
+                resolve_group(&BrokerLayers::from(config), overrides, d)
+                    .value
+                    .value
+                    .parse()
+                    .ok()
+            })
             .unwrap_or(fallback)
     };
     let session_ms = value(SESSION_TIMEOUT, config.group_consumer_session_timeout_ms);

@@ -11,4 +11,4 @@ pub mod topic_config;
 pub mod topic_name;
 
 pub use producer_ids::ProducerIdAllocator;
-pub use store::{MetadataError, MetadataStore, TopicMeta};
+pub use store::{ConfigScope, MetadataError, MetadataStore, TopicMeta};

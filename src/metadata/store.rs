@@ -37,6 +37,19 @@ struct Persisted {
     /// Group configs (KIP-848) by group id; a group may have them before it exists.
     #[serde(default)]
     group_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Dynamic broker configs by resource name: "" for the cluster-wide default, the node id
+    /// for one broker.
+    #[serde(default)]
+    broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// Which kind of dynamic config set a store call is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigScope {
+    /// A consumer group's configs (KIP-848), by group id.
+    Group,
+    /// Dynamic broker configs, by resource name ("" is the cluster default).
+    Broker,
 }
 
 /// Metadata failures, mapped to Kafka codes by the handlers.
@@ -56,6 +69,16 @@ struct Registry {
     by_name: BTreeMap<String, TopicMeta>,
     producer_ids_reserved_until: i64,
     group_configs: BTreeMap<String, BTreeMap<String, String>>,
+    broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Registry {
+    fn scoped(&mut self, scope: ConfigScope) -> &mut BTreeMap<String, BTreeMap<String, String>> {
+        match scope {
+            ConfigScope::Group => &mut self.group_configs,
+            ConfigScope::Broker => &mut self.broker_configs,
+        }
+    }
 }
 
 /// Thread-safe topic registry. Reads take a shared lock; changes persist under the write lock so
@@ -114,6 +137,7 @@ impl MetadataStore {
                     .collect(),
                 producer_ids_reserved_until: persisted.producer_ids_reserved_until,
                 group_configs: persisted.group_configs,
+                broker_configs: persisted.broker_configs,
             }),
         };
         store.persist(&store.write())?;
@@ -169,6 +193,7 @@ impl MetadataStore {
             topics: registry.by_name.values().cloned().collect(),
             producer_ids_reserved_until: registry.producer_ids_reserved_until,
             group_configs: registry.group_configs.clone(),
+            broker_configs: registry.broker_configs.clone(),
         };
         let json = serde_json::to_vec_pretty(&persisted).map_err(|e| MetadataError::Corrupt {
             path: self.path.clone(),
@@ -241,30 +266,38 @@ impl MetadataStore {
     /// persistence failure the old configs stay in place.
     /// The group configs set on `group` (empty if none).
     pub fn group_configs(&self, group: &str) -> BTreeMap<String, String> {
-        self.read()
-            .group_configs
-            .get(group)
-            .cloned()
-            .unwrap_or_default()
+        self.configs(ConfigScope::Group, group)
     }
 
-    /// Replaces `group`'s configs durably (an empty set removes the entry).
-    pub fn set_group_configs(
+    /// The dynamic configs of `scope` resource `name` (empty if none).
+    pub fn configs(&self, scope: ConfigScope, name: &str) -> BTreeMap<String, String> {
+        let registry = self.read();
+        let map = match scope {
+            ConfigScope::Group => &registry.group_configs,
+            ConfigScope::Broker => &registry.broker_configs,
+        };
+        map.get(name).cloned().unwrap_or_default()
+    }
+
+    /// Replaces the dynamic configs of `scope` resource `name` durably (an empty set removes
+    /// the entry).
+    pub fn set_configs(
         &self,
-        group: &str,
+        scope: ConfigScope,
+        name: &str,
         configs: BTreeMap<String, String>,
     ) -> Result<(), MetadataError> {
         let mut registry = self.write();
         let old = if configs.is_empty() {
-            registry.group_configs.remove(group)
+            registry.scoped(scope).remove(name)
         } else {
-            registry.group_configs.insert(group.to_string(), configs)
+            registry.scoped(scope).insert(name.to_string(), configs)
         };
         if let Err(e) = self.persist(&registry) {
             // Keep memory and file in step: undo the change that could not be written.
             match old {
-                Some(v) => registry.group_configs.insert(group.to_string(), v),
-                None => registry.group_configs.remove(group),
+                Some(v) => registry.scoped(scope).insert(name.to_string(), v),
+                None => registry.scoped(scope).remove(name),
             };
             return Err(e);
         }

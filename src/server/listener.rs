@@ -19,7 +19,7 @@ pub async fn serve(
 ) {
     // A permit per open connection: when all are taken, accepting pauses (the kernel backlog
     // holds newcomers) instead of spawning without bound.
-    let permits = Arc::new(Semaphore::new(ctx.config.max_connections));
+    let permits = Arc::new(Semaphore::new(ctx.config().max_connections));
     let mut connections = JoinSet::new();
     let mut backoff = Duration::from_millis(5);
     loop {

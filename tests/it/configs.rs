@@ -11,8 +11,8 @@ use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
 use kafka_protocol::messages::incremental_alter_configs_request as inc;
 use kafka_protocol::messages::*;
 
-use crate::harness::create;
 use crate::harness::{self, s, Client};
+use crate::harness::{create, create_with_configs};
 use crate::harness::{fetch, produce};
 
 const TOPIC: i8 = 2;
@@ -148,7 +148,18 @@ async fn describe_configs_sources_synonyms_and_versions() {
     assert_eq!(r.error_code, 0);
     assert_eq!(value_of(&r, "log.retention.ms"), ("86400000".into(), 4));
     assert_eq!(value_of(&r, "log.retention.bytes"), ("-1".into(), 5));
-    assert!(r.configs.iter().all(|e| e.read_only));
+    // Kafka's dynamic broker settings (the topic configs' broker defaults) are writable; the
+    // others are static.
+    let read_only = |name: &str| {
+        r.configs
+            .iter()
+            .find(|e| e.name.as_str() == name)
+            .map(|e| e.read_only)
+    };
+    assert_eq!(read_only("log.retention.ms"), Some(false));
+    assert_eq!(read_only("message.max.bytes"), Some(false));
+    assert_eq!(read_only("log.dirs"), Some(true));
+    assert_eq!(read_only("num.partitions"), Some(true));
     let r = describe(&mut c, BROKER, "7", None, 4).await;
     assert_ne!(r.error_code, 0, "another broker id");
 }
@@ -282,11 +293,15 @@ async fn incremental_alter_configs_validates_persists_and_applies() {
     );
     let r = describe(&mut c, TOPIC, "t", Some(&["segment.bytes"]), 4).await;
     assert_eq!(value_of(&r, "segment.bytes"), ("1073741824".into(), 5));
-    // Broker resources are static.
+    // Static broker settings cannot change at run time.
     let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
         inc::AlterConfigsResource::default()
             .with_resource_type(BROKER)
-            .with_resource_name(s("1")),
+            .with_resource_name(s("1"))
+            .with_configs(vec![inc::AlterableConfig::default()
+                .with_name(s("log.dirs"))
+                .with_config_operation(0)
+                .with_value(Some(s("/elsewhere")))]),
     ]);
     assert_eq!(c.call(&req, 0).await.responses[0].error_code, 42);
     // Survives a restart, in metadata and in the logs.
@@ -579,4 +594,142 @@ async fn timestamp_bounds_are_enforced_for_create_time() {
     )
     .await;
     assert_eq!(produce(&mut c, "t", id, 0, &old, 9).await.error_code, 0);
+}
+
+/// Dynamic broker configs (`kafka-configs --entity-type brokers [--entity-default]`): the
+/// cluster default and this broker's own layer over the static configuration, are validated as a
+/// whole, apply at once (to produce limits and to every partition log without an override),
+/// show their sources, and survive a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_broker_configs_apply_at_once_and_persist() {
+    const DYNAMIC_BROKER_CONFIG: i8 = 2;
+    const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
+    let b = harness::start(&[("log.retention.ms", "86400000")]).await;
+    let mut c = b.client().await;
+    let id = create(&mut c, "dyn", 1).await.topics[0].topic_id;
+    create_with_configs(&mut c, "own", 1, &[("retention.ms", "5000")]).await;
+    let broker_alter = |name: &str, ops: &[(&str, i8, Option<&str>)], validate_only: bool| {
+        IncrementalAlterConfigsRequest::default()
+            .with_resources(vec![inc::AlterConfigsResource::default()
+                .with_resource_type(BROKER)
+                .with_resource_name(s(name))
+                .with_configs(
+                    ops.iter()
+                        .map(|(n, op, v)| {
+                            inc::AlterableConfig::default()
+                                .with_name(s(n))
+                                .with_config_operation(*op)
+                                .with_value(v.map(s))
+                        })
+                        .collect(),
+                )])
+            .with_validate_only(validate_only)
+    };
+    let code = |r: IncrementalAlterConfigsResponse| r.responses[0].error_code;
+    // Bad values, unknown names and other brokers are refused; validate_only changes nothing.
+    let bad = c
+        .call(
+            &broker_alter("", &[("log.retention.ms", 0, Some("soon"))], false),
+            1,
+        )
+        .await;
+    assert_eq!(code(bad), 40);
+    let unknown = c
+        .call(
+            &broker_alter("1", &[("log.retention.mss", 0, Some("1"))], false),
+            1,
+        )
+        .await;
+    assert_eq!(code(unknown), 40);
+    let other = c
+        .call(
+            &broker_alter("7", &[("log.retention.ms", 0, Some("1"))], false),
+            1,
+        )
+        .await;
+    assert_eq!(code(other), 42);
+    let dry = c
+        .call(
+            &broker_alter("", &[("log.retention.ms", 0, Some("60000"))], true),
+            1,
+        )
+        .await;
+    assert_eq!(code(dry), 0);
+    let log = b.broker.context().partition("dyn", 0).unwrap();
+    assert_eq!(log.config().retention_ms, 86_400_000);
+
+    // The cluster default applies to topics without an override, at once.
+    let ok = c
+        .call(
+            &broker_alter("", &[("log.retention.ms", 0, Some("60000"))], false),
+            1,
+        )
+        .await;
+    assert_eq!(code(ok), 0);
+    assert_eq!(log.config().retention_ms, 60_000);
+    let own = b.broker.context().partition("own", 0).unwrap();
+    assert_eq!(own.config().retention_ms, 5000, "a topic override wins");
+    let r = describe(&mut c, TOPIC, "dyn", Some(&["retention.ms"]), 4).await;
+    assert_eq!(
+        value_of(&r, "retention.ms"),
+        ("60000".into(), DYNAMIC_DEFAULT_BROKER_CONFIG)
+    );
+    let sources: Vec<i8> = r.configs[0].synonyms.iter().map(|s| s.source).collect();
+    assert_eq!(sources, vec![DYNAMIC_DEFAULT_BROKER_CONFIG, 4, 5]);
+    // This broker's own layer wins over the default; message.max.bytes limits produce at once.
+    let ok = c
+        .call(
+            &broker_alter(
+                "1",
+                &[
+                    ("log.retention.ms", 0, Some("120000")),
+                    ("message.max.bytes", 0, Some("2000")),
+                ],
+                false,
+            ),
+            1,
+        )
+        .await;
+    assert_eq!(code(ok), 0);
+    assert_eq!(log.config().retention_ms, 120_000);
+    let big = simple_batch(1, 3000, 1);
+    assert_eq!(produce(&mut c, "dyn", id, 0, &big, 9).await.error_code, 10);
+    let r = describe(&mut c, BROKER, "1", Some(&["log.retention.ms"]), 4).await;
+    assert_eq!(
+        value_of(&r, "log.retention.ms"),
+        ("120000".into(), DYNAMIC_BROKER_CONFIG)
+    );
+    // The default resource lists only what is set at that level.
+    let r = describe(&mut c, BROKER, "", None, 4).await;
+    let names: Vec<&str> = r.configs.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, vec!["log.retention.ms"]);
+    assert_eq!(value_of(&r, "log.retention.ms"), ("60000".into(), 3));
+
+    // Both layers survive a restart; deleting them returns to the static value.
+    drop(c);
+    let b = b.restart(&[("log.retention.ms", "86400000")]).await;
+    let mut c = b.client().await;
+    let log = b.broker.context().partition("dyn", 0).unwrap();
+    assert_eq!(log.config().retention_ms, 120_000);
+    assert_eq!(produce(&mut c, "dyn", id, 0, &big, 9).await.error_code, 10);
+    for name in ["1", ""] {
+        let r = c
+            .call(
+                &broker_alter(
+                    name,
+                    &[
+                        ("log.retention.ms", 1, None),
+                        ("message.max.bytes", 1, None),
+                    ],
+                    false,
+                ),
+                1,
+            )
+            .await;
+        assert_eq!(code(r), 0);
+    }
+    assert_eq!(log.config().retention_ms, 86_400_000);
+    assert_eq!(produce(&mut c, "dyn", id, 0, &big, 9).await.error_code, 0);
+    let r = describe(&mut c, TOPIC, "dyn", Some(&["retention.ms"]), 4).await;
+    assert_eq!(value_of(&r, "retention.ms"), ("86400000".into(), 4));
 }

@@ -362,6 +362,90 @@ class ConsumerTest {
         }
     }
 
+    /**
+     * Fetching from an offset outside the log: with auto.offset.reset=none the consumer gets
+     * OffsetOutOfRangeException naming the partition; with earliest/latest it resets.
+     */
+    @Test
+    @Feature("consume_assign")
+    void outOfRangeOffsets() throws Exception {
+        String topic = Util.createTopic(admin, "oor", 1);
+        produce(topic, 1, 10, "o", System.currentTimeMillis());
+        TopicPartition tp = new TopicPartition(topic, 0);
+        admin.deleteRecords(Map.of(tp, org.apache.kafka.clients.admin.RecordsToDelete.beforeOffset(4))).all().get();
+        try (KafkaConsumer<String, String> c = new KafkaConsumer<>(broker.consumerProps("auto.offset.reset", "none"))) {
+            c.assign(List.of(tp));
+            c.seek(tp, 50);
+            org.apache.kafka.clients.consumer.OffsetOutOfRangeException e = org.junit.jupiter.api.Assertions.assertThrows(
+                    org.apache.kafka.clients.consumer.OffsetOutOfRangeException.class, () -> {
+                        long end = System.nanoTime() + 20_000_000_000L;
+                        while (System.nanoTime() < end) {
+                            c.poll(Duration.ofMillis(200));
+                        }
+                    });
+            assertEquals(Map.of(tp, 50L), e.offsetOutOfRangePartitions());
+            c.seek(tp, 1); // below the log start offset (4)
+            e = org.junit.jupiter.api.Assertions.assertThrows(org.apache.kafka.clients.consumer.OffsetOutOfRangeException.class, () -> {
+                long end = System.nanoTime() + 20_000_000_000L;
+                while (System.nanoTime() < end) {
+                    c.poll(Duration.ofMillis(200));
+                }
+            });
+            assertEquals(Map.of(tp, 1L), e.offsetOutOfRangePartitions());
+        }
+        try (KafkaConsumer<String, String> c = new KafkaConsumer<>(broker.consumerProps("auto.offset.reset", "earliest"))) {
+            c.assign(List.of(tp));
+            c.seek(tp, 1);
+            List<ConsumerRecord<String, String>> got = Util.drain(c, 6, Duration.ofSeconds(20));
+            assertEquals(6, got.size());
+            assertEquals(4L, got.get(0).offset(), "reset to the log start offset");
+            assertEquals("o-p0-4", got.get(0).value());
+        }
+        try (KafkaConsumer<String, String> c = new KafkaConsumer<>(broker.consumerProps("auto.offset.reset", "latest"))) {
+            c.assign(List.of(tp));
+            c.seek(tp, 99);
+            assertEquals(List.of(), Util.drain(c, 0, Duration.ofSeconds(1)));
+            assertEquals(10L, c.position(tp), "reset to the end");
+        }
+    }
+
+    /**
+     * A static member that does not come back within session.timeout.ms is removed by the
+     * coordinator: the remaining member gets its partitions, and not before the timeout.
+     */
+    @Test
+    @Feature("static_membership")
+    void staticMemberExpires() throws Exception {
+        String topic = Util.createTopic(admin, "static-exp", 4);
+        String group = Util.unique("static-exp-g");
+        Object[] common = {"group.id", group, "group.protocol", "classic", "session.timeout.ms", 6000,
+                "heartbeat.interval.ms", 500, "partition.assignment.strategy", RangeAssignor.class.getName()};
+        KafkaConsumer<String, String> a = new KafkaConsumer<>(broker.consumerProps(concat(common, "group.instance.id", "exp-a")));
+        KafkaConsumer<String, String> b = new KafkaConsumer<>(broker.consumerProps(concat(common, "group.instance.id", "exp-b")));
+        RebalanceLog la = new RebalanceLog("a");
+        RebalanceLog lb = new RebalanceLog("b");
+        boolean bOpen = true;
+        try {
+            a.subscribe(List.of(topic), la);
+            Util.pollUntil(List.of(a), null, () -> la.owned.size() == 4, Duration.ofSeconds(30), "a owns all: " + la);
+            b.subscribe(List.of(topic), lb);
+            Util.pollUntil(List.of(a, b), null, () -> la.owned.size() == 2 && lb.owned.size() == 2,
+                    Duration.ofSeconds(30), "2 and 2: " + la + " " + lb);
+            b.close(); // static: no LeaveGroup, the coordinator waits for the session to expire
+            bOpen = false;
+            long closedAt = System.nanoTime();
+            Util.pollUntil(List.of(a), null, () -> la.owned.size() == 4, Duration.ofSeconds(30), "a gets b's partitions: " + la);
+            long tookMs = (System.nanoTime() - closedAt) / 1_000_000;
+            assertTrue(tookMs >= 4000, "reassigned after " + tookMs + " ms: before the 6 s session timeout ran out");
+            assertEquals(new HashSet<>(Util.partitions(topic, 4)), la.owned);
+        } finally {
+            a.close(Duration.ofSeconds(5));
+            if (bOpen) {
+                b.close(Duration.ofSeconds(5));
+            }
+        }
+    }
+
     /** enable.auto.commit: the consumer commits what it consumed on its own, and on close. */
     @Test
     @Feature("commit_fetch_offsets")

@@ -163,6 +163,27 @@ class ProducerTest {
         }
     }
 
+    /**
+     * A compacted topic refuses a record without a key (INVALID_RECORD, as Kafka does:
+     * "Compacted topic cannot accept message without key"); keyed records and tombstones are fine.
+     */
+    @Test
+    void keylessRecordOnCompactedTopic() throws Exception {
+        String topic = Util.createTopic(admin, "compacted", 1, Map.of("cleanup.policy", "compact"));
+        try (KafkaProducer<String, String> p = new KafkaProducer<>(broker.producerProps("linger.ms", 0))) {
+            assertEquals(0L, p.send(new ProducerRecord<>(topic, 0, "k1", "v1")).get(30, TimeUnit.SECONDS).offset());
+            ExecutionException e = assertThrows(ExecutionException.class,
+                    () -> p.send(new ProducerRecord<>(topic, 0, null, "no-key")).get(30, TimeUnit.SECONDS));
+            assertInstanceOf(org.apache.kafka.common.InvalidRecordException.class, e.getCause(), "cause: " + e.getCause());
+            assertEquals(1L, p.send(new ProducerRecord<>(topic, 0, "k1", null)).get(30, TimeUnit.SECONDS).offset());
+        }
+        List<ConsumerRecord<String, String>> got = Util.readAll(broker, topic, 1, 2);
+        assertEquals(2, got.size());
+        assertEquals("v1", got.get(0).value());
+        assertEquals("k1", got.get(1).key());
+        assertNull(got.get(1).value());
+    }
+
     /** Produces 200 keyed records with the given acks (idempotence off) and reads them back. */
     private void acks(String acks) throws Exception {
         String topic = Util.createTopic(admin, "acks-" + acks, 2);

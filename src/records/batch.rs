@@ -6,6 +6,8 @@ pub const HEADER_LEN: usize = 61;
 pub const LOG_OVERHEAD: usize = 12;
 /// Byte offset where the CRC-covered region starts (the attributes field).
 pub const CRC_START: usize = 21;
+/// The attribute bits (0–2) holding the codec id.
+pub const CODEC_MASK: i16 = 0x07;
 
 pub(crate) const OFF_BASE_OFFSET: usize = 0;
 pub(crate) const OFF_BATCH_LENGTH: usize = 8;
@@ -136,7 +138,7 @@ impl<'a> BatchHeader<'a> {
     }
     /// Codec id from attribute bits 0–2 (may be an unsupported 5..=7).
     pub fn compression_id(&self) -> u8 {
-        (self.attributes() & 0x07) as u8
+        (self.attributes() & CODEC_MASK) as u8
     }
     /// Codec, or `None` for ids 5..=7.
     pub fn compression(&self) -> Option<Compression> {

@@ -4,7 +4,7 @@
 //! deltas, keys, values and headers; the record count, max timestamp (CreateTime), length and
 //! CRC are recomputed and the records are compressed again with the batch's own codec. Pure.
 
-use super::batch::{BatchHeader, Compression, TimestampType, HEADER_LEN};
+use super::batch::{BatchHeader, Compression, TimestampType, CODEC_MASK, HEADER_LEN};
 use super::compression::compress;
 use super::record_iter::{records, RecordInfo};
 use super::varint::{put_nullable_bytes, put_varlong};
@@ -124,13 +124,18 @@ pub fn recompress(
 }
 
 /// `batch` with every record removed but its header kept (record count 0), so its offsets,
-/// producer fields and place in the log survive. Kafka writes such empty batches too.
+/// producer fields and place in the log survive. Kafka writes such empty batches too, always
+/// uncompressed: there is no payload, so a codec bit left set would send a consumer looking
+/// for a compressed frame that is not there (Java's fails with "Stream ended prematurely").
 pub fn empty_batch(batch: &[u8]) -> Result<Vec<u8>, RecordError> {
     let head = batch
         .get(..HEADER_LEN)
         .ok_or_else(|| RecordError::CorruptMessage("batch shorter than header".into()))?;
     let mut out = head.to_vec();
     out[8..12].copy_from_slice(&((HEADER_LEN - 12) as i32).to_be_bytes());
+    // attributes (bytes 21..23): the codec is the low three bits.
+    let attributes = i16::from_be_bytes([out[21], out[22]]) & !CODEC_MASK;
+    out[21..23].copy_from_slice(&attributes.to_be_bytes());
     out[57..61].copy_from_slice(&0i32.to_be_bytes());
     let crc = crc32c::crc32c(&out[21..]);
     out[17..21].copy_from_slice(&crc.to_be_bytes());
@@ -142,6 +147,32 @@ mod tests {
     use super::*;
     use crate::records::batch::compute_crc;
     use crate::records::testutil::build_batch;
+
+    /// An emptied compressed batch is written uncompressed, keeping the transactional bit,
+    /// offsets and producer fields: a reader must find zero records, not a missing frame.
+    #[test]
+    fn an_emptied_batch_is_uncompressed() {
+        let recs = vec![(Some(&b"k"[..]), Some(&b"v"[..]), vec![], 100)];
+        for codec in [
+            Compression::Lz4,
+            Compression::Zstd,
+            Compression::Gzip,
+            Compression::Snappy,
+        ] {
+            let mut batch = build_batch(&recs, codec, 7, 1, 3);
+            // transactional bit (4), as Streams' changelog batches have it
+            let attributes = i16::from_be_bytes([batch[21], batch[22]]) | 0x10;
+            batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+            let empty = empty_batch(&batch).unwrap();
+            let h = BatchHeader::new(&empty).unwrap();
+            assert_eq!(h.compression(), Some(Compression::None), "{codec:?}");
+            assert!(h.is_transactional());
+            assert_eq!(h.record_count(), 0);
+            assert_eq!(h.producer_id(), 7);
+            assert_eq!(h.crc(), compute_crc(&empty));
+            assert_eq!(records(&empty, 1 << 20).unwrap().iter().count(), 0);
+        }
+    }
 
     #[test]
     fn recompress_changes_only_the_codec() {

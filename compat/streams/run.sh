@@ -5,7 +5,7 @@
 # as separate JVMs, SIGKILLs/SIGSTOPs them, checks the output, prints "N passed, N failed" and writes
 # compat/results/streams.json. Exit status 1 if any check failed. Logs: compat/streams/target/work/<time>/.
 # Knobs (environment): STREAMS_ORDERS (4000), STREAMS_PRODUCE_S (20), STREAMS_THROTTLE_MICROS (1500),
-# STREAMS_DEADLINE_S (270), STREAMS_SEGMENT_BYTES (65536), STREAMS_APP_LOG_LEVEL (info).
+# STREAMS_DEADLINE_S (270), STREAMS_SEGMENT_BYTES (16384), STREAMS_APP_LOG_LEVEL (info).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"

@@ -194,7 +194,7 @@ public final class Driver {
                 // abort transactions of killed instances soon after their (5 s) timeout
                 "--set", "transaction.abort.timed.out.transaction.cleanup.interval.ms=1000",
                 // small segments and a busy cleaner: the changelogs really get compacted during the run
-                "--set", "log.segment.bytes=" + env("STREAMS_SEGMENT_BYTES", "65536"),
+                "--set", "log.segment.bytes=" + env("STREAMS_SEGMENT_BYTES", "16384"),
                 "--set", "log.cleaner.backoff.ms=1000"));
         ProcessBuilder pb = new ProcessBuilder(withPdeathsig(cmd));
         pb.environment().remove("GREGOR_BIN");
@@ -469,6 +469,7 @@ public final class Driver {
         p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, true);
         p.put(ProducerConfig.ACKS_CONFIG, "all");
         p.put(ProducerConfig.LINGER_MS_CONFIG, 5);
+        p.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, env("STREAMS_INPUT_COMPRESSION", "zstd"));
         p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         return new KafkaProducer<>(p);
@@ -782,12 +783,17 @@ public final class Driver {
         long totals4 = restored4.getOrDefault(OrdersApp.TOTALS_STORE, 0L);
         long cust4 = restored4.getOrDefault(OrdersApp.CUSTOMERS_STORE, 0L);
         String rnote = "after kill 2 on a wiped state dir: restored " + restored3 + "; after a clean stop, a new instance on a wiped state dir restored "
-                + restored4 + "; probe order per customer counted on top of the restored totals";
+                + restored4 + " (compacted: " + NUM_ORDERS + " updates written); probe order per customer counted on top of the restored totals";
         if (!running4) {
             fail("restore_from_changelog", "the probe instance (wiped state dir) never reached RUNNING");
         } else if (totals3 <= 0 || totals4 < NUM_CUSTOMERS || cust4 < NUM_CUSTOMERS
                 || restored4.getOrDefault(OrdersApp.WINDOW_STORE, 0L) <= 0) {
             fail("restore_from_changelog", "restore listener did not report the expected restores: " + rnote);
+        } else if (totals4 >= NUM_ORDERS) {
+            // 4000+ updates of 25 keys went into the changelog: with 16 KiB segments the cleaner must
+            // have compacted them by now, or this was not a restore from a compacted changelog
+            fail("restore_from_changelog", "the changelog was never compacted (restored " + totals4
+                    + " of >= " + NUM_ORDERS + " updates); " + rnote);
         } else if (!probeDone || !probeProblems.isEmpty()) {
             fail("restore_from_changelog", (probeDone ? "" : "probe outputs missing; ") + firstFew(probeProblems) + "; " + rnote);
         } else {

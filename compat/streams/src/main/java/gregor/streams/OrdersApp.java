@@ -145,6 +145,10 @@ public final class OrdersApp {
         // (wiped state dir = new process id) are aborted by the broker after this timeout.
         p.put(StreamsConfig.producerPrefix(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG),
                 args.length > 4 ? Integer.parseInt(args[4]) : 5000);
+        // compressed transactional batches everywhere (repartition, changelogs, output): the broker's
+        // cleaner must compact compressed transactional changelog batches correctly
+        p.put(StreamsConfig.producerPrefix(ProducerConfig.COMPRESSION_TYPE_CONFIG),
+                System.getenv().getOrDefault("STREAMS_APP_COMPRESSION", "lz4"));
         if (args.length > 5 && !args[5].isEmpty()) {
             // static membership: Streams gives each thread's consumer "<id>-<thread index>"
             p.put(StreamsConfig.consumerPrefix(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG), args[5]);

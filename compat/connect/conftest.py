@@ -55,6 +55,9 @@ def note(request):
 
 
 def _status(rep) -> "tuple[str, str]":
+    if hasattr(rep, "wasxfail") and not rep.passed:
+        # a known, reported broker bug (xfail): the matrix shows it as a failure
+        return "fail", f"expected failure: {rep.wasxfail}"[:300]
     if rep.passed:
         return "pass", ""
     if rep.failed:

@@ -265,7 +265,7 @@ def test_file_sink_every_line_once_in_order(story):
 
 # ------------------------------------------------------------------ 4. status and internal topics
 
-@pytest.mark.check(C, "rest_status", "REST: connectors and tasks RUNNING; /connectors/<name>/topics tracks the topic")
+@pytest.mark.check(C, "rest_status", "REST: connectors and tasks RUNNING; /connectors/{name}/topics tracks the topic")
 def test_rest_status_running(story):
     st = story.worker.rest("GET", "/connectors?expand=status&expand=info")
     assert set(st) == {SOURCE, SINK}, st

@@ -77,8 +77,7 @@ def story(tmp_path_factory):
         "status.storage.replication.factor": 1,
         "config.storage.replication.factor": 1,
         "offset-syncs.topic.location": "source",
-        # gregor has no ACLs (DescribeAcls is not implemented)
-        "sync.topic.acls.enabled": "false",
+        # sync.topic.acls.enabled stays at its default (true): see test_acl_sync_finds_no_authorizer
         # MM2's defaults are minutes
         "refresh.topics.interval.seconds": 2,
         "refresh.groups.interval.seconds": 2,
@@ -214,7 +213,7 @@ def test_produce_on_a_and_commit_group(story):
 # ------------------------------------------------------------------ 2. MM2 copies the topic
 
 @pytest.mark.check(M, "mirror_records",
-                   "A.<topic> on B: every record with key, value, headers, timestamp, same partition, in order")
+                   "A.orders on B: every record with key, value, headers, timestamp, same partition, in order")
 def test_mm2_mirrors_every_record(story, note):
     with step(story, "mirror"):
         started = time.monotonic()
@@ -262,6 +261,26 @@ def test_heartbeats_and_offset_syncs(story, note):
     # offsets on B are the offsets on A here (no gaps, no transactions): a sync maps u -> u
     assert all(s["upstream"] == s["downstream"] for s in mine), [s for s in mine if s["upstream"] != s["downstream"]][:5]
     note(f"{len(hb)} heartbeats, {len(mine)} offset syncs")
+
+
+@pytest.mark.check(M, "acl_sync_no_authorizer",
+                   "topic ACL sync (default sync.topic.acls.enabled=true): DescribeAcls answers SECURITY_DISABLED, as Kafka without an authorizer")
+# reported as /tmp/gregor-bugs/connect-mm2-describe-acls.md
+@pytest.mark.xfail(reason="gregor does not serve DescribeAcls (29): MM2 gets UnsupportedVersionException, "
+                          "not SECURITY_DISABLED as from Kafka without an authorizer", strict=False)
+def test_acl_sync_finds_no_authorizer(story):
+    """MM2 syncs topic ACLs at start-up; a broker without an authorizer answers DescribeAcls with
+    SECURITY_DISABLED, which MM2 takes as "no ACLs to sync" (one INFO line)."""
+    ok = "No ACL authorizer is configured on the source Kafka cluster"
+    bad = "DESCRIBE_ACLS"
+
+    def outcome():
+        text = story.mm.log_text()
+        return ("ok" if ok in text else None) or ("unsupported" if bad in text else None)
+    got = wait_for(outcome, "MM2's first topic ACL sync", timeout=30)
+    if got != "ok":
+        line = next((ln for ln in story.mm.log_text().splitlines() if bad in ln), "")
+        pytest.fail(f"MM2's ACL sync failed: {line.strip()[:200]}")
 
 
 # ------------------------------------------------------------------ 5. checkpoints and group offsets

@@ -431,3 +431,61 @@ def test_status_and_offsets_after_restart(story):
             if kk[0] == SOURCE:
                 return json.loads(v)["position"]
     wait_for(lambda: position() == size, f"source offset position == {size} after the restart", timeout=30)
+
+
+# ------------------------------------------------------------------ 6. offsets API (KIP-875)
+
+def wait_state(worker: jvm.ConnectWorker, name: str, state: str, timeout: float = 60.0) -> dict:
+    def ok():
+        st = worker.rest("GET", f"/connectors/{name}/status")
+        if st["connector"]["state"] == state and (state != "STOPPED" or not st["tasks"]):
+            return st
+        return None
+    return wait_for(ok, f"{name} {state}", timeout=timeout, on_fail=lambda: "\n" + worker.log_tail(30))
+
+
+@pytest.mark.check(C, "offsets_api",
+                   "offsets REST API (KIP-875): stop, GET source and sink offsets, PATCH the sink's group offset, resume: the sink re-reads from there")
+def test_offsets_api_stop_alter_resume(story, note):
+    total = N_INITIAL + N_APPENDED
+    bs = story.broker.bootstrap
+    w = story.worker
+    # the source: its position is the byte size of the file
+    w.rest("PUT", f"/connectors/{SOURCE}/stop")
+    wait_state(w, SOURCE, "STOPPED")
+    offs = w.rest("GET", f"/connectors/{SOURCE}/offsets")
+    assert offs == {"offsets": [{"partition": {"filename": str(story.source_file)},
+                                 "offset": {"position": story.source_file.stat().st_size}}]}, offs
+
+    # the sink: its offset is the consumer group's committed offset
+    w.rest("PUT", f"/connectors/{SINK}/stop")
+    wait_state(w, SINK, "STOPPED")
+    committed = group_offsets(bs, f"connect-{SINK}")[(TOPIC, 0)]
+    offs = w.rest("GET", f"/connectors/{SINK}/offsets")
+    assert offs == {"offsets": [{"partition": {"kafka_topic": TOPIC, "kafka_partition": 0},
+                                 "offset": {"kafka_offset": committed}}]}, offs
+
+    # rewind the sink to line 1501 (offsets are not line numbers: transaction markers in between)
+    recs = read_topic(bs, TOPIC, expect=total, timeout=60, linger=0.5)
+    start_line = 1501
+    at = next(r.offset for r in recs if r.value == line(start_line).encode())
+    res = w.rest("PATCH", f"/connectors/{SINK}/offsets", {"offsets": [
+        {"partition": {"kafka_topic": TOPIC, "kafka_partition": 0}, "offset": {"kafka_offset": at}}]})
+    assert "altered successfully" in res.get("message", ""), res
+    assert group_offsets(bs, f"connect-{SINK}")[(TOPIC, 0)] == at
+
+    # a fresh output file, then resume: it gets lines 1501.. again, in order
+    story.sink_file.rename(story.workdir / "sink-before-rewind.txt")
+    w.rest("PUT", f"/connectors/{SINK}/resume")
+    w.rest("PUT", f"/connectors/{SOURCE}/resume")
+    wait_running(w, SINK)
+    wait_running(w, SOURCE)
+    want = list(range(start_line, total + 1))
+    wait_for(lambda: len(sink_lines(story.sink_file)[0]) >= len(want), f"lines {start_line}.. in the new sink file",
+             timeout=60)
+    time.sleep(1.0)
+    nums, torn = sink_lines(story.sink_file)
+    assert torn == 0 and nums == want, (nums[:5], len(nums))
+    # and the source, resumed at its position, produced nothing again
+    assert len(read_topic(bs, TOPIC, expect=total, timeout=30, linger=1.5)) == total
+    note(f"sink rewound to offset {at} (line {start_line}) from {committed}")

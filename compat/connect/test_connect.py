@@ -17,7 +17,6 @@ as one story:
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ import pytest
 
 from broker import Broker
 from connect import jvm
+from connect.connecthelpers import line, sink_lines, wait_running, wait_running_herder, wait_state
 from connect.kafkautil import (cluster_id, group_offsets, partitions, read_topic, topic_config,
                                topic_names, wait_for)
 
@@ -39,13 +39,8 @@ SOURCE = "lines-source"
 SINK = "lines-sink"
 TOPIC = "connect-lines"
 CONFIG_TOPIC, OFFSET_TOPIC, STATUS_TOPIC = "connect-configs", "connect-offsets", "connect-status"
-LINE_RE = re.compile(r"^line-(\d{6})$")
 
 C = "connect"
-
-
-def line(i: int) -> str:
-    return f"line-{i:06d}"
 
 
 class Story:
@@ -124,35 +119,6 @@ def _mark_failed_on_error(story: Story, name: str):
     return Guard()
 
 
-def wait_running(worker: jvm.ConnectWorker, name: str, timeout: float = 90.0) -> dict:
-    def ok():
-        worker.check_alive()
-        try:
-            st = worker.rest("GET", f"/connectors/{name}/status")
-        except (jvm.RestError, OSError):
-            return None
-        tasks = st.get("tasks", [])
-        if st["connector"]["state"] == "RUNNING" and tasks and all(t["state"] == "RUNNING" for t in tasks):
-            return st
-        failed = [t for t in tasks if t["state"] == "FAILED"]
-        if st["connector"]["state"] == "FAILED" or failed:
-            raise AssertionError(f"{name} FAILED: {json.dumps(st)[:1500]}")
-        return None
-    return wait_for(ok, f"{name} connector and tasks RUNNING", timeout=timeout,
-                    on_fail=lambda: "\n" + worker.log_tail(40))
-
-
-def wait_running_herder(worker: jvm.ConnectWorker, timeout: float = 60.0) -> None:
-    """GET /connectors answers 200 once the herder has joined the group and read the configs."""
-    def ok():
-        worker.check_alive()
-        try:
-            return worker.rest("GET", "/connectors") is not None
-        except (jvm.RestError, OSError):
-            return False
-    wait_for(ok, "the herder to serve /connectors", timeout=timeout, on_fail=lambda: "\n" + worker.log_tail(30))
-
-
 def task_generations(bootstrap: str) -> "dict[str, tuple[int, str]]":
     """Latest (generation, state) per status-task-* key of the status topic."""
     out = {}
@@ -161,26 +127,6 @@ def task_generations(bootstrap: str) -> "dict[str, tuple[int, str]]":
             v = json.loads(r.value)
             out[r.key.decode()] = (v["generation"], v["state"])
     return out
-
-
-def sink_lines(path: Path) -> "tuple[list[int], int]":
-    """Line numbers in the sink file, in file order, and the count of torn lines.
-
-    A SIGKILL can leave a partly written line (the sink's PrintStream buffer flushed mid-line);
-    the task then appends after it.  Every whole `line-NNNNNN` in such a torn line still counts."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return [], 0
-    nums, torn = [], 0
-    for ln in text.splitlines():
-        m = LINE_RE.match(ln)
-        if m:
-            nums.append(int(m.group(1)))
-        elif ln:
-            torn += 1
-            nums.extend(int(x) for x in re.findall(r"line-(\d{6})(?=line-|$)", ln))
-    return nums, torn
 
 
 # ------------------------------------------------------------------ 1. worker start
@@ -434,15 +380,6 @@ def test_status_and_offsets_after_restart(story):
 
 
 # ------------------------------------------------------------------ 6. offsets API (KIP-875)
-
-def wait_state(worker: jvm.ConnectWorker, name: str, state: str, timeout: float = 60.0) -> dict:
-    def ok():
-        st = worker.rest("GET", f"/connectors/{name}/status")
-        if st["connector"]["state"] == state and (state != "STOPPED" or not st["tasks"]):
-            return st
-        return None
-    return wait_for(ok, f"{name} {state}", timeout=timeout, on_fail=lambda: "\n" + worker.log_tail(30))
-
 
 @pytest.mark.check(C, "offsets_api",
                    "offsets REST API (KIP-875): stop, GET source and sink offsets, PATCH the sink's group offset, resume: the sink re-reads from there")

@@ -133,6 +133,9 @@ public final class OrdersApp {
         p.put(StreamsConfig.GROUP_PROTOCOL_CONFIG, "classic");
         p.put(StreamsConfig.STATE_DIR_CONFIG, stateDir);
         p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 2);
+        // with two instances running, each keeps a standby copy of the other's stores, fed by
+        // read_committed fetches of the changelogs while they are written (and compacted)
+        p.put(StreamsConfig.NUM_STANDBY_REPLICAS_CONFIG, 1);
         p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 200);
         // No record cache: every aggregate update is forwarded, so the output carries every count.
         p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);

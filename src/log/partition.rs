@@ -765,11 +765,13 @@ impl PartitionLog {
         Ok(self.log_start_offset())
     }
 
-    /// Retention: deletes sealed segments (never the active one), oldest first, that are
-    /// wholly below the log start offset, or — when `cleanup.policy` includes `delete` and
-    /// `now_ms` is given — whose largest timestamp is older than `retention.ms` before `now_ms`,
-    /// or that push the log
-    /// beyond `retention.bytes`. Advances the log start offset to the first remaining segment.
+    /// Retention: deletes segments, oldest first, that are wholly below the log start offset,
+    /// or — when `cleanup.policy` includes `delete` and `now_ms` is given — whose largest
+    /// timestamp is older than `retention.ms` before `now_ms`, or that push the log beyond
+    /// `retention.bytes`. As in Kafka, a non-empty active segment that breaches retention goes
+    /// too: a new empty segment is rolled first, so a quiet topic's old data does not stay
+    /// forever in a segment that never fills. Advances the log start offset to the first
+    /// remaining segment.
     /// The files are removed after the lock is released; readers that already hold a segment's
     /// file handle finish their `pread`s on the unlinked file. Returns the segments deleted.
     pub fn delete_old_segments(&self, now_ms: Option<i64>) -> Result<usize, LogError> {
@@ -780,6 +782,16 @@ impl PartitionLog {
             let mut g = self.lock();
             let cfg = g.config.clone();
             let sealed = g.segments.len().saturating_sub(1);
+            // The active segment is a candidate only for the retention policy, and only if it
+            // holds data.
+            let candidates = if cfg.delete && now_ms.is_some() && g.size_bytes > 0 {
+                match g.segments.last() {
+                    Some(active) if active.size() > 0 => g.segments.len(),
+                    _ => sealed,
+                }
+            } else {
+                sealed
+            };
             let policy = cfg.delete && now_ms.is_some();
             let mut excess = if policy && cfg.retention_bytes >= 0 {
                 g.size_bytes.saturating_sub(cfg.retention_bytes as u64)
@@ -787,7 +799,7 @@ impl PartitionLog {
                 0
             };
             let mut n = 0;
-            while n < sealed {
+            while n < candidates {
                 let seg = &g.segments[n];
                 let below_start = g
                     .segments
@@ -808,7 +820,35 @@ impl PartitionLog {
             if n == 0 {
                 return Ok(0);
             }
+            if n == g.segments.len() {
+                // Every segment goes, the active one too: roll an empty one to append to next.
+                let leo = g.leo;
+                match self.roll(&mut g, leo) {
+                    Ok(()) => {}
+                    // Nothing changed; keep the active segment and delete the sealed ones.
+                    Err(RollError::Create(e)) => {
+                        tracing::warn!(partition = %self.tp, error = %e, "cannot roll for retention");
+                        n = sealed;
+                        if n == 0 {
+                            return Ok(0);
+                        }
+                    }
+                    Err(e) => {
+                        drop(g);
+                        self.poison();
+                        return Err(LogError::Io(e.into_io()));
+                    }
+                }
+            }
             let removed: Vec<Segment> = g.segments.drain(..n).collect();
+            for sealed in g.sealed_unsynced.iter_mut() {
+                if removed
+                    .iter()
+                    .any(|s| s.base_offset() == sealed.base_offset())
+                {
+                    sealed.mark_deleted();
+                }
+            }
             let freed: u64 = removed.iter().map(Segment::size).sum();
             g.size_bytes = g.size_bytes.saturating_sub(freed);
             if let Some(first) = g.segments.first() {

@@ -115,6 +115,10 @@ impl IndexBuilder {
 /// Files of a segment that was just sealed by a roll; the flusher fsyncs and then drops them.
 #[derive(Debug)]
 pub(crate) struct SealedFiles {
+    base_offset: i64,
+    /// Set when retention deleted the segment before the flusher got to it: its files need no
+    /// sync any more (the index files are synced by path, which is gone), only the snapshot.
+    deleted: bool,
     log: Arc<File>,
     index: Option<IndexFile>,
     time_index: Option<IndexFile>,
@@ -140,13 +144,25 @@ impl SealedFiles {
         self
     }
 
+    /// The sealed segment's base offset.
+    pub(crate) fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    /// Records that the segment's files were deleted (retention) before they were synced.
+    pub(crate) fn mark_deleted(&mut self) {
+        self.deleted = true;
+    }
+
     pub(crate) fn sync(&self, io: &dyn SegmentIo) -> io::Result<()> {
-        io.sync_data(&self.log)?;
-        if let Some(f) = &self.index {
-            f.sync()?;
-        }
-        if let Some(f) = &self.time_index {
-            f.sync()?;
+        if !self.deleted {
+            io.sync_data(&self.log)?;
+            if let Some(f) = &self.index {
+                f.sync()?;
+            }
+            if let Some(f) = &self.time_index {
+                f.sync()?;
+            }
         }
         if let Some((path, bytes)) = &self.snapshot {
             // After the data it describes is durable, off the append path; the caller then
@@ -363,6 +379,8 @@ impl Segment {
         };
         self.writable = false;
         Ok(SealedFiles {
+            base_offset: self.base_offset,
+            deleted: false,
             log: old,
             index: self.index.take_file(),
             time_index: self.time_index.take_file(),

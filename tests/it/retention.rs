@@ -18,7 +18,7 @@ use kafka_protocol::messages::*;
 use crate::configs::alter;
 use crate::harness::create;
 use crate::harness::{self, s, Client};
-use crate::harness::{fetch_request, produce};
+use crate::harness::{fetch, fetch_request, produce};
 
 async fn delete_records(c: &mut Client, topic: &str, offset: i64, version: i16) -> (i16, i64) {
     let req = DeleteRecordsRequest::default()
@@ -141,6 +141,57 @@ async fn retention_task_applies_retention_ms_and_bytes() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(earliest(&mut c, "t").await, 3);
+}
+
+/// A quiet topic whose records all sit in the active segment still loses them to
+/// `retention.ms`: as in Kafka, the active segment is rolled and the old one deleted, and
+/// appends continue at the same offsets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_ms_reaches_data_in_the_active_segment() {
+    let b = harness::start(&[("log.retention.check.interval.ms", "100")]).await;
+    let mut c = b.client().await;
+    let id = create(&mut c, "quiet", 1).await.topics[0].topic_id;
+    alter(&mut c, "quiet", &[("retention.ms", 0, Some("1500"))], false).await;
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    for _ in 0..3 {
+        let p = produce(&mut c, "quiet", id, 0, &simple_batch(1, 50, now()), 9).await;
+        assert_eq!(p.error_code, 0);
+    }
+    let log = b.broker.context().partition("quiet", 0).unwrap();
+    assert_eq!(log.segment_base_offsets(), vec![0], "one active segment");
+    // Not before its time: the data is younger than retention.ms.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(earliest(&mut c, "quiet").await, 0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while earliest(&mut c, "quiet").await != 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "retention reached the active segment: {:?}",
+            log.segment_base_offsets()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        log.segment_base_offsets(),
+        vec![3],
+        "rolled, old segment deleted"
+    );
+    assert!(!b.dir.join("quiet-0/00000000000000000000.log").exists());
+    // Reading the deleted range is out of range; appends go on from offset 3.
+    let f = fetch(&mut c, "quiet", id, 0, 0, 12).await;
+    assert_eq!(f.error_code, 1, "OFFSET_OUT_OF_RANGE");
+    let p = produce(&mut c, "quiet", id, 0, &simple_batch(1, 50, now()), 9).await;
+    assert_eq!((p.error_code, p.base_offset), (0, 3));
+    // That record expires in turn; the empty segment rolled for it is never rolled again.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(log.segment_base_offsets(), vec![4]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(log.segment_base_offsets(), vec![4]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,9 @@ tasks).  Incremental cooperative rebalancing balances them (2/1 connectors, 2/1 
 follower are forwarded to the leader over REST.  When the worker running the source task is
 SIGKILLed, its connectors and tasks move to the survivor (after the session timeout and
 scheduled.rebalance.max.delay.ms), and the lines appended afterwards still arrive: once in the
-topic (read_committed), in both sink files.
+topic (read_committed), in both sink files.  Run twice: the sink tasks' consumers in classic
+groups, then with group.protocol=consumer (KIP-848; the broker's group.consumer.* session bounds
+lowered to 6 s).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pytest
 from broker import Broker
 from connect import jvm
 from connect.connecthelpers import line, sink_lines, wait_running, wait_running_herder
-from connect.kafkautil import read_topic, wait_for
+from connect.kafkautil import group_offsets, read_topic, wait_for
 
 C = "connect"
 TOPIC = "cluster-lines"
@@ -27,8 +29,8 @@ SINKS = ("cluster-sink-a", "cluster-sink-b")
 N_FIRST, N_SECOND = 300, 300
 
 
-def worker_props(bootstrap: str) -> dict:
-    return {
+def worker_props(bootstrap: str, group_protocol: str) -> dict:
+    props = {
         "bootstrap.servers": bootstrap,
         "group.id": "compat-connect-cluster",
         "key.converter": "org.apache.kafka.connect.storage.StringConverter",
@@ -48,17 +50,29 @@ def worker_props(bootstrap: str) -> dict:
         "heartbeat.interval.ms": 1000,
         "rebalance.timeout.ms": 20000,
         "task.shutdown.graceful.timeout.ms": 5000,
-        "consumer.session.timeout.ms": 6000,
-        "consumer.heartbeat.interval.ms": 1000,
     }
+    if group_protocol == "classic":
+        props.update({"consumer.session.timeout.ms": 6000, "consumer.heartbeat.interval.ms": 1000})
+    else:
+        # KIP-848: the broker owns the session timeout and heartbeat interval (set below)
+        props["consumer.group.protocol"] = "consumer"
+    return props
+
+
+# the broker's KIP-848 bounds, so that a dead sink consumer is expired in 6 s, not 45 s
+CONSUMER_PROTOCOL_BROKER_ARGS = [
+    "--set", "group.consumer.min.session.timeout.ms=6000", "--set", "group.consumer.session.timeout.ms=6000",
+    "--set", "group.consumer.min.heartbeat.interval.ms=1000", "--set", "group.consumer.heartbeat.interval.ms=1000"]
 
 
 @pytest.fixture
-def cluster(tmp_path):
+def cluster(request, tmp_path):
     jvm.forget_touched()
-    broker = Broker(tmp_path / "broker", name="gregor")
+    protocol = request.node.callspec.params["protocol"]
+    broker = Broker(tmp_path / "broker", name="gregor",
+                    extra_args=CONSUMER_PROTOCOL_BROKER_ARGS if protocol == "consumer" else [])
     broker.start()
-    props = worker_props(broker.bootstrap)
+    props = worker_props(broker.bootstrap, protocol)
     workers = [jvm.ConnectWorker(tmp_path / f"worker{i}", props, name=f"connect-worker{i}") for i in (1, 2)]
     try:
         yield broker, workers, tmp_path
@@ -79,9 +93,16 @@ def placement(worker: jvm.ConnectWorker) -> "dict[str, str]":
     return out
 
 
-@pytest.mark.check(C, "two_workers_failover",
-                   "two workers in one group balance 3 connectors/3 tasks; the one running the source is SIGKILLed: all move to the survivor, no line lost or doubled in the topic")
-def test_two_workers_share_work_and_fail_over(cluster, note):
+@pytest.mark.parametrize("protocol", [
+    pytest.param("classic", marks=pytest.mark.check(
+        C, "two_workers_failover",
+        "two workers in one group balance 3 connectors/3 tasks; the one running the source is SIGKILLed: "
+        "all move to the survivor, no line lost or doubled in the topic")),
+    pytest.param("consumer", marks=pytest.mark.check(
+        C, "two_workers_failover_kip848",
+        "the same with the sink tasks' consumers on group.protocol=consumer (KIP-848)")),
+])
+def test_two_workers_share_work_and_fail_over(protocol, cluster, note):
     broker, (w1, w2), work = cluster
     src = work / "source.txt"
     outs = {name: work / f"{name}.txt" for name in SINKS}
@@ -120,6 +141,14 @@ def test_two_workers_share_work_and_fail_over(cluster, note):
     want = list(range(1, N_FIRST + 1))
     for name in SINKS:
         wait_for(lambda: sink_lines(outs[name])[0] == want, f"{N_FIRST} lines in {name}'s file", timeout=60)
+
+    # both sink groups commit what they wrote (every offset.flush.interval.ms): their committed
+    # offsets pass the last record (transaction markers make offsets > line numbers)
+    last = read_topic(broker.bootstrap, TOPIC, expect=N_FIRST, timeout=30, linger=0.2)[-1].offset
+    for name in SINKS:
+        wait_for(lambda: group_offsets(broker.bootstrap, f"connect-{name}").get((TOPIC, 0), -1) > last,
+                 f"{name}'s group offset past {last}", timeout=30, interval=0.5,
+                 on_fail=lambda: f" offsets {group_offsets(broker.bootstrap, f'connect-{name}')}")
 
     # SIGKILL the worker that runs the source task
     victim = w1 if spread[f"{SOURCE}-0"] == ids[w1] else w2

@@ -129,6 +129,8 @@ public final class Driver {
         add("group_survives_broker_restart", "testGroupSurvivesBrokerRestart",
                 "classic group members keep their member id and generation across a broker restart (no fencing, no rebalance)");
         // (was an expected failure until gregor a86a931: /tmp/gregor-bugs/streams-classic-group-members-lost-on-restart.md)
+        add("no_hanging_transactions", "testNoHangingTransactions",
+                "after all instances stopped: ListTransactions shows no open Streams transaction, LSO = high watermark everywhere");
         add("transactional_offsets", "testTransactionalOffsets",
                 "consumed offsets committed inside the transactions (KIP-447): group offsets = input end offsets");
         add("repartition_purge", "testRepartitionPurge",
@@ -803,6 +805,55 @@ public final class Driver {
         // ---- the broker itself is SIGKILLed and restarted while the app processes more orders
         brokerCrash(app4, withProbes);
         app4.sigterm();
+        checkNoHangingTransactions();
+    }
+
+    /** After every instance stopped: no transaction left open anywhere (LSO = high watermark). */
+    void checkNoHangingTransactions() {
+        try {
+            List<String> topics = List.of(OrdersApp.OUTPUT, OrdersApp.WINDOW_OUTPUT, REPARTITION, TOTALS_CHANGELOG,
+                    WINDOW_CHANGELOG, CUSTOMERS_CHANGELOG);
+            Map<TopicPartition, OffsetSpec> q = new HashMap<>();
+            for (String t : topics) for (int i = 0; i < PARTITIONS; i++) q.put(new TopicPartition(t, i), OffsetSpec.latest());
+            List<String> problems = new ArrayList<>();
+            // the transaction coordinator times out and aborts what the killed instances left open
+            // (5 s); give it a few seconds
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
+            while (true) {
+                problems.clear();
+                var ru = admin.listOffsets(q, new org.apache.kafka.clients.admin.ListOffsetsOptions(
+                        org.apache.kafka.common.IsolationLevel.READ_UNCOMMITTED)).all().get(30, TimeUnit.SECONDS);
+                var rc = admin.listOffsets(q, new org.apache.kafka.clients.admin.ListOffsetsOptions(
+                        org.apache.kafka.common.IsolationLevel.READ_COMMITTED)).all().get(30, TimeUnit.SECONDS);
+                for (TopicPartition tp : q.keySet()) {
+                    long hw = ru.get(tp).offset(), lso = rc.get(tp).offset();
+                    if (hw != lso) problems.add(tp + " LSO " + lso + " < high watermark " + hw);
+                }
+                var listed = admin.listTransactions().all().get(30, TimeUnit.SECONDS);
+                List<String> ids = listed.stream().map(l -> l.transactionalId()).filter(id -> id.startsWith(APP_ID))
+                        .collect(Collectors.toList());
+                if (ids.isEmpty()) problems.add("ListTransactions shows no transactional id of " + APP_ID);
+                for (var l : listed) {
+                    var st = l.state();
+                    if (l.transactionalId().startsWith(APP_ID)
+                            && st != org.apache.kafka.clients.admin.TransactionState.COMPLETE_COMMIT
+                            && st != org.apache.kafka.clients.admin.TransactionState.COMPLETE_ABORT
+                            && st != org.apache.kafka.clients.admin.TransactionState.EMPTY) {
+                        problems.add(l.transactionalId() + " is " + st);
+                    }
+                }
+                if (problems.isEmpty() || System.nanoTime() > deadline) {
+                    String note = ids.size() + " transactional ids of " + APP_ID + " listed, none open; LSO = high watermark on "
+                            + q.size() + " partitions of the output, repartition and changelog topics";
+                    if (problems.isEmpty()) pass("no_hanging_transactions", note);
+                    else fail("no_hanging_transactions", firstFew(problems));
+                    return;
+                }
+                Thread.sleep(1000);
+            }
+        } catch (Exception e) {
+            fail("no_hanging_transactions", "AdminClient: " + e);
+        }
     }
 
     void brokerCrash(App app, Map<String, List<String>> before) throws Exception {

@@ -441,6 +441,19 @@ fn sample_bodies(key: ApiKey, v: i16) -> Vec<Vec<u8>> {
             ]),
             v,
         )],
+        ApiKey::DescribeTopicPartitions => vec![encode(
+            &DescribeTopicPartitionsRequest::default()
+                .with_topics(vec![
+                    describe_topic_partitions_request::TopicRequest::default().with_name(name),
+                ])
+                .with_response_partition_limit(1)
+                .with_cursor(Some(
+                    describe_topic_partitions_request::Cursor::default()
+                        .with_topic_name(TopicName(s("zzz")))
+                        .with_partition_index(-3),
+                )),
+            v,
+        )],
         other => panic!("{other:?} is advertised but has no hostile-test sample: add one"),
     }
 }
@@ -713,6 +726,7 @@ fn decode_response(key: ApiKey, version: i16, mut frame: Bytes) -> anyhow::Resul
         ApiKey::DescribeTransactions => as_response!(DescribeTransactionsResponse),
         ApiKey::ListTransactions => as_response!(ListTransactionsResponse),
         ApiKey::DescribeProducers => as_response!(DescribeProducersResponse),
+        ApiKey::DescribeTopicPartitions => as_response!(DescribeTopicPartitionsResponse),
         other => anyhow::bail!("{other:?} is advertised but has no response type here: add it"),
     };
     anyhow::ensure!(

@@ -179,6 +179,13 @@ pub fn handle_frame(
             version,
             handlers::list_transactions::handle,
         ),
+        ApiKey::DescribeTopicPartitions => run_now::<m::DescribeTopicPartitionsRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::describe_topic_partitions::handle,
+        ),
         ApiKey::DescribeProducers => run_now::<m::DescribeProducersRequest, _>(
             ctx,
             frame,

@@ -276,3 +276,81 @@ async fn authorized_operations_are_reported_only_when_asked() {
         .await;
     assert_eq!(dc.cluster_authorized_operations, CLUSTER);
 }
+
+/// DescribeTopicPartitions (KIP-966), as 4.x `kafka-topics --describe` pages through it:
+/// topics sorted by name, a partition budget per response and a cursor to resume from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_topic_partitions_pages_by_partition_budget_and_cursor() {
+    use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+    let b = harness::start(&[]).await;
+    let mut c = b.client().await;
+    let a_id = create(&mut c, "dtp-a", 3).await.topics[0].topic_id;
+    create(&mut c, "dtp-b", 2).await;
+    create(&mut c, "dtp-c", 1).await;
+    let ask = |topics: &[&str], limit: i32, cursor: Option<(&str, i32)>| {
+        DescribeTopicPartitionsRequest::default()
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| TopicRequest::default().with_name(TopicName(s(t))))
+                    .collect(),
+            )
+            .with_response_partition_limit(limit)
+            .with_cursor(cursor.map(|(t, p)| {
+                Cursor::default()
+                    .with_topic_name(TopicName(s(t)))
+                    .with_partition_index(p)
+            }))
+    };
+    let shape = |r: &DescribeTopicPartitionsResponse| -> Vec<(String, i16, Vec<i32>)> {
+        r.topics
+            .iter()
+            .map(|t| {
+                (
+                    t.name.as_ref().map(|n| n.to_string()).unwrap_or_default(),
+                    t.error_code,
+                    t.partitions.iter().map(|p| p.partition_index).collect(),
+                )
+            })
+            .collect()
+    };
+    let next = |r: &DescribeTopicPartitionsResponse| {
+        r.next_cursor
+            .as_ref()
+            .map(|c| (c.topic_name.to_string(), c.partition_index))
+    };
+    // Every topic, four partitions a page.
+    let r = c.call(&ask(&[], 4, None), 0).await;
+    assert_eq!(
+        shape(&r),
+        vec![
+            ("dtp-a".into(), 0, vec![0, 1, 2]),
+            ("dtp-b".into(), 0, vec![0])
+        ]
+    );
+    assert_eq!(next(&r), Some(("dtp-b".into(), 1)));
+    assert_eq!(r.topics[0].topic_id, a_id);
+    let p = &r.topics[0].partitions[0];
+    assert_eq!((p.leader_id.0, p.leader_epoch), (1, 0));
+    assert_eq!(p.isr_nodes, p.replica_nodes);
+    let r = c.call(&ask(&[], 4, Some(("dtp-b", 1))), 0).await;
+    assert_eq!(
+        shape(&r),
+        vec![("dtp-b".into(), 0, vec![1]), ("dtp-c".into(), 0, vec![0])]
+    );
+    assert_eq!(next(&r), None);
+    // Named topics come back sorted; an unknown one carries its error.
+    let r = c.call(&ask(&["dtp-c", "nope", "dtp-a"], 0, None), 0).await;
+    assert_eq!(
+        shape(&r),
+        vec![
+            ("dtp-a".into(), 0, vec![0, 1, 2]),
+            ("dtp-c".into(), 0, vec![0]),
+            ("nope".into(), 3, vec![])
+        ]
+    );
+    // A budget that ends exactly at a topic's end resumes at the next topic.
+    let r = c.call(&ask(&["dtp-a", "dtp-b"], 3, None), 0).await;
+    assert_eq!(shape(&r), vec![("dtp-a".into(), 0, vec![0, 1, 2])]);
+    assert_eq!(next(&r), Some(("dtp-b".into(), 0)));
+}

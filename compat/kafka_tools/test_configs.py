@@ -106,26 +106,54 @@ def test_broker_configs_describe(tools):
     assert head == "Default configs for brokers in the cluster are:"
 
 
-@pytest.mark.check("configs_brokers_alter", "kafka-configs brokers --alter (dynamic broker configs)")
+@pytest.mark.check("configs_brokers_alter",
+                   "kafka-configs brokers --alter: per-broker and cluster-default dynamic configs")
 def test_broker_configs_alter(tools):
     node = str(tools.broker.node_id)
-    r = alter(tools, "brokers", node, "--add-config", "log.cleaner.threads=2", check=False)
+    r = alter(tools, "brokers", node, "--add-config", "log.retention.ms=7200000", check=False)
     if r.rc != 0:
         text = r.out + r.err
         assert "InvalidRequestException" in text, str(r)
-        # nothing changed
         _, cfg = describe(tools, "brokers", "--entity-name", node)
         assert cfg == {}
         pytest.skip("n/a: broker settings are static in Gregor; --alter of a broker config fails "
                     "with InvalidRequestException, as Kafka does for a config that is not "
-                    "dynamically updatable: " + next(
-                        (ln for ln in text.splitlines() if "InvalidRequestException" in ln), "")[:200])
-    assert "Completed updating config for broker" in r.out, str(r)
+                    "dynamically updatable")
+    assert f"Completed updating config for broker {node}." in r.out, str(r)
+    r = tools.run("kafka-configs", "--alter", "--entity-type", "brokers", "--entity-default",
+                  "--add-config", "log.retention.ms=7300000")
+    assert "Completed updating default config for brokers in the cluster." in r.out, str(r)
+
     _, cfg = describe(tools, "brokers", "--entity-name", node)
-    assert cfg["log.cleaner.threads"][0] == "2"
-    alter(tools, "brokers", node, "--delete-config", "log.cleaner.threads")
+    assert cfg == {"log.retention.ms": ("7200000", "DYNAMIC_BROKER_CONFIG:log.retention.ms=7200000, "
+                                        "DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=7300000, "
+                                        "STATIC_BROKER_CONFIG:log.retention.ms=360000000, "
+                                        "DEFAULT_CONFIG:log.retention.ms=604800000")}, cfg
+    _, cfg = describe(tools, "brokers", "--entity-default")
+    assert {k: v for k, (v, _) in cfg.items()} == {"log.retention.ms": "7300000"}, cfg
+
+    # a topic without its own retention.ms follows the broker's
+    tools.create_topic("follows-broker", 1)
+
+    def topic_retention() -> str:
+        _, every = describe(tools, "topics", "--entity-name", "follows-broker", all_=True)
+        return every["retention.ms"][0]
+
+    assert topic_retention() == "7200000"
+    tools.run("kafka-configs", "--alter", "--entity-type", "brokers", "--entity-name", node,
+              "--delete-config", "log.retention.ms")
+    assert topic_retention() == "7300000"
+    tools.run("kafka-configs", "--alter", "--entity-type", "brokers", "--entity-default",
+              "--delete-config", "log.retention.ms")
+    assert topic_retention() == "360000000"
     _, cfg = describe(tools, "brokers", "--entity-name", node)
-    assert "log.cleaner.threads" not in cfg
+    assert cfg == {}
+
+    # a read-only broker setting is refused and left alone
+    r = alter(tools, "brokers", node, "--add-config", "log.dirs=/elsewhere", check=False)
+    assert r.rc != 0 and "Exception" in r.err, str(r)
+    _, cfg = describe(tools, "brokers", "--entity-name", node, all_=True)
+    assert cfg["log.dirs"][0] == str(tools.broker.data_dir)
 
 
 @pytest.mark.check("configs_groups", "kafka-configs groups: --describe, --alter (KIP-848 group configs)")

@@ -38,6 +38,14 @@ KAFKA_VERSION = "4.4.0"
 FAST_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto -Djava.awt.headless=true"
 
 _CHECKS: "dict[str, dict]" = {}
+# Row order in the matrix: as a user meets the tools.
+_ORDER = ["topics_", "console_", "groups_", "configs_topics", "configs_brokers", "configs_groups",
+          "configs_", "get_offsets", "delete_records", "log_dirs", "transactions_",
+          "broker_api_versions", "features_", "producer_perf", "consumer_perf"]
+
+
+def _order(name: str) -> "tuple[int, str]":
+    return next((i for i, p in enumerate(_ORDER) if name.startswith(p)), len(_ORDER)), name
 _RANK = {"fail": 4, "pass": 3, "n/a": 2, "skip": 1}
 
 
@@ -212,7 +220,7 @@ def pytest_sessionfinish(session, exitstatus):
     out = RESULTS_DIR / "kafka-tools.json"
     doc = {"suite": "kafka-tools", "title": "Kafka CLI tools", "version": KAFKA_VERSION,
            "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "checks": dict(sorted(_CHECKS.items()))}
+           "checks": dict(sorted(_CHECKS.items(), key=lambda kv: _order(kv[0])))}
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
     os.replace(tmp, out)

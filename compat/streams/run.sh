@@ -5,7 +5,8 @@
 # as separate JVMs, SIGKILLs/SIGSTOPs them, checks the output, prints "N passed, N failed" and writes
 # compat/results/streams.json. Exit status 1 if any check failed. Logs: compat/streams/target/work/<time>/.
 # Knobs (environment): STREAMS_ORDERS (4000), STREAMS_PRODUCE_S (20), STREAMS_THROTTLE_MICROS (1500),
-# STREAMS_DEADLINE_S (270), STREAMS_SEGMENT_BYTES (16384), STREAMS_APP_LOG_LEVEL (info).
+# STREAMS_CUSTOMERS (25), STREAMS_DEADLINE_S (270), STREAMS_SEGMENT_BYTES (16384), STREAMS_APP_LOG_LEVEL (info),
+# STREAMS_APP_COMPRESSION (lz4), STREAMS_INPUT_COMPRESSION (zstd), STREAMS_GUARANTEE (exactly_once_v2; see README).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"

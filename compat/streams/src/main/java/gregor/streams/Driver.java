@@ -66,7 +66,7 @@ import org.apache.kafka.common.serialization.StringSerializer;
 public final class Driver {
     static final String APP_ID = "gregor-orders";
     static final int PARTITIONS = 3;
-    static final int NUM_CUSTOMERS = 25;
+    static final int NUM_CUSTOMERS = Integer.parseInt(env("STREAMS_CUSTOMERS", "25"));
     static final int NUM_ORDERS = Integer.parseInt(env("STREAMS_ORDERS", "4000"));
     static final long THROTTLE_MICROS = Long.parseLong(env("STREAMS_THROTTLE_MICROS", "1500"));
     static final long PRODUCE_SECONDS = Long.parseLong(env("STREAMS_PRODUCE_S", "20"));
@@ -480,8 +480,8 @@ public final class Driver {
     void makeInput() {
         Random rnd = new Random(20261202L);
         for (int c = 0; c < NUM_CUSTOMERS; c++) {
-            String id = String.format("cust-%02d", c);
-            customerNames.put(id, "Customer " + (char) ('A' + c) + " " + (1000 + rnd.nextInt(9000)));
+            String id = String.format("cust-%03d", c);
+            customerNames.put(id, "Customer \u2116" + c + " " + (1000 + rnd.nextInt(9000)) + " \u00e4\u00df\u00e9");
             ordersByCustomer.put(id, new ArrayList<>());
         }
         List<String> ids = new ArrayList<>(customerNames.keySet());
@@ -768,7 +768,7 @@ public final class Driver {
         List<String> probes = new ArrayList<>();
         int i = 0;
         for (String cust : customerNames.keySet()) {
-            String oid = String.format("probe-%02d", i++);
+            String oid = String.format("probe-%03d", i++);
             orderCustomer.put(oid, cust);
             orderAmount.put(oid, 10_000L + i);
             orderTs.put(oid, tsBase + NUM_ORDERS * 10L + 5_000 + i);

@@ -454,6 +454,14 @@ fn sample_bodies(key: ApiKey, v: i16) -> Vec<Vec<u8>> {
                 )),
             v,
         )],
+        ApiKey::ListConfigResources => vec![encode(
+            &ListConfigResourcesRequest::default().with_resource_types(if v >= 1 {
+                vec![2, 99]
+            } else {
+                Vec::new()
+            }),
+            v,
+        )],
         other => panic!("{other:?} is advertised but has no hostile-test sample: add one"),
     }
 }
@@ -727,6 +735,7 @@ fn decode_response(key: ApiKey, version: i16, mut frame: Bytes) -> anyhow::Resul
         ApiKey::ListTransactions => as_response!(ListTransactionsResponse),
         ApiKey::DescribeProducers => as_response!(DescribeProducersResponse),
         ApiKey::DescribeTopicPartitions => as_response!(DescribeTopicPartitionsResponse),
+        ApiKey::ListConfigResources => as_response!(ListConfigResourcesResponse),
         other => anyhow::bail!("{other:?} is advertised but has no response type here: add it"),
     };
     anyhow::ensure!(

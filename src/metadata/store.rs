@@ -279,6 +279,16 @@ impl MetadataStore {
         map.get(name).cloned().unwrap_or_default()
     }
 
+    /// The names of the `scope` resources that have dynamic configs, sorted.
+    pub fn config_names(&self, scope: ConfigScope) -> Vec<String> {
+        let registry = self.read();
+        let map = match scope {
+            ConfigScope::Group => &registry.group_configs,
+            ConfigScope::Broker => &registry.broker_configs,
+        };
+        map.keys().cloned().collect()
+    }
+
     /// Replaces the dynamic configs of `scope` resource `name` durably (an empty set removes
     /// the entry).
     pub fn set_configs(

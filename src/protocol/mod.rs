@@ -179,6 +179,13 @@ pub fn handle_frame(
             version,
             handlers::list_transactions::handle,
         ),
+        ApiKey::ListConfigResources => run_now::<m::ListConfigResourcesRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::list_config_resources::handle,
+        ),
         ApiKey::DescribeTopicPartitions => run_now::<m::DescribeTopicPartitionsRequest, _>(
             ctx,
             frame,

@@ -733,3 +733,52 @@ async fn dynamic_broker_configs_apply_at_once_and_persist() {
     let r = describe(&mut c, TOPIC, "dyn", Some(&["retention.ms"]), 4).await;
     assert_eq!(value_of(&r, "retention.ms"), ("86400000".into(), 4));
 }
+
+/// ListConfigResources (KIP-1142): the resources configs can be described for, by type, as
+/// `kafka-configs --describe --entity-type X` without a name lists them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_config_resources_names_topics_brokers_and_configured_groups() {
+    let b = harness::start(&[]).await;
+    let mut c = b.client().await;
+    create(&mut c, "lcr-b", 1).await;
+    create(&mut c, "lcr-a", 1).await;
+    // A group has configs only once some are set.
+    let set_group = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        inc::AlterConfigsResource::default()
+            .with_resource_type(32)
+            .with_resource_name(s("lcr-group"))
+            .with_configs(vec![inc::AlterableConfig::default()
+                .with_name(s("consumer.session.timeout.ms"))
+                .with_config_operation(0)
+                .with_value(Some(s("50000")))]),
+    ]);
+    assert_eq!(c.call(&set_group, 1).await.responses[0].error_code, 0);
+    let list = |types: Vec<i8>| ListConfigResourcesRequest::default().with_resource_types(types);
+    let names = |r: &ListConfigResourcesResponse| -> Vec<(i8, String)> {
+        let mut v: Vec<(i8, String)> = r
+            .config_resources
+            .iter()
+            .map(|x| (x.resource_type, x.resource_name.to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    let r = c.call(&list(vec![]), 1).await;
+    assert_eq!(r.error_code, 0);
+    assert_eq!(
+        names(&r),
+        vec![
+            (2, "lcr-a".into()),
+            (2, "lcr-b".into()),
+            (4, "1".into()),
+            (8, "1".into()),
+            (32, "lcr-group".into())
+        ]
+    );
+    let r = c.call(&list(vec![2]), 1).await;
+    assert_eq!(names(&r), vec![(2, "lcr-a".into()), (2, "lcr-b".into())]);
+    // An unknown type is UNSUPPORTED_VERSION, as in Kafka; v0 lists client metrics only.
+    assert_eq!(c.call(&list(vec![2, 99]), 1).await.error_code, 35);
+    let r = c.call(&list(vec![]), 0).await;
+    assert_eq!((r.error_code, r.config_resources.len()), (0, 0));
+}

@@ -3,9 +3,14 @@ delete-offsets and delete."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import time
+
 import pytest
 
-from conftest import Tools, parse_table
+from conftest import BIN, FAST_JVM, Tools, parse_table
 
 TOPIC = "orders"
 GROUP = "billing"
@@ -88,37 +93,52 @@ def test_describe_lag(tools, loaded):
     assert "does not exist" in r.out + r.err, str(r)
 
 
-@pytest.mark.check("groups_describe_members", "kafka-consumer-groups --describe --members (live consumer)")
-def test_describe_members_of_live_group(tools, loaded):
-    """A console consumer that stays in the group shows up as a member with its partitions."""
-    import subprocess
-    import time
-    from conftest import BIN, FAST_JVM
-    import os
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_describe_members_of_live_group(tools, loaded, request, protocol):
+    """A console consumer that stays in the group shows up as a member with its partitions, for a
+    classic group and for a KIP-848 (group.protocol=consumer) one."""
+    request.node.add_marker(pytest.mark.check(
+        f"groups_describe_members_{protocol}",
+        f"kafka-consumer-groups --describe --members/--state, live {protocol}-protocol consumer"))
+    group, client = f"live-{protocol}", f"live-{protocol}-client"
     env = dict(os.environ, KAFKA_JVM_PERFORMANCE_OPTS=FAST_JVM)
     p = subprocess.Popen([str(BIN / "kafka-console-consumer"), *tools.bs, "--topic", TOPIC,
-                          "--group", "live-g", "--consumer-property", "client.id=live-client",
+                          "--group", group, "--command-property", f"client.id={client}",
+                          "--command-property", f"group.protocol={protocol}",
                           "--timeout-ms", "60000"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          stdin=subprocess.DEVNULL, env=env)
     try:
         deadline = time.monotonic() + 40
-        rows = []
+        rows, r = [], None
         while time.monotonic() < deadline:
-            r = tools.run("kafka-consumer-groups", "--describe", "--group", "live-g", "--members",
-                          check=False)
+            r = tools.run("kafka-consumer-groups", "--describe", "--group", group, "--members",
+                          "--verbose", check=False)
             rows = parse_table(r.out, "GROUP")
             if rows and rows[0].get("#PARTITIONS") == "3":
                 break
             time.sleep(1)
         assert len(rows) == 1, f"{r}"
         m = rows[0]
-        assert m["CLIENT-ID"] == "live-client" and m["#PARTITIONS"] == "3", m
-        assert m["CONSUMER-ID"].startswith("live-client-"), m
-        r = tools.run("kafka-consumer-groups", "--describe", "--group", "live-g", "--state")
+        assert m["CLIENT-ID"] == client and m["#PARTITIONS"] == "3" and m["HOST"] == "/127.0.0.1", m
+        r = tools.run("kafka-consumer-groups", "--describe", "--group", group, "--state")
         (state,) = parse_table(r.out, "GROUP")
         assert state["STATE"] == "Stable" and state["#MEMBERS"] == "1", str(r)
-        assert state["ASSIGNMENT-STRATEGY"] in ("range", "cooperative-sticky", "uniform"), state
+        types = {row["GROUP"]: row["TYPE"] for row in parse_table(
+            tools.run("kafka-consumer-groups", "--list", "--type").out, "GROUP")}
+        if protocol == "classic":
+            assert m["CONSUMER-ID"].startswith(f"{client}-"), m
+            assert m["CURRENT-ASSIGNMENT"] == f"{TOPIC}:0,1,2", m
+            assert m["CURRENT-EPOCH"] == m["TARGET-EPOCH"] == "-", m  # no member epochs
+            assert state["ASSIGNMENT-STRATEGY"] in ("range", "cooperative-sticky"), state
+            assert types[group] == "Classic", types
+        else:
+            # KIP-848: the broker assigns; member epochs and the target assignment are shown
+            assert re.fullmatch(r"[A-Za-z0-9_-]{22}", m["CONSUMER-ID"]), m
+            assert m["CURRENT-ASSIGNMENT"] == m["TARGET-ASSIGNMENT"] == f"{TOPIC}:0,1,2", m
+            assert int(m["CURRENT-EPOCH"]) == int(m["TARGET-EPOCH"]) >= 1, m
+            assert state["ASSIGNMENT-STRATEGY"] in ("uniform", "range"), state
+            assert types[group] == "Consumer", types
     finally:
         p.terminate()
         try:

@@ -462,6 +462,37 @@ fn sample_bodies(key: ApiKey, v: i16) -> Vec<Vec<u8>> {
             }),
             v,
         )],
+        ApiKey::DescribeAcls => vec![encode(
+            &DescribeAclsRequest::default()
+                .with_resource_type_filter(1)
+                .with_pattern_type_filter(1)
+                .with_operation(1)
+                .with_permission_type(1),
+            v,
+        )],
+        ApiKey::CreateAcls => vec![encode(
+            &CreateAclsRequest::default().with_creations(vec![
+                create_acls_request::AclCreation::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("t"))
+                    .with_resource_pattern_type(3)
+                    .with_principal(s("User:alice"))
+                    .with_host(s("*"))
+                    .with_operation(3)
+                    .with_permission_type(3),
+            ]),
+            v,
+        )],
+        ApiKey::DeleteAcls => vec![encode(
+            &DeleteAclsRequest::default().with_filters(vec![
+                delete_acls_request::DeleteAclsFilter::default()
+                    .with_resource_type_filter(1)
+                    .with_pattern_type_filter(1)
+                    .with_operation(1)
+                    .with_permission_type(1),
+            ]),
+            v,
+        )],
         other => panic!("{other:?} is advertised but has no hostile-test sample: add one"),
     }
 }
@@ -736,6 +767,9 @@ fn decode_response(key: ApiKey, version: i16, mut frame: Bytes) -> anyhow::Resul
         ApiKey::DescribeProducers => as_response!(DescribeProducersResponse),
         ApiKey::DescribeTopicPartitions => as_response!(DescribeTopicPartitionsResponse),
         ApiKey::ListConfigResources => as_response!(ListConfigResourcesResponse),
+        ApiKey::DescribeAcls => as_response!(DescribeAclsResponse),
+        ApiKey::CreateAcls => as_response!(CreateAclsResponse),
+        ApiKey::DeleteAcls => as_response!(DeleteAclsResponse),
         other => anyhow::bail!("{other:?} is advertised but has no response type here: add it"),
     };
     anyhow::ensure!(

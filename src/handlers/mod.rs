@@ -1,6 +1,7 @@
 //! One module per Kafka API: each turns a decoded request into a response for the negotiated
 //! version, consulting the broker's services. Failures become Kafka error codes here, once.
 
+pub mod acls;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;

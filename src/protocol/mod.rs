@@ -179,6 +179,27 @@ pub fn handle_frame(
             version,
             handlers::list_transactions::handle,
         ),
+        ApiKey::DescribeAcls => run_now::<m::DescribeAclsRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::acls::handle_describe,
+        ),
+        ApiKey::CreateAcls => run_now::<m::CreateAclsRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::acls::handle_create,
+        ),
+        ApiKey::DeleteAcls => run_now::<m::DeleteAclsRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::acls::handle_delete,
+        ),
         ApiKey::ListConfigResources => run_now::<m::ListConfigResourcesRequest, _>(
             ctx,
             frame,

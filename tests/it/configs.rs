@@ -782,3 +782,55 @@ async fn list_config_resources_names_topics_brokers_and_configured_groups() {
     let r = c.call(&list(vec![]), 0).await;
     assert_eq!((r.error_code, r.config_resources.len()), (0, 0));
 }
+
+/// Without an authorizer, Kafka answers the ACL APIs with SECURITY_DISABLED (54): the whole
+/// DescribeAcls, and each creation and filter of CreateAcls / DeleteAcls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_apis_answer_security_disabled_without_an_authorizer() {
+    let b = harness::start(&[]).await;
+    let mut c = b.client().await;
+    for v in 1..=3 {
+        let d = c
+            .call(
+                &DescribeAclsRequest::default()
+                    .with_resource_type_filter(1)
+                    .with_pattern_type_filter(1)
+                    .with_operation(1)
+                    .with_permission_type(1),
+                v,
+            )
+            .await;
+        assert_eq!(d.error_code, 54, "v{v}");
+        assert_eq!(
+            d.error_message.as_deref(),
+            Some("No Authorizer is configured.")
+        );
+        assert!(d.resources.is_empty());
+        let creation = create_acls_request::AclCreation::default()
+            .with_resource_type(2)
+            .with_resource_name(s("t"))
+            .with_resource_pattern_type(3)
+            .with_principal(s("User:alice"))
+            .with_host(s("*"))
+            .with_operation(3)
+            .with_permission_type(3);
+        let cr = c
+            .call(
+                &CreateAclsRequest::default().with_creations(vec![creation.clone(), creation]),
+                v,
+            )
+            .await;
+        let codes: Vec<i16> = cr.results.iter().map(|r| r.error_code).collect();
+        assert_eq!(codes, vec![54, 54], "v{v}");
+        let filter = delete_acls_request::DeleteAclsFilter::default()
+            .with_resource_type_filter(1)
+            .with_pattern_type_filter(1)
+            .with_operation(1)
+            .with_permission_type(1);
+        let dr = c
+            .call(&DeleteAclsRequest::default().with_filters(vec![filter]), v)
+            .await;
+        let codes: Vec<i16> = dr.filter_results.iter().map(|r| r.error_code).collect();
+        assert_eq!(codes, vec![54], "v{v}");
+    }
+}

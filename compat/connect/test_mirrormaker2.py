@@ -265,9 +265,6 @@ def test_heartbeats_and_offset_syncs(story, note):
 
 @pytest.mark.check(M, "acl_sync_no_authorizer",
                    "topic ACL sync (default sync.topic.acls.enabled=true): DescribeAcls answers SECURITY_DISABLED, as Kafka without an authorizer")
-# reported as /tmp/gregor-bugs/connect-mm2-describe-acls.md
-@pytest.mark.xfail(reason="gregor does not serve DescribeAcls (29): MM2 gets UnsupportedVersionException, "
-                          "not SECURITY_DISABLED as from Kafka without an authorizer", strict=False)
 def test_acl_sync_finds_no_authorizer(story):
     """MM2 syncs topic ACLs at start-up; a broker without an authorizer answers DescribeAcls with
     SECURITY_DISABLED, which MM2 takes as "no ACLs to sync" (one INFO line)."""

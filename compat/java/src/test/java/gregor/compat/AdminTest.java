@@ -335,7 +335,6 @@ class AdminTest {
      */
     @Test
     @Feature("admin_configs")
-    @KnownBrokerBug("broker settings are static in Gregor (INVALID_REQUEST): /tmp/gregor-bugs/java-broker-dynamic-config.md")
     void brokerDynamicConfig() throws Exception {
         ConfigResource res = new ConfigResource(ConfigResource.Type.BROKER, "1");
         String topic = Util.createTopic(admin, "dyn", 1);

@@ -2,7 +2,7 @@
 # Runs the Flink Kafka connector suite (JUnit 5 + Surefire, a Flink MiniCluster inside the test JVM)
 # against target/debug/gregor (or $GREGOR_BIN). Each test class starts its own broker. Writes
 # compat/results/flink.json. Exits non-zero if a test failed.
-#   bash compat/flink/run.sh [extra mvn args, e.g. -Dtest=FlinkKafkaTest#test3*]
+#   bash compat/flink/run.sh [extra mvn args, e.g. -Dtest=FlinkKafkaTest#test03*]
 # Broker logs: compat/flink/target/brokers/<class>-*/broker.stderr.log
 set -uo pipefail
 if [[ -n "${GREGOR_BIN:-}" && "$GREGOR_BIN" != /* ]]; then

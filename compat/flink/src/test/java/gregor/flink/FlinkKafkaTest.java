@@ -77,7 +77,7 @@ class FlinkKafkaTest {
     @Test
     @Check(name = "exactly_once_sink", label = "KafkaSource -> keyed count -> KafkaSink EXACTLY_ONCE (4 -> 3 partitions, "
             + "checkpoint 1 s): read_committed output has every record once, per-key order and counts, keys/headers/timestamps kept")
-    void test1ExactlyOnceSink() throws Exception {
+    void test01ExactlyOnceSink() throws Exception {
         String in = "eo-in", out = "eo-out";
         createTopic(in, 4);
         createTopic(out, 3);
@@ -90,7 +90,7 @@ class FlinkKafkaTest {
     @Test
     @Check(name = "source_commits_offsets", label = "KafkaSource with a group.id commits its positions to the group on checkpoints "
             + "(OffsetCommit; ListConsumerGroupOffsets equals the input's end offsets)")
-    void test2SourceCommitsOffsets() throws Exception {
+    void test02SourceCommitsOffsets() throws Exception {
         String in = "commit-in", out = "commit-out";
         createTopic(in, 4);
         createTopic(out, 2);
@@ -112,21 +112,21 @@ class FlinkKafkaTest {
     @Test
     @Check(name = "restart_exactly_once", label = "job fails mid-run after a checkpoint and restarts from it (fixed-delay): the open "
             + "transaction is aborted (InitProducerId fencing, PROBING), committed ones kept, output still exactly once")
-    void test3RestartExactlyOnce() throws Exception {
+    void test03RestartExactlyOnce() throws Exception {
         restartCase("rs", TransactionNamingStrategy.INCREMENTING);
     }
 
     @Test
     @Check(name = "restart_exactly_once_pooling", label = "same with TransactionNamingStrategy.POOLING: lingering transactions found "
             + "with DescribeProducers + ListTransactions and aborted, output still exactly once")
-    void test4RestartExactlyOncePooling() throws Exception {
+    void test04RestartExactlyOncePooling() throws Exception {
         restartCase("rp", TransactionNamingStrategy.POOLING);
     }
 
     @Test
     @Check(name = "read_committed_source", label = "KafkaSource (isolation.level=read_committed, bounded) on a topic with committed, "
             + "aborted and interleaved transactions: only committed and plain records, each once, in offset order")
-    void test5ReadCommittedSource() throws Exception {
+    void test05ReadCommittedSource() throws Exception {
         String topic = "txn-src";
         createTopic(topic, 3);
         Map<String, Set<String>> byKind = produceTransactional(topic);
@@ -139,7 +139,7 @@ class FlinkKafkaTest {
     @Test
     @Check(name = "read_uncommitted_source", label = "the same topic with the KafkaSource's default isolation (read_uncommitted): "
             + "aborted records are seen too, control records are not")
-    void test6ReadUncommittedSource() throws Exception {
+    void test06ReadUncommittedSource() throws Exception {
         String topic = "txn-src-u";
         createTopic(topic, 3);
         Map<String, Set<String>> byKind = produceTransactional(topic);
@@ -153,7 +153,7 @@ class FlinkKafkaTest {
     @Test
     @Check(name = "savepoint_resume", label = "unbounded job stopped with a savepoint (stop-with-savepoint commits the open transactions), "
             + "more input produced, a new job resumes from the savepoint: output exactly once, counts continue from the restored state")
-    void test7SavepointResume() throws Exception {
+    void test07SavepointResume() throws Exception {
         String in = "sp-in", out = "sp-out";
         int n1 = 1200, n2 = 1200;
         createTopic(in, 4);
@@ -191,6 +191,140 @@ class FlinkKafkaTest {
             }
         }
         verifyExactlyOnce(input, out, n1 + n2, false);
+    }
+
+    @Test
+    @Check(name = "default_txn_timeout_refused", label = "KafkaSink EXACTLY_ONCE left at the connector's default transaction.timeout.ms "
+            + "(1 h) fails as on Kafka: InitProducerId answers INVALID_TRANSACTION_TIMEOUT (above transaction.max.timeout.ms, 15 min)")
+    void test08DefaultTransactionTimeoutRefused() throws Exception {
+        String in = "tt-in", out = "tt-out";
+        createTopic(in, 1);
+        createTopic(out, 1);
+        produceInput(in, 20);
+        StreamExecutionEnvironment env = env();
+        env.fromSource(source(in, null, "read_committed"), WatermarkStrategy.noWatermarks(), "kafka-" + in)
+                .sinkTo(KafkaSink.<Rec>builder()
+                        .setBootstrapServers(broker.bootstrap())
+                        .setRecordSerializer(new Jobs.RecSerializer(out))
+                        .setDeliveryGuarantee(DeliveryGuarantee.EXACTLY_ONCE)
+                        .setTransactionalIdPrefix("tt-sink")
+                        .build());
+        Throwable failure = null;
+        try {
+            runJob(env, "default-txn-timeout");
+        } catch (java.util.concurrent.ExecutionException e) {
+            failure = e;
+        }
+        assertTrue(failure != null, "the job with transaction.timeout.ms=3600000 succeeded; Kafka refuses it (max 900000)");
+        boolean found = false;
+        for (Throwable t = failure; t != null; t = t.getCause()) {
+            // the Java client turns INVALID_TRANSACTION_TIMEOUT from InitProducerId into a fatal
+            // KafkaException("Unexpected error in InitProducerIdResponse; <the error's message>")
+            found |= t instanceof org.apache.kafka.common.errors.InvalidTxnTimeoutException
+                    || String.valueOf(t.getMessage()).contains(org.apache.kafka.common.protocol.Errors.INVALID_TRANSACTION_TIMEOUT.message());
+        }
+        if (!found) {
+            throw new AssertionError("the job failed, but not with INVALID_TRANSACTION_TIMEOUT", failure);
+        }
+        assertEquals(0, readAll(out, "read_uncommitted").size(), "nothing written to " + out);
+    }
+
+    @Test
+    @Check(name = "lingering_txn_aborted", label = "transactions left open with data by a crashed earlier run (same transactionalIdPrefix) "
+            + "are aborted by a fresh job's KafkaSink: by InitProducerId probing (INCREMENTING) and by ListTransactions (POOLING); LSO moves on")
+    void test09LingeringTransactionsAborted() throws Exception {
+        lingeringCase("li", TransactionNamingStrategy.INCREMENTING, List.of("li-sink-0-1", "li-sink-1-1"));
+        lingeringCase("lp", TransactionNamingStrategy.POOLING, List.of("lp-sink-0-3", "lp-sink-1-5"));
+    }
+
+    private void lingeringCase(String name, TransactionNamingStrategy strategy, List<String> lingering) throws Exception {
+        String in = name + "-in", out = name + "-out";
+        createTopic(in, 2);
+        createTopic(out, 3);
+        Map<String, List<Rec>> input = produceInput(in, 600);
+        // a "crashed" previous run: open transactions with data on every output partition, never ended
+        List<KafkaProducer<String, String>> abandoned = new ArrayList<>();
+        try {
+            for (String txnId : lingering) {
+                KafkaProducer<String, String> p = new KafkaProducer<>(broker.producerProps(
+                        "transactional.id", txnId, "transaction.timeout.ms", 300000));
+                abandoned.add(p);
+                p.initTransactions();
+                p.beginTransaction();
+                for (int i = 0; i < 30; i++) {
+                    p.send(new ProducerRecord<>(out, i % 3, "zz-lingering", txnId + "-" + i)).get(30, TimeUnit.SECONDS);
+                }
+            }
+            try (Admin admin = broker.admin()) {
+                var d = admin.describeTransactions(lingering).all().get(30, TimeUnit.SECONDS);
+                d.forEach((id, desc) -> assertEquals(org.apache.kafka.clients.admin.TransactionState.ONGOING, desc.state(), id));
+            }
+            Jobs.FailOnce.reset(false);
+            runJob(pipeline(in, out, name + "-sink", strategy, null, 0, 0), "lingering-" + name);
+            try (Admin admin = broker.admin()) {
+                var d = admin.describeTransactions(lingering).all().get(30, TimeUnit.SECONDS);
+                // fenced (epoch bumped) and no longer open; INCREMENTING then reuses the id for its own transactions
+                d.forEach((id, desc) -> assertTrue(desc.producerEpoch() > 0, id + " was not fenced (" + strategy + "): " + desc));
+            }
+            verifyExactlyOnce(input, out, 600, false);
+        } finally {
+            abandoned.forEach(p -> p.close(Duration.ZERO));
+        }
+    }
+
+    @Test
+    @Check(name = "partition_discovery", label = "unbounded KafkaSource (partition.discovery.interval.ms=1000) picks up partitions added "
+            + "while it runs (CreatePartitions): records in the new partitions reach the exactly-once output")
+    void test10PartitionDiscovery() throws Exception {
+        String in = "pd-in", out = "pd-out";
+        createTopic(in, 2);
+        createTopic(out, 2);
+        Map<String, List<Rec>> input = new LinkedHashMap<>();
+        produceInput(in, 0, 300, input);
+        StreamExecutionEnvironment env = env();
+        KafkaSource<Rec> src = KafkaSource.<Rec>builder()
+                .setBootstrapServers(broker.bootstrap())
+                .setTopics(in)
+                .setStartingOffsets(OffsetsInitializer.earliest())
+                .setDeserializer(new Jobs.RecDeserializer())
+                .setProperty("isolation.level", "read_committed")
+                .setProperty("partition.discovery.interval.ms", "1000")
+                .build();
+        env.fromSource(src, WatermarkStrategy.noWatermarks(), "kafka-" + in)
+                .keyBy(r -> r.key)
+                .process(new Jobs.UpperCount())
+                .sinkTo(KafkaSink.<Rec>builder()
+                        .setBootstrapServers(broker.bootstrap())
+                        .setRecordSerializer(new Jobs.RecSerializer(out))
+                        .setDeliveryGuarantee(DeliveryGuarantee.EXACTLY_ONCE)
+                        .setTransactionalIdPrefix("pd-sink")
+                        .setProperty("transaction.timeout.ms", "120000")
+                        .build());
+        JobClient job = env.executeAsync("compat-flink-partition-discovery");
+        try {
+            awaitCommitted(out, 300);
+            try (Admin admin = broker.admin()) {
+                admin.createPartitions(Map.of(in, org.apache.kafka.clients.admin.NewPartitions.increaseTo(4)))
+                        .all().get(30, TimeUnit.SECONDS);
+            }
+            // new records go to all 4 partitions (keys hash over 4 now), so some land in partitions 2 and 3
+            produceInput(in, 300, 600, input);
+            try (Admin admin = broker.admin()) {
+                Map<TopicPartition, Long> ends = endOffsets(admin, in, 4, OffsetSpec.latest());
+                assertTrue(ends.get(new TopicPartition(in, 2)) > 0 && ends.get(new TopicPartition(in, 3)) > 0,
+                        "records in the new partitions: " + ends);
+            }
+            awaitCommitted(out, 600);
+            Thread.sleep(1500);
+        } finally {
+            job.cancel().get(30, TimeUnit.SECONDS);
+            try {
+                job.getJobExecutionResult().get(30, TimeUnit.SECONDS);
+            } catch (Exception expected) {
+                // cancelled
+            }
+        }
+        verifyExactlyOnce(input, out, 600, false, 2);
     }
 
     private static void cancelQuietly(JobClient c) {
@@ -535,6 +669,11 @@ class FlinkKafkaTest {
      * consumer must see more records than n (data of the aborted transaction(s) really reached the log).
      */
     private static void verifyExactlyOnce(Map<String, List<Rec>> input, String out, int n, boolean expectAborted) throws Exception {
+        verifyExactlyOnce(input, out, n, expectAborted, 3);
+    }
+
+    private static void verifyExactlyOnce(Map<String, List<Rec>> input, String out, int n, boolean expectAborted, int outPartitions)
+            throws Exception {
         List<ConsumerRecord<byte[], byte[]>> committed = readAll(out, "read_committed");
         Map<String, List<ConsumerRecord<byte[], byte[]>>> byKey = new TreeMap<>();
         for (var r : committed) {
@@ -567,7 +706,7 @@ class FlinkKafkaTest {
             }
         }
         try (Admin admin = broker.admin()) {
-            Map<TopicPartition, Long> hw = endOffsets(admin, out, 3, OffsetSpec.latest());
+            Map<TopicPartition, Long> hw = endOffsets(admin, out, outPartitions, OffsetSpec.latest());
             Map<TopicPartition, Long> lso = new HashMap<>();
             Properties p = broker.consumerProps("isolation.level", "read_committed");
             try (KafkaConsumer<String, String> c = new KafkaConsumer<>(p)) {

@@ -15,7 +15,8 @@ static ALLOCATOR: gregor::alloc_guard::GuardedAllocator = gregor::alloc_guard::G
 #[derive(Parser, Debug)]
 #[command(version, about, after_help = settings_help())]
 struct Cli {
-    /// TOML configuration file (settings use Kafka's names, e.g. `"log.dirs" = "/var/lib/gregor"`).
+    /// Configuration file: TOML (settings use Kafka's names, e.g. `"log.dirs" = "/var/lib/gregor"`),
+    /// or a Kafka `server.properties` (a `.properties` file, read as Kafka reads it).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// listeners, e.g. PLAINTEXT://127.0.0.1:9092

@@ -148,6 +148,89 @@ async fn numeric_settings_from_the_environment_apply() {
     assert_eq!(md.topics[0].partitions.len(), 3);
 }
 
+/// Kafka 4.x's shipped KRaft `server.properties`, with only paths and ports changed, starts a
+/// broker: Kafka's hours form of retention is honoured, the controller listener is left out,
+/// settings that do not apply are accepted, and a misspelled name still stops start-up with a
+/// hint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_server_properties_start_a_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let controller_port = free_port();
+    let data = dir.path().join("kraft-combined-logs");
+    let props = format!(
+        "process.roles=broker,controller\n\
+         node.id=1\n\
+         controller.quorum.bootstrap.servers=localhost:{controller_port}\n\
+         listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}\n\
+         inter.broker.listener.name=PLAINTEXT\n\
+         advertised.listeners=PLAINTEXT://localhost:{port},CONTROLLER://localhost:{controller_port}\n\
+         controller.listener.names=CONTROLLER\n\
+         listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL\n\
+         num.network.threads=3\n\
+         num.io.threads=8\n\
+         socket.send.buffer.bytes=102400\n\
+         socket.receive.buffer.bytes=102400\n\
+         socket.request.max.bytes=104857600\n\
+         log.dirs={}\n\
+         num.partitions=1\n\
+         num.recovery.threads.per.data.dir=1\n\
+         offsets.topic.replication.factor=1\n\
+         share.coordinator.state.topic.replication.factor=1\n\
+         share.coordinator.state.topic.min.isr=1\n\
+         transaction.state.log.replication.factor=1\n\
+         transaction.state.log.min.isr=1\n\
+         log.retention.hours=168\n\
+         log.segment.bytes=1073741824\n\
+         log.retention.check.interval.ms=300000\n",
+        data.display()
+    );
+    let file = dir.path().join("server.properties");
+    std::fs::write(&file, props).unwrap();
+    let _broker = Killed(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&file)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn gregor"),
+    );
+    let mut c = connect_when_ready(port).await;
+    let md = c
+        .call(&MetadataRequest::default().with_topics(None), 12)
+        .await;
+    assert_eq!(md.brokers[0].host.as_str(), "localhost");
+    assert_eq!(md.brokers[0].port, i32::from(port));
+    let r =
+        crate::configs::describe(&mut c, 4, "1", Some(&["log.retention.ms", "log.dirs"]), 4).await;
+    let value = |name: &str| {
+        r.configs
+            .iter()
+            .find(|e| e.name.as_str() == name)
+            .and_then(|e| e.value.as_ref().map(|v| v.to_string()))
+    };
+    assert_eq!(
+        value("log.retention.ms").as_deref(),
+        Some("604800000"),
+        "168 hours"
+    );
+    assert_eq!(value("log.dirs"), Some(data.display().to_string()));
+    assert!(data.join("meta.properties").exists());
+
+    let typo = dir.path().join("typo.properties");
+    std::fs::write(&typo, "log.retension.ms=5\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&typo)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did you mean `log.retention.ms`"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_zero_and_sigkill_loses_no_acknowledged_record() {
     let dir = tempfile::tempdir().unwrap();

@@ -6,6 +6,9 @@
 //! dotted names and checked against [`SETTINGS`]: an unknown name or a bad value stops start-up with
 //! a message naming the setting and where it came from.
 
+pub mod kafka_names;
+mod properties;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -166,8 +169,13 @@ impl std::fmt::Debug for SettingValues {
 /// A configuration problem, always naming the setting.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("unknown setting `{name}` (from {origin}); `gregor --help` lists every setting")]
-    Unknown { name: String, origin: String },
+    #[error("unknown setting `{name}` (from {origin}){hint}; `gregor --help` lists every setting")]
+    Unknown {
+        name: String,
+        origin: String,
+        /// "; did you mean `x`?" when a known name is close, else empty.
+        hint: String,
+    },
     #[error("bad value for `{name}` (from {origin}): {reason}")]
     BadValue {
         name: String,
@@ -199,6 +207,7 @@ impl Config {
     /// Loads, layers and validates settings from `sources`.
     pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
         let mut figment = Figment::new();
+        let mut from_properties = BTreeMap::new();
         if let Some(path) = &sources.file {
             if !path.exists() {
                 return Err(ConfigError::Read(format!(
@@ -206,7 +215,19 @@ impl Config {
                     path.display()
                 )));
             }
-            figment = figment.merge(Toml::file(path));
+            if path.extension().is_some_and(|e| e == "properties") {
+                // Kafka's own format (server.properties), read as Kafka reads it.
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::Read(format!("{}: {e}", path.display())))?;
+                let origin = format!("file {}", path.display());
+                from_properties = properties::parse(&text)
+                    .map_err(|e| ConfigError::Read(format!("{}: {e}", path.display())))?
+                    .into_iter()
+                    .map(|(k, v)| (k, (v.trim().to_string(), origin.clone())))
+                    .collect();
+            } else {
+                figment = figment.merge(Toml::file(path));
+            }
         }
         if sources.env {
             // `GREGOR_LOG_DIRS` -> `log.dirs` (nested by `_`, flattened below).
@@ -217,16 +238,19 @@ impl Config {
             .map_err(|e| ConfigError::Read(e.to_string()))?;
         let mut raw: BTreeMap<String, (String, String)> = BTreeMap::new();
         flatten(&figment, "", &dict, &mut raw);
+        // The file is below the environment: its entries fill only what is not set yet.
+        for (name, entry) in from_properties {
+            raw.entry(name).or_insert(entry);
+        }
         for (name, value) in &sources.overrides {
             raw.insert(name.clone(), (value.clone(), "command line".to_string()));
         }
-        for (name, (_, source)) in &raw {
-            if !SETTINGS.iter().any(|s| s.name == name) {
-                return Err(ConfigError::Unknown {
-                    name: name.clone(),
-                    origin: source.clone(),
-                });
-            }
+        let ignored = kafka_compat(&mut raw)?;
+        if !ignored.is_empty() {
+            tracing::warn!(
+                "Kafka settings that do not apply to Gregor were ignored: {}",
+                ignored.join(", ")
+            );
         }
         Resolver { raw }.build()
     }
@@ -261,6 +285,108 @@ impl Config {
         config.listeners = self.listeners;
         Ok(config)
     }
+}
+
+/// Makes a configuration written for Apache Kafka load, as Kafka would read it:
+/// - the hours and minutes forms of a time setting become its milliseconds form, with Kafka's
+///   precedence (ms over minutes over hours);
+/// - `listeners` and `advertised.listeners` drop the controller listeners
+///   (`controller.listener.names`) and name each remaining listener by its security protocol
+///   (`listener.security.protocol.map`);
+/// - a Kafka broker setting Gregor has no use for is removed and returned, to be named in one
+///   warning; any other unknown name is an error, with the closest known name as a hint.
+fn kafka_compat(raw: &mut BTreeMap<String, (String, String)>) -> Result<Vec<String>, ConfigError> {
+    const TIME_FORMS: [(&str, &str, i64); 3] = [
+        ("log.retention.ms", "log.retention.minutes", 60_000),
+        ("log.retention.ms", "log.retention.hours", 3_600_000),
+        ("log.roll.ms", "log.roll.hours", 3_600_000),
+    ];
+    for (ms, coarse, factor) in TIME_FORMS {
+        let Some((value, origin)) = raw.remove(coarse) else {
+            continue;
+        };
+        if raw.contains_key(ms) {
+            continue;
+        }
+        let n: i64 = value.trim().parse().map_err(|e| ConfigError::BadValue {
+            name: coarse.to_string(),
+            origin: origin.clone(),
+            reason: format!("expected an integer, got `{value}` ({e})"),
+        })?;
+        // -1 (forever) stays -1 whatever the unit.
+        let millis = if n < 0 { n } else { n.saturating_mul(factor) };
+        raw.insert(
+            ms.to_string(),
+            (millis.to_string(), format!("{origin} as {coarse}")),
+        );
+    }
+    let controllers: Vec<String> = raw
+        .get("controller.listener.names")
+        .map(|(v, _)| v.split(',').map(|s| s.trim().to_string()).collect())
+        .unwrap_or_default();
+    let protocols: BTreeMap<String, String> = raw
+        .get("listener.security.protocol.map")
+        .map(|(v, _)| {
+            v.split(',')
+                .filter_map(|pair| pair.split_once(':'))
+                .map(|(l, p)| (l.trim().to_string(), p.trim().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    for name in ["listeners", "advertised.listeners"] {
+        if let Some((value, _)) = raw.get_mut(name) {
+            *value = broker_listeners(value, &controllers, &protocols);
+        }
+    }
+    let mut ignored = Vec::new();
+    for (name, (_, origin)) in raw.iter() {
+        if SETTINGS.iter().any(|s| s.name == name) {
+            continue;
+        }
+        if kafka_names::is_kafka_setting(name) {
+            ignored.push(name.clone());
+            continue;
+        }
+        let known = SETTINGS
+            .iter()
+            .map(|s| s.name)
+            .chain(kafka_names::KAFKA_BROKER_SETTINGS.iter().copied());
+        return Err(ConfigError::Unknown {
+            name: name.clone(),
+            origin: origin.clone(),
+            hint: kafka_names::closest(name, known)
+                .map(|k| format!("; did you mean `{k}`?"))
+                .unwrap_or_default(),
+        });
+    }
+    for name in &ignored {
+        raw.remove(name);
+    }
+    Ok(ignored)
+}
+
+/// A Kafka listener list as Gregor serves it: without the controller listeners, each other
+/// listener named by its security protocol (`BROKER://:9092` mapped to PLAINTEXT becomes
+/// `PLAINTEXT://:9092`).
+fn broker_listeners(
+    value: &str,
+    controllers: &[String],
+    protocols: &BTreeMap<String, String>,
+) -> String {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| {
+            let (listener, rest) = l.split_once("://")?;
+            if controllers.iter().any(|c| c == listener) {
+                return None;
+            }
+            let protocol = protocols.get(listener).map_or(listener, String::as_str);
+            Some(format!("{protocol}://{rest}"))
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Flattens nested tables into `a.b.c` names, remembering each value's source for messages.

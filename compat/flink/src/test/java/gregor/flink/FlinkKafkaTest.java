@@ -31,6 +31,7 @@ import org.apache.flink.connector.kafka.sink.KafkaSink;
 import org.apache.flink.connector.kafka.sink.TransactionNamingStrategy;
 import org.apache.flink.connector.kafka.source.KafkaSource;
 import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
+import org.apache.flink.connector.kafka.source.reader.deserializer.KafkaRecordDeserializationSchema;
 import org.apache.flink.core.execution.CheckpointingMode;
 import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.core.execution.SavepointFormatType;
@@ -325,6 +326,113 @@ class FlinkKafkaTest {
             }
         }
         verifyExactlyOnce(input, out, 600, false, 2);
+    }
+
+    @Test
+    @Check(name = "source_start_by_timestamp", label = "KafkaSource starting at OffsetsInitializer.timestamp(t) (ListOffsets by timestamp): "
+            + "exactly the records with timestamp >= t, from every partition")
+    void test11StartByTimestamp() throws Exception {
+        String topic = "ts-in";
+        createTopic(topic, 3);
+        produceInput(topic, 400); // timestamps BASE_TS + seq
+        StreamExecutionEnvironment env = env();
+        String id = "ts";
+        Jobs.Gather.start(id);
+        env.fromSource(KafkaSource.<Rec>builder()
+                        .setBootstrapServers(broker.bootstrap())
+                        .setTopics(topic)
+                        .setStartingOffsets(OffsetsInitializer.timestamp(BASE_TS + 250))
+                        .setBounded(OffsetsInitializer.latest())
+                        .setDeserializer(new Jobs.RecDeserializer())
+                        .build(), WatermarkStrategy.noWatermarks(), "kafka-" + topic)
+                .map(new Jobs.Gather(id)).sinkTo(new DiscardingSink<>());
+        runJob(env, "start-by-timestamp");
+        List<Long> seqs = Jobs.Gather.take(id).stream().map(r -> r.seq).sorted().toList();
+        List<Long> want = java.util.stream.LongStream.range(250, 400).boxed().toList();
+        assertEquals(want, seqs, "seq of the records read from timestamp BASE_TS+250");
+    }
+
+    @Test
+    @Check(name = "source_topic_pattern", label = "KafkaSource subscribed by topic pattern (Metadata for all topics): every record of "
+            + "the matching topics, none of the others")
+    void test12TopicPattern() throws Exception {
+        createTopic("pat-a", 2);
+        createTopic("pat-b", 3);
+        createTopic("nopat-c", 1);
+        produceInput("pat-a", 100);
+        produceInput("pat-b", 150);
+        produceInput("nopat-c", 50);
+        StreamExecutionEnvironment env = env();
+        String id = "pattern";
+        Jobs.Gather.start(id);
+        env.fromSource(KafkaSource.<Rec>builder()
+                        .setBootstrapServers(broker.bootstrap())
+                        .setTopicPattern(java.util.regex.Pattern.compile("pat-.*"))
+                        .setStartingOffsets(OffsetsInitializer.earliest())
+                        .setBounded(OffsetsInitializer.latest())
+                        .setDeserializer(new TopicTagging())
+                        .build(), WatermarkStrategy.noWatermarks(), "kafka-pattern")
+                .map(new Jobs.Gather(id)).sinkTo(new DiscardingSink<>());
+        runJob(env, "topic-pattern");
+        Map<String, Long> perTopic = new TreeMap<>();
+        Set<String> seen = new HashSet<>();
+        for (Rec r : Jobs.Gather.take(id)) {
+            perTopic.merge(r.tag, 1L, Long::sum);
+            assertTrue(seen.add(r.tag + "/" + r.seq), "duplicate " + r);
+        }
+        assertEquals(Map.of("pat-a", 100L, "pat-b", 150L), perTopic, "records per topic read through the pattern");
+    }
+
+    /** Like Jobs.RecDeserializer, with the record's topic in {@code tag}. */
+    static final class TopicTagging implements KafkaRecordDeserializationSchema<Rec> {
+        private final Jobs.RecDeserializer inner = new Jobs.RecDeserializer();
+
+        @Override
+        public void deserialize(ConsumerRecord<byte[], byte[]> r, org.apache.flink.util.Collector<Rec> out) {
+            inner.deserialize(r, new org.apache.flink.util.Collector<>() {
+                @Override
+                public void collect(Rec x) {
+                    x.tag = r.topic();
+                    out.collect(x);
+                }
+
+                @Override
+                public void close() {
+                }
+            });
+        }
+
+        @Override
+        public org.apache.flink.api.common.typeinfo.TypeInformation<Rec> getProducedType() {
+            return inner.getProducedType();
+        }
+    }
+
+    @Test
+    @Check(name = "at_least_once_sink", label = "KafkaSink AT_LEAST_ONCE (idempotent producer, flushed on checkpoints, no transactions): "
+            + "every record, per-key order and counts, no transaction markers")
+    void test13AtLeastOnceSink() throws Exception {
+        String in = "al-in", out = "al-out";
+        createTopic(in, 4);
+        createTopic(out, 3);
+        Map<String, List<Rec>> input = produceInput(in, 1000);
+        StreamExecutionEnvironment env = env();
+        env.fromSource(source(in, null, "read_committed"), WatermarkStrategy.noWatermarks(), "kafka-" + in)
+                .keyBy(r -> r.key)
+                .process(new Jobs.UpperCount())
+                .sinkTo(KafkaSink.<Rec>builder()
+                        .setBootstrapServers(broker.bootstrap())
+                        .setRecordSerializer(new Jobs.RecSerializer(out))
+                        .setDeliveryGuarantee(DeliveryGuarantee.AT_LEAST_ONCE)
+                        .build());
+        runJob(env, "at-least-once");
+        List<ConsumerRecord<byte[], byte[]>> got = readAll(out, "read_uncommitted");
+        try (Admin admin = broker.admin()) {
+            long total = endOffsets(admin, out, 3, OffsetSpec.latest()).values().stream().mapToLong(Long::longValue).sum();
+            assertEquals(1000, total, "end offsets of " + out + ": records only, no markers");
+        }
+        assertEquals(1000, got.size());
+        verifyExactlyOnceRecords(input, got, out);
     }
 
     private static void cancelQuietly(JobClient c) {
@@ -675,6 +783,12 @@ class FlinkKafkaTest {
     private static void verifyExactlyOnce(Map<String, List<Rec>> input, String out, int n, boolean expectAborted, int outPartitions)
             throws Exception {
         List<ConsumerRecord<byte[], byte[]>> committed = readAll(out, "read_committed");
+        verifyExactlyOnceRecords(input, committed, out);
+        checkTransactional(out, n, expectAborted, outPartitions, committed);
+    }
+
+    /** Per key exactly the input's records, in order, counts 1..n, key/timestamp/headers carried over. */
+    private static void verifyExactlyOnceRecords(Map<String, List<Rec>> input, List<ConsumerRecord<byte[], byte[]>> committed, String out) {
         Map<String, List<ConsumerRecord<byte[], byte[]>>> byKey = new TreeMap<>();
         for (var r : committed) {
             byKey.computeIfAbsent(Jobs.str(r.key()), k -> new ArrayList<>()).add(r);
@@ -683,7 +797,7 @@ class FlinkKafkaTest {
         byKey.forEach((k, l) -> counts.put(k, l.size()));
         Map<String, Integer> wantCounts = new TreeMap<>();
         input.forEach((k, l) -> wantCounts.put(k, l.size()));
-        assertEquals(wantCounts, counts, "records per key in " + out + " (read_committed; " + committed.size() + " records, want " + n + ")");
+        assertEquals(wantCounts, counts, "records per key in " + out + " (" + committed.size() + " records)");
         for (var e : input.entrySet()) {
             List<Rec> want = e.getValue();
             List<ConsumerRecord<byte[], byte[]>> got = byKey.get(e.getKey());
@@ -705,6 +819,10 @@ class FlinkKafkaTest {
                 part = g.partition();
             }
         }
+    }
+
+    private static void checkTransactional(String out, int n, boolean expectAborted, int outPartitions,
+                                           List<ConsumerRecord<byte[], byte[]>> committed) throws Exception {
         try (Admin admin = broker.admin()) {
             Map<TopicPartition, Long> hw = endOffsets(admin, out, outPartitions, OffsetSpec.latest());
             Map<TopicPartition, Long> lso = new HashMap<>();

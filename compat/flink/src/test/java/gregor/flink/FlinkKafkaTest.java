@@ -435,6 +435,38 @@ class FlinkKafkaTest {
         verifyExactlyOnceRecords(input, got, out);
     }
 
+    @Test
+    @Check(name = "broker_restart_exactly_once", label = "the broker is SIGKILLed and restarted mid-run under an EXACTLY_ONCE job: producers "
+            + "reconnect or Flink restarts from its checkpoint; open transactions survive or are aborted, output still exactly once")
+    void test14BrokerRestartExactlyOnce() throws Exception {
+        String in = "br-in", out = "br-out";
+        int n = 4000;
+        createTopic(in, 4);
+        createTopic(out, 3);
+        Map<String, List<Rec>> input = produceInput(in, n);
+        Jobs.FailOnce.reset(false);
+        restartAttempts = 20;
+        JobClient job;
+        try {
+            job = pipeline(in, out, "br-sink", TransactionNamingStrategy.INCREMENTING, "flink-br", 0, 2000, true, null)
+                    .executeAsync("compat-flink-broker-restart");
+        } finally {
+            restartAttempts = 2;
+        }
+        try {
+            awaitCommitted(out, 600);
+            assertEquals(org.apache.flink.api.common.JobStatus.RUNNING, job.getJobStatus().get(10, TimeUnit.SECONDS),
+                    "the job is still running when the broker is killed");
+            broker.restart(true);
+            int afterRestart = readAll(out, "read_committed").size();
+            assertTrue(afterRestart < n, "the kill came mid-run (" + afterRestart + " of " + n + " committed after the restart)");
+            job.getJobExecutionResult().get(JOB_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+        } finally {
+            cancelQuietly(job);
+        }
+        verifyExactlyOnce(input, out, n, false);
+    }
+
     private static void cancelQuietly(JobClient c) {
         try {
             if (!c.getJobStatus().get(10, TimeUnit.SECONDS).isGloballyTerminalState()) {
@@ -478,6 +510,9 @@ class FlinkKafkaTest {
 
     // ------------------------------------------------------------------ Flink plumbing
 
+    /** Fixed-delay restart attempts for the next job (2 unless a test needs more). */
+    private static int restartAttempts = 2;
+
     private static StreamExecutionEnvironment env() {
         return env(null);
     }
@@ -488,8 +523,8 @@ class FlinkKafkaTest {
             conf.set(StateRecoveryOptions.SAVEPOINT_PATH, restoreFrom);
         }
         conf.set(RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
-        conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, 2);
-        conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_DELAY, Duration.ofMillis(500));
+        conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, restartAttempts);
+        conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_DELAY, Duration.ofMillis(restartAttempts > 2 ? 1000 : 500));
         conf.set(RestOptions.BIND_PORT, "0");
         conf.set(RestOptions.ADDRESS, "127.0.0.1");
         conf.set(CheckpointingOptions.CHECKPOINTING_INTERVAL, Duration.ofSeconds(1));

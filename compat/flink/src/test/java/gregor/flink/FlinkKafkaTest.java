@@ -90,7 +90,8 @@ class FlinkKafkaTest {
 
     @Test
     @Check(name = "source_commits_offsets", label = "KafkaSource with a group.id commits its positions to the group on checkpoints "
-            + "(OffsetCommit; ListConsumerGroupOffsets equals the input's end offsets)")
+            + "(OffsetCommit; ListConsumerGroupOffsets equals the input's end offsets); a later job starting from the committed offsets "
+            + "(OffsetFetch) reads only the records produced since")
     void test02SourceCommitsOffsets() throws Exception {
         String in = "commit-in", out = "commit-out";
         createTopic(in, 4);
@@ -108,6 +109,24 @@ class FlinkKafkaTest {
             want.putAll(ends);
             assertEquals(want, got, "committed group offsets of flink-commit vs end offsets of " + in);
         }
+        Map<String, List<Rec>> more = new LinkedHashMap<>();
+        produceInput(in, 800, 1000, more);
+        StreamExecutionEnvironment env = env();
+        String id = "committed";
+        Jobs.Gather.start(id);
+        env.fromSource(KafkaSource.<Rec>builder()
+                        .setBootstrapServers(broker.bootstrap())
+                        .setTopics(in)
+                        .setGroupId("flink-commit")
+                        .setStartingOffsets(OffsetsInitializer.committedOffsets(org.apache.kafka.clients.consumer.OffsetResetStrategy.EARLIEST))
+                        .setBounded(OffsetsInitializer.latest())
+                        .setDeserializer(new Jobs.RecDeserializer())
+                        .build(), WatermarkStrategy.noWatermarks(), "kafka-" + in)
+                .map(new Jobs.Gather(id)).sinkTo(new DiscardingSink<>());
+        runJob(env, "from-committed-offsets");
+        List<Long> seqs = Jobs.Gather.take(id).stream().map(r -> r.seq).sorted().toList();
+        assertEquals(java.util.stream.LongStream.range(800, 1000).boxed().toList(), seqs,
+                "records read from the group's committed offsets: only those produced after the first job");
     }
 
     @Test

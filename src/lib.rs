@@ -13,6 +13,7 @@ pub mod group;
 pub mod handlers;
 pub mod internal_topic;
 pub mod log;
+pub mod logging;
 pub mod metadata;
 pub mod protocol;
 pub mod records;

@@ -15,7 +15,9 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsResponse,
 };
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
+use super::describe_configs::{
+    RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_GROUP, RESOURCE_TOPIC,
+};
 use super::str_bytes;
 use crate::broker::BrokerContext;
 use crate::config::SETTINGS;
@@ -38,6 +40,8 @@ enum Target {
     Group(String),
     /// A broker's dynamic configs: "" for the cluster default, else this broker's id.
     Broker(String),
+    /// This broker's logger levels.
+    BrokerLogger,
 }
 
 pub fn handle_alter(
@@ -72,6 +76,12 @@ pub fn handle_alter(
                             check_dynamic(configs.keys())?;
                             commit_broker(ctx, &broker, configs, request.validate_only)
                         }
+                        // As in Kafka: logger levels change only incrementally.
+                        Target::BrokerLogger => Err((
+                            ResponseError::InvalidRequest,
+                            "broker logger levels are changed with IncrementalAlterConfigs"
+                                .to_string(),
+                        )),
                     }
                 });
             let (code, message) = outcome(result);
@@ -121,6 +131,7 @@ pub fn handle_incremental(
                             let configs = apply_broker_ops(ctx, &broker, &ops)?;
                             commit_broker(ctx, &broker, configs, request.validate_only)
                         }
+                        Target::BrokerLogger => set_log_levels(&ops, request.validate_only),
                     }
                 });
             let (code, message) = outcome(result);
@@ -169,7 +180,10 @@ fn check_resource(ctx: &BrokerContext, kind: i8, name: &str) -> Result<Target, F
         RESOURCE_BROKER if name.is_empty() || name.parse::<i32>().ok() == Some(ctx.node_id()) => {
             Ok(Target::Broker(name.to_string()))
         }
-        RESOURCE_BROKER => Err((
+        RESOURCE_BROKER_LOGGER if name.parse::<i32>().ok() == Some(ctx.node_id()) => {
+            Ok(Target::BrokerLogger)
+        }
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => Err((
             ResponseError::InvalidRequest,
             format!("broker `{name}` is not this broker ({})", ctx.node_id()),
         )),
@@ -354,6 +368,42 @@ fn commit_broker(
     ctx.apply_dynamic_configs()
         .map_err(|e| storage(e.to_string()))?;
     tracing::info!(broker, "dynamic broker configs changed");
+    Ok(())
+}
+
+/// Sets (SET) or resets (DELETE) logger levels: every operation is checked before any applies.
+fn set_log_levels(
+    ops: &[(String, i8, Option<String>)],
+    validate_only: bool,
+) -> Result<(), Failure> {
+    let mut changes = Vec::new();
+    let mut seen = HashSet::new();
+    for (logger, op, value) in ops {
+        if !seen.insert(logger.clone()) {
+            return Err(duplicate(logger));
+        }
+        let level = match (*op, value) {
+            (OP_SET, Some(v)) => Some(v.as_str()),
+            (OP_DELETE, _) => None,
+            _ => {
+                return Err((
+                    ResponseError::InvalidConfig,
+                    format!("logger `{logger}`: only SET with a level and DELETE apply"),
+                ))
+            }
+        };
+        crate::logging::set_level(logger, level, true)
+            .map_err(|why| (ResponseError::InvalidConfig, why))?;
+        changes.push((logger, level));
+    }
+    if validate_only {
+        return Ok(());
+    }
+    for (logger, level) in changes {
+        crate::logging::set_level(logger, level, false)
+            .map_err(|why| (ResponseError::InvalidConfig, why))?;
+        tracing::info!(logger = %logger, level = level.unwrap_or("(inherited)"), "log level changed");
+    }
     Ok(())
 }
 

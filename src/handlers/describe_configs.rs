@@ -25,8 +25,12 @@ use crate::metadata::config_catalog::{
 pub const RESOURCE_TOPIC: i8 = 2;
 /// ConfigResource type of a broker.
 pub const RESOURCE_BROKER: i8 = 4;
+/// ConfigResource type of a broker's loggers (their levels, changeable at run time).
+pub const RESOURCE_BROKER_LOGGER: i8 = 8;
 /// ConfigResource type of a consumer group (KIP-848 group configs).
 pub const RESOURCE_GROUP: i8 = 32;
+/// DescribeConfigs `config_source` of a logger's level.
+const SOURCE_DYNAMIC_BROKER_LOGGER_CONFIG: i8 = 6;
 
 /// What the client asked to see besides values.
 struct Detail {
@@ -59,6 +63,9 @@ pub fn handle(
                 RESOURCE_TOPIC => describe_topic(ctx, r.resource_name.as_str(), &wanted, &detail),
                 RESOURCE_BROKER => describe_broker(ctx, r.resource_name.as_str(), &wanted, &detail),
                 RESOURCE_GROUP => describe_group(ctx, r.resource_name.as_str(), &wanted, &detail),
+                RESOURCE_BROKER_LOGGER => {
+                    describe_loggers(ctx, r.resource_name.as_str(), &wanted, &detail)
+                }
                 other => Err((
                     ResponseError::InvalidRequest,
                     format!("resource type {other} is not supported"),
@@ -110,6 +117,41 @@ fn entry(
                 .documentation
                 .then(|| StrBytes::from_string(doc.into())),
         )
+}
+
+/// The broker's loggers and their levels (`kafka-configs --entity-type broker-loggers`).
+fn describe_loggers(
+    ctx: &BrokerContext,
+    name: &str,
+    wanted: &dyn Fn(&str) -> bool,
+    detail: &Detail,
+) -> Result<Vec<DescribeConfigsResourceResult>, Failure> {
+    if name.parse::<i32>().ok() != Some(ctx.node_id()) {
+        return Err((
+            ResponseError::InvalidRequest,
+            format!("broker `{name}` is not this broker ({})", ctx.node_id()),
+        ));
+    }
+    Ok(crate::logging::levels()
+        .into_iter()
+        .filter(|(logger, _)| wanted(logger))
+        .map(|(logger, level)| {
+            let value = Sourced {
+                name: logger.clone(),
+                value: level,
+                source: SOURCE_DYNAMIC_BROKER_LOGGER_CONFIG,
+            };
+            entry(
+                &logger,
+                &value,
+                &[],
+                false,
+                crate::metadata::config_catalog::config_type::STRING,
+                "The level of this logger.",
+                detail,
+            )
+        })
+        .collect())
 }
 
 /// A group's configs: each group config Gregor honours, the group's own value over the

@@ -8,13 +8,13 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_config_resources_response::ConfigResource;
 use kafka_protocol::messages::{ListConfigResourcesRequest, ListConfigResourcesResponse};
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
+use super::describe_configs::{
+    RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_GROUP, RESOURCE_TOPIC,
+};
 use super::str_bytes;
 use crate::broker::BrokerContext;
 use crate::metadata::ConfigScope;
 
-/// ConfigResource type of a broker's loggers.
-const RESOURCE_BROKER_LOGGER: i8 = 8;
 /// ConfigResource type of a client-metrics subscription (KIP-714).
 const RESOURCE_CLIENT_METRICS: i8 = 16;
 

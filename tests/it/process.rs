@@ -231,6 +231,100 @@ async fn kafka_server_properties_start_a_broker() {
     assert!(err.contains("did you mean `log.retention.ms`"), "{err}");
 }
 
+async fn logger_levels(c: &mut Client) -> std::collections::BTreeMap<String, String> {
+    let r = crate::configs::describe(c, 8, "1", None, 4).await;
+    assert_eq!(r.error_code, 0);
+    r.configs
+        .iter()
+        .map(|e| {
+            (
+                e.name.to_string(),
+                e.value.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Logger levels change at run time (`kafka-configs --entity-type broker-loggers`): DEBUG on
+/// `gregor::protocol` makes the running binary log each request, DELETE puts it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_logger_levels_change_at_run_time() {
+    use kafka_protocol::messages::incremental_alter_configs_request as inc;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log_path = dir.path().join("stderr.log");
+    let _broker = Killed(
+        Command::new(BIN)
+            .args([
+                "--listeners",
+                &format!("PLAINTEXT://127.0.0.1:{port}"),
+                "--log-dirs",
+                &dir.path().join("data").display().to_string(),
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .expect("spawn gregor"),
+    );
+    let mut c = connect_when_ready(port).await;
+    let levels = logger_levels(&mut c).await;
+    assert_eq!(levels["root"], "WARN");
+    assert_eq!(levels["gregor::protocol"], "WARN");
+    let alter = |logger: &str, op: i8, level: Option<&str>| {
+        IncrementalAlterConfigsRequest::default().with_resources(vec![
+            inc::AlterConfigsResource::default()
+                .with_resource_type(8)
+                .with_resource_name(crate::harness::s("1"))
+                .with_configs(vec![inc::AlterableConfig::default()
+                    .with_name(crate::harness::s(logger))
+                    .with_config_operation(op)
+                    .with_value(level.map(crate::harness::s))]),
+        ])
+    };
+    let code = |r: IncrementalAlterConfigsResponse| r.responses[0].error_code;
+    assert_eq!(
+        code(c.call(&alter("gregor::nope", 0, Some("DEBUG")), 1).await),
+        40
+    );
+    assert_eq!(
+        code(c.call(&alter("gregor::protocol", 0, Some("LOUD")), 1).await),
+        40
+    );
+    let quiet = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!quiet.contains("DEBUG"), "{quiet}");
+    assert_eq!(
+        code(
+            c.call(&alter("gregor::protocol", 0, Some("DEBUG")), 1)
+                .await
+        ),
+        0
+    );
+    assert_eq!(logger_levels(&mut c).await["gregor::protocol"], "DEBUG");
+    c.call(&MetadataRequest::default().with_topics(None), 12)
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !std::fs::read_to_string(&log_path)
+        .unwrap()
+        .contains("DEBUG")
+    {
+        assert!(Instant::now() < deadline, "no DEBUG line after the change");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Back to the inherited level: no more DEBUG lines.
+    assert_eq!(
+        code(c.call(&alter("gregor::protocol", 1, None), 1).await),
+        0
+    );
+    assert_eq!(logger_levels(&mut c).await["gregor::protocol"], "WARN");
+    let lines_before = std::fs::read_to_string(&log_path).unwrap().lines().count();
+    c.call(&MetadataRequest::default().with_topics(None), 12)
+        .await;
+    std::thread::sleep(Duration::from_millis(200));
+    let after = std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(after.lines().count(), lines_before, "{after}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_zero_and_sigkill_loses_no_acknowledged_record() {
     let dir = tempfile::tempdir().unwrap();

@@ -57,6 +57,10 @@ import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
 /**
+ * The broker runs with 16 KiB segments (log.segment.bytes=16384): transactions, LSO, aborted-transaction
+ * indexes and restarts span many segments. Input is produced lz4-compressed, the exactly-once sinks
+ * write zstd.
+ *
  * Apache Flink's Kafka connector (KafkaSource / KafkaSink) against a real gregor broker, in a Flink
  * MiniCluster inside this JVM. Input records (keys, values, headers, timestamps, several partitions)
  * are produced with the Kafka Java client; the job upper-cases the value and appends a running count
@@ -67,7 +71,7 @@ import org.junit.jupiter.api.extension.RegisterExtension;
 @TestMethodOrder(MethodOrderer.MethodName.class)
 class FlinkKafkaTest {
     @RegisterExtension
-    static final GregorBroker broker = GregorBroker.withSettings("num.partitions=1");
+    static final GregorBroker broker = GregorBroker.withSettings("num.partitions=1", "log.segment.bytes=16384");
 
     static final int KEYS = 20;
     static final long BASE_TS = 1_700_000_000_000L;
@@ -76,8 +80,8 @@ class FlinkKafkaTest {
     // ------------------------------------------------------------------ tests
 
     @Test
-    @Check(name = "exactly_once_sink", label = "KafkaSource -> keyed count -> KafkaSink EXACTLY_ONCE (4 -> 3 partitions, "
-            + "checkpoint 1 s): read_committed output has every record once, per-key order and counts, keys/headers/timestamps kept")
+    @Check(name = "exactly_once_sink", label = "KafkaSource -> keyed count -> KafkaSink EXACTLY_ONCE (4 -> 3 partitions, lz4 in, "
+            + "zstd out, checkpoint 1 s): read_committed output has every record once, per-key order and counts, keys/headers/timestamps kept")
     void test01ExactlyOnceSink() throws Exception {
         String in = "eo-in", out = "eo-out";
         createTopic(in, 4);
@@ -603,6 +607,7 @@ class FlinkKafkaTest {
                 // Kafka's default transaction.max.timeout.ms is 15 min; the connector's default (1 h) is above it
                 .setProperty("transaction.timeout.ms", "120000")
                 .setProperty("request.timeout.ms", "15000")
+                .setProperty("compression.type", "zstd")
                 .build()).name("kafka-" + out).uid("sink");
         return env;
     }
@@ -658,7 +663,7 @@ class FlinkKafkaTest {
 
     /** Records from..to-1 (seq numbers), appended to byKey. */
     private static void produceInput(String topic, int from, int to, Map<String, List<Rec>> byKey) throws Exception {
-        Properties p = broker.producerProps("enable.idempotence", "true", "acks", "all");
+        Properties p = broker.producerProps("enable.idempotence", "true", "acks", "all", "compression.type", "lz4");
         try (KafkaProducer<String, String> prod = new KafkaProducer<>(p)) {
             List<java.util.concurrent.Future<RecordMetadata>> fs = new ArrayList<>();
             for (int i = from; i < to; i++) {

@@ -265,14 +265,35 @@ mod tests {
     use super::*;
     use crate::records::{records, validate_produce_batch};
 
+    /// (id, `String.hashCode`, `Utils.abs(hashCode) % 50`, `% 3`), every number printed by a Java 17
+    /// program (`s.hashCode()`, and Kafka's `Utils.abs` = `n == Integer.MIN_VALUE ? 0 :
+    /// Math.abs(n)`), not by this crate's formula. "polygenelubricants" hashes to
+    /// `Integer.MIN_VALUE` (where a plain `Math.abs` would stay negative), several others hash
+    /// negative, "Aa"/"BB" collide, and two use non-ASCII (one outside the BMP: a surrogate pair).
+    const JAVA_PLACEMENT: &[(&str, i32, i32, i32)] = &[
+        ("", 0, 0, 0),
+        ("a", 97, 47, 1),
+        ("hello", 99_162_322, 22, 1),
+        ("my-group", -1_906_497_762, 12, 0),
+        ("my-txn", -1_061_187_895, 45, 1),
+        ("polygenelubricants", i32::MIN, 0, 0),
+        ("group-1", 293_427_299, 49, 2),
+        ("console-consumer-12345", 158_455_506, 6, 0),
+        ("txn-producer-0", 149_494_776, 26, 0),
+        ("Aa", 2112, 12, 0),
+        ("BB", 2112, 12, 0),
+        ("\u{e9}\u{e9}\u{e9}-grp", -1_072_791_327, 27, 0),
+        ("\u{1F600}-group", -1_198_440_043, 43, 1),
+    ];
+
     #[test]
-    fn hashcode_matches_java() {
-        // Values computed by java.lang.String#hashCode.
-        assert_eq!(java_string_hashcode(""), 0);
-        assert_eq!(java_string_hashcode("a"), 97);
-        assert_eq!(java_string_hashcode("hello"), 99_162_322);
-        assert_eq!(java_string_hashcode("my-group"), -1_906_497_762);
-        assert_eq!(partition_for("my-group", 50), 1_906_497_762 % 50);
+    fn hashcode_and_partition_match_java() {
+        for &(id, hash, p50, p3) in JAVA_PLACEMENT {
+            assert_eq!(java_string_hashcode(id), hash, "hashCode of {id:?}");
+            assert_eq!(partition_for(id, 50), p50, "partition of {id:?} among 50");
+            assert_eq!(partition_for(id, 3), p3, "partition of {id:?} among 3");
+            assert_eq!(partition_for(id, 1), 0, "partition of {id:?} among 1");
+        }
     }
 
     #[test]

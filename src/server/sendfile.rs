@@ -80,11 +80,64 @@ mod tests {
         let got = reader.await.unwrap();
         assert_eq!(got.len(), 3_000_000);
         assert!(got == data[12_345..3_012_345]);
-        // A region past the end of the file is an error, never a short frame.
-        let stream = TcpStream::connect(addr).await;
-        if let Ok(stream) = stream {
-            let err = send_file(&stream, &file, 3_999_000, 5_000).await;
-            assert!(err.is_err());
+    }
+
+    /// Connects a fresh socket pair and runs `send_file` over it; returns its result and every
+    /// byte the peer received before the sender's side closed.
+    async fn send_over_fresh_socket(
+        file: &File,
+        position: u64,
+        len: u64,
+    ) -> (io::Result<()>, Vec<u8>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reader = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let res = send_file(&stream, file, position, len).await;
+        drop(stream);
+        (res, reader.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_region_past_eof_is_an_error_never_a_short_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg.log");
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let file = File::open(&path).unwrap();
+
+        // The region straddles the end: the 1000 bytes that exist go out, then an error.
+        let (res, got) = send_over_fresh_socket(&file, 99_000, 5_000).await;
+        let err = res.expect_err("a region running past EOF must fail");
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+        assert!(got == data[99_000..], "got {} bytes", got.len());
+
+        // The region starts at or past the end: nothing goes out.
+        for start in [100_000, 200_000] {
+            let (res, got) = send_over_fresh_socket(&file, start, 10).await;
+            let err = res.expect_err("a region wholly past EOF must fail");
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+            assert!(got.is_empty(), "got {} bytes", got.len());
         }
+
+        // A segment truncated under an open reader (as a cleaner's swap or recovery could do):
+        // a region that was valid when the reader looked is now past EOF.
+        let (res, _) = send_over_fresh_socket(&file, 50_000, 40_000).await;
+        res.expect("a region inside the file is sent whole");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(60_000)
+            .unwrap();
+        let (res, got) = send_over_fresh_socket(&file, 50_000, 40_000).await;
+        let err = res.expect_err("a region truncated under the reader must fail");
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+        assert!(got == data[50_000..60_000], "got {} bytes", got.len());
     }
 }

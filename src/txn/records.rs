@@ -273,10 +273,14 @@ mod tests {
     }
 
     #[test]
-    fn partition_is_java_hashcode_mod_count() {
-        assert_eq!(partition_for("my-txn", 50), {
-            let h = java_string_hashcode("my-txn");
-            (if h == i32::MIN { 0 } else { h.abs() }) % 50
-        });
+    fn partition_matches_kafka_java() {
+        // `Utils.abs(transactionalId.hashCode()) % n`, printed by a Java 17 program (Kafka's
+        // `Utils.abs` maps Integer.MIN_VALUE to 0), not computed with this crate's formula.
+        assert_eq!(java_string_hashcode("my-txn"), -1_061_187_895);
+        assert_eq!(partition_for("my-txn", 50), 45);
+        assert_eq!(partition_for("my-txn", 3), 1);
+        assert_eq!(partition_for("txn-producer-0", 50), 26);
+        assert_eq!(partition_for("polygenelubricants", 50), 0);
+        assert_eq!(partition_for("polygenelubricants", 3), 0);
     }
 }

@@ -23,6 +23,8 @@ pub mod time_index;
 pub mod txn_state;
 
 #[cfg(test)]
+mod bounds_tests;
+#[cfg(test)]
 mod cleaner_tests;
 #[cfg(test)]
 mod compaction_tests;

@@ -522,7 +522,7 @@ pub(crate) fn scan_valid_from(
         let lod = h.last_offset_delta();
         // Compaction leaves batches with fewer records than offsets (even none).
         let ok = h.magic() == 2
-            && lod >= 0
+            && h.offsets_valid()
             && h.record_count() >= 0
             && i64::from(h.record_count()) <= i64::from(lod) + 1
             && h.base_offset() >= expected_next

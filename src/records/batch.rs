@@ -164,9 +164,22 @@ impl<'a> BatchHeader<'a> {
     pub fn last_offset_delta(&self) -> i32 {
         be_i32(self.buf, OFF_LAST_OFFSET_DELTA)
     }
-    /// Offset of the last record (`base_offset + last_offset_delta`).
+    /// Offset of the last record (`base_offset + last_offset_delta`), saturating: the base
+    /// offset lies outside the CRC, so a flipped bit on disk can put it anywhere, and a corrupt
+    /// header must not wrap around. Scans reject such batches with [`Self::offsets_valid`].
     pub fn last_offset(&self) -> i64 {
-        self.base_offset() + i64::from(self.last_offset_delta())
+        self.base_offset()
+            .saturating_add(i64::from(self.last_offset_delta()))
+    }
+    /// True if the header's offsets are in range: base and delta not negative, and their sum
+    /// representable.
+    pub fn offsets_valid(&self) -> bool {
+        self.base_offset() >= 0
+            && self.last_offset_delta() >= 0
+            && self
+                .base_offset()
+                .checked_add(i64::from(self.last_offset_delta()))
+                .is_some()
     }
     /// Timestamp of the first record.
     pub fn base_timestamp(&self) -> i64 {

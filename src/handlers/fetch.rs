@@ -107,6 +107,17 @@ fn map_reply<A: Send + 'static, B: Send + 'static>(
     }
 }
 
+/// The longest a Fetch is parked: Kafka clients give up on a request after
+/// `request.timeout.ms` (30 s by default), so waiting longer only holds a request's state for
+/// nobody, and a client asking for `i32::MAX` ms must not pin it for weeks.
+const MAX_PARKED_WAIT: Duration = Duration::from_secs(30);
+
+/// How long a Fetch with `max_wait_ms` may wait for data: negative is zero, and no longer than
+/// [`MAX_PARKED_WAIT`].
+fn parked_wait(max_wait_ms: i32) -> Duration {
+    Duration::from_millis(u64::try_from(max_wait_ms).unwrap_or(0)).min(MAX_PARKED_WAIT)
+}
+
 fn fetch(ctx: &Arc<BrokerContext>, request: FetchRequest, version: i16) -> Reply<Fetched> {
     if version >= 7 && request.session_id != 0 {
         // We never hand out session ids, so any incremental fetch names an unknown session.
@@ -125,7 +136,7 @@ fn fetch(ctx: &Arc<BrokerContext>, request: FetchRequest, version: i16) -> Reply
         .filter_map(|w| w.log.as_ref().ok().map(|l| l.subscribe()))
         .collect();
     let (response, bytes, had_error) = read_all(&plan);
-    let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let max_wait = parked_wait(request.max_wait_ms);
     if bytes >= plan.min_bytes || had_error || max_wait.is_zero() || watches.is_empty() {
         return Reply::Now(response);
     }
@@ -450,4 +461,17 @@ fn put_varint(buf: &mut BytesMut, mut n: u32) {
         n >>= 7;
     }
     buf.put_u8(n as u8);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parked_wait_is_bounded() {
+        assert_eq!(parked_wait(-5), Duration::ZERO);
+        assert_eq!(parked_wait(0), Duration::ZERO);
+        assert_eq!(parked_wait(500), Duration::from_millis(500));
+        assert_eq!(parked_wait(i32::MAX), MAX_PARKED_WAIT);
+    }
 }

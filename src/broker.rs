@@ -394,11 +394,10 @@ impl Broker {
         if let Err(e) = context.apply_dynamic_configs() {
             tracing::warn!("ignoring the stored dynamic broker configs: {e}");
         }
-        context
-            .logs
-            .start_retention(std::time::Duration::from_millis(
-                context.config().log_retention_check_interval_ms,
-            ))?;
+        context.logs.start_retention(
+            std::time::Duration::from_millis(context.config().log_retention_check_interval_ms),
+            context.config().producer_id_expiration_ms,
+        )?;
         if context.config().log_cleaner_enable {
             context.logs.start_cleaner(
                 std::time::Duration::from_millis(context.config().log_cleaner_backoff_ms),

@@ -74,6 +74,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "transaction.state.log.num.partitions", default: "50", doc: "Partitions of the internal __transaction_state topic when it is first created (it is created on first transactional use)." },
     Setting { name: "transaction.max.timeout.ms", default: "900000", doc: "Largest transaction timeout a transactional producer may ask for; larger gets INVALID_TRANSACTION_TIMEOUT." },
     Setting { name: "transaction.abort.timed.out.transaction.cleanup.interval.ms", default: "10000", doc: "How often the transaction coordinator aborts transactions that have been open longer than their timeout (fencing their producer)." },
+    Setting { name: "producer.id.expiration.ms", default: "86400000", doc: "A producer id with no batch newer than this in a partition (by the batch timestamps) and no open transaction there is forgotten by that partition, checked on each retention round." },
     Setting { name: "transactional.id.expiration.ms", default: "604800000", doc: "A transactional id whose producer has sent no transactional request for this long (and has no transaction open) is forgotten." },
 ];
 
@@ -135,6 +136,7 @@ pub struct Config {
     pub transaction_max_timeout_ms: i32,
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
     pub transactional_id_expiration_ms: i64,
+    pub producer_id_expiration_ms: i64,
 }
 
 /// Every setting's value as text, and whether it was set explicitly (file, environment or
@@ -677,6 +679,7 @@ impl Resolver {
             transaction_abort_timed_out_transaction_cleanup_interval_ms: self
                 .positive("transaction.abort.timed.out.transaction.cleanup.interval.ms")?,
             transactional_id_expiration_ms: self.positive("transactional.id.expiration.ms")?,
+            producer_id_expiration_ms: self.positive("producer.id.expiration.ms")?,
         })
     }
 }

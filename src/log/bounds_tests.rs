@@ -59,3 +59,52 @@ fn a_base_offset_that_overflows_is_cut_by_recovery() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+fn idempotent(p: &PartitionLog, pid: i64, seq: i32, ts: i64, transactional: bool) -> i64 {
+    use crate::records::testutil::{build_batch, transactional_batch};
+    use crate::records::Compression;
+    let recs = [(Some(&b"k"[..]), Some(&b"v"[..]), Vec::new(), ts)];
+    let batch = if transactional {
+        transactional_batch(&recs, Compression::None, pid, 0, seq)
+    } else {
+        build_batch(&recs, Compression::None, pid, 0, seq)
+    };
+    let info = validate_produce_batch(&batch, 1 << 20).unwrap();
+    match p.append(&Bytes::from(batch), &info, 0).unwrap() {
+        AppendOutcome::Appended { base_offset, .. } => base_offset,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn producers(p: &PartitionLog) -> Vec<i64> {
+    p.active_producers().iter().map(|e| e.producer_id).collect()
+}
+
+/// Producer state is bounded: an idle producer id expires after `producer.id.expiration.ms`
+/// (by its last batch's timestamp) unless a transaction of its is open, and one whose last
+/// batch is below the log start offset is evicted when the start moves.
+#[test]
+fn producer_state_expires_and_is_evicted() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = LogManager::open(dir.path(), opts()).unwrap();
+    let p = m.create(&TopicPartition::new("ids", 0), [3; 16]).unwrap();
+    idempotent(&p, 5, 0, 10_000, false);
+    idempotent(&p, 5, 1, 20_000, false);
+    idempotent(&p, 6, 0, 10_000, true); // an open transaction
+    idempotent(&p, 7, 0, 30_000, false);
+    assert_eq!(producers(&p), vec![5, 6, 7]);
+    // 5's last batch is at 20 000: not expired 1 ms before its hour, expired at it.
+    assert_eq!(p.expire_producers(20_000 + 3_600_000 - 1, 3_600_000), 0);
+    assert_eq!(p.expire_producers(20_000 + 3_600_000, 3_600_000), 1);
+    assert_eq!(producers(&p), vec![6, 7]);
+    // Much later: 7 goes, 6 stays while its transaction is open.
+    assert_eq!(p.expire_producers(100_000_000, 3_600_000), 1);
+    assert_eq!(producers(&p), vec![6]);
+    // 8 writes at offset 4 and beyond; moving the log start past 8's last batch evicts it,
+    // but not 6 (open transaction).
+    let base = idempotent(&p, 8, 0, 40_000, false);
+    idempotent(&p, 9, 0, 40_000, false);
+    assert_eq!(producers(&p), vec![6, 8, 9]);
+    p.delete_records_before(base + 1).unwrap();
+    assert_eq!(producers(&p), vec![6, 9]);
+}

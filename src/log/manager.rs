@@ -58,12 +58,18 @@ impl Shared {
 
     /// One retention pass over every partition (see `PartitionLog::delete_old_segments`);
     /// rewrites the checkpoints if a log start offset moved. Returns the segments deleted.
-    pub(crate) fn run_retention(&self, now_ms: i64) -> usize {
+    pub(crate) fn run_retention(&self, now_ms: i64, producer_expiration_ms: Option<i64>) -> usize {
         let mut deleted = 0;
         for (tp, p) in self.all() {
             match p.delete_old_segments(Some(now_ms)) {
                 Ok(n) => deleted += n,
                 Err(e) => tracing::error!(partition = %tp, error = %e, "retention failed"),
+            }
+            if let Some(expiration) = producer_expiration_ms {
+                let expired = p.expire_producers(now_ms, expiration);
+                if expired > 0 {
+                    tracing::debug!(partition = %tp, expired, "expired idle producer ids");
+                }
             }
         }
         if deleted > 0 {
@@ -365,12 +371,18 @@ impl LogManager {
 
     /// Starts the retention thread: a pass every `interval` (`log.retention.check.interval.ms`).
     /// Calling it again replaces the thread.
-    pub fn start_retention(&self, interval: std::time::Duration) -> Result<(), LogError> {
+    /// Each round also forgets producer ids idle for `producer_expiration_ms`
+    /// (`producer.id.expiration.ms`).
+    pub fn start_retention(
+        &self,
+        interval: std::time::Duration,
+        producer_expiration_ms: i64,
+    ) -> Result<(), LogError> {
         let shared = Arc::clone(&self.shared);
         self.retention.start(RETENTION_THREAD, move |rx| {
             // Any message or a dropped sender stops the thread.
             while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(interval) {
-                shared.run_retention(super::partition::now_ms());
+                shared.run_retention(super::partition::now_ms(), Some(producer_expiration_ms));
             }
         })
     }
@@ -402,7 +414,7 @@ impl LogManager {
 
     /// One retention pass now (tests, admin); returns the segments deleted.
     pub fn run_retention(&self) -> usize {
-        self.shared.run_retention(super::partition::now_ms())
+        self.shared.run_retention(super::partition::now_ms(), None)
     }
 
     fn stop_background(&self) {

@@ -759,6 +759,7 @@ impl PartitionLog {
             }
             if target > g.log_start_offset {
                 g.log_start_offset = target;
+                g.evict_producers_before(target);
             }
         }
         self.delete_old_segments(None)?;
@@ -856,6 +857,7 @@ impl PartitionLog {
             }
             let start = g.log_start_offset;
             g.txn.trim_before(start);
+            g.evict_producers_before(start);
             removed
         };
         for seg in &removed {

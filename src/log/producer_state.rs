@@ -196,6 +196,21 @@ impl ProducerState {
         );
     }
 
+    /// Forgets the producers `keep` does not want (expiry, eviction); returns how many went.
+    pub fn retain(&mut self, mut keep: impl FnMut(&ProducerSummary) -> bool) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|pid, e| {
+            keep(&ProducerSummary {
+                producer_id: *pid,
+                epoch: e.epoch,
+                last: e.batches.back().copied(),
+                last_timestamp: e.last_timestamp,
+                coordinator_epoch: e.coordinator_epoch,
+            })
+        });
+        before - self.producers.len()
+    }
+
     /// Number of known producers.
     pub fn len(&self) -> usize {
         self.producers.len()

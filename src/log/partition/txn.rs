@@ -68,6 +68,23 @@ impl PartitionLog {
         self.lock().snapshot_entries()
     }
 
+    /// Forgets producers idle for `expiration_ms` (Kafka's `producer.id.expiration.ms`): those
+    /// whose last batch's timestamp is that old and that have no open transaction. Their
+    /// sequence state goes, so a producer coming back after that long starts anew, as in Kafka.
+    /// Returns how many were forgotten.
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        let mut g = self.lock();
+        let open: std::collections::HashSet<i64> = g
+            .txn
+            .open_transactions()
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        g.producers.retain(|p| {
+            open.contains(&p.producer_id) || now_ms.saturating_sub(p.last_timestamp) < expiration_ms
+        })
+    }
+
     /// Open transactions as (producer id, first offset) (admin, tests).
     pub fn open_transactions(&self) -> Vec<(i64, i64)> {
         self.lock().txn.open_transactions()
@@ -80,6 +97,21 @@ impl PartitionLog {
 }
 
 impl Inner {
+    /// Forgets producers whose last batch is below `log_start` (or who are known only by a
+    /// marker), unless a transaction of theirs is open: as Kafka does when the log start moves,
+    /// so producer state stays bounded by what the log still holds.
+    pub(super) fn evict_producers_before(&mut self, log_start: i64) -> usize {
+        let open: std::collections::HashSet<i64> = self
+            .txn
+            .open_transactions()
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        self.producers.retain(|p| {
+            open.contains(&p.producer_id) || p.last.is_some_and(|b| b.last_offset >= log_start)
+        })
+    }
+
     /// The producer-state snapshot of this partition now: every producer's epoch and last
     /// batch, and the first offset of its open transaction.
     pub(super) fn snapshot_entries(&self) -> Vec<SnapshotEntry> {

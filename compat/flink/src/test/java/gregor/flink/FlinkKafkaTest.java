@@ -100,19 +100,38 @@ class FlinkKafkaTest {
         String in = "commit-in", out = "commit-out";
         createTopic(in, 4);
         createTopic(out, 2);
-        produceInput(in, 800);
+        Map<String, List<Rec>> input = produceInput(in, 800);
         Jobs.FailOnce.reset(false);
-        runJob(pipeline(in, out, "commit-sink", TransactionNamingStrategy.INCREMENTING, "flink-commit", 0, 0), "commit-offsets");
+        // unbounded: the source commits on notifyCheckpointComplete, asynchronously; a bounded job may
+        // finish (and close its consumers) before the final checkpoint's commit is sent, so wait for the
+        // commits while the job runs, then cancel it
+        JobClient job = pipeline(in, out, "commit-sink", TransactionNamingStrategy.INCREMENTING, "flink-commit", 0, 0, false, null)
+                .executeAsync("compat-flink-commit-offsets");
         try (Admin admin = broker.admin()) {
-            Map<TopicPartition, OffsetAndMetadata> committed =
-                    admin.listConsumerGroupOffsets("flink-commit").partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS);
-            Map<TopicPartition, Long> ends = endOffsets(admin, in, 4, OffsetSpec.latest());
-            Map<TopicPartition, Long> got = new TreeMap<>(java.util.Comparator.comparing(TopicPartition::toString));
-            committed.forEach((tp, om) -> got.put(tp, om == null ? null : om.offset()));
             Map<TopicPartition, Long> want = new TreeMap<>(java.util.Comparator.comparing(TopicPartition::toString));
-            want.putAll(ends);
-            assertEquals(want, got, "committed group offsets of flink-commit vs end offsets of " + in);
+            want.putAll(endOffsets(admin, in, 4, OffsetSpec.latest()));
+            Map<TopicPartition, Long> got = new TreeMap<>(java.util.Comparator.comparing(TopicPartition::toString));
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (System.nanoTime() < deadline) {
+                got.clear();
+                admin.listConsumerGroupOffsets("flink-commit").partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS)
+                        .forEach((tp, om) -> got.put(tp, om == null ? null : om.offset()));
+                if (got.equals(want)) {
+                    break;
+                }
+                Thread.sleep(500);
+            }
+            assertEquals(want, got, "committed group offsets of flink-commit vs end offsets of " + in + " (60 s)");
+            awaitCommitted(out, 800);
+        } finally {
+            job.cancel().get(30, TimeUnit.SECONDS);
+            try {
+                job.getJobExecutionResult().get(30, TimeUnit.SECONDS);
+            } catch (Exception expected) {
+                // cancelled
+            }
         }
+        verifyExactlyOnce(input, out, 800, false, 2);
         Map<String, List<Rec>> more = new LinkedHashMap<>();
         produceInput(in, 800, 1000, more);
         StreamExecutionEnvironment env = env();

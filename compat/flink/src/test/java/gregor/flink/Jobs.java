@@ -135,7 +135,17 @@ final class Jobs {
 
         @Override
         public Rec map(Rec r) throws Exception {
-            long until = System.nanoTime() + sleepMicros * 1000;
+            long micros = sleepMicros;
+            if (FailOnce.enabled) {
+                if (FailOnce.FAILED.get()) {
+                    micros = sleepMicros / 4; // failure done: the rest may go faster
+                } else if (FailOnce.CHECKPOINTS_COMPLETED.get() == 0 && FailOnce.SEEN.get() > 200) {
+                    // a slow machine: no checkpoint yet; slow down so that the input does not run out
+                    // before one completes (the mailbox, and so checkpointing, runs between records)
+                    micros = sleepMicros * 10;
+                }
+            }
+            long until = System.nanoTime() + micros * 1000;
             while (System.nanoTime() < until) {
                 Thread.sleep(0, 200_000);
             }

@@ -22,4 +22,4 @@ for d in org/apache/flink/flink-connector-kafka/5.0.0-2.2 org/apache/flink/flink
          org/apache/maven/surefire/surefire-junit-platform; do
   [[ -d "$m2/$d" ]] || offline=
 done
-exec mvn -B -ntp $offline test -Dgregor.bin="$GREGOR_BIN" -Dresults.dir="$repo/compat/results" "$@"
+exec mvn -B -ntp -Dstyle.color=never $offline test -Dgregor.bin="$GREGOR_BIN" -Dresults.dir="$repo/compat/results" "$@"

@@ -542,10 +542,15 @@ fn mutations(body: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
-/// Sends one frame on a fresh connection, then an ApiVersions probe; returns once the broker
-/// answered the probe or closed. Panics if it neither answers nor closes in time... unless the
-/// mutated request is legitimately parked (a long poll), which is bounded by `patience`.
-async fn send_hostile(addr: std::net::SocketAddr, frame_body: Vec<u8>) {
+/// How long one hostile frame (and the probe behind it) may go without an answer or a close.
+const HOSTILE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Sends one frame on a fresh connection, then an ApiVersions probe, and waits for the broker to
+/// answer the probe or close the connection: the Kafka-shaped reactions to a bad request (an
+/// error-code answer is followed by the probe's answer; a request Kafka cannot parse closes the
+/// connection). Anything else within `HOSTILE_PATIENCE`, a hang with the connection open, is
+/// returned as an error naming the frame.
+async fn send_hostile(addr: std::net::SocketAddr, frame_body: Vec<u8>) -> Result<(), String> {
     let Ok(mut stream) = TcpStream::connect(addr).await else {
         panic!("broker stopped accepting")
     };
@@ -554,10 +559,9 @@ async fn send_hostile(addr: std::net::SocketAddr, frame_body: Vec<u8>) {
     frame.extend_from_slice(&frame_body);
     frame.extend_from_slice(&Client::frame(&ApiVersionsRequest::default(), 0, 424242));
     if stream.write_all(&frame).await.is_err() {
-        return; // closed already
+        return Ok(()); // closed already
     }
-    let patience = Duration::from_secs(3);
-    let _ = tokio::time::timeout(patience, async {
+    let reacted = tokio::time::timeout(HOSTILE_PATIENCE, async {
         let mut buf = vec![0u8; 64 * 1024];
         let mut seen = Vec::new();
         loop {
@@ -573,6 +577,36 @@ async fn send_hostile(addr: std::net::SocketAddr, frame_body: Vec<u8>) {
         }
     })
     .await;
+    reacted.map_err(|_| {
+        format!(
+            "neither answered nor closed within {HOSTILE_PATIENCE:?}: frame {}",
+            hex(&frame_body)
+        )
+    })
+}
+
+/// True if `frame_body` (header and body) is a well-formed request that Kafka itself may hold
+/// unanswered for longer than `HOSTILE_PATIENCE`, so that silence is not a fault: a JoinGroup
+/// (Kafka answers it when the group's rebalance completes, bounded only by the largest
+/// `rebalance_timeout_ms` any member declared, and the sweep's other frames join the same group
+/// with mutated timeouts up to `i32::MAX`), or a Fetch whose `max_wait_ms` exceeds the patience.
+/// Anything that does not decode must be answered or closed: Kafka closes on a parse error.
+fn may_park(key: ApiKey, version: i16, frame_body: &[u8]) -> bool {
+    use kafka_protocol::protocol::Decodable;
+    let mut buf = Bytes::copy_from_slice(frame_body);
+    if RequestHeader::decode(&mut buf, key.request_header_version(version)).is_err() {
+        return false;
+    }
+    match key {
+        ApiKey::JoinGroup => JoinGroupRequest::decode(&mut buf, version).is_ok(),
+        ApiKey::Fetch => FetchRequest::decode(&mut buf, version)
+            .is_ok_and(|r| i64::from(r.max_wait_ms) >= HOSTILE_PATIENCE.as_millis() as i64),
+        _ => false,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn rss_kib() -> u64 {
@@ -605,16 +639,29 @@ async fn mutated_frames_for_every_advertised_api_and_version() {
                     let permit = limit.clone().acquire_owned().await.unwrap();
                     count += 1;
                     tasks.spawn(async move {
-                        send_hostile(addr, frame).await;
+                        let r = match send_hostile(addr, frame.clone()).await {
+                            Err(_) if may_park(key, v, &frame) => Ok(()),
+                            r => r.map_err(|e| format!("{key:?} v{v}: {e}")),
+                        };
                         drop(permit);
+                        r
                     });
                 }
             }
         }
     }
+    let mut hung = Vec::new();
     while let Some(r) = tasks.join_next().await {
-        r.expect("no hostile task panicked");
+        if let Err(e) = r.expect("no hostile task panicked") {
+            hung.push(e);
+        }
     }
+    assert!(
+        hung.is_empty(),
+        "{} hostile frames got neither an answer nor a close:\n{}",
+        hung.len(),
+        hung.join("\n")
+    );
     assert!(count > 5_000, "the sweep covered {count} frames");
     eprintln!("hostile sweep: {count} mutated frames over every advertised API and version");
     // Still serving, correctly.

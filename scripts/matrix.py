@@ -18,8 +18,9 @@ Usage
                                        # then regenerate
   python3 scripts/matrix.py --stdout   # print instead of writing
 
-Statuses: pass, FAIL, n/a (the client cannot do it), needs-groups (the broker did not advertise
-the consumer-group APIs when the suite ran), skip, and "–" (no test covers it).
+Statuses: pass, FAIL, n/a (the client cannot do it), skip, and "–" (no test covers it). A suite
+that reports "needs-groups" (the broker did not advertise the consumer-group APIs when it ran) is
+recorded as FAIL: the broker advertises them, so a suite that finds them missing found a bug.
 Exit code: 0, or 1 when any cell is FAIL (so CI can gate on it if it wants to).
 """
 
@@ -150,8 +151,19 @@ DIAGNOSES = {
         "the time index has no entry and ListOffsets by timestamp answers -1.",
 }
 
-RANK = {"fail": 4, "pass": 3, "needs-groups": 2, "n/a": 1, "skip": 0}
-CELL = {"pass": "pass", "fail": "**FAIL**", "n/a": "n/a", "needs-groups": "needs-groups", "skip": "skip"}
+RANK = {"fail": 4, "pass": 3, "n/a": 1, "skip": 0}
+CELL = {"pass": "pass", "fail": "**FAIL**", "n/a": "n/a", "skip": "skip"}
+
+
+def normalize(status: str, note: str) -> "tuple[str, str]":
+    """A suite's status as a matrix status. "needs-groups" (the broker did not advertise the
+    consumer-group APIs) was once an expected gap; the broker advertises them now, so it is a
+    failure, never a pass-like cell. A status this script does not know is a failure too."""
+    if status == "needs-groups":
+        return "fail", f"needs-groups: the broker did not advertise the group APIs. {note}".strip()
+    if status not in RANK:
+        return "fail", f"unknown status {status!r}. {note}".strip()
+    return status, note
 
 # the suites owned here, for --run (each writes its JSON even when some tests fail)
 SUITES = [
@@ -163,6 +175,7 @@ SUITES = [
 
 
 def merge(cells: dict, client: str, feature: str, status: str, test: str, note: str) -> None:
+    status, note = normalize(status, note)
     key = (client, feature)
     prev = cells.get(key)
     if prev is None or RANK[status] > RANK[prev["status"]]:
@@ -177,6 +190,8 @@ def load_json(cells: dict, versions: dict, sources: list, suites: list) -> None:
             print(f"matrix: skipping {path}: {e}", file=sys.stderr)
             continue
         if "suite" in doc:
+            for r in doc.get("checks", {}).values():
+                r["status"], r["note"] = normalize(r.get("status", "skip"), r.get("note") or "")
             suites.append(doc)
             sources.append(f"`{path.relative_to(REPO)}` ({doc.get('generated', '?')})")
             continue
@@ -197,9 +212,10 @@ def junit_status(case: ET.Element) -> "tuple[str, str]":
     el = case.find("skipped")
     if el is not None:
         msg = el.get("message") or ""
-        for tag in ("needs-groups", "n/a"):
-            if tag in msg:
-                return tag, msg[:200]
+        if "needs-groups" in msg:
+            return normalize("needs-groups", msg[:200])
+        if "n/a" in msg:
+            return "n/a", msg[:200]
         return "skip", msg[:200]
     return "pass", ""
 
@@ -266,7 +282,7 @@ def render_suites(suites: list, footnotes: "list[str]") -> "list[str]":
         title = doc.get("title", doc["suite"])
         for name, r in doc.get("checks", {}).items():
             status = r.get("status", "skip")
-            cell = CELL.get(status, status)
+            cell = CELL[status]
             note = r.get("note") or ""
             if status != "pass" and note:
                 footnotes.append(f"{title} / `{name}` ({r.get('test', '')}): {note}")
@@ -284,8 +300,8 @@ def render(cells: dict, versions: dict, sources: list, suites: list) -> str:
         "`target/debug/gregor`; do not edit by hand.",
         "",
         "Cells: **pass**; **FAIL** (the assertion failed: see the notes); **n/a** (the client has no "
-        "such feature or cannot use it against a Kafka 4.x broker); **needs-groups** (the broker did "
-        "not advertise the consumer-group APIs at run time); **–** (no test covers it).",
+        "such feature or cannot use it against a Kafka 4.x broker); **–** (no test covers it). A suite "
+        "that found the consumer-group APIs not advertised (needs-groups) is a **FAIL**.",
         "Every pass checks the data that comes back (keys, values, headers, timestamps, offsets and "
         "per-partition order), not just the absence of errors.",
         "",

@@ -2,7 +2,10 @@
 covers; at the end of the session the outcome of each feature is written to
 compat/results/aiokafka.json (read by scripts/matrix.py).
 
-A skip whose reason starts with "needs-groups" or "n/a" is recorded as that status.
+A skip whose reason starts with "n/a" is recorded as that status. A skip whose reason starts with
+"needs-groups" (the broker did not advertise the consumer-group APIs) is turned into a failure,
+both in pytest's own report and in the JSON: the broker advertises them, so finding them missing
+is a bug, not a pass-like gap.
 """
 
 from __future__ import annotations
@@ -16,11 +19,18 @@ import pytest
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 _OUTCOMES: "dict[str, dict]" = {}
-_RANK = {"fail": 4, "pass": 3, "needs-groups": 2, "n/a": 1, "skip": 0}
+_RANK = {"fail": 4, "pass": 3, "n/a": 1, "skip": 0}
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "feature(*names): matrix features this test covers")
+
+
+def _skip_reason(rep) -> str:
+    reason = ""
+    if isinstance(rep.longrepr, tuple) and len(rep.longrepr) == 3:
+        reason = str(rep.longrepr[2])
+    return reason.removeprefix("Skipped: ")
 
 
 def _status(rep) -> "tuple[str, str]":
@@ -28,19 +38,18 @@ def _status(rep) -> "tuple[str, str]":
         return "pass", ""
     if rep.failed:
         return "fail", (rep.longreprtext or "").strip().splitlines()[-1][:300] if rep.longreprtext else ""
-    reason = ""
-    if isinstance(rep.longrepr, tuple) and len(rep.longrepr) == 3:
-        reason = str(rep.longrepr[2])
-    reason = reason.removeprefix("Skipped: ")
-    for tag in ("needs-groups", "n/a"):
-        if reason.startswith(tag):
-            return tag, reason
+    reason = _skip_reason(rep)
+    if reason.startswith("n/a"):
+        return "n/a", reason
     return "skip", reason
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     rep = yield
+    if rep.skipped and _skip_reason(rep).startswith("needs-groups"):
+        rep.outcome = "failed"
+        rep.longrepr = f"{_skip_reason(rep)} (the broker advertises the group APIs: this is a failure)"
     marker = item.get_closest_marker("feature")
     if marker is None:
         return rep

@@ -402,9 +402,16 @@ async fn second_member_triggers_rebalance_and_third_interrupts_it() {
     assert_eq!(ja.protocol_type.as_deref(), Some("consumer"));
     assert_eq!(jb.protocol_name.as_deref(), Some("range"));
 
-    // The follower's SyncGroup waits for the leader's assignment.
+    // The follower's SyncGroup waits for the leader's assignment: no answer while the leader has
+    // not synced (a deliberate wait, asserting that nothing arrives).
     let b_sync = bc.send(&sync_req("g2", 2, &b_id, &[], 5), 5).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut peek = [0u8; 1];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), bc.stream.peek(&mut peek))
+            .await
+            .is_err(),
+        "the follower's SyncGroup was answered before the leader sent the assignment"
+    );
     let sa = a
         .call(
             &sync_req("g2", 2, &a_id, &[(&a_id, b"p0"), (&b_id, b"p1")], 5),
@@ -1198,11 +1205,31 @@ async fn an_expired_session_is_seen_at_its_deadline() {
             )
             .await;
         assert_eq!(synced.error_code, 0);
-        // The member's last contact was the sync; its 300 ms session ends just after this.
-        tokio::time::sleep(Duration::from_millis(305)).await;
+        // The member's last contact was the sync; its 300 ms session ends 300 ms after it. Not
+        // before (DescribeGroups is no contact)...
+        let synced_at = Instant::now();
         let d = describe(&mut c, &group).await;
-        assert_eq!(d.group_state.as_str(), "Empty", "round {round}");
-        assert!(d.members.is_empty());
+        assert_eq!(d.group_state.as_str(), "Stable", "round {round}");
+        assert_eq!(d.members.len(), 1, "round {round}");
+        // ...and seen soon after, not at some coarser sweep.
+        loop {
+            let d = describe(&mut c, &group).await;
+            if d.group_state.as_str() == "Empty" {
+                assert!(d.members.is_empty(), "round {round}");
+                break;
+            }
+            assert!(
+                synced_at.elapsed() < Duration::from_millis(600),
+                "round {round}: the 300 ms session still held after {:?}",
+                synced_at.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            synced_at.elapsed() >= Duration::from_millis(250),
+            "round {round}: expired after {:?}, before its 300 ms session",
+            synced_at.elapsed()
+        );
         let del = c
             .call(
                 &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(&group))]),

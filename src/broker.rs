@@ -30,6 +30,9 @@ pub struct BrokerContext {
     pub txns: crate::txn::TransactionCoordinator,
     /// Most partitions this broker will hold (see [`partition_limit`]).
     pub partition_limit: usize,
+    /// Request bytes that may be held in memory at once (`queued.max.request.bytes`), shared
+    /// by every connection; `None` when unbounded.
+    pub request_bytes: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// Descriptors kept back for everything that is not an active segment: listener, metadata and
@@ -381,6 +384,11 @@ impl Broker {
         let txns = crate::txn::TransactionCoordinator::new(&config);
         let context = Arc::new(BrokerContext {
             partition_limit: partition_limit(&config),
+            request_bytes: config.queued_max_request_bytes.map(|bytes| {
+                Arc::new(tokio::sync::Semaphore::new(
+                    bytes.min(tokio::sync::Semaphore::MAX_PERMITS),
+                ))
+            }),
             current_config: std::sync::RwLock::new(Arc::new(config.clone())),
             static_config: config,
             metadata,

@@ -36,6 +36,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "auto.create.topics.enable", default: "true", doc: "Create a topic when Metadata asks for an unknown one and allows it." },
     Setting { name: "message.max.bytes", default: "1048588", doc: "Largest record batch accepted (bytes); larger gets MESSAGE_TOO_LARGE." },
     Setting { name: "socket.request.max.bytes", default: "104857600", doc: "Largest request frame accepted; a larger one closes the connection." },
+    Setting { name: "queued.max.request.bytes", default: "536870912", doc: "Request bytes the broker holds in memory at once, across connections; past it, connections wait before reading the next request. -1 means no bound (Kafka's default); at least socket.request.max.bytes." },
     Setting { name: "log.segment.bytes", default: "1073741824", doc: "Roll to a new segment file beyond this size." },
     Setting { name: "log.index.interval.bytes", default: "4096", doc: "Bytes of log between two sparse offset/time index entries." },
     Setting { name: "log.flush.policy", default: "acks-all", doc: "`acks-all`: an acks=all produce is answered only after fdatasync (group commit). `interval`: Kafka's behaviour, answered after the write; data is synced every log.flush.interval.ms." },
@@ -101,6 +102,8 @@ pub struct Config {
     pub auto_create_topics_enable: bool,
     pub message_max_bytes: usize,
     pub socket_request_max_bytes: usize,
+    /// Broker-wide bound on request bytes held at once; `None` is unbounded.
+    pub queued_max_request_bytes: Option<usize>,
     pub log_segment_bytes: u64,
     pub log_index_interval_bytes: u32,
     pub flush_policy: FlushPolicy,
@@ -575,6 +578,17 @@ impl Resolver {
                 "must fit in an int32".to_string(),
             ));
         }
+        let queued: i64 = self.parse("queued.max.request.bytes", "an integer")?;
+        let queued_max_request_bytes =
+            match queued {
+                -1 => None,
+                n if n >= socket_request_max_bytes as i64 => usize::try_from(n).ok(),
+                _ => return Err(self.bad(
+                    "queued.max.request.bytes",
+                    "must be -1 or at least socket.request.max.bytes (a largest request must fit)"
+                        .to_string(),
+                )),
+            };
         let log_segment_bytes: u64 = self.positive("log.segment.bytes")?;
         if log_segment_bytes < 14 {
             return Err(self.bad("log.segment.bytes", "must be at least 14".to_string()));
@@ -641,6 +655,7 @@ impl Resolver {
             auto_create_topics_enable: self.parse("auto.create.topics.enable", "true or false")?,
             message_max_bytes,
             socket_request_max_bytes,
+            queued_max_request_bytes,
             log_segment_bytes,
             log_index_interval_bytes: self.positive("log.index.interval.bytes")?,
             flush_policy,

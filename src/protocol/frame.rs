@@ -27,6 +27,18 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     max_size: usize,
 ) -> Result<Option<Bytes>, FrameError> {
+    match read_frame_size(reader, max_size).await? {
+        Some(size) => read_frame_body(reader, size).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Reads a frame's 4-byte size and checks it against `max_size`, so the caller can reserve
+/// memory for the body before reading it. `Ok(None)` is a clean end of stream.
+pub async fn read_frame_size<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max_size: usize,
+) -> Result<Option<usize>, FrameError> {
     let mut size_buf = [0u8; 4];
     match reader.read_exact(&mut size_buf).await {
         Ok(_) => {}
@@ -44,6 +56,14 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             max: max_size,
         });
     }
+    Ok(Some(size))
+}
+
+/// Reads a frame body of `size` bytes (already checked against the maximum).
+pub async fn read_frame_body<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    size: usize,
+) -> Result<Bytes, FrameError> {
     let mut body = BytesMut::with_capacity(size.min(FIRST_STEP));
     while body.len() < size {
         let missing = size - body.len();
@@ -59,5 +79,5 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             return Err(FrameError::Truncated);
         }
     }
-    Ok(Some(body.freeze()))
+    Ok(body.freeze())
 }

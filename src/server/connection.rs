@@ -13,7 +13,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 
 use crate::broker::BrokerContext;
 use crate::protocol::body::{Chunk, ResponseBody};
@@ -27,6 +27,13 @@ enum Queued {
     Close,
 }
 
+/// A queued outcome with the share of `queued.max.request.bytes` its request holds, given back
+/// once the response is written (the request's bytes are gone by then).
+struct Pending {
+    outcome: Queued,
+    _reserved: Option<OwnedSemaphorePermit>,
+}
+
 /// Serves one connection until the client closes it, a protocol error closes it, or shutdown.
 pub async fn run(
     stream: TcpStream,
@@ -37,17 +44,43 @@ pub async fn run(
     let (read_half, write_half) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     // Bounded: when this many responses are pending, reading pauses (back-pressure).
-    let (queue, pending) = mpsc::channel::<Queued>(ctx.config().queued_max_requests);
+    let (queue, pending) = mpsc::channel::<Pending>(ctx.config().queued_max_requests);
     let writer = tokio::spawn(write_responses(write_half, pending, peer));
     let max = ctx.config().socket_request_max_bytes;
     loop {
+        let size = tokio::select! {
+            s = frame::read_frame_size(&mut reader, max) => s,
+            _ = shutdown.changed() => break,
+        };
+        let size = match size {
+            Ok(Some(size)) => size,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::info!(%peer, "closing connection: {e}");
+                break;
+            }
+        };
+        // Room for the body in the broker-wide budget before it is read: past the budget this
+        // connection waits, as Kafka's network threads stop reading.
+        let reserved = match &ctx.request_bytes {
+            Some(budget) => {
+                let permits = u32::try_from(size).unwrap_or(u32::MAX);
+                tokio::select! {
+                    p = budget.clone().acquire_many_owned(permits) => match p {
+                        Ok(p) => Some(p),
+                        Err(_) => break,
+                    },
+                    _ = shutdown.changed() => break,
+                }
+            }
+            None => None,
+        };
         let next = tokio::select! {
-            f = frame::read_frame(&mut reader, max) => f,
+            f = frame::read_frame_body(&mut reader, size) => f,
             _ = shutdown.changed() => break,
         };
         let frame = match next {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break,
+            Ok(frame) => frame,
             Err(e) => {
                 tracing::info!(%peer, "closing connection: {e}");
                 break;
@@ -61,9 +94,18 @@ pub async fn run(
             Outcome::Silent => continue,
             Outcome::Close(reason) => {
                 tracing::info!(%peer, "closing connection: {reason}");
-                let _ = queue.send(Queued::Close).await;
+                let _ = queue
+                    .send(Pending {
+                        outcome: Queued::Close,
+                        _reserved: None,
+                    })
+                    .await;
                 break;
             }
+        };
+        let queued = Pending {
+            outcome: queued,
+            _reserved: reserved,
         };
         if queue.send(queued).await.is_err() {
             break; // the writer stopped: the client went away
@@ -75,12 +117,13 @@ pub async fn run(
 
 async fn write_responses(
     write_half: OwnedWriteHalf,
-    mut pending: mpsc::Receiver<Queued>,
+    mut pending: mpsc::Receiver<Pending>,
     peer: SocketAddr,
 ) {
     let mut out = BufWriter::with_capacity(64 * 1024, write_half);
+    // `item` (and the request bytes it reserved) lives until its response is written.
     while let Some(item) = pending.recv().await {
-        let body = match item {
+        let body = match item.outcome {
             Queued::Ready(bytes) => ResponseBody::from(bytes),
             Queued::ReadyBody(body) => body,
             Queued::Later(task) => match task.await {

@@ -16,6 +16,7 @@ mod kip848;
 mod process;
 mod produce_fetch;
 mod read_committed;
+mod request_budget;
 mod retention;
 mod topics;
 mod transactions;

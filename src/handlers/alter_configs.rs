@@ -205,45 +205,58 @@ fn apply_ops(
         .topic(topic)
         .map(|t| t.configs)
         .unwrap_or_default();
-    let mut configs = current.clone();
+    let layers = ctx.config_layers();
+    apply_incremental(
+        current.clone(),
+        ops,
+        |name| {
+            topic_config::validate(name, None).map_err(|why| (ResponseError::InvalidConfig, why))
+        },
+        |name| {
+            // Like Kafka, start from the effective value (the default if unset).
+            let def = topic_config(name).filter(|d| d.config_type == config_type::LIST)?;
+            Some(match current.get(name) {
+                Some(v) => v.clone(),
+                None => resolve(&layers, &BTreeMap::new(), def).value.value,
+            })
+        },
+    )
+}
+
+/// Applies IncrementalAlterConfigs operations to `configs`, each name at most once: SET and
+/// DELETE for any name `check_name` accepts; APPEND and SUBTRACT for list configs only, starting
+/// from the value `list_base` gives (`None`: not a list).
+fn apply_incremental(
+    mut configs: BTreeMap<String, String>,
+    ops: &[(String, i8, Option<String>)],
+    check_name: impl Fn(&str) -> Result<(), Failure>,
+    list_base: impl Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<String, String>, Failure> {
     let mut seen = HashSet::new();
     for (name, op, value) in ops {
         if !seen.insert(name.clone()) {
             return Err(duplicate(name));
         }
+        check_name(name)?;
         let invalid = |why: String| (ResponseError::InvalidConfig, why);
-        topic_config::validate(name, None).map_err(invalid)?;
-        match *op {
-            OP_SET => {
-                let v = value
-                    .clone()
-                    .ok_or_else(|| invalid(format!("SET of `{name}` needs a value")))?;
-                configs.insert(name.clone(), v);
+        match (*op, value) {
+            (OP_SET, Some(v)) => {
+                configs.insert(name.clone(), v.clone());
             }
-            OP_DELETE => {
+            (OP_SET, None) => return Err(invalid(format!("SET of `{name}` needs a value"))),
+            (OP_DELETE, _) => {
                 configs.remove(name);
             }
-            OP_APPEND | OP_SUBTRACT => {
-                let def = topic_config(name)
-                    .filter(|d| d.config_type == config_type::LIST)
-                    .ok_or_else(|| {
-                        invalid(format!(
-                            "`{name}` is not a list: APPEND and SUBTRACT apply to list configs only"
-                        ))
-                    })?;
-                // Like Kafka, start from the effective value (the default if unset).
-                let base = match current.get(name) {
-                    Some(v) => v.clone(),
-                    None => {
-                        resolve(&ctx.config_layers(), &BTreeMap::new(), def)
-                            .value
-                            .value
-                    }
-                };
+            (OP_APPEND | OP_SUBTRACT, _) => {
+                let base = list_base(name).ok_or_else(|| {
+                    invalid(format!(
+                        "`{name}` is not a list: APPEND and SUBTRACT apply to list configs only"
+                    ))
+                })?;
                 let items = edit_list(&base, value.as_deref().unwrap_or(""), *op == OP_APPEND);
                 configs.insert(name.clone(), items);
             }
-            other => {
+            (other, _) => {
                 return Err((
                     ResponseError::InvalidRequest,
                     format!("unknown config operation {other} for `{name}`"),
@@ -290,45 +303,20 @@ fn apply_broker_ops(
     ops: &[(String, i8, Option<String>)],
 ) -> Result<BTreeMap<String, String>, Failure> {
     check_dynamic(ops.iter().map(|(name, _, _)| name))?;
-    let mut configs = ctx.metadata.configs(ConfigScope::Broker, broker);
     let in_force = ctx.config();
-    let mut seen = HashSet::new();
-    for (name, op, value) in ops {
-        if !seen.insert(name.clone()) {
-            return Err(duplicate(name));
-        }
-        let invalid = |why: String| (ResponseError::InvalidConfig, why);
-        match (*op, value) {
-            (OP_SET, Some(v)) => {
-                configs.insert(name.clone(), v.clone());
-            }
-            (OP_SET, None) => return Err(invalid(format!("SET of `{name}` needs a value"))),
-            (OP_DELETE, _) => {
-                configs.remove(name);
-            }
-            (OP_APPEND | OP_SUBTRACT, _) => {
-                let default = SETTINGS
-                    .iter()
-                    .find(|s| s.name == name)
-                    .map_or("", |s| s.default);
-                if broker_setting_type(name, default) != config_type::LIST {
-                    return Err(invalid(format!(
-                        "`{name}` is not a list: APPEND and SUBTRACT apply to list configs only"
-                    )));
-                }
-                let base = in_force.settings.get(name).unwrap_or(default);
-                let items = edit_list(base, value.as_deref().unwrap_or(""), *op == OP_APPEND);
-                configs.insert(name.clone(), items);
-            }
-            (other, _) => {
-                return Err((
-                    ResponseError::InvalidRequest,
-                    format!("unknown config operation {other} for `{name}`"),
-                ))
-            }
-        }
-    }
-    Ok(configs)
+    apply_incremental(
+        ctx.metadata.configs(ConfigScope::Broker, broker),
+        ops,
+        |_| Ok(()),
+        |name| {
+            let default = SETTINGS
+                .iter()
+                .find(|s| s.name == name)
+                .map_or("", |s| s.default);
+            (broker_setting_type(name, default) == config_type::LIST)
+                .then(|| in_force.settings.get(name).unwrap_or(default).to_string())
+        },
+    )
 }
 
 /// Validates a broker resource's new dynamic set together with the other layer (as a
@@ -413,35 +401,7 @@ fn apply_group_ops(
     group: &str,
     ops: &[(String, i8, Option<String>)],
 ) -> Result<BTreeMap<String, String>, Failure> {
-    let mut configs = ctx.metadata.group_configs(group);
-    let mut seen = HashSet::new();
-    for (name, op, value) in ops {
-        if !seen.insert(name.clone()) {
-            return Err(duplicate(name));
-        }
-        let invalid = |why: String| (ResponseError::InvalidConfig, why);
-        match (*op, value) {
-            (OP_SET, Some(v)) => {
-                configs.insert(name.clone(), v.clone());
-            }
-            (OP_SET, None) => return Err(invalid(format!("SET of `{name}` needs a value"))),
-            (OP_DELETE, _) => {
-                configs.remove(name);
-            }
-            (OP_APPEND | OP_SUBTRACT, _) => {
-                return Err(invalid(format!(
-                    "`{name}` is not a list: APPEND and SUBTRACT apply to list configs only"
-                )))
-            }
-            (other, _) => {
-                return Err((
-                    ResponseError::InvalidRequest,
-                    format!("unknown config operation {other} for `{name}`"),
-                ))
-            }
-        }
-    }
-    Ok(configs)
+    apply_incremental(ctx.metadata.group_configs(group), ops, |_| Ok(()), |_| None)
 }
 
 /// Validates a group's new config set, then stores it (unless `validate_only`); the group

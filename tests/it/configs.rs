@@ -50,16 +50,18 @@ fn value_of(r: &DescribeConfigsResult, name: &str) -> (String, i8) {
     )
 }
 
-pub async fn alter(
-    c: &mut Client,
-    topic: &str,
+/// An IncrementalAlterConfigs request for one resource of type `kind` (topic, broker, broker
+/// logger, group) with `(name, operation, value)` operations.
+pub fn alter_request(
+    kind: i8,
+    name: &str,
     ops: &[(&str, i8, Option<&str>)],
     validate_only: bool,
-) -> (i16, String) {
-    let req = IncrementalAlterConfigsRequest::default()
+) -> IncrementalAlterConfigsRequest {
+    IncrementalAlterConfigsRequest::default()
         .with_resources(vec![inc::AlterConfigsResource::default()
-            .with_resource_type(TOPIC)
-            .with_resource_name(s(topic))
+            .with_resource_type(kind)
+            .with_resource_name(s(name))
             .with_configs(
                 ops.iter()
                     .map(|(n, op, v)| {
@@ -70,8 +72,19 @@ pub async fn alter(
                     })
                     .collect(),
             )])
-        .with_validate_only(validate_only);
-    let resp = c.call(&req, 1).await;
+        .with_validate_only(validate_only)
+}
+
+/// Alters a topic's configs; returns the error code and message.
+pub async fn alter(
+    c: &mut Client,
+    topic: &str,
+    ops: &[(&str, i8, Option<&str>)],
+    validate_only: bool,
+) -> (i16, String) {
+    let resp = c
+        .call(&alter_request(TOPIC, topic, ops, validate_only), 1)
+        .await;
     let r = &resp.responses[0];
     (
         r.error_code,
@@ -609,21 +622,7 @@ async fn dynamic_broker_configs_apply_at_once_and_persist() {
     let id = create(&mut c, "dyn", 1).await.topics[0].topic_id;
     create_with_configs(&mut c, "own", 1, &[("retention.ms", "5000")]).await;
     let broker_alter = |name: &str, ops: &[(&str, i8, Option<&str>)], validate_only: bool| {
-        IncrementalAlterConfigsRequest::default()
-            .with_resources(vec![inc::AlterConfigsResource::default()
-                .with_resource_type(BROKER)
-                .with_resource_name(s(name))
-                .with_configs(
-                    ops.iter()
-                        .map(|(n, op, v)| {
-                            inc::AlterableConfig::default()
-                                .with_name(s(n))
-                                .with_config_operation(*op)
-                                .with_value(v.map(s))
-                        })
-                        .collect(),
-                )])
-            .with_validate_only(validate_only)
+        alter_request(BROKER, name, ops, validate_only)
     };
     let code = |r: IncrementalAlterConfigsResponse| r.responses[0].error_code;
     // Bad values, unknown names and other brokers are refused; validate_only changes nothing.
@@ -743,15 +742,12 @@ async fn list_config_resources_names_topics_brokers_and_configured_groups() {
     create(&mut c, "lcr-b", 1).await;
     create(&mut c, "lcr-a", 1).await;
     // A group has configs only once some are set.
-    let set_group = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        inc::AlterConfigsResource::default()
-            .with_resource_type(32)
-            .with_resource_name(s("lcr-group"))
-            .with_configs(vec![inc::AlterableConfig::default()
-                .with_name(s("consumer.session.timeout.ms"))
-                .with_config_operation(0)
-                .with_value(Some(s("50000")))]),
-    ]);
+    let set_group = alter_request(
+        32,
+        "lcr-group",
+        &[("consumer.session.timeout.ms", 0, Some("50000"))],
+        false,
+    );
     assert_eq!(c.call(&set_group, 1).await.responses[0].error_code, 0);
     let list = |types: Vec<i8>| ListConfigResourcesRequest::default().with_resource_types(types);
     let names = |r: &ListConfigResourcesResponse| -> Vec<(i8, String)> {

@@ -442,7 +442,6 @@ async fn offsets_survive_restart_and_group_rejoins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_configs_are_validated_persisted_and_honoured() {
     use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-    use kafka_protocol::messages::incremental_alter_configs_request as inc;
     const GROUP: i8 = 32;
     const INVALID_CONFIG: i16 = 40;
     const DYNAMIC_GROUP_CONFIG: i8 = 8;
@@ -479,21 +478,7 @@ async fn group_configs_are_validated_persisted_and_honoured() {
             .collect()
     };
     let alter = |group: &str, ops: &[(&str, i8, Option<&str>)], validate_only: bool| {
-        IncrementalAlterConfigsRequest::default()
-            .with_resources(vec![inc::AlterConfigsResource::default()
-                .with_resource_type(GROUP)
-                .with_resource_name(s(group))
-                .with_configs(
-                    ops.iter()
-                        .map(|(n, op, v)| {
-                            inc::AlterableConfig::default()
-                                .with_name(s(n))
-                                .with_config_operation(*op)
-                                .with_value(v.map(s))
-                        })
-                        .collect(),
-                )])
-            .with_validate_only(validate_only)
+        crate::configs::alter_request(GROUP, group, ops, validate_only)
     };
     // Before anything is set (and before the group exists): the broker's values.
     let r = c.call(&describe_cfg("gc-group"), 4).await;

@@ -249,7 +249,6 @@ async fn logger_levels(c: &mut Client) -> std::collections::BTreeMap<String, Str
 /// `gregor::protocol` makes the running binary log each request, DELETE puts it back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_logger_levels_change_at_run_time() {
-    use kafka_protocol::messages::incremental_alter_configs_request as inc;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let log_path = dir.path().join("stderr.log");
@@ -272,15 +271,7 @@ async fn broker_logger_levels_change_at_run_time() {
     assert_eq!(levels["root"], "WARN");
     assert_eq!(levels["gregor::protocol"], "WARN");
     let alter = |logger: &str, op: i8, level: Option<&str>| {
-        IncrementalAlterConfigsRequest::default().with_resources(vec![
-            inc::AlterConfigsResource::default()
-                .with_resource_type(8)
-                .with_resource_name(crate::harness::s("1"))
-                .with_configs(vec![inc::AlterableConfig::default()
-                    .with_name(crate::harness::s(logger))
-                    .with_config_operation(op)
-                    .with_value(level.map(crate::harness::s))]),
-        ])
+        crate::configs::alter_request(8, "1", &[(logger, op, level)], false)
     };
     let code = |r: IncrementalAlterConfigsResponse| r.responses[0].error_code;
     assert_eq!(

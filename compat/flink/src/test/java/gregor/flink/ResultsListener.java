@@ -1,5 +1,7 @@
 package gregor.flink;
 
+import gregor.support.KnownBrokerBug;
+
 import java.io.IOException;
 import java.lang.reflect.Method;
 import java.nio.charset.StandardCharsets;

@@ -1,5 +1,7 @@
 package gregor.flink;
 
+import gregor.support.GregorBroker;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;

@@ -1,5 +1,7 @@
 package gregor.compat;
 
+import gregor.support.GregorBroker;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;

@@ -1,5 +1,7 @@
 package gregor.compat;
 
+import gregor.support.GregorBroker;
+
 import static gregor.compat.Util.header;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;

@@ -1,4 +1,4 @@
-package gregor.flink;
+package gregor.support;
 
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -154,7 +154,7 @@ public final class GregorBroker implements BeforeAllCallback, AfterAllCallback, 
             cmd.add("--set");
             cmd.add(s);
         }
-        Files.writeString(stderrLog, "===== compat-flink: " + String.join(" ", cmd) + "\n", StandardCharsets.UTF_8,
+        Files.writeString(stderrLog, "===== " + System.getProperty("gregor.suite", "compat") + ": " + String.join(" ", cmd) + "\n", StandardCharsets.UTF_8,
                 java.nio.file.StandardOpenOption.APPEND);
         ProcessBuilder pb = new ProcessBuilder(cmd)
                 .directory(workDir.toFile())

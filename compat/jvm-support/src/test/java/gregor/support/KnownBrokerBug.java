@@ -1,4 +1,4 @@
-package gregor.flink;
+package gregor.support;
 
 import java.lang.annotation.ElementType;
 import java.lang.annotation.Retention;
@@ -12,9 +12,9 @@ import org.junit.jupiter.api.extension.TestExecutionExceptionHandler;
 import org.opentest4j.TestAbortedException;
 
 /**
- * A test that fails because of an open broker bug (named by its /tmp/gregor-bugs file): its failure
- * is reported as aborted ("known broker bug: ...") so the Surefire run stays green, and the results
- * JSON shows the check as fail with the reason. A pass is still a pass.
+ * An expected failure: a test showing a Gregor bug that is reported (in /tmp/gregor-bugs/) but not
+ * fixed yet. If the test fails it is aborted (Surefire: skipped) and the results JSON records the
+ * feature as "fail" with this reason; if it passes, the bug is fixed and it counts as a pass.
  */
 @Retention(RetentionPolicy.RUNTIME)
 @Target(ElementType.METHOD)
@@ -32,7 +32,8 @@ public @interface KnownBrokerBug {
             if (bug == null || t instanceof TestAbortedException) {
                 throw t;
             }
-            throw new TestAbortedException(PREFIX + bug.value() + " [" + t + "]", t);
+            TestAbortedException e = new TestAbortedException(PREFIX + bug.value() + " [" + t + "]", t);
+            throw e;
         }
     }
 }

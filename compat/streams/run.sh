@@ -16,6 +16,7 @@ cd "$here"
 mvn -q -B -o -Dstyle.color=never compile 2>/dev/null || mvn -q -B -Dstyle.color=never compile
 mkdir -p "$repo/compat/results" target/work
 # keep the logs and data of the last 3 runs only (about 40 MB each)
-ls -1dt target/work/*/ 2>/dev/null | tail -n +4 | xargs -r rm -rf
+# (find, not a glob: a fresh clone has no runs yet, and a failed ls would stop the script)
+find target/work -mindepth 1 -maxdepth 1 -type d -printf '%T@ %p\n' | sort -rn | tail -n +4 | cut -d' ' -f2- | xargs -r rm -rf
 exec java -Xmx512m -XX:+UseSerialGC -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
   -cp "target/classes:$(cat target/classpath.txt)" gregor.streams.Driver "$repo/compat/results/streams.json"

@@ -17,8 +17,8 @@ use super::str_bytes;
 use crate::broker::BrokerContext;
 use crate::config::SETTINGS;
 use crate::metadata::config_catalog::{
-    broker_setting_type, is_dynamic_broker_setting, resolve, resolve_group, Sourced, GROUP_CONFIGS,
-    SOURCE_DYNAMIC_BROKER_CONFIG, TOPIC_CONFIGS,
+    broker_setting_type, is_dynamic_broker_setting, resolve, resolve_group, Resolved, Sourced,
+    TopicConfigDef, GROUP_CONFIGS, SOURCE_DYNAMIC_BROKER_CONFIG, TOPIC_CONFIGS,
 };
 
 /// ConfigResource type of a topic.
@@ -170,11 +170,22 @@ fn describe_group(
     }
     let overrides = ctx.metadata.group_configs(name);
     let layers = ctx.config_layers();
-    Ok(GROUP_CONFIGS
-        .iter()
+    Ok(resolved_entries(&GROUP_CONFIGS, wanted, detail, |d| {
+        resolve_group(&layers, &overrides, d)
+    }))
+}
+
+/// The writable entries of `defs` that are `wanted`, each as `resolve` finds it.
+fn resolved_entries(
+    defs: &'static [TopicConfigDef],
+    wanted: &dyn Fn(&str) -> bool,
+    detail: &Detail,
+    resolve: impl Fn(&'static TopicConfigDef) -> Resolved,
+) -> Vec<DescribeConfigsResourceResult> {
+    defs.iter()
         .filter(|d| wanted(d.name))
         .map(|d| {
-            let r = resolve_group(&layers, &overrides, d);
+            let r = resolve(d);
             entry(
                 d.name,
                 &r.value,
@@ -185,7 +196,7 @@ fn describe_group(
                 detail,
             )
         })
-        .collect())
+        .collect()
 }
 
 fn describe_topic(
@@ -201,22 +212,9 @@ fn describe_topic(
         )
     })?;
     let layers = ctx.config_layers();
-    Ok(TOPIC_CONFIGS
-        .iter()
-        .filter(|d| wanted(d.name))
-        .map(|d| {
-            let r = resolve(&layers, &topic.configs, d);
-            entry(
-                d.name,
-                &r.value,
-                &r.synonyms,
-                false,
-                d.config_type,
-                d.doc,
-                detail,
-            )
-        })
-        .collect())
+    Ok(resolved_entries(TOPIC_CONFIGS, wanted, detail, |d| {
+        resolve(&layers, &topic.configs, d)
+    }))
 }
 
 fn describe_broker(

@@ -137,19 +137,15 @@ impl BrokerContext {
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
         for topic in self.metadata.topics() {
-            let config = self.log_config_for(&topic);
-            for partition in 0..topic.partitions {
-                if let Some(log) = self.partition(&topic.name, partition) {
-                    log.set_config(config.clone());
-                }
-            }
+            self.apply_log_config(&topic);
         }
         Ok(())
     }
 
     /// This broker's node id.
     pub fn node_id(&self) -> i32 {
-        self.config().node_id
+        // Static: node.id is not a dynamic setting.
+        self.static_config.node_id
     }
 
     /// The partition log for `topic`/`partition`, if it exists.
@@ -213,6 +209,16 @@ impl BrokerContext {
             .with_overrides(&topic.configs)
     }
 
+    /// Puts `topic`'s log settings in force in each of its partition logs.
+    fn apply_log_config(&self, topic: &TopicMeta) {
+        let config = self.log_config_for(topic);
+        for partition in 0..topic.partitions {
+            if let Some(log) = self.partition(&topic.name, partition) {
+                log.set_config(config.clone());
+            }
+        }
+    }
+
     /// Replaces a topic's explicit configs: durably first, then in every partition log, so the
     /// next append uses them. `None` if the topic does not exist.
     pub fn set_topic_configs(
@@ -223,12 +229,7 @@ impl BrokerContext {
         let Some(topic) = self.metadata.set_topic_configs(name, configs)? else {
             return Ok(None);
         };
-        let config = self.log_config_for(&topic);
-        for partition in 0..topic.partitions {
-            if let Some(log) = self.partition(name, partition) {
-                log.set_config(config.clone());
-            }
-        }
+        self.apply_log_config(&topic);
         Ok(Some(topic))
     }
 

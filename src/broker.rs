@@ -175,7 +175,7 @@ impl BrokerContext {
         name: &str,
         partitions: i32,
         configs: BTreeMap<String, String>,
-    ) -> Result<TopicMeta, TopicError> {
+    ) -> Result<Arc<TopicMeta>, TopicError> {
         self.check_partition_limit(usize::try_from(partitions).unwrap_or(0))?;
         let topic = self.metadata.create_topic(name, partitions, configs)?;
         for partition in 0..partitions {
@@ -198,7 +198,6 @@ impl BrokerContext {
         Ok(topic)
     }
 
-    /// Deletes a topic: metadata first (durably), then its data on disk.
     /// The log settings of `topic`: its overrides over the broker's defaults.
     pub fn log_config_for(&self, topic: &TopicMeta) -> LogConfig {
         self.logs
@@ -225,7 +224,7 @@ impl BrokerContext {
         &self,
         name: &str,
         configs: BTreeMap<String, String>,
-    ) -> Result<Option<TopicMeta>, TopicError> {
+    ) -> Result<Option<Arc<TopicMeta>>, TopicError> {
         let Some(topic) = self.metadata.set_topic_configs(name, configs)? else {
             return Ok(None);
         };
@@ -235,7 +234,11 @@ impl BrokerContext {
 
     /// Raises a topic's partition count: metadata first (durably), then the new logs. A crash
     /// in between leaves partitions that the next start's reconciliation creates.
-    pub fn add_partitions(&self, name: &str, count: i32) -> Result<Option<TopicMeta>, TopicError> {
+    pub fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+    ) -> Result<Option<Arc<TopicMeta>>, TopicError> {
         if let Some(current) = self.metadata.topic(name) {
             self.check_partition_limit(usize::try_from(count - current.partitions).unwrap_or(0))?;
         }
@@ -255,7 +258,8 @@ impl BrokerContext {
         Ok(Some(topic))
     }
 
-    pub fn delete_topic(&self, name: &str) -> Result<Option<TopicMeta>, TopicError> {
+    /// Deletes a topic: metadata first (durably), then its data on disk.
+    pub fn delete_topic(&self, name: &str) -> Result<Option<Arc<TopicMeta>>, TopicError> {
         let Some(topic) = self.metadata.delete_topic(name)? else {
             return Ok(None);
         };
@@ -271,22 +275,17 @@ impl BrokerContext {
     /// Makes the logs on disk match the metadata after a start: creates missing partitions,
     /// removes partitions of topics that no longer exist (an interrupted create or delete).
     fn reconcile(&self) -> Result<(), TopicError> {
-        let topics: BTreeMap<String, TopicMeta> = self
-            .metadata
-            .topics()
-            .into_iter()
-            .map(|t| (t.name.clone(), t))
-            .collect();
+        let image = self.metadata.image();
         for (tp, log) in self.logs.all() {
-            let keep = topics
-                .get(&tp.topic)
+            let keep = image
+                .topic(&tp.topic)
                 .is_some_and(|t| tp.partition < t.partitions && log.topic_id() == *t.id.as_bytes());
             if !keep {
                 tracing::warn!(topic = %tp.topic, partition = tp.partition, "removing partition with no topic metadata");
                 self.logs.delete(&tp)?;
             }
         }
-        for topic in topics.values() {
+        for topic in image.topics() {
             for partition in 0..topic.partitions {
                 let tp = TopicPartition {
                     topic: topic.name.clone(),

@@ -239,8 +239,13 @@ impl GroupCoordinator {
 
     /// Writes the group's metadata record if the state machine marked it dirty. Not waited on:
     /// an unsynced group record only costs members a rejoin after a crash.
+    ///
+    /// Called with the group's lock held: the record is a page-cache append (never an fsync),
+    /// and holding the lock is what keeps a group's state records in the order its state
+    /// changed. The offsets topic is never created under the lock: until it exists the group
+    /// stays dirty, and the next sweep creates the topic (holding no lock) and writes it.
     pub fn persist_if_dirty(&self, ctx: &BrokerContext, group: &mut Group) {
-        if !group.dirty {
+        if !group.dirty || !self.topic_ready() {
             return;
         }
         group.dirty = false;
@@ -515,7 +520,15 @@ impl GroupCoordinator {
         let now_wall = now_ms();
         let retention_ms = self.retention.as_millis() as i64;
         let forget_before = now_wall - FORGET_AFTER.as_millis() as i64;
-        for (id, group) in self.all() {
+        let groups = self.all();
+        if !groups.is_empty() && !self.topic_ready() {
+            // Groups exist before the offsets topic (FindCoordinator was skipped): create it
+            // here, with no group locked, so their state can be written below.
+            if let Err(e) = self.ensure_topic(ctx) {
+                tracing::warn!("cannot create the offsets topic: {e}");
+            }
+        }
+        for (id, group) in groups {
             let cfg = self.config_for(ctx, &id);
             let mut g = lock(&group);
             g.tick(&cfg, now);

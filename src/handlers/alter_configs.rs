@@ -203,7 +203,7 @@ fn apply_ops(
     let current = ctx
         .metadata
         .topic(topic)
-        .map(|t| t.configs)
+        .map(|t| t.configs.clone())
         .unwrap_or_default();
     let layers = ctx.config_layers();
     apply_incremental(

@@ -25,7 +25,7 @@ pub fn topic_snapshot(ctx: &BrokerContext) -> Vec<TopicInfo> {
         .into_iter()
         .filter(|t| t.name != OFFSETS_TOPIC)
         .map(|t| TopicInfo {
-            name: t.name,
+            name: t.name.clone(),
             id: t.id,
             partitions: t.partitions,
         })

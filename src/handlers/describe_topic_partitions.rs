@@ -25,7 +25,11 @@ pub fn handle(
     _version: i16,
 ) -> DescribeTopicPartitionsResponse {
     let mut names: Vec<String> = if request.topics.is_empty() {
-        ctx.metadata.topics().into_iter().map(|t| t.name).collect()
+        ctx.metadata
+            .image()
+            .topics()
+            .map(|t| t.name.clone())
+            .collect()
     } else {
         request
             .topics

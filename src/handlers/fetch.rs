@@ -174,13 +174,15 @@ fn fetch(ctx: &Arc<BrokerContext>, request: FetchRequest, version: i16) -> Reply
 fn resolve(ctx: &BrokerContext, request: &FetchRequest, version: i16) -> Plan {
     let mut topics = Vec::with_capacity(request.topics.len());
     let mut wanted = Vec::new();
+    // One image for the whole request: lookups never wait for a metadata write.
+    let image = ctx.metadata.image();
     for (topic_index, topic) in request.topics.iter().enumerate() {
         let (name, meta) = if version >= 13 {
-            let meta = ctx.metadata.topic_by_id(topic.topic_id);
-            (meta.as_ref().map(|m| m.name.clone()), meta)
+            let meta = image.topic_by_id(topic.topic_id);
+            (meta.map(|m| m.name.clone()), meta)
         } else {
             let name = topic.topic.0.as_str().to_string();
-            let meta = ctx.metadata.topic(&name);
+            let meta = image.topic(&name);
             (Some(name), meta)
         };
         topics.push((topic.topic.clone(), topic.topic_id));

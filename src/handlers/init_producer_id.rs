@@ -34,21 +34,15 @@ pub fn handle(
     }
     let expected = (version >= 3 && current_id >= 0).then_some((current_id, current_epoch));
     let timeout_ms = request.transaction_timeout_ms;
+    // First transactional use creates `__transaction_state` (file I/O and fsyncs): this runs on
+    // the blocking pool (see `protocol::run_blocking`), so it happens here, before the async
+    // part (FindCoordinator usually did it already).
+    if let Err(e) = ctx.txns.ensure_topic(ctx) {
+        tracing::error!("cannot create the transaction state topic: {e}");
+        return Reply::Now(failed(ResponseError::CoordinatorNotAvailable));
+    }
     let ctx = ctx.clone();
     Reply::Later(Box::pin(async move {
-        if !ctx.txns.topic_ready() {
-            // First transactional use: creating the topic does file I/O and fsyncs, so leave
-            // the runtime (FindCoordinator usually did it already).
-            let c = ctx.clone();
-            match tokio::task::spawn_blocking(move || c.txns.ensure_topic(&c)).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    tracing::error!("cannot create the transaction state topic: {e}");
-                    return failed(ResponseError::CoordinatorNotAvailable);
-                }
-                Err(_) => return failed(ResponseError::CoordinatorNotAvailable),
-            }
-        }
         match ctx
             .txns
             .init_producer_id(&ctx, &transactional_id, timeout_ms, expected)

@@ -56,7 +56,7 @@ pub fn handle(
         match kind {
             RESOURCE_TOPIC => {
                 for t in ctx.metadata.topics() {
-                    add(kind, t.name);
+                    add(kind, t.name.clone());
                 }
             }
             RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => add(kind, ctx.node_id().to_string()),

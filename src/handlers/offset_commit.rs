@@ -67,25 +67,39 @@ pub fn handle(
             None if generation < 0 => Some(ctx.groups.get_or_create(&group_id)),
             None => None,
         };
+        // The offsets topic exists before the group's lock is taken (creating it is file I/O).
+        if let Err(e) = ctx.groups.partition_of(ctx, &group_id) {
+            tracing::error!(group = %group_id, "cannot create the offsets topic: {e}");
+            group_error = Some(ResponseError::CoordinatorNotAvailable);
+        }
         match group {
+            _ if group_error.is_some() => {}
             None => group_error = Some(ResponseError::IllegalGeneration),
             Some(group) => {
-                let mut g = GroupCoordinator::lock_group(&group);
-                match g.validate_commit(
-                    request.member_id.as_str(),
-                    instance_id.as_deref(),
-                    generation,
-                    Instant::now(),
-                ) {
+                let accepted = {
+                    let mut g = GroupCoordinator::lock_group(&group);
+                    let verdict = g.validate_commit(
+                        request.member_id.as_str(),
+                        instance_id.as_deref(),
+                        generation,
+                        Instant::now(),
+                    );
+                    if verdict.is_ok() {
+                        // Keeps the group from being deleted until these commits are applied.
+                        g.commits_in_flight += 1;
+                    }
+                    verdict
+                };
+                // The append happens without the group's lock: commits are applied by log
+                // position (the later record wins), so memory and a replay agree whatever
+                // order concurrent commits reach the log in.
+                match accepted {
                     Err(e) => group_error = Some(e),
-                    // Appended under the group lock so the log order is the acceptance order.
                     Ok(()) => match ctx.groups.write_commits(ctx, &group_id, &commits) {
-                        Ok(w) => {
-                            g.commits_in_flight += 1;
-                            written = Some(w);
-                        }
+                        Ok(w) => written = Some(w),
                         Err(e) => {
                             tracing::error!(group = %group_id, "cannot write offsets: {e}");
+                            ctx.groups.apply_commits(&group_id, Vec::new(), 0);
                             group_error = Some(ResponseError::CoordinatorNotAvailable);
                         }
                     },

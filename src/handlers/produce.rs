@@ -47,11 +47,13 @@ pub fn handle(
     // -1 (all), 0 and 1 are the only meanings Kafka defines for acks.
     let valid_acks = (-1..=1).contains(&acks);
     let mut responses = Vec::with_capacity(request.topic_data.len());
+    // One image for the whole request: lookups never wait for a metadata write.
+    let image = ctx.metadata.image();
     for (topic_index, topic) in request.topic_data.into_iter().enumerate() {
         let meta = if version >= 13 {
-            ctx.metadata.topic_by_id(topic.topic_id)
+            image.topic_by_id(topic.topic_id)
         } else {
-            ctx.metadata.topic(topic.name.0.as_str())
+            image.topic(topic.name.0.as_str())
         };
         let unknown = if version >= 13 {
             ResponseError::UnknownTopicId

@@ -14,6 +14,7 @@ pub mod flusher;
 pub mod index;
 pub mod io;
 pub mod manager;
+pub mod offload;
 pub mod partition;
 pub mod producer_snapshot;
 pub mod producer_state;

@@ -118,6 +118,9 @@ pub(crate) struct Inner {
     pub(crate) leo: i64,
     pub(crate) producers: ProducerState,
     sealed_unsynced: Vec<SealedFiles>,
+    /// `.txnindex` files written since the last flush: synced by the flusher with the log,
+    /// never under this lock (recovery re-derives an entry whose file write was lost).
+    pub(super) txn_index_unsynced: Vec<std::fs::File>,
     dir_dirty: bool,
     size_bytes: u64,
     /// Topic-level settings, read on every append and roll; replaced by `set_config`.
@@ -197,6 +200,7 @@ impl PartitionLog {
                 leo,
                 producers,
                 sealed_unsynced: Vec::new(),
+                txn_index_unsynced: Vec::new(),
                 dir_dirty: false,
                 size_bytes,
                 config,
@@ -469,9 +473,12 @@ impl PartitionLog {
         if self.offline.load(Ordering::SeqCst) {
             return Err(self.offline_error());
         }
-        let (leo, file, sealed, dir_dirty) = {
+        let (leo, file, sealed, txn_indexes, dir_dirty) = {
             let mut g = self.lock();
-            if self.durable_tx.borrow().offset >= g.leo && g.sealed_unsynced.is_empty() {
+            if self.durable_tx.borrow().offset >= g.leo
+                && g.sealed_unsynced.is_empty()
+                && g.txn_index_unsynced.is_empty()
+            {
                 return Ok(false);
             }
             let file = g.segments.last().map(Segment::log_file);
@@ -480,6 +487,7 @@ impl PartitionLog {
                 g.leo,
                 file,
                 std::mem::take(&mut g.sealed_unsynced),
+                std::mem::take(&mut g.txn_index_unsynced),
                 dir_dirty,
             )
         };
@@ -490,6 +498,9 @@ impl PartitionLog {
             }
             for s in &sealed {
                 s.sync(self.io.as_ref())?;
+            }
+            for f in &txn_indexes {
+                self.io.sync_data(f)?;
             }
             if dir_dirty {
                 sync_dir(&self.dir)?;

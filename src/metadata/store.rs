@@ -1,34 +1,30 @@
-//! The topic registry and its persistence.
+//! The metadata store: the current [`MetadataImage`], its persistence, and the node identity.
 //!
-//! Topics live in `<log.dirs>/gregor-metadata.json`, replaced atomically on every change; the
-//! cluster id and node id in Kafka's `meta.properties`. Creation writes metadata before partition
-//! directories, deletion removes metadata before data, so after a crash a directory without a
-//! topic entry is an orphan from an interrupted create/delete and is removed on start.
+//! Readers take the current image (an `Arc`, swapped atomically) and never wait for a writer.
+//! Writers are serialised by one mutex: each builds the next image beside the current one from
+//! [`MetadataRecord`]s, persists it to `<log.dirs>/gregor-metadata.json` (replaced atomically,
+//! fsynced), and only then publishes it, so nobody sees a change that a crash could undo.
+//! The cluster id and node id live in Kafka's `meta.properties`. Creation writes metadata before
+//! partition directories, deletion removes metadata before data, so after a crash a directory
+//! without a topic entry is an orphan from an interrupted create/delete and is removed on start.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
 
+use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::image::{ConfigScope, MetadataImage, MetadataRecord, TopicMeta};
 use super::persist::{read_properties, write_atomically};
 use super::producer_ids::ProducerIdAllocator;
 
 const METADATA_FILE: &str = "gregor-metadata.json";
 const META_PROPERTIES: &str = "meta.properties";
 
-/// One topic as the broker knows it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct TopicMeta {
-    pub name: String,
-    pub id: Uuid,
-    pub partitions: i32,
-    /// Topic-level configs set explicitly (Kafka names); unset ones follow the broker.
-    #[serde(default)]
-    pub configs: BTreeMap<String, String>,
-}
-
+/// The on-disk snapshot of an image. The field names are the file format of earlier versions,
+/// so existing data directories load unchanged.
 #[derive(Default, Serialize, Deserialize)]
 struct Persisted {
     topics: Vec<TopicMeta>,
@@ -43,13 +39,56 @@ struct Persisted {
     broker_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-/// Which kind of dynamic config set a store call is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConfigScope {
-    /// A consumer group's configs (KIP-848), by group id.
-    Group,
-    /// Dynamic broker configs, by resource name ("" is the cluster default).
-    Broker,
+impl Persisted {
+    fn from_image(image: &MetadataImage) -> Persisted {
+        let mut persisted = Persisted {
+            producer_ids_reserved_until: image.producer_ids_reserved_until(),
+            ..Persisted::default()
+        };
+        for record in image.to_records() {
+            match record {
+                MetadataRecord::Topic(t) => persisted.topics.push(t),
+                MetadataRecord::Configs {
+                    scope: ConfigScope::Group,
+                    name,
+                    configs,
+                } => {
+                    persisted.group_configs.insert(name, configs);
+                }
+                MetadataRecord::Configs {
+                    scope: ConfigScope::Broker,
+                    name,
+                    configs,
+                } => {
+                    persisted.broker_configs.insert(name, configs);
+                }
+                _ => {}
+            }
+        }
+        persisted
+    }
+
+    fn into_records(self) -> Vec<MetadataRecord> {
+        let mut records: Vec<MetadataRecord> =
+            self.topics.into_iter().map(MetadataRecord::Topic).collect();
+        for (scope, map) in [
+            (ConfigScope::Group, self.group_configs),
+            (ConfigScope::Broker, self.broker_configs),
+        ] {
+            records.extend(
+                map.into_iter()
+                    .map(|(name, configs)| MetadataRecord::Configs {
+                        scope,
+                        name,
+                        configs,
+                    }),
+            );
+        }
+        records.push(MetadataRecord::ProducerIdBlock {
+            reserved_until: self.producer_ids_reserved_until,
+        });
+        records
+    }
 }
 
 /// Metadata failures, mapped to Kafka codes by the handlers.
@@ -65,28 +104,13 @@ pub enum MetadataError {
     NodeIdMismatch { found: i32, configured: i32 },
 }
 
-struct Registry {
-    by_name: BTreeMap<String, TopicMeta>,
-    producer_ids_reserved_until: i64,
-    group_configs: BTreeMap<String, BTreeMap<String, String>>,
-    broker_configs: BTreeMap<String, BTreeMap<String, String>>,
-}
-
-impl Registry {
-    fn scoped(&mut self, scope: ConfigScope) -> &mut BTreeMap<String, BTreeMap<String, String>> {
-        match scope {
-            ConfigScope::Group => &mut self.group_configs,
-            ConfigScope::Broker => &mut self.broker_configs,
-        }
-    }
-}
-
-/// Thread-safe topic registry. Reads take a shared lock; changes persist under the write lock so
-/// the file order matches the in-memory order.
+/// The metadata of this node. See the module docs for the read/write discipline.
 pub struct MetadataStore {
     path: PathBuf,
     cluster_id: String,
-    registry: RwLock<Registry>,
+    image: ArcSwap<MetadataImage>,
+    /// Serialises writers (build, persist, publish); readers never take it.
+    writer: Mutex<()>,
     producer_ids: ProducerIdAllocator,
 }
 
@@ -125,22 +149,16 @@ impl MetadataStore {
             }
             Err(e) => return Err(e.into()),
         };
+        let image = MetadataImage::from_records(&persisted.into_records());
         let store = MetadataStore {
             path,
             cluster_id,
-            producer_ids: ProducerIdAllocator::new(persisted.producer_ids_reserved_until),
-            registry: RwLock::new(Registry {
-                by_name: persisted
-                    .topics
-                    .into_iter()
-                    .map(|t| (t.name.clone(), t))
-                    .collect(),
-                producer_ids_reserved_until: persisted.producer_ids_reserved_until,
-                group_configs: persisted.group_configs,
-                broker_configs: persisted.broker_configs,
-            }),
+            producer_ids: ProducerIdAllocator::new(image.producer_ids_reserved_until()),
+            image: ArcSwap::from_pointee(MetadataImage::default()),
+            writer: Mutex::new(()),
         };
-        store.persist(&store.write())?;
+        store.persist(&image)?;
+        store.image.store(Arc::new(image));
         Ok(Arc::new(store))
     }
 
@@ -180,27 +198,43 @@ impl MetadataStore {
         Ok(cluster_id)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Registry> {
-        self.registry.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
-        self.registry.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn persist(&self, registry: &Registry) -> Result<(), MetadataError> {
-        let persisted = Persisted {
-            topics: registry.by_name.values().cloned().collect(),
-            producer_ids_reserved_until: registry.producer_ids_reserved_until,
-            group_configs: registry.group_configs.clone(),
-            broker_configs: registry.broker_configs.clone(),
-        };
-        let json = serde_json::to_vec_pretty(&persisted).map_err(|e| MetadataError::Corrupt {
-            path: self.path.clone(),
-            reason: e.to_string(),
+    fn persist(&self, image: &MetadataImage) -> Result<(), MetadataError> {
+        let json = serde_json::to_vec_pretty(&Persisted::from_image(image)).map_err(|e| {
+            MetadataError::Corrupt {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            }
         })?;
         write_atomically(&self.path, &json)?;
         Ok(())
+    }
+
+    /// Commits the records `decide` returns for the current image: the next image is built
+    /// beside the current one, persisted, then published. Readers keep the current image
+    /// throughout; on an error nothing changes.
+    fn commit<T>(
+        &self,
+        decide: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), MetadataError>,
+    ) -> Result<T, MetadataError> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.image.load_full();
+        let (records, answer) = decide(&current)?;
+        if records.is_empty() {
+            return Ok(answer);
+        }
+        let mut next = MetadataImage::clone(&current);
+        for record in &records {
+            next.apply(record);
+        }
+        self.persist(&next)?;
+        self.image.store(Arc::new(next));
+        Ok(answer)
+    }
+
+    /// The current image: an immutable snapshot, never blocked by writers. Take it once per
+    /// request when several lookups must agree with each other.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.load_full()
     }
 
     /// The cluster id reported in Metadata and DescribeCluster.
@@ -208,16 +242,16 @@ impl MetadataStore {
         &self.cluster_id
     }
 
-    pub fn topic(&self, name: &str) -> Option<TopicMeta> {
-        self.read().by_name.get(name).cloned()
+    pub fn topic(&self, name: &str) -> Option<Arc<TopicMeta>> {
+        self.image.load().topic(name).cloned()
     }
 
-    pub fn topic_by_id(&self, id: Uuid) -> Option<TopicMeta> {
-        self.read().by_name.values().find(|t| t.id == id).cloned()
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<TopicMeta>> {
+        self.image.load().topic_by_id(id).cloned()
     }
 
-    pub fn topics(&self) -> Vec<TopicMeta> {
-        self.read().by_name.values().cloned().collect()
+    pub fn topics(&self) -> Vec<Arc<TopicMeta>> {
+        self.image.load().topics().cloned().collect()
     }
 
     /// Registers a new topic durably, with a fresh random non-zero id.
@@ -226,44 +260,40 @@ impl MetadataStore {
         name: &str,
         partitions: i32,
         configs: BTreeMap<String, String>,
-    ) -> Result<TopicMeta, MetadataError> {
-        let mut registry = self.write();
-        if registry.by_name.contains_key(name) {
-            return Err(MetadataError::TopicExists(name.to_string()));
-        }
-        let mut id = Uuid::new_v4();
-        while id.is_nil() || registry.by_name.values().any(|t| t.id == id) {
-            id = Uuid::new_v4();
-        }
-        let topic = TopicMeta {
-            name: name.to_string(),
-            id,
-            partitions,
-            configs,
-        };
-        registry.by_name.insert(name.to_string(), topic.clone());
-        if let Err(e) = self.persist(&registry) {
-            registry.by_name.remove(name);
-            return Err(e);
-        }
-        Ok(topic)
+    ) -> Result<Arc<TopicMeta>, MetadataError> {
+        self.commit(|image| {
+            if image.topic(name).is_some() {
+                return Err(MetadataError::TopicExists(name.to_string()));
+            }
+            let mut id = Uuid::new_v4();
+            while id.is_nil() || image.has_topic_id(id) {
+                id = Uuid::new_v4();
+            }
+            let topic = TopicMeta {
+                name: name.to_string(),
+                id,
+                partitions,
+                configs,
+            };
+            Ok((vec![MetadataRecord::Topic(topic.clone())], Arc::new(topic)))
+        })
     }
 
     /// Removes a topic durably; returns what was removed.
-    pub fn delete_topic(&self, name: &str) -> Result<Option<TopicMeta>, MetadataError> {
-        let mut registry = self.write();
-        let Some(removed) = registry.by_name.remove(name) else {
-            return Ok(None);
-        };
-        if let Err(e) = self.persist(&registry) {
-            registry.by_name.insert(name.to_string(), removed);
-            return Err(e);
-        }
-        Ok(Some(removed))
+    pub fn delete_topic(&self, name: &str) -> Result<Option<Arc<TopicMeta>>, MetadataError> {
+        self.commit(|image| {
+            Ok(match image.topic(name) {
+                Some(t) => (
+                    vec![MetadataRecord::RemoveTopic {
+                        name: name.to_string(),
+                    }],
+                    Some(Arc::clone(t)),
+                ),
+                None => (Vec::new(), None),
+            })
+        })
     }
 
-    /// Replaces a topic's explicit configs durably; `None` if the topic does not exist. On a
-    /// persistence failure the old configs stay in place.
     /// The group configs set on `group` (empty if none).
     pub fn group_configs(&self, group: &str) -> BTreeMap<String, String> {
         self.configs(ConfigScope::Group, group)
@@ -271,22 +301,12 @@ impl MetadataStore {
 
     /// The dynamic configs of `scope` resource `name` (empty if none).
     pub fn configs(&self, scope: ConfigScope, name: &str) -> BTreeMap<String, String> {
-        let registry = self.read();
-        let map = match scope {
-            ConfigScope::Group => &registry.group_configs,
-            ConfigScope::Broker => &registry.broker_configs,
-        };
-        map.get(name).cloned().unwrap_or_default()
+        self.image.load().configs(scope, name)
     }
 
     /// The names of the `scope` resources that have dynamic configs, sorted.
     pub fn config_names(&self, scope: ConfigScope) -> Vec<String> {
-        let registry = self.read();
-        let map = match scope {
-            ConfigScope::Group => &registry.group_configs,
-            ConfigScope::Broker => &registry.broker_configs,
-        };
-        map.keys().cloned().collect()
+        self.image.load().config_names(scope)
     }
 
     /// Replaces the dynamic configs of `scope` resource `name` durably (an empty set removes
@@ -297,29 +317,32 @@ impl MetadataStore {
         name: &str,
         configs: BTreeMap<String, String>,
     ) -> Result<(), MetadataError> {
-        let mut registry = self.write();
-        let old = if configs.is_empty() {
-            registry.scoped(scope).remove(name)
-        } else {
-            registry.scoped(scope).insert(name.to_string(), configs)
-        };
-        if let Err(e) = self.persist(&registry) {
-            // Keep memory and file in step: undo the change that could not be written.
-            match old {
-                Some(v) => registry.scoped(scope).insert(name.to_string(), v),
-                None => registry.scoped(scope).remove(name),
-            };
-            return Err(e);
-        }
-        Ok(())
+        self.commit(|_| {
+            Ok((
+                vec![MetadataRecord::Configs {
+                    scope,
+                    name: name.to_string(),
+                    configs,
+                }],
+                (),
+            ))
+        })
     }
 
+    /// Replaces a topic's explicit configs durably; `None` if the topic does not exist. On a
+    /// persistence failure the old configs stay in place.
     pub fn set_topic_configs(
         &self,
         name: &str,
         configs: BTreeMap<String, String>,
-    ) -> Result<Option<TopicMeta>, MetadataError> {
-        self.update_topic(name, |t| t.configs = configs)
+    ) -> Result<Option<Arc<TopicMeta>>, MetadataError> {
+        self.update_topic(
+            name,
+            MetadataRecord::TopicConfigs {
+                name: name.to_string(),
+                configs,
+            },
+        )
     }
 
     /// Raises a topic's partition count durably; `None` if the topic does not exist. The caller
@@ -328,35 +351,45 @@ impl MetadataStore {
         &self,
         name: &str,
         partitions: i32,
-    ) -> Result<Option<TopicMeta>, MetadataError> {
-        self.update_topic(name, |t| t.partitions = partitions)
+    ) -> Result<Option<Arc<TopicMeta>>, MetadataError> {
+        self.update_topic(
+            name,
+            MetadataRecord::PartitionCount {
+                name: name.to_string(),
+                partitions,
+            },
+        )
     }
 
     fn update_topic(
         &self,
         name: &str,
-        change: impl FnOnce(&mut TopicMeta),
-    ) -> Result<Option<TopicMeta>, MetadataError> {
-        let mut registry = self.write();
-        let Some(old) = registry.by_name.get(name).cloned() else {
-            return Ok(None);
-        };
-        let mut new = old.clone();
-        change(&mut new);
-        registry.by_name.insert(name.to_string(), new.clone());
-        if let Err(e) = self.persist(&registry) {
-            registry.by_name.insert(name.to_string(), old);
-            return Err(e);
-        }
-        Ok(Some(new))
+        record: MetadataRecord,
+    ) -> Result<Option<Arc<TopicMeta>>, MetadataError> {
+        self.commit(|image| {
+            let Some(old) = image.topic(name) else {
+                return Ok((Vec::new(), None));
+            };
+            let mut scratch = MetadataImage::default();
+            scratch.apply(&MetadataRecord::Topic(TopicMeta::clone(old)));
+            scratch.apply(&record);
+            let new = scratch.topic(name).cloned();
+            Ok((vec![record], new))
+        })
     }
 
     /// A producer id never handed out before, by this run or an earlier one.
     pub fn next_producer_id(&self) -> Result<i64, MetadataError> {
+        // Lock order: the allocator's lock, then the writer's (nothing takes them the other way).
         self.producer_ids.next(|limit| {
-            let mut registry = self.write();
-            registry.producer_ids_reserved_until = limit;
-            self.persist(&registry)
+            self.commit(|_| {
+                Ok((
+                    vec![MetadataRecord::ProducerIdBlock {
+                        reserved_until: limit,
+                    }],
+                    (),
+                ))
+            })
         })
     }
 
@@ -406,7 +439,7 @@ mod tests {
         let store = MetadataStore::open(dir.path(), 1, None, Vec::new).unwrap();
         assert_eq!(store.topic("a"), Some(t.clone()));
         assert_eq!(
-            store.topic_by_id(t.id).map(|t| t.name),
+            store.topic_by_id(t.id).map(|t| t.name.clone()),
             Some("a".to_string())
         );
         assert_eq!(store.cluster_id(), cluster);
@@ -436,7 +469,7 @@ mod tests {
         drop(store);
         let store = MetadataStore::open(dir.path(), 1, None, Vec::new).unwrap();
         let t = store.topic("a").unwrap();
-        assert_eq!((t.configs, t.partitions), (c, 3));
+        assert_eq!((t.configs.clone(), t.partitions), (c, 3));
     }
 
     #[test]

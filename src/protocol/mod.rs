@@ -97,9 +97,13 @@ pub fn handle_frame(
             version,
             handlers::api_versions::handle,
         ),
-        ApiKey::Metadata => {
-            run_now::<m::MetadataRequest, _>(ctx, frame, corr, version, handlers::metadata::handle)
-        }
+        ApiKey::Metadata => run_now_blocking::<m::MetadataRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::metadata::handle,
+        ),
         ApiKey::Produce => {
             run::<m::ProduceRequest, _>(ctx, frame, corr, version, handlers::produce::handle)
         }
@@ -113,21 +117,21 @@ pub fn handle_frame(
             version,
             handlers::list_offsets::handle,
         ),
-        ApiKey::CreateTopics => run_now::<m::CreateTopicsRequest, _>(
+        ApiKey::CreateTopics => run_now_blocking::<m::CreateTopicsRequest, _>(
             ctx,
             frame,
             corr,
             version,
             handlers::create_topics::handle,
         ),
-        ApiKey::DeleteTopics => run_now::<m::DeleteTopicsRequest, _>(
+        ApiKey::DeleteTopics => run_now_blocking::<m::DeleteTopicsRequest, _>(
             ctx,
             frame,
             corr,
             version,
             handlers::delete_topics::handle,
         ),
-        ApiKey::InitProducerId => run::<m::InitProducerIdRequest, _>(
+        ApiKey::InitProducerId => run_blocking::<m::InitProducerIdRequest, _>(
             ctx,
             frame,
             corr,
@@ -235,28 +239,30 @@ pub fn handle_frame(
             version,
             handlers::describe_configs::handle,
         ),
-        ApiKey::AlterConfigs => run_now::<m::AlterConfigsRequest, _>(
+        ApiKey::AlterConfigs => run_now_blocking::<m::AlterConfigsRequest, _>(
             ctx,
             frame,
             corr,
             version,
             handlers::alter_configs::handle_alter,
         ),
-        ApiKey::IncrementalAlterConfigs => run_now::<m::IncrementalAlterConfigsRequest, _>(
-            ctx,
-            frame,
-            corr,
-            version,
-            handlers::alter_configs::handle_incremental,
-        ),
-        ApiKey::DeleteRecords => run_now::<m::DeleteRecordsRequest, _>(
+        ApiKey::IncrementalAlterConfigs => {
+            run_now_blocking::<m::IncrementalAlterConfigsRequest, _>(
+                ctx,
+                frame,
+                corr,
+                version,
+                handlers::alter_configs::handle_incremental,
+            )
+        }
+        ApiKey::DeleteRecords => run_now_blocking::<m::DeleteRecordsRequest, _>(
             ctx,
             frame,
             corr,
             version,
             handlers::delete_records::handle,
         ),
-        ApiKey::CreatePartitions => run_now::<m::CreatePartitionsRequest, _>(
+        ApiKey::CreatePartitions => run_now_blocking::<m::CreatePartitionsRequest, _>(
             ctx,
             frame,
             corr,
@@ -277,27 +283,33 @@ pub fn handle_frame(
             version,
             handlers::find_coordinator::handle,
         ),
-        ApiKey::JoinGroup => run::<m::JoinGroupRequest, _>(ctx, frame, corr, version, |c, r, v| {
-            handlers::join_group::handle(c, r, v, &client_id, &client_host)
-        }),
-        ApiKey::SyncGroup => {
-            run::<m::SyncGroupRequest, _>(ctx, frame, corr, version, handlers::sync_group::handle)
+        ApiKey::JoinGroup => {
+            run_blocking::<m::JoinGroupRequest, _>(ctx, frame, corr, version, move |c, r, v| {
+                handlers::join_group::handle(c, r, v, &client_id, &client_host)
+            })
         }
-        ApiKey::Heartbeat => run_now::<m::HeartbeatRequest, _>(
+        ApiKey::SyncGroup => run_blocking::<m::SyncGroupRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::sync_group::handle,
+        ),
+        ApiKey::Heartbeat => run_now_blocking::<m::HeartbeatRequest, _>(
             ctx,
             frame,
             corr,
             version,
             handlers::heartbeat::handle,
         ),
-        ApiKey::LeaveGroup => run_now::<m::LeaveGroupRequest, _>(
+        ApiKey::LeaveGroup => run_now_blocking::<m::LeaveGroupRequest, _>(
             ctx,
             frame,
             corr,
             version,
             handlers::leave_group::handle,
         ),
-        ApiKey::OffsetCommit => run::<m::OffsetCommitRequest, _>(
+        ApiKey::OffsetCommit => run_blocking::<m::OffsetCommitRequest, _>(
             ctx,
             frame,
             corr,
@@ -325,18 +337,22 @@ pub fn handle_frame(
             version,
             handlers::list_groups::handle,
         ),
-        ApiKey::DeleteGroups => run::<m::DeleteGroupsRequest, _>(
+        ApiKey::DeleteGroups => run_blocking::<m::DeleteGroupsRequest, _>(
             ctx,
             frame,
             corr,
             version,
             handlers::delete_groups::handle,
         ),
-        ApiKey::ConsumerGroupHeartbeat => {
-            run_now::<m::ConsumerGroupHeartbeatRequest, _>(ctx, frame, corr, version, |c, r, v| {
+        ApiKey::ConsumerGroupHeartbeat => run_now_blocking::<m::ConsumerGroupHeartbeatRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            move |c, r, v| {
                 handlers::consumer_group_heartbeat::handle(c, r, v, &client_id, &client_host)
-            })
-        }
+            },
+        ),
         ApiKey::ConsumerGroupDescribe => run_now::<m::ConsumerGroupDescribeRequest, _>(
             ctx,
             frame,
@@ -344,7 +360,7 @@ pub fn handle_frame(
             version,
             handlers::consumer_group_describe::handle,
         ),
-        ApiKey::OffsetDelete => run::<m::OffsetDeleteRequest, _>(
+        ApiKey::OffsetDelete => run_blocking::<m::OffsetDeleteRequest, _>(
             ctx,
             frame,
             corr,
@@ -353,6 +369,83 @@ pub fn handle_frame(
         ),
         other => Outcome::Close(format!("{other:?} is advertised but has no handler")),
     }
+}
+
+/// Decodes a request body of type `Req`; an undecodable body closes the connection.
+fn decode_request<Req: Decodable>(body: &mut Bytes, version: i16) -> Result<Req, Outcome> {
+    let request = Req::decode(body, version)
+        .map_err(|e| Outcome::Close(format!("v{version} request body does not decode: {e}")))?;
+    if !header::fully_consumed(body) {
+        // Kafka parses what the schema describes and ignores the rest; librdkafka >= 2.3 relies
+        // on that (its all-topics Metadata v13 carries 3 stray bytes, librdkafka issue #5049).
+        tracing::debug!(
+            "v{version} request has {} trailing bytes; ignored",
+            body.len()
+        );
+    }
+    Ok(request)
+}
+
+/// [`run_blocking`] for a handler that always answers at once.
+fn run_now_blocking<Req, Resp>(
+    ctx: &Arc<BrokerContext>,
+    body: Bytes,
+    correlation_id: i32,
+    version: i16,
+    handler: impl FnOnce(&Arc<BrokerContext>, Req, i16) -> Resp + Send + 'static,
+) -> Outcome
+where
+    Req: Decodable + Send + 'static,
+    Resp: Encodable + HeaderVersion + Send + 'static,
+{
+    run_blocking(ctx, body, correlation_id, version, move |c, r, v| {
+        Reply::Now(handler(c, r, v))
+    })
+}
+
+/// Like [`run`], for handlers that touch the file system (create or delete topics, write the
+/// metadata, append to an internal topic): the handler runs on tokio's blocking pool, never on
+/// a runtime worker that serves other connections, and what it defers is awaited as usual.
+/// Such handlers never reply `Nothing` (only acks=0 Produce does); if one did, the connection
+/// would be closed.
+fn run_blocking<Req, Resp>(
+    ctx: &Arc<BrokerContext>,
+    mut body: Bytes,
+    correlation_id: i32,
+    version: i16,
+    handler: impl FnOnce(&Arc<BrokerContext>, Req, i16) -> Reply<Resp> + Send + 'static,
+) -> Outcome
+where
+    Req: Decodable + Send + 'static,
+    Resp: Encodable + HeaderVersion + Send + 'static,
+{
+    let request = match decode_request::<Req>(&mut body, version) {
+        Ok(r) => r,
+        Err(close) => return close,
+    };
+    let ctx = ctx.clone();
+    Outcome::Later(tokio::spawn(async move {
+        let reply = match tokio::task::spawn_blocking(move || handler(&ctx, request, version)).await
+        {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::error!("v{version} request handler did not finish: {e}");
+                return None;
+            }
+        };
+        let resp = match reply {
+            Reply::Now(resp) => resp,
+            Reply::Later(fut) => fut.await,
+            Reply::Nothing | Reply::CloseConnection(_) => return None,
+        };
+        match encode_response(correlation_id, version, &resp) {
+            Ok(frame) => Some(frame),
+            Err(e) => {
+                tracing::error!("cannot encode v{version} response: {e}");
+                None
+            }
+        }
+    }))
 }
 
 /// [`run`] for a handler that always answers at once.
@@ -384,18 +477,10 @@ where
     Req: Decodable,
     Resp: Encodable + HeaderVersion + Send + 'static,
 {
-    let request = match Req::decode(&mut body, version) {
+    let request = match decode_request::<Req>(&mut body, version) {
         Ok(r) => r,
-        Err(e) => return Outcome::Close(format!("v{version} request body does not decode: {e}")),
+        Err(close) => return close,
     };
-    if !header::fully_consumed(&body) {
-        // Kafka parses what the schema describes and ignores the rest; librdkafka >= 2.3 relies
-        // on that (its all-topics Metadata v13 carries 3 stray bytes, librdkafka issue #5049).
-        tracing::debug!(
-            "v{version} request has {} trailing bytes; ignored",
-            body.len()
-        );
-    }
     match handler(ctx, request, version) {
         Reply::Now(resp) => match encode_response(correlation_id, version, &resp) {
             Ok(frame) => Outcome::Ready(frame),
@@ -428,18 +513,10 @@ fn run_framed<Req>(
 where
     Req: Decodable,
 {
-    let request = match Req::decode(&mut body, version) {
+    let request = match decode_request::<Req>(&mut body, version) {
         Ok(r) => r,
-        Err(e) => return Outcome::Close(format!("v{version} request body does not decode: {e}")),
+        Err(close) => return close,
     };
-    if !header::fully_consumed(&body) {
-        // Kafka parses what the schema describes and ignores the rest; librdkafka >= 2.3 relies
-        // on that (its all-topics Metadata v13 carries 3 stray bytes, librdkafka issue #5049).
-        tracing::debug!(
-            "v{version} request has {} trailing bytes; ignored",
-            body.len()
-        );
-    }
     match handler(ctx, request, version) {
         Reply::Now(Ok(frame)) => Outcome::ReadyBody(frame),
         Reply::Now(Err(e)) => Outcome::Close(e),

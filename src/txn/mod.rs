@@ -162,23 +162,27 @@ impl TransactionCoordinator {
 
     /// Appends `data` as `transactional_id`'s record; returns the log and the end offset to
     /// wait on.
-    fn append(
+    async fn append(
         &self,
         ctx: &BrokerContext,
         transactional_id: &str,
         data: &TxnData,
     ) -> Result<(Arc<PartitionLog>, i64), StoreError> {
-        self.append_record(ctx, transactional_id, Some(data))
+        self.append_record(ctx, transactional_id, Some(data)).await
     }
 
     /// Appends `transactional_id`'s record: its state, or a tombstone (`None`) that makes
-    /// compaction and the next replay forget it.
-    fn append_record(
+    /// compaction and the next replay forget it. The caller owns the id (its `busy` flag), so
+    /// records of one id land in the order they were decided without holding its lock here;
+    /// the write itself runs on the blocking pool.
+    async fn append_record(
         &self,
         ctx: &BrokerContext,
         transactional_id: &str,
         data: Option<&TxnData>,
     ) -> Result<(Arc<PartitionLog>, i64), StoreError> {
+        // InitProducerId creates the topic off the runtime before any id has state to write;
+        // here this is a lookup.
         let partitions = self.ensure_topic(ctx)?;
         let p = records::partition_for(transactional_id, partitions);
         let log = ctx
@@ -192,7 +196,9 @@ impl TransactionCoordinator {
             crate::records::build::Writer::BROKER,
         );
         let info = validate_produce_batch(&batch, usize::MAX)?;
-        let outcome = log.append(&batch, &info, crate::handlers::LEADER_EPOCH)?;
+        let outcome =
+            crate::log::offload::append(log.clone(), batch, info, crate::handlers::LEADER_EPOCH)
+                .await?;
         Ok((log, outcome.end_offset()))
     }
 
@@ -209,7 +215,7 @@ impl TransactionCoordinator {
         producer: Option<(i64, i16)>,
         decide: impl FnOnce(&TxnData) -> Result<Option<TxnData>, ResponseError>,
     ) -> Result<TxnData, ResponseError> {
-        let (next, log, end) = {
+        let (next, id) = {
             let mut m = lock(handle);
             if let Some((id, epoch)) = producer {
                 m.data.check_producer(id, epoch)?;
@@ -220,11 +226,17 @@ impl TransactionCoordinator {
             let Some(next) = decide(&m.data)? else {
                 return Ok(m.data.clone());
             };
-            let (log, end) = self.append(ctx, &m.transactional_id, &next).map_err(|e| {
-                unavailable("cannot write transaction state", &m.transactional_id, e)
-            })?;
+            // Busy from here: no other transition of this id starts until this one ends, so
+            // the append can happen without the lock and still land in decision order.
             m.busy = true;
-            (next, log, end)
+            (next, m.transactional_id.clone())
+        };
+        let (log, end) = match self.append(ctx, &id, &next).await {
+            Ok(written) => written,
+            Err(e) => {
+                lock(handle).busy = false;
+                return Err(unavailable("cannot write transaction state", &id, e));
+            }
         };
         let durable = log.wait_durable(end).await;
         let mut m = lock(handle);
@@ -287,12 +299,15 @@ impl TransactionCoordinator {
                 tracing::warn!(transactional_id = %id, topic, partition = p, "no partition for transaction marker; skipped");
                 continue;
             };
-            match log.append_txn_marker(
+            match crate::log::offload::append_txn_marker(
+                log.clone(),
                 data.producer_id,
                 data.producer_epoch,
                 kind,
                 COORDINATOR_EPOCH,
-            ) {
+            )
+            .await
+            {
                 Ok(outcome) => waits.push(((topic.clone(), *p), log, outcome.end_offset())),
                 Err(e) => failed = Some(unavailable("cannot write transaction marker", &id, e)),
             }
@@ -314,11 +329,11 @@ impl TransactionCoordinator {
             return Err(e);
         }
         let next = data.completed(now_ms());
-        let (log, end) = {
-            let _m = lock(handle);
-            self.append(ctx, &id, &next)
-                .map_err(|e| unavailable("cannot write transaction state", &id, e))?
-        };
+        // The id is busy (owned by this completion), so no lock is needed around the write.
+        let (log, end) = self
+            .append(ctx, &id, &next)
+            .await
+            .map_err(|e| unavailable("cannot write transaction state", &id, e))?;
         log.wait_durable(end)
             .await
             .map_err(|e| unavailable("transaction state not made durable", &id, e))?;
@@ -650,7 +665,7 @@ impl TransactionCoordinator {
     /// a request still holding the old handle is refused rather than reviving it.
     async fn expire(&self, ctx: &BrokerContext, handle: &Handle) -> Result<(), ResponseError> {
         let id = lock(handle).transactional_id.clone();
-        let written = self.append_record(ctx, &id, None);
+        let written = self.append_record(ctx, &id, None).await;
         let durable = match written {
             Ok((log, end)) => log.wait_durable(end).await.map_err(StoreError::from),
             Err(e) => Err(e),

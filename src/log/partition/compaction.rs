@@ -349,7 +349,7 @@ impl PartitionLog {
             seg.base,
             cleaned.index.entries(),
             cleaned.time.entries(),
-            true,
+            false,
         )?;
         let new = Segment::open(
             &self.dir,
@@ -367,9 +367,26 @@ impl PartitionLog {
         g.segments[i] = new;
         g.size_bytes = g.size_bytes.saturating_sub(old_size) + cleaned.len;
         drop(g);
+        // The fsyncs come after the lock is released: readers use the indexes in memory, the
+        // files only matter to the next start, and the swap is not reported done before they
+        // (and the directory) are durable.
+        sync_index_files(&self.dir, seg.base)?;
         sync_dir(&self.dir)?;
         Ok(true)
     }
+}
+
+/// fdatasyncs segment `base`'s `.index` and `.timeindex`; a file already gone (retention
+/// removed the segment meanwhile) needs no sync.
+fn sync_index_files(dir: &std::path::Path, base: i64) -> Result<(), LogError> {
+    for ext in ["index", "timeindex"] {
+        match File::open(dir.join(file_name(base, ext))) {
+            Ok(f) => f.sync_data()?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 fn header(batch: &[u8]) -> Result<BatchHeader<'_>, LogError> {

@@ -4,12 +4,13 @@
 //! Aborted transactions are kept on disk in Kafka's `.txnindex` files, one per segment (the one
 //! holding the abort marker): entries of 34 bytes — version int16 (0), producer id int64,
 //! first offset int64, last offset int64 (the marker), last stable offset int64 at the time.
-//! An entry is written and fsynced when its marker is appended, before the append returns, so
-//! an acknowledged abort is never forgotten; recovery drops entries whose marker did not
-//! survive, and rebuilds open transactions from the newest producer snapshot
+//! An entry is written when its marker is appended and fsynced by the flusher before the marker
+//! counts as durable, so an acknowledged abort is never forgotten (and no fsync happens under
+//! the partition lock); recovery drops entries whose marker did not survive, re-derives entries
+//! from markers after the last snapshot, and rebuilds open transactions from the newest producer snapshot
 //! (`producer_snapshot`) and the batch headers after it.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
@@ -134,7 +135,8 @@ impl Inner {
     }
 
     /// Transaction bookkeeping for a batch just written at `base_offset` (caller holds the
-    /// lock). An abort marker's entry goes to the active segment's `.txnindex`, fsynced.
+    /// lock). An abort marker's entry goes to the active segment's `.txnindex`; the flusher
+    /// syncs it with the marker itself, so the lock is never held across an fsync.
     pub(super) fn track_txn(
         &mut self,
         dir: &Path,
@@ -170,19 +172,20 @@ impl Inner {
         let lso = self.txn.last_stable_offset(base_offset);
         if let Some(aborted) = self.txn.on_marker(producer_id, base_offset, kind) {
             let segment = self.segments.last().map_or(0, |s| s.base_offset());
-            append_txn_entry(dir, segment, &aborted, lso)?;
+            let file = append_txn_entry(dir, segment, &aborted, lso)?;
+            self.txn_index_unsynced.push(file);
         }
         Ok(())
     }
 }
 
-/// Appends one entry to `<segment>.txnindex` and fsyncs it.
+/// Appends one entry to `<segment>.txnindex`; returns the file for the flusher to sync.
 fn append_txn_entry(
     dir: &Path,
     segment: i64,
     t: &AbortedTxn,
     last_stable_offset: i64,
-) -> Result<(), LogError> {
+) -> Result<File, LogError> {
     let mut e = Vec::with_capacity(TXN_ENTRY_LEN);
     e.put_i16(0);
     e.put_i64(t.producer_id);
@@ -194,8 +197,7 @@ fn append_txn_entry(
         .append(true)
         .open(dir.join(file_name(segment, "txnindex")))?;
     f.write_all(&e)?;
-    f.sync_data()?;
-    Ok(())
+    Ok(f)
 }
 
 /// Parses a `.txnindex` file; a torn trailing entry is ignored.

@@ -7,6 +7,7 @@
 //! `__consumer_offsets` is created on first use (as Kafka does, on the first FindCoordinator or
 //! group write), not at start, so a broker that never sees a group has no internal topic.
 
+mod assignor;
 pub mod consumer;
 pub mod records;
 pub mod state;

@@ -1,6 +1,8 @@
 //! One partition's log: the ordered segments, log start/end offsets, producer state, the
-//! append path (idempotence check, offset assignment, stamping, roll, index update), reads for
-//! Fetch, timestamp lookups, and the durable-offset watch served by the flusher.
+//! append path (idempotence check, offset assignment, stamping, roll, index update), and the
+//! durable-offset watch served by the flusher. Reads for Fetch and the timestamp lookups are in
+//! `read`, DeleteRecords and retention in `retention`, compaction in `compaction` and the
+//! transaction markers in `txn`.
 //!
 //! Thread-safety: `PartitionLog` is `Send + Sync` and used behind `Arc`. All mutable state sits
 //! behind one `std::sync::Mutex`, never held across an `.await` and held by reads only long
@@ -14,10 +16,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use crate::records::batch::{BatchHeader, HEADER_LEN};
-use crate::records::record_iter::records;
+use crate::records::batch::HEADER_LEN;
 use crate::records::stamp::stamp_log_append_time;
-use crate::records::{stamp_base_offset_and_epoch, BatchInfo, DEFAULT_DECOMPRESS_LIMIT};
+use crate::records::{stamp_base_offset_and_epoch, BatchInfo};
 
 use super::checkpoint::sync_dir;
 use super::config::{LogConfig, TimestampKind};
@@ -25,16 +26,17 @@ use super::flusher::FlushSignal;
 use super::io::{is_out_of_space, SegmentIo};
 use super::producer_state::{BatchMeta, ProducerState, SeqCheck};
 use super::recovery::RecoveryReport;
-use super::segment::{
-    delete_segment_files, read_header, read_range, AppendFailure, SealedFiles, Segment,
-};
+use super::segment::{delete_segment_files, AppendFailure, SealedFiles, Segment};
 use super::txn_state::TxnState;
 use super::{LogError, LogOptions, TopicPartition};
 
 mod compaction;
+mod read;
+mod retention;
 mod txn;
 
 pub use compaction::Cleanability;
+pub use read::{ReadRegion, ReadResult};
 pub(crate) use txn::parse_txn_index;
 
 /// Result of [`PartitionLog::append`].
@@ -73,35 +75,6 @@ impl AppendOutcome {
             | AppendOutcome::Duplicate { last_offset, .. } => last_offset + 1,
         }
     }
-}
-
-/// Result of [`PartitionLog::read`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadResult {
-    /// Whole batches, as stored (offsets and leader epoch stamped).
-    pub records: Bytes,
-    /// High watermark at the time of the read (== log end offset on a single node).
-    pub high_watermark: i64,
-    /// Log start offset at the time of the read.
-    pub log_start_offset: i64,
-}
-
-/// Result of [`PartitionLog::read_region`]: where the batches are, not the bytes themselves,
-/// so the connection can `sendfile(2)` them to the socket.
-#[derive(Debug, Clone)]
-pub struct ReadRegion {
-    /// The segment file holding the batches; `None` when there is nothing to send.
-    pub file: Option<Arc<std::fs::File>>,
-    /// Start of the first batch in `file`.
-    pub position: u64,
-    /// Bytes of whole batches from `position` (0 when there is nothing to send).
-    pub len: u64,
-    /// High watermark at the time of the read.
-    pub high_watermark: i64,
-    /// Last stable offset at the time of the read (read_committed reads stop there).
-    pub last_stable_offset: i64,
-    /// Log start offset at the time of the read.
-    pub log_start_offset: i64,
 }
 
 /// Durable offset published by the flusher, or the failure that poisoned the partition.
@@ -154,13 +127,6 @@ pub struct PartitionLog {
     /// Test hook: the next flush fails as if fdatasync had returned EIO.
     #[cfg(test)]
     pub(crate) fail_next_flush: AtomicBool,
-}
-
-/// Where a read starts, captured under the lock.
-struct ReadStart {
-    file: Arc<std::fs::File>,
-    pos: u64,
-    end: u64,
 }
 
 impl PartitionLog {
@@ -582,303 +548,6 @@ impl PartitionLog {
         self.durable_tx.borrow().offset
     }
 
-    fn out_of_range(&self, offset: i64, g: &Inner) -> LogError {
-        LogError::OffsetOutOfRange {
-            offset,
-            log_start_offset: g.log_start_offset,
-            log_end_offset: g.leo,
-        }
-    }
-
-    /// Under the lock: the segment at `idx`, as a file + start position for `offset` + end.
-    fn read_start(g: &Inner, idx: usize, offset: i64) -> Result<Option<ReadStart>, LogError> {
-        let Some(seg) = g.segments.get(idx) else {
-            return Ok(None);
-        };
-        Ok(Some(ReadStart {
-            file: seg.log_file()?,
-            pos: u64::from(seg.index.lookup(offset - seg.base_offset())),
-            end: seg.size(),
-        }))
-    }
-
-    /// Reads whole batches starting with the batch containing `offset`, up to `max_bytes`, but
-    /// at least one whole batch if `min_one_batch` (KIP-74); never past the high watermark and
-    /// within one segment. `offset == log_end_offset` gives empty records.
-    /// Errors: `OffsetOutOfRange` if `offset` is below the log start or above the end offset.
-    /// Holds the partition lock only to locate the start; the bytes are read with `pread`.
-    pub fn read(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-        min_one_batch: bool,
-    ) -> Result<ReadResult, LogError> {
-        let (mut idx, hw, lso, nsegs) = {
-            let g = self.lock();
-            if offset < g.log_start_offset || offset > g.leo {
-                return Err(self.out_of_range(offset, &g));
-            }
-            let idx = g
-                .segments
-                .partition_point(|s| s.base_offset() <= offset)
-                .saturating_sub(1);
-            (idx, g.leo, g.log_start_offset, g.segments.len())
-        };
-        let empty = ReadResult {
-            records: Bytes::new(),
-            high_watermark: hw,
-            log_start_offset: lso,
-        };
-        if offset >= hw {
-            return Ok(empty);
-        }
-        while idx < nsegs {
-            let start = {
-                let g = self.lock();
-                Self::read_start(&g, idx, offset)?
-            };
-            let Some(st) = start else { break };
-            if let Some(pos) = find_batch(&st, |h| h.last_offset() >= offset)? {
-                let records = collect_batches(&st, pos, hw, max_bytes, min_one_batch)?;
-                return Ok(ReadResult {
-                    records,
-                    high_watermark: hw,
-                    log_start_offset: lso,
-                });
-            }
-            idx += 1;
-        }
-        Ok(empty)
-    }
-
-    /// Calls `f` with every batch from the log start to the log end, in order: the start-up
-    /// replays of the internal topics. Stops, with a warning, if a read makes no progress
-    /// (recovery validated every batch, so that would be a framing surprise).
-    pub fn for_each_batch(
-        &self,
-        mut f: impl FnMut(&BatchHeader<'_>, &[u8]),
-    ) -> Result<(), LogError> {
-        let mut offset = self.log_start_offset();
-        loop {
-            let read = self.read(offset, 1 << 20, true)?;
-            if read.records.is_empty() {
-                return Ok(());
-            }
-            let before = offset;
-            let mut rest: &[u8] = &read.records;
-            while let Some(h) = BatchHeader::new(rest) {
-                let Some(size) = h.total_size().filter(|s| *s <= rest.len() && *s > 0) else {
-                    break;
-                };
-                f(&h, &rest[..size]);
-                offset = h.last_offset() + 1;
-                rest = &rest[size..];
-            }
-            if offset <= before {
-                tracing::warn!(partition = %self.tp, offset, "replay made no progress");
-                return Ok(());
-            }
-            if offset >= self.log_end_offset() {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Like [`PartitionLog::read`], but returns the file region of the batches instead of
-    /// copying them: whole batches from the one containing `offset`, within one segment, up to
-    /// `max_bytes` (at least one batch if `min_one_batch`), never past the high watermark — nor
-    /// past the last stable offset if `read_committed`.
-    /// Only batch headers are read. Segments are found by base offset, so a segment deleted
-    /// by retention meanwhile yields `OffsetOutOfRange` rather than a later segment's data.
-    /// The region stays valid: sealed bytes never change, and an unlinked file stays readable
-    /// through the returned handle.
-    pub fn read_region(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-        min_one_batch: bool,
-        read_committed: bool,
-    ) -> Result<ReadRegion, LogError> {
-        let (mut base, hw, lso, stable) = {
-            let g = self.lock();
-            if offset < g.log_start_offset || offset > g.leo {
-                return Err(self.out_of_range(offset, &g));
-            }
-            let idx = g
-                .segments
-                .partition_point(|s| s.base_offset() <= offset)
-                .saturating_sub(1);
-            let base = g.segments.get(idx).map_or(0, Segment::base_offset);
-            (
-                base,
-                g.leo,
-                g.log_start_offset,
-                g.txn.last_stable_offset(g.leo),
-            )
-        };
-        let mut region = ReadRegion {
-            file: None,
-            position: 0,
-            len: 0,
-            high_watermark: hw,
-            last_stable_offset: stable,
-            log_start_offset: lso,
-        };
-        let upper = if read_committed { stable } else { hw };
-        if offset >= upper {
-            return Ok(region);
-        }
-        loop {
-            let (st, next) = {
-                let g = self.lock();
-                let Some(idx) = g.segments.iter().position(|s| s.base_offset() == base) else {
-                    return Err(self.out_of_range(offset, &g));
-                };
-                let st = Self::read_start(&g, idx, offset)?;
-                (st, g.segments.get(idx + 1).map(Segment::base_offset))
-            };
-            if let Some(st) = st {
-                if let Some(pos) = find_batch(&st, |h| h.last_offset() >= offset)? {
-                    let len = region_len(&st, pos, upper, max_bytes as u64, min_one_batch)?;
-                    if len > 0 {
-                        region.file = Some(st.file);
-                        region.position = pos;
-                        region.len = len;
-                    }
-                    return Ok(region);
-                }
-            }
-            match next {
-                Some(b) => base = b,
-                None => return Ok(region),
-            }
-        }
-    }
-
-    /// DeleteRecords: moves the log start offset up to `offset` (-1 = the high watermark) and
-    /// drops the segments wholly below it. Returns the new log start offset (the low
-    /// watermark). `OffsetOutOfRange` if `offset` is above the high watermark or below -1.
-    pub fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
-        if self.offline.load(Ordering::SeqCst) {
-            return Err(self.offline_error());
-        }
-        {
-            let mut g = self.lock();
-            let target = if offset == -1 { g.leo } else { offset };
-            if target < 0 || target > g.leo {
-                return Err(self.out_of_range(offset, &g));
-            }
-            if target > g.log_start_offset {
-                g.log_start_offset = target;
-                g.evict_producers_before(target);
-            }
-        }
-        self.delete_old_segments(None)?;
-        Ok(self.log_start_offset())
-    }
-
-    /// Retention: deletes segments, oldest first, that are wholly below the log start offset,
-    /// or — when `cleanup.policy` includes `delete` and `now_ms` is given — whose largest
-    /// timestamp is older than `retention.ms` before `now_ms`, or that push the log beyond
-    /// `retention.bytes`. As in Kafka, a non-empty active segment that breaches retention goes
-    /// too: a new empty segment is rolled first, so a quiet topic's old data does not stay
-    /// forever in a segment that never fills. Advances the log start offset to the first
-    /// remaining segment.
-    /// The files are removed after the lock is released; readers that already hold a segment's
-    /// file handle finish their `pread`s on the unlinked file. Returns the segments deleted.
-    pub fn delete_old_segments(&self, now_ms: Option<i64>) -> Result<usize, LogError> {
-        if self.offline.load(Ordering::SeqCst) {
-            return Ok(0);
-        }
-        let removed: Vec<Segment> = {
-            let mut g = self.lock();
-            let cfg = g.config.clone();
-            let sealed = g.segments.len().saturating_sub(1);
-            // The active segment is a candidate only for the retention policy, and only if it
-            // holds data.
-            let candidates = if cfg.delete && now_ms.is_some() && g.size_bytes > 0 {
-                match g.segments.last() {
-                    Some(active) if active.size() > 0 => g.segments.len(),
-                    _ => sealed,
-                }
-            } else {
-                sealed
-            };
-            let policy = cfg.delete && now_ms.is_some();
-            let mut excess = if policy && cfg.retention_bytes >= 0 {
-                g.size_bytes.saturating_sub(cfg.retention_bytes as u64)
-            } else {
-                0
-            };
-            let mut n = 0;
-            while n < candidates {
-                let seg = &g.segments[n];
-                let below_start = g
-                    .segments
-                    .get(n + 1)
-                    .is_some_and(|next| next.base_offset() <= g.log_start_offset);
-                let expired = policy
-                    && cfg.retention_ms >= 0
-                    && now_ms.is_some_and(|now| {
-                        now.saturating_sub(seg.max_timestamp().0) > cfg.retention_ms
-                    });
-                let too_big = excess > 0 && excess >= seg.size();
-                if !(below_start || expired || too_big) {
-                    break;
-                }
-                excess = excess.saturating_sub(seg.size());
-                n += 1;
-            }
-            if n == 0 {
-                return Ok(0);
-            }
-            if n == g.segments.len() {
-                // Every segment goes, the active one too: roll an empty one to append to next.
-                let leo = g.leo;
-                match self.roll(&mut g, leo) {
-                    Ok(()) => {}
-                    // Nothing changed; keep the active segment and delete the sealed ones.
-                    Err(RollError::Create(e)) => {
-                        tracing::warn!(partition = %self.tp, error = %e, "cannot roll for retention");
-                        n = sealed;
-                        if n == 0 {
-                            return Ok(0);
-                        }
-                    }
-                    Err(e) => {
-                        drop(g);
-                        self.poison();
-                        return Err(LogError::Io(e.into_io()));
-                    }
-                }
-            }
-            let removed: Vec<Segment> = g.segments.drain(..n).collect();
-            for sealed in g.sealed_unsynced.iter_mut() {
-                if removed
-                    .iter()
-                    .any(|s| s.base_offset() == sealed.base_offset())
-                {
-                    sealed.mark_deleted();
-                }
-            }
-            let freed: u64 = removed.iter().map(Segment::size).sum();
-            g.size_bytes = g.size_bytes.saturating_sub(freed);
-            if let Some(first) = g.segments.first() {
-                g.log_start_offset = g.log_start_offset.max(first.base_offset());
-            }
-            let start = g.log_start_offset;
-            g.txn.trim_before(start);
-            g.evict_producers_before(start);
-            removed
-        };
-        for seg in &removed {
-            tracing::info!(partition = %self.tp, base_offset = seg.base_offset(), "deleting segment (retention)");
-            delete_segment_files(&self.dir, seg.base_offset())?;
-        }
-        sync_dir(&self.dir)?;
-        Ok(removed.len())
-    }
-
     /// Log start offset: the first offset still readable.
     pub fn log_start_offset(&self) -> i64 {
         self.lock().log_start_offset
@@ -892,89 +561,6 @@ impl PartitionLog {
     /// High watermark; equal to the log end offset on a single node.
     pub fn high_watermark(&self) -> i64 {
         self.log_end_offset()
-    }
-
-    /// First offset whose record timestamp is ≥ `ts`, with that timestamp; `None` if none.
-    /// Uses the time index to skip to the right batch, then decodes only that batch's records.
-    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
-        let (first, nsegs, lso) = {
-            let g = self.lock();
-            let first = g.segments.iter().position(|s| s.max_timestamp().0 >= ts);
-            (first, g.segments.len(), g.log_start_offset)
-        };
-        let Some(mut idx) = first else {
-            return Ok(None);
-        };
-        while idx < nsegs {
-            let start = {
-                let g = self.lock();
-                match g.segments.get(idx) {
-                    Some(seg) if seg.max_timestamp().0 >= ts => {
-                        let rel = seg.time_index.last_below(ts).unwrap_or(0);
-                        Some(ReadStart {
-                            file: seg.log_file()?,
-                            pos: u64::from(seg.index.lookup(i64::from(rel))),
-                            end: seg.size(),
-                        })
-                    }
-                    _ => None,
-                }
-            };
-            if let Some(mut st) = start {
-                while let Some(pos) =
-                    find_batch(&st, |h| h.max_timestamp() >= ts && h.last_offset() >= lso)?
-                {
-                    let (batch, next) = read_batch_at(&st, pos)?;
-                    let recs = records(&batch, DEFAULT_DECOMPRESS_LIMIT)
-                        .map_err(|e| LogError::Corrupt(e.to_string()))?;
-                    for r in recs.iter() {
-                        let r = r.map_err(|e| LogError::Corrupt(e.to_string()))?;
-                        if r.timestamp >= ts && r.offset >= lso {
-                            return Ok(Some((r.offset, r.timestamp)));
-                        }
-                    }
-                    st.pos = next;
-                }
-            }
-            idx += 1;
-        }
-        Ok(None)
-    }
-
-    /// (max timestamp, offset of the record carrying it), or `None` on an empty log. Decodes
-    /// only the batch holding the maximum.
-    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
-        let found = {
-            let g = self.lock();
-            let mut best: Option<(usize, i64, i64)> = None;
-            for (i, s) in g.segments.iter().enumerate() {
-                let (ts, off) = s.max_timestamp();
-                if off >= 0 && best.is_none_or(|(_, bts, _)| ts > bts) {
-                    best = Some((i, ts, off));
-                }
-            }
-            match best {
-                Some((i, ts, off)) => Self::read_start(&g, i, off)?.map(|st| (st, ts, off)),
-                None => None,
-            }
-        };
-        let Some((st, ts, batch_last)) = found else {
-            return Ok(None);
-        };
-        let Some(pos) = find_batch(&st, |h| h.last_offset() >= batch_last)? else {
-            return Ok(None);
-        };
-        let (batch, _) = read_batch_at(&st, pos)?;
-        let last = BatchHeader::new(&batch).map_or(batch_last, |h| h.last_offset());
-        let recs = records(&batch, DEFAULT_DECOMPRESS_LIMIT)
-            .map_err(|e| LogError::Corrupt(e.to_string()))?;
-        for r in recs.iter() {
-            let r = r.map_err(|e| LogError::Corrupt(e.to_string()))?;
-            if r.timestamp == ts {
-                return Ok(Some((ts, r.offset)));
-            }
-        }
-        Ok(Some((ts, last)))
     }
 
     /// A watch of the log end offset, for long-polling fetches.
@@ -1046,124 +632,4 @@ pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn corrupt_at(pos: u64) -> LogError {
-    LogError::Corrupt(format!("bad batch header at position {pos}"))
-}
-
-fn header_total(h: &BatchHeader<'_>, pos: u64, end: u64) -> Result<u64, LogError> {
-    match h.total_size() {
-        Some(t) if t >= HEADER_LEN && pos + t as u64 <= end => Ok(t as u64),
-        _ => Err(corrupt_at(pos)),
-    }
-}
-
-/// Scans batch headers from `st.pos` and returns the position of the first batch matching `pred`.
-fn find_batch(
-    st: &ReadStart,
-    pred: impl Fn(&BatchHeader<'_>) -> bool,
-) -> Result<Option<u64>, LogError> {
-    let mut pos = st.pos;
-    while let Some(hb) = read_header(&st.file, pos, st.end)? {
-        let h = BatchHeader::new(&hb).ok_or_else(|| corrupt_at(pos))?;
-        if pred(&h) {
-            return Ok(Some(pos));
-        }
-        pos += header_total(&h, pos, st.end)?;
-    }
-    Ok(None)
-}
-
-/// Reads the whole batches from `pos` that fit in `max_bytes` (at least one if `min_one_batch`),
-/// stopping at the high watermark and the segment end. One `pread` of up to `max_bytes`, whose
-/// buffer becomes the result, so batches are not copied again.
-fn collect_batches(
-    st: &ReadStart,
-    pos: u64,
-    hw: i64,
-    max_bytes: usize,
-    min_one_batch: bool,
-) -> Result<Bytes, LogError> {
-    let want = (max_bytes as u64).min(st.end.saturating_sub(pos));
-    let mut buf = read_range(&st.file, pos, pos + want)?;
-    let mut used = 0usize;
-    while let Some(h) = buf.get(used..).and_then(BatchHeader::new) {
-        if h.base_offset() >= hw {
-            break;
-        }
-        let total = header_total(&h, pos + used as u64, st.end)? as usize;
-        if used + total > buf.len() {
-            break;
-        }
-        used += total;
-    }
-    if used == 0 && min_one_batch {
-        // KIP-74: the first batch is larger than max_bytes; return it whole.
-        if let Some(hb) = read_header(&st.file, pos, st.end)? {
-            let h = BatchHeader::new(&hb).ok_or_else(|| corrupt_at(pos))?;
-            if h.base_offset() < hw {
-                let total = header_total(&h, pos, st.end)?;
-                buf = read_range(&st.file, pos, pos + total)?;
-                used = buf.len();
-            }
-        }
-    }
-    buf.truncate(used);
-    Ok(Bytes::from(buf))
-}
-
-/// Bytes of the whole batches from `pos` below the high watermark that fit in `max_bytes` (the
-/// first one regardless if `min_one_batch`), scanning headers only.
-fn region_len(
-    st: &ReadStart,
-    pos: u64,
-    hw: i64,
-    max_bytes: u64,
-    min_one_batch: bool,
-) -> Result<u64, LogError> {
-    // Headers are read through a 64 KiB window, so small batches cost one pread per window
-    // rather than one per batch.
-    const WINDOW: u64 = 64 * 1024;
-    let mut window: Vec<u8> = Vec::new();
-    let mut window_at = 0u64;
-    let mut used = 0u64;
-    loop {
-        let at = pos + used;
-        if at + HEADER_LEN as u64 > st.end {
-            break;
-        }
-        let in_window =
-            at >= window_at && at + HEADER_LEN as u64 <= window_at + window.len() as u64;
-        if !in_window {
-            let len = WINDOW.min(st.end - at).max(HEADER_LEN as u64);
-            window = read_range(&st.file, at, at + len)?;
-            window_at = at;
-        }
-        let off = usize::try_from(at - window_at).map_err(|_| corrupt_at(at))?;
-        let h = window
-            .get(off..)
-            .and_then(BatchHeader::new)
-            .ok_or_else(|| corrupt_at(at))?;
-        if h.base_offset() >= hw {
-            break;
-        }
-        let total = header_total(&h, pos + used, st.end)?;
-        if used + total > max_bytes {
-            if used == 0 && min_one_batch {
-                used = total;
-            }
-            break;
-        }
-        used += total;
-    }
-    Ok(used)
-}
-
-/// Reads the whole batch at `pos`; returns it and the position after it.
-fn read_batch_at(st: &ReadStart, pos: u64) -> Result<(Vec<u8>, u64), LogError> {
-    let hb = read_header(&st.file, pos, st.end)?.ok_or_else(|| corrupt_at(pos))?;
-    let h = BatchHeader::new(&hb).ok_or_else(|| corrupt_at(pos))?;
-    let total = header_total(&h, pos, st.end)?;
-    Ok((read_range(&st.file, pos, pos + total)?, pos + total))
 }

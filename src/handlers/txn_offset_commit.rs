@@ -161,17 +161,24 @@ async fn commit(
     };
     // Kafka creates the group if it does not exist: a producer may commit for any group.
     let group = ctx.groups.get_or_create(group_id);
-    let (log, end) = {
-        let mut g = GroupCoordinator::lock_group(&group);
-        g.validate_txn_commit(&member_id, instance_id.as_deref(), generation)?;
-        // Written under the group lock so the log order is the acceptance order.
-        ctx.groups
-            .write_txn_commits(ctx, &mut g, producer_id, producer_epoch, commits)
-            .map_err(|e| {
-                tracing::error!(group = %group_id, "cannot write transactional offsets: {e}");
-                ResponseError::CoordinatorNotAvailable
-            })?
+    // The append is file I/O: it runs on the blocking pool, under the group lock so the log
+    // order is the acceptance order (a page-cache write; the fsync is awaited below).
+    let write = {
+        let (ctx, group_id, commits) = (ctx.clone(), group_id.to_string(), commits.to_vec());
+        move || {
+            let mut g = GroupCoordinator::lock_group(&group);
+            g.validate_txn_commit(&member_id, instance_id.as_deref(), generation)?;
+            ctx.groups
+                .write_txn_commits(&ctx, &mut g, producer_id, producer_epoch, &commits)
+                .map_err(|e| {
+                    tracing::error!(group = %group_id, "cannot write transactional offsets: {e}");
+                    ResponseError::CoordinatorNotAvailable
+                })
+        }
     };
+    let (log, end) = tokio::task::spawn_blocking(write)
+        .await
+        .map_err(|_| ResponseError::CoordinatorNotAvailable)??;
     if let Err(e) = log.wait_durable(end).await {
         tracing::error!(group = %group_id, "transactional offsets not made durable: {e}");
         ctx.groups.drop_txn_commits(group_id, producer_id);

@@ -202,6 +202,16 @@ impl GroupCoordinator {
         Ok(self.topic.ensure(ctx)?)
     }
 
+    /// Creates `__consumer_offsets` if needed, before a handler takes a group's lock (a
+    /// group's state is written under its lock, and the topic is never created there). File
+    /// I/O the first time: callers run on the blocking pool. A failure is logged; the group's
+    /// state is then written by a later sweep.
+    pub fn prepare_store(&self, ctx: &BrokerContext) {
+        if let Err(e) = self.ensure_topic(ctx) {
+            tracing::warn!("cannot create the offsets topic: {e}");
+        }
+    }
+
     /// True once `__consumer_offsets` is known to exist with all its partitions.
     pub fn topic_ready(&self) -> bool {
         self.topic.is_ready()

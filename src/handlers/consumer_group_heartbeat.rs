@@ -48,6 +48,8 @@ pub fn handle(
     client_id: &str,
     client_host: &str,
 ) -> ConsumerGroupHeartbeatResponse {
+    // The group's state is written under its lock: the offsets topic must exist first.
+    ctx.groups.prepare_store(ctx);
     let group_id = request.group_id.0.to_string();
     if group_id.is_empty() {
         return error_response(

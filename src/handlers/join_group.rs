@@ -57,6 +57,8 @@ pub fn handle(
     client_id: &str,
     client_host: &str,
 ) -> Reply<JoinGroupResponse> {
+    // The group's state is written under its lock: the offsets topic must exist first.
+    ctx.groups.prepare_store(ctx);
     let member_id = request.member_id.to_string();
     let fail =
         |e: ResponseError| Reply::Now(response(JoinResult::error(e, member_id.clone()), version));

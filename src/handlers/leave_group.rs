@@ -16,6 +16,8 @@ pub fn handle(
     request: LeaveGroupRequest,
     version: i16,
 ) -> LeaveGroupResponse {
+    // The group's state is written under its lock: the offsets topic must exist first.
+    ctx.groups.prepare_store(ctx);
     let group_id = request.group_id.0.to_string();
     let leavers: Vec<(String, Option<String>)> = if version >= 3 {
         request

@@ -29,6 +29,8 @@ pub fn handle(
     request: SyncGroupRequest,
     version: i16,
 ) -> Reply<SyncGroupResponse> {
+    // The group's state is written under its lock: the offsets topic must exist first.
+    ctx.groups.prepare_store(ctx);
     let fail = |e: ResponseError| Reply::Now(response(SyncResult::error(e), version));
     let group_id = request.group_id.0.to_string();
     if group_id.is_empty() {

@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::image::{ConfigScope, MetadataImage, MetadataRecord, TopicMeta};
-use super::persist::{read_properties, write_atomically};
+use super::persist::read_properties;
 use super::producer_ids::ProducerIdAllocator;
+use crate::log::io::{write_atomic, FsIo, OsIo};
 
 const METADATA_FILE: &str = "gregor-metadata.json";
 const META_PROPERTIES: &str = "meta.properties";
@@ -112,6 +113,8 @@ pub struct MetadataStore {
     /// Serialises writers (build, persist, publish); readers never take it.
     writer: Mutex<()>,
     producer_ids: ProducerIdAllocator,
+    /// The file-system seam every metadata file is written through.
+    io: Arc<dyn FsIo>,
 }
 
 impl MetadataStore {
@@ -123,8 +126,26 @@ impl MetadataStore {
         configured_cluster_id: Option<&str>,
         recover_topics: impl FnOnce() -> Vec<TopicMeta>,
     ) -> Result<Arc<MetadataStore>, MetadataError> {
-        std::fs::create_dir_all(dir)?;
-        let cluster_id = Self::load_or_init_identity(dir, node_id, configured_cluster_id)?;
+        Self::open_with_io(
+            dir,
+            node_id,
+            configured_cluster_id,
+            recover_topics,
+            Arc::new(OsIo),
+        )
+    }
+
+    /// [`MetadataStore::open`] with every file written through `io` (crash tests).
+    pub fn open_with_io(
+        dir: &Path,
+        node_id: i32,
+        configured_cluster_id: Option<&str>,
+        recover_topics: impl FnOnce() -> Vec<TopicMeta>,
+        io: Arc<dyn FsIo>,
+    ) -> Result<Arc<MetadataStore>, MetadataError> {
+        io.create_dir_all(dir)?;
+        let cluster_id =
+            Self::load_or_init_identity(io.as_ref(), dir, node_id, configured_cluster_id)?;
         let path = dir.join(METADATA_FILE);
         let persisted = match std::fs::read(&path) {
             Ok(bytes) => {
@@ -156,6 +177,7 @@ impl MetadataStore {
             producer_ids: ProducerIdAllocator::new(image.producer_ids_reserved_until()),
             image: ArcSwap::from_pointee(MetadataImage::default()),
             writer: Mutex::new(()),
+            io,
         };
         store.persist(&image)?;
         store.image.store(Arc::new(image));
@@ -164,6 +186,7 @@ impl MetadataStore {
 
     /// Reads or creates `meta.properties`, returning the cluster id.
     fn load_or_init_identity(
+        io: &dyn FsIo,
         dir: &Path,
         node_id: i32,
         configured: Option<&str>,
@@ -194,7 +217,7 @@ impl MetadataStore {
             .unwrap_or_else(|| kafka_uuid_string(Uuid::new_v4()));
         let text =
             format!("#Written by gregor\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
-        write_atomically(&path, text.as_bytes())?;
+        write_atomic(io, &path, text.as_bytes())?;
         Ok(cluster_id)
     }
 
@@ -205,7 +228,7 @@ impl MetadataStore {
                 reason: e.to_string(),
             }
         })?;
-        write_atomically(&self.path, &json)?;
+        write_atomic(self.io.as_ref(), &self.path, &json)?;
         Ok(())
     }
 

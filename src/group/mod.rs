@@ -20,8 +20,8 @@ use kafka_protocol::error::ResponseError;
 use tokio::sync::watch;
 
 use crate::broker::BrokerContext;
+use crate::common::now_ms;
 use crate::internal_topic::InternalTopic;
-use crate::log::partition::now_ms;
 use crate::log::{LogError, PartitionLog};
 use crate::records::{validate_produce_batch, RecordError};
 use records::{Key, OffsetValue, OFFSETS_TOPIC};
@@ -240,7 +240,7 @@ impl GroupCoordinator {
         let log = self.log_for(ctx, group_id)?;
         let batch = records::build_batch(recs, now_ms());
         let info = validate_produce_batch(&batch, usize::MAX)?;
-        let outcome = log.append(&batch, &info, crate::handlers::LEADER_EPOCH)?;
+        let outcome = log.append(&batch, &info, crate::common::LEADER_EPOCH)?;
         let base = match outcome {
             crate::log::AppendOutcome::Appended { base_offset, .. }
             | crate::log::AppendOutcome::Duplicate { base_offset, .. } => base_offset,
@@ -337,7 +337,7 @@ impl GroupCoordinator {
             crate::records::build::Writer::transactional(producer_id, producer_epoch),
         );
         let info = validate_produce_batch(&batch, usize::MAX)?;
-        let outcome = log.append(&batch, &info, crate::handlers::LEADER_EPOCH)?;
+        let outcome = log.append(&batch, &info, crate::common::LEADER_EPOCH)?;
         let base = match outcome {
             crate::log::AppendOutcome::Appended { base_offset, .. }
             | crate::log::AppendOutcome::Duplicate { base_offset, .. } => base_offset,

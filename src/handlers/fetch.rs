@@ -178,7 +178,7 @@ fn resolve(ctx: &BrokerContext, request: &FetchRequest, version: i16) -> Plan {
     let image = ctx.metadata.image();
     for (topic_index, topic) in request.topics.iter().enumerate() {
         let (name, meta) = if version >= 13 {
-            let meta = image.topic_by_id(topic.topic_id);
+            let meta = image.topic_by_id(topic.topic_id.into());
             (meta.map(|m| m.name.clone()), meta)
         } else {
             let name = topic.topic.0.as_str().to_string();

@@ -12,8 +12,8 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, TopicName};
 
 use crate::broker::BrokerContext;
+use crate::common::now_ms;
 use crate::group::{check_commit, GroupCoordinator, OffsetCommit};
-use crate::log::partition::now_ms;
 use crate::protocol::Reply;
 
 /// A topic's partitions with their pre-membership verdicts (Ok: to be written).

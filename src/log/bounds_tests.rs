@@ -24,12 +24,15 @@ fn a_base_offset_that_overflows_is_cut_by_recovery() {
     let mut sizes = Vec::new();
     {
         let m = LogManager::open(dir.path(), opts()).unwrap();
-        let p = m.create(&tp, [2; 16]).unwrap();
+        let p = m
+            .create(&tp, crate::common::TopicId::from_bytes([2; 16]))
+            .unwrap();
         for i in 0..3 {
             let batch = simple_batch(2, 20, 1_000 + i);
             sizes.push(batch.len() as u64);
             let info = validate_produce_batch(&batch, 1 << 20).unwrap();
-            p.append(&Bytes::from(batch), &info, 0).unwrap();
+            p.append(&Bytes::from(batch), &info, crate::common::LeaderEpoch(0))
+                .unwrap();
         }
         m.shutdown().unwrap();
     }
@@ -54,7 +57,10 @@ fn a_base_offset_that_overflows_is_cut_by_recovery() {
     );
     let next = simple_batch(1, 20, 2_000);
     let info = validate_produce_batch(&next, 1 << 20).unwrap();
-    match p.append(&Bytes::from(next), &info, 0).unwrap() {
+    match p
+        .append(&Bytes::from(next), &info, crate::common::LeaderEpoch(0))
+        .unwrap()
+    {
         AppendOutcome::Appended { base_offset, .. } => assert_eq!(base_offset, 4),
         other => panic!("unexpected {other:?}"),
     }
@@ -70,7 +76,10 @@ fn idempotent(p: &PartitionLog, pid: i64, seq: i32, ts: i64, transactional: bool
         build_batch(&recs, Compression::None, pid, 0, seq)
     };
     let info = validate_produce_batch(&batch, 1 << 20).unwrap();
-    match p.append(&Bytes::from(batch), &info, 0).unwrap() {
+    match p
+        .append(&Bytes::from(batch), &info, crate::common::LeaderEpoch(0))
+        .unwrap()
+    {
         AppendOutcome::Appended { base_offset, .. } => base_offset,
         other => panic!("unexpected {other:?}"),
     }
@@ -87,7 +96,12 @@ fn producers(p: &PartitionLog) -> Vec<i64> {
 fn producer_state_expires_and_is_evicted() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
-    let p = m.create(&TopicPartition::new("ids", 0), [3; 16]).unwrap();
+    let p = m
+        .create(
+            &TopicPartition::new("ids", 0),
+            crate::common::TopicId::from_bytes([3; 16]),
+        )
+        .unwrap();
     idempotent(&p, 5, 0, 10_000, false);
     idempotent(&p, 5, 1, 20_000, false);
     idempotent(&p, 6, 0, 10_000, true); // an open transaction

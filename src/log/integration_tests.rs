@@ -13,7 +13,8 @@ use crate::records::batch::{compute_crc, BatchHeader};
 use crate::records::testutil::{build_batch, idempotent_batch, simple_batch, TestRecord};
 use crate::records::{validate_produce_batch, Compression};
 
-const TOPIC_ID: [u8; 16] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+const TOPIC_ID: crate::common::TopicId =
+    crate::common::TopicId::from_bytes([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
 
 fn tp() -> TopicPartition {
     TopicPartition::new("orders", 0)
@@ -29,7 +30,11 @@ fn quiet_opts() -> LogOptions {
 
 fn append(p: &PartitionLog, batch: &[u8]) -> Result<AppendOutcome, LogError> {
     let info = validate_produce_batch(batch, 1 << 24).expect("test batch must validate");
-    p.append(&Bytes::copy_from_slice(batch), &info, 3)
+    p.append(
+        &Bytes::copy_from_slice(batch),
+        &info,
+        crate::common::LeaderEpoch(3),
+    )
 }
 
 fn appended(p: &PartitionLog, batch: &[u8]) -> (i64, i64) {
@@ -112,14 +117,11 @@ fn append_read_round_trip() {
     }
     assert_eq!(p.topic_id(), TOPIC_ID);
     let md = fs::read_to_string(part_dir(dir.path()).join("partition.metadata")).unwrap();
-    assert_eq!(
-        md,
-        format!("version: 0\ntopic_id: {}\n", topic_id_to_string(&TOPIC_ID))
-    );
+    assert_eq!(md, format!("version: 0\ntopic_id: {TOPIC_ID}\n"));
     // create is idempotent with the same id and refuses another.
     assert!(Arc::ptr_eq(&p, &m.create(&tp(), TOPIC_ID).unwrap()));
     assert!(matches!(
-        m.create(&tp(), [9; 16]),
+        m.create(&tp(), crate::common::TopicId::from_bytes([9; 16])),
         Err(LogError::TopicIdMismatch { .. })
     ));
     assert_eq!(m.all().len(), 1);
@@ -400,8 +402,11 @@ fn restart_keeps_data_and_checkpoints_parse() {
     {
         let m = LogManager::open(dir.path(), quiet_opts()).unwrap();
         let p = m.create(&tp(), TOPIC_ID).unwrap();
-        m.create(&TopicPartition::new("other-topic", 3), [2; 16])
-            .unwrap();
+        m.create(
+            &TopicPartition::new("other-topic", 3),
+            crate::common::TopicId::from_bytes([2; 16]),
+        )
+        .unwrap();
         for b in &batches {
             appended(&p, b);
         }
@@ -436,7 +441,7 @@ fn restart_keeps_data_and_checkpoints_parse() {
         m.get(&TopicPartition::new("other-topic", 3))
             .unwrap()
             .topic_id(),
-        [2; 16]
+        crate::common::TopicId::from_bytes([2; 16])
     );
 }
 

@@ -112,7 +112,7 @@ pub(crate) struct Inner {
 pub struct PartitionLog {
     tp: TopicPartition,
     dir: PathBuf,
-    topic_id: [u8; 16],
+    topic_id: crate::common::TopicId,
     inner: Mutex<Inner>,
     leo_tx: watch::Sender<i64>,
     durable_tx: watch::Sender<Durable>,
@@ -136,7 +136,7 @@ impl PartitionLog {
     pub(crate) fn from_parts(
         tp: TopicPartition,
         dir: &Path,
-        topic_id: [u8; 16],
+        topic_id: crate::common::TopicId,
         opts: LogOptions,
         segments: Vec<Segment>,
         log_start_offset: i64,
@@ -236,7 +236,7 @@ impl PartitionLog {
         &self,
         batch: &Bytes,
         info: &BatchInfo,
-        leader_epoch: i32,
+        leader_epoch: crate::common::LeaderEpoch,
     ) -> Result<AppendOutcome, LogError> {
         if self.offline.load(Ordering::SeqCst) {
             return Err(self.offline_error());
@@ -264,7 +264,7 @@ impl PartitionLog {
         let last_offset = base_offset + i64::from(info.last_offset_delta);
         let len = batch.len() as u64;
         let log_append_time = match g.config.timestamp_kind {
-            TimestampKind::LogAppendTime => Some(now_ms()),
+            TimestampKind::LogAppendTime => Some(crate::common::now_ms()),
             TimestampKind::CreateTime => None,
         };
         let max_timestamp = log_append_time.unwrap_or(info.max_timestamp);
@@ -298,7 +298,7 @@ impl PartitionLog {
         let interval = g.config.index_interval_bytes;
         let mut header = [0u8; HEADER_LEN];
         header.copy_from_slice(&batch[..HEADER_LEN]);
-        stamp_base_offset_and_epoch(&mut header, base_offset, leader_epoch);
+        stamp_base_offset_and_epoch(&mut header, base_offset, leader_epoch.get());
         // Only a LogAppendTime rewrite touches CRC-covered bytes; otherwise write just the
         // 16 stamped bytes and hand the rest of the producer's buffer to the kernel as is.
         let head_len = match log_append_time {
@@ -574,7 +574,7 @@ impl PartitionLog {
     }
 
     /// The topic id from `partition.metadata`.
-    pub fn topic_id(&self) -> [u8; 16] {
+    pub fn topic_id(&self) -> crate::common::TopicId {
         self.topic_id
     }
 
@@ -625,11 +625,4 @@ impl RollError {
             RollError::Create(e) | RollError::Seal(e) => e,
         }
     }
-}
-
-/// The broker's wall clock in epoch milliseconds (LogAppendTime, retention).
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

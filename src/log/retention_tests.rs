@@ -17,14 +17,23 @@ fn opts() -> LogOptions {
 
 fn append(p: &PartitionLog, batch: &[u8]) {
     let info = validate_produce_batch(batch, 1 << 24).expect("test batch must validate");
-    p.append(&Bytes::copy_from_slice(batch), &info, 0)
-        .expect("append");
+    p.append(
+        &Bytes::copy_from_slice(batch),
+        &info,
+        crate::common::LeaderEpoch(0),
+    )
+    .expect("append");
 }
 
 /// A partition whose segments each hold one batch (segment.bytes below two batches), with
 /// batch `i` timestamped `ts[i]`.
 fn one_batch_segments(m: &LogManager, ts: &[i64]) -> std::sync::Arc<PartitionLog> {
-    let p = m.create(&TopicPartition::new("r", 0), [7; 16]).unwrap();
+    let p = m
+        .create(
+            &TopicPartition::new("r", 0),
+            crate::common::TopicId::from_bytes([7; 16]),
+        )
+        .unwrap();
     let mut c = p.config();
     c.segment_bytes = 150;
     p.set_config(c);
@@ -38,7 +47,7 @@ fn one_batch_segments(m: &LogManager, ts: &[i64]) -> std::sync::Arc<PartitionLog
 fn time_retention_deletes_expired_sealed_segments_only() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
-    let now = partition::now_ms();
+    let now = crate::common::now_ms();
     let old = now - 10_000;
     let p = one_batch_segments(&m, &[old, old, now, old]);
     assert_eq!(p.segment_base_offsets(), vec![0, 1, 2, 3]);
@@ -71,7 +80,7 @@ fn time_retention_deletes_expired_sealed_segments_only() {
 fn size_retention_keeps_the_log_under_retention_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
-    let now = partition::now_ms();
+    let now = crate::common::now_ms();
     let p = one_batch_segments(&m, &[now; 5]);
     let one = p.size_bytes() / 5;
     let mut c = p.config();
@@ -90,7 +99,7 @@ fn delete_records_moves_the_log_start_and_survives_restart() {
     let dir = tempfile::tempdir().unwrap();
     {
         let m = LogManager::open(dir.path(), opts()).unwrap();
-        let now = partition::now_ms();
+        let now = crate::common::now_ms();
         let p = one_batch_segments(&m, &[now; 4]);
         assert!(matches!(
             p.delete_records_before(5),
@@ -125,7 +134,12 @@ fn read_region_matches_read_for_every_offset_and_limit() {
     use std::os::unix::fs::FileExt;
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
-    let p = m.create(&TopicPartition::new("z", 0), [7; 16]).unwrap();
+    let p = m
+        .create(
+            &TopicPartition::new("z", 0),
+            crate::common::TopicId::from_bytes([7; 16]),
+        )
+        .unwrap();
     let mut c = p.config();
     c.segment_bytes = 200_000;
     p.set_config(c);

@@ -28,9 +28,9 @@ use kafka_protocol::error::ResponseError;
 use tokio::sync::watch;
 
 use crate::broker::BrokerContext;
+use crate::common::now_ms;
 use crate::group::records::OFFSETS_TOPIC;
 use crate::internal_topic::InternalTopic;
-use crate::log::partition::now_ms;
 use crate::log::{LogError, PartitionLog};
 use crate::records::build::MarkerKind;
 use crate::records::{validate_produce_batch, RecordError};
@@ -39,7 +39,7 @@ pub use state::TxnData;
 
 /// The coordinator epoch written into markers. Kafka uses the leader epoch of the
 /// `__transaction_state` partition; a single broker never changes leader, so it is constant.
-pub const COORDINATOR_EPOCH: i32 = crate::handlers::LEADER_EPOCH;
+pub const COORDINATOR_EPOCH: i32 = crate::common::LEADER_EPOCH.get();
 
 /// Why `__transaction_state` or a marker could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -197,7 +197,7 @@ impl TransactionCoordinator {
         );
         let info = validate_produce_batch(&batch, usize::MAX)?;
         let outcome =
-            crate::log::offload::append(log.clone(), batch, info, crate::handlers::LEADER_EPOCH)
+            crate::log::offload::append(log.clone(), batch, info, crate::common::LEADER_EPOCH)
                 .await?;
         Ok((log, outcome.end_offset()))
     }

@@ -622,7 +622,7 @@ async fn persist_status(c: &BrokerContext, tid: &str, status: TxnStatus) {
     let p = gregor::txn::records::partition_for(tid, 3);
     let log = c.partition(TXN_TOPIC, p).unwrap();
     let outcome = log
-        .append(&batch, &info, gregor::handlers::LEADER_EPOCH)
+        .append(&batch, &info, gregor::common::LEADER_EPOCH)
         .unwrap();
     log.wait_durable(outcome.end_offset()).await.unwrap();
 }

@@ -24,7 +24,8 @@ use super::super::producer_snapshot::SnapshotEntry;
 use super::super::segment::file_name;
 use super::super::txn_state::{AbortedTxn, TxnState};
 use super::super::LogError;
-use super::{now_ms, AppendOutcome, Inner, PartitionLog};
+use super::{AppendOutcome, Inner, PartitionLog};
+use crate::common::now_ms;
 
 /// Bytes of one `.txnindex` entry.
 pub(crate) const TXN_ENTRY_LEN: usize = 34;
@@ -50,7 +51,7 @@ impl PartitionLog {
         let info = BatchHeader::new(&batch)
             .map(|h| BatchInfo::from_header(&h))
             .ok_or_else(|| LogError::Corrupt("malformed marker batch".into()))?;
-        self.append(&batch, &info, crate::handlers::LEADER_EPOCH)
+        self.append(&batch, &info, crate::common::LEADER_EPOCH)
     }
 
     /// The last stable offset: read_committed consumers read below it.

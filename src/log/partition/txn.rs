@@ -55,14 +55,18 @@ impl PartitionLog {
     }
 
     /// The last stable offset: read_committed consumers read below it.
-    pub fn last_stable_offset(&self) -> i64 {
+    pub fn last_stable_offset(&self) -> crate::common::Offset {
         let g = self.lock();
-        g.txn.last_stable_offset(g.leo)
+        crate::common::Offset(g.txn.last_stable_offset(g.leo))
     }
 
     /// Aborted transactions overlapping offsets `from..to`, oldest first.
-    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
-        self.lock().txn.aborted_between(from, to)
+    pub fn aborted_transactions(
+        &self,
+        from: crate::common::Offset,
+        to: crate::common::Offset,
+    ) -> Vec<AbortedTxn> {
+        self.lock().txn.aborted_between(from.get(), to.get())
     }
 
     /// Every producer this partition knows, as a snapshot would record it (DescribeProducers).

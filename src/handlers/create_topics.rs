@@ -101,7 +101,7 @@ fn create_one(
         return Ok(done(uuid::Uuid::nil()));
     }
     match ctx.create_topic(&name, partitions, configs) {
-        Ok(created) => Ok(done(created.id)),
+        Ok(created) => Ok(done(created.id.uuid())),
         Err(TopicError::Metadata(MetadataError::TopicExists(_))) => Err((
             ResponseError::TopicAlreadyExists,
             format!("topic `{name}` already exists"),
@@ -136,7 +136,7 @@ fn partition_count(ctx: &BrokerContext, topic: &CreatableTopic) -> Result<i32, F
                 "partitions must be numbered 0..n without gaps".into(),
             ));
         }
-        let node = ctx.node_id();
+        let node = ctx.node_id().get();
         if topic
             .assignments
             .iter()

@@ -103,7 +103,7 @@ fn describe(
     first: i32,
     end: i32,
 ) -> DescribeTopicPartitionsResponseTopic {
-    let node = BrokerId(ctx.node_id());
+    let node = BrokerId(ctx.node_id().get());
     let partitions = (first..end)
         .map(|index| {
             DescribeTopicPartitionsResponsePartition::default()
@@ -119,7 +119,7 @@ fn describe(
         .collect();
     DescribeTopicPartitionsResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
-        .with_topic_id(topic.id)
+        .with_topic_id(topic.id.uuid())
         .with_is_internal(topic_name::is_internal(&topic.name))
         .with_partitions(partitions)
         .with_topic_authorized_operations(authorized_operations::TOPIC)

@@ -20,7 +20,7 @@ pub fn handle(
     request: MetadataRequest,
     version: i16,
 ) -> MetadataResponse {
-    let node = BrokerId(ctx.node_id());
+    let node = BrokerId(ctx.node_id().get());
     // v0–3 have no flag and always allow auto-creation.
     let allow_auto_create = version < 4 || request.allow_auto_topic_creation;
     let topics = match request.topics {
@@ -113,7 +113,7 @@ fn topic_by_name(
 }
 
 fn topic_by_id(ctx: &BrokerContext, id: Uuid) -> MetadataResponseTopic {
-    match ctx.metadata.topic_by_id(id) {
+    match ctx.metadata.topic_by_id(id.into()) {
         Some(topic) => describe(ctx, &topic),
         None => MetadataResponseTopic::default()
             .with_topic_id(id)
@@ -122,7 +122,7 @@ fn topic_by_id(ctx: &BrokerContext, id: Uuid) -> MetadataResponseTopic {
 }
 
 fn describe(ctx: &BrokerContext, topic: &TopicMeta) -> MetadataResponseTopic {
-    let node = BrokerId(ctx.node_id());
+    let node = BrokerId(ctx.node_id().get());
     let partitions = (0..topic.partitions)
         .map(|index| {
             MetadataResponsePartition::default()
@@ -135,7 +135,7 @@ fn describe(ctx: &BrokerContext, topic: &TopicMeta) -> MetadataResponseTopic {
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
-        .with_topic_id(topic.id)
+        .with_topic_id(topic.id.uuid())
         .with_is_internal(topic_name::is_internal(&topic.name))
         .with_partitions(partitions)
 }

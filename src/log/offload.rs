@@ -24,7 +24,7 @@ pub async fn append(
     log: Arc<PartitionLog>,
     batch: Bytes,
     info: BatchInfo,
-    leader_epoch: i32,
+    leader_epoch: crate::common::LeaderEpoch,
 ) -> Result<AppendOutcome, LogError> {
     tokio::task::spawn_blocking(move || log.append(&batch, &info, leader_epoch))
         .await
@@ -34,8 +34,8 @@ pub async fn append(
 /// [`PartitionLog::append_txn_marker`] on the blocking pool.
 pub async fn append_txn_marker(
     log: Arc<PartitionLog>,
-    producer_id: i64,
-    producer_epoch: i16,
+    producer_id: crate::common::ProducerId,
+    producer_epoch: crate::common::ProducerEpoch,
     kind: MarkerKind,
     coordinator_epoch: i32,
 ) -> Result<AppendOutcome, LogError> {

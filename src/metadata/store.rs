@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::image::{ConfigScope, MetadataImage, MetadataRecord, TopicMeta};
 use super::persist::read_properties;
 use super::producer_ids::ProducerIdAllocator;
+use crate::common::{NodeId, ProducerId, TopicId};
 use crate::log::io::{write_atomic, FsIo, OsIo};
 
 const METADATA_FILE: &str = "gregor-metadata.json";
@@ -102,7 +103,7 @@ pub enum MetadataError {
     #[error("metadata file {path} is unreadable: {reason}")]
     Corrupt { path: PathBuf, reason: String },
     #[error("log.dirs was used by another node: meta.properties says node.id={found}, configured {configured}")]
-    NodeIdMismatch { found: i32, configured: i32 },
+    NodeIdMismatch { found: NodeId, configured: NodeId },
 }
 
 /// The metadata of this node. See the module docs for the read/write discipline.
@@ -122,7 +123,7 @@ impl MetadataStore {
     /// disk (name, id, partition count) for the case where the metadata file is missing.
     pub fn open(
         dir: &Path,
-        node_id: i32,
+        node_id: NodeId,
         configured_cluster_id: Option<&str>,
         recover_topics: impl FnOnce() -> Vec<TopicMeta>,
     ) -> Result<Arc<MetadataStore>, MetadataError> {
@@ -138,7 +139,7 @@ impl MetadataStore {
     /// [`MetadataStore::open`] with every file written through `io` (crash tests).
     pub fn open_with_io(
         dir: &Path,
-        node_id: i32,
+        node_id: NodeId,
         configured_cluster_id: Option<&str>,
         recover_topics: impl FnOnce() -> Vec<TopicMeta>,
         io: Arc<dyn FsIo>,
@@ -188,7 +189,7 @@ impl MetadataStore {
     fn load_or_init_identity(
         io: &dyn FsIo,
         dir: &Path,
-        node_id: i32,
+        node_id: NodeId,
         configured: Option<&str>,
     ) -> Result<String, MetadataError> {
         let path = dir.join(META_PROPERTIES);
@@ -200,7 +201,10 @@ impl MetadataStore {
                     .find(|(key, _)| key == k)
                     .map(|(_, v)| v.clone())
             };
-            if let Some(found) = get("node.id").and_then(|v| v.parse::<i32>().ok()) {
+            if let Some(found) = get("node.id")
+                .and_then(|v| v.parse::<i32>().ok())
+                .map(NodeId)
+            {
                 if found != node_id {
                     return Err(MetadataError::NodeIdMismatch {
                         found,
@@ -214,7 +218,7 @@ impl MetadataStore {
         }
         let cluster_id = configured
             .map(str::to_string)
-            .unwrap_or_else(|| kafka_uuid_string(Uuid::new_v4()));
+            .unwrap_or_else(|| crate::common::ids::uuid_to_kafka_string(Uuid::new_v4()));
         let text =
             format!("#Written by gregor\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
         write_atomic(io, &path, text.as_bytes())?;
@@ -269,7 +273,7 @@ impl MetadataStore {
         self.image.load().topic(name).cloned()
     }
 
-    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<TopicMeta>> {
+    pub fn topic_by_id(&self, id: TopicId) -> Option<Arc<TopicMeta>> {
         self.image.load().topic_by_id(id).cloned()
     }
 
@@ -288,9 +292,9 @@ impl MetadataStore {
             if image.topic(name).is_some() {
                 return Err(MetadataError::TopicExists(name.to_string()));
             }
-            let mut id = Uuid::new_v4();
+            let mut id = TopicId::random();
             while id.is_nil() || image.has_topic_id(id) {
-                id = Uuid::new_v4();
+                id = TopicId::random();
             }
             let topic = TopicMeta {
                 name: name.to_string(),
@@ -402,45 +406,26 @@ impl MetadataStore {
     }
 
     /// A producer id never handed out before, by this run or an earlier one.
-    pub fn next_producer_id(&self) -> Result<i64, MetadataError> {
+    pub fn next_producer_id(&self) -> Result<ProducerId, MetadataError> {
         // Lock order: the allocator's lock, then the writer's (nothing takes them the other way).
-        self.producer_ids.next(|limit| {
-            self.commit(|_| {
-                Ok((
-                    vec![MetadataRecord::ProducerIdBlock {
-                        reserved_until: limit,
-                    }],
-                    (),
-                ))
+        self.producer_ids
+            .next(|limit| {
+                self.commit(|_| {
+                    Ok((
+                        vec![MetadataRecord::ProducerIdBlock {
+                            reserved_until: limit,
+                        }],
+                        (),
+                    ))
+                })
             })
-        })
+            .map(ProducerId)
     }
 
     /// True if this broker issued `id` (used to accept an epoch bump for a known producer).
-    pub fn producer_id_was_issued(&self, id: i64) -> bool {
-        self.producer_ids.was_issued(id)
+    pub fn producer_id_was_issued(&self, id: ProducerId) -> bool {
+        self.producer_ids.was_issued(id.get())
     }
-}
-
-/// Kafka prints UUIDs (cluster ids, topic ids) as URL-safe base64 without padding.
-pub fn kafka_uuid_string(id: Uuid) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = id.as_bytes();
-    let mut out = String::with_capacity(22);
-    let mut bits: u32 = 0;
-    let mut nbits = 0;
-    for &b in bytes {
-        bits = (bits << 8) | u32::from(b);
-        nbits += 8;
-        while nbits >= 6 {
-            nbits -= 6;
-            out.push(ALPHABET[((bits >> nbits) & 63) as usize] as char);
-        }
-    }
-    if nbits > 0 {
-        out.push(ALPHABET[((bits << (6 - nbits)) & 63) as usize] as char);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -450,7 +435,7 @@ mod tests {
     #[test]
     fn topics_and_producer_ids_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::open(dir.path(), 1, None, Vec::new).unwrap();
+        let store = MetadataStore::open(dir.path(), NodeId(1), None, Vec::new).unwrap();
         let t = store.create_topic("a", 3, BTreeMap::new()).unwrap();
         assert!(matches!(
             store.create_topic("a", 1, BTreeMap::new()),
@@ -459,7 +444,7 @@ mod tests {
         let first = store.next_producer_id().unwrap();
         let cluster = store.cluster_id().to_string();
         drop(store);
-        let store = MetadataStore::open(dir.path(), 1, None, Vec::new).unwrap();
+        let store = MetadataStore::open(dir.path(), NodeId(1), None, Vec::new).unwrap();
         assert_eq!(store.topic("a"), Some(t.clone()));
         assert_eq!(
             store.topic_by_id(t.id).map(|t| t.name.clone()),
@@ -471,7 +456,7 @@ mod tests {
             "producer ids are never reused"
         );
         assert!(
-            MetadataStore::open(dir.path(), 2, None, Vec::new).is_err(),
+            MetadataStore::open(dir.path(), NodeId(2), None, Vec::new).is_err(),
             "node id is checked"
         );
     }
@@ -479,7 +464,7 @@ mod tests {
     #[test]
     fn topic_configs_and_partition_counts_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::open(dir.path(), 1, None, Vec::new).unwrap();
+        let store = MetadataStore::open(dir.path(), NodeId(1), None, Vec::new).unwrap();
         store.create_topic("a", 1, BTreeMap::new()).unwrap();
         let mut c = BTreeMap::new();
         c.insert("retention.ms".to_string(), "1000".to_string());
@@ -490,7 +475,7 @@ mod tests {
             .is_none());
         assert!(store.set_partition_count("a", 3).unwrap().is_some());
         drop(store);
-        let store = MetadataStore::open(dir.path(), 1, None, Vec::new).unwrap();
+        let store = MetadataStore::open(dir.path(), NodeId(1), None, Vec::new).unwrap();
         let t = store.topic("a").unwrap();
         assert_eq!((t.configs.clone(), t.partitions), (c, 3));
     }
@@ -498,7 +483,13 @@ mod tests {
     #[test]
     fn kafka_uuid_format() {
         let id = Uuid::from_bytes([0; 16]);
-        assert_eq!(kafka_uuid_string(id), "AAAAAAAAAAAAAAAAAAAAAA");
-        assert_eq!(kafka_uuid_string(Uuid::new_v4()).len(), 22);
+        assert_eq!(
+            crate::common::ids::uuid_to_kafka_string(id),
+            "AAAAAAAAAAAAAAAAAAAAAA"
+        );
+        assert_eq!(
+            crate::common::ids::uuid_to_kafka_string(Uuid::new_v4()).len(),
+            22
+        );
     }
 }

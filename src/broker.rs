@@ -184,10 +184,7 @@ impl BrokerContext {
                 partition,
             };
             let config = Some(self.log_config_for(&topic));
-            if let Err(e) = self
-                .logs
-                .create_with_config(&tp, *topic.id.as_bytes(), config)
-            {
+            if let Err(e) = self.logs.create_with_config(&tp, topic.id, config) {
                 // Undo so the name can be retried; partitions already made are orphans that the
                 // next start removes if this undo fails too.
                 let _ = self.delete_topic(name);
@@ -252,7 +249,7 @@ impl BrokerContext {
                 partition,
             };
             self.logs
-                .create_with_config(&tp, *topic.id.as_bytes(), Some(config.clone()))?;
+                .create_with_config(&tp, topic.id, Some(config.clone()))?;
         }
         tracing::info!(topic = name, partitions = count, "added partitions");
         Ok(Some(topic))
@@ -279,7 +276,7 @@ impl BrokerContext {
         for (tp, log) in self.logs.all() {
             let keep = image
                 .topic(&tp.topic)
-                .is_some_and(|t| tp.partition < t.partitions && log.topic_id() == *t.id.as_bytes());
+                .is_some_and(|t| tp.partition < t.partitions && log.topic_id() == t.id);
             if !keep {
                 tracing::warn!(topic = %tp.topic, partition = tp.partition, "removing partition with no topic metadata");
                 self.logs.delete(&tp)?;
@@ -292,7 +289,7 @@ impl BrokerContext {
                     partition,
                 };
                 if self.logs.get(&tp).is_none() {
-                    self.logs.create(&tp, *topic.id.as_bytes())?;
+                    self.logs.create(&tp, topic.id)?;
                 }
                 if let Some(log) = self.logs.get(&tp) {
                     log.set_config(self.log_config_for(topic));
@@ -487,7 +484,7 @@ fn topics_found_on_disk(logs: &LogManager) -> Vec<TopicMeta> {
     for (tp, log) in logs.all() {
         let entry = topics.entry(tp.topic.clone()).or_insert_with(|| TopicMeta {
             name: tp.topic.clone(),
-            id: uuid::Uuid::from_bytes(log.topic_id()),
+            id: log.topic_id(),
             partitions: 0,
             configs: BTreeMap::new(),
         });

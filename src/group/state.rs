@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use super::consumer::ConsumerGroup;
 use super::records::{GroupValue, MemberValue};
-use crate::log::partition::now_ms;
+use crate::common::now_ms;
 
 mod offsets;
 

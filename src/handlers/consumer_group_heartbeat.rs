@@ -26,7 +26,7 @@ pub fn topic_snapshot(ctx: &BrokerContext) -> Vec<TopicInfo> {
         .filter(|t| t.name != OFFSETS_TOPIC)
         .map(|t| TopicInfo {
             name: t.name.clone(),
-            id: t.id,
+            id: t.id.uuid(),
             partitions: t.partitions,
         })
         .collect();

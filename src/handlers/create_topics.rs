@@ -101,7 +101,7 @@ fn create_one(
         return Ok(done(uuid::Uuid::nil()));
     }
     match ctx.create_topic(&name, partitions, configs) {
-        Ok(created) => Ok(done(created.id)),
+        Ok(created) => Ok(done(created.id.uuid())),
         Err(TopicError::Metadata(MetadataError::TopicExists(_))) => Err((
             ResponseError::TopicAlreadyExists,
             format!("topic `{name}` already exists"),

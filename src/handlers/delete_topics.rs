@@ -39,7 +39,7 @@ pub fn handle(
 fn delete_one(ctx: &BrokerContext, name: Option<TopicName>, id: Uuid) -> DeletableTopicResult {
     let topic = match &name {
         Some(n) => ctx.metadata.topic(n.0.as_str()),
-        None => ctx.metadata.topic_by_id(id),
+        None => ctx.metadata.topic_by_id(id.into()),
     };
     let result = DeletableTopicResult::default()
         .with_name(name.clone())
@@ -54,7 +54,7 @@ fn delete_one(ctx: &BrokerContext, name: Option<TopicName>, id: Uuid) -> Deletab
     };
     let result = result
         .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
-        .with_topic_id(topic.id);
+        .with_topic_id(topic.id.uuid());
     if topic_name::is_internal(&topic.name) {
         // Committed offsets and group state live there; losing them silently would be worse.
         return result

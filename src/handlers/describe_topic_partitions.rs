@@ -119,7 +119,7 @@ fn describe(
         .collect();
     DescribeTopicPartitionsResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
-        .with_topic_id(topic.id)
+        .with_topic_id(topic.id.uuid())
         .with_is_internal(topic_name::is_internal(&topic.name))
         .with_partitions(partitions)
         .with_topic_authorized_operations(authorized_operations::TOPIC)

@@ -55,7 +55,7 @@ pub fn handle(
     } else {
         -1
     };
-    let now = crate::log::partition::now_ms();
+    let now = crate::common::now_ms();
     let mut ids = ctx.txns.ids();
     ids.sort();
     let states = ids

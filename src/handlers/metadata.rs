@@ -113,7 +113,7 @@ fn topic_by_name(
 }
 
 fn topic_by_id(ctx: &BrokerContext, id: Uuid) -> MetadataResponseTopic {
-    match ctx.metadata.topic_by_id(id) {
+    match ctx.metadata.topic_by_id(id.into()) {
         Some(topic) => describe(ctx, &topic),
         None => MetadataResponseTopic::default()
             .with_topic_id(id)
@@ -135,7 +135,7 @@ fn describe(ctx: &BrokerContext, topic: &TopicMeta) -> MetadataResponseTopic {
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
-        .with_topic_id(topic.id)
+        .with_topic_id(topic.id.uuid())
         .with_is_internal(topic_name::is_internal(&topic.name))
         .with_partitions(partitions)
 }

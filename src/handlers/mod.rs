@@ -43,9 +43,9 @@ pub mod txn_offset_commit;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::protocol::StrBytes;
 
-/// The leader epoch of every partition. A single broker never changes leader, so the epoch is
-/// constant; 0 (not -1) keeps clients' epoch validation (KIP-320) switched on and satisfied.
-pub const LEADER_EPOCH: i32 = 0;
+/// The leader epoch every partition reports, as the wire's `i32`. 0 (not -1) keeps clients'
+/// epoch validation (KIP-320) switched on and satisfied.
+pub const LEADER_EPOCH: i32 = crate::common::LEADER_EPOCH.get();
 
 /// Kafka's "no error" code.
 pub const NONE: i16 = 0;

@@ -12,8 +12,8 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, TopicName};
 
 use crate::broker::BrokerContext;
+use crate::common::now_ms;
 use crate::group::{check_commit, GroupCoordinator, OffsetCommit};
-use crate::log::partition::now_ms;
 use crate::protocol::Reply;
 
 /// A topic's partitions with their pre-membership verdicts (Ok: to be written).
@@ -99,7 +99,11 @@ pub fn handle(
                         Ok(w) => written = Some(w),
                         Err(e) => {
                             tracing::error!(group = %group_id, "cannot write offsets: {e}");
-                            ctx.groups.apply_commits(&group_id, Vec::new(), 0);
+                            ctx.groups.apply_commits(
+                                &group_id,
+                                Vec::new(),
+                                crate::common::Offset(0),
+                            );
                             group_error = Some(ResponseError::CoordinatorNotAvailable);
                         }
                     },

@@ -4,6 +4,7 @@
 //! brings the partition's unflushed messages to its `flush.messages` is answered after that
 //! fsync whatever `acks` says, as in Kafka.
 
+use crate::common::Offset;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
@@ -13,7 +14,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 
-use super::{str_bytes, LEADER_EPOCH};
+use super::str_bytes;
 use crate::broker::BrokerContext;
 use crate::config::FlushPolicy;
 use crate::log::{AppendOutcome, LogError, PartitionLog};
@@ -29,7 +30,7 @@ const FIRST_ZSTD_VERSION: i16 = 7;
 /// A partition that must be durable before the response leaves.
 struct DurableWait {
     log: Arc<PartitionLog>,
-    end_offset: i64,
+    end_offset: Offset,
     topic_index: usize,
     partition_index: usize,
 }
@@ -54,7 +55,7 @@ pub fn handle(
     let image = ctx.metadata.image();
     for (topic_index, topic) in request.topic_data.into_iter().enumerate() {
         let meta = if version >= 13 {
-            image.topic_by_id(topic.topic_id)
+            image.topic_by_id(topic.topic_id.into())
         } else {
             image.topic(topic.name.0.as_str())
         };
@@ -105,7 +106,7 @@ pub fn handle(
                     {
                         waits.push(DurableWait {
                             log,
-                            end_offset: last + 1,
+                            end_offset: Offset(last).next(),
                             topic_index,
                             partition_index,
                         });
@@ -316,7 +317,7 @@ fn produce_one(
         _ => (batch, info),
     };
     let outcome = log
-        .append(&batch, &info, LEADER_EPOCH)
+        .append(&batch, &info, crate::common::LEADER_EPOCH)
         .map_err(|e| (log_error_code(&e), Some(e.to_string())))?;
     Ok((outcome, log))
 }
@@ -334,9 +335,7 @@ fn check_timestamps(
     if config.timestamp_kind == crate::log::TimestampKind::LogAppendTime {
         return Ok(());
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let now = crate::common::now_ms();
     let too_new = |ts: i64| ts.saturating_sub(now) > config.timestamp_after_max_ms;
     let too_old = |ts: i64| now.saturating_sub(ts) > config.timestamp_before_max_ms;
     if !too_new(info.max_timestamp) && config.timestamp_before_max_ms == i64::MAX {

@@ -18,9 +18,9 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{TopicName, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use crate::broker::BrokerContext;
+use crate::common::now_ms;
 use crate::group::records::OFFSETS_TOPIC;
 use crate::group::{check_commit, GroupCoordinator, OffsetCommit};
-use crate::log::partition::now_ms;
 use crate::protocol::Reply;
 
 /// A topic's partitions with their per-partition verdicts (Ok: to be written).

@@ -8,7 +8,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::{topic_id_from_string, topic_id_to_string, LogError, TopicPartition};
+use super::{LogError, TopicPartition};
+use crate::common::TopicId;
 
 /// File name of the recovery-point checkpoint.
 pub const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
@@ -104,13 +105,13 @@ pub fn read_offset_checkpoint(path: &Path) -> Result<BTreeMap<TopicPartition, i6
 }
 
 /// Writes `partition.metadata` ("version: 0\ntopic_id: <id>\n") atomically.
-pub(crate) fn write_partition_metadata(dir: &Path, topic_id: &[u8; 16]) -> io::Result<()> {
-    let text = format!("version: 0\ntopic_id: {}\n", topic_id_to_string(topic_id));
+pub(crate) fn write_partition_metadata(dir: &Path, topic_id: TopicId) -> io::Result<()> {
+    let text = format!("version: 0\ntopic_id: {topic_id}\n");
     write_atomic(&dir.join(PARTITION_METADATA_FILE), text.as_bytes())
 }
 
 /// Reads the topic id from `partition.metadata`; `None` if the file is missing or malformed.
-pub(crate) fn read_partition_metadata(dir: &Path) -> io::Result<Option<[u8; 16]>> {
+pub(crate) fn read_partition_metadata(dir: &Path) -> io::Result<Option<TopicId>> {
     let text = match fs::read_to_string(dir.join(PARTITION_METADATA_FILE)) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -120,7 +121,7 @@ pub(crate) fn read_partition_metadata(dir: &Path) -> io::Result<Option<[u8; 16]>
     Ok(text
         .lines()
         .find_map(|l| l.strip_prefix("topic_id:"))
-        .and_then(|v| topic_id_from_string(v.trim())))
+        .and_then(|v| TopicId::parse(v.trim())))
 }
 
 /// Entries of a directory as (file name, is_dir); names that are not UTF-8 are skipped.
@@ -199,13 +200,10 @@ mod tests {
     #[test]
     fn partition_metadata_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let id = [7u8; 16];
-        write_partition_metadata(dir.path(), &id).unwrap();
+        let id = TopicId::from_bytes([7u8; 16]);
+        write_partition_metadata(dir.path(), id).unwrap();
         let text = fs::read_to_string(dir.path().join(PARTITION_METADATA_FILE)).unwrap();
-        assert_eq!(
-            text,
-            format!("version: 0\ntopic_id: {}\n", topic_id_to_string(&id))
-        );
+        assert_eq!(text, format!("version: 0\ntopic_id: {id}\n"));
         assert_eq!(read_partition_metadata(dir.path()).unwrap(), Some(id));
     }
 }

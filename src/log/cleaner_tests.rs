@@ -3,6 +3,7 @@
 //! rolls), a key map smaller than the dirty keys (several passes, same result), and the
 //! cleaner's position surviving a restart in `cleaner-offset-checkpoint`.
 
+use crate::common::{LeaderEpoch, Offset, TopicId};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -27,7 +28,7 @@ fn tp() -> TopicPartition {
 
 /// A compacted partition with `configure` applied to its config.
 fn compacted(m: &LogManager, configure: impl FnOnce(&mut LogConfig)) -> Arc<PartitionLog> {
-    let p = m.create(&tp(), [3; 16]).unwrap();
+    let p = m.create(&tp(), TopicId::from_bytes([3; 16])).unwrap();
     let mut c = p.config();
     c.compact = true;
     c.delete = false;
@@ -44,7 +45,7 @@ fn put(p: &PartitionLog, kvs: &[(&str, &str)], ts: i64) {
         .collect();
     let b = build_batch(&recs, Compression::None, -1, -1, -1);
     let info = validate_produce_batch(&b, 1 << 20).unwrap();
-    p.append(&Bytes::from(b), &info, 0).unwrap();
+    p.append(&Bytes::from(b), &info, LeaderEpoch(0)).unwrap();
 }
 
 /// Appends a tombstone (null value) for `key` stamped `ts`.
@@ -57,7 +58,7 @@ fn tombstone(p: &PartitionLog, key: &str, ts: i64) {
         -1,
     );
     let info = validate_produce_batch(&b, 1 << 20).unwrap();
-    p.append(&Bytes::from(b), &info, 0).unwrap();
+    p.append(&Bytes::from(b), &info, LeaderEpoch(0)).unwrap();
 }
 
 /// Writes `rounds` updates of keys `k0..k{keys}`, one batch per update, stamped `ts`.
@@ -84,7 +85,7 @@ fn contents(p: &PartitionLog) -> Vec<(i64, String, String)> {
                 let s = |x: Option<&[u8]>| String::from_utf8_lossy(x.unwrap_or(b"")).into_owned();
                 out.push((rec.offset, s(rec.key), s(rec.value)));
             }
-            offset = h.last_offset() + 1;
+            offset = Offset::from(h.last_offset() + 1);
             b = &b[n..];
         }
     }
@@ -117,7 +118,7 @@ fn the_dirty_ratio_decides_when_a_pass_runs() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
     let p = compacted(&m, |_| {});
-    let now = partition::now_ms();
+    let now = crate::common::now_ms();
     churn(&p, 40, 1, now); // a large clean head once compacted: 40 distinct keys
     churn(&p, 4, 8, now);
     let c = p.cleanability(now).unwrap();
@@ -158,7 +159,7 @@ fn records_younger_than_the_min_compaction_lag_are_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
     let p = compacted(&m, |c| c.min_compaction_lag_ms = 3_600_000);
-    let now = partition::now_ms();
+    let now = crate::common::now_ms();
     churn(&p, 3, 4, now - 7_200_000); // two hours old: cleanable
     let old_end = p.log_end_offset();
     churn(&p, 3, 4, now); // fresh: inside the lag
@@ -190,7 +191,7 @@ fn the_max_compaction_lag_forces_a_pass_and_rolls_the_active_segment() {
         c.max_compaction_lag_ms = 60_000;
         c.segment_bytes = 1 << 20;
     });
-    let now = partition::now_ms();
+    let now = crate::common::now_ms();
     put(&p, &[("a", "1"), ("b", "1")], now - 120_000);
     // The next batch is two minutes newer than the active segment's first: it rolls at the
     // maximum lag (segment.ms is a week), so the old records become cleanable.
@@ -222,7 +223,7 @@ fn a_small_key_map_cleans_in_several_passes_with_the_same_result() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
     let p = compacted(&m, |c| c.min_cleanable_dirty_ratio = 0.0);
-    let now = partition::now_ms();
+    let now = crate::common::now_ms();
     churn(&p, 12, 5, now);
     // Expired tombstones for some keys, interleaved with more updates: wherever a pass's map
     // ends, no tombstone may be dropped while an older value of its key survives.
@@ -261,8 +262,13 @@ fn the_cleaner_round_and_its_checkpoint_survive_a_restart() {
     let position = {
         let m = LogManager::open(dir.path(), opts()).unwrap();
         let p = compacted(&m, |_| {});
-        let plain = m.create(&TopicPartition::new("plain", 0), [4; 16]).unwrap();
-        let now = partition::now_ms();
+        let plain = m
+            .create(
+                &TopicPartition::new("plain", 0),
+                TopicId::from_bytes([4; 16]),
+            )
+            .unwrap();
+        let now = crate::common::now_ms();
         churn(&p, 4, 6, now);
         churn(&plain, 4, 6, now);
         let plain_before = contents(&plain);
@@ -289,7 +295,7 @@ fn the_background_cleaner_compacts_without_being_asked() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
     let p = compacted(&m, |_| {});
-    let now = partition::now_ms();
+    let now = crate::common::now_ms();
     churn(&p, 2, 10, now);
     let before = contents(&p);
     let end = active_base(&p);
@@ -324,7 +330,7 @@ fn cleaning_a_large_log_uses_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
     let p = compacted(&m, |c| c.segment_bytes = 256 << 20);
-    let now = partition::now_ms();
+    let now = crate::common::now_ms();
     let value = "v".repeat(1000);
     let keys = 100_000;
     let mut written = 0u64;
@@ -340,7 +346,7 @@ fn cleaning_a_large_log_uses_bounded_memory() {
         let b = build_batch(&recs, Compression::None, -1, -1, -1);
         written += b.len() as u64;
         let info = validate_produce_batch(&b, 1 << 24).unwrap();
-        p.append(&Bytes::from(b), &info, 0).unwrap();
+        p.append(&Bytes::from(b), &info, LeaderEpoch(0)).unwrap();
         i += 1;
     }
     // A last batch in a fresh active segment, so every written byte is cleanable.

@@ -9,8 +9,8 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use super::manager::Shared;
-use super::partition::now_ms;
 use super::PartitionLog;
+use crate::common::now_ms;
 
 /// Body of the cleaner thread; returns when `stop` receives a message or its sender is
 /// dropped.

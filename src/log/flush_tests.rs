@@ -3,6 +3,7 @@
 //! period while the broker-wide period is an hour, `segment.index.bytes` rolls the active
 //! segment when its index is full, and `segment.jitter.ms` spreads time-based rolls.
 
+use crate::common::{LeaderEpoch, TopicId};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,13 +22,13 @@ fn opts() -> LogOptions {
 }
 
 fn append(p: &PartitionLog, records: usize) -> AppendOutcome {
-    append_at(p, records, partition::now_ms())
+    append_at(p, records, crate::common::now_ms())
 }
 
 fn append_at(p: &PartitionLog, records: usize, ts: i64) -> AppendOutcome {
     let b = simple_batch(records, 20, ts);
     let info = validate_produce_batch(&b, 1 << 20).unwrap();
-    p.append(&Bytes::from(b), &info, 0).unwrap()
+    p.append(&Bytes::from(b), &info, LeaderEpoch(0)).unwrap()
 }
 
 fn forced(o: AppendOutcome) -> bool {
@@ -56,7 +57,9 @@ fn durable_within(p: &PartitionLog, limit: Duration) -> Option<Duration> {
 fn flush_messages_forces_an_fsync_once_enough_messages_are_unflushed() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
-    let p = m.create(&TopicPartition::new("f", 0), [1; 16]).unwrap();
+    let p = m
+        .create(&TopicPartition::new("f", 0), TopicId::from_bytes([1; 16]))
+        .unwrap();
     let mut c = p.config();
     c.flush_messages = 10;
     p.set_config(c);
@@ -73,8 +76,18 @@ fn flush_messages_forces_an_fsync_once_enough_messages_are_unflushed() {
 fn flush_ms_syncs_a_partition_within_its_own_period() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
-    let fast = m.create(&TopicPartition::new("fast", 0), [1; 16]).unwrap();
-    let slow = m.create(&TopicPartition::new("slow", 0), [2; 16]).unwrap();
+    let fast = m
+        .create(
+            &TopicPartition::new("fast", 0),
+            TopicId::from_bytes([1; 16]),
+        )
+        .unwrap();
+    let slow = m
+        .create(
+            &TopicPartition::new("slow", 0),
+            TopicId::from_bytes([2; 16]),
+        )
+        .unwrap();
     let mut c = fast.config();
     c.flush_ms = 100;
     fast.set_config(c);
@@ -99,12 +112,14 @@ fn flush_ms_syncs_a_partition_within_its_own_period() {
 fn segment_index_bytes_rolls_the_active_segment_when_its_index_is_full() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
-    let p = m.create(&TopicPartition::new("i", 0), [3; 16]).unwrap();
+    let p = m
+        .create(&TopicPartition::new("i", 0), TopicId::from_bytes([3; 16]))
+        .unwrap();
     let mut c = p.config();
     c.index_interval_bytes = 0; // an index entry for every batch after the first
     c.segment_index_bytes = 4 * 12; // room for 4 offset entries, 3 time entries + the last
     p.set_config(c);
-    let now = partition::now_ms();
+    let now = crate::common::now_ms();
     for i in 0..20 {
         append_at(&p, 1, now + i); // rising timestamps: a time index entry per batch too
     }
@@ -115,7 +130,9 @@ fn segment_index_bytes_rolls_the_active_segment_when_its_index_is_full() {
         assert!(entries.len() * 8 <= 48, "{base}: {entries:?}");
     }
     // The default 10 MiB never rolls this log.
-    let q = m.create(&TopicPartition::new("i", 1), [3; 16]).unwrap();
+    let q = m
+        .create(&TopicPartition::new("i", 1), TopicId::from_bytes([3; 16]))
+        .unwrap();
     let mut c = q.config();
     c.index_interval_bytes = 0;
     q.set_config(c);
@@ -131,7 +148,9 @@ fn segment_jitter_ms_rolls_some_segments_early() {
     let m = LogManager::open(dir.path(), opts()).unwrap();
     let mut rolled = 0;
     for i in 0..20 {
-        let p = m.create(&TopicPartition::new("j", i), [4; 16]).unwrap();
+        let p = m
+            .create(&TopicPartition::new("j", i), TopicId::from_bytes([4; 16]))
+            .unwrap();
         let mut c = p.config();
         c.segment_ms = 1000;
         c.segment_jitter_ms = 1000;
@@ -147,7 +166,9 @@ fn segment_jitter_ms_rolls_some_segments_early() {
     // a chance of about 2 in a million.
     assert!((1..20).contains(&rolled), "{rolled} of 20 rolled");
     // Without jitter none rolls.
-    let p = m.create(&TopicPartition::new("nj", 0), [5; 16]).unwrap();
+    let p = m
+        .create(&TopicPartition::new("nj", 0), TopicId::from_bytes([5; 16]))
+        .unwrap();
     let mut c = p.config();
     c.segment_ms = 1000;
     p.set_config(c);

@@ -92,8 +92,8 @@ impl Shared {
             if p.is_offline() {
                 continue;
             }
-            rp.insert(tp.clone(), p.durable_offset());
-            ls.insert(tp, p.log_start_offset());
+            rp.insert(tp.clone(), p.durable_offset().get());
+            ls.insert(tp, p.log_start_offset().get());
         }
         write_offset_checkpoint(&self.log_dir.join(RECOVERY_POINT_FILE), &rp)?;
         write_offset_checkpoint(&self.log_dir.join(LOG_START_FILE), &ls)?;
@@ -180,7 +180,7 @@ fn parse_partition_dir(name: &str) -> Option<TopicPartition> {
 }
 
 fn random_hex() -> String {
-    format!("{:016x}", super::random_u64())
+    format!("{:016x}", crate::common::clock::random_u64())
 }
 
 impl LogManager {
@@ -284,7 +284,7 @@ impl LogManager {
     pub fn create(
         &self,
         tp: &TopicPartition,
-        topic_id: [u8; 16],
+        topic_id: crate::common::TopicId,
     ) -> Result<Arc<PartitionLog>, LogError> {
         self.create_with_config(tp, topic_id, None)
     }
@@ -294,7 +294,7 @@ impl LogManager {
     pub fn create_with_config(
         &self,
         tp: &TopicPartition,
-        topic_id: [u8; 16],
+        topic_id: crate::common::TopicId,
         config: Option<LogConfig>,
     ) -> Result<Arc<PartitionLog>, LogError> {
         let _admin = self
@@ -312,7 +312,7 @@ impl LogManager {
         }
         let dir = self.shared.log_dir.join(tp.dir_name());
         create_dir_all(&dir)?;
-        write_partition_metadata(&dir, &topic_id)?;
+        write_partition_metadata(&dir, topic_id)?;
         let seg = Segment::create(&dir, 0, self.shared.opts.index_interval_bytes)?;
         sync_dir(&dir)?;
         sync_dir(&self.shared.log_dir)?;
@@ -382,7 +382,7 @@ impl LogManager {
         self.retention.start(RETENTION_THREAD, move |rx| {
             // Any message or a dropped sender stops the thread.
             while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(interval) {
-                shared.run_retention(super::partition::now_ms(), Some(producer_expiration_ms));
+                shared.run_retention(crate::common::now_ms(), Some(producer_expiration_ms));
             }
         })
     }
@@ -404,17 +404,14 @@ impl LogManager {
     /// One cleaner round now (tests, admin): compacts every partition that needs it with a key
     /// map of about `dedupe_buffer` bytes; returns the partitions cleaned.
     pub fn run_cleaner(&self, dedupe_buffer: usize) -> usize {
-        cleaner_thread::run_once(
-            &self.shared,
-            super::partition::now_ms(),
-            dedupe_buffer,
-            || false,
-        )
+        cleaner_thread::run_once(&self.shared, crate::common::now_ms(), dedupe_buffer, || {
+            false
+        })
     }
 
     /// One retention pass now (tests, admin); returns the segments deleted.
     pub fn run_retention(&self) -> usize {
-        self.shared.run_retention(super::partition::now_ms(), None)
+        self.shared.run_retention(crate::common::now_ms(), None)
     }
 
     fn stop_background(&self) {
@@ -476,7 +473,7 @@ impl LogManager {
     pub fn recovery_points(&self) -> HashMap<TopicPartition, i64> {
         self.all()
             .into_iter()
-            .map(|(tp, p)| (tp, p.durable_offset()))
+            .map(|(tp, p)| (tp, p.durable_offset().get()))
             .collect()
     }
 }

@@ -74,19 +74,6 @@ impl Default for LogOptions {
     }
 }
 
-/// A random number (std's randomly keyed SipHash over the clock): unique directory names and
-/// per-segment roll jitter need no more.
-pub(crate) fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
-}
-
 /// A topic partition. Ordered by topic, then partition.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicPartition {
@@ -175,72 +162,4 @@ pub enum LogError {
     /// On-disk data is inconsistent in a way recovery cannot repair.
     #[error("corrupt log: {0}")]
     Corrupt(String),
-}
-
-/// Encodes a topic id as Kafka prints it: URL-safe base64 without padding.
-pub fn topic_id_to_string(id: &[u8; 16]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(22);
-    for chunk in id.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
-}
-
-/// Decodes [`topic_id_to_string`]'s format; `None` if malformed.
-pub fn topic_id_from_string(s: &str) -> Option<[u8; 16]> {
-    fn val(c: u8) -> Option<u32> {
-        match c {
-            b'A'..=b'Z' => Some(u32::from(c - b'A')),
-            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
-            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
-            b'-' | b'+' => Some(62),
-            b'_' | b'/' => Some(63),
-            _ => None,
-        }
-    }
-    let s = s.trim_end_matches('=').as_bytes();
-    if s.len() != 22 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(18);
-    for chunk in s.chunks(4) {
-        let mut n = 0u32;
-        for (i, c) in chunk.iter().enumerate() {
-            n |= val(*c)? << (18 - 6 * i);
-        }
-        let bytes = chunk.len() - 1;
-        for i in 0..bytes {
-            out.push((n >> (16 - 8 * i)) as u8);
-        }
-    }
-    out.try_into().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topic_id_round_trip() {
-        let id: [u8; 16] = [
-            0xfb, 0xff, 0x00, 0x01, 0x7e, 0x3f, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0x80,
-            0x90, 0xa0,
-        ];
-        let s = topic_id_to_string(&id);
-        assert_eq!(s.len(), 22);
-        assert!(s.starts_with("-_8A"));
-        assert_eq!(topic_id_from_string(&s), Some(id));
-        assert_eq!(topic_id_to_string(&[0; 16]), "AAAAAAAAAAAAAAAAAAAAAA");
-        assert_eq!(topic_id_from_string("short"), None);
-    }
 }

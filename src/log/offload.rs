@@ -24,7 +24,7 @@ pub async fn append(
     log: Arc<PartitionLog>,
     batch: Bytes,
     info: BatchInfo,
-    leader_epoch: i32,
+    leader_epoch: crate::common::LeaderEpoch,
 ) -> Result<AppendOutcome, LogError> {
     tokio::task::spawn_blocking(move || log.append(&batch, &info, leader_epoch))
         .await

@@ -8,6 +8,7 @@
 //! behind one `std::sync::Mutex`, never held across an `.await` and held by reads only long
 //! enough to pick a file and a position; the bytes are then read with `pread` outside the lock.
 
+use crate::common::Offset;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -69,10 +70,10 @@ pub enum AppendOutcome {
 
 impl AppendOutcome {
     /// Offset one past the last record of the batch (what to pass to `wait_durable`).
-    pub fn end_offset(&self) -> i64 {
+    pub fn end_offset(&self) -> Offset {
         match self {
             AppendOutcome::Appended { last_offset, .. }
-            | AppendOutcome::Duplicate { last_offset, .. } => last_offset + 1,
+            | AppendOutcome::Duplicate { last_offset, .. } => Offset(last_offset + 1),
         }
     }
 }
@@ -112,7 +113,7 @@ pub(crate) struct Inner {
 pub struct PartitionLog {
     tp: TopicPartition,
     dir: PathBuf,
-    topic_id: [u8; 16],
+    topic_id: crate::common::TopicId,
     inner: Mutex<Inner>,
     leo_tx: watch::Sender<i64>,
     durable_tx: watch::Sender<Durable>,
@@ -136,7 +137,7 @@ impl PartitionLog {
     pub(crate) fn from_parts(
         tp: TopicPartition,
         dir: &Path,
-        topic_id: [u8; 16],
+        topic_id: crate::common::TopicId,
         opts: LogOptions,
         segments: Vec<Segment>,
         log_start_offset: i64,
@@ -236,7 +237,7 @@ impl PartitionLog {
         &self,
         batch: &Bytes,
         info: &BatchInfo,
-        leader_epoch: i32,
+        leader_epoch: crate::common::LeaderEpoch,
     ) -> Result<AppendOutcome, LogError> {
         if self.offline.load(Ordering::SeqCst) {
             return Err(self.offline_error());
@@ -264,7 +265,7 @@ impl PartitionLog {
         let last_offset = base_offset + i64::from(info.last_offset_delta);
         let len = batch.len() as u64;
         let log_append_time = match g.config.timestamp_kind {
-            TimestampKind::LogAppendTime => Some(now_ms()),
+            TimestampKind::LogAppendTime => Some(crate::common::now_ms()),
             TimestampKind::CreateTime => None,
         };
         let max_timestamp = log_append_time.unwrap_or(info.max_timestamp);
@@ -298,7 +299,7 @@ impl PartitionLog {
         let interval = g.config.index_interval_bytes;
         let mut header = [0u8; HEADER_LEN];
         header.copy_from_slice(&batch[..HEADER_LEN]);
-        stamp_base_offset_and_epoch(&mut header, base_offset, leader_epoch);
+        stamp_base_offset_and_epoch(&mut header, base_offset, leader_epoch.get());
         // Only a LogAppendTime rewrite touches CRC-covered bytes; otherwise write just the
         // 16 stamped bytes and hand the rest of the producer's buffer to the kernel as is.
         let head_len = match log_append_time {
@@ -517,7 +518,8 @@ impl PartitionLog {
     /// the flusher, so concurrent waiters share one fsync (group commit). Fails with
     /// `StorageOffline` if the partition is poisoned, `ShutDown` if the flusher has stopped.
     /// The future holds no lock and is `Send`.
-    pub async fn wait_durable(&self, end_offset: i64) -> Result<(), LogError> {
+    pub async fn wait_durable(&self, end_offset: Offset) -> Result<(), LogError> {
+        let end_offset = end_offset.get();
         let mut rx = self.durable_tx.subscribe();
         {
             let d = *rx.borrow_and_update();
@@ -544,22 +546,22 @@ impl PartitionLog {
     }
 
     /// Offset below which everything is known to be fdatasync'ed.
-    pub fn durable_offset(&self) -> i64 {
-        self.durable_tx.borrow().offset
+    pub fn durable_offset(&self) -> Offset {
+        Offset(self.durable_tx.borrow().offset)
     }
 
     /// Log start offset: the first offset still readable.
-    pub fn log_start_offset(&self) -> i64 {
-        self.lock().log_start_offset
+    pub fn log_start_offset(&self) -> Offset {
+        Offset(self.lock().log_start_offset)
     }
 
     /// Log end offset: the offset the next batch will get.
-    pub fn log_end_offset(&self) -> i64 {
-        self.lock().leo
+    pub fn log_end_offset(&self) -> Offset {
+        Offset(self.lock().leo)
     }
 
     /// High watermark; equal to the log end offset on a single node.
-    pub fn high_watermark(&self) -> i64 {
+    pub fn high_watermark(&self) -> Offset {
         self.log_end_offset()
     }
 
@@ -574,7 +576,7 @@ impl PartitionLog {
     }
 
     /// The topic id from `partition.metadata`.
-    pub fn topic_id(&self) -> [u8; 16] {
+    pub fn topic_id(&self) -> crate::common::TopicId {
         self.topic_id
     }
 
@@ -625,11 +627,4 @@ impl RollError {
             RollError::Create(e) | RollError::Seal(e) => e,
         }
     }
-}
-
-/// The broker's wall clock in epoch milliseconds (LogAppendTime, retention).
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

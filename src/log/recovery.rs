@@ -412,7 +412,7 @@ pub(crate) fn load_partition(
     let mut report = RecoveryReport::default();
     let topic_id = read_partition_metadata(dir)?.unwrap_or_else(|| {
         tracing::warn!(dir = %dir.display(), "missing or malformed partition.metadata");
-        [0; 16]
+        crate::common::TopicId::NIL
     });
     let entries = list_dir(dir)?;
     let mut bases: Vec<i64> = Vec::new();

@@ -4,6 +4,7 @@
 //! clean reopen and a reopen without checkpoints (everything scanned, as after a crash), and
 //! reports the descriptors the process holds afterwards.
 
+use crate::common::{LeaderEpoch, TopicId};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -37,10 +38,15 @@ fn partitions_start_up() {
     {
         let m = LogManager::open(dir.path(), opts.clone()).unwrap();
         for i in 0..n {
-            let p = m.create(&TopicPartition::new("scale", i), [9; 16]).unwrap();
+            let p = m
+                .create(
+                    &TopicPartition::new("scale", i),
+                    TopicId::from_bytes([9; 16]),
+                )
+                .unwrap();
             // Three segments each: two sealed, one active.
             for _ in 0..5 {
-                p.append(&batch, &info, 0).unwrap();
+                p.append(&batch, &info, LeaderEpoch(0)).unwrap();
             }
             // As the flusher would: sync, which also releases the sealed segments' writers.
             p.flush().unwrap();

@@ -240,7 +240,7 @@ impl Segment {
             builder: IndexBuilder::new(base_offset, interval),
             size: 0,
             next_offset: base_offset,
-            roll_seed: super::random_u64(),
+            roll_seed: crate::common::clock::random_u64(),
         })
     }
 
@@ -287,7 +287,7 @@ impl Segment {
             builder: st.builder,
             size: st.size,
             next_offset: st.next_offset,
-            roll_seed: super::random_u64(),
+            roll_seed: crate::common::clock::random_u64(),
         })
     }
 

@@ -2,6 +2,7 @@
 //! their `.txnindex` entries, read_committed reads stopping at the LSO, what survives a restart
 //! or a crash, retention removing `.txnindex` files, and the cleaner ignoring aborted records.
 
+use crate::common::{LeaderEpoch, Offset, TopicId};
 use bytes::Bytes;
 
 use super::segment::file_name;
@@ -26,33 +27,41 @@ fn tp() -> TopicPartition {
 /// Appends one record `key=value` from transactional producer `pid` with sequence `seq`,
 /// stamped now (markers carry the broker's clock, and an old timestamp would roll segments).
 fn txn_put(p: &PartitionLog, pid: i64, seq: i32, key: &str, value: &str) -> i64 {
-    let now = partition::now_ms();
+    let now = crate::common::now_ms();
     let recs: Vec<TestRecord<'_>> =
         vec![(Some(key.as_bytes()), Some(value.as_bytes()), vec![], now)];
     let b = transactional_batch(&recs, Compression::None, pid, 0, seq);
     let info = BatchInfo::from_header(&BatchHeader::new(&b).unwrap());
-    let o = p.append(&Bytes::from(b), &info, 0).unwrap();
-    o.end_offset() - 1
+    let o = p.append(&Bytes::from(b), &info, LeaderEpoch(0)).unwrap();
+    (o.end_offset() - 1).get()
 }
 
 /// Appends one plain (non-transactional) record.
 fn put(p: &PartitionLog, key: &str, value: &str) -> i64 {
-    let now = partition::now_ms();
+    let now = crate::common::now_ms();
     let recs: Vec<TestRecord<'_>> =
         vec![(Some(key.as_bytes()), Some(value.as_bytes()), vec![], now)];
     let b = build_batch(&recs, Compression::None, -1, -1, -1);
     let info = BatchInfo::from_header(&BatchHeader::new(&b).unwrap());
-    p.append(&Bytes::from(b), &info, 0).unwrap().end_offset() - 1
+    p.append(&Bytes::from(b), &info, LeaderEpoch(0))
+        .unwrap()
+        .end_offset()
+        .get()
+        - 1
 }
 
 fn marker(p: &PartitionLog, pid: i64, kind: MarkerKind) -> i64 {
-    p.append_txn_marker(pid, 0, kind, 0).unwrap().end_offset() - 1
+    p.append_txn_marker(pid, 0, kind, 0)
+        .unwrap()
+        .end_offset()
+        .get()
+        - 1
 }
 
 /// Values a read_committed consumer sees: records below the LSO, minus aborted ones.
 fn committed_values(p: &PartitionLog) -> Vec<String> {
     let lso = p.last_stable_offset();
-    let aborted = p.aborted_transactions(0, lso);
+    let aborted = p.aborted_transactions(Offset(0), lso);
     let r = p.read(p.log_start_offset(), 1 << 20, true).unwrap();
     let mut out = Vec::new();
     let mut b = &r.records[..];
@@ -77,7 +86,7 @@ fn committed_values(p: &PartitionLog) -> Vec<String> {
 fn lso_and_aborted_transactions_follow_the_markers() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
-    let p = m.create(&tp(), [1; 16]).unwrap();
+    let p = m.create(&tp(), TopicId::from_bytes([1; 16])).unwrap();
     put(&p, "a", "plain");
     let first7 = txn_put(&p, 7, 0, "a", "seven");
     let first8 = txn_put(&p, 8, 0, "b", "eight");
@@ -89,8 +98,8 @@ fn lso_and_aborted_transactions_follow_the_markers() {
     );
     assert_eq!(p.open_transactions(), vec![(7, first7), (8, first8)]);
     // read_committed reads stop at the LSO; read_uncommitted ones do not.
-    let committed = p.read_region(0, 1 << 20, true, true).unwrap();
-    let uncommitted = p.read_region(0, 1 << 20, true, false).unwrap();
+    let committed = p.read_region(Offset(0), 1 << 20, true, true).unwrap();
+    let uncommitted = p.read_region(Offset(0), 1 << 20, true, false).unwrap();
     assert!(committed.len > 0 && committed.len < uncommitted.len);
     assert_eq!(committed.last_stable_offset, first7);
     assert_eq!(committed_values(&p), vec!["plain"]);
@@ -100,7 +109,7 @@ fn lso_and_aborted_transactions_follow_the_markers() {
     let abort = marker(&p, 8, MarkerKind::Abort);
     assert_eq!(p.last_stable_offset(), p.log_end_offset());
     assert!(commit < abort);
-    let aborted = p.aborted_transactions(0, i64::MAX);
+    let aborted = p.aborted_transactions(Offset(0), Offset(i64::MAX));
     assert_eq!(
         aborted,
         vec![AbortedTxn {
@@ -125,7 +134,7 @@ fn lso_and_aborted_transactions_follow_the_markers() {
     drop(m);
     let m = LogManager::open(dir.path(), opts()).unwrap();
     let p = m.get(&tp()).unwrap();
-    assert_eq!(p.aborted_transactions(0, i64::MAX), aborted);
+    assert_eq!(p.aborted_transactions(Offset(0), Offset(i64::MAX)), aborted);
     assert_eq!(p.open_transactions(), vec![(9, open9)]);
     assert_eq!(p.last_stable_offset(), open9);
     marker(&p, 9, MarkerKind::Commit);
@@ -141,7 +150,7 @@ fn an_index_entry_whose_marker_was_lost_is_dropped_at_recovery() {
     let pdir = dir.path().join(tp().dir_name());
     let (end_before_abort, image) = {
         let m = LogManager::open(dir.path(), opts()).unwrap();
-        let p = m.create(&tp(), [1; 16]).unwrap();
+        let p = m.create(&tp(), TopicId::from_bytes([1; 16])).unwrap();
         txn_put(&p, 5, 0, "k", "v");
         m.shutdown().unwrap();
         let end = p.log_end_offset();
@@ -156,7 +165,8 @@ fn an_index_entry_whose_marker_was_lost_is_dropped_at_recovery() {
     let p = m.get(&tp()).unwrap();
     assert_eq!(p.log_end_offset(), end_before_abort);
     assert!(
-        p.aborted_transactions(0, i64::MAX).is_empty(),
+        p.aborted_transactions(Offset(0), Offset(i64::MAX))
+            .is_empty(),
         "no marker, no abort"
     );
     assert_eq!(
@@ -170,7 +180,7 @@ fn an_index_entry_whose_marker_was_lost_is_dropped_at_recovery() {
 fn retention_removes_txn_indexes_and_forgets_old_aborts() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
-    let p = m.create(&tp(), [1; 16]).unwrap();
+    let p = m.create(&tp(), TopicId::from_bytes([1; 16])).unwrap();
     let mut c = p.config();
     c.segment_bytes = 200;
     p.set_config(c);
@@ -188,14 +198,16 @@ fn retention_removes_txn_indexes_and_forgets_old_aborts() {
         .any(|b| txnindex(b).exists()));
     p.delete_records_before(p.log_end_offset() - 1).unwrap();
     assert!(!txnindex(first).exists());
-    assert!(p.aborted_transactions(0, i64::MAX).is_empty());
+    assert!(p
+        .aborted_transactions(Offset(0), Offset(i64::MAX))
+        .is_empty());
 }
 
 #[test]
 fn the_cleaner_drops_aborted_records_and_stops_at_open_transactions() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
-    let p = m.create(&tp(), [1; 16]).unwrap();
+    let p = m.create(&tp(), TopicId::from_bytes([1; 16])).unwrap();
     let mut c = p.config();
     c.compact = true;
     c.delete = false;
@@ -209,12 +221,12 @@ fn the_cleaner_drops_aborted_records_and_stops_at_open_transactions() {
         put(&p, "pad", &format!("{i}"));
     }
     assert!(p.segment_base_offsets().len() > 2);
-    p.compact(partition::now_ms()).unwrap();
+    p.compact(crate::common::now_ms()).unwrap();
     // Nothing at or after the open transaction was cleaned.
     assert!(p.first_dirty_offset() <= open);
     let values = committed_values(&p);
     assert!(values.contains(&"committed".to_string()), "{values:?}");
-    let raw = p.read(0, 1 << 20, true).unwrap().records;
+    let raw = p.read(Offset(0), 1 << 20, true).unwrap().records;
     let all: Vec<String> = {
         let mut v = Vec::new();
         let mut b = &raw[..];
@@ -239,17 +251,17 @@ fn the_cleaner_drops_aborted_records_and_stops_at_open_transactions() {
 fn a_marker_with_a_newer_epoch_fences_the_old_one() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
-    let p = m.create(&tp(), [1; 16]).unwrap();
+    let p = m.create(&tp(), TopicId::from_bytes([1; 16])).unwrap();
     txn_put(&p, 5, 0, "k", "v");
     // The coordinator aborts on a timeout with the bumped epoch 1.
     p.append_txn_marker(5, 1, MarkerKind::Abort, 0).unwrap();
-    let now = partition::now_ms();
+    let now = crate::common::now_ms();
     let recs: Vec<TestRecord<'_>> = vec![(Some(b"k"), Some(b"late"), vec![], now)];
     let b = transactional_batch(&recs, Compression::None, 5, 0, 1);
     let info = BatchInfo::from_header(&BatchHeader::new(&b).unwrap());
     assert!(
         matches!(
-            p.append(&Bytes::from(b), &info, 0),
+            p.append(&Bytes::from(b), &info, LeaderEpoch(0)),
             Err(LogError::InvalidProducerEpoch { .. })
         ),
         "epoch 0 is fenced"
@@ -261,27 +273,29 @@ fn a_marker_with_a_newer_epoch_fences_the_old_one() {
     let p = m.get(&tp()).unwrap();
     let b = transactional_batch(&recs, Compression::None, 5, 0, 1);
     let info = BatchInfo::from_header(&BatchHeader::new(&b).unwrap());
-    assert!(p.append(&Bytes::from(b), &info, 0).is_err());
+    assert!(p.append(&Bytes::from(b), &info, LeaderEpoch(0)).is_err());
     let b = transactional_batch(&recs, Compression::None, 5, 1, 0);
     let info = BatchInfo::from_header(&BatchHeader::new(&b).unwrap());
-    p.append(&Bytes::from(b), &info, 0).unwrap();
+    p.append(&Bytes::from(b), &info, LeaderEpoch(0)).unwrap();
 }
 
 #[test]
 fn producer_snapshots_carry_state_across_many_segments() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
-    let p = m.create(&tp(), [1; 16]).unwrap();
+    let p = m.create(&tp(), TopicId::from_bytes([1; 16])).unwrap();
     let mut c = p.config();
     c.segment_bytes = 100; // one batch a segment
     p.set_config(c);
     // An idempotent producer's last batch and a transaction's start, then many segments of
     // other data: both are far outside the last two segments.
-    let now = partition::now_ms();
+    let now = crate::common::now_ms();
     let recs: Vec<TestRecord<'_>> = vec![(Some(b"k"), Some(b"v"), vec![], now)];
     let idem = build_batch(&recs, Compression::None, 40, 0, 0);
     let info = BatchInfo::from_header(&BatchHeader::new(&idem).unwrap());
-    let first = p.append(&Bytes::from(idem.clone()), &info, 0).unwrap();
+    let first = p
+        .append(&Bytes::from(idem.clone()), &info, LeaderEpoch(0))
+        .unwrap();
     let open = txn_put(&p, 41, 0, "t", "open");
     for i in 0..10 {
         put(&p, "x", &format!("{i}"));
@@ -304,7 +318,7 @@ fn producer_snapshots_carry_state_across_many_segments() {
     let m = LogManager::open(dir.path(), opts()).unwrap();
     let p = m.get(&tp()).unwrap();
     // The retried idempotent batch is recognised, with its original offset.
-    match p.append(&Bytes::from(idem), &info, 0).unwrap() {
+    match p.append(&Bytes::from(idem), &info, LeaderEpoch(0)).unwrap() {
         AppendOutcome::Duplicate { base_offset, .. } => {
             assert_eq!(base_offset, first.end_offset() - 1)
         }
@@ -315,7 +329,7 @@ fn producer_snapshots_carry_state_across_many_segments() {
     assert_eq!(p.last_stable_offset(), open);
     // Its abort marker records the transaction's real first offset.
     p.append_txn_marker(41, 0, MarkerKind::Abort, 0).unwrap();
-    let aborted = p.aborted_transactions(0, i64::MAX);
+    let aborted = p.aborted_transactions(Offset(0), Offset(i64::MAX));
     assert_eq!(aborted.len(), 1);
     assert_eq!(aborted[0].first_offset, open);
 

@@ -11,14 +11,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use crate::common::TopicId;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 /// One topic as the cluster knows it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct TopicMeta {
     pub name: String,
-    pub id: Uuid,
+    pub id: TopicId,
     pub partitions: i32,
     /// Topic-level configs set explicitly (Kafka names); unset ones follow the broker.
     #[serde(default)]
@@ -66,7 +66,7 @@ pub enum MetadataRecord {
 #[derive(Clone, Debug, Default)]
 pub struct MetadataImage {
     topics: BTreeMap<String, Arc<TopicMeta>>,
-    topic_names_by_id: HashMap<Uuid, String>,
+    topic_names_by_id: HashMap<TopicId, String>,
     producer_ids_reserved_until: i64,
     group_configs: BTreeMap<String, BTreeMap<String, String>>,
     broker_configs: BTreeMap<String, BTreeMap<String, String>>,
@@ -79,7 +79,7 @@ impl MetadataImage {
     }
 
     /// The topic whose id is `id`.
-    pub fn topic_by_id(&self, id: Uuid) -> Option<&Arc<TopicMeta>> {
+    pub fn topic_by_id(&self, id: TopicId) -> Option<&Arc<TopicMeta>> {
         self.topic_names_by_id
             .get(&id)
             .and_then(|name| self.topics.get(name))
@@ -96,7 +96,7 @@ impl MetadataImage {
     }
 
     /// True if some topic already has `id`.
-    pub fn has_topic_id(&self, id: Uuid) -> bool {
+    pub fn has_topic_id(&self, id: TopicId) -> bool {
         self.topic_names_by_id.contains_key(&id)
     }
 
@@ -221,7 +221,7 @@ mod tests {
     fn topic(name: &str, partitions: i32) -> TopicMeta {
         TopicMeta {
             name: name.to_string(),
-            id: Uuid::new_v4(),
+            id: TopicId::random(),
             partitions,
             configs: BTreeMap::new(),
         }

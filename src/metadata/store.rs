@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::image::{ConfigScope, MetadataImage, MetadataRecord, TopicMeta};
 use super::persist::{read_properties, write_atomically};
 use super::producer_ids::ProducerIdAllocator;
+use crate::common::TopicId;
 
 const METADATA_FILE: &str = "gregor-metadata.json";
 const META_PROPERTIES: &str = "meta.properties";
@@ -191,7 +192,7 @@ impl MetadataStore {
         }
         let cluster_id = configured
             .map(str::to_string)
-            .unwrap_or_else(|| kafka_uuid_string(Uuid::new_v4()));
+            .unwrap_or_else(|| crate::common::ids::uuid_to_kafka_string(Uuid::new_v4()));
         let text =
             format!("#Written by gregor\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
         write_atomically(&path, text.as_bytes())?;
@@ -246,7 +247,7 @@ impl MetadataStore {
         self.image.load().topic(name).cloned()
     }
 
-    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<TopicMeta>> {
+    pub fn topic_by_id(&self, id: TopicId) -> Option<Arc<TopicMeta>> {
         self.image.load().topic_by_id(id).cloned()
     }
 
@@ -265,9 +266,9 @@ impl MetadataStore {
             if image.topic(name).is_some() {
                 return Err(MetadataError::TopicExists(name.to_string()));
             }
-            let mut id = Uuid::new_v4();
+            let mut id = TopicId::random();
             while id.is_nil() || image.has_topic_id(id) {
-                id = Uuid::new_v4();
+                id = TopicId::random();
             }
             let topic = TopicMeta {
                 name: name.to_string(),
@@ -399,27 +400,6 @@ impl MetadataStore {
     }
 }
 
-/// Kafka prints UUIDs (cluster ids, topic ids) as URL-safe base64 without padding.
-pub fn kafka_uuid_string(id: Uuid) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = id.as_bytes();
-    let mut out = String::with_capacity(22);
-    let mut bits: u32 = 0;
-    let mut nbits = 0;
-    for &b in bytes {
-        bits = (bits << 8) | u32::from(b);
-        nbits += 8;
-        while nbits >= 6 {
-            nbits -= 6;
-            out.push(ALPHABET[((bits >> nbits) & 63) as usize] as char);
-        }
-    }
-    if nbits > 0 {
-        out.push(ALPHABET[((bits << (6 - nbits)) & 63) as usize] as char);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,7 +455,13 @@ mod tests {
     #[test]
     fn kafka_uuid_format() {
         let id = Uuid::from_bytes([0; 16]);
-        assert_eq!(kafka_uuid_string(id), "AAAAAAAAAAAAAAAAAAAAAA");
-        assert_eq!(kafka_uuid_string(Uuid::new_v4()).len(), 22);
+        assert_eq!(
+            crate::common::ids::uuid_to_kafka_string(id),
+            "AAAAAAAAAAAAAAAAAAAAAA"
+        );
+        assert_eq!(
+            crate::common::ids::uuid_to_kafka_string(Uuid::new_v4()).len(),
+            22
+        );
     }
 }

@@ -28,9 +28,10 @@ use kafka_protocol::error::ResponseError;
 use tokio::sync::watch;
 
 use crate::broker::BrokerContext;
+use crate::common::now_ms;
+use crate::common::Offset;
 use crate::group::records::OFFSETS_TOPIC;
 use crate::internal_topic::InternalTopic;
-use crate::log::partition::now_ms;
 use crate::log::{LogError, PartitionLog};
 use crate::records::build::MarkerKind;
 use crate::records::{validate_produce_batch, RecordError};
@@ -39,7 +40,7 @@ pub use state::TxnData;
 
 /// The coordinator epoch written into markers. Kafka uses the leader epoch of the
 /// `__transaction_state` partition; a single broker never changes leader, so it is constant.
-pub const COORDINATOR_EPOCH: i32 = crate::handlers::LEADER_EPOCH;
+pub const COORDINATOR_EPOCH: i32 = crate::common::LEADER_EPOCH.get();
 
 /// Why `__transaction_state` or a marker could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -167,7 +168,7 @@ impl TransactionCoordinator {
         ctx: &BrokerContext,
         transactional_id: &str,
         data: &TxnData,
-    ) -> Result<(Arc<PartitionLog>, i64), StoreError> {
+    ) -> Result<(Arc<PartitionLog>, Offset), StoreError> {
         self.append_record(ctx, transactional_id, Some(data)).await
     }
 
@@ -180,7 +181,7 @@ impl TransactionCoordinator {
         ctx: &BrokerContext,
         transactional_id: &str,
         data: Option<&TxnData>,
-    ) -> Result<(Arc<PartitionLog>, i64), StoreError> {
+    ) -> Result<(Arc<PartitionLog>, Offset), StoreError> {
         // InitProducerId creates the topic off the runtime before any id has state to write;
         // here this is a lookup.
         let partitions = self.ensure_topic(ctx)?;
@@ -197,7 +198,7 @@ impl TransactionCoordinator {
         );
         let info = validate_produce_batch(&batch, usize::MAX)?;
         let outcome =
-            crate::log::offload::append(log.clone(), batch, info, crate::handlers::LEADER_EPOCH)
+            crate::log::offload::append(log.clone(), batch, info, crate::common::LEADER_EPOCH)
                 .await?;
         Ok((log, outcome.end_offset()))
     }
@@ -291,7 +292,7 @@ impl TransactionCoordinator {
         // leaves the (in-memory) set, so a retry writes only the missing ones, as Kafka's
         // marker channel does. Replay after a restart rewrites them all, which is harmless: a
         // marker without an open transaction in a partition ends nothing there.
-        let mut waits: Vec<((String, i32), Arc<PartitionLog>, i64)> = Vec::new();
+        let mut waits: Vec<((String, i32), Arc<PartitionLog>, Offset)> = Vec::new();
         let mut failed: Option<ResponseError> = None;
         for (topic, p) in &data.partitions {
             let Some(log) = ctx.partition(topic, *p) else {

@@ -5,6 +5,7 @@
 //! every partition; fencing by a second InitProducerId; the timeout sweeper; and the state, the
 //! pending transactional offsets and an interrupted commit across restarts.
 
+use gregor::common::Offset;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -442,7 +443,7 @@ async fn abort_drops_transactional_offsets_and_records_the_aborted_transaction()
         vec![(producer.0, producer.1, MarkerKind::Abort)]
     );
     let log = c.partition("t", 0).unwrap();
-    let aborted = log.aborted_transactions(0, log.log_end_offset());
+    let aborted = log.aborted_transactions(Offset(0), log.log_end_offset());
     assert_eq!(aborted.len(), 1);
     assert_eq!(aborted[0].producer_id, producer.0);
     assert_eq!(
@@ -483,7 +484,7 @@ async fn a_second_init_aborts_the_open_transaction_and_fences_the_first_producer
     assert_eq!(
         c.partition("t", 0)
             .unwrap()
-            .aborted_transactions(0, i64::MAX)
+            .aborted_transactions(Offset(0), Offset(i64::MAX))
             .len(),
         1
     );
@@ -622,7 +623,7 @@ async fn persist_status(c: &BrokerContext, tid: &str, status: TxnStatus) {
     let p = gregor::txn::records::partition_for(tid, 3);
     let log = c.partition(TXN_TOPIC, p).unwrap();
     let outcome = log
-        .append(&batch, &info, gregor::handlers::LEADER_EPOCH)
+        .append(&batch, &info, gregor::common::LEADER_EPOCH)
         .unwrap();
     log.wait_durable(outcome.end_offset()).await.unwrap();
 }

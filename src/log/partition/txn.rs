@@ -24,7 +24,8 @@ use super::super::producer_snapshot::SnapshotEntry;
 use super::super::segment::file_name;
 use super::super::txn_state::{AbortedTxn, TxnState};
 use super::super::LogError;
-use super::{now_ms, AppendOutcome, Inner, PartitionLog};
+use super::{AppendOutcome, Inner, PartitionLog};
+use crate::common::now_ms;
 
 /// Bytes of one `.txnindex` entry.
 pub(crate) const TXN_ENTRY_LEN: usize = 34;
@@ -50,18 +51,22 @@ impl PartitionLog {
         let info = BatchHeader::new(&batch)
             .map(|h| BatchInfo::from_header(&h))
             .ok_or_else(|| LogError::Corrupt("malformed marker batch".into()))?;
-        self.append(&batch, &info, crate::handlers::LEADER_EPOCH)
+        self.append(&batch, &info, crate::common::LEADER_EPOCH)
     }
 
     /// The last stable offset: read_committed consumers read below it.
-    pub fn last_stable_offset(&self) -> i64 {
+    pub fn last_stable_offset(&self) -> crate::common::Offset {
         let g = self.lock();
-        g.txn.last_stable_offset(g.leo)
+        crate::common::Offset(g.txn.last_stable_offset(g.leo))
     }
 
     /// Aborted transactions overlapping offsets `from..to`, oldest first.
-    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
-        self.lock().txn.aborted_between(from, to)
+    pub fn aborted_transactions(
+        &self,
+        from: crate::common::Offset,
+        to: crate::common::Offset,
+    ) -> Vec<AbortedTxn> {
+        self.lock().txn.aborted_between(from.get(), to.get())
     }
 
     /// Every producer this partition knows, as a snapshot would record it (DescribeProducers).

@@ -2,7 +2,7 @@
 //! their `.txnindex` entries, read_committed reads stopping at the LSO, what survives a restart
 //! or a crash, retention removing `.txnindex` files, and the cleaner ignoring aborted records.
 
-use crate::common::{LeaderEpoch, Offset, TopicId};
+use crate::common::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, TopicId};
 use bytes::Bytes;
 
 use super::segment::file_name;
@@ -51,7 +51,7 @@ fn put(p: &PartitionLog, key: &str, value: &str) -> i64 {
 }
 
 fn marker(p: &PartitionLog, pid: i64, kind: MarkerKind) -> i64 {
-    p.append_txn_marker(pid, 0, kind, 0)
+    p.append_txn_marker(ProducerId(pid), ProducerEpoch(0), kind, 0)
         .unwrap()
         .end_offset()
         .get()
@@ -96,7 +96,13 @@ fn lso_and_aborted_transactions_follow_the_markers() {
         first7,
         "stops at the oldest open transaction"
     );
-    assert_eq!(p.open_transactions(), vec![(7, first7), (8, first8)]);
+    assert_eq!(
+        p.open_transactions(),
+        vec![
+            (ProducerId(7), Offset(first7)),
+            (ProducerId(8), Offset(first8))
+        ]
+    );
     // read_committed reads stop at the LSO; read_uncommitted ones do not.
     let committed = p.read_region(Offset(0), 1 << 20, true, true).unwrap();
     let uncommitted = p.read_region(Offset(0), 1 << 20, true, false).unwrap();
@@ -135,7 +141,7 @@ fn lso_and_aborted_transactions_follow_the_markers() {
     let m = LogManager::open(dir.path(), opts()).unwrap();
     let p = m.get(&tp()).unwrap();
     assert_eq!(p.aborted_transactions(Offset(0), Offset(i64::MAX)), aborted);
-    assert_eq!(p.open_transactions(), vec![(9, open9)]);
+    assert_eq!(p.open_transactions(), vec![(ProducerId(9), Offset(open9))]);
     assert_eq!(p.last_stable_offset(), open9);
     marker(&p, 9, MarkerKind::Commit);
     assert_eq!(
@@ -254,7 +260,8 @@ fn a_marker_with_a_newer_epoch_fences_the_old_one() {
     let p = m.create(&tp(), TopicId::from_bytes([1; 16])).unwrap();
     txn_put(&p, 5, 0, "k", "v");
     // The coordinator aborts on a timeout with the bumped epoch 1.
-    p.append_txn_marker(5, 1, MarkerKind::Abort, 0).unwrap();
+    p.append_txn_marker(ProducerId(5), ProducerEpoch(1), MarkerKind::Abort, 0)
+        .unwrap();
     let now = crate::common::now_ms();
     let recs: Vec<TestRecord<'_>> = vec![(Some(b"k"), Some(b"late"), vec![], now)];
     let b = transactional_batch(&recs, Compression::None, 5, 0, 1);
@@ -325,10 +332,11 @@ fn producer_snapshots_carry_state_across_many_segments() {
         other => panic!("a retry must be a duplicate, got {other:?}"),
     }
     // The open transaction still holds the last stable offset back.
-    assert_eq!(p.open_transactions(), vec![(41, open)]);
+    assert_eq!(p.open_transactions(), vec![(ProducerId(41), Offset(open))]);
     assert_eq!(p.last_stable_offset(), open);
     // Its abort marker records the transaction's real first offset.
-    p.append_txn_marker(41, 0, MarkerKind::Abort, 0).unwrap();
+    p.append_txn_marker(ProducerId(41), ProducerEpoch(0), MarkerKind::Abort, 0)
+        .unwrap();
     let aborted = p.aborted_transactions(Offset(0), Offset(i64::MAX));
     assert_eq!(aborted.len(), 1);
     assert_eq!(aborted[0].first_offset, open);

@@ -302,8 +302,8 @@ impl TransactionCoordinator {
             };
             match crate::log::offload::append_txn_marker(
                 log.clone(),
-                data.producer_id,
-                data.producer_epoch,
+                crate::common::ProducerId(data.producer_id),
+                crate::common::ProducerEpoch(data.producer_epoch),
                 kind,
                 COORDINATOR_EPOCH,
             )
@@ -386,9 +386,13 @@ impl TransactionCoordinator {
         let handle = match self.get(transactional_id) {
             Some(h) => h,
             None => {
-                let pid = ctx.metadata.next_producer_id().map_err(|e| {
-                    unavailable("cannot allocate a producer id", transactional_id, e)
-                })?;
+                let pid = ctx
+                    .metadata
+                    .next_producer_id()
+                    .map(|id| id.get())
+                    .map_err(|e| {
+                        unavailable("cannot allocate a producer id", transactional_id, e)
+                    })?;
                 let fresh = Arc::new(Mutex::new(TxnMeta {
                     transactional_id: transactional_id.to_string(),
                     data: TxnData::new(pid, timeout_ms, now_ms()),
@@ -425,7 +429,7 @@ impl TransactionCoordinator {
         let next = self
             .transition(ctx, &handle, AfterWrite::Release, None, |d| {
                 d.prepare_init(expected, timeout_ms, now, || {
-                    ids.next_producer_id().map_err(|e| {
+                    ids.next_producer_id().map(|id| id.get()).map_err(|e| {
                         unavailable("cannot allocate a producer id", transactional_id, e)
                     })
                 })

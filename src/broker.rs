@@ -143,7 +143,7 @@ impl BrokerContext {
     }
 
     /// This broker's node id.
-    pub fn node_id(&self) -> i32 {
+    pub fn node_id(&self) -> crate::common::NodeId {
         // Static: node.id is not a dynamic setting.
         self.static_config.node_id
     }

@@ -4,6 +4,7 @@
 //! brings the partition's unflushed messages to its `flush.messages` is answered after that
 //! fsync whatever `acks` says, as in Kafka.
 
+use crate::common::Offset;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
@@ -26,7 +27,7 @@ const FIRST_ZSTD_VERSION: i16 = 7;
 /// A partition that must be durable before the response leaves.
 struct DurableWait {
     log: Arc<PartitionLog>,
-    end_offset: i64,
+    end_offset: Offset,
     topic_index: usize,
     partition_index: usize,
 }
@@ -102,7 +103,7 @@ pub fn handle(
                     {
                         waits.push(DurableWait {
                             log,
-                            end_offset: last + 1,
+                            end_offset: Offset(last).next(),
                             topic_index,
                             partition_index,
                         });

@@ -2,6 +2,7 @@
 //! with the partition logs on disk, binds the listener and serves until [`Broker::shutdown`].
 //! Tests and embedders start it in-process on `127.0.0.1:0`; `main.rs` is a thin wrapper.
 
+use crate::common::PartitionIndex;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -152,7 +153,7 @@ impl BrokerContext {
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
         self.logs.get(&TopicPartition {
             topic: topic.to_string(),
-            partition,
+            partition: PartitionIndex(partition),
         })
     }
 
@@ -181,7 +182,7 @@ impl BrokerContext {
         for partition in 0..partitions {
             let tp = TopicPartition {
                 topic: name.to_string(),
-                partition,
+                partition: PartitionIndex(partition),
             };
             let config = Some(self.log_config_for(&topic));
             if let Err(e) = self.logs.create_with_config(&tp, topic.id, config) {
@@ -246,7 +247,7 @@ impl BrokerContext {
         for partition in 0..topic.partitions {
             let tp = TopicPartition {
                 topic: name.to_string(),
-                partition,
+                partition: PartitionIndex(partition),
             };
             self.logs
                 .create_with_config(&tp, topic.id, Some(config.clone()))?;
@@ -278,7 +279,7 @@ impl BrokerContext {
                 .topic(&tp.topic)
                 .is_some_and(|t| tp.partition < t.partitions && log.topic_id() == t.id);
             if !keep {
-                tracing::warn!(topic = %tp.topic, partition = tp.partition, "removing partition with no topic metadata");
+                tracing::warn!(topic = %tp.topic, partition = %tp.partition, "removing partition with no topic metadata");
                 self.logs.delete(&tp)?;
             }
         }
@@ -286,7 +287,7 @@ impl BrokerContext {
             for partition in 0..topic.partitions {
                 let tp = TopicPartition {
                     topic: topic.name.clone(),
-                    partition,
+                    partition: PartitionIndex(partition),
                 };
                 if self.logs.get(&tp).is_none() {
                     self.logs.create(&tp, topic.id)?;
@@ -480,7 +481,7 @@ fn topics_found_on_disk(logs: &LogManager) -> Vec<TopicMeta> {
             partitions: 0,
             configs: BTreeMap::new(),
         });
-        entry.partitions = entry.partitions.max(tp.partition + 1);
+        entry.partitions = entry.partitions.max(tp.partition.get() + 1);
     }
     topics.into_values().collect()
 }

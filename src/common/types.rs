@@ -135,6 +135,18 @@ impl PartialOrd<Offset> for i64 {
     }
 }
 
+impl PartialEq<i32> for PartitionIndex {
+    fn eq(&self, other: &i32) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialOrd<i32> for PartitionIndex {
+    fn partial_cmp(&self, other: &i32) -> Option<std::cmp::Ordering> {
+        self.0.partial_cmp(other)
+    }
+}
+
 impl LeaderEpoch {
     /// "No epoch known" (-1 on the wire), as in a request that does not fence on the epoch.
     pub const UNKNOWN: LeaderEpoch = LeaderEpoch(-1);

@@ -296,6 +296,14 @@ impl BrokerContext {
                     log.set_config(self.log_config_for(topic));
                 }
             }
+            let not_applied: Vec<&str> = crate::metadata::config_catalog::NOT_APPLIED
+                .iter()
+                .copied()
+                .filter(|name| topic.configs.contains_key(*name))
+                .collect();
+            if !not_applied.is_empty() {
+                tracing::warn!(topic = %topic.name, "topic configs that do not apply to Gregor are kept but not acted on: {}", not_applied.join(", "));
+            }
         }
         Ok(())
     }

@@ -11,7 +11,6 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use crate::broker::BrokerContext;
-use crate::log::LogError;
 
 pub fn handle(
     ctx: &Arc<BrokerContext>,
@@ -33,12 +32,8 @@ pub fn handle(
                         .partition(topic.name.0.as_str(), p.partition_index)
                         .ok_or(ResponseError::UnknownTopicOrPartition)
                         .and_then(|log| {
-                            log.delete_records_before(p.offset).map_err(|e| match e {
-                                LogError::OffsetOutOfRange { .. } => {
-                                    ResponseError::OffsetOutOfRange
-                                }
-                                other => super::produce::log_error_code(&other),
-                            })
+                            log.delete_records_before(p.offset)
+                                .map_err(|e| super::errors::log_error(&e))
                         });
                     match outcome {
                         Ok(low) => {

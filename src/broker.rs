@@ -2,6 +2,7 @@
 //! with the partition logs on disk, binds the listener and serves until [`Broker::shutdown`].
 //! Tests and embedders start it in-process on `127.0.0.1:0`; `main.rs` is a thin wrapper.
 
+use crate::common::PartitionIndex;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -130,7 +131,7 @@ impl BrokerContext {
     }
 
     /// This broker's node id.
-    pub fn node_id(&self) -> i32 {
+    pub fn node_id(&self) -> crate::common::NodeId {
         // Static: node.id is not a dynamic setting.
         self.static_config.node_id
     }
@@ -139,7 +140,7 @@ impl BrokerContext {
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
         self.logs.get(&TopicPartition {
             topic: topic.to_string(),
-            partition,
+            partition: PartitionIndex(partition),
         })
     }
 
@@ -168,7 +169,7 @@ impl BrokerContext {
         for partition in 0..partitions {
             let tp = TopicPartition {
                 topic: name.to_string(),
-                partition,
+                partition: PartitionIndex(partition),
             };
             let config = Some(self.log_config_for(&topic));
             if let Err(e) = self.logs.create_with_config(&tp, topic.id, config) {
@@ -233,7 +234,7 @@ impl BrokerContext {
         for partition in 0..topic.partitions {
             let tp = TopicPartition {
                 topic: name.to_string(),
-                partition,
+                partition: PartitionIndex(partition),
             };
             self.logs
                 .create_with_config(&tp, topic.id, Some(config.clone()))?;
@@ -265,7 +266,7 @@ impl BrokerContext {
                 .topic(&tp.topic)
                 .is_some_and(|t| tp.partition < t.partitions && log.topic_id() == t.id);
             if !keep {
-                tracing::warn!(topic = %tp.topic, partition = tp.partition, "removing partition with no topic metadata");
+                tracing::warn!(topic = %tp.topic, partition = %tp.partition, "removing partition with no topic metadata");
                 self.logs.delete(&tp)?;
             }
         }
@@ -273,7 +274,7 @@ impl BrokerContext {
             for partition in 0..topic.partitions {
                 let tp = TopicPartition {
                     topic: topic.name.clone(),
-                    partition,
+                    partition: PartitionIndex(partition),
                 };
                 if self.logs.get(&tp).is_none() {
                     self.logs.create(&tp, topic.id)?;
@@ -281,6 +282,14 @@ impl BrokerContext {
                 if let Some(log) = self.logs.get(&tp) {
                     log.set_config(self.log_config_for(topic));
                 }
+            }
+            let not_applied: Vec<&str> = crate::metadata::config_catalog::NOT_APPLIED
+                .iter()
+                .copied()
+                .filter(|name| topic.configs.contains_key(*name))
+                .collect();
+            if !not_applied.is_empty() {
+                tracing::warn!(topic = %topic.name, "topic configs that do not apply to Gregor are kept but not acted on: {}", not_applied.join(", "));
             }
         }
         Ok(())
@@ -514,7 +523,7 @@ fn topics_found_on_disk(logs: &LogManager) -> Vec<TopicMeta> {
             partitions: 0,
             configs: BTreeMap::new(),
         });
-        entry.partitions = entry.partitions.max(tp.partition + 1);
+        entry.partitions = entry.partitions.max(tp.partition.get() + 1);
     }
     topics.into_values().collect()
 }

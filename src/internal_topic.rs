@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::common::PartitionIndex;
 use crate::config::Config;
 use crate::log::{LogError, LogManager, PartitionLog, TopicPartition};
 use crate::metadata::{MetadataError, MetadataStore};
@@ -70,7 +71,7 @@ pub trait CoordinatorHost: Send + Sync {
     fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
         self.logs().get(&TopicPartition {
             topic: topic.to_string(),
-            partition,
+            partition: PartitionIndex(partition),
         })
     }
 }

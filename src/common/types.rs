@@ -71,6 +71,82 @@ impl Offset {
     }
 }
 
+impl From<i64> for Offset {
+    fn from(raw: i64) -> Offset {
+        Offset(raw)
+    }
+}
+
+impl Offset {
+    /// The offset after this one.
+    pub fn next(self) -> Offset {
+        Offset(self.0.saturating_add(1))
+    }
+}
+
+/// An offset moved by a record count. For offsets the broker computed itself (log positions);
+/// a value read from the wire or the disk goes through [`Offset::checked_add`] instead.
+impl std::ops::Add<i64> for Offset {
+    type Output = Offset;
+    fn add(self, count: i64) -> Offset {
+        Offset(self.0 + count)
+    }
+}
+
+/// An offset moved back by a record count (see `Add`).
+impl std::ops::Sub<i64> for Offset {
+    type Output = Offset;
+    fn sub(self, count: i64) -> Offset {
+        Offset(self.0 - count)
+    }
+}
+
+/// The number of offsets between two positions.
+impl std::ops::Sub for Offset {
+    type Output = i64;
+    fn sub(self, other: Offset) -> i64 {
+        self.0 - other.0
+    }
+}
+
+/// Comparing with a bare integer keeps tests and boundary checks readable
+/// (`assert_eq!(log.log_end_offset(), 5)`) without unwrapping the offset at every site.
+impl PartialEq<i64> for Offset {
+    fn eq(&self, other: &i64) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialOrd<i64> for Offset {
+    fn partial_cmp(&self, other: &i64) -> Option<std::cmp::Ordering> {
+        self.0.partial_cmp(other)
+    }
+}
+
+impl PartialEq<Offset> for i64 {
+    fn eq(&self, other: &Offset) -> bool {
+        *self == other.0
+    }
+}
+
+impl PartialOrd<Offset> for i64 {
+    fn partial_cmp(&self, other: &Offset) -> Option<std::cmp::Ordering> {
+        self.partial_cmp(&other.0)
+    }
+}
+
+impl PartialEq<i32> for PartitionIndex {
+    fn eq(&self, other: &i32) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialOrd<i32> for PartitionIndex {
+    fn partial_cmp(&self, other: &i32) -> Option<std::cmp::Ordering> {
+        self.0.partial_cmp(other)
+    }
+}
+
 impl LeaderEpoch {
     /// "No epoch known" (-1 on the wire), as in a request that does not fence on the epoch.
     pub const UNKNOWN: LeaderEpoch = LeaderEpoch(-1);

@@ -35,6 +35,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "default.replication.factor", default: "1", doc: "Replication factor used when a request says -1. A single broker only accepts 1." },
     Setting { name: "auto.create.topics.enable", default: "true", doc: "Create a topic when Metadata asks for an unknown one and allows it." },
     Setting { name: "message.max.bytes", default: "1048588", doc: "Largest record batch accepted (bytes); larger gets MESSAGE_TOO_LARGE." },
+    Setting { name: "min.insync.replicas", default: "1", doc: "In-sync replicas an acks=all produce needs; with fewer it gets NOT_ENOUGH_REPLICAS and nothing is written. A single broker has one, so any value above 1 refuses acks=all, as Kafka does. Topic config: min.insync.replicas." },
     Setting { name: "socket.request.max.bytes", default: "104857600", doc: "Largest request frame accepted; a larger one closes the connection." },
     Setting { name: "queued.max.request.bytes", default: "536870912", doc: "Request bytes the broker holds in memory at once, across connections; past it, connections wait before reading the next request. -1 means no bound (Kafka's default); at least socket.request.max.bytes." },
     Setting { name: "log.segment.bytes", default: "1073741824", doc: "Roll to a new segment file beyond this size." },
@@ -60,7 +61,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "compression.type", default: "producer", doc: "Codec of stored batches: `producer` keeps what the producer sent. Topic config: compression.type." },
     Setting { name: "log.segment.fd.cache.size", default: "1024", doc: "Open descriptors kept for sealed segment files (least recently used are closed). Active segments keep one descriptor each on top of this." },
     Setting { name: "max.connections", default: "1000", doc: "Connections served at once; further ones wait to be accepted." },
-    Setting { name: "queued.max.requests", default: "500", doc: "Requests in flight per connection before reading pauses (responses still leave in order)." },
+    Setting { name: "connection.max.inflight.requests", default: "500", doc: "Requests read from one connection and not yet answered before reading it pauses (responses still leave in order). Gregor's own setting: Kafka's `queued.max.requests` bounds a broker-wide queue between network and handler threads that Gregor does not have, and is ignored; queued.max.request.bytes bounds memory broker-wide." },
     Setting { name: "group.min.session.timeout.ms", default: "6000", doc: "Smallest session timeout a consumer group member may ask for; smaller gets INVALID_SESSION_TIMEOUT." },
     Setting { name: "group.max.session.timeout.ms", default: "1800000", doc: "Largest session timeout a consumer group member may ask for; larger gets INVALID_SESSION_TIMEOUT." },
     Setting { name: "group.initial.rebalance.delay.ms", default: "500", doc: "How long a new (Empty) group waits for more members before its first rebalance completes. Kafka defaults to 3000; Gregor to 500 so a single dev consumer starts quickly." },
@@ -95,7 +96,7 @@ pub struct Config {
     pub advertised_host: String,
     pub advertised_port: u16,
     pub log_dir: PathBuf,
-    pub node_id: i32,
+    pub node_id: crate::common::NodeId,
     pub cluster_id: Option<String>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -110,7 +111,8 @@ pub struct Config {
     pub flush_interval_ms: u64,
     pub checkpoint_interval_ms: u64,
     pub max_connections: usize,
-    pub queued_max_requests: usize,
+    /// Requests read from one connection and not yet answered (`connection.max.inflight.requests`).
+    pub connection_max_inflight_requests: usize,
     pub log_retention_ms: i64,
     pub log_retention_bytes: i64,
     pub log_retention_check_interval_ms: u64,
@@ -603,6 +605,7 @@ impl Resolver {
             ("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms"),
             ("log.cleaner.max.compaction.lag.ms", "max.compaction.lag.ms"),
             ("log.cleaner.delete.retention.ms", "delete.retention.ms"),
+            ("min.insync.replicas", "min.insync.replicas"),
         ] {
             self.topic_level(name, topic_name)?;
         }
@@ -648,7 +651,7 @@ impl Resolver {
             advertised_host,
             advertised_port,
             log_dir,
-            node_id,
+            node_id: crate::common::NodeId(node_id),
             cluster_id,
             num_partitions: self.positive("num.partitions")?,
             default_replication_factor,
@@ -662,7 +665,7 @@ impl Resolver {
             flush_interval_ms: self.positive("log.flush.interval.ms")?,
             checkpoint_interval_ms: self.positive("log.flush.offset.checkpoint.interval.ms")?,
             max_connections: self.positive("max.connections")?,
-            queued_max_requests: self.positive("queued.max.requests")?,
+            connection_max_inflight_requests: self.positive("connection.max.inflight.requests")?,
             log_retention_ms: self.retention("log.retention.ms")?,
             log_retention_bytes: self.retention("log.retention.bytes")?,
             log_retention_check_interval_ms: self.positive("log.retention.check.interval.ms")?,
@@ -766,6 +769,28 @@ mod tests {
         assert_eq!(c.message_max_bytes, 1_048_588);
         assert_eq!(c.flush_policy, FlushPolicy::AcksAll);
         assert!(c.auto_create_topics_enable);
+    }
+
+    /// Kafka's `queued.max.requests` bounds a broker-wide queue Gregor does not have: it is
+    /// accepted as a Kafka setting and ignored, and the per-connection depth Gregor has goes by
+    /// its own name.
+    #[test]
+    fn queued_max_requests_is_kafkas_and_the_connection_depth_is_gregors() {
+        let c = with(&[("queued.max.requests", "1")]).unwrap();
+        assert_eq!(c.connection_max_inflight_requests, 500);
+        assert!(c.settings.get("queued.max.requests").is_none());
+        let c = with(&[("connection.max.inflight.requests", "7")]).unwrap();
+        assert_eq!(c.connection_max_inflight_requests, 7);
+        assert!(with(&[("connection.max.inflight.requests", "0")]).is_err());
+        // min.insync.replicas is validated as the topic config is.
+        assert!(with(&[("min.insync.replicas", "0")]).is_err());
+        assert_eq!(
+            with(&[("min.insync.replicas", "2")])
+                .unwrap()
+                .settings
+                .get("min.insync.replicas"),
+            Some("2")
+        );
     }
 
     #[test]

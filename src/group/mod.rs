@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::common::now_ms;
+use crate::common::{Offset, PartitionIndex};
 use crate::internal_topic::{CoordinatorHost, InternalTopic, StoreError};
 use crate::log::{LogManager, PartitionLog, TopicPartition};
 use crate::records::validate_produce_batch;
@@ -53,7 +54,7 @@ pub fn check_commit(
     let metadata = metadata.unwrap_or_default().to_string();
     let tp = TopicPartition {
         topic: topic.to_string(),
-        partition,
+        partition: PartitionIndex(partition),
     };
     if logs.get(&tp).is_none() {
         return Err(GroupError::UnknownTopicOrPartition);
@@ -226,14 +227,14 @@ impl GroupCoordinator {
         ctx: &dyn CoordinatorHost,
         group_id: &str,
         recs: &[(Vec<u8>, Option<Vec<u8>>)],
-    ) -> Result<(Arc<PartitionLog>, i64, i64), StoreError> {
+    ) -> Result<(Arc<PartitionLog>, Offset, Offset), StoreError> {
         let log = self.log_for(ctx, group_id)?;
         let batch = records::build_batch(recs, now_ms());
         let info = validate_produce_batch(&batch, usize::MAX)?;
         let outcome = log.append(&batch, &info, crate::common::LEADER_EPOCH)?;
         let base = match outcome {
             crate::log::AppendOutcome::Appended { base_offset, .. }
-            | crate::log::AppendOutcome::Duplicate { base_offset, .. } => base_offset,
+            | crate::log::AppendOutcome::Duplicate { base_offset, .. } => Offset(base_offset),
         };
         Ok((log, base, outcome.end_offset()))
     }
@@ -274,7 +275,7 @@ impl GroupCoordinator {
         ctx: &dyn CoordinatorHost,
         group_id: &str,
         commits: &[OffsetCommit],
-    ) -> Result<(Arc<PartitionLog>, i64, i64), StoreError> {
+    ) -> Result<(Arc<PartitionLog>, Offset, Offset), StoreError> {
         let recs: Vec<(Vec<u8>, Option<Vec<u8>>)> = commits
             .iter()
             .map(|c| {
@@ -310,7 +311,7 @@ impl GroupCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         commits: &[OffsetCommit],
-    ) -> Result<(Arc<PartitionLog>, i64), StoreError> {
+    ) -> Result<(Arc<PartitionLog>, Offset), StoreError> {
         let log = self.log_for(ctx, &group.id)?;
         let recs: Vec<(Vec<u8>, Vec<u8>)> = commits
             .iter()
@@ -334,7 +335,7 @@ impl GroupCoordinator {
         let outcome = log.append(&batch, &info, crate::common::LEADER_EPOCH)?;
         let base = match outcome {
             crate::log::AppendOutcome::Appended { base_offset, .. }
-            | crate::log::AppendOutcome::Duplicate { base_offset, .. } => base_offset,
+            | crate::log::AppendOutcome::Duplicate { base_offset, .. } => Offset(base_offset),
         };
         for (i, c) in commits.iter().enumerate() {
             group.add_pending_txn_offset(
@@ -346,7 +347,7 @@ impl GroupCoordinator {
                     leader_epoch: c.value.leader_epoch,
                     metadata: c.value.metadata.clone(),
                     commit_timestamp: c.value.commit_timestamp,
-                    log_position: base + i as i64,
+                    log_position: base.get() + i as i64,
                 },
             );
         }
@@ -375,7 +376,7 @@ impl GroupCoordinator {
     /// Applies durable commits (none if they failed) to the in-memory table and ends the
     /// in-flight count taken by the writer. If the group was deleted meanwhile, its tombstones
     /// follow these records in the log, so the commits are dropped here too.
-    pub fn apply_commits(&self, group_id: &str, commits: Vec<OffsetCommit>, base_position: i64) {
+    pub fn apply_commits(&self, group_id: &str, commits: Vec<OffsetCommit>, base_position: Offset) {
         let Some(group) = self.get(group_id) else {
             return;
         };
@@ -393,7 +394,7 @@ impl GroupCoordinator {
                     leader_epoch: c.value.leader_epoch,
                     metadata: c.value.metadata,
                     commit_timestamp: c.value.commit_timestamp,
-                    log_position: base_position + i as i64,
+                    log_position: base_position.get() + i as i64,
                 },
             );
         }
@@ -406,7 +407,7 @@ impl GroupCoordinator {
         group_id: &str,
         offsets: &[(String, i32)],
         whole_group: bool,
-    ) -> Result<(Arc<PartitionLog>, i64), StoreError> {
+    ) -> Result<(Arc<PartitionLog>, Offset), StoreError> {
         let mut recs: Vec<(Vec<u8>, Option<Vec<u8>>)> = offsets
             .iter()
             .map(|(t, p)| (records::offset_key(group_id, t, *p), None))
@@ -424,7 +425,7 @@ impl GroupCoordinator {
         &self,
         ctx: &dyn CoordinatorHost,
         group_id: &str,
-    ) -> Result<Option<(Arc<PartitionLog>, i64)>, GroupError> {
+    ) -> Result<Option<(Arc<PartitionLog>, Offset)>, GroupError> {
         let Some(group) = self.get(group_id) else {
             return Err(GroupError::GroupIdNotFound);
         };

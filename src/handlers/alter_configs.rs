@@ -177,10 +177,12 @@ fn check_resource(ctx: &BrokerContext, kind: i8, name: &str) -> Result<Target, F
             }
             Ok(Target::Topic(name.to_string()))
         }
-        RESOURCE_BROKER if name.is_empty() || name.parse::<i32>().ok() == Some(ctx.node_id()) => {
+        RESOURCE_BROKER
+            if name.is_empty() || name.parse::<i32>().ok() == Some(ctx.node_id().get()) =>
+        {
             Ok(Target::Broker(name.to_string()))
         }
-        RESOURCE_BROKER_LOGGER if name.parse::<i32>().ok() == Some(ctx.node_id()) => {
+        RESOURCE_BROKER_LOGGER if name.parse::<i32>().ok() == Some(ctx.node_id().get()) => {
             Ok(Target::BrokerLogger)
         }
         RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => Err((

@@ -93,7 +93,7 @@ fn create_one(
                 ),
             ));
         }
-        let node = ctx.node_id();
+        let node = ctx.node_id().get();
         if assignments
             .iter()
             .any(|a| a.broker_ids.len() != 1 || a.broker_ids[0].0 != node)

@@ -134,7 +134,7 @@ fn partition_count(ctx: &BrokerContext, topic: &CreatableTopic) -> Result<i32, F
                 "partitions must be numbered 0..n without gaps".into(),
             ));
         }
-        let node = ctx.node_id();
+        let node = ctx.node_id().get();
         if topic
             .assignments
             .iter()

@@ -2,6 +2,7 @@
 //! offset (-1 = the high watermark), deletes the segments wholly below it at once and
 //! checkpoints the new log start offsets before answering, so a restart never regresses them.
 
+use crate::common::Offset;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
@@ -32,13 +33,13 @@ pub fn handle(
                         .partition(topic.name.0.as_str(), p.partition_index)
                         .ok_or(ResponseError::UnknownTopicOrPartition)
                         .and_then(|log| {
-                            log.delete_records_before(p.offset)
+                            log.delete_records_before(Offset(p.offset))
                                 .map_err(|e| super::errors::log_error(&e))
                         });
                     match outcome {
                         Ok(low) => {
                             moved = true;
-                            result.with_low_watermark(low)
+                            result.with_low_watermark(low.get())
                         }
                         Err(e) => result.with_error_code(e.code()).with_low_watermark(-1),
                     }

@@ -25,7 +25,7 @@ pub fn handle(
             .with_error_code(ResponseError::UnsupportedEndpointType.code())
             .with_error_message(Some(str_bytes("only broker endpoints are served")));
     }
-    let node = BrokerId(ctx.node_id());
+    let node = BrokerId(ctx.node_id().get());
     let operations = if request.include_cluster_authorized_operations {
         authorized_operations::CLUSTER
     } else {

@@ -126,7 +126,7 @@ fn describe_loggers(
     wanted: &dyn Fn(&str) -> bool,
     detail: &Detail,
 ) -> Result<Vec<DescribeConfigsResourceResult>, Failure> {
-    if name.parse::<i32>().ok() != Some(ctx.node_id()) {
+    if name.parse::<i32>().ok() != Some(ctx.node_id().get()) {
         return Err((
             ResponseError::InvalidRequest,
             format!("broker `{name}` is not this broker ({})", ctx.node_id()),
@@ -224,7 +224,7 @@ fn describe_broker(
     detail: &Detail,
 ) -> Result<Vec<DescribeConfigsResourceResult>, Failure> {
     // "" names the cluster-wide default resource; otherwise it must be this broker's id.
-    if !name.is_empty() && name.parse::<i32>().ok() != Some(ctx.node_id()) {
+    if !name.is_empty() && name.parse::<i32>().ok() != Some(ctx.node_id().get()) {
         return Err((
             ResponseError::InvalidRequest,
             format!("broker `{name}` is not this broker ({})", ctx.node_id()),

@@ -26,12 +26,12 @@ pub fn handle(
     };
     let mut by_topic: BTreeMap<String, Vec<DescribeLogDirsPartition>> = BTreeMap::new();
     for (tp, log) in ctx.logs.all() {
-        if !wanted(&tp.topic, tp.partition) {
+        if !wanted(&tp.topic, tp.partition.get()) {
             continue;
         }
         by_topic.entry(tp.topic.clone()).or_default().push(
             DescribeLogDirsPartition::default()
-                .with_partition_index(tp.partition)
+                .with_partition_index(tp.partition.get())
                 .with_partition_size(i64::try_from(log.size_bytes()).unwrap_or(i64::MAX))
                 .with_offset_lag(0)
                 .with_is_future_key(false),

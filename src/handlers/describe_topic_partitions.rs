@@ -103,7 +103,7 @@ fn describe(
     first: i32,
     end: i32,
 ) -> DescribeTopicPartitionsResponseTopic {
-    let node = BrokerId(ctx.node_id());
+    let node = BrokerId(ctx.node_id().get());
     let partitions = (first..end)
         .map(|index| {
             DescribeTopicPartitionsResponsePartition::default()

@@ -7,6 +7,7 @@
 //! by hand around those regions (the connection `sendfile`s them), byte for byte what the
 //! crate's encoder would produce; [`handle`] copies them into an ordinary `FetchResponse`.
 
+use crate::common::Offset;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -246,15 +247,15 @@ fn read_all(plan: &Plan) -> (Fetched, usize, bool) {
                 let result = if budget == 0 && !min_one {
                     Ok(None)
                 } else {
-                    log.read_region(w.fetch_offset, budget, min_one, plan.read_committed)
+                    log.read_region(Offset(w.fetch_offset), budget, min_one, plan.read_committed)
                         .map(Some)
                 };
                 let hw = log.high_watermark();
                 let start = log.log_start_offset();
                 let data = data
-                    .with_high_watermark(hw)
-                    .with_last_stable_offset(log.last_stable_offset())
-                    .with_log_start_offset(start);
+                    .with_high_watermark(hw.get())
+                    .with_last_stable_offset(log.last_stable_offset().get())
+                    .with_log_start_offset(start.get());
                 match result {
                     Ok(Some(read)) => {
                         if let Some(file) = read.file {
@@ -266,15 +267,18 @@ fn read_all(plan: &Plan) -> (Fetched, usize, bool) {
                             });
                         }
                         let data = data
-                            .with_high_watermark(read.high_watermark)
-                            .with_last_stable_offset(read.last_stable_offset)
-                            .with_log_start_offset(read.log_start_offset)
+                            .with_high_watermark(read.high_watermark.get())
+                            .with_last_stable_offset(read.last_stable_offset.get())
+                            .with_log_start_offset(read.log_start_offset.get())
                             .with_records(Some(Bytes::new()));
                         if plan.read_committed && read.len > 0 {
                             // The aborted transactions the returned batches may hold, so the
                             // consumer can drop their records.
                             let aborted = log
-                                .aborted_transactions(w.fetch_offset, read.last_stable_offset)
+                                .aborted_transactions(
+                                    Offset(w.fetch_offset),
+                                    read.last_stable_offset,
+                                )
                                 .into_iter()
                                 .map(|t| {
                                     AbortedTransaction::default()

@@ -58,7 +58,7 @@ fn answer(
 ) -> FindCoordinatorResponse {
     let host = str_bytes(ctx.config().advertised_host.clone());
     let port = i32::from(ctx.config().advertised_port);
-    let node = BrokerId(ctx.node_id());
+    let node = BrokerId(ctx.node_id().get());
     if version >= 4 {
         let coordinators = request
             .coordinator_keys

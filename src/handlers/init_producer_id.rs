@@ -63,7 +63,10 @@ fn idempotent(ctx: &BrokerContext, current_id: i64, current_epoch: i16) -> InitP
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
     if current_id >= 0 && current_epoch >= 0 {
-        if !ctx.metadata.producer_id_was_issued(current_id) {
+        if !ctx
+            .metadata
+            .producer_id_was_issued(crate::common::ProducerId(current_id))
+        {
             return response.with_error_code(ResponseError::InvalidProducerIdMapping.code());
         }
         if current_epoch < i16::MAX - 1 {
@@ -75,7 +78,7 @@ fn idempotent(ctx: &BrokerContext, current_id: i64, current_epoch: i16) -> InitP
     }
     match ctx.metadata.next_producer_id() {
         Ok(id) => response
-            .with_producer_id(ProducerId(id))
+            .with_producer_id(ProducerId(id.get()))
             .with_producer_epoch(0),
         Err(e) => {
             tracing::error!("cannot allocate a producer id: {e}");

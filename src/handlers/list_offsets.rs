@@ -76,11 +76,11 @@ fn lookup(
 ) -> Result<(i64, i64), ResponseError> {
     let storage = |e: crate::log::LogError| super::errors::log_error(&e);
     Ok(match timestamp {
-        LATEST if read_committed => (-1, log.last_stable_offset()),
-        LATEST => (-1, log.high_watermark()),
+        LATEST if read_committed => (-1, log.last_stable_offset().get()),
+        LATEST => (-1, log.high_watermark().get()),
         // No tiered storage: the earliest local offset is the earliest offset, and nothing is
         // tiered or waiting for upload, which Kafka answers with offset -1.
-        EARLIEST | EARLIEST_LOCAL => (-1, log.log_start_offset()),
+        EARLIEST | EARLIEST_LOCAL => (-1, log.log_start_offset().get()),
         LATEST_TIERED | EARLIEST_PENDING_UPLOAD => (-1, -1),
         MAX_TIMESTAMP => log.max_timestamp().map_err(storage)?.unwrap_or((-1, -1)),
         t if t >= 0 => log

@@ -21,7 +21,7 @@ pub fn handle(
     request: MetadataRequest,
     version: i16,
 ) -> MetadataResponse {
-    let node = BrokerId(ctx.node_id());
+    let node = BrokerId(ctx.node_id().get());
     // v0–3 have no flag and always allow auto-creation.
     let allow_auto_create = version < 4 || request.allow_auto_topic_creation;
     let topics = match request.topics {
@@ -123,7 +123,7 @@ fn topic_by_id(ctx: &BrokerContext, id: Uuid) -> MetadataResponseTopic {
 }
 
 fn describe(ctx: &BrokerContext, topic: &TopicMeta) -> MetadataResponseTopic {
-    let node = BrokerId(ctx.node_id());
+    let node = BrokerId(ctx.node_id().get());
     let partitions = (0..topic.partitions)
         .map(|index| {
             MetadataResponsePartition::default()

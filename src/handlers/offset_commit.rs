@@ -101,7 +101,11 @@ pub fn handle(
                         Ok(w) => written = Some(w),
                         Err(e) => {
                             tracing::error!(group = %group_id, "cannot write offsets: {e}");
-                            ctx.groups.apply_commits(&group_id, Vec::new(), 0);
+                            ctx.groups.apply_commits(
+                                &group_id,
+                                Vec::new(),
+                                crate::common::Offset(0),
+                            );
                             group_error = Some(errors::store_error(&e));
                         }
                     },

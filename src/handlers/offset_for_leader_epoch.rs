@@ -44,7 +44,7 @@ pub fn handle(
                     }
                     answer
                         .with_leader_epoch(LEADER_EPOCH)
-                        .with_end_offset(log.log_end_offset())
+                        .with_end_offset(log.log_end_offset().get())
                 })
                 .collect();
             OffsetForLeaderTopicResult::default()

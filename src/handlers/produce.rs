@@ -4,6 +4,7 @@
 //! brings the partition's unflushed messages to its `flush.messages` is answered after that
 //! fsync whatever `acks` says, as in Kafka.
 
+use crate::common::Offset;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
@@ -20,13 +21,16 @@ use crate::log::{AppendOutcome, PartitionLog};
 use crate::metadata::TopicMeta;
 use crate::records::{self, Compression, RecordError};
 
+/// In-sync replicas of every partition: one broker, one replica.
+const IN_SYNC_REPLICAS: i32 = 1;
+
 /// Produce v7 is the first version allowed to carry zstd batches (KIP-110).
 const FIRST_ZSTD_VERSION: i16 = 7;
 
 /// A partition that must be durable before the response leaves.
 struct DurableWait {
     log: Arc<PartitionLog>,
-    end_offset: i64,
+    end_offset: Offset,
     topic_index: usize,
     partition_index: usize,
 }
@@ -68,7 +72,7 @@ pub fn handle(
             } else {
                 match &meta {
                     Some(meta) => {
-                        produce_one(ctx, meta, data, version, transactional_id.as_deref())
+                        produce_one(ctx, meta, data, version, acks, transactional_id.as_deref())
                     }
                     None => Err(Rejected::from((unknown, None))),
                 }
@@ -102,7 +106,7 @@ pub fn handle(
                     {
                         waits.push(DurableWait {
                             log,
-                            end_offset: last + 1,
+                            end_offset: Offset(last).next(),
                             topic_index,
                             partition_index,
                         });
@@ -216,23 +220,32 @@ fn produce_one(
     topic: &TopicMeta,
     data: PartitionProduceData,
     version: i16,
+    acks: i16,
     transactional_id: Option<&str>,
 ) -> Result<(AppendOutcome, Arc<PartitionLog>), Rejected> {
     let log = ctx
         .partition(&topic.name, data.index)
         .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
+    let config = log.config();
+    // Kafka checks the in-sync replica count before it looks at the records, and refuses an
+    // acks=all write it could not make as durable as `min.insync.replicas` asks (creating
+    // such a topic is allowed; producing to it with acks=all is not).
+    if acks == -1 && config.min_insync_replicas > IN_SYNC_REPLICAS {
+        return Err(Rejected::from((
+            ResponseError::NotEnoughReplicas,
+            Some(format!(
+                "min.insync.replicas is {} but the partition has {IN_SYNC_REPLICAS} in-sync replica",
+                config.min_insync_replicas
+            )),
+        )));
+    }
     let Some(batch) = data.records else {
         return Err(Rejected::from((
             ResponseError::InvalidRecord,
             Some("no record batch".to_string()),
         )));
     };
-    let max = topic
-        .configs
-        .get("max.message.bytes")
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(ctx.config().message_max_bytes);
-    let info = records::validate_produce_batch(&batch, max).map_err(|e| {
+    let info = records::validate_produce_batch(&batch, config.max_message_bytes).map_err(|e| {
         let code = match &e {
             RecordError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
             RecordError::CorruptMessage(_) => ResponseError::CorruptMessage,
@@ -271,7 +284,6 @@ fn produce_one(
                 (super::errors::produce_txn_error(e), message)
             })?;
     }
-    let config = log.config();
     if config.compact {
         // Compaction keeps the latest record per key, so a compacted topic refuses records
         // without one, as Kafka does. With recompression below, the only places Produce

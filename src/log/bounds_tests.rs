@@ -2,6 +2,7 @@
 //! the CRC, so a flipped bit passes the checksum) makes `base + last offset delta` overflow is an
 //! invalid batch that recovery cuts away, not an arithmetic wrap or a panic.
 
+use crate::common::{LeaderEpoch, Offset, TopicId};
 use bytes::Bytes;
 
 use super::*;
@@ -24,14 +25,12 @@ fn a_base_offset_that_overflows_is_cut_by_recovery() {
     let mut sizes = Vec::new();
     {
         let m = LogManager::open(dir.path(), opts()).unwrap();
-        let p = m
-            .create(&tp, crate::common::TopicId::from_bytes([2; 16]))
-            .unwrap();
+        let p = m.create(&tp, TopicId::from_bytes([2; 16])).unwrap();
         for i in 0..3 {
             let batch = simple_batch(2, 20, 1_000 + i);
             sizes.push(batch.len() as u64);
             let info = validate_produce_batch(&batch, 1 << 20).unwrap();
-            p.append(&Bytes::from(batch), &info, crate::common::LeaderEpoch(0))
+            p.append(&Bytes::from(batch), &info, LeaderEpoch(0))
                 .unwrap();
         }
         m.shutdown().unwrap();
@@ -57,10 +56,7 @@ fn a_base_offset_that_overflows_is_cut_by_recovery() {
     );
     let next = simple_batch(1, 20, 2_000);
     let info = validate_produce_batch(&next, 1 << 20).unwrap();
-    match p
-        .append(&Bytes::from(next), &info, crate::common::LeaderEpoch(0))
-        .unwrap()
-    {
+    match p.append(&Bytes::from(next), &info, LeaderEpoch(0)).unwrap() {
         AppendOutcome::Appended { base_offset, .. } => assert_eq!(base_offset, 4),
         other => panic!("unexpected {other:?}"),
     }
@@ -77,7 +73,7 @@ fn idempotent(p: &PartitionLog, pid: i64, seq: i32, ts: i64, transactional: bool
     };
     let info = validate_produce_batch(&batch, 1 << 20).unwrap();
     match p
-        .append(&Bytes::from(batch), &info, crate::common::LeaderEpoch(0))
+        .append(&Bytes::from(batch), &info, LeaderEpoch(0))
         .unwrap()
     {
         AppendOutcome::Appended { base_offset, .. } => base_offset,
@@ -97,10 +93,7 @@ fn producer_state_expires_and_is_evicted() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
     let p = m
-        .create(
-            &TopicPartition::new("ids", 0),
-            crate::common::TopicId::from_bytes([3; 16]),
-        )
+        .create(&TopicPartition::new("ids", 0), TopicId::from_bytes([3; 16]))
         .unwrap();
     idempotent(&p, 5, 0, 10_000, false);
     idempotent(&p, 5, 1, 20_000, false);
@@ -119,6 +112,6 @@ fn producer_state_expires_and_is_evicted() {
     let base = idempotent(&p, 8, 0, 40_000, false);
     idempotent(&p, 9, 0, 40_000, false);
     assert_eq!(producers(&p), vec![6, 8, 9]);
-    p.delete_records_before(base + 1).unwrap();
+    p.delete_records_before(Offset::from(base + 1)).unwrap();
     assert_eq!(producers(&p), vec![6, 9]);
 }

@@ -3,6 +3,7 @@
 //! rolls), a key map smaller than the dirty keys (several passes, same result), and the
 //! cleaner's position surviving a restart in `cleaner-offset-checkpoint`.
 
+use crate::common::{LeaderEpoch, Offset, TopicId};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -27,9 +28,7 @@ fn tp() -> TopicPartition {
 
 /// A compacted partition with `configure` applied to its config.
 fn compacted(m: &LogManager, configure: impl FnOnce(&mut LogConfig)) -> Arc<PartitionLog> {
-    let p = m
-        .create(&tp(), crate::common::TopicId::from_bytes([3; 16]))
-        .unwrap();
+    let p = m.create(&tp(), TopicId::from_bytes([3; 16])).unwrap();
     let mut c = p.config();
     c.compact = true;
     c.delete = false;
@@ -46,8 +45,7 @@ fn put(p: &PartitionLog, kvs: &[(&str, &str)], ts: i64) {
         .collect();
     let b = build_batch(&recs, Compression::None, -1, -1, -1);
     let info = validate_produce_batch(&b, 1 << 20).unwrap();
-    p.append(&Bytes::from(b), &info, crate::common::LeaderEpoch(0))
-        .unwrap();
+    p.append(&Bytes::from(b), &info, LeaderEpoch(0)).unwrap();
 }
 
 /// Appends a tombstone (null value) for `key` stamped `ts`.
@@ -60,8 +58,7 @@ fn tombstone(p: &PartitionLog, key: &str, ts: i64) {
         -1,
     );
     let info = validate_produce_batch(&b, 1 << 20).unwrap();
-    p.append(&Bytes::from(b), &info, crate::common::LeaderEpoch(0))
-        .unwrap();
+    p.append(&Bytes::from(b), &info, LeaderEpoch(0)).unwrap();
 }
 
 /// Writes `rounds` updates of keys `k0..k{keys}`, one batch per update, stamped `ts`.
@@ -88,7 +85,7 @@ fn contents(p: &PartitionLog) -> Vec<(i64, String, String)> {
                 let s = |x: Option<&[u8]>| String::from_utf8_lossy(x.unwrap_or(b"")).into_owned();
                 out.push((rec.offset, s(rec.key), s(rec.value)));
             }
-            offset = h.last_offset() + 1;
+            offset = Offset::from(h.last_offset() + 1);
             b = &b[n..];
         }
     }
@@ -268,7 +265,7 @@ fn the_cleaner_round_and_its_checkpoint_survive_a_restart() {
         let plain = m
             .create(
                 &TopicPartition::new("plain", 0),
-                crate::common::TopicId::from_bytes([4; 16]),
+                TopicId::from_bytes([4; 16]),
             )
             .unwrap();
         let now = crate::common::now_ms();
@@ -349,8 +346,7 @@ fn cleaning_a_large_log_uses_bounded_memory() {
         let b = build_batch(&recs, Compression::None, -1, -1, -1);
         written += b.len() as u64;
         let info = validate_produce_batch(&b, 1 << 24).unwrap();
-        p.append(&Bytes::from(b), &info, crate::common::LeaderEpoch(0))
-            .unwrap();
+        p.append(&Bytes::from(b), &info, LeaderEpoch(0)).unwrap();
         i += 1;
     }
     // A last batch in a fresh active segment, so every written byte is cleanable.

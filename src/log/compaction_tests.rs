@@ -2,6 +2,7 @@
 //! offsets/timestamps/headers/codec kept, active segment untouched, and the `.cleaned` /
 //! `.swap` protocol completing or rolling back after a crash.
 
+use crate::common::{LeaderEpoch, Offset, TopicId};
 use bytes::Bytes;
 
 use super::segment::file_name;
@@ -47,7 +48,7 @@ fn all_records(p: &PartitionLog) -> Vec<Seen> {
                     rec.headers.len(),
                 ));
             }
-            offset = h.last_offset() + 1;
+            offset = Offset::from(h.last_offset() + 1);
             b = &b[n..];
         }
     }
@@ -61,8 +62,7 @@ fn fill(p: &PartitionLog, now: i64) {
     let push = |recs: Vec<TestRecord<'_>>| {
         let b = build_batch(&recs, Compression::Gzip, -1, -1, -1);
         let info = validate_produce_batch(&b, 1 << 20).unwrap();
-        p.append(&Bytes::from(b), &info, crate::common::LeaderEpoch(0))
-            .unwrap();
+        p.append(&Bytes::from(b), &info, LeaderEpoch(0)).unwrap();
     };
     for round in 0..6 {
         let v1 = format!("v{round}a");
@@ -100,9 +100,7 @@ fn fill(p: &PartitionLog, now: i64) {
 fn compaction_keeps_the_latest_record_per_key() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
-    let p = m
-        .create(&tp(), crate::common::TopicId::from_bytes([2; 16]))
-        .unwrap();
+    let p = m.create(&tp(), TopicId::from_bytes([2; 16])).unwrap();
     let now = crate::common::now_ms();
     fill(&p, now);
     let before = all_records(&p);
@@ -196,7 +194,7 @@ fn compaction_keeps_the_latest_record_per_key() {
             };
             assert_eq!(h.compression(), Some(want), "batch at {}", h.base_offset());
             pos += h.total_size().expect("sized batch");
-            offset = h.last_offset() + 1;
+            offset = Offset::from(h.last_offset() + 1);
         }
     }
     assert!(with_records > 0);
@@ -228,9 +226,7 @@ fn interrupted_swaps_complete_and_unfinished_cleanings_roll_back() {
     let now = crate::common::now_ms();
     let (before, cleaned, base) = {
         let m = LogManager::open(dir.path(), opts()).unwrap();
-        let p = m
-            .create(&tp(), crate::common::TopicId::from_bytes([2; 16]))
-            .unwrap();
+        let p = m.create(&tp(), TopicId::from_bytes([2; 16])).unwrap();
         fill(&p, now);
         m.shutdown().unwrap();
         let before = all_records(&p);

@@ -71,6 +71,11 @@ pub struct LogConfig {
     pub gzip_level: i32,
     /// Level of broker-side zstd recompression (`compression.zstd.level`).
     pub zstd_level: i32,
+    /// Largest batch a producer may append (`max.message.bytes`); also what bounds the
+    /// decompressed size of a batch the broker looks inside.
+    pub max_message_bytes: usize,
+    /// In-sync replicas an acks=all append needs (`min.insync.replicas`).
+    pub min_insync_replicas: i32,
 }
 
 impl LogConfig {
@@ -98,6 +103,8 @@ impl LogConfig {
             segment_jitter_ms: 0,
             gzip_level: -1,
             zstd_level: 3,
+            max_message_bytes: 1_048_588,
+            min_insync_replicas: 1,
         }
     }
 
@@ -244,6 +251,19 @@ impl LogConfig {
             "compression.zstd.level" => {
                 if let Some(n) = int().and_then(|n| i32::try_from(n).ok()) {
                     self.zstd_level = n;
+                }
+            }
+            "max.message.bytes" => {
+                if let Some(n) = int()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .filter(|n| *n > 0)
+                {
+                    self.max_message_bytes = n;
+                }
+            }
+            "min.insync.replicas" => {
+                if let Some(n) = int().and_then(|n| i32::try_from(n).ok()).filter(|n| *n > 0) {
+                    self.min_insync_replicas = n;
                 }
             }
             "min.cleanable.dirty.ratio" => {

@@ -6,6 +6,7 @@
 //!
 //! Case counts are bounded by default; `GREGOR_CRASH_CASES=<n>` runs more random cases.
 
+use crate::common::{LeaderEpoch, Offset, TopicId};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -70,11 +71,7 @@ fn append(p: &PartitionLog, rng: &mut Rng) -> (i64, i64, Vec<u8>) {
     );
     let info = validate_produce_batch(&batch, 1 << 24).expect("valid test batch");
     match p
-        .append(
-            &Bytes::from(batch.clone()),
-            &info,
-            crate::common::LeaderEpoch(0),
-        )
+        .append(&Bytes::from(batch.clone()), &info, LeaderEpoch(0))
         .expect("append")
     {
         AppendOutcome::Appended {
@@ -104,7 +101,7 @@ fn read_all(p: &PartitionLog) -> Vec<Vec<u8>> {
             let n = h.total_size().expect("sane length");
             assert!(n <= b.len(), "torn batch returned");
             out.push(b[..n].to_vec());
-            offset = h.last_offset() + 1;
+            offset = Offset::from(h.last_offset() + 1);
             b = &b[n..];
         }
     }
@@ -156,9 +153,7 @@ fn newest_segment_cut_at_every_byte_offset() {
     let mut written = Vec::new();
     {
         let m = LogManager::open(src.path(), opts()).unwrap();
-        let p = m
-            .create(&tp(), crate::common::TopicId::from_bytes([1; 16]))
-            .unwrap();
+        let p = m.create(&tp(), TopicId::from_bytes([1; 16])).unwrap();
         while p.segment_base_offsets().len() < 3 || written.len() < 12 {
             written.push(append(&p, &mut rng));
         }
@@ -219,16 +214,14 @@ fn dropped_unsynced_writes_lose_no_acknowledged_record() {
         let mut acked_end = 0i64;
         {
             let m = LogManager::open_with_io(dir.path(), opts(), io.clone()).unwrap();
-            let p = m
-                .create(&tp(), crate::common::TopicId::from_bytes([1; 16]))
-                .unwrap();
+            let p = m.create(&tp(), TopicId::from_bytes([1; 16])).unwrap();
             for _ in 0..(5 + rng.below(25)) {
                 written.push(append(&p, &mut rng));
                 match rng.below(6) {
                     // Acknowledge everything so far, as acks=all does after the fsync.
                     0 | 1 => {
                         p.flush().unwrap();
-                        acked_end = p.durable_offset();
+                        acked_end = p.durable_offset().get();
                     }
                     2 => m.checkpoint().unwrap(),
                     _ => {}
@@ -288,9 +281,7 @@ fn deleted_or_corrupt_index_files_are_rebuilt() {
     let mut written = Vec::new();
     {
         let m = LogManager::open(src.path(), opts()).unwrap();
-        let p = m
-            .create(&tp(), crate::common::TopicId::from_bytes([1; 16]))
-            .unwrap();
+        let p = m.create(&tp(), TopicId::from_bytes([1; 16])).unwrap();
         while p.segment_base_offsets().len() < 5 {
             written.push(append(&p, &mut rng));
         }
@@ -359,7 +350,7 @@ fn deleted_or_corrupt_index_files_are_rebuilt() {
         // Reads starting at every offset find the right batch.
         for (b, l, stored) in &written {
             for o in *b..=*l {
-                let r = p.read(o, 1, true).unwrap();
+                let r = p.read(Offset::from(o), 1, true).unwrap();
                 assert_eq!(&r.records[..], &stored[..], "case {case}: offset {o}");
             }
         }
@@ -372,9 +363,7 @@ fn full_disk_fails_the_append_but_not_the_partition() {
     let dir = tempfile::tempdir().unwrap();
     let io = Arc::new(FaultyIo::new());
     let m = LogManager::open_with_io(dir.path(), opts(), io.clone()).unwrap();
-    let p = m
-        .create(&tp(), crate::common::TopicId::from_bytes([1; 16]))
-        .unwrap();
+    let p = m.create(&tp(), TopicId::from_bytes([1; 16])).unwrap();
     let mut rng = Rng::new(11);
     let mut written = vec![append(&p, &mut rng), append(&p, &mut rng)];
     let seg = dir.path().join(tp().dir_name()).join(file_name(0, "log"));
@@ -384,11 +373,7 @@ fn full_disk_fails_the_append_but_not_the_partition() {
     let info = validate_produce_batch(&batch, 1 << 24).unwrap();
     for _ in 0..3 {
         let err = p
-            .append(
-                &Bytes::from(batch.clone()),
-                &info,
-                crate::common::LeaderEpoch(0),
-            )
+            .append(&Bytes::from(batch.clone()), &info, LeaderEpoch(0))
             .unwrap_err();
         assert!(matches!(&err, LogError::Io(e) if e.raw_os_error() == Some(libc::ENOSPC)));
         assert!(!p.is_offline(), "out of space does not poison");
@@ -415,11 +400,7 @@ fn full_disk_fails_the_append_but_not_the_partition() {
     // Another kind of write error, or a failed fsync, does take the partition offline.
     io.fail_nth_write(1, libc::EIO, 10);
     assert!(p
-        .append(
-            &Bytes::from(batch.clone()),
-            &info,
-            crate::common::LeaderEpoch(0)
-        )
+        .append(&Bytes::from(batch.clone()), &info, LeaderEpoch(0))
         .is_err());
     assert!(p.is_offline());
     assert_eq!(
@@ -428,10 +409,7 @@ fn full_disk_fails_the_append_but_not_the_partition() {
         "reads still work on an offline partition"
     );
     let q = m
-        .create(
-            &TopicPartition::new("c", 1),
-            crate::common::TopicId::from_bytes([1; 16]),
-        )
+        .create(&TopicPartition::new("c", 1), TopicId::from_bytes([1; 16]))
         .unwrap();
     append(&q, &mut rng);
     io.fail_nth_sync(1);

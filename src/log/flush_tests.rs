@@ -3,6 +3,7 @@
 //! period while the broker-wide period is an hour, `segment.index.bytes` rolls the active
 //! segment when its index is full, and `segment.jitter.ms` spreads time-based rolls.
 
+use crate::common::{LeaderEpoch, TopicId};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -27,8 +28,7 @@ fn append(p: &PartitionLog, records: usize) -> AppendOutcome {
 fn append_at(p: &PartitionLog, records: usize, ts: i64) -> AppendOutcome {
     let b = simple_batch(records, 20, ts);
     let info = validate_produce_batch(&b, 1 << 20).unwrap();
-    p.append(&Bytes::from(b), &info, crate::common::LeaderEpoch(0))
-        .unwrap()
+    p.append(&Bytes::from(b), &info, LeaderEpoch(0)).unwrap()
 }
 
 fn forced(o: AppendOutcome) -> bool {
@@ -58,10 +58,7 @@ fn flush_messages_forces_an_fsync_once_enough_messages_are_unflushed() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
     let p = m
-        .create(
-            &TopicPartition::new("f", 0),
-            crate::common::TopicId::from_bytes([1; 16]),
-        )
+        .create(&TopicPartition::new("f", 0), TopicId::from_bytes([1; 16]))
         .unwrap();
     let mut c = p.config();
     c.flush_messages = 10;
@@ -82,13 +79,13 @@ fn flush_ms_syncs_a_partition_within_its_own_period() {
     let fast = m
         .create(
             &TopicPartition::new("fast", 0),
-            crate::common::TopicId::from_bytes([1; 16]),
+            TopicId::from_bytes([1; 16]),
         )
         .unwrap();
     let slow = m
         .create(
             &TopicPartition::new("slow", 0),
-            crate::common::TopicId::from_bytes([2; 16]),
+            TopicId::from_bytes([2; 16]),
         )
         .unwrap();
     let mut c = fast.config();
@@ -116,10 +113,7 @@ fn segment_index_bytes_rolls_the_active_segment_when_its_index_is_full() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
     let p = m
-        .create(
-            &TopicPartition::new("i", 0),
-            crate::common::TopicId::from_bytes([3; 16]),
-        )
+        .create(&TopicPartition::new("i", 0), TopicId::from_bytes([3; 16]))
         .unwrap();
     let mut c = p.config();
     c.index_interval_bytes = 0; // an index entry for every batch after the first
@@ -137,10 +131,7 @@ fn segment_index_bytes_rolls_the_active_segment_when_its_index_is_full() {
     }
     // The default 10 MiB never rolls this log.
     let q = m
-        .create(
-            &TopicPartition::new("i", 1),
-            crate::common::TopicId::from_bytes([3; 16]),
-        )
+        .create(&TopicPartition::new("i", 1), TopicId::from_bytes([3; 16]))
         .unwrap();
     let mut c = q.config();
     c.index_interval_bytes = 0;
@@ -158,10 +149,7 @@ fn segment_jitter_ms_rolls_some_segments_early() {
     let mut rolled = 0;
     for i in 0..20 {
         let p = m
-            .create(
-                &TopicPartition::new("j", i),
-                crate::common::TopicId::from_bytes([4; 16]),
-            )
+            .create(&TopicPartition::new("j", i), TopicId::from_bytes([4; 16]))
             .unwrap();
         let mut c = p.config();
         c.segment_ms = 1000;
@@ -179,10 +167,7 @@ fn segment_jitter_ms_rolls_some_segments_early() {
     assert!((1..20).contains(&rolled), "{rolled} of 20 rolled");
     // Without jitter none rolls.
     let p = m
-        .create(
-            &TopicPartition::new("nj", 0),
-            crate::common::TopicId::from_bytes([5; 16]),
-        )
+        .create(&TopicPartition::new("nj", 0), TopicId::from_bytes([5; 16]))
         .unwrap();
     let mut c = p.config();
     c.segment_ms = 1000;

@@ -1,5 +1,6 @@
 //! End-to-end tests of the log layer on real files in temporary directories.
 
+use crate::common::{LeaderEpoch, Offset, TopicId};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use crate::records::testutil::{build_batch, idempotent_batch, simple_batch, Test
 use crate::records::{validate_produce_batch, Compression};
 
 const TOPIC_ID: crate::common::TopicId =
-    crate::common::TopicId::from_bytes([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+    TopicId::from_bytes([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
 
 fn tp() -> TopicPartition {
     TopicPartition::new("orders", 0)
@@ -30,11 +31,7 @@ fn quiet_opts() -> LogOptions {
 
 fn append(p: &PartitionLog, batch: &[u8]) -> Result<AppendOutcome, LogError> {
     let info = validate_produce_batch(batch, 1 << 24).expect("test batch must validate");
-    p.append(
-        &Bytes::copy_from_slice(batch),
-        &info,
-        crate::common::LeaderEpoch(3),
-    )
+    p.append(&Bytes::copy_from_slice(batch), &info, LeaderEpoch(3))
 }
 
 fn appended(p: &PartitionLog, batch: &[u8]) -> (i64, i64) {
@@ -77,7 +74,7 @@ fn read_all(p: &PartitionLog) -> Vec<Vec<u8>> {
         let batches = split(&r.records);
         assert!(!batches.is_empty());
         for b in batches {
-            off = BatchHeader::new(&b).unwrap().last_offset() + 1;
+            off = Offset::from(BatchHeader::new(&b).unwrap().last_offset() + 1);
             out.push(b);
         }
     }
@@ -103,7 +100,7 @@ fn append_read_round_trip() {
     assert_eq!(p.log_end_offset(), 11);
     assert_eq!(p.high_watermark(), 11);
     assert_eq!(p.size_bytes(), (b1.len() + b2.len() + b3.len()) as u64);
-    let r = p.read(0, 1 << 20, true).unwrap();
+    let r = p.read(Offset(0), 1 << 20, true).unwrap();
     assert_eq!(r.high_watermark, 11);
     assert_eq!(r.log_start_offset, 0);
     let got = split(&r.records);
@@ -121,7 +118,7 @@ fn append_read_round_trip() {
     // create is idempotent with the same id and refuses another.
     assert!(Arc::ptr_eq(&p, &m.create(&tp(), TOPIC_ID).unwrap()));
     assert!(matches!(
-        m.create(&tp(), crate::common::TopicId::from_bytes([9; 16])),
+        m.create(&tp(), TopicId::from_bytes([9; 16])),
         Err(LogError::TopicIdMismatch { .. })
     ));
     assert_eq!(m.all().len(), 1);
@@ -139,32 +136,42 @@ fn reads_start_at_containing_batch_and_respect_limits() {
     appended(&p, &small); // 7..=11
                           // Mid-batch offset returns the containing batch.
     assert_eq!(
-        bases(&p.read(2, 1 << 20, true).unwrap().records),
+        bases(&p.read(Offset(2), 1 << 20, true).unwrap().records),
         vec![0, 5, 7]
     );
     assert_eq!(
-        bases(&p.read(6, 1 << 20, true).unwrap().records),
+        bases(&p.read(Offset(6), 1 << 20, true).unwrap().records),
         vec![5, 7]
     );
-    assert_eq!(bases(&p.read(11, 1 << 20, true).unwrap().records), vec![7]);
+    assert_eq!(
+        bases(&p.read(Offset(11), 1 << 20, true).unwrap().records),
+        vec![7]
+    );
     // max_bytes stops at whole batches.
     assert_eq!(
-        bases(&p.read(0, small.len() + 10, true).unwrap().records),
+        bases(&p.read(Offset(0), small.len() + 10, true).unwrap().records),
         vec![0]
     );
     assert_eq!(
-        bases(&p.read(0, small.len() + big.len(), true).unwrap().records),
+        bases(
+            &p.read(Offset(0), small.len() + big.len(), true)
+                .unwrap()
+                .records
+        ),
         vec![0, 5]
     );
     // KIP-74: a batch larger than max_bytes is returned whole if min_one_batch.
-    assert_eq!(bases(&p.read(5, 100, true).unwrap().records), vec![5]);
-    assert!(p.read(5, 100, false).unwrap().records.is_empty());
+    assert_eq!(
+        bases(&p.read(Offset(5), 100, true).unwrap().records),
+        vec![5]
+    );
+    assert!(p.read(Offset(5), 100, false).unwrap().records.is_empty());
     // End of log: empty; outside the log: OffsetOutOfRange.
-    let r = p.read(12, 1000, true).unwrap();
+    let r = p.read(Offset(12), 1000, true).unwrap();
     assert!(r.records.is_empty());
     assert_eq!(r.high_watermark, 12);
     assert!(matches!(
-        p.read(13, 1000, true),
+        p.read(Offset(13), 1000, true),
         Err(LogError::OffsetOutOfRange {
             offset: 13,
             log_start_offset: 0,
@@ -172,7 +179,7 @@ fn reads_start_at_containing_batch_and_respect_limits() {
         })
     ));
     assert!(matches!(
-        p.read(-1, 1000, true),
+        p.read(Offset(-1), 1000, true),
         Err(LogError::OffsetOutOfRange { .. })
     ));
 }
@@ -210,11 +217,11 @@ fn rolls_by_size_and_indexes_every_segment() {
     assert!(log_len <= 1000);
     // Every offset reads back the batch containing it.
     for off in 0..2 * n {
-        let r = p.read(off, b.len(), false).unwrap();
+        let r = p.read(Offset::from(off), b.len(), false).unwrap();
         assert_eq!(bases(&r.records), vec![off - off % 2], "offset {off}");
     }
     // Reads stay within one segment.
-    let r = p.read(0, 1 << 20, true).unwrap();
+    let r = p.read(Offset(0), 1 << 20, true).unwrap();
     assert_eq!(split(&r.records).len() as i64, per_seg);
     // The index file on disk matches memory.
     let on_disk = fs::read(part_dir(dir.path()).join(file_name(0, "index"))).unwrap();
@@ -237,7 +244,7 @@ fn rolls_by_size_and_indexes_every_segment() {
             segs.len()
         );
         for off in 0..2 * n {
-            let r = p.read(off, b.len(), false).unwrap();
+            let r = p.read(Offset::from(off), b.len(), false).unwrap();
             assert_eq!(bases(&r.records), vec![off - off % 2]);
         }
         m.shutdown().unwrap();
@@ -404,7 +411,7 @@ fn restart_keeps_data_and_checkpoints_parse() {
         let p = m.create(&tp(), TOPIC_ID).unwrap();
         m.create(
             &TopicPartition::new("other-topic", 3),
-            crate::common::TopicId::from_bytes([2; 16]),
+            TopicId::from_bytes([2; 16]),
         )
         .unwrap();
         for b in &batches {
@@ -441,7 +448,7 @@ fn restart_keeps_data_and_checkpoints_parse() {
         m.get(&TopicPartition::new("other-topic", 3))
             .unwrap()
             .topic_id(),
-        crate::common::TopicId::from_bytes([2; 16])
+        TopicId::from_bytes([2; 16])
     );
 }
 
@@ -506,7 +513,7 @@ fn torn_tail_is_truncated_at_every_byte() {
         assert_eq!(got.len(), ends.iter().filter(|(e, _)| *e <= cut).count());
         for off in 0..leo {
             assert_eq!(
-                bases(&p.read(off, 1, true).unwrap().records),
+                bases(&p.read(Offset::from(off), 1, true).unwrap().records),
                 vec![off - off % 2]
             );
         }
@@ -624,7 +631,10 @@ fn bad_index_below_recovery_point_is_rebuilt() {
     assert_eq!(r.scanned_segments, 1);
     assert_eq!(r.trusted_segments, segs.len() - 1);
     for off in 0..30 {
-        assert_eq!(bases(&p.read(off, 1, true).unwrap().records), vec![off]);
+        assert_eq!(
+            bases(&p.read(Offset::from(off), 1, true).unwrap().records),
+            vec![off]
+        );
     }
 }
 
@@ -697,10 +707,10 @@ fn poisoned_partition_refuses_work() {
         Err(LogError::StorageOffline(_))
     ));
     assert!(matches!(
-        futures_block_on(p.wait_durable(1)),
+        futures_block_on(p.wait_durable(Offset(1))),
         Err(LogError::StorageOffline(_))
     ));
-    assert!(p.read(0, 100, true).is_ok());
+    assert!(p.read(Offset(0), 100, true).is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -710,11 +720,11 @@ async fn wait_durable_group_commits() {
     let p = m.create(&tp(), TOPIC_ID).unwrap();
     let before = m.fsync_count();
     appended(&p, &simple_batch(1, 10, 0));
-    p.wait_durable(1).await.unwrap();
+    p.wait_durable(Offset(1)).await.unwrap();
     assert_eq!(p.durable_offset(), 1);
     assert_eq!(m.fsync_count(), before + 1);
     // Already durable: no new fsync.
-    p.wait_durable(1).await.unwrap();
+    p.wait_durable(Offset(1)).await.unwrap();
     assert_eq!(m.fsync_count(), before + 1);
     let waiters = 200;
     let mut tasks = Vec::new();
@@ -786,7 +796,7 @@ fn public_types_are_thread_safe() {
     let m = LogManager::open(dir.path(), quiet_opts()).unwrap();
     let p = m.create(&tp(), TOPIC_ID).unwrap();
     // wait_durable's future is Send, and 'static when it owns its Arc.
-    let fut = async move { p.wait_durable(0).await };
+    let fut = async move { p.wait_durable(Offset(0)).await };
     send_static(&fut);
     futures_block_on(fut).unwrap();
 }
@@ -824,7 +834,10 @@ fn torn_tail_across_segments() {
         let p = m.get(&tp()).unwrap();
         assert_eq!(p.log_end_offset(), 10);
         assert_eq!(p.segment_base_offsets(), vec![0, 6]);
-        assert_eq!(bases(&p.read(9, 1 << 20, true).unwrap().records), vec![8]);
+        assert_eq!(
+            bases(&p.read(Offset(9), 1 << 20, true).unwrap().records),
+            vec![8]
+        );
     }
     for cut in 2 * b.len() + 1..seg1.len() {
         fs::write(pd.join(file_name(6, "log")), &seg1[..cut]).unwrap();
@@ -860,14 +873,14 @@ async fn failed_fsync_poisons_the_partition() {
         .create(&TopicPartition::new("other", 0), TOPIC_ID)
         .unwrap();
     appended(&p, &simple_batch(1, 1, 0));
-    p.wait_durable(1).await.unwrap();
+    p.wait_durable(Offset(1)).await.unwrap();
     appended(&p, &simple_batch(1, 1, 0));
     appended(&other, &simple_batch(1, 1, 0));
     p.fail_next_flush.store(true, Ordering::SeqCst);
     let waiters: Vec<_> = (0..5)
         .map(|_| {
             let p = Arc::clone(&p);
-            tokio::spawn(async move { p.wait_durable(2).await })
+            tokio::spawn(async move { p.wait_durable(Offset(2)).await })
         })
         .collect();
     for w in waiters {
@@ -880,11 +893,11 @@ async fn failed_fsync_poisons_the_partition() {
         Err(LogError::StorageOffline(_))
     ));
     assert!(matches!(
-        p.wait_durable(1).await,
+        p.wait_durable(Offset(1)).await,
         Err(LogError::StorageOffline(_))
     ));
     // Other partitions are unaffected; the offline one is left out of the checkpoint.
-    other.wait_durable(1).await.unwrap();
+    other.wait_durable(Offset(1)).await.unwrap();
     m.checkpoint().unwrap();
     let rp = read_offset_checkpoint(&dir.path().join(RECOVERY_POINT_FILE)).unwrap();
     assert_eq!(rp.get(&TopicPartition::new("other", 0)), Some(&1));
@@ -910,10 +923,10 @@ fn large_batches_round_trip() {
     let zbig = build_batch(&recs, Compression::Lz4, -1, -1, -1);
     assert_eq!(appended(&p, &big), (0, 0));
     assert_eq!(appended(&p, &zbig), (1, 1));
-    let r = p.read(0, 1024, true).unwrap();
+    let r = p.read(Offset(0), 1024, true).unwrap();
     assert_eq!(r.records.len(), big.len());
     assert_eq!(&r.records[16..], &big[16..]);
-    let r = p.read(1, 1024, true).unwrap();
+    let r = p.read(Offset(1), 1024, true).unwrap();
     assert_eq!(&r.records[16..], &zbig[16..]);
     let recs = crate::records::records(&r.records, 1 << 23).unwrap();
     let first = recs.iter().next().unwrap().unwrap();

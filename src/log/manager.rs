@@ -92,8 +92,8 @@ impl Shared {
             if p.is_offline() {
                 continue;
             }
-            rp.insert(tp.clone(), p.durable_offset());
-            ls.insert(tp, p.log_start_offset());
+            rp.insert(tp.clone(), p.durable_offset().get());
+            ls.insert(tp, p.log_start_offset().get());
         }
         write_offset_checkpoint(&self.log_dir.join(RECOVERY_POINT_FILE), &rp)?;
         write_offset_checkpoint(&self.log_dir.join(LOG_START_FILE), &ls)?;
@@ -473,7 +473,7 @@ impl LogManager {
     pub fn recovery_points(&self) -> HashMap<TopicPartition, i64> {
         self.all()
             .into_iter()
-            .map(|(tp, p)| (tp, p.durable_offset()))
+            .map(|(tp, p)| (tp, p.durable_offset().get()))
             .collect()
     }
 }

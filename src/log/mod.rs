@@ -80,7 +80,7 @@ pub struct TopicPartition {
     /// Topic name.
     pub topic: String,
     /// Partition index.
-    pub partition: i32,
+    pub partition: crate::common::PartitionIndex,
 }
 
 impl TopicPartition {
@@ -88,7 +88,7 @@ impl TopicPartition {
     pub fn new(topic: impl Into<String>, partition: i32) -> Self {
         TopicPartition {
             topic: topic.into(),
-            partition,
+            partition: crate::common::PartitionIndex(partition),
         }
     }
 

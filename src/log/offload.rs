@@ -34,8 +34,8 @@ pub async fn append(
 /// [`PartitionLog::append_txn_marker`] on the blocking pool.
 pub async fn append_txn_marker(
     log: Arc<PartitionLog>,
-    producer_id: i64,
-    producer_epoch: i16,
+    producer_id: crate::common::ProducerId,
+    producer_epoch: crate::common::ProducerEpoch,
     kind: MarkerKind,
     coordinator_epoch: i32,
 ) -> Result<AppendOutcome, LogError> {

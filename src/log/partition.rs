@@ -8,6 +8,7 @@
 //! behind one `std::sync::Mutex`, never held across an `.await` and held by reads only long
 //! enough to pick a file and a position; the bytes are then read with `pread` outside the lock.
 
+use crate::common::Offset;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -69,10 +70,10 @@ pub enum AppendOutcome {
 
 impl AppendOutcome {
     /// Offset one past the last record of the batch (what to pass to `wait_durable`).
-    pub fn end_offset(&self) -> i64 {
+    pub fn end_offset(&self) -> Offset {
         match self {
             AppendOutcome::Appended { last_offset, .. }
-            | AppendOutcome::Duplicate { last_offset, .. } => last_offset + 1,
+            | AppendOutcome::Duplicate { last_offset, .. } => Offset(last_offset + 1),
         }
     }
 }
@@ -517,7 +518,8 @@ impl PartitionLog {
     /// the flusher, so concurrent waiters share one fsync (group commit). Fails with
     /// `StorageOffline` if the partition is poisoned, `ShutDown` if the flusher has stopped.
     /// The future holds no lock and is `Send`.
-    pub async fn wait_durable(&self, end_offset: i64) -> Result<(), LogError> {
+    pub async fn wait_durable(&self, end_offset: Offset) -> Result<(), LogError> {
+        let end_offset = end_offset.get();
         let mut rx = self.durable_tx.subscribe();
         {
             let d = *rx.borrow_and_update();
@@ -544,22 +546,22 @@ impl PartitionLog {
     }
 
     /// Offset below which everything is known to be fdatasync'ed.
-    pub fn durable_offset(&self) -> i64 {
-        self.durable_tx.borrow().offset
+    pub fn durable_offset(&self) -> Offset {
+        Offset(self.durable_tx.borrow().offset)
     }
 
     /// Log start offset: the first offset still readable.
-    pub fn log_start_offset(&self) -> i64 {
-        self.lock().log_start_offset
+    pub fn log_start_offset(&self) -> Offset {
+        Offset(self.lock().log_start_offset)
     }
 
     /// Log end offset: the offset the next batch will get.
-    pub fn log_end_offset(&self) -> i64 {
-        self.lock().leo
+    pub fn log_end_offset(&self) -> Offset {
+        Offset(self.lock().leo)
     }
 
     /// High watermark; equal to the log end offset on a single node.
-    pub fn high_watermark(&self) -> i64 {
+    pub fn high_watermark(&self) -> Offset {
         self.log_end_offset()
     }
 

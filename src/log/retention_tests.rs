@@ -1,5 +1,6 @@
 //! Tests of retention (time, size, log start offset) and DeleteRecords on real files.
 
+use crate::common::{LeaderEpoch, Offset, TopicId};
 use bytes::Bytes;
 
 use super::checkpoint::{read_offset_checkpoint, LOG_START_FILE};
@@ -17,22 +18,15 @@ fn opts() -> LogOptions {
 
 fn append(p: &PartitionLog, batch: &[u8]) {
     let info = validate_produce_batch(batch, 1 << 24).expect("test batch must validate");
-    p.append(
-        &Bytes::copy_from_slice(batch),
-        &info,
-        crate::common::LeaderEpoch(0),
-    )
-    .expect("append");
+    p.append(&Bytes::copy_from_slice(batch), &info, LeaderEpoch(0))
+        .expect("append");
 }
 
 /// A partition whose segments each hold one batch (segment.bytes below two batches), with
 /// batch `i` timestamped `ts[i]`.
 fn one_batch_segments(m: &LogManager, ts: &[i64]) -> std::sync::Arc<PartitionLog> {
     let p = m
-        .create(
-            &TopicPartition::new("r", 0),
-            crate::common::TopicId::from_bytes([7; 16]),
-        )
+        .create(&TopicPartition::new("r", 0), TopicId::from_bytes([7; 16]))
         .unwrap();
     let mut c = p.config();
     c.segment_bytes = 150;
@@ -64,10 +58,10 @@ fn time_retention_deletes_expired_sealed_segments_only() {
         .join(segment::file_name(0, "log"))
         .exists());
     assert!(matches!(
-        p.read(1, 1 << 20, true),
+        p.read(Offset(1), 1 << 20, true),
         Err(LogError::OffsetOutOfRange { .. })
     ));
-    assert!(!p.read(2, 1 << 20, true).unwrap().records.is_empty());
+    assert!(!p.read(Offset(2), 1 << 20, true).unwrap().records.is_empty());
     // compact-only topics are not time-retained.
     c.delete = false;
     c.compact = true;
@@ -102,25 +96,25 @@ fn delete_records_moves_the_log_start_and_survives_restart() {
         let now = crate::common::now_ms();
         let p = one_batch_segments(&m, &[now; 4]);
         assert!(matches!(
-            p.delete_records_before(5),
+            p.delete_records_before(Offset(5)),
             Err(LogError::OffsetOutOfRange { .. })
         ));
-        assert_eq!(p.delete_records_before(2).unwrap(), 2);
+        assert_eq!(p.delete_records_before(Offset(2)).unwrap(), 2);
         // Segments wholly below the new start are gone; reads below it are out of range.
         assert_eq!(p.segment_base_offsets(), vec![2, 3]);
         assert!(matches!(
-            p.read(1, 1 << 20, true),
+            p.read(Offset(1), 1 << 20, true),
             Err(LogError::OffsetOutOfRange { .. })
         ));
         // Moving backwards is a no-op; -1 means the high watermark.
-        assert_eq!(p.delete_records_before(1).unwrap(), 2);
-        assert_eq!(p.delete_records_before(-1).unwrap(), 4);
+        assert_eq!(p.delete_records_before(Offset(1)).unwrap(), 2);
+        assert_eq!(p.delete_records_before(Offset(-1)).unwrap(), 4);
         assert_eq!(
             p.segment_base_offsets(),
             vec![3],
             "the active segment stays"
         );
-        assert_eq!(p.read(4, 1 << 20, true).unwrap().records.len(), 0);
+        assert_eq!(p.read(Offset(4), 1 << 20, true).unwrap().records.len(), 0);
         m.checkpoint().unwrap();
     }
     let m = LogManager::open(dir.path(), opts()).unwrap();
@@ -135,10 +129,7 @@ fn read_region_matches_read_for_every_offset_and_limit() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
     let p = m
-        .create(
-            &TopicPartition::new("z", 0),
-            crate::common::TopicId::from_bytes([7; 16]),
-        )
+        .create(&TopicPartition::new("z", 0), TopicId::from_bytes([7; 16]))
         .unwrap();
     let mut c = p.config();
     c.segment_bytes = 200_000;
@@ -149,11 +140,14 @@ fn read_region_matches_read_for_every_offset_and_limit() {
     }
     assert!(p.segment_base_offsets().len() >= 2);
     let leo = p.log_end_offset();
+    let leo = leo.get();
     for offset in (0..leo).step_by(97).chain([leo - 1, leo]) {
         for max in [0usize, 1, 500, 70_000, 1 << 20] {
             for min_one in [false, true] {
-                let a = p.read(offset, max, min_one).unwrap();
-                let r = p.read_region(offset, max, min_one, false).unwrap();
+                let a = p.read(Offset::from(offset), max, min_one).unwrap();
+                let r = p
+                    .read_region(Offset::from(offset), max, min_one, false)
+                    .unwrap();
                 let mut bytes = vec![0u8; r.len as usize];
                 if let Some(f) = &r.file {
                     f.read_exact_at(&mut bytes, r.position).unwrap();

@@ -4,6 +4,7 @@
 //! clean reopen and a reopen without checkpoints (everything scanned, as after a crash), and
 //! reports the descriptors the process holds afterwards.
 
+use crate::common::{LeaderEpoch, TopicId};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -40,13 +41,12 @@ fn partitions_start_up() {
             let p = m
                 .create(
                     &TopicPartition::new("scale", i),
-                    crate::common::TopicId::from_bytes([9; 16]),
+                    TopicId::from_bytes([9; 16]),
                 )
                 .unwrap();
             // Three segments each: two sealed, one active.
             for _ in 0..5 {
-                p.append(&batch, &info, crate::common::LeaderEpoch(0))
-                    .unwrap();
+                p.append(&batch, &info, LeaderEpoch(0)).unwrap();
             }
             // As the flusher would: sync, which also releases the sealed segments' writers.
             p.flush().unwrap();

@@ -2,6 +2,7 @@
 //! their `.txnindex` entries, read_committed reads stopping at the LSO, what survives a restart
 //! or a crash, retention removing `.txnindex` files, and the cleaner ignoring aborted records.
 
+use crate::common::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, TopicId};
 use bytes::Bytes;
 
 use super::segment::file_name;
@@ -31,10 +32,8 @@ fn txn_put(p: &PartitionLog, pid: i64, seq: i32, key: &str, value: &str) -> i64 
         vec![(Some(key.as_bytes()), Some(value.as_bytes()), vec![], now)];
     let b = transactional_batch(&recs, Compression::None, pid, 0, seq);
     let info = BatchInfo::from_header(&BatchHeader::new(&b).unwrap());
-    let o = p
-        .append(&Bytes::from(b), &info, crate::common::LeaderEpoch(0))
-        .unwrap();
-    o.end_offset() - 1
+    let o = p.append(&Bytes::from(b), &info, LeaderEpoch(0)).unwrap();
+    (o.end_offset() - 1).get()
 }
 
 /// Appends one plain (non-transactional) record.
@@ -44,20 +43,25 @@ fn put(p: &PartitionLog, key: &str, value: &str) -> i64 {
         vec![(Some(key.as_bytes()), Some(value.as_bytes()), vec![], now)];
     let b = build_batch(&recs, Compression::None, -1, -1, -1);
     let info = BatchInfo::from_header(&BatchHeader::new(&b).unwrap());
-    p.append(&Bytes::from(b), &info, crate::common::LeaderEpoch(0))
+    p.append(&Bytes::from(b), &info, LeaderEpoch(0))
         .unwrap()
         .end_offset()
+        .get()
         - 1
 }
 
 fn marker(p: &PartitionLog, pid: i64, kind: MarkerKind) -> i64 {
-    p.append_txn_marker(pid, 0, kind, 0).unwrap().end_offset() - 1
+    p.append_txn_marker(ProducerId(pid), ProducerEpoch(0), kind, 0)
+        .unwrap()
+        .end_offset()
+        .get()
+        - 1
 }
 
 /// Values a read_committed consumer sees: records below the LSO, minus aborted ones.
 fn committed_values(p: &PartitionLog) -> Vec<String> {
     let lso = p.last_stable_offset();
-    let aborted = p.aborted_transactions(0, lso);
+    let aborted = p.aborted_transactions(Offset(0), lso);
     let r = p.read(p.log_start_offset(), 1 << 20, true).unwrap();
     let mut out = Vec::new();
     let mut b = &r.records[..];
@@ -82,9 +86,7 @@ fn committed_values(p: &PartitionLog) -> Vec<String> {
 fn lso_and_aborted_transactions_follow_the_markers() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
-    let p = m
-        .create(&tp(), crate::common::TopicId::from_bytes([1; 16]))
-        .unwrap();
+    let p = m.create(&tp(), TopicId::from_bytes([1; 16])).unwrap();
     put(&p, "a", "plain");
     let first7 = txn_put(&p, 7, 0, "a", "seven");
     let first8 = txn_put(&p, 8, 0, "b", "eight");
@@ -94,10 +96,16 @@ fn lso_and_aborted_transactions_follow_the_markers() {
         first7,
         "stops at the oldest open transaction"
     );
-    assert_eq!(p.open_transactions(), vec![(7, first7), (8, first8)]);
+    assert_eq!(
+        p.open_transactions(),
+        vec![
+            (ProducerId(7), Offset(first7)),
+            (ProducerId(8), Offset(first8))
+        ]
+    );
     // read_committed reads stop at the LSO; read_uncommitted ones do not.
-    let committed = p.read_region(0, 1 << 20, true, true).unwrap();
-    let uncommitted = p.read_region(0, 1 << 20, true, false).unwrap();
+    let committed = p.read_region(Offset(0), 1 << 20, true, true).unwrap();
+    let uncommitted = p.read_region(Offset(0), 1 << 20, true, false).unwrap();
     assert!(committed.len > 0 && committed.len < uncommitted.len);
     assert_eq!(committed.last_stable_offset, first7);
     assert_eq!(committed_values(&p), vec!["plain"]);
@@ -107,7 +115,7 @@ fn lso_and_aborted_transactions_follow_the_markers() {
     let abort = marker(&p, 8, MarkerKind::Abort);
     assert_eq!(p.last_stable_offset(), p.log_end_offset());
     assert!(commit < abort);
-    let aborted = p.aborted_transactions(0, i64::MAX);
+    let aborted = p.aborted_transactions(Offset(0), Offset(i64::MAX));
     assert_eq!(
         aborted,
         vec![AbortedTxn {
@@ -132,8 +140,8 @@ fn lso_and_aborted_transactions_follow_the_markers() {
     drop(m);
     let m = LogManager::open(dir.path(), opts()).unwrap();
     let p = m.get(&tp()).unwrap();
-    assert_eq!(p.aborted_transactions(0, i64::MAX), aborted);
-    assert_eq!(p.open_transactions(), vec![(9, open9)]);
+    assert_eq!(p.aborted_transactions(Offset(0), Offset(i64::MAX)), aborted);
+    assert_eq!(p.open_transactions(), vec![(ProducerId(9), Offset(open9))]);
     assert_eq!(p.last_stable_offset(), open9);
     marker(&p, 9, MarkerKind::Commit);
     assert_eq!(
@@ -148,9 +156,7 @@ fn an_index_entry_whose_marker_was_lost_is_dropped_at_recovery() {
     let pdir = dir.path().join(tp().dir_name());
     let (end_before_abort, image) = {
         let m = LogManager::open(dir.path(), opts()).unwrap();
-        let p = m
-            .create(&tp(), crate::common::TopicId::from_bytes([1; 16]))
-            .unwrap();
+        let p = m.create(&tp(), TopicId::from_bytes([1; 16])).unwrap();
         txn_put(&p, 5, 0, "k", "v");
         m.shutdown().unwrap();
         let end = p.log_end_offset();
@@ -165,7 +171,8 @@ fn an_index_entry_whose_marker_was_lost_is_dropped_at_recovery() {
     let p = m.get(&tp()).unwrap();
     assert_eq!(p.log_end_offset(), end_before_abort);
     assert!(
-        p.aborted_transactions(0, i64::MAX).is_empty(),
+        p.aborted_transactions(Offset(0), Offset(i64::MAX))
+            .is_empty(),
         "no marker, no abort"
     );
     assert_eq!(
@@ -179,9 +186,7 @@ fn an_index_entry_whose_marker_was_lost_is_dropped_at_recovery() {
 fn retention_removes_txn_indexes_and_forgets_old_aborts() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
-    let p = m
-        .create(&tp(), crate::common::TopicId::from_bytes([1; 16]))
-        .unwrap();
+    let p = m.create(&tp(), TopicId::from_bytes([1; 16])).unwrap();
     let mut c = p.config();
     c.segment_bytes = 200;
     p.set_config(c);
@@ -199,16 +204,16 @@ fn retention_removes_txn_indexes_and_forgets_old_aborts() {
         .any(|b| txnindex(b).exists()));
     p.delete_records_before(p.log_end_offset() - 1).unwrap();
     assert!(!txnindex(first).exists());
-    assert!(p.aborted_transactions(0, i64::MAX).is_empty());
+    assert!(p
+        .aborted_transactions(Offset(0), Offset(i64::MAX))
+        .is_empty());
 }
 
 #[test]
 fn the_cleaner_drops_aborted_records_and_stops_at_open_transactions() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
-    let p = m
-        .create(&tp(), crate::common::TopicId::from_bytes([1; 16]))
-        .unwrap();
+    let p = m.create(&tp(), TopicId::from_bytes([1; 16])).unwrap();
     let mut c = p.config();
     c.compact = true;
     c.delete = false;
@@ -227,7 +232,7 @@ fn the_cleaner_drops_aborted_records_and_stops_at_open_transactions() {
     assert!(p.first_dirty_offset() <= open);
     let values = committed_values(&p);
     assert!(values.contains(&"committed".to_string()), "{values:?}");
-    let raw = p.read(0, 1 << 20, true).unwrap().records;
+    let raw = p.read(Offset(0), 1 << 20, true).unwrap().records;
     let all: Vec<String> = {
         let mut v = Vec::new();
         let mut b = &raw[..];
@@ -252,19 +257,18 @@ fn the_cleaner_drops_aborted_records_and_stops_at_open_transactions() {
 fn a_marker_with_a_newer_epoch_fences_the_old_one() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
-    let p = m
-        .create(&tp(), crate::common::TopicId::from_bytes([1; 16]))
-        .unwrap();
+    let p = m.create(&tp(), TopicId::from_bytes([1; 16])).unwrap();
     txn_put(&p, 5, 0, "k", "v");
     // The coordinator aborts on a timeout with the bumped epoch 1.
-    p.append_txn_marker(5, 1, MarkerKind::Abort, 0).unwrap();
+    p.append_txn_marker(ProducerId(5), ProducerEpoch(1), MarkerKind::Abort, 0)
+        .unwrap();
     let now = crate::common::now_ms();
     let recs: Vec<TestRecord<'_>> = vec![(Some(b"k"), Some(b"late"), vec![], now)];
     let b = transactional_batch(&recs, Compression::None, 5, 0, 1);
     let info = BatchInfo::from_header(&BatchHeader::new(&b).unwrap());
     assert!(
         matches!(
-            p.append(&Bytes::from(b), &info, crate::common::LeaderEpoch(0)),
+            p.append(&Bytes::from(b), &info, LeaderEpoch(0)),
             Err(LogError::InvalidProducerEpoch { .. })
         ),
         "epoch 0 is fenced"
@@ -276,22 +280,17 @@ fn a_marker_with_a_newer_epoch_fences_the_old_one() {
     let p = m.get(&tp()).unwrap();
     let b = transactional_batch(&recs, Compression::None, 5, 0, 1);
     let info = BatchInfo::from_header(&BatchHeader::new(&b).unwrap());
-    assert!(p
-        .append(&Bytes::from(b), &info, crate::common::LeaderEpoch(0))
-        .is_err());
+    assert!(p.append(&Bytes::from(b), &info, LeaderEpoch(0)).is_err());
     let b = transactional_batch(&recs, Compression::None, 5, 1, 0);
     let info = BatchInfo::from_header(&BatchHeader::new(&b).unwrap());
-    p.append(&Bytes::from(b), &info, crate::common::LeaderEpoch(0))
-        .unwrap();
+    p.append(&Bytes::from(b), &info, LeaderEpoch(0)).unwrap();
 }
 
 #[test]
 fn producer_snapshots_carry_state_across_many_segments() {
     let dir = tempfile::tempdir().unwrap();
     let m = LogManager::open(dir.path(), opts()).unwrap();
-    let p = m
-        .create(&tp(), crate::common::TopicId::from_bytes([1; 16]))
-        .unwrap();
+    let p = m.create(&tp(), TopicId::from_bytes([1; 16])).unwrap();
     let mut c = p.config();
     c.segment_bytes = 100; // one batch a segment
     p.set_config(c);
@@ -302,11 +301,7 @@ fn producer_snapshots_carry_state_across_many_segments() {
     let idem = build_batch(&recs, Compression::None, 40, 0, 0);
     let info = BatchInfo::from_header(&BatchHeader::new(&idem).unwrap());
     let first = p
-        .append(
-            &Bytes::from(idem.clone()),
-            &info,
-            crate::common::LeaderEpoch(0),
-        )
+        .append(&Bytes::from(idem.clone()), &info, LeaderEpoch(0))
         .unwrap();
     let open = txn_put(&p, 41, 0, "t", "open");
     for i in 0..10 {
@@ -330,21 +325,19 @@ fn producer_snapshots_carry_state_across_many_segments() {
     let m = LogManager::open(dir.path(), opts()).unwrap();
     let p = m.get(&tp()).unwrap();
     // The retried idempotent batch is recognised, with its original offset.
-    match p
-        .append(&Bytes::from(idem), &info, crate::common::LeaderEpoch(0))
-        .unwrap()
-    {
+    match p.append(&Bytes::from(idem), &info, LeaderEpoch(0)).unwrap() {
         AppendOutcome::Duplicate { base_offset, .. } => {
             assert_eq!(base_offset, first.end_offset() - 1)
         }
         other => panic!("a retry must be a duplicate, got {other:?}"),
     }
     // The open transaction still holds the last stable offset back.
-    assert_eq!(p.open_transactions(), vec![(41, open)]);
+    assert_eq!(p.open_transactions(), vec![(ProducerId(41), Offset(open))]);
     assert_eq!(p.last_stable_offset(), open);
     // Its abort marker records the transaction's real first offset.
-    p.append_txn_marker(41, 0, MarkerKind::Abort, 0).unwrap();
-    let aborted = p.aborted_transactions(0, i64::MAX);
+    p.append_txn_marker(ProducerId(41), ProducerEpoch(0), MarkerKind::Abort, 0)
+        .unwrap();
+    let aborted = p.aborted_transactions(Offset(0), Offset(i64::MAX));
     assert_eq!(aborted.len(), 1);
     assert_eq!(aborted[0].first_offset, open);
 

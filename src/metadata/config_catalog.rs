@@ -87,7 +87,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         INT,
         Some("compression.lz4.level"),
         "9",
-        "Compression level when compression.type is lz4."
+        "Not applied by Gregor: its lz4 encoder has a single (fast) level; the level is accepted so configs written for Kafka load, and the lz4 batches written are valid whatever it says."
     ),
     def!(
         "compression.type",
@@ -115,7 +115,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         LONG,
         Some("log.segment.delete.delay.ms"),
         "60000",
-        "Delay before a deleted segment's files are removed."
+        "Not applicable to Gregor: a deleted segment's files are unlinked at once, since readers already reading it keep their open descriptor (what Kafka's delay protects); accepted so configs written for Kafka load."
     ),
     def!(
         "flush.messages",
@@ -220,21 +220,21 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         INT,
         Some("min.insync.replicas"),
         "1",
-        "Replicas that must acknowledge an acks=all write."
+        "In-sync replicas an acks=all produce needs; with fewer it gets NOT_ENOUGH_REPLICAS. A single Gregor broker has one in-sync replica."
     ),
     def!(
         "preallocate",
         BOOLEAN,
         Some("log.preallocate"),
         "false",
-        "Preallocate segment files."
+        "Not applicable to Gregor: segment files grow as they are written and indexes are written at their exact size; accepted so configs written for Kafka load."
     ),
     def!(
         "remote.storage.enable",
         BOOLEAN,
         None,
         "false",
-        "Tiered storage for the topic."
+        "Tiered storage for the topic. Gregor has no remote storage: only false is accepted (true gets INVALID_CONFIG)."
     ),
     def!(
         "retention.bytes",
@@ -285,6 +285,14 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "false",
         "Allow out-of-sync replicas to become leader."
     ),
+];
+
+/// Topic configs Gregor accepts but does not act on, because what they tune does not exist in
+/// Gregor (each one's documentation says why). Start-up names the topics that set them.
+pub const NOT_APPLIED: &[&str] = &[
+    "compression.lz4.level",
+    "file.delete.delay.ms",
+    "preallocate",
 ];
 
 /// The definition of topic config `name`, if it is listed.

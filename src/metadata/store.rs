@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::image::{ConfigScope, MetadataImage, MetadataRecord, TopicMeta};
 use super::persist::{read_properties, write_atomically};
 use super::producer_ids::ProducerIdAllocator;
-use crate::common::TopicId;
+use crate::common::{NodeId, ProducerId, TopicId};
 
 const METADATA_FILE: &str = "gregor-metadata.json";
 const META_PROPERTIES: &str = "meta.properties";
@@ -102,7 +102,7 @@ pub enum MetadataError {
     #[error("metadata file {path} is unreadable: {reason}")]
     Corrupt { path: PathBuf, reason: String },
     #[error("log.dirs was used by another node: meta.properties says node.id={found}, configured {configured}")]
-    NodeIdMismatch { found: i32, configured: i32 },
+    NodeIdMismatch { found: NodeId, configured: NodeId },
 }
 
 /// The metadata of this node. See the module docs for the read/write discipline.
@@ -120,7 +120,7 @@ impl MetadataStore {
     /// disk (name, id, partition count) for the case where the metadata file is missing.
     pub fn open(
         dir: &Path,
-        node_id: i32,
+        node_id: NodeId,
         configured_cluster_id: Option<&str>,
         recover_topics: impl FnOnce() -> Vec<TopicMeta>,
     ) -> Result<Arc<MetadataStore>, MetadataError> {
@@ -166,7 +166,7 @@ impl MetadataStore {
     /// Reads or creates `meta.properties`, returning the cluster id.
     fn load_or_init_identity(
         dir: &Path,
-        node_id: i32,
+        node_id: NodeId,
         configured: Option<&str>,
     ) -> Result<String, MetadataError> {
         let path = dir.join(META_PROPERTIES);
@@ -178,7 +178,10 @@ impl MetadataStore {
                     .find(|(key, _)| key == k)
                     .map(|(_, v)| v.clone())
             };
-            if let Some(found) = get("node.id").and_then(|v| v.parse::<i32>().ok()) {
+            if let Some(found) = get("node.id")
+                .and_then(|v| v.parse::<i32>().ok())
+                .map(NodeId)
+            {
                 if found != node_id {
                     return Err(MetadataError::NodeIdMismatch {
                         found,
@@ -380,23 +383,25 @@ impl MetadataStore {
     }
 
     /// A producer id never handed out before, by this run or an earlier one.
-    pub fn next_producer_id(&self) -> Result<i64, MetadataError> {
+    pub fn next_producer_id(&self) -> Result<ProducerId, MetadataError> {
         // Lock order: the allocator's lock, then the writer's (nothing takes them the other way).
-        self.producer_ids.next(|limit| {
-            self.commit(|_| {
-                Ok((
-                    vec![MetadataRecord::ProducerIdBlock {
-                        reserved_until: limit,
-                    }],
-                    (),
-                ))
+        self.producer_ids
+            .next(|limit| {
+                self.commit(|_| {
+                    Ok((
+                        vec![MetadataRecord::ProducerIdBlock {
+                            reserved_until: limit,
+                        }],
+                        (),
+                    ))
+                })
             })
-        })
+            .map(ProducerId)
     }
 
     /// True if this broker issued `id` (used to accept an epoch bump for a known producer).
-    pub fn producer_id_was_issued(&self, id: i64) -> bool {
-        self.producer_ids.was_issued(id)
+    pub fn producer_id_was_issued(&self, id: ProducerId) -> bool {
+        self.producer_ids.was_issued(id.get())
     }
 }
 
@@ -407,7 +412,7 @@ mod tests {
     #[test]
     fn topics_and_producer_ids_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::open(dir.path(), 1, None, Vec::new).unwrap();
+        let store = MetadataStore::open(dir.path(), NodeId(1), None, Vec::new).unwrap();
         let t = store.create_topic("a", 3, BTreeMap::new()).unwrap();
         assert!(matches!(
             store.create_topic("a", 1, BTreeMap::new()),
@@ -416,7 +421,7 @@ mod tests {
         let first = store.next_producer_id().unwrap();
         let cluster = store.cluster_id().to_string();
         drop(store);
-        let store = MetadataStore::open(dir.path(), 1, None, Vec::new).unwrap();
+        let store = MetadataStore::open(dir.path(), NodeId(1), None, Vec::new).unwrap();
         assert_eq!(store.topic("a"), Some(t.clone()));
         assert_eq!(
             store.topic_by_id(t.id).map(|t| t.name.clone()),
@@ -428,7 +433,7 @@ mod tests {
             "producer ids are never reused"
         );
         assert!(
-            MetadataStore::open(dir.path(), 2, None, Vec::new).is_err(),
+            MetadataStore::open(dir.path(), NodeId(2), None, Vec::new).is_err(),
             "node id is checked"
         );
     }
@@ -436,7 +441,7 @@ mod tests {
     #[test]
     fn topic_configs_and_partition_counts_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::open(dir.path(), 1, None, Vec::new).unwrap();
+        let store = MetadataStore::open(dir.path(), NodeId(1), None, Vec::new).unwrap();
         store.create_topic("a", 1, BTreeMap::new()).unwrap();
         let mut c = BTreeMap::new();
         c.insert("retention.ms".to_string(), "1000".to_string());
@@ -447,7 +452,7 @@ mod tests {
             .is_none());
         assert!(store.set_partition_count("a", 3).unwrap().is_some());
         drop(store);
-        let store = MetadataStore::open(dir.path(), 1, None, Vec::new).unwrap();
+        let store = MetadataStore::open(dir.path(), NodeId(1), None, Vec::new).unwrap();
         let t = store.topic("a").unwrap();
         assert_eq!((t.configs.clone(), t.partitions), (c, 3));
     }

@@ -111,6 +111,24 @@ pub fn validate(name: &str, value: Option<&str>) -> Result<(), String> {
             "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Ok(()),
             _ => Err(format!("invalid value `{value}` for `compression.type`")),
         },
+        // Kafka parses booleans without regard to case.
+        "preallocate" => match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "false" => Ok(()),
+            _ => Err(format!("invalid value `{value}` for `preallocate`: expected true or false")),
+        },
+        // Tiered storage needs a remote log store, which Gregor does not have: Kafka refuses
+        // `true` too when its broker runs without one (remote.log.storage.system.enable=false),
+        // and a topic that silently kept everything local would break its retention promise.
+        "remote.storage.enable" => match value.trim().to_ascii_lowercase().as_str() {
+            "false" => Ok(()),
+            "true" => Err(
+                "`remote.storage.enable` cannot be true: Gregor has no tiered (remote) storage"
+                    .to_string(),
+            ),
+            _ => Err(format!(
+                "invalid value `{value}` for `remote.storage.enable`: expected true or false"
+            )),
+        },
         "message.timestamp.type" => match value {
             "CreateTime" | "LogAppendTime" => Ok(()),
             _ => Err(format!(

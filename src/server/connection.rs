@@ -44,7 +44,7 @@ pub async fn run(
     let (read_half, write_half) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     // Bounded: when this many responses are pending, reading pauses (back-pressure).
-    let (queue, pending) = mpsc::channel::<Pending>(ctx.config().queued_max_requests);
+    let (queue, pending) = mpsc::channel::<Pending>(ctx.config().connection_max_inflight_requests);
     let writer = tokio::spawn(write_responses(write_half, pending, peer));
     let max = ctx.config().socket_request_max_bytes;
     loop {

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::common::now_ms;
+use crate::common::Offset;
 use crate::group::records::OFFSETS_TOPIC;
 use crate::group::GroupHost;
 use crate::internal_topic::{InternalTopic, StoreError};
@@ -153,7 +154,7 @@ impl TransactionCoordinator {
         ctx: &dyn TxnHost,
         transactional_id: &str,
         data: &TxnData,
-    ) -> Result<(Arc<PartitionLog>, i64), StoreError> {
+    ) -> Result<(Arc<PartitionLog>, Offset), StoreError> {
         self.append_record(ctx, transactional_id, Some(data)).await
     }
 
@@ -166,7 +167,7 @@ impl TransactionCoordinator {
         ctx: &dyn TxnHost,
         transactional_id: &str,
         data: Option<&TxnData>,
-    ) -> Result<(Arc<PartitionLog>, i64), StoreError> {
+    ) -> Result<(Arc<PartitionLog>, Offset), StoreError> {
         // InitProducerId creates the topic off the runtime before any id has state to write;
         // here this is a lookup.
         let partitions = self.ensure_topic(ctx)?;
@@ -277,7 +278,7 @@ impl TransactionCoordinator {
         // leaves the (in-memory) set, so a retry writes only the missing ones, as Kafka's
         // marker channel does. Replay after a restart rewrites them all, which is harmless: a
         // marker without an open transaction in a partition ends nothing there.
-        let mut waits: Vec<((String, i32), Arc<PartitionLog>, i64)> = Vec::new();
+        let mut waits: Vec<((String, i32), Arc<PartitionLog>, Offset)> = Vec::new();
         let mut failed: Option<TxnError> = None;
         for (topic, p) in &data.partitions {
             let Some(log) = ctx.partition(topic, *p) else {
@@ -287,8 +288,8 @@ impl TransactionCoordinator {
             };
             match crate::log::offload::append_txn_marker(
                 log.clone(),
-                data.producer_id,
-                data.producer_epoch,
+                crate::common::ProducerId(data.producer_id),
+                crate::common::ProducerEpoch(data.producer_epoch),
                 kind,
                 COORDINATOR_EPOCH,
             )
@@ -367,9 +368,13 @@ impl TransactionCoordinator {
         let handle = match self.get(transactional_id) {
             Some(h) => h,
             None => {
-                let pid = ctx.metadata().next_producer_id().map_err(|e| {
-                    unavailable("cannot allocate a producer id", transactional_id, e)
-                })?;
+                let pid = ctx
+                    .metadata()
+                    .next_producer_id()
+                    .map(|id| id.get())
+                    .map_err(|e| {
+                        unavailable("cannot allocate a producer id", transactional_id, e)
+                    })?;
                 let fresh = Arc::new(Mutex::new(TxnMeta {
                     transactional_id: transactional_id.to_string(),
                     data: TxnData::new(pid, timeout_ms, now_ms()),
@@ -406,7 +411,7 @@ impl TransactionCoordinator {
         let next = self
             .transition(ctx, &handle, AfterWrite::Release, None, |d| {
                 d.prepare_init(expected, timeout_ms, now, || {
-                    ids.next_producer_id().map_err(|e| {
+                    ids.next_producer_id().map(|id| id.get()).map_err(|e| {
                         unavailable("cannot allocate a producer id", transactional_id, e)
                     })
                 })

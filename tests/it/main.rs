@@ -18,6 +18,7 @@ mod produce_fetch;
 mod read_committed;
 mod request_budget;
 mod retention;
+mod settings;
 mod topics;
 mod transactions;
 mod zero_copy;

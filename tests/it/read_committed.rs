@@ -5,6 +5,7 @@
 //! Markers are written through the log, as the transaction coordinator writes them.
 
 use bytes::{Buf, BytesMut};
+use gregor::common::{ProducerEpoch, ProducerId};
 use gregor::protocol::versions::range;
 use gregor::records::build::MarkerKind;
 use gregor::records::testutil::{simple_batch, transactional_batch};
@@ -141,7 +142,7 @@ async fn read_committed_fetch_stops_at_the_lso_and_lists_aborted_transactions() 
     let pending = begin(&b, "pending", true).await;
     let aborted_at = txn_produce(&mut c, id, "doomed", doomed, 0, "doomed").await; // 1
     let open_at = txn_produce(&mut c, id, "pending", pending, 0, "pending").await; // 2
-    log.append_txn_marker(doomed, 0, MarkerKind::Abort, 0)
+    log.append_txn_marker(ProducerId(doomed), ProducerEpoch(0), MarkerKind::Abort, 0)
         .unwrap(); // 3
     assert_eq!(log.last_stable_offset(), open_at);
     assert_eq!(
@@ -210,7 +211,7 @@ async fn read_committed_fetch_stops_at_the_lso_and_lists_aborted_transactions() 
         assert!(p.aborted_transactions.is_none(), "v{version}");
     }
     // Committing the open transaction moves the LSO to the end.
-    log.append_txn_marker(pending, 0, MarkerKind::Commit, 0)
+    log.append_txn_marker(ProducerId(pending), ProducerEpoch(0), MarkerKind::Commit, 0)
         .unwrap();
     let resp = fetch_exact(&mut c, &fetch_req(12, id, 1), 12).await;
     let p = &resp.responses[0].partitions[0];

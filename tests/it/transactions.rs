@@ -5,6 +5,7 @@
 //! every partition; fencing by a second InitProducerId; the timeout sweeper; and the state, the
 //! pending transactional offsets and an interrupted commit across restarts.
 
+use gregor::common::Offset;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -259,7 +260,7 @@ async fn find_coordinator_answers_for_transactional_ids_and_creates_the_state_to
         .with_key_type(1);
     let r = resolve(gregor::handlers::find_coordinator::handle(&c, req, 3)).await;
     assert_eq!(r.error_code, 0, "{r:?}");
-    assert_eq!(r.node_id.0, c.node_id());
+    assert_eq!(r.node_id.0, c.node_id().get());
     assert_eq!(r.port, i32::from(b.addr().port()));
     let topic = c.metadata.topic(TXN_TOPIC).expect("created");
     assert_eq!(topic.partitions, 3);
@@ -275,7 +276,7 @@ async fn find_coordinator_answers_for_transactional_ids_and_creates_the_state_to
     let r = resolve(gregor::handlers::find_coordinator::handle(&c, req, 4)).await;
     assert_eq!(r.coordinators.len(), 2);
     assert_eq!(r.coordinators[0].error_code, 0);
-    assert_eq!(r.coordinators[0].node_id.0, c.node_id());
+    assert_eq!(r.coordinators[0].node_id.0, c.node_id().get());
     assert_ne!(r.coordinators[1].error_code, 0);
 }
 
@@ -442,7 +443,7 @@ async fn abort_drops_transactional_offsets_and_records_the_aborted_transaction()
         vec![(producer.0, producer.1, MarkerKind::Abort)]
     );
     let log = c.partition("t", 0).unwrap();
-    let aborted = log.aborted_transactions(0, log.log_end_offset());
+    let aborted = log.aborted_transactions(Offset(0), log.log_end_offset());
     assert_eq!(aborted.len(), 1);
     assert_eq!(aborted[0].producer_id, producer.0);
     assert_eq!(
@@ -483,7 +484,7 @@ async fn a_second_init_aborts_the_open_transaction_and_fences_the_first_producer
     assert_eq!(
         c.partition("t", 0)
             .unwrap()
-            .aborted_transactions(0, i64::MAX)
+            .aborted_transactions(Offset(0), Offset(i64::MAX))
             .len(),
         1
     );
@@ -1086,7 +1087,7 @@ async fn transaction_admin_apis_describe_list_and_show_producers() {
     let producer = &parts[0].active_producers[0];
     assert_eq!(
         (producer.producer_id.0, producer.current_txn_start_offset),
-        (open.0, first)
+        (open.0, first.get())
     );
     // The last batch's timestamp; no marker yet, so no coordinator epoch.
     let produced_at = producer.last_timestamp;

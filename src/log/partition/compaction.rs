@@ -178,8 +178,8 @@ impl PartitionLog {
             return Ok(0);
         };
         let aborted = AbortedSet::new(&self.aborted_transactions(
-            plan.first().map_or(0, |s| s.base),
-            plan.last().map_or(0, |s| s.next_offset),
+            crate::common::Offset(plan.first().map_or(0, |s| s.base)),
+            crate::common::Offset(plan.last().map_or(0, |s| s.next_offset)),
         ));
         let mut map = OffsetMap::with_budget(budget);
         'index: for seg in plan.iter().filter(|s| s.next_offset > first_dirty) {

@@ -5,6 +5,7 @@
 //! bytes are then read with `pread` outside the lock (sealed bytes never change, and an
 //! unlinked file stays readable through its handle).
 
+use crate::common::Offset;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -23,9 +24,9 @@ pub struct ReadResult {
     /// Whole batches, as stored (offsets and leader epoch stamped).
     pub records: Bytes,
     /// High watermark at the time of the read (== log end offset on a single node).
-    pub high_watermark: i64,
+    pub high_watermark: Offset,
     /// Log start offset at the time of the read.
-    pub log_start_offset: i64,
+    pub log_start_offset: Offset,
 }
 
 /// Result of [`PartitionLog::read_region`]: where the batches are, not the bytes themselves,
@@ -39,11 +40,11 @@ pub struct ReadRegion {
     /// Bytes of whole batches from `position` (0 when there is nothing to send).
     pub len: u64,
     /// High watermark at the time of the read.
-    pub high_watermark: i64,
+    pub high_watermark: Offset,
     /// Last stable offset at the time of the read (read_committed reads stop there).
-    pub last_stable_offset: i64,
+    pub last_stable_offset: Offset,
     /// Log start offset at the time of the read.
-    pub log_start_offset: i64,
+    pub log_start_offset: Offset,
 }
 
 /// Where a read starts, captured under the lock.
@@ -81,10 +82,11 @@ impl PartitionLog {
     /// Holds the partition lock only to locate the start; the bytes are read with `pread`.
     pub fn read(
         &self,
-        offset: i64,
+        offset: Offset,
         max_bytes: usize,
         min_one_batch: bool,
     ) -> Result<ReadResult, LogError> {
+        let offset = offset.get();
         let (mut idx, hw, lso, nsegs) = {
             let g = self.lock();
             if offset < g.log_start_offset || offset > g.leo {
@@ -98,8 +100,8 @@ impl PartitionLog {
         };
         let empty = ReadResult {
             records: Bytes::new(),
-            high_watermark: hw,
-            log_start_offset: lso,
+            high_watermark: Offset(hw),
+            log_start_offset: Offset(lso),
         };
         if offset >= hw {
             return Ok(empty);
@@ -114,8 +116,8 @@ impl PartitionLog {
                 let records = collect_batches(&st, pos, hw, max_bytes, min_one_batch)?;
                 return Ok(ReadResult {
                     records,
-                    high_watermark: hw,
-                    log_start_offset: lso,
+                    high_watermark: Offset(hw),
+                    log_start_offset: Offset(lso),
                 });
             }
             idx += 1;
@@ -143,11 +145,11 @@ impl PartitionLog {
                     break;
                 };
                 f(&h, &rest[..size]);
-                offset = h.last_offset() + 1;
+                offset = Offset(h.last_offset()).next();
                 rest = &rest[size..];
             }
             if offset <= before {
-                tracing::warn!(partition = %self.tp, offset, "replay made no progress");
+                tracing::warn!(partition = %self.tp, %offset, "replay made no progress");
                 return Ok(());
             }
             if offset >= self.log_end_offset() {
@@ -166,11 +168,12 @@ impl PartitionLog {
     /// through the returned handle.
     pub fn read_region(
         &self,
-        offset: i64,
+        offset: Offset,
         max_bytes: usize,
         min_one_batch: bool,
         read_committed: bool,
     ) -> Result<ReadRegion, LogError> {
+        let offset = offset.get();
         let (mut base, hw, lso, stable) = {
             let g = self.lock();
             if offset < g.log_start_offset || offset > g.leo {
@@ -192,9 +195,9 @@ impl PartitionLog {
             file: None,
             position: 0,
             len: 0,
-            high_watermark: hw,
-            last_stable_offset: stable,
-            log_start_offset: lso,
+            high_watermark: Offset(hw),
+            last_stable_offset: Offset(stable),
+            log_start_offset: Offset(lso),
         };
         let upper = if read_committed { stable } else { hw };
         if offset >= upper {

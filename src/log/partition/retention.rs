@@ -12,7 +12,11 @@ impl PartitionLog {
     /// DeleteRecords: moves the log start offset up to `offset` (-1 = the high watermark) and
     /// drops the segments wholly below it. Returns the new log start offset (the low
     /// watermark). `OffsetOutOfRange` if `offset` is above the high watermark or below -1.
-    pub fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
+    pub fn delete_records_before(
+        &self,
+        offset: crate::common::Offset,
+    ) -> Result<crate::common::Offset, LogError> {
+        let offset = offset.get();
         if self.offline.load(Ordering::SeqCst) {
             return Err(self.offline_error());
         }

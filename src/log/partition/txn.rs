@@ -36,15 +36,15 @@ impl PartitionLog {
     /// index before this returns. Wait for durability with [`PartitionLog::wait_durable`].
     pub fn append_txn_marker(
         &self,
-        producer_id: i64,
-        producer_epoch: i16,
+        producer_id: crate::common::ProducerId,
+        producer_epoch: crate::common::ProducerEpoch,
         kind: MarkerKind,
         coordinator_epoch: i32,
     ) -> Result<AppendOutcome, LogError> {
         let batch = marker_batch(
             kind,
-            producer_id,
-            producer_epoch,
+            producer_id.get(),
+            producer_epoch.get(),
             coordinator_epoch,
             now_ms(),
         );
@@ -55,14 +55,18 @@ impl PartitionLog {
     }
 
     /// The last stable offset: read_committed consumers read below it.
-    pub fn last_stable_offset(&self) -> i64 {
+    pub fn last_stable_offset(&self) -> crate::common::Offset {
         let g = self.lock();
-        g.txn.last_stable_offset(g.leo)
+        crate::common::Offset(g.txn.last_stable_offset(g.leo))
     }
 
     /// Aborted transactions overlapping offsets `from..to`, oldest first.
-    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
-        self.lock().txn.aborted_between(from, to)
+    pub fn aborted_transactions(
+        &self,
+        from: crate::common::Offset,
+        to: crate::common::Offset,
+    ) -> Vec<AbortedTxn> {
+        self.lock().txn.aborted_between(from.get(), to.get())
     }
 
     /// Every producer this partition knows, as a snapshot would record it (DescribeProducers).
@@ -88,8 +92,13 @@ impl PartitionLog {
     }
 
     /// Open transactions as (producer id, first offset) (admin, tests).
-    pub fn open_transactions(&self) -> Vec<(i64, i64)> {
-        self.lock().txn.open_transactions()
+    pub fn open_transactions(&self) -> Vec<(crate::common::ProducerId, crate::common::Offset)> {
+        self.lock()
+            .txn
+            .open_transactions()
+            .into_iter()
+            .map(|(id, first)| (crate::common::ProducerId(id), crate::common::Offset(first)))
+            .collect()
     }
 
     /// Installs the transaction state recovery rebuilt.

@@ -50,7 +50,7 @@ pub fn check_commit(
     (offset, leader_epoch): (i64, i32),
     metadata: Option<&str>,
     now_ms: i64,
-) -> Result<OffsetCommit, kafka_protocol::error::ResponseError> {
+) -> Result<OffsetCommit, ResponseError> {
     use kafka_protocol::error::ResponseError;
     let metadata = metadata.unwrap_or_default().to_string();
     if ctx.partition(topic, partition).is_none() {

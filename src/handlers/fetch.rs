@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use super::check_leader_epoch;
 use crate::broker::BrokerContext;
-use crate::log::{LogError, PartitionLog};
+use crate::log::PartitionLog;
 use crate::protocol::body::ResponseBody;
 use crate::protocol::Reply;
 
@@ -281,14 +281,9 @@ fn read_all(plan: &Plan) -> (Fetched, usize, bool) {
                         }
                     }
                     Ok(None) => data.with_records(Some(Bytes::new())),
-                    Err(LogError::OffsetOutOfRange { .. }) => {
-                        had_error = true;
-                        data.with_error_code(ResponseError::OffsetOutOfRange.code())
-                    }
                     Err(e) => {
                         had_error = true;
-                        tracing::error!("fetch read failed: {e}");
-                        data.with_error_code(ResponseError::KafkaStorageError.code())
+                        data.with_error_code(super::errors::log_error(&e).code())
                     }
                 }
             }

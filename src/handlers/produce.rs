@@ -17,7 +17,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use super::str_bytes;
 use crate::broker::BrokerContext;
 use crate::config::FlushPolicy;
-use crate::log::{AppendOutcome, LogError, PartitionLog};
+use crate::log::{AppendOutcome, PartitionLog};
 use crate::metadata::TopicMeta;
 use crate::records::{self, Compression, RecordError};
 
@@ -278,15 +278,10 @@ fn produce_one(
                 info.producer_epoch,
                 (&topic.name, data.index),
             )
-            .map_err(|e| match e {
-                // KIP-588: Produce says INVALID_PRODUCER_EPOCH (abortable) for a stale epoch;
-                // PRODUCER_FENCED belongs to the coordinator's APIs.
-                ResponseError::ProducerFenced => (ResponseError::InvalidProducerEpoch, None),
-                ResponseError::InvalidTxnState => (
-                    e,
-                    Some("the partition is not in the producer's transaction".to_string()),
-                ),
-                e => (e, None),
+            .map_err(|e| {
+                let message = (e == crate::txn::TxnError::InvalidTxnState)
+                    .then(|| "the partition is not in the producer's transaction".to_string());
+                (super::errors::produce_txn_error(e), message)
             })?;
     }
     if config.compact {
@@ -318,7 +313,7 @@ fn produce_one(
     };
     let outcome = log
         .append(&batch, &info, crate::common::LEADER_EPOCH)
-        .map_err(|e| (log_error_code(&e), Some(e.to_string())))?;
+        .map_err(|e| (super::errors::log_error(&e), Some(e.to_string())))?;
     Ok((outcome, log))
 }
 
@@ -407,17 +402,4 @@ fn reject_keyless(batch: &[u8]) -> Result<(), Rejected> {
         return Ok(());
     }
     Err(Rejected::records(ResponseError::InvalidRecord, offending))
-}
-
-/// Maps a log failure to the code a producer acts on.
-pub fn log_error_code(error: &LogError) -> ResponseError {
-    match error {
-        LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
-        LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
-        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
-        _ => {
-            tracing::error!("log failure: {error}");
-            ResponseError::KafkaStorageError
-        }
-    }
 }

@@ -172,7 +172,7 @@ impl SealedFiles {
                 path,
                 OpenOptions::new().write(true).create(true).truncate(true),
             )?;
-            std::io::Write::write_all(&mut f, bytes)?;
+            io::Write::write_all(&mut f, bytes)?;
             io.sync_data(&f)?;
         }
         Ok(())
@@ -422,6 +422,7 @@ impl Segment {
 
 /// Writes `a` then `b` at `pos` with one `pwritev(2)` in the common case, finishing a short
 /// write with plain `pwrite`s.
+#[allow(unsafe_code, reason = "pwritev has no safe std wrapper")]
 pub(crate) fn write_two_at(file: &File, a: &[u8], b: &[u8], pos: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let off = libc::off_t::try_from(pos).map_err(|_| io::Error::other("file offset overflow"))?;

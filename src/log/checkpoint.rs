@@ -80,7 +80,7 @@ pub fn read_offset_checkpoint(path: &Path) -> Result<BTreeMap<TopicPartition, i6
     }
 }
 
-/// Writes `partition.metadata` ("version: 0\ntopic_id: <id>\n") atomically.
+/// Writes `partition.metadata` (`"version: 0\ntopic_id: <id>\n"`) atomically.
 pub(crate) fn write_partition_metadata(
     io: &dyn FsIo,
     dir: &Path,

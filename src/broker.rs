@@ -75,6 +75,9 @@ pub fn raise_open_file_limit() -> std::io::Result<Option<(u64, u64)>> {
     Ok(Some((old, limit.rlim_max)))
 }
 
+/// Most partitions the broker can hold: each keeps its active segment's descriptors open, so the
+/// soft open-file limit less connections, the sealed-segment descriptor cache and
+/// `RESERVED_DESCRIPTORS`.
 #[allow(unsafe_code, reason = "getrlimit has no safe std wrapper")]
 pub fn partition_limit(config: &Config) -> usize {
     let mut limit = libc::rlimit {

@@ -104,7 +104,7 @@ pub fn read_offset_checkpoint(path: &Path) -> Result<BTreeMap<TopicPartition, i6
     }
 }
 
-/// Writes `partition.metadata` ("version: 0\ntopic_id: <id>\n") atomically.
+/// Writes `partition.metadata` (`"version: 0\ntopic_id: <id>\n"`) atomically.
 pub(crate) fn write_partition_metadata(dir: &Path, topic_id: TopicId) -> io::Result<()> {
     let text = format!("version: 0\ntopic_id: {topic_id}\n");
     write_atomic(&dir.join(PARTITION_METADATA_FILE), text.as_bytes())

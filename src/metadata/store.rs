@@ -246,14 +246,17 @@ impl MetadataStore {
         &self.cluster_id
     }
 
+    /// The topic named `name`, from the current image.
     pub fn topic(&self, name: &str) -> Option<Arc<TopicMeta>> {
         self.image.load().topic(name).cloned()
     }
 
+    /// The topic with id `id`, from the current image.
     pub fn topic_by_id(&self, id: TopicId) -> Option<Arc<TopicMeta>> {
         self.image.load().topic_by_id(id).cloned()
     }
 
+    /// Every topic in the current image.
     pub fn topics(&self) -> Vec<Arc<TopicMeta>> {
         self.image.load().topics().cloned().collect()
     }

@@ -12,7 +12,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::group::{GroupCoordinator, StoreError};
+use crate::group::{GroupCoordinator, GroupHost};
+use crate::internal_topic::TopicError;
+use crate::internal_topic::{CoordinatorHost, StoreError};
 use crate::log::{LogConfig, LogError, LogManager, LogOptions, PartitionLog, TopicPartition};
 use crate::metadata::{MetadataError, MetadataStore, TopicMeta};
 
@@ -83,21 +85,6 @@ pub fn partition_limit(config: &Config) -> usize {
     open_files.saturating_sub(
         config.max_connections + config.log_segment_fd_cache_size + RESERVED_DESCRIPTORS,
     )
-}
-
-/// Why a topic could not be created or deleted.
-#[derive(Debug, thiserror::Error)]
-pub enum TopicError {
-    #[error(transparent)]
-    Metadata(#[from] MetadataError),
-    #[error(transparent)]
-    Log(#[from] LogError),
-    #[error("{adding} more partitions would bring the broker to {total}; it holds at most {limit} (one open file each, within the open-file limit)")]
-    PartitionLimit {
-        adding: usize,
-        total: usize,
-        limit: usize,
-    },
 }
 
 impl BrokerContext {
@@ -309,6 +296,46 @@ impl BrokerContext {
     }
 }
 
+/// The coordinators reach the broker only through these traits (see `internal_topic`).
+impl CoordinatorHost for BrokerContext {
+    fn logs(&self) -> &LogManager {
+        &self.logs
+    }
+
+    fn metadata(&self) -> &MetadataStore {
+        &self.metadata
+    }
+
+    fn config(&self) -> Arc<Config> {
+        BrokerContext::config(self)
+    }
+
+    fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<i32, TopicError> {
+        Ok(BrokerContext::create_topic(self, name, partitions, configs)?.partitions)
+    }
+
+    fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
+        BrokerContext::partition(self, topic, partition)
+    }
+}
+
+impl GroupHost for BrokerContext {
+    fn groups(&self) -> &GroupCoordinator {
+        &self.groups
+    }
+}
+
+impl crate::txn::TxnHost for BrokerContext {
+    fn txns(&self) -> &crate::txn::TransactionCoordinator {
+        &self.txns
+    }
+}
+
 /// Why the broker could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -324,9 +351,9 @@ pub enum BrokerError {
     #[error("topics: {0}")]
     Topic(#[from] TopicError),
     #[error("consumer groups: {0}")]
-    Groups(#[from] StoreError),
+    Groups(StoreError),
     #[error("transactions: {0}")]
-    Transactions(#[from] crate::txn::StoreError),
+    Transactions(StoreError),
 }
 
 /// A running broker.
@@ -418,9 +445,16 @@ impl Broker {
                 context.config().log_cleaner_dedupe_buffer_size,
             )?;
         }
-        context.groups.load(&context)?;
+        context
+            .groups
+            .load(context.as_ref())
+            .map_err(BrokerError::Groups)?;
         // After the groups: completing a transaction applies its pending offsets to them.
-        context.txns.load(&context).await?;
+        context
+            .txns
+            .load(context.as_ref())
+            .await
+            .map_err(BrokerError::Transactions)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let sweeper = tokio::spawn(crate::group::run_sweeper(
             context.clone(),

@@ -2,11 +2,107 @@
 //! `__transaction_state`), as Kafka creates them: the first request that needs the topic
 //! creates it with every partition log, and later callers learn its partition count without
 //! touching the metadata store. Thread-safe.
+//!
+//! Also the coordinators' view of the broker: [`CoordinatorHost`] is all a coordinator living
+//! on an internal topic may use (the partition logs, the metadata, the configuration in force,
+//! topic creation), and [`StoreError`] is why such a topic could not be read or written. The
+//! group and transaction coordinators import this module, never `broker`, so the import graph
+//! runs one way: `broker` → coordinators → `internal_topic` → `log`, `metadata`, `config`.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use crate::broker::{BrokerContext, TopicError};
+use crate::common::PartitionIndex;
+use crate::config::Config;
+use crate::log::{LogError, LogManager, PartitionLog, TopicPartition};
+use crate::metadata::{MetadataError, MetadataStore};
+use crate::records::RecordError;
+
+/// Why a topic could not be created, changed or deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("{adding} more partitions would bring the broker to {total}; it holds at most {limit} (one open file each, within the open-file limit)")]
+    PartitionLimit {
+        adding: usize,
+        total: usize,
+        limit: usize,
+    },
+}
+
+/// Why an internal topic (`__consumer_offsets`, `__transaction_state`) or a transaction
+/// marker could not be read or written. The coordinator's name is in the context the caller
+/// logs, not in the error.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("internal topic log: {0}")]
+    Log(#[from] LogError),
+    #[error("internal topic: {0}")]
+    Topic(#[from] TopicError),
+    #[error("internal topic record: {0}")]
+    Record(#[from] RecordError),
+    #[error("internal topic partition {0} is missing")]
+    MissingPartition(i32),
+}
+
+/// What a coordinator needs from the broker it runs in. Implemented by `BrokerContext`; tests
+/// and the coordinators see only this.
+pub trait CoordinatorHost: Send + Sync {
+    /// The partition logs of this broker.
+    fn logs(&self) -> &LogManager;
+    /// Topics, configs and producer ids.
+    fn metadata(&self) -> &MetadataStore;
+    /// The configuration in force (dynamic broker configs included).
+    fn config(&self) -> Arc<Config>;
+    /// Creates a topic with its partition logs (metadata first, durably); returns its
+    /// partition count. File I/O and fsyncs: never call it on a runtime worker.
+    fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<i32, TopicError>;
+
+    /// The partition log for `topic`/`partition`, if it exists.
+    fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
+        self.logs().get(&TopicPartition {
+            topic: topic.to_string(),
+            partition: PartitionIndex(partition),
+        })
+    }
+}
+
+/// A shared host is a host, so handlers holding an `Arc` of the broker pass it as it is.
+impl<T: CoordinatorHost + ?Sized> CoordinatorHost for Arc<T> {
+    fn logs(&self) -> &LogManager {
+        (**self).logs()
+    }
+
+    fn metadata(&self) -> &MetadataStore {
+        (**self).metadata()
+    }
+
+    fn config(&self) -> Arc<Config> {
+        (**self).config()
+    }
+
+    fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<i32, TopicError> {
+        (**self).create_topic(name, partitions, configs)
+    }
+
+    fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
+        (**self).partition(topic, partition)
+    }
+}
 
 /// See the module docs.
 #[derive(Debug)]
@@ -34,7 +130,7 @@ impl InternalTopic {
 
     /// The topic's partition count, creating it (`cleanup.policy=compact`) if needed: file I/O
     /// and fsyncs the first time.
-    pub fn ensure(&self, ctx: &BrokerContext) -> Result<i32, TopicError> {
+    pub fn ensure(&self, host: &dyn CoordinatorHost) -> Result<i32, TopicError> {
         let ready = self.ready_partitions.load(Ordering::Acquire);
         if ready > 0 {
             return Ok(ready);
@@ -44,14 +140,13 @@ impl InternalTopic {
             .create_lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let partitions = match ctx.metadata.topic(self.name) {
+        let partitions = match host.metadata().topic(self.name) {
             Some(t) => t.partitions,
             None => {
                 let configs = [("cleanup.policy".to_string(), "compact".to_string())]
                     .into_iter()
                     .collect();
-                ctx.create_topic(self.name, self.wanted_partitions, configs)?
-                    .partitions
+                host.create_topic(self.name, self.wanted_partitions, configs)?
             }
         };
         self.ready_partitions.store(partitions, Ordering::Release);
@@ -66,5 +161,101 @@ impl InternalTopic {
     /// True once the topic is known to exist with all its partitions.
     pub fn is_ready(&self) -> bool {
         self.ready_partitions.load(Ordering::Acquire) > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    /// Module paths each coordinator must not import: the layers above it (and, for the group
+    /// coordinator, the transaction coordinator, which sits above it). Kafka's error codes are
+    /// in the list because they are chosen at the handler boundary, not in domain code.
+    const FORBIDDEN: &[(&str, &[&str])] = &[
+        ("src/internal_topic.rs", ABOVE_COORDINATORS),
+        ("src/group", ABOVE_GROUPS),
+        ("src/txn", ABOVE_COORDINATORS),
+    ];
+    const ABOVE_COORDINATORS: &[&str] = &[
+        "crate::broker",
+        "crate::handlers",
+        "crate::protocol",
+        "crate::server",
+        "BrokerContext",
+        "ResponseError",
+        "kafka_protocol::error",
+    ];
+    const ABOVE_GROUPS: &[&str] = &[
+        "crate::broker",
+        "crate::handlers",
+        "crate::protocol",
+        "crate::server",
+        "crate::txn",
+        "BrokerContext",
+        "ResponseError",
+        "kafka_protocol::error",
+    ];
+
+    /// The `(line number, line)` of `source` that name one of `forbidden` outside comments,
+    /// up to its test module (tests may build protocol values; this one names the paths).
+    fn offending<'a>(source: &'a str, forbidden: &[&str]) -> Vec<(usize, &'a str)> {
+        source
+            .lines()
+            .enumerate()
+            .take_while(|(_, line)| line.trim() != "#[cfg(test)]")
+            .filter(|(_, line)| {
+                let code = line.split("//").next().unwrap_or_default();
+                forbidden.iter().any(|f| code.contains(f))
+            })
+            .map(|(i, line)| (i + 1, line))
+            .collect()
+    }
+
+    fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
+        if path.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                .map(|e| e.expect("directory entry").path())
+                .collect();
+            entries.sort();
+            for entry in entries {
+                rust_files(&entry, out);
+            }
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            out.push(path.to_path_buf());
+        }
+    }
+
+    #[test]
+    fn the_scan_flags_an_upward_import() {
+        let source = "use std::sync::Arc;\n// crate::broker in a comment is fine\n\
+                      use crate::broker::BrokerContext;\n#[cfg(test)]\nuse crate::handlers::x;\n";
+        assert_eq!(
+            offending(source, ABOVE_COORDINATORS),
+            vec![(3, "use crate::broker::BrokerContext;")]
+        );
+        assert!(offending("use crate::txn::TxnError;", ABOVE_GROUPS).len() == 1);
+        assert!(offending("use crate::txn::TxnError;", ABOVE_COORDINATORS).is_empty());
+    }
+
+    /// The coordinators depend only on lower layers (`log`, `metadata`, `config`, `records`,
+    /// `common`, this module), so `broker` → coordinators has no way back.
+    #[test]
+    fn coordinators_import_no_layer_above_them() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut found = Vec::new();
+        for (path, forbidden) in FORBIDDEN {
+            let mut files = Vec::new();
+            rust_files(&root.join(path), &mut files);
+            assert!(!files.is_empty(), "no Rust files under {path}");
+            for file in files {
+                let source = std::fs::read_to_string(&file)
+                    .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+                for (n, line) in offending(&source, forbidden) {
+                    found.push(format!("{}:{n}: {}", file.display(), line.trim()));
+                }
+            }
+        }
+        assert!(found.is_empty(), "upward imports:\n{}", found.join("\n"));
     }
 }

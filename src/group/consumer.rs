@@ -12,10 +12,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 use super::assignor;
+use super::error::GroupError;
 
 /// A member's partitions by topic id.
 pub type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
@@ -33,11 +33,11 @@ pub struct TopicInfo {
 /// A rejected heartbeat: the Kafka error and its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeartbeatError {
-    pub error: ResponseError,
+    pub error: GroupError,
     pub message: String,
 }
 
-fn err(error: ResponseError, message: impl Into<String>) -> HeartbeatError {
+fn err(error: GroupError, message: impl Into<String>) -> HeartbeatError {
     HeartbeatError {
         error,
         message: message.into(),
@@ -134,7 +134,7 @@ pub struct ConsumerGroup {
 pub fn compile_regex(pattern: &str) -> Result<regex::Regex, HeartbeatError> {
     regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
         err(
-            ResponseError::InvalidRegularExpression,
+            GroupError::InvalidRegularExpression,
             format!("SubscribedTopicRegex `{pattern}` is not a valid regular expression: {e}"),
         )
     })
@@ -258,7 +258,7 @@ impl ConsumerGroup {
         if let Some(a) = p.server_assignor.as_deref() {
             if !ASSIGNORS.contains(&a) {
                 return Err(err(
-                    ResponseError::UnsupportedAssignor,
+                    GroupError::UnsupportedAssignor,
                     format!(
                         "ServerAssignor {a} is not supported. Supported assignors: uniform, range."
                     ),
@@ -276,13 +276,13 @@ impl ConsumerGroup {
             epoch if epoch > 0 => self.validate_epoch(&p, epoch)?,
             other => {
                 return Err(err(
-                    ResponseError::InvalidRequest,
+                    GroupError::InvalidRequest,
                     format!("MemberEpoch {other} is invalid."),
                 ))
             }
         }
         let Some(m) = self.members.get_mut(&member_id) else {
-            return Err(err(ResponseError::UnknownMemberId, "unknown member"));
+            return Err(err(GroupError::UnknownMemberId, "unknown member"));
         };
         m.last_seen = now;
         m.left_static = false;
@@ -333,7 +333,7 @@ impl ConsumerGroup {
             .map(|m| (m.epoch, m.assigned.clone()));
         self.reconcile(&member_id, p.owned.as_ref(), now);
         let Some(m) = self.members.get(&member_id) else {
-            return Err(err(ResponseError::UnknownMemberId, "unknown member"));
+            return Err(err(GroupError::UnknownMemberId, "unknown member"));
         };
         let moved = before.as_ref() != Some(&(m.epoch, m.assigned.clone()));
         let owned_differs = p.owned.as_ref().is_some_and(|o| normalize(o) != m.assigned);
@@ -373,7 +373,7 @@ impl ConsumerGroup {
         };
         let Some(m) = self.members.get_mut(&id) else {
             return Err(err(
-                ResponseError::UnknownMemberId,
+                GroupError::UnknownMemberId,
                 format!("Member {id} is not a member of the group."),
             ));
         };
@@ -399,26 +399,23 @@ impl ConsumerGroup {
         now: Instant,
     ) -> Result<(bool, String), HeartbeatError> {
         if p.member_id.is_empty() && !p.server_generates_member_id {
-            return Err(err(
-                ResponseError::InvalidRequest,
-                "MemberId can't be empty.",
-            ));
+            return Err(err(GroupError::InvalidRequest, "MemberId can't be empty."));
         }
         if p.subscribed_topic_names.is_none() && p.subscribed_topic_regex.is_none() {
             return Err(err(
-                ResponseError::InvalidRequest,
+                GroupError::InvalidRequest,
                 "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
             ));
         }
         if p.rebalance_timeout_ms < 0 {
             return Err(err(
-                ResponseError::InvalidRequest,
+                GroupError::InvalidRequest,
                 "RebalanceTimeoutMs must be provided in first request.",
             ));
         }
         if p.owned.as_ref().is_some_and(|o| count(o) > 0) {
             return Err(err(
-                ResponseError::InvalidRequest,
+                GroupError::InvalidRequest,
                 "TopicPartitions must be empty when (re-)joining.",
             ));
         }
@@ -455,7 +452,7 @@ impl ConsumerGroup {
             if let Some((old_id, released)) = holder {
                 if !released {
                     return Err(err(
-                        ResponseError::UnreleasedInstanceId,
+                        GroupError::UnreleasedInstanceId,
                         format!(
                             "Static member {old_id} with instance id {instance} is not released."
                         ),
@@ -494,18 +491,18 @@ impl ConsumerGroup {
     fn validate_epoch(&self, p: &HeartbeatParams, epoch: i32) -> Result<(), HeartbeatError> {
         let Some(m) = self.members.get(&p.member_id) else {
             return Err(err(
-                ResponseError::UnknownMemberId,
+                GroupError::UnknownMemberId,
                 format!("Member {} is not a member of the group.", p.member_id),
             ));
         };
         if let (Some(i), Some(mine)) = (&p.instance_id, &m.instance_id) {
             if i != mine {
-                return Err(err(ResponseError::FencedInstanceId, "instance id mismatch"));
+                return Err(err(GroupError::FencedInstanceId, "instance id mismatch"));
             }
         }
         let fenced = || {
             err(
-                ResponseError::FencedMemberEpoch,
+                GroupError::FencedMemberEpoch,
                 format!(
                     "The consumer group member has a greater member epoch ({epoch}) than the one \
                      known by the group coordinator ({}) or a smaller one that cannot be accepted.",
@@ -716,16 +713,16 @@ mod tests {
         assert_eq!(g.state_name(), "Stable");
         // Epoch errors.
         let e = g.heartbeat(hb("b", 5, &b_owned), &topics, now).unwrap_err();
-        assert_eq!(e.error, ResponseError::FencedMemberEpoch);
+        assert_eq!(e.error, GroupError::FencedMemberEpoch);
         let e = g
             .heartbeat(hb("zz", 5, &b_owned), &topics, now)
             .unwrap_err();
-        assert_eq!(e.error, ResponseError::UnknownMemberId);
+        assert_eq!(e.error, GroupError::UnknownMemberId);
         let mut bad = join("c");
         bad.server_assignor = Some("sticky".into());
         assert_eq!(
             g.heartbeat(bad, &topics, now).unwrap_err().error,
-            ResponseError::UnsupportedAssignor
+            GroupError::UnsupportedAssignor
         );
         // a leaves: b takes everything.
         let left = g.heartbeat(hb("a", -1, &a_kept), &topics, now).unwrap();
@@ -741,7 +738,7 @@ mod tests {
         assert!(!r.is_match("x-orders-1"));
         assert_eq!(
             compile_regex("(").unwrap_err().error,
-            ResponseError::InvalidRegularExpression
+            GroupError::InvalidRegularExpression
         );
     }
 }

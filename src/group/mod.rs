@@ -9,6 +9,7 @@
 
 mod assignor;
 pub mod consumer;
+pub mod error;
 pub mod records;
 pub mod state;
 
@@ -16,15 +17,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use kafka_protocol::error::ResponseError;
 use tokio::sync::watch;
 
-use crate::broker::BrokerContext;
 use crate::common::now_ms;
-use crate::common::Offset;
-use crate::internal_topic::InternalTopic;
-use crate::log::{LogError, PartitionLog};
-use crate::records::{validate_produce_batch, RecordError};
+use crate::common::{Offset, PartitionIndex};
+use crate::internal_topic::{CoordinatorHost, InternalTopic, StoreError};
+use crate::log::{LogManager, PartitionLog, TopicPartition};
+use crate::records::validate_produce_batch;
+pub use error::GroupError;
 use records::{Key, OffsetValue, OFFSETS_TOPIC};
 pub use state::{
     Committed, Group, GroupConfig, GroupState, JoinParams, JoinResult, JoinedMember, Pending,
@@ -44,20 +44,23 @@ pub const MAX_METADATA_BYTES: usize = 4096;
 /// One requested offset commit (OffsetCommit or TxnOffsetCommit), checked as Kafka does before
 /// the group decides: the partition must exist and the metadata fit `MAX_METADATA_BYTES`.
 pub fn check_commit(
-    ctx: &BrokerContext,
+    logs: &LogManager,
     topic: &str,
     partition: i32,
     (offset, leader_epoch): (i64, i32),
     metadata: Option<&str>,
     now_ms: i64,
-) -> Result<OffsetCommit, kafka_protocol::error::ResponseError> {
-    use kafka_protocol::error::ResponseError;
+) -> Result<OffsetCommit, GroupError> {
     let metadata = metadata.unwrap_or_default().to_string();
-    if ctx.partition(topic, partition).is_none() {
-        return Err(ResponseError::UnknownTopicOrPartition);
+    let tp = TopicPartition {
+        topic: topic.to_string(),
+        partition: PartitionIndex(partition),
+    };
+    if logs.get(&tp).is_none() {
+        return Err(GroupError::UnknownTopicOrPartition);
     }
     if metadata.len() > MAX_METADATA_BYTES {
-        return Err(ResponseError::OffsetMetadataTooLarge);
+        return Err(GroupError::OffsetMetadataTooLarge);
     }
     Ok(OffsetCommit {
         topic: topic.to_string(),
@@ -69,19 +72,6 @@ pub fn check_commit(
             commit_timestamp: now_ms,
         },
     })
-}
-
-/// Why the offsets topic could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("offsets topic: {0}")]
-    Log(#[from] LogError),
-    #[error("offsets topic: {0}")]
-    Topic(#[from] crate::broker::TopicError),
-    #[error("offsets topic record: {0}")]
-    Record(#[from] RecordError),
-    #[error("offsets topic partition {0} is missing")]
-    MissingPartition(i32),
 }
 
 /// A locked group.
@@ -138,8 +128,8 @@ impl GroupCoordinator {
 
     /// The settings of `group_id`: the broker's, with the group's own configs (KIP-848
     /// `consumer.session.timeout.ms` / `consumer.heartbeat.interval.ms`) applied.
-    pub fn config_for(&self, ctx: &BrokerContext, group_id: &str) -> GroupConfig {
-        let overrides = ctx.metadata.group_configs(group_id);
+    pub fn config_for(&self, ctx: &dyn CoordinatorHost, group_id: &str) -> GroupConfig {
+        let overrides = ctx.metadata().group_configs(group_id);
         if overrides.is_empty() {
             return self.cfg;
         }
@@ -183,7 +173,7 @@ impl GroupCoordinator {
     /// end must not see them). What the tick changed is persisted by the next sweep.
     pub fn lock_current<'a>(
         &self,
-        ctx: &BrokerContext,
+        ctx: &dyn CoordinatorHost,
         group_id: &str,
         group: &'a Arc<Mutex<Group>>,
     ) -> GroupGuard<'a> {
@@ -199,7 +189,7 @@ impl GroupCoordinator {
     }
 
     /// The partition count of `__consumer_offsets`, creating the topic if needed.
-    pub fn ensure_topic(&self, ctx: &BrokerContext) -> Result<i32, StoreError> {
+    pub fn ensure_topic(&self, ctx: &dyn CoordinatorHost) -> Result<i32, StoreError> {
         Ok(self.topic.ensure(ctx)?)
     }
 
@@ -207,7 +197,7 @@ impl GroupCoordinator {
     /// group's state is written under its lock, and the topic is never created there). File
     /// I/O the first time: callers run on the blocking pool. A failure is logged; the group's
     /// state is then written by a later sweep.
-    pub fn prepare_store(&self, ctx: &BrokerContext) {
+    pub fn prepare_store(&self, ctx: &dyn CoordinatorHost) {
         if let Err(e) = self.ensure_topic(ctx) {
             tracing::warn!("cannot create the offsets topic: {e}");
         }
@@ -221,7 +211,7 @@ impl GroupCoordinator {
     /// The `__consumer_offsets` partition log holding `group_id`.
     fn log_for(
         &self,
-        ctx: &BrokerContext,
+        ctx: &dyn CoordinatorHost,
         group_id: &str,
     ) -> Result<Arc<PartitionLog>, StoreError> {
         let partitions = self.ensure_topic(ctx)?;
@@ -234,7 +224,7 @@ impl GroupCoordinator {
     /// first record, and the end offset to wait on for durability.
     fn append(
         &self,
-        ctx: &BrokerContext,
+        ctx: &dyn CoordinatorHost,
         group_id: &str,
         recs: &[(Vec<u8>, Option<Vec<u8>>)],
     ) -> Result<(Arc<PartitionLog>, Offset, Offset), StoreError> {
@@ -256,7 +246,7 @@ impl GroupCoordinator {
     /// and holding the lock is what keeps a group's state records in the order its state
     /// changed. The offsets topic is never created under the lock: until it exists the group
     /// stays dirty, and the next sweep creates the topic (holding no lock) and writes it.
-    pub fn persist_if_dirty(&self, ctx: &BrokerContext, group: &mut Group) {
+    pub fn persist_if_dirty(&self, ctx: &dyn CoordinatorHost, group: &mut Group) {
         if !group.dirty || !self.topic_ready() {
             return;
         }
@@ -282,7 +272,7 @@ impl GroupCoordinator {
     /// wait on before applying with [`GroupCoordinator::apply_commits`].
     pub fn write_commits(
         &self,
-        ctx: &BrokerContext,
+        ctx: &dyn CoordinatorHost,
         group_id: &str,
         commits: &[OffsetCommit],
     ) -> Result<(Arc<PartitionLog>, Offset, Offset), StoreError> {
@@ -300,7 +290,11 @@ impl GroupCoordinator {
 
     /// The `__consumer_offsets` partition holding `group_id` (creating the topic if needed):
     /// the partition AddOffsetsToTxn adds to a transaction.
-    pub fn partition_of(&self, ctx: &BrokerContext, group_id: &str) -> Result<i32, StoreError> {
+    pub fn partition_of(
+        &self,
+        ctx: &dyn CoordinatorHost,
+        group_id: &str,
+    ) -> Result<i32, StoreError> {
         let partitions = self.ensure_topic(ctx)?;
         Ok(records::partition_for(group_id, partitions))
     }
@@ -312,7 +306,7 @@ impl GroupCoordinator {
     /// Returns the log and the end offset to wait on; on a write failure nothing is pending.
     pub fn write_txn_commits(
         &self,
-        ctx: &BrokerContext,
+        ctx: &dyn CoordinatorHost,
         group: &mut Group,
         producer_id: i64,
         producer_epoch: i16,
@@ -409,7 +403,7 @@ impl GroupCoordinator {
     /// Writes tombstones for offsets (and the group record if `whole_group`).
     pub fn write_tombstones(
         &self,
-        ctx: &BrokerContext,
+        ctx: &dyn CoordinatorHost,
         group_id: &str,
         offsets: &[(String, i32)],
         whole_group: bool,
@@ -429,25 +423,25 @@ impl GroupCoordinator {
     /// Deletes an Empty group: tombstones first, then forgets it.
     pub fn delete_group(
         &self,
-        ctx: &BrokerContext,
+        ctx: &dyn CoordinatorHost,
         group_id: &str,
-    ) -> Result<Option<(Arc<PartitionLog>, Offset)>, ResponseError> {
+    ) -> Result<Option<(Arc<PartitionLog>, Offset)>, GroupError> {
         let Some(group) = self.get(group_id) else {
-            return Err(ResponseError::GroupIdNotFound);
+            return Err(GroupError::GroupIdNotFound);
         };
         let mut g = self.lock_current(ctx, group_id, &group);
         match g.state {
-            GroupState::Dead => return Err(ResponseError::GroupIdNotFound),
+            GroupState::Dead => return Err(GroupError::GroupIdNotFound),
             GroupState::Empty => {}
-            _ => return Err(ResponseError::NonEmptyGroup),
+            _ => return Err(GroupError::NonEmptyGroup),
         }
         let offsets: Vec<(String, i32)> = g.offsets.keys().cloned().collect();
-        let wait = if ctx.metadata.topic(OFFSETS_TOPIC).is_some() {
+        let wait = if ctx.metadata().topic(OFFSETS_TOPIC).is_some() {
             let w = self
                 .write_tombstones(ctx, group_id, &offsets, true)
                 .map_err(|e| {
                     tracing::error!(group = group_id, "cannot delete group: {e}");
-                    ResponseError::CoordinatorNotAvailable
+                    GroupError::StoreUnavailable
                 })?;
             Some(w)
         } else {
@@ -460,8 +454,8 @@ impl GroupCoordinator {
     }
 
     /// Rebuilds committed offsets and (Empty) groups from every `__consumer_offsets` partition.
-    pub fn load(&self, ctx: &BrokerContext) -> Result<(), StoreError> {
-        let Some(topic) = ctx.metadata.topic(OFFSETS_TOPIC) else {
+    pub fn load(&self, ctx: &dyn CoordinatorHost) -> Result<(), StoreError> {
+        let Some(topic) = ctx.metadata().topic(OFFSETS_TOPIC) else {
             return Ok(());
         };
         // `reconcile` ran before us: every partition log of the topic exists.
@@ -527,7 +521,7 @@ impl GroupCoordinator {
 
     /// One sweep: expire sessions, finish rebalances whose time is up, expire old offsets of
     /// Empty groups, forget Empty groups with nothing left, persist what changed.
-    pub fn sweep(&self, ctx: &BrokerContext) {
+    pub fn sweep(&self, ctx: &dyn CoordinatorHost) {
         let now = Instant::now();
         let now_wall = now_ms();
         let retention_ms = self.retention.as_millis() as i64;
@@ -669,8 +663,20 @@ fn replay_record(
     }
 }
 
+/// A broker that runs a group coordinator: the coordinator and what it works through.
+pub trait GroupHost: CoordinatorHost {
+    /// The broker's group coordinator.
+    fn groups(&self) -> &GroupCoordinator;
+}
+
+impl<T: GroupHost + ?Sized> GroupHost for Arc<T> {
+    fn groups(&self) -> &GroupCoordinator {
+        (**self).groups()
+    }
+}
+
 /// Runs the coordinator's timers until `shutdown` turns true.
-pub async fn run_sweeper(ctx: Arc<BrokerContext>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run_sweeper<H: GroupHost + 'static>(ctx: Arc<H>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -678,7 +684,7 @@ pub async fn run_sweeper(ctx: Arc<BrokerContext>, mut shutdown: watch::Receiver<
             _ = tick.tick() => {
                 let c = ctx.clone();
                 // The sweep may append to the offsets log (file I/O): keep it off the runtime.
-                if tokio::task::spawn_blocking(move || c.groups.sweep(&c)).await.is_err() {
+                if tokio::task::spawn_blocking(move || c.groups().sweep(&*c)).await.is_err() {
                     tracing::error!("group sweeper panicked");
                 }
             }

@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use super::error::GroupError;
 use bytes::Bytes;
-use kafka_protocol::error::ResponseError;
 use tokio::sync::oneshot;
 
 use super::consumer::ConsumerGroup;
@@ -65,7 +65,7 @@ pub struct JoinedMember {
 /// What a JoinGroup gets back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinResult {
-    pub error: Option<ResponseError>,
+    pub error: Option<GroupError>,
     pub generation: i32,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
@@ -77,7 +77,7 @@ pub struct JoinResult {
 
 impl JoinResult {
     /// A failed join; `member_id` is echoed (MEMBER_ID_REQUIRED carries the new id in it).
-    pub fn error(error: ResponseError, member_id: String) -> JoinResult {
+    pub fn error(error: GroupError, member_id: String) -> JoinResult {
         JoinResult {
             error: Some(error),
             generation: -1,
@@ -94,14 +94,14 @@ impl JoinResult {
 /// What a SyncGroup gets back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncResult {
-    pub error: Option<ResponseError>,
+    pub error: Option<GroupError>,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
     pub assignment: Bytes,
 }
 
 impl SyncResult {
-    pub fn error(error: ResponseError) -> SyncResult {
+    pub fn error(error: GroupError) -> SyncResult {
         SyncResult {
             error: Some(error),
             protocol_type: None,
@@ -425,22 +425,19 @@ impl Group {
             || p.session_timeout_ms > cfg.max_session_timeout_ms
         {
             return Pending::Now(JoinResult::error(
-                ResponseError::InvalidSessionTimeout,
+                GroupError::InvalidSessionTimeout,
                 p.member_id,
             ));
         }
         if self.state == GroupState::Dead {
-            return Pending::Now(JoinResult::error(
-                ResponseError::CoordinatorNotAvailable,
-                p.member_id,
-            ));
+            return Pending::Now(JoinResult::error(GroupError::GroupDead, p.member_id));
         }
         if let Some(c) = &self.kip848 {
             if !c.members.is_empty() {
                 // Kafka without online migration: a classic member cannot join a live
                 // consumer-protocol group.
                 return Pending::Now(JoinResult::error(
-                    ResponseError::InconsistentGroupProtocol,
+                    GroupError::InconsistentGroupProtocol,
                     p.member_id,
                 ));
             }
@@ -450,7 +447,7 @@ impl Group {
         }
         if !self.supports(&p.protocol_type, &p.protocols) {
             return Pending::Now(JoinResult::error(
-                ResponseError::InconsistentGroupProtocol,
+                GroupError::InconsistentGroupProtocol,
                 p.member_id,
             ));
         }
@@ -467,27 +464,21 @@ impl Group {
                 let id = new_member_id(&p.client_id);
                 self.pending
                     .insert(id.clone(), now + ms(p.session_timeout_ms));
-                return Pending::Now(JoinResult::error(ResponseError::MemberIdRequired, id));
+                return Pending::Now(JoinResult::error(GroupError::MemberIdRequired, id));
             }
             let prefix = p.instance_id.clone().unwrap_or_else(|| p.client_id.clone());
             let id = new_member_id(&prefix);
             return self.add_member(id, p, cfg, now);
         }
         if self.fenced(&p.member_id, p.instance_id.as_deref()) {
-            return Pending::Now(JoinResult::error(
-                ResponseError::FencedInstanceId,
-                p.member_id,
-            ));
+            return Pending::Now(JoinResult::error(GroupError::FencedInstanceId, p.member_id));
         }
         if self.pending.remove(&p.member_id).is_some() {
             let id = p.member_id.clone();
             return self.add_member(id, p, cfg, now);
         }
         let Some(member) = self.member_mut(&p.member_id) else {
-            return Pending::Now(JoinResult::error(
-                ResponseError::UnknownMemberId,
-                p.member_id,
-            ));
+            return Pending::Now(JoinResult::error(GroupError::UnknownMemberId, p.member_id));
         };
         member.last_seen = now;
         let unchanged = member.same_protocols(&p.protocols);
@@ -504,10 +495,9 @@ impl Group {
             GroupState::CompletingRebalance | GroupState::Stable => {
                 self.update_and_wait(p, cfg, now)
             }
-            GroupState::Empty | GroupState::Dead => Pending::Now(JoinResult::error(
-                ResponseError::UnknownMemberId,
-                p.member_id,
-            )),
+            GroupState::Empty | GroupState::Dead => {
+                Pending::Now(JoinResult::error(GroupError::UnknownMemberId, p.member_id))
+            }
         }
     }
 
@@ -526,7 +516,7 @@ impl Group {
             if let Some(old) = m.join_waiter.replace(tx) {
                 // A duplicate join while parked: the newer request gets the answer.
                 let _ = old.send(JoinResult::error(
-                    ResponseError::RebalanceInProgress,
+                    GroupError::RebalanceInProgress,
                     m.id.clone(),
                 ));
             }
@@ -586,21 +576,18 @@ impl Group {
         let prefix = p.instance_id.clone().unwrap_or_default();
         let new_id = new_member_id(&prefix);
         let Some(seq) = self.seq_of(old_id) else {
-            return Pending::Now(JoinResult::error(
-                ResponseError::UnknownMemberId,
-                p.member_id,
-            ));
+            return Pending::Now(JoinResult::error(GroupError::UnknownMemberId, p.member_id));
         };
         if let Some(m) = self.members.get_mut(&seq) {
             // Whoever still holds the old id is a zombie now.
             if let Some(w) = m.join_waiter.take() {
                 let _ = w.send(JoinResult::error(
-                    ResponseError::FencedInstanceId,
+                    GroupError::FencedInstanceId,
                     m.id.clone(),
                 ));
             }
             if let Some(w) = m.sync_waiter.take() {
-                let _ = w.send(SyncResult::error(ResponseError::FencedInstanceId));
+                let _ = w.send(SyncResult::error(GroupError::FencedInstanceId));
             }
             m.id = new_id.clone();
             m.client_id = p.client_id.clone();
@@ -654,7 +641,7 @@ impl Group {
         for m in self.members.values_mut() {
             m.assignment = Bytes::new();
             if let Some(w) = m.sync_waiter.take() {
-                let _ = w.send(SyncResult::error(ResponseError::RebalanceInProgress));
+                let _ = w.send(SyncResult::error(GroupError::RebalanceInProgress));
             }
         }
     }
@@ -749,13 +736,10 @@ impl Group {
             }
         }
         if let Some(w) = m.join_waiter {
-            let _ = w.send(JoinResult::error(
-                ResponseError::UnknownMemberId,
-                m.id.clone(),
-            ));
+            let _ = w.send(JoinResult::error(GroupError::UnknownMemberId, m.id.clone()));
         }
         if let Some(w) = m.sync_waiter {
-            let _ = w.send(SyncResult::error(ResponseError::UnknownMemberId));
+            let _ = w.send(SyncResult::error(GroupError::UnknownMemberId));
         }
         if self.leader.as_deref() == Some(m.id.as_str()) {
             self.leader = self.members.values().next().map(|m| m.id.clone());
@@ -791,25 +775,25 @@ impl Group {
     ) -> Pending<SyncResult> {
         let now_err = |e| Pending::Now(SyncResult::error(e));
         if self.state == GroupState::Dead {
-            return now_err(ResponseError::CoordinatorNotAvailable);
+            return now_err(GroupError::GroupDead);
         }
         if self.member(member_id).is_none() {
-            return now_err(ResponseError::UnknownMemberId);
+            return now_err(GroupError::UnknownMemberId);
         }
         if self.fenced(member_id, instance_id) {
-            return now_err(ResponseError::FencedInstanceId);
+            return now_err(GroupError::FencedInstanceId);
         }
         if generation != self.generation {
-            return now_err(ResponseError::IllegalGeneration);
+            return now_err(GroupError::IllegalGeneration);
         }
         if protocol_type.is_some_and(|t| Some(t) != self.protocol_type.as_deref())
             || protocol_name.is_some_and(|n| Some(n) != self.protocol.as_deref())
         {
-            return now_err(ResponseError::InconsistentGroupProtocol);
+            return now_err(GroupError::InconsistentGroupProtocol);
         }
         match self.state {
-            GroupState::Empty | GroupState::Dead => now_err(ResponseError::UnknownMemberId),
-            GroupState::PreparingRebalance => now_err(ResponseError::RebalanceInProgress),
+            GroupState::Empty | GroupState::Dead => now_err(GroupError::UnknownMemberId),
+            GroupState::PreparingRebalance => now_err(GroupError::RebalanceInProgress),
             GroupState::Stable => {
                 let assignment = self
                     .member(member_id)
@@ -863,26 +847,26 @@ impl Group {
         instance_id: Option<&str>,
         generation: i32,
         now: Instant,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<(), GroupError> {
         if self.state == GroupState::Dead {
-            return Err(ResponseError::CoordinatorNotAvailable);
+            return Err(GroupError::GroupDead);
         }
         if self.fenced(member_id, instance_id) {
-            return Err(ResponseError::FencedInstanceId);
+            return Err(GroupError::FencedInstanceId);
         }
         if self.state == GroupState::Empty {
-            return Err(ResponseError::UnknownMemberId);
+            return Err(GroupError::UnknownMemberId);
         }
         let (current, state) = (self.generation, self.state);
         let Some(m) = self.member_mut(member_id) else {
-            return Err(ResponseError::UnknownMemberId);
+            return Err(GroupError::UnknownMemberId);
         };
         if generation != current {
-            return Err(ResponseError::IllegalGeneration);
+            return Err(GroupError::IllegalGeneration);
         }
         m.last_seen = now;
         if state == GroupState::PreparingRebalance {
-            return Err(ResponseError::RebalanceInProgress);
+            return Err(GroupError::RebalanceInProgress);
         }
         Ok(())
     }
@@ -894,18 +878,18 @@ impl Group {
         instance_id: Option<&str>,
         cfg: &GroupConfig,
         now: Instant,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<(), GroupError> {
         if self.state == GroupState::Dead {
-            return Err(ResponseError::CoordinatorNotAvailable);
+            return Err(GroupError::GroupDead);
         }
         let id = match instance_id {
             Some(instance) => {
                 let Some(registered) = self.static_members.get(instance).cloned() else {
-                    return Err(ResponseError::UnknownMemberId);
+                    return Err(GroupError::UnknownMemberId);
                 };
                 // A static member may leave by instance id alone (v3+ admin removal).
                 if !member_id.is_empty() && member_id != registered {
-                    return Err(ResponseError::FencedInstanceId);
+                    return Err(GroupError::FencedInstanceId);
                 }
                 registered
             }
@@ -916,7 +900,7 @@ impl Group {
             return Ok(());
         }
         if self.member(&id).is_none() {
-            return Err(ResponseError::UnknownMemberId);
+            return Err(GroupError::UnknownMemberId);
         }
         self.remove_member_and_rebalance(&id, cfg, now);
         Ok(())
@@ -1048,13 +1032,10 @@ impl Group {
     pub fn mark_dead(&mut self) {
         for m in self.members.values_mut() {
             if let Some(w) = m.join_waiter.take() {
-                let _ = w.send(JoinResult::error(
-                    ResponseError::CoordinatorNotAvailable,
-                    m.id.clone(),
-                ));
+                let _ = w.send(JoinResult::error(GroupError::GroupDead, m.id.clone()));
             }
             if let Some(w) = m.sync_waiter.take() {
-                let _ = w.send(SyncResult::error(ResponseError::CoordinatorNotAvailable));
+                let _ = w.send(SyncResult::error(GroupError::GroupDead));
             }
         }
         self.members.clear();
@@ -1135,7 +1116,7 @@ mod tests {
         assert_eq!(a2.members.len(), 2, "the leader sees everyone");
         assert!(b.members.is_empty());
         let bad = done(g.join(params("", &["sticky"]), &cfg(), now));
-        assert_eq!(bad.error, Some(ResponseError::InconsistentGroupProtocol));
+        assert_eq!(bad.error, Some(GroupError::InconsistentGroupProtocol));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 
+use super::errors;
 use crate::broker::BrokerContext;
 use crate::group::records::OFFSETS_TOPIC;
 use crate::protocol::Reply;
@@ -18,10 +19,9 @@ pub fn handle(
 ) -> Reply<AddOffsetsToTxnResponse> {
     let ctx = ctx.clone();
     Reply::Later(Box::pin(async move {
-        let code = match add(&ctx, &request).await {
+        let code = match add(&ctx, &request, version).await {
             Ok(()) => 0,
-            // v2 added PRODUCER_FENCED.
-            Err(e) => crate::txn::fenced_error(e, version, 2).code(),
+            Err(e) => e.code(),
         };
         AddOffsetsToTxnResponse::default().with_error_code(code)
     }))
@@ -30,6 +30,7 @@ pub fn handle(
 async fn add(
     ctx: &Arc<BrokerContext>,
     request: &AddOffsetsToTxnRequest,
+    version: i16,
 ) -> Result<(), ResponseError> {
     let group_id = request.group_id.0.to_string();
     let partition = if ctx.groups.topic_ready() {
@@ -44,7 +45,7 @@ async fn add(
     }
     .map_err(|e| {
         tracing::error!(group = %group_id, "cannot create {OFFSETS_TOPIC}: {e}");
-        ResponseError::CoordinatorNotAvailable
+        errors::store_error(&e)
     })?;
     ctx.txns
         .add_partitions(
@@ -55,4 +56,6 @@ async fn add(
             &[(OFFSETS_TOPIC.to_string(), partition)],
         )
         .await
+        // v2 added PRODUCER_FENCED.
+        .map_err(|e| errors::txn_error(e, version, 2))
 }

@@ -82,7 +82,7 @@ async fn run(ctx: &BrokerContext, txn: &Txn, version: i16) -> Vec<i16> {
                 .into_iter()
                 .map(|f| if f { 0 } else { missing.code() })
                 .collect(),
-            Err(e) => vec![e.code(); partitions.len()],
+            Err(e) => vec![ResponseError::from(e).code(); partitions.len()],
         };
     }
     let code = match ctx
@@ -92,7 +92,7 @@ async fn run(ctx: &BrokerContext, txn: &Txn, version: i16) -> Vec<i16> {
     {
         Ok(()) => 0,
         // v2 added PRODUCER_FENCED.
-        Err(e) => crate::txn::fenced_error(e, version, 2).code(),
+        Err(e) => super::errors::txn_error(e, version, 2).code(),
     };
     vec![code; partitions.len()]
 }

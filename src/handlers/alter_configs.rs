@@ -423,7 +423,7 @@ fn commit_group(
         .set_configs(ConfigScope::Group, group, configs)
         .map_err(|e| {
             tracing::error!(group, "cannot store group configs: {e}");
-            (ResponseError::KafkaStorageError, e.to_string())
+            (super::errors::metadata_error(&e), e.to_string())
         })?;
     tracing::info!(group, "group configs changed");
     Ok(())
@@ -479,7 +479,7 @@ fn commit(
         )),
         Err(e) => {
             tracing::error!(topic, "cannot store topic configs: {e}");
-            Err((ResponseError::KafkaStorageError, e.to_string()))
+            Err((super::errors::topic_error(&e), e.to_string()))
         }
     }
 }

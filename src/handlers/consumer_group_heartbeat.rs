@@ -15,7 +15,7 @@ use super::str_bytes;
 use crate::broker::BrokerContext;
 use crate::group::consumer::{self, ConsumerGroup, HeartbeatParams, TopicInfo};
 use crate::group::records::OFFSETS_TOPIC;
-use crate::group::{GroupCoordinator, GroupState};
+use crate::group::{GroupCoordinator, GroupError, GroupState};
 
 /// The topics a subscription may match: everything but the internal offsets topic.
 pub fn topic_snapshot(ctx: &BrokerContext) -> Vec<TopicInfo> {
@@ -142,10 +142,8 @@ pub fn handle(
     drop(g);
     match result {
         Err(e) => {
-            let mut r = error_response(e.error, e.message);
-            if e.error == ResponseError::UnknownMemberId
-                || e.error == ResponseError::FencedMemberEpoch
-            {
+            let mut r = error_response(e.error.into(), e.message);
+            if e.error == GroupError::UnknownMemberId || e.error == GroupError::FencedMemberEpoch {
                 r = r.with_heartbeat_interval_ms(interval);
             }
             r

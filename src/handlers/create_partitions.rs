@@ -9,8 +9,10 @@ use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
+use super::errors;
 use super::str_bytes;
-use crate::broker::{BrokerContext, TopicError};
+use crate::broker::BrokerContext;
+use crate::internal_topic::TopicError;
 
 /// Most partitions one topic may have on this single broker; a guard against requests that
 /// would create millions of directories.
@@ -106,7 +108,7 @@ fn create_one(
         // A dry run answers what the real request would, open-file budget included.
         let added = usize::try_from(topic.count - current).unwrap_or(0);
         ctx.check_partition_limit(added)
-            .map_err(|e| (ResponseError::InvalidPartitions, e.to_string()))?;
+            .map_err(|e| (errors::topic_error(&e), e.to_string()))?;
         return Ok(());
     }
     match ctx.add_partitions(name, topic.count) {
@@ -115,12 +117,11 @@ fn create_one(
             ResponseError::UnknownTopicOrPartition,
             format!("topic `{name}` does not exist"),
         )),
-        Err(e @ TopicError::PartitionLimit { .. }) => {
-            Err((ResponseError::InvalidPartitions, e.to_string()))
-        }
         Err(e) => {
-            tracing::error!(topic = name, "adding partitions failed: {e}");
-            Err((ResponseError::KafkaStorageError, e.to_string()))
+            if !matches!(e, TopicError::PartitionLimit { .. }) {
+                tracing::error!(topic = name, "adding partitions failed: {e}");
+            }
+            Err((errors::topic_error(&e), e.to_string()))
         }
     }
 }

@@ -11,9 +11,10 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
+use super::errors;
 use super::str_bytes;
-use crate::broker::{BrokerContext, TopicError};
-use crate::metadata::{config_catalog, topic_config, topic_name, MetadataError};
+use crate::broker::BrokerContext;
+use crate::metadata::{config_catalog, topic_config, topic_name};
 
 pub fn handle(
     ctx: &Arc<BrokerContext>,
@@ -102,16 +103,13 @@ fn create_one(
     }
     match ctx.create_topic(&name, partitions, configs) {
         Ok(created) => Ok(done(created.id.uuid())),
-        Err(TopicError::Metadata(MetadataError::TopicExists(_))) => Err((
-            ResponseError::TopicAlreadyExists,
-            format!("topic `{name}` already exists"),
-        )),
-        Err(e @ TopicError::PartitionLimit { .. }) => {
-            Err((ResponseError::InvalidPartitions, e.to_string()))
-        }
         Err(e) => {
-            tracing::error!(topic = %name, "create failed: {e}");
-            Err((ResponseError::KafkaStorageError, e.to_string()))
+            let code = errors::topic_error(&e);
+            if code == ResponseError::KafkaStorageError {
+                tracing::error!(topic = %name, "create failed: {e}");
+            }
+            // The messages name the topic (`topic `t` already exists`) or the limit.
+            Err((code, e.to_string()))
         }
     }
 }

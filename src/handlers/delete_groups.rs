@@ -22,7 +22,9 @@ pub fn handle(
         let outcome = if id.0.is_empty() {
             Err(ResponseError::InvalidGroupId)
         } else {
-            ctx.groups.delete_group(ctx, id.0.as_str())
+            ctx.groups
+                .delete_group(ctx, id.0.as_str())
+                .map_err(ResponseError::from)
         };
         let code = match outcome {
             Ok(Some(wait)) => {

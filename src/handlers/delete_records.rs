@@ -12,7 +12,6 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use crate::broker::BrokerContext;
-use crate::log::LogError;
 
 pub fn handle(
     ctx: &Arc<BrokerContext>,
@@ -35,12 +34,7 @@ pub fn handle(
                         .ok_or(ResponseError::UnknownTopicOrPartition)
                         .and_then(|log| {
                             log.delete_records_before(Offset(p.offset))
-                                .map_err(|e| match e {
-                                    LogError::OffsetOutOfRange { .. } => {
-                                        ResponseError::OffsetOutOfRange
-                                    }
-                                    other => super::produce::log_error_code(&other),
-                                })
+                                .map_err(|e| super::errors::log_error(&e))
                         });
                     match outcome {
                         Ok(low) => {

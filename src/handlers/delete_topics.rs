@@ -67,7 +67,7 @@ fn delete_one(ctx: &BrokerContext, name: Option<TopicName>, id: Uuid) -> Deletab
         Err(e) => {
             tracing::error!(topic = %topic.name, "delete failed: {e}");
             result
-                .with_error_code(ResponseError::KafkaStorageError.code())
+                .with_error_code(super::errors::topic_error(&e).code())
                 .with_error_message(Some(str_bytes(e.to_string())))
         }
     }

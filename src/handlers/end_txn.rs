@@ -34,7 +34,7 @@ pub fn handle(
             .with_error_code(
                 result
                     .err()
-                    .map_or(0, |e| crate::txn::fenced_error(e, version, 2).code()),
+                    .map_or(0, |e| super::errors::txn_error(e, version, 2).code()),
             )
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)

@@ -5,7 +5,7 @@
 //!
 //! Zero-copy: reads yield file regions, not bytes. [`handle_framed`] writes the response frame
 //! by hand around those regions (the connection `sendfile`s them), byte for byte what the
-//! crate's encoder would produce; [`handle`] copies them into an ordinary `FetchResponse`.
+//! crate's encoder would produce (tests/it/zero_copy.rs checks that in every version).
 
 use crate::common::Offset;
 use std::sync::Arc;
@@ -14,9 +14,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::future::select_all;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
-};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, PartitionData};
 use kafka_protocol::messages::{
     BrokerId, FetchRequest, FetchResponse, ProducerId, ResponseHeader, TopicName,
 };
@@ -27,7 +25,7 @@ use uuid::Uuid;
 
 use super::check_leader_epoch;
 use crate::broker::BrokerContext;
-use crate::log::{LogError, PartitionLog};
+use crate::log::PartitionLog;
 use crate::protocol::body::ResponseBody;
 use crate::protocol::Reply;
 
@@ -72,15 +70,6 @@ struct Fetched {
     error_code: i16,
     topics: Vec<(TopicName, Uuid)>,
     per_topic: Vec<Vec<PartOut>>,
-}
-
-/// Fetch answered as an ordinary `FetchResponse`, records copied out of the segment files.
-pub fn handle(
-    ctx: &Arc<BrokerContext>,
-    request: FetchRequest,
-    version: i16,
-) -> Reply<FetchResponse> {
-    map_reply(fetch(ctx, request, version), to_response)
 }
 
 /// Fetch answered as a hand-framed response whose records stay in the segment files (for
@@ -292,14 +281,9 @@ fn read_all(plan: &Plan) -> (Fetched, usize, bool) {
                         }
                     }
                     Ok(None) => data.with_records(Some(Bytes::new())),
-                    Err(LogError::OffsetOutOfRange { .. }) => {
-                        had_error = true;
-                        data.with_error_code(ResponseError::OffsetOutOfRange.code())
-                    }
                     Err(e) => {
                         had_error = true;
-                        tracing::error!("fetch read failed: {e}");
-                        data.with_error_code(ResponseError::KafkaStorageError.code())
+                        data.with_error_code(super::errors::log_error(&e).code())
                     }
                 }
             }
@@ -313,50 +297,6 @@ fn read_all(plan: &Plan) -> (Fetched, usize, bool) {
         per_topic,
     };
     (fetched, total, had_error)
-}
-
-/// The crate's `FetchResponse` for `f`, records read from the files. A region that cannot be
-/// read turns its partition into KAFKA_STORAGE_ERROR.
-fn to_response(f: Fetched) -> FetchResponse {
-    let responses = f
-        .topics
-        .iter()
-        .zip(f.per_topic)
-        .map(|((name, id), parts)| {
-            let partitions = parts
-                .into_iter()
-                .map(|p| match p.region {
-                    None => p.data,
-                    Some(r) => match read_region(&r) {
-                        Ok(bytes) => p.data.with_records(Some(bytes)),
-                        Err(e) => {
-                            tracing::error!("fetch read failed: {e}");
-                            p.data
-                                .with_error_code(ResponseError::KafkaStorageError.code())
-                                .with_records(Some(Bytes::new()))
-                        }
-                    },
-                })
-                .collect();
-            let topic = FetchableTopicResponse::default().with_partitions(partitions);
-            if f.version >= 13 {
-                topic.with_topic_id(*id)
-            } else {
-                topic.with_topic(name.clone())
-            }
-        })
-        .collect();
-    FetchResponse::default()
-        .with_error_code(f.error_code)
-        .with_responses(responses)
-}
-
-fn read_region(r: &Region) -> std::io::Result<Bytes> {
-    use std::os::unix::fs::FileExt;
-    let len = usize::try_from(r.len).map_err(|_| std::io::Error::other("region too large"))?;
-    let mut buf = vec![0u8; len];
-    r.file.read_exact_at(&mut buf, r.position)?;
-    Ok(Bytes::from(buf))
 }
 
 /// The response frame for `f`, size prefix included, written by hand around the record

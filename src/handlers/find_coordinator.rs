@@ -29,7 +29,7 @@ fn lookup(ctx: &BrokerContext, key: &str, key_type: i8) -> Result<(), (ResponseE
         KEY_TYPE_GROUP => ctx.groups.ensure_topic(ctx).map(|_| ()).map_err(|e| {
             tracing::error!("cannot create {OFFSETS_TOPIC}: {e}");
             (
-                ResponseError::CoordinatorNotAvailable,
+                super::errors::store_error(&e),
                 "the offsets topic is not available".to_string(),
             )
         }),
@@ -40,7 +40,7 @@ fn lookup(ctx: &BrokerContext, key: &str, key_type: i8) -> Result<(), (ResponseE
         KEY_TYPE_TRANSACTION => ctx.txns.ensure_topic(ctx).map(|_| ()).map_err(|e| {
             tracing::error!("cannot create {TXN_TOPIC}: {e}");
             (
-                ResponseError::CoordinatorNotAvailable,
+                super::errors::store_error(&e),
                 "the transaction state topic is not available".to_string(),
             )
         }),

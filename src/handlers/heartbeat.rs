@@ -26,12 +26,14 @@ pub fn handle(
                 let instance_id = (version >= 3)
                     .then(|| request.group_instance_id.as_ref().map(|s| s.as_str()))
                     .flatten();
-                GroupCoordinator::lock_group(&group).heartbeat(
-                    request.member_id.as_str(),
-                    instance_id,
-                    request.generation_id,
-                    Instant::now(),
-                )
+                GroupCoordinator::lock_group(&group)
+                    .heartbeat(
+                        request.member_id.as_str(),
+                        instance_id,
+                        request.generation_id,
+                        Instant::now(),
+                    )
+                    .map_err(ResponseError::from)
             }
         }
     };

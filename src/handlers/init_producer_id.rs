@@ -39,7 +39,7 @@ pub fn handle(
     // part (FindCoordinator usually did it already).
     if let Err(e) = ctx.txns.ensure_topic(ctx) {
         tracing::error!("cannot create the transaction state topic: {e}");
-        return Reply::Now(failed(ResponseError::CoordinatorNotAvailable));
+        return Reply::Now(failed(super::errors::store_error(&e)));
     }
     let ctx = ctx.clone();
     Reply::Later(Box::pin(async move {
@@ -52,7 +52,7 @@ pub fn handle(
                 .with_producer_id(ProducerId(id))
                 .with_producer_epoch(epoch),
             // v4 added PRODUCER_FENCED.
-            Err(e) => failed(crate::txn::fenced_error(e, version, 4)),
+            Err(e) => failed(super::errors::txn_error(e, version, 4)),
         }
     }))
 }
@@ -82,7 +82,7 @@ fn idempotent(ctx: &BrokerContext, current_id: i64, current_epoch: i16) -> InitP
             .with_producer_epoch(0),
         Err(e) => {
             tracing::error!("cannot allocate a producer id: {e}");
-            response.with_error_code(ResponseError::KafkaStorageError.code())
+            response.with_error_code(super::errors::metadata_error(&e).code())
         }
     }
 }

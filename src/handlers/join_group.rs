@@ -11,7 +11,7 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
 use super::str_bytes;
 use crate::broker::BrokerContext;
-use crate::group::{GroupCoordinator, JoinParams, JoinResult, Pending};
+use crate::group::{GroupCoordinator, GroupError, JoinParams, JoinResult, Pending};
 use crate::protocol::Reply;
 
 /// Encodes `result` for `version`, setting only fields that version has.
@@ -31,7 +31,7 @@ fn response(result: JoinResult, version: i16) -> JoinGroupResponse {
         })
         .collect();
     let mut r = JoinGroupResponse::default()
-        .with_error_code(result.error.map_or(0, |e| e.code()))
+        .with_error_code(result.error.map_or(0, |e| ResponseError::from(e).code()))
         .with_generation_id(result.generation)
         .with_leader(str_bytes(result.leader))
         .with_member_id(str_bytes(result.member_id))
@@ -61,10 +61,10 @@ pub fn handle(
     ctx.groups.prepare_store(ctx);
     let member_id = request.member_id.to_string();
     let fail =
-        |e: ResponseError| Reply::Now(response(JoinResult::error(e, member_id.clone()), version));
+        |e: GroupError| Reply::Now(response(JoinResult::error(e, member_id.clone()), version));
     let group_id = request.group_id.0.to_string();
     if group_id.is_empty() {
-        return fail(ResponseError::InvalidGroupId);
+        return fail(GroupError::InvalidGroupId);
     }
     let instance_id = if version >= 5 {
         request.group_instance_id.as_ref().map(|s| s.to_string())
@@ -72,19 +72,19 @@ pub fn handle(
         None
     };
     if instance_id.as_deref() == Some("") {
-        return fail(ResponseError::InvalidGroupId);
+        return fail(GroupError::InvalidGroupId);
     }
     let cfg = ctx.groups.config();
     if request.session_timeout_ms < cfg.min_session_timeout_ms
         || request.session_timeout_ms > cfg.max_session_timeout_ms
     {
         // Checked before the group is created, so a refused join leaves nothing behind.
-        return fail(ResponseError::InvalidSessionTimeout);
+        return fail(GroupError::InvalidSessionTimeout);
     }
     let group = match ctx.groups.get(&group_id) {
         Some(g) => g,
         // Kafka: a member id for a group that does not exist is stale.
-        None if !member_id.is_empty() => return fail(ResponseError::UnknownMemberId),
+        None if !member_id.is_empty() => return fail(GroupError::UnknownMemberId),
         None => ctx.groups.get_or_create(&group_id),
     };
     let params = JoinParams {
@@ -117,9 +117,9 @@ pub fn handle(
     match pending {
         Pending::Now(result) => Reply::Now(response(result, version)),
         Pending::Later(rx) => Reply::Later(Box::pin(async move {
-            let result = rx.await.unwrap_or_else(|_| {
-                JoinResult::error(ResponseError::CoordinatorNotAvailable, member_id)
-            });
+            let result = rx
+                .await
+                .unwrap_or_else(|_| JoinResult::error(GroupError::GroupDead, member_id));
             response(result, version)
         })),
     }

@@ -53,6 +53,7 @@ pub fn handle(
                     .map(|(member, instance)| {
                         g.leave(member, instance.as_deref(), ctx.groups.config(), now)
                             .err()
+                            .map(ResponseError::from)
                     })
                     .collect();
                 ctx.groups.persist_if_dirty(ctx, &mut g);

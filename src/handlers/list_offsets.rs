@@ -74,10 +74,7 @@ fn lookup(
     timestamp: i64,
     read_committed: bool,
 ) -> Result<(i64, i64), ResponseError> {
-    let storage = |e: crate::log::LogError| {
-        tracing::error!("ListOffsets read failed: {e}");
-        ResponseError::KafkaStorageError
-    };
+    let storage = |e: crate::log::LogError| super::errors::log_error(&e);
     Ok(match timestamp {
         LATEST if read_committed => (-1, log.last_stable_offset().get()),
         LATEST => (-1, log.high_watermark().get()),

@@ -12,7 +12,8 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use uuid::Uuid;
 
 use super::{authorized_operations, str_bytes, LEADER_EPOCH};
-use crate::broker::{BrokerContext, TopicError};
+use crate::broker::BrokerContext;
+use crate::internal_topic::TopicError;
 use crate::metadata::{topic_name, MetadataError, TopicMeta};
 
 pub fn handle(

@@ -11,6 +11,7 @@ use kafka_protocol::messages::offset_commit_response::{
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, TopicName};
 
+use super::errors;
 use crate::broker::BrokerContext;
 use crate::common::now_ms;
 use crate::group::{check_commit, GroupCoordinator, OffsetCommit};
@@ -41,7 +42,7 @@ pub fn handle(
                 Err(ResponseError::InvalidGroupId)
             } else {
                 check_commit(
-                    ctx,
+                    &ctx.logs,
                     &name,
                     p.partition_index,
                     (p.committed_offset, epoch),
@@ -49,6 +50,7 @@ pub fn handle(
                     now,
                 )
                 .map(|c| commits.push(c))
+                .map_err(ResponseError::from)
             };
             parts.push((p.partition_index, result));
         }
@@ -70,7 +72,7 @@ pub fn handle(
         // The offsets topic exists before the group's lock is taken (creating it is file I/O).
         if let Err(e) = ctx.groups.partition_of(ctx, &group_id) {
             tracing::error!(group = %group_id, "cannot create the offsets topic: {e}");
-            group_error = Some(ResponseError::CoordinatorNotAvailable);
+            group_error = Some(errors::store_error(&e));
         }
         match group {
             _ if group_error.is_some() => {}
@@ -94,7 +96,7 @@ pub fn handle(
                 // position (the later record wins), so memory and a replay agree whatever
                 // order concurrent commits reach the log in.
                 match accepted {
-                    Err(e) => group_error = Some(e),
+                    Err(e) => group_error = Some(e.into()),
                     Ok(()) => match ctx.groups.write_commits(ctx, &group_id, &commits) {
                         Ok(w) => written = Some(w),
                         Err(e) => {
@@ -104,7 +106,7 @@ pub fn handle(
                                 Vec::new(),
                                 crate::common::Offset(0),
                             );
-                            group_error = Some(ResponseError::CoordinatorNotAvailable);
+                            group_error = Some(errors::store_error(&e));
                         }
                     },
                 }
@@ -147,7 +149,7 @@ pub fn handle(
             Err(e) => {
                 tracing::error!(group = %group_id, "offsets not made durable: {e}");
                 ctx.groups.apply_commits(&group_id, Vec::new(), base);
-                build(Some(ResponseError::CoordinatorNotAvailable))
+                build(Some(errors::store_error(&e.into())))
             }
         }
     }))

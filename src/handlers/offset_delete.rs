@@ -75,7 +75,7 @@ pub fn handle(
         Ok(w) => w,
         Err(e) => {
             tracing::error!(group = %group_id, "cannot delete offsets: {e}");
-            return top(ResponseError::CoordinatorNotAvailable);
+            return top(super::errors::store_error(&e));
         }
     };
     for k in &delete {
@@ -86,7 +86,7 @@ pub fn handle(
         if let Err(e) = log.wait_durable(end).await {
             tracing::error!("offset deletion not made durable: {e}");
             return OffsetDeleteResponse::default()
-                .with_error_code(ResponseError::CoordinatorNotAvailable.code());
+                .with_error_code(super::errors::store_error(&e.into()).code());
         }
         response
     }))

@@ -21,7 +21,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use super::str_bytes;
 use crate::broker::BrokerContext;
 use crate::config::FlushPolicy;
-use crate::log::{AppendOutcome, LogError, PartitionLog};
+use crate::log::{AppendOutcome, PartitionLog};
 use crate::metadata::TopicMeta;
 use crate::records::{self, Compression, RecordError};
 
@@ -249,15 +249,8 @@ fn produce_one(
             Some("no record batch".to_string()),
         )));
     };
-    let info = records::validate_produce_batch(&batch, config.max_message_bytes).map_err(|e| {
-        let code = match &e {
-            RecordError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
-            RecordError::CorruptMessage(_) => ResponseError::CorruptMessage,
-            RecordError::UnsupportedCompression(_) => ResponseError::UnsupportedCompressionType,
-            _ => ResponseError::InvalidRecord,
-        };
-        (code, Some(e.to_string()))
-    })?;
+    let info =
+        records::validate_produce_batch(&batch, config.max_message_bytes).map_err(record_error)?;
     if info.compression == Compression::Zstd && version < FIRST_ZSTD_VERSION {
         return Err(Rejected::from((
             ResponseError::UnsupportedCompressionType,
@@ -282,32 +275,31 @@ fn produce_one(
                 info.producer_epoch,
                 (&topic.name, data.index),
             )
-            .map_err(|e| match e {
-                // KIP-588: Produce says INVALID_PRODUCER_EPOCH (abortable) for a stale epoch;
-                // PRODUCER_FENCED belongs to the coordinator's APIs.
-                ResponseError::ProducerFenced => (ResponseError::InvalidProducerEpoch, None),
-                ResponseError::InvalidTxnState => (
-                    e,
-                    Some("the partition is not in the producer's transaction".to_string()),
-                ),
-                e => (e, None),
+            .map_err(|e| {
+                let message = (e == crate::txn::TxnError::InvalidTxnState)
+                    .then(|| "the partition is not in the producer's transaction".to_string());
+                (super::errors::produce_txn_error(e), message)
             })?;
     }
     let (batch, info) = inspect_records(batch, info, &config)?;
     let outcome = log
         .append(&batch, &info, crate::common::LEADER_EPOCH)
-        .map_err(|e| (log_error_code(&e), Some(e.to_string())))?;
+        .map_err(|e| (super::errors::log_error(&e), Some(e.to_string())))?;
     Ok((outcome, log))
 }
 
-/// The code a producer gets for records that do not decode: too large once decompressed is
-/// MESSAGE_TOO_LARGE (the Java producer then splits the batch and retries), anything else
-/// CORRUPT_MESSAGE.
-fn undecodable(e: RecordError) -> Rejected {
+/// The code a producer gets for a batch the records layer refuses: too large, as sent or once
+/// decompressed, is MESSAGE_TOO_LARGE (the Java producer then splits the batch and retries);
+/// bad framing, CRC or compressed data CORRUPT_MESSAGE; records that break a rule
+/// INVALID_RECORD, as Kafka's validator answers.
+fn record_error(e: RecordError) -> Rejected {
     let code = match &e {
-        RecordError::DecompressedTooLarge { .. } => ResponseError::MessageTooLarge,
+        RecordError::MessageTooLarge { .. } | RecordError::DecompressedTooLarge { .. } => {
+            ResponseError::MessageTooLarge
+        }
+        RecordError::CorruptMessage(_) => ResponseError::CorruptMessage,
         RecordError::UnsupportedCompression(_) => ResponseError::UnsupportedCompressionType,
-        _ => ResponseError::CorruptMessage,
+        _ => ResponseError::InvalidRecord,
     };
     Rejected::from((code, Some(e.to_string())))
 }
@@ -347,12 +339,12 @@ fn inspect_records(
     }
     let rebuilt = {
         let recs = records::records(&batch, records::decompress_limit(config.max_message_bytes))
-            .map_err(undecodable)?;
+            .map_err(record_error)?;
         let mut keyless = Vec::new();
         let mut out_of_range = Vec::new();
         let mut max = i64::MIN;
         for (index, r) in recs.iter().enumerate() {
-            let r = r.map_err(undecodable)?;
+            let r = r.map_err(record_error)?;
             let index = i32::try_from(index).unwrap_or(i32::MAX);
             if config.compact && r.key.is_none() {
                 keyless.push((
@@ -393,7 +385,7 @@ fn inspect_records(
                     codec,
                     config.compression_level(codec),
                 )
-                .map_err(undecodable)?,
+                .map_err(record_error)?,
             ),
             None => repaired,
         }
@@ -401,26 +393,12 @@ fn inspect_records(
     match rebuilt {
         Some(out) => {
             // Header checks and CRC of the rewritten batch; no decompression.
-            let info = records::validate_produce_batch(&out, usize::MAX).map_err(undecodable)?;
+            let info = records::validate_produce_batch(&out, usize::MAX).map_err(record_error)?;
             Ok((bytes::Bytes::from(out), info))
         }
         None => Ok((batch, info)),
     }
 }
-
-/// Maps a log failure to the code a producer acts on.
-pub fn log_error_code(error: &LogError) -> ResponseError {
-    match error {
-        LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
-        LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
-        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
-        _ => {
-            tracing::error!("log failure: {error}");
-            ResponseError::KafkaStorageError
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,12 +9,12 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 use super::str_bytes;
 use crate::broker::BrokerContext;
-use crate::group::{GroupCoordinator, Pending, SyncResult};
+use crate::group::{GroupCoordinator, GroupError, Pending, SyncResult};
 use crate::protocol::Reply;
 
 fn response(result: SyncResult, version: i16) -> SyncGroupResponse {
     let r = SyncGroupResponse::default()
-        .with_error_code(result.error.map_or(0, |e| e.code()))
+        .with_error_code(result.error.map_or(0, |e| ResponseError::from(e).code()))
         .with_assignment(result.assignment);
     if version >= 5 {
         r.with_protocol_type(result.protocol_type.map(str_bytes))
@@ -31,13 +31,13 @@ pub fn handle(
 ) -> Reply<SyncGroupResponse> {
     // The group's state is written under its lock: the offsets topic must exist first.
     ctx.groups.prepare_store(ctx);
-    let fail = |e: ResponseError| Reply::Now(response(SyncResult::error(e), version));
+    let fail = |e: GroupError| Reply::Now(response(SyncResult::error(e), version));
     let group_id = request.group_id.0.to_string();
     if group_id.is_empty() {
-        return fail(ResponseError::InvalidGroupId);
+        return fail(GroupError::InvalidGroupId);
     }
     let Some(group) = ctx.groups.get(&group_id) else {
-        return fail(ResponseError::UnknownMemberId);
+        return fail(GroupError::UnknownMemberId);
     };
     let instance_id = (version >= 3)
         .then(|| request.group_instance_id.as_ref().map(|s| s.to_string()))
@@ -74,7 +74,7 @@ pub fn handle(
         Pending::Later(rx) => Reply::Later(Box::pin(async move {
             let result = rx
                 .await
-                .unwrap_or_else(|_| SyncResult::error(ResponseError::CoordinatorNotAvailable));
+                .unwrap_or_else(|_| SyncResult::error(GroupError::GroupDead));
             response(result, version)
         })),
     }

@@ -17,6 +17,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{TopicName, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
+use super::errors;
 use crate::broker::BrokerContext;
 use crate::common::now_ms;
 use crate::group::records::OFFSETS_TOPIC;
@@ -69,14 +70,15 @@ pub fn handle(
                 -1
             };
             let result = check_commit(
-                ctx,
+                &ctx.logs,
                 &name,
                 p.partition_index,
                 (p.committed_offset, epoch),
                 p.committed_metadata.as_deref(),
                 now,
             )
-            .map(|c| commits.push(c));
+            .map(|c| commits.push(c))
+            .map_err(ResponseError::from);
             parts.push((p.partition_index, result));
         }
         plan.push((topic.name.clone(), parts));
@@ -115,7 +117,7 @@ async fn commit(
     }
     .map_err(|e| {
         tracing::error!(group = %group_id, "cannot create {OFFSETS_TOPIC}: {e}");
-        ResponseError::CoordinatorNotAvailable
+        errors::store_error(&e)
     })?;
     let transactional_id = request.transactional_id.0.as_str();
     if version >= 5 {
@@ -130,14 +132,10 @@ async fn commit(
                 &[(OFFSETS_TOPIC.to_string(), partition)],
             )
             .await
-            .map_err(|e| match e {
-                ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
-                other => other,
-            })?;
+            .map_err(|e| errors::txn_offset_commit_error(e, version))?;
     }
     // Kafka (KIP-890 part 1 verification) refuses offsets for a transaction that did not add
-    // the group's offsets partition: TRANSACTION_ABORTABLE from v4 (which added it), else
-    // INVALID_TXN_STATE; a stale epoch is INVALID_PRODUCER_EPOCH there, for compatibility.
+    // the group's offsets partition (see `errors::txn_offset_commit_error` for the codes).
     ctx.txns
         .check_in_transaction(
             transactional_id,
@@ -145,11 +143,7 @@ async fn commit(
             producer_epoch,
             (OFFSETS_TOPIC, partition),
         )
-        .map_err(|e| match e {
-            ResponseError::InvalidTxnState if version >= 4 => ResponseError::TransactionAbortable,
-            ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
-            other => other,
-        })?;
+        .map_err(|e| errors::txn_offset_commit_error(e, version))?;
     let (member_id, instance_id, generation) = if version >= 3 {
         (
             request.member_id.to_string(),
@@ -172,7 +166,7 @@ async fn commit(
                 .write_txn_commits(&ctx, &mut g, producer_id, producer_epoch, &commits)
                 .map_err(|e| {
                     tracing::error!(group = %group_id, "cannot write transactional offsets: {e}");
-                    ResponseError::CoordinatorNotAvailable
+                    errors::store_error(&e)
                 })
         }
     };
@@ -182,7 +176,7 @@ async fn commit(
     if let Err(e) = log.wait_durable(end).await {
         tracing::error!(group = %group_id, "transactional offsets not made durable: {e}");
         ctx.groups.drop_txn_commits(group_id, producer_id);
-        return Err(ResponseError::CoordinatorNotAvailable);
+        return Err(errors::store_error(&e.into()));
     }
     Ok(())
 }

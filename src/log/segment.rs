@@ -406,11 +406,6 @@ impl Segment {
         self.writable = true;
         Ok(())
     }
-
-    /// Whether this is the appendable segment.
-    pub fn is_writable(&self) -> bool {
-        self.writable
-    }
 }
 
 /// Writes `a` then `b` at `pos` with one `pwritev(2)` in the common case, finishing a short

@@ -85,11 +85,6 @@ impl TimeIndex {
         }
     }
 
-    /// The last entry: (max timestamp, relative offset of its batch).
-    pub fn last(&self) -> Option<(i64, i32)> {
-        self.entries.last().copied()
-    }
-
     /// Entries, for tests and checks.
     pub fn entries(&self) -> &[(i64, i32)] {
         &self.entries
@@ -119,6 +114,5 @@ mod tests {
         assert_eq!(t.last_below(10), None);
         assert_eq!(t.last_below(11), Some(0));
         assert_eq!(t.last_below(36), Some(9));
-        assert_eq!(t.last(), Some((35, 9)));
     }
 }

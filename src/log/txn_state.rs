@@ -95,12 +95,6 @@ impl TxnState {
         self.aborted.retain(|t| t.last_offset >= log_start_offset);
     }
 
-    /// Forgets everything at or above `offset` (the log was truncated there).
-    pub fn truncate_from(&mut self, offset: i64) {
-        self.aborted.retain(|t| t.last_offset < offset);
-        self.open.retain(|_, first| *first < offset);
-    }
-
     /// Open transactions as (producer id, first offset).
     pub fn open_transactions(&self) -> Vec<(i64, i64)> {
         self.open.iter().map(|(p, o)| (*p, *o)).collect()
@@ -148,7 +142,5 @@ mod tests {
         assert_eq!(ids(s.aborted_between(13, 20)), Vec::<i64>::new());
         s.trim_before(6);
         assert_eq!(ids(s.aborted_between(0, 100)), vec![2, 3]);
-        s.truncate_from(12);
-        assert_eq!(ids(s.aborted_between(0, 100)), vec![2]);
     }
 }

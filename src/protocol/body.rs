@@ -4,10 +4,9 @@
 //! without being copied through user space. Plain data; `Send`.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 /// One piece of a response frame.
 #[derive(Debug, Clone)]
@@ -81,30 +80,5 @@ impl ResponseBody {
     /// The chunks, in order.
     pub fn chunks(&self) -> &[Chunk] {
         &self.chunks
-    }
-
-    /// Reads every file region and returns the frame as one buffer (tests, and transports that
-    /// cannot `sendfile`). Fails if a region cannot be read whole.
-    pub fn to_bytes(&self) -> std::io::Result<Bytes> {
-        let len =
-            usize::try_from(self.len).map_err(|_| std::io::Error::other("frame too large"))?;
-        let mut out = BytesMut::with_capacity(len);
-        for c in &self.chunks {
-            match c {
-                Chunk::Bytes(b) => out.extend_from_slice(b),
-                Chunk::File {
-                    file,
-                    position,
-                    len,
-                } => {
-                    let n = usize::try_from(*len)
-                        .map_err(|_| std::io::Error::other("region too large"))?;
-                    let at = out.len();
-                    out.resize(at + n, 0);
-                    file.read_exact_at(&mut out[at..], *position)?;
-                }
-            }
-        }
-        Ok(out.freeze())
     }
 }

@@ -21,18 +21,6 @@ pub enum FrameError {
 /// sent, while a legitimate large frame costs O(log n) reallocations, not one per 64 KiB.
 const FIRST_STEP: usize = 256 * 1024;
 
-/// Reads one frame body (without its 4-byte size). `Ok(None)` is a clean end of stream between
-/// frames.
-pub async fn read_frame<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    max_size: usize,
-) -> Result<Option<Bytes>, FrameError> {
-    match read_frame_size(reader, max_size).await? {
-        Some(size) => read_frame_body(reader, size).await.map(Some),
-        None => Ok(None),
-    }
-}
-
 /// Reads a frame's 4-byte size and checks it against `max_size`, so the caller can reserve
 /// memory for the body before reading it. `Ok(None)` is a clean end of stream.
 pub async fn read_frame_size<R: AsyncRead + Unpin>(

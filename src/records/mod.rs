@@ -8,6 +8,7 @@ pub mod internal;
 pub mod rebuild;
 pub mod record_iter;
 pub mod stamp;
+#[cfg(any(test, feature = "test-util"))]
 pub mod testutil;
 pub mod validate;
 pub mod varint;

@@ -1,5 +1,7 @@
-//! Batch builder for tests (this crate's and the broker's integration tests). Not used by the
-//! broker itself; kept `pub` so tests outside this module can build real batches.
+//! Batch builders for tests: this crate's unit tests (`cfg(test)`) and, through the `test-util`
+//! feature, the integration tests, protocol-tests and the load generator. Not part of a broker
+//! build: the module only exists under `cfg(test)` or that feature, which only the dev-dependency
+//! in Cargo.toml turns on.
 
 use super::batch::{compute_crc, Compression, HEADER_LEN};
 use super::compression::compress;

@@ -17,6 +17,7 @@
 //! `wait_durable`; then the group coordinator applies (commit) or drops (abort) the producer's
 //! pending transactional offsets.
 
+pub mod error;
 pub mod records;
 pub mod state;
 
@@ -24,36 +25,23 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use kafka_protocol::error::ResponseError;
 use tokio::sync::watch;
 
-use crate::broker::BrokerContext;
 use crate::common::now_ms;
 use crate::common::Offset;
 use crate::group::records::OFFSETS_TOPIC;
-use crate::internal_topic::InternalTopic;
-use crate::log::{LogError, PartitionLog};
+use crate::group::GroupHost;
+use crate::internal_topic::{InternalTopic, StoreError};
+use crate::log::PartitionLog;
 use crate::records::build::MarkerKind;
-use crate::records::{validate_produce_batch, RecordError};
+use crate::records::validate_produce_batch;
+pub use error::TxnError;
 use records::{TxnStatus, TXN_TOPIC};
 pub use state::TxnData;
 
 /// The coordinator epoch written into markers. Kafka uses the leader epoch of the
 /// `__transaction_state` partition; a single broker never changes leader, so it is constant.
 pub const COORDINATOR_EPOCH: i32 = crate::common::LEADER_EPOCH.get();
-
-/// Why `__transaction_state` or a marker could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("transaction log: {0}")]
-    Log(#[from] LogError),
-    #[error("transaction log: {0}")]
-    Topic(#[from] crate::broker::TopicError),
-    #[error("transaction log record: {0}")]
-    Record(#[from] RecordError),
-    #[error("transaction log partition {0} is missing")]
-    MissingPartition(i32),
-}
 
 /// One transactional id: its durable state and whether a transition is in flight.
 #[derive(Debug)]
@@ -84,25 +72,23 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Storage failures are retriable for the client (Kafka maps most append errors to
-/// COORDINATOR_NOT_AVAILABLE or NOT_COORDINATOR, both of which make clients retry).
-fn unavailable(what: &str, id: &str, e: impl std::fmt::Display) -> ResponseError {
+/// A storage failure, logged with its cause here (the client only learns that it may retry:
+/// Kafka maps most append errors to codes that make clients retry).
+fn unavailable(what: &str, id: &str, e: impl std::fmt::Display) -> TxnError {
     tracing::error!(transactional_id = id, "{what}: {e}");
-    ResponseError::CoordinatorNotAvailable
+    TxnError::StoreUnavailable
 }
 
-/// PRODUCER_FENCED as a request of `version` may receive it: versions before
-/// `first_fenced_version` (the one whose schema says "adds the support for new error code
-/// PRODUCER_FENCED") get INVALID_PRODUCER_EPOCH instead, as Kafka answers older clients.
-pub fn fenced_error(
-    error: ResponseError,
-    version: i16,
-    first_fenced_version: i16,
-) -> ResponseError {
-    if error == ResponseError::ProducerFenced && version < first_fenced_version {
-        ResponseError::InvalidProducerEpoch
-    } else {
-        error
+/// A broker that runs a transaction coordinator: the coordinator, the group coordinator whose
+/// pending transactional offsets its markers commit, and what both work through.
+pub trait TxnHost: GroupHost {
+    /// The broker's transaction coordinator.
+    fn txns(&self) -> &TransactionCoordinator;
+}
+
+impl<T: TxnHost + ?Sized> TxnHost for Arc<T> {
+    fn txns(&self) -> &TransactionCoordinator {
+        (**self).txns()
     }
 }
 
@@ -131,7 +117,7 @@ impl TransactionCoordinator {
 
     /// The partition count of `__transaction_state`, creating the topic if needed (file I/O
     /// and fsync the first time).
-    pub fn ensure_topic(&self, ctx: &BrokerContext) -> Result<i32, StoreError> {
+    pub fn ensure_topic(&self, ctx: &dyn TxnHost) -> Result<i32, StoreError> {
         Ok(self.topic.ensure(ctx)?)
     }
 
@@ -165,7 +151,7 @@ impl TransactionCoordinator {
     /// wait on.
     async fn append(
         &self,
-        ctx: &BrokerContext,
+        ctx: &dyn TxnHost,
         transactional_id: &str,
         data: &TxnData,
     ) -> Result<(Arc<PartitionLog>, Offset), StoreError> {
@@ -178,7 +164,7 @@ impl TransactionCoordinator {
     /// the write itself runs on the blocking pool.
     async fn append_record(
         &self,
-        ctx: &BrokerContext,
+        ctx: &dyn TxnHost,
         transactional_id: &str,
         data: Option<&TxnData>,
     ) -> Result<(Arc<PartitionLog>, Offset), StoreError> {
@@ -210,19 +196,19 @@ impl TransactionCoordinator {
     /// Returns the state in force afterwards.
     async fn transition(
         &self,
-        ctx: &BrokerContext,
+        ctx: &dyn TxnHost,
         handle: &Handle,
         after: AfterWrite,
         producer: Option<(i64, i16)>,
-        decide: impl FnOnce(&TxnData) -> Result<Option<TxnData>, ResponseError>,
-    ) -> Result<TxnData, ResponseError> {
+        decide: impl FnOnce(&TxnData) -> Result<Option<TxnData>, TxnError>,
+    ) -> Result<TxnData, TxnError> {
         let (next, id) = {
             let mut m = lock(handle);
             if let Some((id, epoch)) = producer {
                 m.data.check_producer(id, epoch)?;
             }
             if m.busy {
-                return Err(ResponseError::ConcurrentTransactions);
+                return Err(TxnError::ConcurrentTransactions);
             }
             let Some(next) = decide(&m.data)? else {
                 return Ok(m.data.clone());
@@ -262,7 +248,7 @@ impl TransactionCoordinator {
     /// owned by the caller), applies or drops its pending offsets, and persists the
     /// CompleteCommit/CompleteAbort state. On failure the id stays in its Prepare state, not
     /// busy, and the sweeper tries again (Kafka retries markers until they are written).
-    async fn complete(&self, ctx: &BrokerContext, handle: &Handle) -> Result<(), ResponseError> {
+    async fn complete(&self, ctx: &dyn TxnHost, handle: &Handle) -> Result<(), TxnError> {
         let result = self.write_markers_and_complete(ctx, handle).await;
         if result.is_err() {
             lock(handle).busy = false;
@@ -272,9 +258,9 @@ impl TransactionCoordinator {
 
     async fn write_markers_and_complete(
         &self,
-        ctx: &BrokerContext,
+        ctx: &dyn TxnHost,
         handle: &Handle,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<(), TxnError> {
         let (id, data) = {
             let m = lock(handle);
             (m.transactional_id.clone(), m.data.clone())
@@ -293,7 +279,7 @@ impl TransactionCoordinator {
         // marker channel does. Replay after a restart rewrites them all, which is harmless: a
         // marker without an open transaction in a partition ends nothing there.
         let mut waits: Vec<((String, i32), Arc<PartitionLog>, Offset)> = Vec::new();
-        let mut failed: Option<ResponseError> = None;
+        let mut failed: Option<TxnError> = None;
         for (topic, p) in &data.partitions {
             let Some(log) = ctx.partition(topic, *p) else {
                 // The topic was deleted meanwhile: Kafka drops markers for unknown partitions.
@@ -321,7 +307,7 @@ impl TransactionCoordinator {
             if tp.0 == OFFSETS_TOPIC {
                 // The group coordinator sees the marker: the producer's pending offsets in
                 // this partition's groups are committed or dropped.
-                ctx.groups
+                ctx.groups()
                     .complete_txn(data.producer_id, kind == MarkerKind::Commit);
             }
             lock(handle).data.partitions.remove(&tp);
@@ -348,15 +334,11 @@ impl TransactionCoordinator {
     /// Aborts `handle`'s Ongoing transaction on the coordinator's own initiative, bumping the
     /// epoch so the producer that opened it is fenced (transaction timeout, or a new producer
     /// instance calling InitProducerId).
-    async fn fence_and_abort(
-        &self,
-        ctx: &BrokerContext,
-        handle: &Handle,
-    ) -> Result<(), ResponseError> {
+    async fn fence_and_abort(&self, ctx: &dyn TxnHost, handle: &Handle) -> Result<(), TxnError> {
         let now = now_ms();
         self.transition(ctx, handle, AfterWrite::StayBusy, None, |d| {
             if d.state != TxnStatus::Ongoing {
-                return Err(ResponseError::ConcurrentTransactions);
+                return Err(TxnError::ConcurrentTransactions);
             }
             Ok(Some(d.prepare_fence_abort(now)))
         })
@@ -370,16 +352,16 @@ impl TransactionCoordinator {
     /// `expected` is the (producer id, epoch) of a KIP-360 request (v3+), if it carried one.
     pub async fn init_producer_id(
         &self,
-        ctx: &BrokerContext,
+        ctx: &dyn TxnHost,
         transactional_id: &str,
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
-    ) -> Result<(i64, i16), ResponseError> {
+    ) -> Result<(i64, i16), TxnError> {
         if transactional_id.is_empty() {
-            return Err(ResponseError::InvalidRequest);
+            return Err(TxnError::InvalidRequest);
         }
         if timeout_ms <= 0 || timeout_ms > self.max_timeout_ms {
-            return Err(ResponseError::InvalidTransactionTimeout);
+            return Err(TxnError::InvalidTransactionTimeout);
         }
         self.ensure_topic(ctx)
             .map_err(|e| unavailable("cannot create the transaction log", transactional_id, e))?;
@@ -387,7 +369,7 @@ impl TransactionCoordinator {
             Some(h) => h,
             None => {
                 let pid = ctx
-                    .metadata
+                    .metadata()
                     .next_producer_id()
                     .map(|id| id.get())
                     .map_err(|e| {
@@ -411,12 +393,12 @@ impl TransactionCoordinator {
         let ongoing = {
             let m = lock(&handle);
             if m.busy {
-                return Err(ResponseError::ConcurrentTransactions);
+                return Err(TxnError::ConcurrentTransactions);
             }
             if let Some((pid, epoch)) = expected {
                 // KIP-360 validation comes before any fencing.
                 if !m.data.is_valid_producer(pid, epoch) {
-                    return Err(ResponseError::ProducerFenced);
+                    return Err(TxnError::ProducerFenced);
                 }
             }
             m.data.state == TxnStatus::Ongoing
@@ -425,7 +407,7 @@ impl TransactionCoordinator {
             self.fence_and_abort(ctx, &handle).await?;
         }
         let now = now_ms();
-        let ids = &ctx.metadata;
+        let ids = ctx.metadata();
         let next = self
             .transition(ctx, &handle, AfterWrite::Release, None, |d| {
                 d.prepare_init(expected, timeout_ms, now, || {
@@ -443,18 +425,18 @@ impl TransactionCoordinator {
     /// `partitions` to the producer's transaction, starting it if needed.
     pub async fn add_partitions(
         &self,
-        ctx: &BrokerContext,
+        ctx: &dyn TxnHost,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         partitions: &[(String, i32)],
-    ) -> Result<(), ResponseError> {
+    ) -> Result<(), TxnError> {
         if transactional_id.is_empty() {
-            return Err(ResponseError::InvalidRequest);
+            return Err(TxnError::InvalidRequest);
         }
         let handle = self
             .get(transactional_id)
-            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+            .ok_or(TxnError::InvalidProducerIdMapping)?;
         let now = now_ms();
         let producer = Some((producer_id, producer_epoch));
         self.transition(ctx, &handle, AfterWrite::Release, producer, |d| {
@@ -472,17 +454,17 @@ impl TransactionCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         partitions: &[(String, i32)],
-    ) -> Result<Vec<bool>, ResponseError> {
+    ) -> Result<Vec<bool>, TxnError> {
         let handle = self
             .get(transactional_id)
-            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+            .ok_or(TxnError::InvalidProducerIdMapping)?;
         let m = lock(&handle);
         m.data.check_producer(producer_id, producer_epoch)?;
         if matches!(
             m.data.state,
             TxnStatus::PrepareCommit | TxnStatus::PrepareAbort
         ) {
-            return Err(ResponseError::ConcurrentTransactions);
+            return Err(TxnError::ConcurrentTransactions);
         }
         let ongoing = m.data.state == TxnStatus::Ongoing;
         Ok(partitions
@@ -500,15 +482,15 @@ impl TransactionCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         partition: (&str, i32),
-    ) -> Result<(), ResponseError> {
+    ) -> Result<(), TxnError> {
         let handle = self
             .get(transactional_id)
-            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+            .ok_or(TxnError::InvalidProducerIdMapping)?;
         let m = lock(&handle);
         m.data.check_producer(producer_id, producer_epoch)?;
         let key = (partition.0.to_string(), partition.1);
         if m.data.state != TxnStatus::Ongoing || !m.data.partitions.contains(&key) {
-            return Err(ResponseError::InvalidTxnState);
+            return Err(TxnError::InvalidTxnState);
         }
         Ok(())
     }
@@ -518,18 +500,18 @@ impl TransactionCoordinator {
     /// EndTxn with the same outcome succeeds without doing anything.
     pub async fn end_txn(
         &self,
-        ctx: &BrokerContext,
+        ctx: &dyn TxnHost,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         commit: bool,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<(), TxnError> {
         if transactional_id.is_empty() {
-            return Err(ResponseError::InvalidRequest);
+            return Err(TxnError::InvalidRequest);
         }
         let handle = self
             .get(transactional_id)
-            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+            .ok_or(TxnError::InvalidProducerIdMapping)?;
         let now = now_ms();
         let next = self
             .transition(
@@ -556,8 +538,8 @@ impl TransactionCoordinator {
     /// (writing their markers). Ongoing transactions stay open; the sweeper aborts them when
     /// they time out. Call after the group coordinator has loaded (completion applies
     /// pending transactional offsets).
-    pub async fn load(&self, ctx: &BrokerContext) -> Result<(), StoreError> {
-        let Some(topic) = ctx.metadata.topic(TXN_TOPIC) else {
+    pub async fn load(&self, ctx: &dyn TxnHost) -> Result<(), StoreError> {
+        let Some(topic) = ctx.metadata().topic(TXN_TOPIC) else {
             return Ok(());
         };
         // The broker reconciled logs with metadata before us: every partition log exists.
@@ -619,7 +601,7 @@ impl TransactionCoordinator {
 
     /// One sweep: abort Ongoing transactions past their timeout (fencing their producer) and
     /// retry the completion of transactions whose markers could not be written.
-    pub async fn sweep(&self, ctx: &BrokerContext) {
+    pub async fn sweep(&self, ctx: &dyn TxnHost) {
         let now = now_ms();
         let handles: Vec<Handle> = lock(&self.txns).values().cloned().collect();
         for h in handles {
@@ -668,7 +650,7 @@ impl TransactionCoordinator {
     /// Forgets an idle transactional id (the caller marked it busy): a tombstone in
     /// `__transaction_state`, then out of the table once durable. Its state becomes Dead, so
     /// a request still holding the old handle is refused rather than reviving it.
-    async fn expire(&self, ctx: &BrokerContext, handle: &Handle) -> Result<(), ResponseError> {
+    async fn expire(&self, ctx: &dyn TxnHost, handle: &Handle) -> Result<(), TxnError> {
         let id = lock(handle).transactional_id.clone();
         let written = self.append_record(ctx, &id, None).await;
         let durable = match written {
@@ -752,12 +734,12 @@ fn replay_partition(
 
 /// Runs the coordinator's timeout sweep every
 /// `transaction.abort.timed.out.transaction.cleanup.interval.ms` until `shutdown` turns true.
-pub async fn run_sweeper(ctx: Arc<BrokerContext>, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(ctx.txns.cleanup_interval);
+pub async fn run_sweeper<H: TxnHost + 'static>(ctx: Arc<H>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(ctx.txns().cleanup_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tick.tick() => ctx.txns.sweep(&ctx).await,
+            _ = tick.tick() => ctx.txns().sweep(&*ctx).await,
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
                     return;

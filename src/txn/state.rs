@@ -8,8 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use kafka_protocol::error::ResponseError;
-
+use super::error::TxnError;
 use super::records::{TxnStatus, TxnValue};
 
 /// Epochs at or above this are exhausted: the next bump moves to a new producer id
@@ -112,20 +111,20 @@ impl TxnData {
         expected: Option<(i64, i16)>,
         timeout_ms: i32,
         now_ms: i64,
-        new_producer_id: impl FnOnce() -> Result<i64, ResponseError>,
-    ) -> Result<TxnData, ResponseError> {
+        new_producer_id: impl FnOnce() -> Result<i64, TxnError>,
+    ) -> Result<TxnData, TxnError> {
         if let Some((pid, epoch)) = expected {
             if !self.is_valid_producer(pid, epoch) {
-                return Err(ResponseError::ProducerFenced);
+                return Err(TxnError::ProducerFenced);
             }
         }
         match self.state {
             TxnStatus::Empty | TxnStatus::CompleteCommit | TxnStatus::CompleteAbort => {}
             TxnStatus::PrepareCommit | TxnStatus::PrepareAbort | TxnStatus::Ongoing => {
-                return Err(ResponseError::ConcurrentTransactions)
+                return Err(TxnError::ConcurrentTransactions)
             }
             TxnStatus::Dead | TxnStatus::PrepareEpochFence => {
-                return Err(ResponseError::ConcurrentTransactions)
+                return Err(TxnError::ConcurrentTransactions)
             }
         }
         let mut next = TxnData {
@@ -161,19 +160,19 @@ impl TxnData {
             }
             // A retry of the InitProducerId that bumped to the current epoch: same answer.
             Some((_, e)) if e == self.last_producer_epoch && e >= 0 => {}
-            Some(_) => return Err(ResponseError::ProducerFenced),
+            Some(_) => return Err(TxnError::ProducerFenced),
         }
         Ok(next)
     }
 
     /// Checks a client's (producer id, epoch) against this id, as AddPartitionsToTxn,
     /// AddOffsetsToTxn and EndTxn do (strict epoch equality: clients never bump it there).
-    pub fn check_producer(&self, producer_id: i64, epoch: i16) -> Result<(), ResponseError> {
+    pub fn check_producer(&self, producer_id: i64, epoch: i16) -> Result<(), TxnError> {
         if producer_id != self.producer_id {
-            return Err(ResponseError::InvalidProducerIdMapping);
+            return Err(TxnError::InvalidProducerIdMapping);
         }
         if epoch != self.producer_epoch {
-            return Err(ResponseError::ProducerFenced);
+            return Err(TxnError::ProducerFenced);
         }
         Ok(())
     }
@@ -186,14 +185,14 @@ impl TxnData {
         epoch: i16,
         partitions: &[(String, i32)],
         now_ms: i64,
-    ) -> Result<Option<TxnData>, ResponseError> {
+    ) -> Result<Option<TxnData>, TxnError> {
         self.check_producer(producer_id, epoch)?;
         match self.state {
             TxnStatus::PrepareCommit | TxnStatus::PrepareAbort => {
-                return Err(ResponseError::ConcurrentTransactions)
+                return Err(TxnError::ConcurrentTransactions)
             }
             TxnStatus::Dead | TxnStatus::PrepareEpochFence => {
-                return Err(ResponseError::InvalidTxnState)
+                return Err(TxnError::InvalidTxnState)
             }
             TxnStatus::Ongoing if partitions.iter().all(|p| self.partitions.contains(p)) => {
                 return Ok(None)
@@ -219,15 +218,15 @@ impl TxnData {
         epoch: i16,
         commit: bool,
         now_ms: i64,
-    ) -> Result<Option<TxnData>, ResponseError> {
+    ) -> Result<Option<TxnData>, TxnError> {
         self.check_producer(producer_id, epoch)?;
         match (self.state, commit) {
             (TxnStatus::Ongoing, _) => Ok(Some(self.prepared(commit, now_ms))),
             (TxnStatus::CompleteCommit, true) | (TxnStatus::CompleteAbort, false) => Ok(None),
             (TxnStatus::PrepareCommit, true) | (TxnStatus::PrepareAbort, false) => {
-                Err(ResponseError::ConcurrentTransactions)
+                Err(TxnError::ConcurrentTransactions)
             }
-            _ => Err(ResponseError::InvalidTxnState),
+            _ => Err(TxnError::InvalidTxnState),
         }
     }
 
@@ -295,7 +294,7 @@ mod tests {
         TxnData::new(100, 60_000, 1)
     }
 
-    fn no_new_id() -> Result<i64, ResponseError> {
+    fn no_new_id() -> Result<i64, TxnError> {
         panic!("no new producer id expected")
     }
 
@@ -326,12 +325,12 @@ mod tests {
         // Another producer id, or an unrelated epoch, is fenced.
         assert_eq!(
             b.prepare_init(Some((7, 1)), 1000, 7, no_new_id),
-            Err(ResponseError::ProducerFenced)
+            Err(TxnError::ProducerFenced)
         );
         let c = b.prepare_init(None, 1000, 8, no_new_id).unwrap(); // epoch 2
         assert_eq!(
             c.prepare_init(Some((100, 0)), 1000, 9, no_new_id),
-            Err(ResponseError::ProducerFenced)
+            Err(TxnError::ProducerFenced)
         );
     }
 
@@ -351,11 +350,11 @@ mod tests {
         let e = fresh().prepare_init(None, 1000, 5, no_new_id).unwrap();
         assert_eq!(
             e.prepare_add(100, 1, &parts(&[("t", 0)]), 10),
-            Err(ResponseError::ProducerFenced)
+            Err(TxnError::ProducerFenced)
         );
         assert_eq!(
             e.prepare_add(101, 0, &parts(&[("t", 0)]), 10),
-            Err(ResponseError::InvalidProducerIdMapping)
+            Err(TxnError::InvalidProducerIdMapping)
         );
         let o = e
             .prepare_add(100, 0, &parts(&[("t", 0)]), 10)
@@ -381,7 +380,7 @@ mod tests {
         let e = fresh().prepare_init(None, 1000, 5, no_new_id).unwrap();
         assert_eq!(
             e.prepare_end(100, 0, true, 6),
-            Err(ResponseError::InvalidTxnState)
+            Err(TxnError::InvalidTxnState)
         );
         let o = e
             .prepare_add(100, 0, &parts(&[("t", 0)]), 10)
@@ -391,11 +390,11 @@ mod tests {
         assert_eq!(pc.state, TxnStatus::PrepareCommit);
         assert_eq!(
             pc.prepare_end(100, 0, true, 12),
-            Err(ResponseError::ConcurrentTransactions)
+            Err(TxnError::ConcurrentTransactions)
         );
         assert_eq!(
             pc.prepare_end(100, 0, false, 12),
-            Err(ResponseError::InvalidTxnState)
+            Err(TxnError::InvalidTxnState)
         );
         let cc = pc.completed(13);
         assert_eq!(cc.state, TxnStatus::CompleteCommit);
@@ -403,11 +402,11 @@ mod tests {
         assert_eq!(cc.prepare_end(100, 0, true, 14), Ok(None), "retried commit");
         assert_eq!(
             cc.prepare_end(100, 0, false, 14),
-            Err(ResponseError::InvalidTxnState)
+            Err(TxnError::InvalidTxnState)
         );
         assert_eq!(
             cc.prepare_end(100, 1, true, 14),
-            Err(ResponseError::ProducerFenced)
+            Err(TxnError::ProducerFenced)
         );
     }
 
@@ -427,7 +426,7 @@ mod tests {
         assert_eq!(f.completed(1012).state, TxnStatus::CompleteAbort);
         assert_eq!(
             f.completed(1012).prepare_end(100, 0, false, 1013),
-            Err(ResponseError::ProducerFenced),
+            Err(TxnError::ProducerFenced),
             "the old producer is fenced"
         );
     }

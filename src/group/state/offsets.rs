@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use kafka_protocol::error::ResponseError;
+use crate::group::error::GroupError;
 
 use super::{Group, GroupState};
 
@@ -27,12 +27,12 @@ impl Group {
         instance_id: Option<&str>,
         generation: i32,
         now: Instant,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<(), GroupError> {
         if self.state == GroupState::Dead {
-            return Err(ResponseError::CoordinatorNotAvailable);
+            return Err(GroupError::GroupDead);
         }
         if self.fenced(member_id, instance_id) {
-            return Err(ResponseError::FencedInstanceId);
+            return Err(GroupError::FencedInstanceId);
         }
         if generation < 0 && self.state == GroupState::Empty {
             // A standalone (manual-assignment or admin) commit.
@@ -41,23 +41,23 @@ impl Group {
         if let Some(c) = &mut self.kip848 {
             // KIP-848: generation_id_or_member_epoch carries the member epoch.
             let Some(m) = c.members.get_mut(member_id) else {
-                return Err(ResponseError::UnknownMemberId);
+                return Err(GroupError::UnknownMemberId);
             };
             if generation != m.epoch {
-                return Err(ResponseError::StaleMemberEpoch);
+                return Err(GroupError::StaleMemberEpoch);
             }
             m.last_seen = now;
             return Ok(());
         }
         if self.state == GroupState::CompletingRebalance {
-            return Err(ResponseError::RebalanceInProgress);
+            return Err(GroupError::RebalanceInProgress);
         }
         let current = self.generation;
         let Some(m) = self.member_mut(member_id) else {
-            return Err(ResponseError::UnknownMemberId);
+            return Err(GroupError::UnknownMemberId);
         };
         if generation != current {
-            return Err(ResponseError::IllegalGeneration);
+            return Err(GroupError::IllegalGeneration);
         }
         // A commit proves the member is alive, as a heartbeat does.
         m.last_seen = now;
@@ -71,30 +71,30 @@ impl Group {
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<(), GroupError> {
         if self.state == GroupState::Dead {
-            return Err(ResponseError::CoordinatorNotAvailable);
+            return Err(GroupError::GroupDead);
         }
         if self.fenced(member_id, instance_id) {
-            return Err(ResponseError::FencedInstanceId);
+            return Err(GroupError::FencedInstanceId);
         }
         if let Some(c) = &self.kip848 {
             if member_id.is_empty() {
                 return Ok(());
             }
             let Some(m) = c.members.get(member_id) else {
-                return Err(ResponseError::UnknownMemberId);
+                return Err(GroupError::UnknownMemberId);
             };
             if generation >= 0 && generation != m.epoch {
-                return Err(ResponseError::IllegalGeneration);
+                return Err(GroupError::IllegalGeneration);
             }
             return Ok(());
         }
         if !member_id.is_empty() && self.member(member_id).is_none() {
-            return Err(ResponseError::UnknownMemberId);
+            return Err(GroupError::UnknownMemberId);
         }
         if generation >= 0 && generation != self.generation {
-            return Err(ResponseError::IllegalGeneration);
+            return Err(GroupError::IllegalGeneration);
         }
         Ok(())
     }
@@ -177,7 +177,7 @@ impl Group {
         &self,
         member_id: Option<&str>,
         member_epoch: i32,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<(), GroupError> {
         let (Some(c), Some(id)) = (&self.kip848, member_id) else {
             return Ok(());
         };
@@ -185,10 +185,10 @@ impl Group {
             return Ok(());
         }
         let Some(m) = c.members.get(id) else {
-            return Err(ResponseError::UnknownMemberId);
+            return Err(GroupError::UnknownMemberId);
         };
         if member_epoch != m.epoch {
-            return Err(ResponseError::StaleMemberEpoch);
+            return Err(GroupError::StaleMemberEpoch);
         }
         Ok(())
     }
@@ -271,22 +271,22 @@ mod tests {
         assert_eq!(g.validate_txn_commit("", None, -1), Ok(()));
         assert_eq!(
             g.validate_txn_commit("nobody", None, -1),
-            Err(ResponseError::UnknownMemberId)
+            Err(GroupError::UnknownMemberId)
         );
         assert_eq!(
             g.validate_txn_commit("", None, 3),
-            Err(ResponseError::IllegalGeneration)
+            Err(GroupError::IllegalGeneration)
         );
         assert_eq!(g.validate_txn_commit("", None, 0), Ok(()));
         g.static_members.insert("i".into(), "m1".into());
         assert_eq!(
             g.validate_txn_commit("m2", Some("i"), -1),
-            Err(ResponseError::FencedInstanceId)
+            Err(GroupError::FencedInstanceId)
         );
         g.mark_dead();
         assert_eq!(
             g.validate_txn_commit("", None, -1),
-            Err(ResponseError::CoordinatorNotAvailable)
+            Err(GroupError::GroupDead)
         );
     }
 }

@@ -1,0 +1,268 @@
+//! The one place where domain errors become Kafka error codes. The log, the metadata store,
+//! topic administration, the internal topics and the group and transaction coordinators
+//! report typed errors that name what went wrong; handlers turn them into a `ResponseError`
+//! through the functions and `From` impls here, so each mapping is decided once. Version
+//! differences in the answer (PRODUCER_FENCED for older clients) are decided here too.
+//!
+//! A partition log's storage failure is logged here (with its cause) when it is mapped, as the
+//! client only learns a code; the other storage failures are logged by the caller, which knows
+//! the topic, group or transactional id they concern.
+
+use kafka_protocol::error::ResponseError;
+
+use crate::group::GroupError;
+use crate::internal_topic::{StoreError, TopicError};
+use crate::log::LogError;
+use crate::metadata::MetadataError;
+use crate::txn::TxnError;
+
+impl From<GroupError> for ResponseError {
+    fn from(error: GroupError) -> ResponseError {
+        match error {
+            GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
+            GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
+            GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
+            GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+            GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+            GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+            GroupError::MemberIdRequired => ResponseError::MemberIdRequired,
+            // The client finds the coordinator again, as after a coordinator move.
+            GroupError::GroupDead | GroupError::StoreUnavailable => {
+                ResponseError::CoordinatorNotAvailable
+            }
+            GroupError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
+            GroupError::FencedMemberEpoch => ResponseError::FencedMemberEpoch,
+            GroupError::UnsupportedAssignor => ResponseError::UnsupportedAssignor,
+            GroupError::InvalidRegularExpression => ResponseError::InvalidRegularExpression,
+            GroupError::InvalidRequest => ResponseError::InvalidRequest,
+            GroupError::UnreleasedInstanceId => ResponseError::UnreleasedInstanceId,
+            GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
+            GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
+            GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
+            GroupError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+            GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
+        }
+    }
+}
+
+/// The answer for the newest request versions; [`txn_error`] adapts it to older ones.
+impl From<TxnError> for ResponseError {
+    fn from(error: TxnError) -> ResponseError {
+        match error {
+            TxnError::ProducerFenced => ResponseError::ProducerFenced,
+            TxnError::InvalidProducerIdMapping => ResponseError::InvalidProducerIdMapping,
+            TxnError::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
+            TxnError::InvalidTxnState => ResponseError::InvalidTxnState,
+            TxnError::InvalidRequest => ResponseError::InvalidRequest,
+            TxnError::InvalidTransactionTimeout => ResponseError::InvalidTransactionTimeout,
+            // Retriable for the client: Kafka maps most append errors to
+            // COORDINATOR_NOT_AVAILABLE or NOT_COORDINATOR.
+            TxnError::StoreUnavailable => ResponseError::CoordinatorNotAvailable,
+        }
+    }
+}
+
+/// A transaction error as a request of `version` receives it: versions before
+/// `first_fenced_version` (the one whose schema says "adds the support for new error code
+/// PRODUCER_FENCED") get INVALID_PRODUCER_EPOCH instead, as Kafka answers older clients.
+pub fn txn_error(error: TxnError, version: i16, first_fenced_version: i16) -> ResponseError {
+    if error == TxnError::ProducerFenced && version < first_fenced_version {
+        ResponseError::InvalidProducerEpoch
+    } else {
+        error.into()
+    }
+}
+
+/// A transaction error as TxnOffsetCommit of `version` receives it: a stale epoch is
+/// INVALID_PRODUCER_EPOCH at every version (Kafka keeps it for compatibility there), and a
+/// transaction that did not add the group's offsets partition is TRANSACTION_ABORTABLE from v4
+/// (which added it), else INVALID_TXN_STATE.
+pub fn txn_offset_commit_error(error: TxnError, version: i16) -> ResponseError {
+    match error {
+        TxnError::InvalidTxnState if version >= 4 => ResponseError::TransactionAbortable,
+        TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+        other => other.into(),
+    }
+}
+
+/// A transaction error as Produce receives it (KIP-588): a stale epoch is
+/// INVALID_PRODUCER_EPOCH (abortable); PRODUCER_FENCED belongs to the coordinator's APIs.
+pub fn produce_txn_error(error: TxnError) -> ResponseError {
+    match error {
+        TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+        other => other.into(),
+    }
+}
+
+/// A partition log's error: the producer-state refusals have codes of their own, a missing
+/// offset is OFFSET_OUT_OF_RANGE, and everything else is a storage failure (logged).
+pub fn log_error(error: &LogError) -> ResponseError {
+    match error {
+        LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        _ => {
+            tracing::error!("log failure: {error}");
+            ResponseError::KafkaStorageError
+        }
+    }
+}
+
+/// A metadata store error: an existing name is TOPIC_ALREADY_EXISTS; failing to persist or
+/// read the metadata is a storage failure.
+pub fn metadata_error(error: &MetadataError) -> ResponseError {
+    match error {
+        MetadataError::TopicExists(_) => ResponseError::TopicAlreadyExists,
+        MetadataError::Io(_)
+        | MetadataError::Corrupt { .. }
+        | MetadataError::NodeIdMismatch { .. } => ResponseError::KafkaStorageError,
+    }
+}
+
+/// A topic creation, change or deletion that failed: the broker's partition limit is
+/// INVALID_PARTITIONS (the request asked for more than the broker can hold), the rest as
+/// [`metadata_error`], and a log that could not be created or removed is a storage failure.
+pub fn topic_error(error: &TopicError) -> ResponseError {
+    match error {
+        TopicError::PartitionLimit { .. } => ResponseError::InvalidPartitions,
+        TopicError::Metadata(e) => metadata_error(e),
+        TopicError::Log(_) => ResponseError::KafkaStorageError,
+    }
+}
+
+/// An internal topic (`__consumer_offsets`, `__transaction_state`) that could not be created,
+/// read or written: the client retries against the coordinator. Not logged here: callers log
+/// it with the group or transactional id it concerned.
+pub fn store_error(_error: &StoreError) -> ResponseError {
+    ResponseError::CoordinatorNotAvailable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every domain error's code, as literal numbers from Kafka's `Errors.java`, so a change
+    /// of mapping (or of the crate's table) shows here.
+    #[test]
+    fn group_errors_map_to_kafka_codes() {
+        let table: [(GroupError, i16); 20] = [
+            (GroupError::UnknownMemberId, 25),
+            (GroupError::FencedInstanceId, 82),
+            (GroupError::IllegalGeneration, 22),
+            (GroupError::RebalanceInProgress, 27),
+            (GroupError::InconsistentGroupProtocol, 23),
+            (GroupError::InvalidSessionTimeout, 26),
+            (GroupError::MemberIdRequired, 79),
+            (GroupError::GroupDead, 15),
+            (GroupError::StoreUnavailable, 15),
+            (GroupError::StaleMemberEpoch, 113),
+            (GroupError::FencedMemberEpoch, 110),
+            (GroupError::UnsupportedAssignor, 112),
+            (GroupError::InvalidRegularExpression, 128),
+            (GroupError::InvalidRequest, 42),
+            (GroupError::UnreleasedInstanceId, 111),
+            (GroupError::InvalidGroupId, 24),
+            (GroupError::GroupIdNotFound, 69),
+            (GroupError::NonEmptyGroup, 68),
+            (GroupError::UnknownTopicOrPartition, 3),
+            (GroupError::OffsetMetadataTooLarge, 12),
+        ];
+        for (error, code) in table {
+            assert_eq!(ResponseError::from(error).code(), code, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn txn_errors_map_to_kafka_codes_by_version() {
+        let table: [(TxnError, i16); 7] = [
+            (TxnError::ProducerFenced, 90),
+            (TxnError::InvalidProducerIdMapping, 49),
+            (TxnError::ConcurrentTransactions, 51),
+            (TxnError::InvalidTxnState, 48),
+            (TxnError::InvalidRequest, 42),
+            (TxnError::InvalidTransactionTimeout, 50),
+            (TxnError::StoreUnavailable, 15),
+        ];
+        for (error, code) in table {
+            assert_eq!(txn_error(error, 2, 2).code(), code, "{error:?}");
+        }
+        // Before the version that knows PRODUCER_FENCED: INVALID_PRODUCER_EPOCH (47).
+        assert_eq!(txn_error(TxnError::ProducerFenced, 1, 2).code(), 47);
+        assert_eq!(txn_error(TxnError::InvalidTxnState, 1, 2).code(), 48);
+        // TxnOffsetCommit: always 47 for a fenced producer; TRANSACTION_ABORTABLE (120) from v4.
+        assert_eq!(
+            txn_offset_commit_error(TxnError::ProducerFenced, 5).code(),
+            47
+        );
+        assert_eq!(
+            txn_offset_commit_error(TxnError::InvalidTxnState, 4).code(),
+            120
+        );
+        assert_eq!(
+            txn_offset_commit_error(TxnError::InvalidTxnState, 3).code(),
+            48
+        );
+        assert_eq!(
+            txn_offset_commit_error(TxnError::ConcurrentTransactions, 5).code(),
+            51
+        );
+        // Produce: 47 for a fenced producer, the coordinator's code otherwise.
+        assert_eq!(produce_txn_error(TxnError::ProducerFenced).code(), 47);
+        assert_eq!(produce_txn_error(TxnError::InvalidTxnState).code(), 48);
+        assert_eq!(
+            produce_txn_error(TxnError::InvalidProducerIdMapping).code(),
+            49
+        );
+    }
+
+    #[test]
+    fn storage_errors_map_to_kafka_codes() {
+        let io = || std::io::Error::other("disk on fire");
+        let log: [(LogError, i16); 5] = [
+            (
+                LogError::OutOfOrderSequence {
+                    producer_id: 1,
+                    expected: 2,
+                    got: 3,
+                },
+                45,
+            ),
+            (
+                LogError::InvalidProducerEpoch {
+                    producer_id: 1,
+                    current: 2,
+                    got: 1,
+                },
+                47,
+            ),
+            (
+                LogError::OffsetOutOfRange {
+                    offset: 9,
+                    log_start_offset: 0,
+                    log_end_offset: 5,
+                },
+                1,
+            ),
+            (LogError::Io(io()), 56),
+            (LogError::StorageOffline("t-0".into()), 56),
+        ];
+        for (error, code) in &log {
+            assert_eq!(log_error(error).code(), *code, "{error:?}");
+        }
+        assert_eq!(
+            metadata_error(&MetadataError::TopicExists("t".into())).code(),
+            36
+        );
+        assert_eq!(metadata_error(&MetadataError::Io(io())).code(), 56);
+        let limit = TopicError::PartitionLimit {
+            adding: 2,
+            total: 10,
+            limit: 9,
+        };
+        assert_eq!(topic_error(&limit).code(), 37);
+        let exists = TopicError::Metadata(MetadataError::TopicExists("t".into()));
+        assert_eq!(topic_error(&exists).code(), 36);
+        assert_eq!(topic_error(&TopicError::Log(LogError::Io(io()))).code(), 56);
+        assert_eq!(store_error(&StoreError::MissingPartition(3)).code(), 15);
+    }
+}

@@ -202,6 +202,7 @@ enum Mode {
     },
 }
 
+#[allow(clippy::print_stdout, reason = "the result is the JSON on stdout")]
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let rt = if cli.threads <= 1 {

@@ -12,6 +12,11 @@
 //! Limits: under `vm.overcommit_memory=2` the kernel refuses even `MAP_NORESERVE` mappings larger
 //! than the commit limit; [`overcommit_is_strict`] lets start-up warn about that.
 
+#![allow(
+    unsafe_code,
+    reason = "a global allocator is unsafe by nature: raw pointers, mmap and munmap"
+)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 
 /// Allocations at or above this size go to `mmap`. Far above anything legitimate: frames are
@@ -52,17 +57,20 @@ impl GuardedAllocator {
 unsafe impl GlobalAlloc for GuardedAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if Self::is_huge(&layout) {
+            // SAFETY: `map` has no preconditions; a null result reports failure as `alloc` must.
             unsafe { Self::map(layout.size()) }
         } else {
+            // SAFETY: the caller's layout contract is passed on unchanged.
             unsafe { System.alloc(layout) }
         }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if Self::is_huge(&layout) {
-            // Fresh anonymous mappings are zero-filled by the kernel.
+            // SAFETY: as in `alloc`; fresh anonymous mappings are zero-filled by the kernel.
             unsafe { Self::map(layout.size()) }
         } else {
+            // SAFETY: the caller's layout contract is passed on unchanged.
             unsafe { System.alloc_zeroed(layout) }
         }
     }
@@ -72,6 +80,7 @@ unsafe impl GlobalAlloc for GuardedAllocator {
             // SAFETY: ptr/size describe a mapping made by `map` above.
             unsafe { libc::munmap(ptr.cast(), layout.size()) };
         } else {
+            // SAFETY: a layout that is not huge was allocated by `System` (see `alloc`).
             unsafe { System.dealloc(ptr, layout) }
         }
     }
@@ -80,11 +89,15 @@ unsafe impl GlobalAlloc for GuardedAllocator {
         // SAFETY: the caller guarantees new_size is valid for layout.align().
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         if !Self::is_huge(&layout) && !Self::is_huge(&new_layout) {
+            // SAFETY: both layouts are on `System`'s side of the test, so `ptr` came from it.
             return unsafe { System.realloc(ptr, layout, new_size) };
         }
+        // SAFETY: `new_layout` is valid (see above) and has a non-zero size as `realloc` requires.
         let new_ptr = unsafe { self.alloc(new_layout) };
         if !new_ptr.is_null() {
             let keep = layout.size().min(new_size);
+            // SAFETY: both blocks are live and at least `keep` bytes long, and distinct (the new
+            // one was just allocated); the old block is freed with the layout it was made with.
             unsafe {
                 std::ptr::copy_nonoverlapping(ptr, new_ptr, keep);
                 self.dealloc(ptr, layout);

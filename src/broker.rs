@@ -50,6 +50,10 @@ const RESERVED_DESCRIPTORS: usize = 256;
 /// Raises the soft open-file limit to the hard one, as the broker keeps one descriptor per
 /// partition and one per connection, and distributions often leave the soft limit at 1024.
 /// Returns the (old, new) soft limit if it changed. Called by the binary at start-up.
+#[allow(
+    unsafe_code,
+    reason = "getrlimit and setrlimit have no safe std wrapper"
+)]
 pub fn raise_open_file_limit() -> std::io::Result<Option<(u64, u64)>> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -71,6 +75,7 @@ pub fn raise_open_file_limit() -> std::io::Result<Option<(u64, u64)>> {
     Ok(Some((old, limit.rlim_max)))
 }
 
+#[allow(unsafe_code, reason = "getrlimit has no safe std wrapper")]
 pub fn partition_limit(config: &Config) -> usize {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

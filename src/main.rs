@@ -91,6 +91,10 @@ impl Cli {
     }
 }
 
+#[allow(
+    clippy::print_stderr,
+    reason = "a configuration or runtime failure is reported to the operator's terminal"
+)]
 fn main() -> ExitCode {
     let cli = Cli::parse();
     gregor::logging::init();

@@ -156,6 +156,7 @@ fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
 }
 
 /// Resident and total pages of one file, via mmap + mincore (read-only, never faults pages in).
+#[allow(unsafe_code, reason = "mmap and mincore have no safe std wrapper")]
 fn residency(f: &File) -> Result<(u64, u64)> {
     let len = f.metadata()?.len() as usize;
     if len == 0 {
@@ -212,6 +213,7 @@ pub fn cached_percent(dir: &Path) -> Result<f64> {
 /// Evicts every file under `dir` from the page cache: fdatasync (only clean pages can be
 /// dropped) then POSIX_FADV_DONTNEED. Unlike drop_caches this touches only the broker's files,
 /// so the other users of this shared box keep their caches. Reports residency before/after.
+#[allow(unsafe_code, reason = "posix_fadvise has no safe std wrapper")]
 pub fn evict(dir: &Path) -> Result<Value> {
     let before = cached_percent(dir)?;
     let mut files = Vec::new();
@@ -249,6 +251,7 @@ pub fn procstat(pid: u32) -> Result<Value> {
 
 /// (utime, stime) of `pid` in seconds: fields 14 and 15 of /proc/pid/stat. The split matters:
 /// system time is copying through the kernel (sockets, page cache), user time is the broker.
+#[allow(unsafe_code, reason = "sysconf has no safe std wrapper")]
 pub fn cpu_split(pid: u32) -> Result<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // comm may contain spaces; fields after the closing parenthesis are fixed.

@@ -101,7 +101,10 @@ pub async fn run(o: E2eOpts) -> Result<Value> {
                     }
                 }
             }
-            #[allow(unreachable_code)]
+            #[allow(
+                unreachable_code,
+                reason = "names the task's error type; the loop ends only by `?`"
+            )]
             anyhow::Ok(())
         })
     };

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
@@ -186,10 +186,14 @@ async fn one_conn(
         tokio::spawn(async move {
             loop {
                 let frame = wire::read_frame(&mut rd).await?;
-                let Some((t, k)) = pending.lock().unwrap().pop_front() else {
+                let Some((t, k)) = pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .pop_front()
+                else {
                     bail!("response with nothing in flight");
                 };
-                let mut s = stats.lock().unwrap();
+                let mut s = stats.lock().unwrap_or_else(PoisonError::into_inner);
                 s.lat_ns.push(t.elapsed().as_nanos() as u64);
                 let (_, resp) = wire::decode::<ProduceRequest>(frame, PRODUCE_VERSION)?;
                 for p in resp.responses.iter().flat_map(|t| &t.partition_responses) {
@@ -206,7 +210,10 @@ async fn one_conn(
                 drop(s);
                 window.add_permits(1);
             }
-            #[allow(unreachable_code)]
+            #[allow(
+                unreachable_code,
+                reason = "names the task's error type; the loop ends only by `?`"
+            )]
             anyhow::Ok(())
         })
     };
@@ -225,7 +232,7 @@ async fn one_conn(
         }
         pending
             .lock()
-            .unwrap()
+            .unwrap_or_else(PoisonError::into_inner)
             .push_back((Instant::now(), k % payloads.len()));
         wr.write_all(&p.frame).await?;
         k += 1;
@@ -240,6 +247,6 @@ async fn one_conn(
             bail!("broker left requests unanswered for 60 s"),
     }
     reader.abort();
-    let mut s = stats.lock().unwrap();
+    let mut s = stats.lock().unwrap_or_else(PoisonError::into_inner);
     Ok(std::mem::take(&mut *s))
 }

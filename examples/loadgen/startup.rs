@@ -40,6 +40,7 @@ fn logged_ready_ms(log: &Path) -> Option<f64> {
     num.parse().ok()
 }
 
+#[allow(unsafe_code, reason = "kill(2) has no safe std wrapper")]
 pub async fn run(
     bin: &Path,
     dir: &Path,

@@ -1,10 +1,22 @@
 //! ApiVersions: the advertised table, every version, and the v0 fallback for unknown versions.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test code: a failed assumption is a failed test, and a print is a diagnostic"
+)]
+
 #[global_allocator]
 static ALLOCATOR: gregor::alloc_guard::GuardedAllocator = gregor::alloc_guard::GuardedAllocator;
 
 #[path = "../../tests/it/harness.rs"]
-#[allow(dead_code)]
+#[allow(
+    dead_code,
+    reason = "shared with tests/it; each test binary uses part of it"
+)]
 mod harness;
 
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};

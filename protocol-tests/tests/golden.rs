@@ -3,11 +3,23 @@
 //! is sent to a fresh broker over TCP and the decoded answer is checked field by field; the
 //! Produce response is also checked byte for byte.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test code: a failed assumption is a failed test, and a print is a diagnostic"
+)]
+
 #[global_allocator]
 static ALLOCATOR: gregor::alloc_guard::GuardedAllocator = gregor::alloc_guard::GuardedAllocator;
 
 #[path = "../../tests/it/harness.rs"]
-#[allow(dead_code)]
+#[allow(
+    dead_code,
+    reason = "shared with tests/it; each test binary uses part of it"
+)]
 mod harness;
 
 use bytes::{Buf, Bytes};

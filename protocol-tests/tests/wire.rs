@@ -6,11 +6,23 @@
 //! mid-response). The broker must answer or close — never panic, abort or balloon — and keep
 //! serving other connections.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "test code: a failed assumption is a failed test, and a print is a diagnostic"
+)]
+
 #[global_allocator]
 static ALLOCATOR: gregor::alloc_guard::GuardedAllocator = gregor::alloc_guard::GuardedAllocator;
 
 #[path = "../../tests/it/harness.rs"]
-#[allow(dead_code)]
+#[allow(
+    dead_code,
+    reason = "shared with tests/it; each test binary uses part of it"
+)]
 mod harness;
 
 use std::sync::Arc;

@@ -420,7 +420,7 @@ impl ConsumerGroup {
             ));
         }
         let id = if p.member_id.is_empty() {
-            uuid::Uuid::new_v4().simple().to_string()
+            Uuid::new_v4().simple().to_string()
         } else {
             p.member_id.clone()
         };

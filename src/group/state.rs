@@ -762,7 +762,10 @@ impl Group {
     }
 
     /// Handles a SyncGroup.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one parameter per SyncGroup request field"
+    )]
     pub fn sync(
         &mut self,
         member_id: &str,

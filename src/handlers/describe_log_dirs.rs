@@ -56,6 +56,7 @@ pub fn handle(
 }
 
 /// (total, available-to-unprivileged) bytes of the file system holding `dir`.
+#[allow(unsafe_code, reason = "statvfs has no safe std wrapper")]
 fn disk_space(dir: &std::path::Path) -> Option<(i64, i64)> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;

@@ -41,7 +41,7 @@ fn a_base_offset_that_overflows_is_cut_by_recovery() {
     let log = dir
         .path()
         .join(tp.dir_name())
-        .join(super::segment::file_name(0, "log"));
+        .join(segment::file_name(0, "log"));
     let mut bytes = std::fs::read(&log).unwrap();
     let last = (sizes[0] + sizes[1]) as usize;
     bytes[last..last + 8].copy_from_slice(&i64::MAX.to_be_bytes());

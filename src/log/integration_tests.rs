@@ -14,7 +14,7 @@ use crate::records::batch::{compute_crc, BatchHeader};
 use crate::records::testutil::{build_batch, idempotent_batch, simple_batch, TestRecord};
 use crate::records::{validate_produce_batch, Compression};
 
-const TOPIC_ID: crate::common::TopicId =
+const TOPIC_ID: TopicId =
     TopicId::from_bytes([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
 
 fn tp() -> TopicPartition {

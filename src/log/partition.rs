@@ -133,7 +133,10 @@ pub struct PartitionLog {
 impl PartitionLog {
     /// Builds a partition from recovered (or freshly created) segments. `segments` must be
     /// non-empty and sorted; the last one is active. `durable` is the offset known to be synced.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the parts recovery produced, one each"
+    )]
     pub(crate) fn from_parts(
         tp: TopicPartition,
         dir: &Path,

@@ -60,8 +60,8 @@ fn load_trusted(
     opts: &LogOptions,
 ) -> Result<Option<Segment>, LogError> {
     let log_len = file_len(&open_log_read(dir, base)?)?;
-    let idx_bytes = read_index_file(&dir.join(super::segment::file_name(base, "index")))?;
-    let time_bytes = read_index_file(&dir.join(super::segment::file_name(base, "timeindex")))?;
+    let idx_bytes = read_index_file(&dir.join(file_name(base, "index")))?;
+    let time_bytes = read_index_file(&dir.join(file_name(base, "timeindex")))?;
     let (Some(ib), Some(tb)) = (idx_bytes, time_bytes) else {
         return Ok(None);
     };
@@ -133,8 +133,8 @@ fn resume_point(
     log_len: u64,
     opts: &LogOptions,
 ) -> Result<Option<Resume>, LogError> {
-    let idx_bytes = read_index_file(&dir.join(super::segment::file_name(base, "index")))?;
-    let time_bytes = read_index_file(&dir.join(super::segment::file_name(base, "timeindex")))?;
+    let idx_bytes = read_index_file(&dir.join(file_name(base, "index")))?;
+    let time_bytes = read_index_file(&dir.join(file_name(base, "timeindex")))?;
     let (Some(ib), Some(tb)) = (idx_bytes, time_bytes) else {
         return Ok(None);
     };
@@ -427,7 +427,7 @@ pub(crate) fn load_partition(
                 tracing::info!(dir = %dir.display(), base, "completing an interrupted compaction swap");
                 std::fs::rename(dir.join(name), dir.join(log))?;
                 for ext in ["index", "timeindex"] {
-                    let p = dir.join(super::segment::file_name(base, ext));
+                    let p = dir.join(file_name(base, ext));
                     if p.exists() {
                         remove_file(&p)?;
                     }

@@ -169,7 +169,7 @@ impl SealedFiles {
             // syncs the directory. A crash before this only makes recovery start from an older
             // snapshot and scan more batch headers.
             let mut f = File::create(path)?;
-            std::io::Write::write_all(&mut f, bytes)?;
+            io::Write::write_all(&mut f, bytes)?;
             f.sync_data()?;
         }
         Ok(())
@@ -410,6 +410,7 @@ impl Segment {
 
 /// Writes `a` then `b` at `pos` with one `pwritev(2)` in the common case, finishing a short
 /// write with plain `pwrite`s.
+#[allow(unsafe_code, reason = "pwritev has no safe std wrapper")]
 pub(crate) fn write_two_at(file: &File, a: &[u8], b: &[u8], pos: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let off = libc::off_t::try_from(pos).map_err(|_| io::Error::other("file offset overflow"))?;

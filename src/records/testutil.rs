@@ -39,7 +39,10 @@ pub fn encode_records(records: &[TestRecord<'_>]) -> Vec<u8> {
 
 /// Builds a complete magic-2 batch (base offset 0, leader epoch -1) around an already encoded,
 /// possibly compressed records section, with a correct CRC.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one parameter per batch header field"
+)]
 pub fn build_batch_from_body(
     body: &[u8],
     record_count: i32,

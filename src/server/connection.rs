@@ -185,7 +185,7 @@ async fn write_body(
                 len,
             } => {
                 out.flush().await?;
-                let stream: &tokio::net::TcpStream = out.get_ref().as_ref();
+                let stream: &TcpStream = out.get_ref().as_ref();
                 super::sendfile::send_file(stream, file, *position, *len).await?;
             }
         }

@@ -14,6 +14,7 @@ const MAX_CHUNK: u64 = 0x7fff_f000;
 
 /// Sends `len` bytes of `file` from `position` to `stream`. A file shorter than the region
 /// (it cannot be, for sealed batch bytes) is an error, since the frame would be torn.
+#[allow(unsafe_code, reason = "sendfile(2) has no safe std wrapper")]
 pub(crate) async fn send_file(
     stream: &TcpStream,
     file: &File,

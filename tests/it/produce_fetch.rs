@@ -31,7 +31,7 @@ async fn every_produce_version_round_trips_through_every_fetch_version() {
     let mut expected = Vec::new();
     let mut next = 0i64;
     for version in 3..=13 {
-        let rec: Vec<TestRecord> = vec![
+        let rec: Vec<TestRecord<'_>> = vec![
             (
                 Some(b"k1"),
                 Some(b"v1"),
@@ -309,7 +309,7 @@ async fn list_offsets_and_leader_epochs() {
     let id = create(&mut c, "lo", 1).await.topics[0].topic_id;
     // Three batches of 10 records, timestamps 1000.., 2000.., 3000..
     for base in [1000i64, 2000, 3000] {
-        let recs: Vec<TestRecord> = (0..10)
+        let recs: Vec<TestRecord<'_>> = (0..10)
             .map(|i| (None, Some(&b"v"[..]), vec![], base + i))
             .collect();
         let codec = if base == 2000 {
@@ -420,7 +420,7 @@ async fn a_batch_claiming_max_timestamp_minus_one_is_repaired() {
     let b = harness::start(&[]).await;
     let mut c = b.client().await;
     let id = create(&mut c, "sarama", 1).await.topics[0].topic_id;
-    let recs: Vec<TestRecord> = vec![
+    let recs: Vec<TestRecord<'_>> = vec![
         (None, Some(b"a"), vec![], 5_000),
         (None, Some(b"b"), vec![], 7_000),
         (None, Some(b"c"), vec![], 6_000),

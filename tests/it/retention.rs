@@ -386,10 +386,7 @@ async fn compacted_topic_refuses_keyless_records_and_is_compacted() {
     // Consumers still read every offset range; only the latest value of `k` below the
     // active segment survives, and offsets are unchanged.
     let resp = c
-        .call(
-            &crate::harness::fetch_request("c", id, 0, 0, 0, 1 << 20, 12),
-            12,
-        )
+        .call(&fetch_request("c", id, 0, 0, 0, 1 << 20, 12), 12)
         .await;
     let part = &resp.responses[0].partitions[0];
     assert_eq!(part.error_code, 0);

@@ -222,7 +222,10 @@ impl PartitionLog {
 
     /// Under the lock: whether a pass is due, and if so the cleanable segments, the first dirty
     /// offset, the tombstone horizon and the index interval.
-    #[allow(clippy::type_complexity)]
+    #[allow(
+        clippy::type_complexity,
+        reason = "a private result destructured at its one caller"
+    )]
     fn plan(&self, now_ms: i64) -> Result<Option<(Vec<Planned>, i64, i64, u32)>, LogError> {
         if self.offline.load(Ordering::SeqCst) {
             return Ok(None);

@@ -82,7 +82,7 @@ pub fn offset_value(v: &OffsetValue) -> Vec<u8> {
     out
 }
 
-/// Group metadata key, version 2: [group].
+/// Group metadata key, version 2: the group id as a string.
 pub fn group_key(group: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + group.len());
     out.put_i16(2);
@@ -90,7 +90,7 @@ pub fn group_key(group: &str) -> Vec<u8> {
     out
 }
 
-/// KIP-848 ConsumerGroupMetadataKey: record type 3, then [group] (not flexible).
+/// KIP-848 ConsumerGroupMetadataKey: record type 3, then the group id as a string (not flexible).
 pub fn consumer_group_key(group: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + group.len());
     out.put_i16(3);
@@ -98,7 +98,8 @@ pub fn consumer_group_key(group: &str) -> Vec<u8> {
     out
 }
 
-/// KIP-848 ConsumerGroupMetadataValue, version 0 (flexible): [epoch], no tagged fields.
+/// KIP-848 ConsumerGroupMetadataValue, version 0 (flexible): the group epoch as an int32, no
+/// tagged fields.
 pub fn consumer_group_value(epoch: i32) -> Vec<u8> {
     let mut out = Vec::with_capacity(7);
     out.put_i16(0);

@@ -101,6 +101,7 @@ pub struct SyncResult {
 }
 
 impl SyncResult {
+    /// A SyncGroup answer carrying only `error`.
     pub fn error(error: GroupError) -> SyncResult {
         SyncResult {
             error: Some(error),
@@ -910,7 +911,7 @@ impl Group {
     }
 
     /// Topics the members subscribe to, read from the consumer protocol's subscription
-    /// (version, [topics]); `None` if some member's metadata does not parse (then every topic
+    /// (version, \[topics\]); `None` if some member's metadata does not parse (then every topic
     /// counts as subscribed, erring on the side of not deleting).
     pub fn subscribed_topics(&self) -> Option<HashSet<String>> {
         let mut out = HashSet::new();

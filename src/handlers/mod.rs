@@ -48,14 +48,6 @@ use kafka_protocol::protocol::StrBytes;
 /// epoch validation (KIP-320) switched on and satisfied.
 pub const LEADER_EPOCH: i32 = crate::common::LEADER_EPOCH.get();
 
-/// Kafka's "no error" code.
-pub const NONE: i16 = 0;
-
-/// The wire code for `error`.
-pub fn code(error: ResponseError) -> i16 {
-    error.code()
-}
-
 /// A `StrBytes` from any string.
 pub fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())

@@ -75,7 +75,9 @@ fn read_bounded(
     }
 }
 
-/// Decompresses `input` with [`DEFAULT_DECOMPRESS_LIMIT`]. Pure; thread-safe.
+/// Decompresses `input` with [`DEFAULT_DECOMPRESS_LIMIT`]. The broker always passes its own
+/// limit to [`decompress_bounded`]; this is the tests' shorthand.
+#[cfg(test)]
 pub fn decompress(codec: Compression, input: &[u8]) -> Result<Vec<u8>, RecordError> {
     decompress_bounded(codec, input, DEFAULT_DECOMPRESS_LIMIT)
 }
@@ -224,7 +226,9 @@ pub fn compress_at(
     }
 }
 
-/// Compresses `input` as one raw snappy block (no xerial framing), as librdkafka writes it.
+/// Compresses `input` as one raw snappy block (no xerial framing), as librdkafka writes it: the
+/// tests' way to produce what the broker must read (the broker itself only writes xerial framing).
+#[cfg(test)]
 pub fn compress_snappy_raw(input: &[u8]) -> Result<Vec<u8>, RecordError> {
     snap::raw::Encoder::new()
         .compress_vec(input)

@@ -14,9 +14,7 @@ pub mod validate;
 pub mod varint;
 
 pub use batch::{BatchHeader, Compression, TimestampType, HEADER_LEN};
-pub use compression::{
-    compress, decompress, decompress_bounded, decompress_limit, DEFAULT_DECOMPRESS_LIMIT,
-};
+pub use compression::{compress, decompress_bounded, decompress_limit, DEFAULT_DECOMPRESS_LIMIT};
 pub use record_iter::{records, RecordInfo};
 pub use stamp::{set_max_timestamp, stamp_base_offset_and_epoch};
 pub use validate::{validate_produce_batch, BatchInfo};

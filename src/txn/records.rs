@@ -2,7 +2,7 @@
 //! Kafka tool reading the topic understands it): key = (version int16 = 0, transactional_id
 //! string), value version 0 (not flexible) = producer_id int64, producer_epoch int16,
 //! transaction_timeout_ms int32, transaction_status int8, transaction_partitions nullable
-//! [topic string, partition_ids [int32]], last_update_timestamp_ms int64,
+//! \[topic string, partition_ids \[int32\]\], last_update_timestamp_ms int64,
 //! start_timestamp_ms int64 (Kafka's TransactionLogKey.json / TransactionLogValue.json).
 //!
 //! Decoding never panics: truncated or unknown input is a [`DecodeError`], and the replay skips

@@ -657,3 +657,73 @@ fn compaction_swap_survives_a_crash_at_any_operation() {
     let p2 = m2.get(&compacted_tp()).unwrap();
     assert_eq!(records_of(&p2), after, "the cleaned log is what recovers");
 }
+
+/// Segments recovery deletes after a truncation must stay deleted: otherwise, once new
+/// appends refill the truncated segment up to the next one's base, a crash brings back the old
+/// later segments as if they continued the log.
+#[test]
+fn segments_deleted_by_recovery_stay_deleted() {
+    let root = tempfile::tempdir().unwrap();
+    let mut written = Vec::new();
+    {
+        let m = LogManager::open(root.path(), opts()).unwrap();
+        let p = m.create(&tp(), TopicId::from_bytes([1; 16])).unwrap();
+        let mut i = 0;
+        while p.segment_base_offsets().len() < 3 {
+            let (o, b) = append(&p, simple_batch(1, 50, i)).unwrap();
+            let mut model = Model::default();
+            model.push(o, Some(b));
+            written.extend(model.written);
+            i += 1;
+        }
+        m.shutdown().unwrap();
+    }
+    // No recovery point: every segment is scanned. A corrupt batch in the middle of the first.
+    std::fs::remove_file(root.path().join(checkpoint::RECOVERY_POINT_FILE)).unwrap();
+    let pdir = root.path().join(tp().dir_name());
+    let next_base = {
+        let m = LogManager::open(root.path(), opts()).unwrap();
+        m.get(&tp()).unwrap().segment_base_offsets()[1]
+    };
+    let cut = next_base / 2;
+    let pos: usize = written
+        .iter()
+        .take_while(|w| w.0 < cut)
+        .map(|w| w.2.as_ref().map_or(0, Vec::len))
+        .sum();
+    let first = pdir.join(file_name(0, "log"));
+    let mut bytes = std::fs::read(&first).unwrap();
+    bytes[pos + 70] ^= 0xff;
+    std::fs::write(&first, bytes).unwrap();
+    let io = Arc::new(FaultyIo::new());
+    io.assume_durable(root.path()).unwrap();
+    {
+        let m = LogManager::open_with_io(root.path(), opts(), io.clone()).unwrap();
+        let p = m.get(&tp()).unwrap();
+        assert_eq!(
+            p.log_end_offset().get(),
+            cut,
+            "truncated at the corrupt batch"
+        );
+        assert_eq!(p.segment_base_offsets(), vec![0], "later segments deleted");
+        written.truncate(cut as usize);
+        for i in cut..next_base {
+            let (o, b) = append(&p, simple_batch(1, 50, 100 + i)).unwrap();
+            let mut model = Model::default();
+            model.push(o, Some(b));
+            written.extend(model.written);
+        }
+        p.flush().unwrap();
+        io.crash_now();
+    }
+    let out = tempfile::tempdir().unwrap();
+    io.materialise(root.path(), out.path()).unwrap();
+    let m = LogManager::open(out.path(), opts()).unwrap();
+    let p = m.get(&tp()).unwrap();
+    let got = read_all(&p);
+    let want: Vec<Vec<u8>> = written.iter().filter_map(|w| w.2.clone()).collect();
+    assert_eq!(
+        got, want,
+        "the log is the kept prefix and the new appends, nothing older"
+    );
+}

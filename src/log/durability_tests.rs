@@ -12,9 +12,31 @@
 //! Each of today's fsyncs was removed, one at a time, and the test below that then failed is
 //! named (default case counts; `GREGOR_CRASH_CASES=<n>` runs more):
 //!
-//! | fsync removed                                                        | caught by |
-//! |----------------------------------------------------------------------|-----------|
-//! | FSYNC_TABLE                                                          |           |
+//! | fsync removed | caught by |
+//! |---|---|
+//! | `PartitionLog::flush`: fdatasync of the active `.log` | `random_workload_survives_a_crash_at_any_operation`, `compaction_swap_survives_a_crash_at_any_operation`, `crash_tests::dropped_unsynced_writes_lose_no_acknowledged_record` |
+//! | `PartitionLog::flush`: fdatasync of `.txnindex` files (`txn_index_unsynced`) | `random_workload_survives_a_crash_at_any_operation` (acknowledged abort forgotten) |
+//! | `PartitionLog::flush`: fsync of the partition dir after a roll | `random_workload_survives_a_crash_at_any_operation`, `compaction_swap_survives_a_crash_at_any_operation` |
+//! | `SealedFiles::sync`: fdatasync of the sealed `.log` | `random_workload_survives_a_crash_at_any_operation`, `compaction_swap_survives_a_crash_at_any_operation`, `crash_tests::dropped_unsynced_writes…` |
+//! | `SealedFiles::sync`: fdatasync of the sealed `.index` | `random_workload_survives_a_crash_at_any_operation`, `compaction_swap_survives_a_crash_at_any_operation` (index below the recovery point not durable) |
+//! | `SealedFiles::sync`: fdatasync of the sealed `.timeindex` | `random_workload_survives_a_crash_at_any_operation`, `compaction_swap_survives_a_crash_at_any_operation` |
+//! | `SealedFiles::sync`: fdatasync of the producer snapshot | `random_workload_survives_a_crash_at_any_operation` (quiet producer forgotten) |
+//! | `write_atomic`: fsync of the temp file (checkpoints, `partition.metadata`, metadata store) | `random_workload_survives_a_crash_at_any_operation` (metadata file empty) |
+//! | `write_atomic`: fsync of the directory after the rename | `random_workload_survives_a_crash_at_any_operation` (metadata reloads an older image) |
+//! | `LogManager::create`: fsync of the new partition dir | `random_workload_survives_a_crash_at_any_operation` (flushed data of a new partition lost) |
+//! | `LogManager::create`: fsync of the log dir | `random_workload_survives_a_crash_at_any_operation` (created partition missing) |
+//! | `LogManager::delete`: fsync of the log dir after the rename to `-delete` | `random_workload_survives_a_crash_at_any_operation` (deleted partition came back) |
+//! | `delete_old_segments` (retention, DeleteRecords): fsync of the partition dir | `random_workload_survives_a_crash_at_any_operation` (deleted segments came back) |
+//! | cleaner: fsync of `<base>.log.cleaned` | `compaction_swap_survives_a_crash_at_any_operation` (newest value of a key lost) |
+//! | cleaner: fsync of the dir after `.cleaned` -> `.swap` | none: redundant. The `.cleaned` bytes are fsynced before the rename and `.swap` -> `.log` is one atomic rename, so every directory state a crash can expose (old `.log`; `.swap` beside it; new `.log`) recovers to the old or the new segment |
+//! | cleaner: fdatasync of the new `.index`/`.timeindex` after the swap (outside the lock) | `compaction_swap_survives_a_crash_at_any_operation` (indexes of a completed pass not durable) |
+//! | cleaner: fsync of the dir after `.swap` -> `.log` | `compaction_swap_survives_a_crash_at_any_operation` (completed pass not durable) |
+//! | recovery: fsync of a truncated `.log` (`truncate_log`) | none: redundant. A lost truncation re-exposes bytes the next recovery rejects by the same checks, and the next append to that segment is followed by an fdatasync of the same file, which makes the truncation durable with it |
+//! | recovery: fdatasync of rebuilt indexes of sealed segments (`write_indexes`) | `a_crash_during_recovery_loses_nothing_acknowledged` |
+//! | recovery: dir fsync after completing an interrupted swap | none: idempotent. A lost completion leaves the `.swap`, and the next recovery completes it again |
+//! | recovery: dir fsync after deleting segments that overlap their predecessor | none: idempotent. A segment that overlaps its predecessor keeps doing so (the predecessor only grows), so the next recovery deletes it again |
+//! | recovery: dir fsync after deleting segments past a truncation or gap | `segments_deleted_by_recovery_stay_deleted` |
+//! | recovery: dir fsync after creating the first segment of an empty log | `a_crash_during_recovery_loses_nothing_acknowledged` (appends to it lost) |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -380,11 +380,11 @@ impl Broker {
         Self::start_with_io(config, Arc::new(crate::log::io::OsIo)).await
     }
 
-    /// [`Broker::start`] with every segment write, fsync and truncation going through `io`
-    /// (fault-injection tests use [`crate::log::io::FaultyIo`]).
+    /// [`Broker::start`] with every durable file operation (logs and metadata) going through
+    /// `io` (fault-injection tests use [`crate::log::io::FaultyIo`]).
     pub async fn start_with_io(
         mut config: Config,
-        io: Arc<dyn crate::log::io::SegmentIo>,
+        io: Arc<dyn crate::log::io::FsIo>,
     ) -> Result<Broker, BrokerError> {
         let started = std::time::Instant::now();
         let listener = TcpListener::bind(config.listeners)
@@ -411,15 +411,17 @@ impl Broker {
         };
         let logs = {
             let dir = config.log_dir.clone();
+            let io = Arc::clone(&io);
             tokio::task::spawn_blocking(move || LogManager::open_with_io(&dir, options, io))
                 .await
                 .map_err(|e| LogError::from(std::io::Error::other(e)))??
         };
-        let metadata = MetadataStore::open(
+        let metadata = MetadataStore::open_with_io(
             &config.log_dir,
             config.node_id,
             config.cluster_id.as_deref(),
             || topics_found_on_disk(&logs),
+            io,
         )?;
         let groups = GroupCoordinator::new(&config);
         let txns = crate::txn::TransactionCoordinator::new(&config);

@@ -1,13 +1,14 @@
 //! Small metadata files and directory operations: the per-log-dir offset checkpoints
 //! (`recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`) in Kafka's text format,
-//! `partition.metadata`, atomic replace (tmp, fsync, rename, fsync dir) and directory listing.
-//! Stateless functions; callers serialise writers of the same file.
+//! `partition.metadata` and directory listing. Files are replaced with [`write_atomic`] through
+//! the file-system seam. Stateless functions; callers serialise writers of the same file.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::io;
+use std::path::Path;
 
+use super::io::{write_atomic, FsIo};
 use super::{LogError, TopicPartition};
 use crate::common::TopicId;
 
@@ -19,32 +20,6 @@ pub const LOG_START_FILE: &str = "log-start-offset-checkpoint";
 pub const CLEANER_FILE: &str = "cleaner-offset-checkpoint";
 /// File name of the partition metadata file.
 pub const PARTITION_METADATA_FILE: &str = "partition.metadata";
-
-/// fsyncs a directory so entries created, renamed or removed in it are durable.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Replaces `path` with `content` atomically: write `path.tmp`, fsync, rename, fsync the dir.
-pub(crate) fn write_atomic(path: &Path, content: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(content)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    if let Some(parent) = path.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
-}
 
 /// Formats an offset checkpoint: `0\n<count>\n<topic> <partition> <offset>\n...`.
 pub fn format_offset_checkpoint(entries: &BTreeMap<TopicPartition, i64>) -> String {
@@ -89,10 +64,11 @@ pub fn parse_offset_checkpoint(text: &str) -> Result<BTreeMap<TopicPartition, i6
 
 /// Writes an offset checkpoint atomically.
 pub fn write_offset_checkpoint(
+    io: &dyn FsIo,
     path: &Path,
     entries: &BTreeMap<TopicPartition, i64>,
 ) -> io::Result<()> {
-    write_atomic(path, format_offset_checkpoint(entries).as_bytes())
+    write_atomic(io, path, format_offset_checkpoint(entries).as_bytes())
 }
 
 /// Reads an offset checkpoint; a missing file is an empty map.
@@ -105,9 +81,13 @@ pub fn read_offset_checkpoint(path: &Path) -> Result<BTreeMap<TopicPartition, i6
 }
 
 /// Writes `partition.metadata` (`"version: 0\ntopic_id: <id>\n"`) atomically.
-pub(crate) fn write_partition_metadata(dir: &Path, topic_id: TopicId) -> io::Result<()> {
+pub(crate) fn write_partition_metadata(
+    io: &dyn FsIo,
+    dir: &Path,
+    topic_id: TopicId,
+) -> io::Result<()> {
     let text = format!("version: 0\ntopic_id: {topic_id}\n");
-    write_atomic(&dir.join(PARTITION_METADATA_FILE), text.as_bytes())
+    write_atomic(io, &dir.join(PARTITION_METADATA_FILE), text.as_bytes())
 }
 
 /// Reads the topic id from `partition.metadata`; `None` if the file is missing or malformed.
@@ -137,31 +117,9 @@ pub(crate) fn list_dir(dir: &Path) -> io::Result<Vec<(String, bool)>> {
     Ok(out)
 }
 
-/// Creates a directory and its parents.
-pub(crate) fn create_dir_all(dir: &Path) -> io::Result<()> {
-    fs::create_dir_all(dir)
-}
-
-/// Renames a file or directory.
-pub(crate) fn rename(from: &Path, to: &Path) -> io::Result<()> {
-    fs::rename(from, to)
-}
-
-/// Removes a directory tree.
-pub(crate) fn remove_dir_all(dir: &Path) -> io::Result<()> {
-    fs::remove_dir_all(dir)
-}
-
-/// Removes one file; missing is fine.
-pub(crate) fn remove_file(path: &Path) -> io::Result<()> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::io::OsIo;
     use super::*;
 
     #[test]
@@ -171,7 +129,7 @@ mod tests {
         let mut m = BTreeMap::new();
         m.insert(TopicPartition::new("orders", 0), 42);
         m.insert(TopicPartition::new("my.topic-x", 12), 0);
-        write_offset_checkpoint(&path, &m).unwrap();
+        write_offset_checkpoint(&OsIo, &path, &m).unwrap();
         let text = fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("0\n2\n"));
         assert!(text.contains("orders 0 42\n"));
@@ -201,7 +159,7 @@ mod tests {
     fn partition_metadata_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let id = TopicId::from_bytes([7u8; 16]);
-        write_partition_metadata(dir.path(), id).unwrap();
+        write_partition_metadata(&OsIo, dir.path(), id).unwrap();
         let text = fs::read_to_string(dir.path().join(PARTITION_METADATA_FILE)).unwrap();
         assert_eq!(text, format!("version: 0\ntopic_id: {id}\n"));
         assert_eq!(read_partition_metadata(dir.path()).unwrap(), Some(id));

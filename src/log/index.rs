@@ -7,6 +7,8 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use super::io::FsIo;
+
 /// Size of one offset index entry.
 pub const ENTRY_LEN: usize = 8;
 
@@ -24,13 +26,15 @@ pub(crate) fn read_index_file(path: &Path) -> io::Result<Option<Vec<u8>>> {
 }
 
 /// Replaces the content of an index file with `bytes` and returns a writable handle to it.
-pub(crate) fn rewrite_index_file(path: &Path, bytes: &[u8]) -> io::Result<File> {
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)?;
+pub(crate) fn rewrite_index_file(io: &dyn FsIo, path: &Path, bytes: &[u8]) -> io::Result<File> {
+    let f = io.open(
+        path,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true),
+    )?;
     f.write_all_at(bytes, 0)?;
     Ok(f)
 }
@@ -45,8 +49,8 @@ pub(crate) struct IndexFile {
 
 impl IndexFile {
     /// Makes sure the file exists (creating it empty if not) and returns its handle.
-    pub(crate) fn open(path: &Path) -> io::Result<IndexFile> {
-        open_index_for_append(path)?;
+    pub(crate) fn open(io: &dyn FsIo, path: &Path) -> io::Result<IndexFile> {
+        open_index_for_append(io, path)?;
         Ok(IndexFile {
             path: path.to_path_buf(),
         })
@@ -61,8 +65,8 @@ impl IndexFile {
     }
 
     /// fdatasyncs the file (through a fresh descriptor: fsync flushes the file, not the fd).
-    pub(crate) fn sync(&self) -> io::Result<()> {
-        OpenOptions::new().write(true).open(&self.path)?.sync_data()
+    pub(crate) fn sync(&self, io: &dyn FsIo) -> io::Result<()> {
+        io.sync_data(&OpenOptions::new().write(true).open(&self.path)?)
     }
 }
 
@@ -72,13 +76,15 @@ pub(crate) fn write_entry_at(f: &IndexFile, entry: &[u8], at: u64) -> io::Result
 }
 
 /// Opens an existing index file for appending at its current end.
-pub(crate) fn open_index_for_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
+pub(crate) fn open_index_for_append(io: &dyn FsIo, path: &Path) -> io::Result<File> {
+    io.open(
+        path,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+    )
 }
 
 /// Offset index of one segment. As in Kafka, entries map a batch's last offset (relative to the

@@ -10,13 +10,12 @@ use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use super::checkpoint::{
-    create_dir_all, list_dir, read_offset_checkpoint, remove_dir_all, rename, sync_dir,
-    write_offset_checkpoint, write_partition_metadata, CLEANER_FILE, LOG_START_FILE,
-    RECOVERY_POINT_FILE,
+    list_dir, read_offset_checkpoint, write_offset_checkpoint, write_partition_metadata,
+    CLEANER_FILE, LOG_START_FILE, RECOVERY_POINT_FILE,
 };
 use super::cleaner_thread;
 use super::flusher::{self, FlushSignal};
-use super::io::{OsIo, SegmentIo};
+use super::io::{FsIo, OsIo};
 use super::partition::PartitionLog;
 use super::recovery::load_partition;
 use super::segment::Segment;
@@ -32,8 +31,8 @@ pub(crate) struct Shared {
     pub(crate) opts: LogOptions,
     partitions: RwLock<BTreeMap<TopicPartition, Arc<PartitionLog>>>,
     pub(crate) flush: Arc<FlushSignal>,
-    /// Segment file I/O shared by every partition.
-    io: Arc<dyn SegmentIo>,
+    /// The file-system seam, shared by every partition.
+    io: Arc<dyn FsIo>,
     /// Serialises checkpoint writers (flusher and shutdown).
     checkpoint_lock: Mutex<()>,
 }
@@ -95,8 +94,9 @@ impl Shared {
             rp.insert(tp.clone(), p.durable_offset().get());
             ls.insert(tp, p.log_start_offset().get());
         }
-        write_offset_checkpoint(&self.log_dir.join(RECOVERY_POINT_FILE), &rp)?;
-        write_offset_checkpoint(&self.log_dir.join(LOG_START_FILE), &ls)?;
+        let io = self.io.as_ref();
+        write_offset_checkpoint(io, &self.log_dir.join(RECOVERY_POINT_FILE), &rp)?;
+        write_offset_checkpoint(io, &self.log_dir.join(LOG_START_FILE), &ls)?;
         drop(_g);
         self.write_cleaner_checkpoint()
     }
@@ -113,7 +113,11 @@ impl Shared {
             .filter(|(_, p)| !p.is_offline() && p.config().compact)
             .map(|(tp, p)| (tp, p.first_dirty_offset()))
             .collect();
-        write_offset_checkpoint(&self.log_dir.join(CLEANER_FILE), &positions)?;
+        write_offset_checkpoint(
+            self.io.as_ref(),
+            &self.log_dir.join(CLEANER_FILE),
+            &positions,
+        )?;
         Ok(())
     }
 }
@@ -191,14 +195,14 @@ impl LogManager {
         Self::open_with_io(log_dir, opts, Arc::new(OsIo))
     }
 
-    /// [`LogManager::open`] with segment file I/O going through `io` (fault injection in
-    /// tests; [`OsIo`] otherwise).
+    /// [`LogManager::open`] with every file-system operation going through `io` (fault
+    /// injection and crash models in tests; [`OsIo`] otherwise).
     pub fn open_with_io(
         log_dir: &Path,
         opts: LogOptions,
-        io: Arc<dyn SegmentIo>,
+        io: Arc<dyn FsIo>,
     ) -> Result<Arc<LogManager>, LogError> {
-        create_dir_all(log_dir)?;
+        io.create_dir_all(log_dir)?;
         let ckpt = |name: &str| {
             read_offset_checkpoint(&log_dir.join(name)).unwrap_or_else(|e| {
                 tracing::warn!(file = name, error = %e, "ignoring unreadable checkpoint");
@@ -217,7 +221,7 @@ impl LogManager {
             let path = log_dir.join(&name);
             if name.ends_with("-delete") || name.ends_with(".deleted") {
                 tracing::info!(dir = %path.display(), "removing partition left from a deletion");
-                remove_dir_all(&path)?;
+                io.remove_dir_all(&path)?;
                 continue;
             }
             let Some(tp) = parse_partition_dir(&name) else {
@@ -311,11 +315,12 @@ impl LogManager {
             return Err(LogError::TopicIdMismatch { tp: tp.to_string() });
         }
         let dir = self.shared.log_dir.join(tp.dir_name());
-        create_dir_all(&dir)?;
-        write_partition_metadata(&dir, topic_id)?;
-        let seg = Segment::create(&dir, 0, self.shared.opts.index_interval_bytes)?;
-        sync_dir(&dir)?;
-        sync_dir(&self.shared.log_dir)?;
+        let io = self.shared.io.as_ref();
+        io.create_dir_all(&dir)?;
+        write_partition_metadata(io, &dir, topic_id)?;
+        let seg = Segment::create(io, &dir, 0, self.shared.opts.index_interval_bytes)?;
+        io.sync_dir(&dir)?;
+        io.sync_dir(&self.shared.log_dir)?;
         let log = Arc::new(PartitionLog::from_parts(
             tp.clone(),
             &dir,
@@ -355,8 +360,9 @@ impl LogManager {
             .shared
             .log_dir
             .join(format!("{}.{}-delete", tp.dir_name(), random_hex()));
-        rename(&from, &to)?;
-        sync_dir(&self.shared.log_dir)?;
+        let io = self.shared.io.as_ref();
+        io.rename(&from, &to)?;
+        io.sync_dir(&self.shared.log_dir)?;
         self.shared
             .partitions
             .write()
@@ -365,7 +371,7 @@ impl LogManager {
         p.poison();
         // Cached descriptors would keep the deleted files' space allocated.
         super::fd_cache::global().forget_dir(&from);
-        remove_dir_all(&to)?;
+        io.remove_dir_all(&to)?;
         Ok(())
     }
 

@@ -21,10 +21,9 @@ use crate::records::batch::HEADER_LEN;
 use crate::records::stamp::stamp_log_append_time;
 use crate::records::{stamp_base_offset_and_epoch, BatchInfo};
 
-use super::checkpoint::sync_dir;
 use super::config::{LogConfig, TimestampKind};
 use super::flusher::FlushSignal;
-use super::io::{is_out_of_space, SegmentIo};
+use super::io::{is_out_of_space, FsIo};
 use super::producer_state::{BatchMeta, ProducerState, SeqCheck};
 use super::recovery::RecoveryReport;
 use super::segment::{delete_segment_files, AppendFailure, SealedFiles, Segment};
@@ -119,8 +118,9 @@ pub struct PartitionLog {
     durable_tx: watch::Sender<Durable>,
     offline: AtomicBool,
     flush: Arc<FlushSignal>,
-    /// Writes, fsyncs and truncations of segment files go through here (fault injection).
-    io: Arc<dyn SegmentIo>,
+    /// Every file creation, segment write, fsync, rename and removal goes through here (the
+    /// file-system seam; fault injection and crash models in tests).
+    io: Arc<dyn FsIo>,
     recovery: OnceLock<RecoveryReport>,
     /// Held for a whole compaction pass: passes of one partition never overlap (they would
     /// share the `.cleaned` and `.swap` file names).
@@ -147,7 +147,7 @@ impl PartitionLog {
         producers: ProducerState,
         durable: i64,
         flush: Arc<FlushSignal>,
-        io: Arc<dyn SegmentIo>,
+        io: Arc<dyn FsIo>,
     ) -> Result<PartitionLog, LogError> {
         let leo = segments
             .last()
@@ -354,7 +354,13 @@ impl PartitionLog {
             );
         }
         if info.is_transactional {
-            if let Err(e) = g.track_txn(&self.dir, batch, info.producer_id, base_offset) {
+            if let Err(e) = g.track_txn(
+                self.io.as_ref(),
+                &self.dir,
+                batch,
+                info.producer_id,
+                base_offset,
+            ) {
                 // The marker is in the log but its aborted-index entry is not: stop rather
                 // than let read_committed consumers see aborted records later.
                 drop(g);
@@ -412,10 +418,11 @@ impl PartitionLog {
     /// The new segment is created first, so a failure to create it (a full disk) leaves the
     /// active segment writable and the partition intact.
     fn roll(&self, g: &mut Inner, base_offset: i64) -> Result<(), RollError> {
-        let seg = match Segment::create(&self.dir, base_offset, g.config.index_interval_bytes) {
+        let io = self.io.as_ref();
+        let seg = match Segment::create(io, &self.dir, base_offset, g.config.index_interval_bytes) {
             Ok(seg) => seg,
             Err(e) => {
-                if let Err(c) = delete_segment_files(&self.dir, base_offset) {
+                if let Err(c) = delete_segment_files(io, &self.dir, base_offset) {
                     tracing::warn!(partition = %self.tp, error = %c, "cannot remove a half-created segment");
                 }
                 return Err(RollError::Create(e));
@@ -473,7 +480,7 @@ impl PartitionLog {
                 self.io.sync_data(f)?;
             }
             if dir_dirty {
-                sync_dir(&self.dir)?;
+                self.io.sync_dir(&self.dir)?;
             }
             if let Some(f) = file {
                 let f: Arc<std::fs::File> = f?;

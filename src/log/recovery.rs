@@ -12,9 +12,10 @@ use std::sync::Arc;
 use crate::records::batch::{BatchHeader, HEADER_LEN};
 use crate::records::build::marker;
 
-use super::checkpoint::{list_dir, read_partition_metadata, remove_file, sync_dir};
+use super::checkpoint::{list_dir, read_partition_metadata};
 use super::flusher::FlushSignal;
 use super::index::{read_index_file, OffsetIndex};
+use super::io::{remove_if_exists, FsIo};
 use super::partition::{parse_txn_index, PartitionLog};
 use super::producer_snapshot::{self, SnapshotEntry};
 use super::producer_state::{BatchMeta, ProducerState, ProducerSummary};
@@ -54,6 +55,7 @@ pub struct RecoveryReport {
 /// Loads a trusted (below the recovery point) segment from its index files; `None` if they are
 /// missing or fail the sanity checks.
 fn load_trusted(
+    io: &dyn FsIo,
     dir: &Path,
     base: i64,
     next_base: i64,
@@ -96,6 +98,7 @@ fn load_trusted(
         builder.offset_of_max_timestamp = base + i64::from(rel);
     }
     let seg = Segment::open(
+        io,
         dir,
         base,
         false,
@@ -189,6 +192,7 @@ fn resume_point(
 /// Scans one segment, truncating it at the first invalid byte; rebuilds and writes its indexes.
 /// Returns the segment and whether it was truncated.
 fn scan_segment(
+    io: &dyn FsIo,
     dir: &Path,
     base: i64,
     is_last: bool,
@@ -242,7 +246,7 @@ fn scan_segment(
     let truncated = valid < len;
     if truncated {
         tracing::warn!(dir = %dir.display(), base, valid, len, "truncating torn or corrupt log tail");
-        truncate_log(dir, base, valid)?;
+        truncate_log(io, dir, base, valid)?;
         report.truncated_bytes += len - valid;
     }
     let writable = is_last || truncated;
@@ -251,9 +255,10 @@ fn scan_segment(
             time.maybe_append(ts, rel)?;
         }
     }
-    write_indexes(dir, base, index.entries(), time.entries(), !writable)?;
+    write_indexes(io, dir, base, index.entries(), time.entries(), !writable)?;
     report.scanned_segments += 1;
     let seg = Segment::open(
+        io,
         dir,
         base,
         writable,
@@ -407,8 +412,9 @@ pub(crate) fn load_partition(
     log_start: Option<i64>,
     opts: &LogOptions,
     flush: Arc<FlushSignal>,
-    io: Arc<dyn super::io::SegmentIo>,
+    io: Arc<dyn FsIo>,
 ) -> Result<(PartitionLog, RecoveryReport), LogError> {
+    let fs = io.as_ref();
     let mut report = RecoveryReport::default();
     let topic_id = read_partition_metadata(dir)?.unwrap_or_else(|| {
         tracing::warn!(dir = %dir.display(), "missing or malformed partition.metadata");
@@ -425,20 +431,20 @@ pub(crate) fn load_partition(
                 // A compaction got as far as the swap: complete it. The old indexes describe
                 // the old bytes, so they go and the segment is scanned.
                 tracing::info!(dir = %dir.display(), base, "completing an interrupted compaction swap");
-                std::fs::rename(dir.join(name), dir.join(log))?;
+                fs.rename(&dir.join(name), &dir.join(log))?;
                 for ext in ["index", "timeindex"] {
                     let p = dir.join(file_name(base, ext));
                     if p.exists() {
-                        remove_file(&p)?;
+                        remove_if_exists(fs, &p)?;
                     }
                 }
-                sync_dir(dir)?;
+                fs.sync_dir(dir)?;
                 bases.push(base);
                 continue;
             }
         }
         if name.ends_with(".deleted") || name.ends_with(".cleaned") || name.ends_with(".swap") {
-            remove_file(&dir.join(name))?;
+            remove_if_exists(fs, &dir.join(name))?;
             continue;
         }
         if let Some((base, "log")) = parse_segment_name(name) {
@@ -453,7 +459,7 @@ pub(crate) fn load_partition(
             parse_segment_name(name)
         {
             if bases.binary_search(&base).is_err() {
-                remove_file(&dir.join(name))?;
+                remove_if_exists(fs, &dir.join(name))?;
             }
         }
     }
@@ -471,16 +477,16 @@ pub(crate) fn load_partition(
             // Overlaps the previous segment: not something we wrote. Drop it and what follows.
             tracing::warn!(dir = %dir.display(), base, "segment overlaps its predecessor; deleting it and later segments");
             for &later in &bases[i..] {
-                delete_segment_files(dir, later)?;
+                delete_segment_files(fs, dir, later)?;
                 report.deleted_segments += 1;
             }
-            sync_dir(dir)?;
+            fs.sync_dir(dir)?;
             break;
         }
         let trusted = !scanning && next_base.is_some_and(|n| n < rp);
         if trusted {
             if let Some(n) = next_base {
-                if let Some(seg) = load_trusted(dir, base, n, opts)? {
+                if let Some(seg) = load_trusted(fs, dir, base, n, opts)? {
                     report.trusted_segments += 1;
                     segments.push(seg);
                     i += 1;
@@ -493,7 +499,8 @@ pub(crate) fn load_partition(
         let is_last = next_base.is_none();
         // Only the first scanned segment holds the recovery point; after it, everything is scanned.
         let resume_below = (report.scanned_segments == 0).then_some(rp);
-        let (seg, truncated) = scan_segment(dir, base, is_last, resume_below, opts, &mut report)?;
+        let (seg, truncated) =
+            scan_segment(fs, dir, base, is_last, resume_below, opts, &mut report)?;
         // A scanned segment that ends before the next one begins lost its tail in the crash
         // (cut at a batch boundary, so nothing looked torn): the later segments hold data
         // written after records that are gone, and would leave a hole below the end offset.
@@ -505,21 +512,21 @@ pub(crate) fn load_partition(
         segments.push(seg);
         if truncated || gap {
             for &later in &bases[i + 1..] {
-                delete_segment_files(dir, later)?;
+                delete_segment_files(fs, dir, later)?;
                 report.deleted_segments += 1;
             }
-            sync_dir(dir)?;
+            fs.sync_dir(dir)?;
             break;
         }
         i += 1;
     }
     if let Some(last) = segments.last_mut() {
-        last.make_writable()?;
+        last.make_writable(fs)?;
     }
     if segments.is_empty() {
         let base = log_start.unwrap_or(0).max(0);
-        segments.push(Segment::create(dir, base, opts.index_interval_bytes)?);
-        sync_dir(dir)?;
+        segments.push(Segment::create(fs, dir, base, opts.index_interval_bytes)?);
+        fs.sync_dir(dir)?;
     }
     let first_base = segments.first().map_or(0, Segment::base_offset);
     let log_start_offset = log_start.unwrap_or(first_base).max(first_base);

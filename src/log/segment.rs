@@ -3,7 +3,7 @@
 //! by itself: it is owned by a partition under the partition lock. Its log file is shared as an
 //! `Arc<File>` so reads can `pread` outside that lock.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::records::batch::{BatchHeader, CRC_START, HEADER_LEN};
 
 use super::index::{rewrite_index_file, IndexFile, OffsetIndex};
-use super::io::SegmentIo;
+use super::io::{remove_if_exists, FsIo};
 use super::time_index::TimeIndex;
 
 /// File name of a segment file: 20-digit zero-padded base offset plus extension.
@@ -154,23 +154,26 @@ impl SealedFiles {
         self.deleted = true;
     }
 
-    pub(crate) fn sync(&self, io: &dyn SegmentIo) -> io::Result<()> {
+    pub(crate) fn sync(&self, io: &dyn FsIo) -> io::Result<()> {
         if !self.deleted {
             io.sync_data(&self.log)?;
             if let Some(f) = &self.index {
-                f.sync()?;
+                f.sync(io)?;
             }
             if let Some(f) = &self.time_index {
-                f.sync()?;
+                f.sync(io)?;
             }
         }
         if let Some((path, bytes)) = &self.snapshot {
             // After the data it describes is durable, off the append path; the caller then
             // syncs the directory. A crash before this only makes recovery start from an older
             // snapshot and scan more batch headers.
-            let mut f = File::create(path)?;
+            let mut f = io.open(
+                path,
+                OpenOptions::new().write(true).create(true).truncate(true),
+            )?;
             io::Write::write_all(&mut f, bytes)?;
-            f.sync_data()?;
+            io.sync_data(&f)?;
         }
         Ok(())
     }
@@ -211,25 +214,29 @@ pub(crate) struct SegmentState {
 
 impl Segment {
     /// Creates an empty active segment (truncating leftovers with the same name).
-    pub(crate) fn create(dir: &Path, base_offset: i64, interval: u32) -> io::Result<Segment> {
+    pub(crate) fn create(
+        io: &dyn FsIo,
+        dir: &Path,
+        base_offset: i64,
+        interval: u32,
+    ) -> io::Result<Segment> {
         // A producer snapshot left by an earlier incarnation of this offset describes another
         // history; the roll writes the right one once the sealed segment is synced.
-        match fs::remove_file(dir.join(file_name(base_offset, "snapshot"))) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(dir.join(file_name(base_offset, "log")))?;
+        remove_if_exists(io, &dir.join(file_name(base_offset, "snapshot")))?;
+        let log = io.open(
+            &dir.join(file_name(base_offset, "log")),
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true),
+        )?;
         let ipath = dir.join(file_name(base_offset, "index"));
         let tpath = dir.join(file_name(base_offset, "timeindex"));
-        rewrite_index_file(&ipath, &[])?;
-        rewrite_index_file(&tpath, &[])?;
-        let index = IndexFile::open(&ipath)?;
-        let time = IndexFile::open(&tpath)?;
+        rewrite_index_file(io, &ipath, &[])?;
+        rewrite_index_file(io, &tpath, &[])?;
+        let index = IndexFile::open(io, &ipath)?;
+        let time = IndexFile::open(io, &tpath)?;
         Ok(Segment {
             base_offset,
             dir: dir.to_path_buf(),
@@ -247,6 +254,7 @@ impl Segment {
     /// Opens an existing segment with state from recovery. `writable` for the active one: the
     /// index files are then reopened for appending at their current ends.
     pub(crate) fn open(
+        io: &dyn FsIo,
         dir: &Path,
         base_offset: i64,
         writable: bool,
@@ -269,8 +277,12 @@ impl Segment {
         };
         let (ifile, tfile) = if writable {
             (
-                Some(IndexFile::open(&dir.join(file_name(base_offset, "index")))?),
                 Some(IndexFile::open(
+                    io,
+                    &dir.join(file_name(base_offset, "index")),
+                )?),
+                Some(IndexFile::open(
+                    io,
                     &dir.join(file_name(base_offset, "timeindex")),
                 )?),
             )
@@ -332,7 +344,7 @@ impl Segment {
     /// unchanged; updates indexes. On error nothing in memory advances (the caller poisons).
     pub(crate) fn append(
         &mut self,
-        io: &dyn SegmentIo,
+        io: &dyn FsIo,
         head: &[u8],
         rest: &[u8],
         last_offset: i64,
@@ -390,7 +402,7 @@ impl Segment {
 
     /// Reopens a sealed segment for appending (recovery, when later segments were dropped).
     /// Its in-memory indexes must match the index files, which are appended to at their ends.
-    pub(crate) fn make_writable(&mut self) -> io::Result<()> {
+    pub(crate) fn make_writable(&mut self, io: &dyn FsIo) -> io::Result<()> {
         if self.writable {
             return Ok(());
         }
@@ -398,8 +410,8 @@ impl Segment {
             .read(true)
             .write(true)
             .open(self.dir.join(file_name(self.base_offset, "log")))?;
-        let ifile = IndexFile::open(&self.dir.join(file_name(self.base_offset, "index")))?;
-        let tfile = IndexFile::open(&self.dir.join(file_name(self.base_offset, "timeindex")))?;
+        let ifile = IndexFile::open(io, &self.dir.join(file_name(self.base_offset, "index")))?;
+        let tfile = IndexFile::open(io, &self.dir.join(file_name(self.base_offset, "timeindex")))?;
         self.index = OffsetIndex::new(self.index.entries().to_vec(), Some(ifile));
         self.time_index = TimeIndex::new(self.time_index.entries().to_vec(), Some(tfile));
         self.log = LogHandle::Open(Arc::new(log));
@@ -534,29 +546,31 @@ pub(crate) fn scan_valid_from(
 }
 
 /// Truncates a segment's `.log` to `len` bytes and fsyncs it.
-pub(crate) fn truncate_log(dir: &Path, base_offset: i64, len: u64) -> io::Result<()> {
+pub(crate) fn truncate_log(
+    io: &dyn FsIo,
+    dir: &Path,
+    base_offset: i64,
+    len: u64,
+) -> io::Result<()> {
     let f = OpenOptions::new()
         .write(true)
         .open(dir.join(file_name(base_offset, "log")))?;
-    f.set_len(len)?;
-    f.sync_all()
+    io.set_len(&f, len)?;
+    io.sync_all(&f)
 }
 
 /// Removes a segment's `.log`, `.index` and `.timeindex` (missing files are fine).
-pub(crate) fn delete_segment_files(dir: &Path, base_offset: i64) -> io::Result<()> {
+pub(crate) fn delete_segment_files(io: &dyn FsIo, dir: &Path, base_offset: i64) -> io::Result<()> {
     super::fd_cache::global().forget(&dir.join(file_name(base_offset, "log")));
     for ext in ["log", "index", "timeindex", "txnindex", "snapshot"] {
-        match fs::remove_file(dir.join(file_name(base_offset, ext))) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+        remove_if_exists(io, &dir.join(file_name(base_offset, ext)))?;
     }
     Ok(())
 }
 
 /// Writes rebuilt index files for a segment; fsyncs them if `sync`.
 pub(crate) fn write_indexes(
+    io: &dyn FsIo,
     dir: &Path,
     base_offset: i64,
     index: &[(i32, u32)],
@@ -564,16 +578,18 @@ pub(crate) fn write_indexes(
     sync: bool,
 ) -> io::Result<()> {
     let f = rewrite_index_file(
+        io,
         &dir.join(file_name(base_offset, "index")),
         &OffsetIndex::encode(index),
     )?;
     let t = rewrite_index_file(
+        io,
         &dir.join(file_name(base_offset, "timeindex")),
         &TimeIndex::encode(time_index),
     )?;
     if sync {
-        f.sync_data()?;
-        t.sync_data()?;
+        io.sync_data(&f)?;
+        io.sync_data(&t)?;
     }
     Ok(())
 }

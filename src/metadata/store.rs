@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::image::{ConfigScope, MetadataImage, MetadataRecord, TopicMeta};
-use super::persist::{read_properties, write_atomically};
+use super::persist::read_properties;
 use super::producer_ids::ProducerIdAllocator;
 use crate::common::{NodeId, ProducerId, TopicId};
+use crate::log::io::{write_atomic, FsIo, OsIo};
 
 const METADATA_FILE: &str = "gregor-metadata.json";
 const META_PROPERTIES: &str = "meta.properties";
@@ -113,6 +114,8 @@ pub struct MetadataStore {
     /// Serialises writers (build, persist, publish); readers never take it.
     writer: Mutex<()>,
     producer_ids: ProducerIdAllocator,
+    /// The file-system seam every metadata file is written through.
+    io: Arc<dyn FsIo>,
 }
 
 impl MetadataStore {
@@ -124,8 +127,26 @@ impl MetadataStore {
         configured_cluster_id: Option<&str>,
         recover_topics: impl FnOnce() -> Vec<TopicMeta>,
     ) -> Result<Arc<MetadataStore>, MetadataError> {
-        std::fs::create_dir_all(dir)?;
-        let cluster_id = Self::load_or_init_identity(dir, node_id, configured_cluster_id)?;
+        Self::open_with_io(
+            dir,
+            node_id,
+            configured_cluster_id,
+            recover_topics,
+            Arc::new(OsIo),
+        )
+    }
+
+    /// [`MetadataStore::open`] with every file written through `io` (crash tests).
+    pub fn open_with_io(
+        dir: &Path,
+        node_id: NodeId,
+        configured_cluster_id: Option<&str>,
+        recover_topics: impl FnOnce() -> Vec<TopicMeta>,
+        io: Arc<dyn FsIo>,
+    ) -> Result<Arc<MetadataStore>, MetadataError> {
+        io.create_dir_all(dir)?;
+        let cluster_id =
+            Self::load_or_init_identity(io.as_ref(), dir, node_id, configured_cluster_id)?;
         let path = dir.join(METADATA_FILE);
         let persisted = match std::fs::read(&path) {
             Ok(bytes) => {
@@ -157,6 +178,7 @@ impl MetadataStore {
             producer_ids: ProducerIdAllocator::new(image.producer_ids_reserved_until()),
             image: ArcSwap::from_pointee(MetadataImage::default()),
             writer: Mutex::new(()),
+            io,
         };
         store.persist(&image)?;
         store.image.store(Arc::new(image));
@@ -165,6 +187,7 @@ impl MetadataStore {
 
     /// Reads or creates `meta.properties`, returning the cluster id.
     fn load_or_init_identity(
+        io: &dyn FsIo,
         dir: &Path,
         node_id: NodeId,
         configured: Option<&str>,
@@ -198,7 +221,7 @@ impl MetadataStore {
             .unwrap_or_else(|| crate::common::ids::uuid_to_kafka_string(Uuid::new_v4()));
         let text =
             format!("#Written by gregor\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
-        write_atomically(&path, text.as_bytes())?;
+        write_atomic(io, &path, text.as_bytes())?;
         Ok(cluster_id)
     }
 
@@ -209,7 +232,7 @@ impl MetadataStore {
                 reason: e.to_string(),
             }
         })?;
-        write_atomically(&self.path, &json)?;
+        write_atomic(self.io.as_ref(), &self.path, &json)?;
         Ok(())
     }
 

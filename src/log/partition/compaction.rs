@@ -24,9 +24,9 @@ use std::sync::Arc;
 use crate::records::batch::BatchHeader;
 
 use super::super::batch_reader::{BatchReader, CHUNK};
-use super::super::checkpoint::sync_dir;
 use super::super::cleaner::{self, AbortedSet, CleanedBatch, OffsetMap};
 use super::super::index::OffsetIndex;
+use super::super::io::FsIo;
 use super::super::segment::{file_name, write_indexes, IndexBuilder, Segment, SegmentState};
 use super::super::time_index::TimeIndex;
 use super::super::LogError;
@@ -287,7 +287,14 @@ impl PartitionLog {
             };
             if out.is_none() && !matches!(cleaned, CleanedBatch::Unchanged) {
                 // First change: everything before it is copied as it was (`len == pos`).
-                let mut w = BufWriter::with_capacity(CHUNK, File::create(&path)?);
+                let file = self.io.open(
+                    &path,
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true),
+                )?;
+                let mut w = BufWriter::with_capacity(CHUNK, file);
                 copy_prefix(&seg.file, pos, &mut w)?;
                 out = Some(w);
             }
@@ -312,7 +319,7 @@ impl PartitionLog {
             return Ok(None);
         };
         let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
+        self.io.sync_all(&f)?;
         if let Some((ts, rel)) = builder.final_time_entry() {
             time.maybe_append(ts, rel)?;
         }
@@ -331,8 +338,9 @@ impl PartitionLog {
     fn swap_in_cleaned(&self, seg: &Planned, cleaned: Cleaned) -> Result<bool, LogError> {
         let log_name = file_name(seg.base, "log");
         let swap_path = self.dir.join(format!("{log_name}.swap"));
-        std::fs::rename(&cleaned.path, &swap_path)?;
-        sync_dir(&self.dir)?;
+        let io = self.io.as_ref();
+        io.rename(&cleaned.path, &swap_path)?;
+        io.sync_dir(&self.dir)?;
         let mut g = self.lock();
         let idx = g.segments.iter().position(|s| s.base_offset() == seg.base);
         let Some(i) = idx.filter(|&i| {
@@ -342,12 +350,13 @@ impl PartitionLog {
                 && cleaned.next_offset == seg.next_offset
         }) else {
             drop(g);
-            std::fs::remove_file(&swap_path)?;
+            io.remove_file(&swap_path)?;
             return Ok(false);
         };
         super::super::fd_cache::global().forget(&self.dir.join(&log_name));
-        std::fs::rename(&swap_path, self.dir.join(&log_name))?;
+        io.rename(&swap_path, &self.dir.join(&log_name))?;
         write_indexes(
+            io,
             &self.dir,
             seg.base,
             cleaned.index.entries(),
@@ -355,6 +364,7 @@ impl PartitionLog {
             false,
         )?;
         let new = Segment::open(
+            io,
             &self.dir,
             seg.base,
             false,
@@ -373,18 +383,18 @@ impl PartitionLog {
         // The fsyncs come after the lock is released: readers use the indexes in memory, the
         // files only matter to the next start, and the swap is not reported done before they
         // (and the directory) are durable.
-        sync_index_files(&self.dir, seg.base)?;
-        sync_dir(&self.dir)?;
+        sync_index_files(io, &self.dir, seg.base)?;
+        io.sync_dir(&self.dir)?;
         Ok(true)
     }
 }
 
 /// fdatasyncs segment `base`'s `.index` and `.timeindex`; a file already gone (retention
 /// removed the segment meanwhile) needs no sync.
-fn sync_index_files(dir: &std::path::Path, base: i64) -> Result<(), LogError> {
+fn sync_index_files(io: &dyn FsIo, dir: &std::path::Path, base: i64) -> Result<(), LogError> {
     for ext in ["index", "timeindex"] {
         match File::open(dir.join(file_name(base, ext))) {
-            Ok(f) => f.sync_data()?,
+            Ok(f) => io.sync_data(&f)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }

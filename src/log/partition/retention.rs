@@ -3,7 +3,6 @@
 
 use std::sync::atomic::Ordering;
 
-use super::super::checkpoint::sync_dir;
 use super::super::segment::{delete_segment_files, Segment};
 use super::super::LogError;
 use super::{PartitionLog, RollError};
@@ -131,9 +130,9 @@ impl PartitionLog {
         };
         for seg in &removed {
             tracing::info!(partition = %self.tp, base_offset = seg.base_offset(), "deleting segment (retention)");
-            delete_segment_files(&self.dir, seg.base_offset())?;
+            delete_segment_files(self.io.as_ref(), &self.dir, seg.base_offset())?;
         }
-        sync_dir(&self.dir)?;
+        self.io.sync_dir(&self.dir)?;
         Ok(removed.len())
     }
 }

@@ -11,6 +11,8 @@
 //! (`producer_snapshot`) and the batch headers after it.
 
 use std::fs::{File, OpenOptions};
+
+use super::super::io::FsIo;
 use std::io::Write;
 use std::path::Path;
 
@@ -149,6 +151,7 @@ impl Inner {
     /// syncs it with the marker itself, so the lock is never held across an fsync.
     pub(super) fn track_txn(
         &mut self,
+        io: &dyn FsIo,
         dir: &Path,
         batch: &Bytes,
         producer_id: i64,
@@ -182,7 +185,7 @@ impl Inner {
         let lso = self.txn.last_stable_offset(base_offset);
         if let Some(aborted) = self.txn.on_marker(producer_id, base_offset, kind) {
             let segment = self.segments.last().map_or(0, |s| s.base_offset());
-            let file = append_txn_entry(dir, segment, &aborted, lso)?;
+            let file = append_txn_entry(io, dir, segment, &aborted, lso)?;
             self.txn_index_unsynced.push(file);
         }
         Ok(())
@@ -191,6 +194,7 @@ impl Inner {
 
 /// Appends one entry to `<segment>.txnindex`; returns the file for the flusher to sync.
 fn append_txn_entry(
+    io: &dyn FsIo,
     dir: &Path,
     segment: i64,
     t: &AbortedTxn,
@@ -202,10 +206,10 @@ fn append_txn_entry(
     e.put_i64(t.first_offset);
     e.put_i64(t.last_offset);
     e.put_i64(last_stable_offset);
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(file_name(segment, "txnindex")))?;
+    let mut f = io.open(
+        &dir.join(file_name(segment, "txnindex")),
+        OpenOptions::new().create(true).append(true),
+    )?;
     f.write_all(&e)?;
     Ok(f)
 }
@@ -227,6 +231,7 @@ pub(crate) fn parse_txn_index(bytes: &[u8]) -> Vec<AbortedTxn> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::super::io::OsIo;
     use super::*;
 
     #[test]
@@ -242,8 +247,8 @@ mod tests {
             first_offset: 12,
             last_offset: 30,
         };
-        append_txn_entry(dir.path(), 0, &a, 10).unwrap();
-        append_txn_entry(dir.path(), 0, &b, 12).unwrap();
+        append_txn_entry(&OsIo, dir.path(), 0, &a, 10).unwrap();
+        append_txn_entry(&OsIo, dir.path(), 0, &b, 12).unwrap();
         let mut bytes = std::fs::read(dir.path().join(file_name(0, "txnindex"))).unwrap();
         assert_eq!(bytes.len(), 2 * TXN_ENTRY_LEN);
         bytes.extend_from_slice(&[0, 0, 1]);

@@ -1,11 +1,15 @@
-//! Produce (key 0): validate each partition's batch (header only, no per-record work), append
-//! it, and answer per `acks` — 0: no response at all; 1: after the write; all: after the
-//! group-commit flusher has fdatasync'ed it (unless `log.flush.policy = interval`). A batch that
-//! brings the partition's unflushed messages to its `flush.messages` is answered after that
-//! fsync whatever `acks` says, as in Kafka.
+//! Produce (key 0): validate each partition's batch (its header and CRC; the records only where
+//! the topic asks for record-level work, decompressed once under a cap, see
+//! `inspect_records`), append it, and answer per `acks` — 0: no response at all; 1: after the
+//! write; all: after the group-commit flusher has fdatasync'ed it (unless
+//! `log.flush.policy = interval`). A batch that brings the partition's unflushed messages to
+//! its `flush.messages` is answered after that fsync whatever `acks` says, as in Kafka. The
+//! handler runs on the blocking pool, and the connection reads its next request only once the
+//! appends are done, so they keep their order.
+
+use std::sync::Arc;
 
 use crate::common::Offset;
-use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::PartitionProduceData;
@@ -245,15 +249,8 @@ fn produce_one(
             Some("no record batch".to_string()),
         )));
     };
-    let info = records::validate_produce_batch(&batch, config.max_message_bytes).map_err(|e| {
-        let code = match &e {
-            RecordError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
-            RecordError::CorruptMessage(_) => ResponseError::CorruptMessage,
-            RecordError::UnsupportedCompression(_) => ResponseError::UnsupportedCompressionType,
-            _ => ResponseError::InvalidRecord,
-        };
-        (code, Some(e.to_string()))
-    })?;
+    let info =
+        records::validate_produce_batch(&batch, config.max_message_bytes).map_err(record_error)?;
     if info.compression == Compression::Zstd && version < FIRST_ZSTD_VERSION {
         return Err(Rejected::from((
             ResponseError::UnsupportedCompressionType,
@@ -284,122 +281,206 @@ fn produce_one(
                 (super::errors::produce_txn_error(e), message)
             })?;
     }
-    if config.compact {
-        // Compaction keeps the latest record per key, so a compacted topic refuses records
-        // without one, as Kafka does. With recompression below, the only places Produce
-        // decodes records.
-        reject_keyless(&batch)?;
-    }
-    let (batch, info) = if info.max_timestamp < info.base_timestamp {
-        repair_max_timestamp(&batch)?
-    } else {
-        (batch, info)
-    };
-    check_timestamps(&batch, &info, &config)?;
-    let (batch, info) = match config.compression {
-        Some(codec) if codec != info.compression => {
-            let corrupt = |e: RecordError| (ResponseError::CorruptMessage, Some(e.to_string()));
-            let out = records::rebuild::recompress(
-                &batch,
-                codec,
-                config.compression_level(codec),
-                records::DEFAULT_DECOMPRESS_LIMIT,
-            )
-            .map_err(corrupt)?;
-            let info = records::validate_produce_batch(&out, usize::MAX).map_err(corrupt)?;
-            (bytes::Bytes::from(out), info)
-        }
-        _ => (batch, info),
-    };
+    let (batch, info) = inspect_records(batch, info, &config)?;
     let outcome = log
         .append(&batch, &info, crate::common::LEADER_EPOCH)
         .map_err(|e| (super::errors::log_error(&e), Some(e.to_string())))?;
     Ok((outcome, log))
 }
 
-/// INVALID_TIMESTAMP, naming each offending record, if a CreateTime record lies outside
-/// `message.timestamp.after.max.ms` / `before.max.ms` of the broker's clock. The batch's max
-/// timestamp bounds the future side exactly; the past side needs each record, so records are
-/// decoded only when `before.max.ms` is set below its unlimited default or a record is known
-/// to be too new.
-fn check_timestamps(
-    batch: &[u8],
-    info: &records::BatchInfo,
+/// The code a producer gets for a batch the records layer refuses: too large, as sent or once
+/// decompressed, is MESSAGE_TOO_LARGE (the Java producer then splits the batch and retries);
+/// bad framing, CRC or compressed data CORRUPT_MESSAGE; records that break a rule
+/// INVALID_RECORD, as Kafka's validator answers.
+fn record_error(e: RecordError) -> Rejected {
+    let code = match &e {
+        RecordError::MessageTooLarge { .. } | RecordError::DecompressedTooLarge { .. } => {
+            ResponseError::MessageTooLarge
+        }
+        RecordError::CorruptMessage(_) => ResponseError::CorruptMessage,
+        RecordError::UnsupportedCompression(_) => ResponseError::UnsupportedCompressionType,
+        _ => ResponseError::InvalidRecord,
+    };
+    Rejected::from((code, Some(e.to_string())))
+}
+
+/// The record-level work a topic asks for, done in one pass over the records, decompressed
+/// once (with output capped at a multiple of `max.message.bytes`, see
+/// `records::decompress_limit`), or not at all when the header says enough:
+/// - a compacted topic refuses records without a key (INVALID_RECORD, as Kafka does);
+/// - a CreateTime record outside `message.timestamp.after.max.ms` / `before.max.ms` of the
+///   broker's clock is refused (INVALID_TIMESTAMP). The batch's max timestamp bounds the
+///   future side exactly, so records are read for this only when `before.max.ms` is set below
+///   its unlimited default or the batch is known to hold a record too new;
+/// - a maxTimestamp below the baseTimestamp (old sarama versions leave it at -1) is repaired
+///   from the records, as Kafka's validator does: the time index and ListOffsets-by-time
+///   depend on it;
+/// - a topic `compression.type` other than the batch's codec recompresses the records.
+///
+/// Rejections name each offending record (KIP-467). Runs on the blocking pool with the rest of
+/// the Produce handler. Returns the batch to append and its header info.
+fn inspect_records(
+    batch: bytes::Bytes,
+    info: records::BatchInfo,
     config: &crate::log::LogConfig,
-) -> Result<(), Rejected> {
-    if config.timestamp_kind == crate::log::TimestampKind::LogAppendTime {
-        return Ok(());
-    }
+) -> Result<(bytes::Bytes, records::BatchInfo), Rejected> {
+    let create_time = config.timestamp_kind == crate::log::TimestampKind::CreateTime;
     let now = crate::common::now_ms();
     let too_new = |ts: i64| ts.saturating_sub(now) > config.timestamp_after_max_ms;
     let too_old = |ts: i64| now.saturating_sub(ts) > config.timestamp_before_max_ms;
-    if !too_new(info.max_timestamp) && config.timestamp_before_max_ms == i64::MAX {
-        return Ok(());
+    let timestamps =
+        create_time && (too_new(info.max_timestamp) || config.timestamp_before_max_ms != i64::MAX);
+    let repair = info.max_timestamp < info.base_timestamp;
+    let recompress_to = config
+        .compression
+        .filter(|codec| *codec != info.compression);
+    if !(config.compact || timestamps || repair || recompress_to.is_some()) {
+        return Ok((batch, info));
     }
-    let bad = |ts: i64| {
-        format!(
-            "timestamp {ts} is out of range (message.timestamp.after.max.ms = {}, before.max.ms = {})",
-            config.timestamp_after_max_ms, config.timestamp_before_max_ms
-        )
-    };
-    let offending = offending_records(batch, |r| {
-        (too_new(r.timestamp) || too_old(r.timestamp)).then(|| bad(r.timestamp))
-    })?;
-    if offending.is_empty() {
-        return Ok(());
-    }
-    Err(Rejected::records(
-        ResponseError::InvalidTimestamp,
-        offending,
-    ))
-}
-
-/// Each record of `batch` that `check` finds wrong, as (index in the batch, reason).
-fn offending_records(
-    batch: &[u8],
-    check: impl Fn(&records::RecordInfo<'_>) -> Option<String>,
-) -> Result<Vec<(i32, String)>, Rejected> {
-    let corrupt =
-        |e: RecordError| Rejected::from((ResponseError::CorruptMessage, Some(e.to_string())));
-    let recs = records::records(batch, records::DEFAULT_DECOMPRESS_LIMIT).map_err(corrupt)?;
-    let mut out = Vec::new();
-    for (index, r) in recs.iter().enumerate() {
-        let r = r.map_err(corrupt)?;
-        if let Some(why) = check(&r) {
-            out.push((i32::try_from(index).unwrap_or(i32::MAX), why));
+    let rebuilt = {
+        let recs = records::records(&batch, records::decompress_limit(config.max_message_bytes))
+            .map_err(record_error)?;
+        let mut keyless = Vec::new();
+        let mut out_of_range = Vec::new();
+        let mut max = i64::MIN;
+        for (index, r) in recs.iter().enumerate() {
+            let r = r.map_err(record_error)?;
+            let index = i32::try_from(index).unwrap_or(i32::MAX);
+            if config.compact && r.key.is_none() {
+                keyless.push((
+                    index,
+                    "compacted topic cannot accept a record without a key".to_string(),
+                ));
+            }
+            if create_time && (too_new(r.timestamp) || too_old(r.timestamp)) {
+                out_of_range.push((
+                    index,
+                    format!(
+                        "timestamp {} is out of range (message.timestamp.after.max.ms = {}, before.max.ms = {})",
+                        r.timestamp, config.timestamp_after_max_ms, config.timestamp_before_max_ms
+                    ),
+                ));
+            }
+            max = max.max(r.timestamp);
         }
+        if !keyless.is_empty() {
+            return Err(Rejected::records(ResponseError::InvalidRecord, keyless));
+        }
+        if !out_of_range.is_empty() {
+            return Err(Rejected::records(
+                ResponseError::InvalidTimestamp,
+                out_of_range,
+            ));
+        }
+        let repaired = repair.then(|| {
+            let mut fixed = batch.to_vec();
+            records::set_max_timestamp(&mut fixed, max);
+            fixed
+        });
+        match recompress_to {
+            Some(codec) => Some(
+                records::rebuild::recompress_records(
+                    repaired.as_deref().unwrap_or(&batch),
+                    recs.body(),
+                    codec,
+                    config.compression_level(codec),
+                )
+                .map_err(record_error)?,
+            ),
+            None => repaired,
+        }
+    };
+    match rebuilt {
+        Some(out) => {
+            // Header checks and CRC of the rewritten batch; no decompression.
+            let info = records::validate_produce_batch(&out, usize::MAX).map_err(record_error)?;
+            Ok((bytes::Bytes::from(out), info))
+        }
+        None => Ok((batch, info)),
     }
-    Ok(out)
 }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{LogConfig, LogOptions};
+    use crate::records::compression::DECOMPRESSIONS;
+    use crate::records::testutil::build_batch;
 
-/// A batch whose maxTimestamp is below its baseTimestamp cannot be right: old sarama versions
-/// leave it at -1. Kafka's validator recomputes it from the records, and the time index and
-/// ListOffsets-by-time depend on it, so such batches — and only they — are decoded here, then
-/// stored with the true maximum and a fresh CRC.
-fn repair_max_timestamp(
-    batch: &bytes::Bytes,
-) -> Result<(bytes::Bytes, records::BatchInfo), Failure> {
-    let corrupt = |e: RecordError| (ResponseError::CorruptMessage, Some(e.to_string()));
-    let recs = records::records(batch, records::DEFAULT_DECOMPRESS_LIMIT).map_err(corrupt)?;
-    let mut max = i64::MIN;
-    for r in recs.iter() {
-        max = max.max(r.map_err(corrupt)?.timestamp);
+    fn decompressions() -> usize {
+        DECOMPRESSIONS.with(std::cell::Cell::get)
     }
-    let mut fixed = batch.to_vec();
-    records::set_max_timestamp(&mut fixed, max);
-    let info = records::validate_produce_batch(&fixed, usize::MAX).map_err(corrupt)?;
-    Ok((bytes::Bytes::from(fixed), info))
-}
 
-/// INVALID_RECORD, naming each keyless record, if any record of `batch` has a null key.
-fn reject_keyless(batch: &[u8]) -> Result<(), Rejected> {
-    let offending = offending_records(batch, |r| {
-        r.key
-            .is_none()
-            .then(|| "compacted topic cannot accept a record without a key".to_string())
-    })?;
-    if offending.is_empty() {
-        return Ok(());
+    /// A batch that needs every record-level step — keys checked (compacted topic), timestamps
+    /// checked (before.max.ms set), max timestamp repaired, recompressed (topic codec lz4) —
+    /// is decompressed once, and the result carries all of them.
+    #[test]
+    fn record_level_work_decompresses_a_batch_once() {
+        let now = crate::common::now_ms();
+        let recs = vec![
+            (Some(&b"a"[..]), Some(&b"1"[..]), vec![], now - 5),
+            (Some(&b"b"[..]), Some(&b"2"[..]), vec![], now - 1),
+        ];
+        let mut batch = build_batch(&recs, Compression::Gzip, -1, -1, -1);
+        // maxTimestamp -1, as old sarama versions send it.
+        records::set_max_timestamp(&mut batch, -1);
+        let info = records::validate_produce_batch(&batch, usize::MAX).unwrap();
+        let mut config = LogConfig::from_options(&LogOptions::default());
+        config.compact = true;
+        config.compression = Some(Compression::Lz4);
+        config.timestamp_before_max_ms = 3_600_000;
+        let before = decompressions();
+        let Ok((out, out_info)) = inspect_records(bytes::Bytes::from(batch), info, &config) else {
+            panic!("the batch is valid");
+        };
+        assert_eq!(decompressions() - before, 1);
+        assert_eq!(out_info.compression, Compression::Lz4);
+        assert_eq!(out_info.max_timestamp, now - 1);
+        let stored = records::records(&out, 1 << 20).unwrap();
+        let keys: Vec<_> = stored
+            .iter()
+            .map(|r| r.unwrap().key.map(<[u8]>::to_vec))
+            .collect();
+        assert_eq!(keys, vec![Some(b"a".to_vec()), Some(b"b".to_vec())]);
+        // A keyless record and an old one: both reported, still from one decompression.
+        let recs = vec![
+            (None, Some(&b"1"[..]), vec![], now - 7_200_000),
+            (Some(&b"b"[..]), Some(&b"2"[..]), vec![], now),
+        ];
+        let batch = build_batch(&recs, Compression::Zstd, -1, -1, -1);
+        let info = records::validate_produce_batch(&batch, usize::MAX).unwrap();
+        let before = decompressions();
+        let Err(rejected) = inspect_records(bytes::Bytes::from(batch), info, &config) else {
+            panic!("a keyless record on a compacted topic is refused");
+        };
+        assert_eq!(decompressions() - before, 1);
+        assert_eq!(rejected.error, ResponseError::InvalidRecord);
+        assert_eq!(rejected.records.len(), 1);
     }
-    Err(Rejected::records(ResponseError::InvalidRecord, offending))
+
+    /// The decompressed size is capped at a multiple of the topic's `max.message.bytes`: a
+    /// small batch of zeros that would expand past it gets MESSAGE_TOO_LARGE, and a topic
+    /// with no record-level work does not decompress at all.
+    #[test]
+    fn a_batch_expanding_past_the_topic_cap_is_too_large() {
+        let zeros = vec![0u8; 1 << 20];
+        let recs = vec![(Some(&b"k"[..]), Some(&zeros[..]), vec![], 1)];
+        let batch = build_batch(&recs, Compression::Zstd, -1, -1, -1);
+        let info = records::validate_produce_batch(&batch, usize::MAX).unwrap();
+        let mut config = LogConfig::from_options(&LogOptions::default());
+        config.max_message_bytes = 10_000;
+        assert!(batch.len() < config.max_message_bytes);
+        let before = decompressions();
+        let plain = inspect_records(bytes::Bytes::from(batch.clone()), info, &config);
+        assert!(plain.is_ok());
+        assert_eq!(
+            decompressions(),
+            before,
+            "no record-level work, no decompression"
+        );
+        config.compact = true;
+        let Err(rejected) = inspect_records(bytes::Bytes::from(batch), info, &config) else {
+            panic!("1 MiB of records is past 64 x 10000 bytes");
+        };
+        assert_eq!(rejected.error, ResponseError::MessageTooLarge);
+    }
 }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use crate::records::batch::BatchHeader;
 use crate::records::rebuild::{empty_batch, retain_records, Rebuilt};
-use crate::records::{records, DEFAULT_DECOMPRESS_LIMIT};
+use crate::records::records;
 
 use super::LogError;
 
@@ -116,18 +116,19 @@ fn corrupt(e: impl std::fmt::Display) -> LogError {
 }
 
 /// Adds the keys of one batch to `map`. Control batches and aborted records carry no keys to
-/// compact.
+/// compact. Records decompress to at most `limit` bytes (`LogConfig::decompress_limit`).
 pub(crate) fn index_batch(
     batch: &[u8],
     map: &mut OffsetMap,
     aborted: &AbortedSet,
+    limit: usize,
 ) -> Result<(), LogError> {
     let h = BatchHeader::new(batch).ok_or_else(|| corrupt("short header"))?;
     map.end_offset = map.end_offset.max(h.last_offset() + 1);
     if h.is_control() || aborted.holds(&h) {
         return Ok(());
     }
-    let recs = records(batch, DEFAULT_DECOMPRESS_LIMIT).map_err(corrupt)?;
+    let recs = records(batch, limit).map_err(corrupt)?;
     for r in recs.iter() {
         let r = r.map_err(corrupt)?;
         if let Some(k) = r.key {
@@ -151,13 +152,15 @@ pub(crate) enum CleanedBatch {
 /// Cleans one batch against `map`. `is_last` marks a segment's last batch, which is emptied
 /// rather than dropped so the segment keeps its end offset. Tombstones are dropped if their
 /// batch's max timestamp is below `tombstones_before_ms` and they were indexed: a tombstone past
-/// the map's end may still hide an older value the map holds as latest.
+/// the map's end may still hide an older value the map holds as latest. Records decompress to
+/// at most `limit` bytes.
 pub(crate) fn clean_batch(
     batch: &[u8],
     map: &OffsetMap,
     aborted: &AbortedSet,
     tombstones_before_ms: i64,
     is_last: bool,
+    limit: usize,
 ) -> Result<CleanedBatch, LogError> {
     let h = BatchHeader::new(batch).ok_or_else(|| corrupt("short header"))?;
     if h.is_control() {
@@ -165,7 +168,7 @@ pub(crate) fn clean_batch(
     }
     let expired = h.max_timestamp() < tombstones_before_ms;
     let dead = aborted.holds(&h);
-    let rebuilt = retain_records(batch, DEFAULT_DECOMPRESS_LIMIT, |r| match r.key {
+    let rebuilt = retain_records(batch, limit, |r| match r.key {
         _ if dead => false,
         None => true,
         Some(k) => {
@@ -213,7 +216,14 @@ fn for_each_batch<'a>(
 /// Adds the keys of a whole in-memory segment to `map`.
 #[cfg(test)]
 pub(crate) fn index_keys(bytes: &[u8], map: &mut OffsetMap) -> Result<(), LogError> {
-    for_each_batch(bytes, |b, _| index_batch(b, map, &AbortedSet::default()))
+    for_each_batch(bytes, |b, _| {
+        index_batch(
+            b,
+            map,
+            &AbortedSet::default(),
+            crate::records::DEFAULT_DECOMPRESS_LIMIT,
+        )
+    })
 }
 
 /// The cleaned bytes of a whole in-memory segment, or `None` if cleaning changes nothing.
@@ -232,6 +242,7 @@ pub(crate) fn clean_segment(
             &AbortedSet::default(),
             tombstones_before_ms,
             is_last,
+            crate::records::DEFAULT_DECOMPRESS_LIMIT,
         )? {
             CleanedBatch::Unchanged => out.extend_from_slice(b),
             CleanedBatch::Rewritten(n) => {

@@ -118,6 +118,15 @@ impl LogConfig {
         }
     }
 
+    /// The most bytes one stored batch of this log may decompress to when the broker reads its
+    /// records (compaction, ListOffsets by time): the topic's cap on produced batches, but never
+    /// below `records::DEFAULT_DECOMPRESS_LIMIT`, so batches accepted before the topic lowered
+    /// `max.message.bytes` stay readable.
+    pub fn decompress_limit(&self) -> usize {
+        crate::records::decompress_limit(self.max_message_bytes)
+            .max(crate::records::DEFAULT_DECOMPRESS_LIMIT)
+    }
+
     /// How much earlier than [`LogConfig::roll_ms`] a segment with random `seed` rolls:
     /// `seed` modulo `segment.jitter.ms` (capped at the roll time), as Kafka draws it.
     pub fn roll_jitter_ms(&self, seed: u64) -> i64 {

@@ -34,6 +34,9 @@ pub enum Outcome {
     LaterBody(JoinHandle<Option<body::ResponseBody>>),
     /// Send nothing (acks=0 produce).
     Silent,
+    /// The request runs on the blocking pool; the connection waits for this outcome before it
+    /// reads the next request, so that requests which append keep their order (Produce).
+    Ordered(JoinHandle<Outcome>),
     /// Close the connection, as Kafka does for unknown APIs, unadvertised versions, undecodable
     /// requests and failed acks=0 produces.
     Close(String),
@@ -104,9 +107,13 @@ pub fn handle_frame(
             version,
             handlers::metadata::handle,
         ),
-        ApiKey::Produce => {
-            run::<m::ProduceRequest, _>(ctx, frame, corr, version, handlers::produce::handle)
-        }
+        ApiKey::Produce => run_ordered_blocking::<m::ProduceRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::produce::handle,
+        ),
         ApiKey::Fetch => run_framed::<m::FetchRequest>(ctx, frame, corr, version, |c, r, v| {
             handlers::fetch::handle_framed(c, r, v, corr)
         }),
@@ -481,7 +488,42 @@ where
         Ok(r) => r,
         Err(close) => return close,
     };
-    match handler(ctx, request, version) {
+    reply_outcome(handler(ctx, request, version), correlation_id, version)
+}
+
+/// Like [`run`], with the handler on tokio's blocking pool (Produce: validation that may
+/// decompress records, and the append, are CPU and file work that must not hold a runtime
+/// worker). Unlike [`run_blocking`], the connection waits for the handler — not for what it
+/// defers, such as the fsync an acks=all produce waits on — before it reads the next request:
+/// appends sent on one connection land in the order sent, as with Kafka's one request at a time
+/// per connection.
+fn run_ordered_blocking<Req, Resp>(
+    ctx: &Arc<BrokerContext>,
+    mut body: Bytes,
+    correlation_id: i32,
+    version: i16,
+    handler: impl FnOnce(&Arc<BrokerContext>, Req, i16) -> Reply<Resp> + Send + 'static,
+) -> Outcome
+where
+    Req: Decodable + Send + 'static,
+    Resp: Encodable + HeaderVersion + Send + 'static,
+{
+    let request = match decode_request::<Req>(&mut body, version) {
+        Ok(r) => r,
+        Err(close) => return close,
+    };
+    let ctx = ctx.clone();
+    Outcome::Ordered(tokio::task::spawn_blocking(move || {
+        reply_outcome(handler(&ctx, request, version), correlation_id, version)
+    }))
+}
+
+/// What the connection does with a handler's reply: encode it now, or when it is ready.
+fn reply_outcome<Resp>(reply: Reply<Resp>, correlation_id: i32, version: i16) -> Outcome
+where
+    Resp: Encodable + HeaderVersion + Send + 'static,
+{
+    match reply {
         Reply::Now(resp) => match encode_response(correlation_id, version, &resp) {
             Ok(frame) => Outcome::Ready(frame),
             Err(e) => Outcome::Close(format!("cannot encode v{version} response: {e}")),

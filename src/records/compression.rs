@@ -6,8 +6,31 @@ use std::io::{Read, Write};
 use super::batch::Compression;
 use super::RecordError;
 
-/// Default cap on decompressed output: 64 MiB.
+/// Cap on decompressed output where no topic setting gives one (stored batches read back whose
+/// topic has since lowered `max.message.bytes`; tests): 64 MiB.
 pub const DEFAULT_DECOMPRESS_LIMIT: usize = 64 * 1024 * 1024;
+
+/// How many times `max.message.bytes` a batch's records may decompress to. Kafka sets no such
+/// cap, but a few dozen compressed bytes can claim gigabytes; 64 keeps legitimate batches of
+/// very repetitive data (the Java producer sizes batches by an estimated compression ratio, so
+/// a full 1 MiB batch can hold tens of MiB of records) while bounding what one batch can make
+/// the broker hold. A batch past it gets MESSAGE_TOO_LARGE, which makes the Java producer
+/// split the batch and retry.
+pub const DECOMPRESS_RATIO: usize = 64;
+
+/// Ceiling on the cap whatever `max.message.bytes` says: 1 GiB.
+const MAX_DECOMPRESS_LIMIT: usize = 1 << 30;
+
+/// The most bytes one batch of a topic with this `max.message.bytes` may decompress to.
+pub fn decompress_limit(max_message_bytes: usize) -> usize {
+    max_message_bytes
+        .saturating_mul(DECOMPRESS_RATIO)
+        .min(MAX_DECOMPRESS_LIMIT)
+}
+
+/// The most a raw snappy block's literal and copy elements can expand: a 3-byte copy element
+/// writes at most 64 bytes, so no valid block decompresses to more than 22 times its size.
+const SNAPPY_MAX_RATIO: usize = 22;
 
 const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
 const XERIAL_HEADER_LEN: usize = 16;
@@ -17,20 +40,39 @@ fn corrupt(codec: Compression, e: impl std::fmt::Display) -> RecordError {
 }
 
 fn too_big(limit: usize) -> RecordError {
-    RecordError::CorruptMessage(format!("decompressed size exceeds limit of {limit} bytes"))
+    RecordError::DecompressedTooLarge { limit }
 }
 
-/// Reads all of `r` into a vector, failing once more than `limit` bytes come out.
-fn read_bounded(codec: Compression, r: impl Read, limit: usize) -> Result<Vec<u8>, RecordError> {
+/// Size of the pieces a streaming decoder's output is read in: the output vector grows with
+/// what actually comes out, never with what a header claims.
+const READ_CHUNK: usize = 64 * 1024;
+
+#[cfg(test)]
+thread_local! {
+    /// Decompressions done by this thread, so tests can check a batch is decoded once.
+    pub(crate) static DECOMPRESSIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Reads all of `r` into a vector, failing as soon as more than `limit` bytes come out.
+fn read_bounded(
+    codec: Compression,
+    mut r: impl Read,
+    limit: usize,
+) -> Result<Vec<u8>, RecordError> {
     let mut out = Vec::new();
-    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    r.take(cap)
-        .read_to_end(&mut out)
-        .map_err(|e| corrupt(codec, e))?;
-    if out.len() > limit {
-        return Err(too_big(limit));
+    let mut chunk = [0u8; READ_CHUNK];
+    loop {
+        let n = match r.read(&mut chunk) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(corrupt(codec, e)),
+        };
+        if n > limit.saturating_sub(out.len()) {
+            return Err(too_big(limit));
+        }
+        out.extend_from_slice(&chunk[..n]);
     }
-    Ok(out)
 }
 
 /// Decompresses `input` with [`DEFAULT_DECOMPRESS_LIMIT`]. The broker always passes its own
@@ -40,13 +82,17 @@ pub fn decompress(codec: Compression, input: &[u8]) -> Result<Vec<u8>, RecordErr
     decompress_bounded(codec, input, DEFAULT_DECOMPRESS_LIMIT)
 }
 
-/// Decompresses `input`, failing with `CorruptMessage` on bad data or when the output would
-/// exceed `limit` bytes. Snappy accepts both raw blocks and xerial framing. Pure; thread-safe.
+/// Decompresses `input` with a streaming decoder, failing with `CorruptMessage` on bad data
+/// and with `DecompressedTooLarge` once the output passes `limit` bytes: memory follows the
+/// bytes that really come out, up to `limit`. Snappy accepts both raw blocks and xerial
+/// framing. Pure; thread-safe.
 pub fn decompress_bounded(
     codec: Compression,
     input: &[u8],
     limit: usize,
 ) -> Result<Vec<u8>, RecordError> {
+    #[cfg(test)]
+    DECOMPRESSIONS.with(|n| n.set(n.get() + 1));
     match codec {
         Compression::None => {
             if input.len() > limit {
@@ -72,9 +118,20 @@ pub fn decompress_bounded(
     }
 }
 
-/// Appends one raw snappy block to `out`, checking the claimed length against the budget first.
+/// Appends one raw snappy block to `out`. The block format needs its whole output buffer at
+/// once, so the claimed length is checked first against the budget and against what the
+/// block's own size could possibly expand to: the allocation never exceeds either.
 fn snappy_raw_into(block: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), RecordError> {
     let claimed = snap::raw::decompress_len(block).map_err(|e| corrupt(Compression::Snappy, e))?;
+    if claimed > block.len().saturating_mul(SNAPPY_MAX_RATIO) {
+        return Err(corrupt(
+            Compression::Snappy,
+            format!(
+                "a block of {} bytes cannot hold the {claimed} bytes it claims",
+                block.len()
+            ),
+        ));
+    }
     if claimed > limit.saturating_sub(out.len()) {
         return Err(too_big(limit));
     }
@@ -99,11 +156,14 @@ fn snappy_xerial(mut rest: &[u8], limit: usize) -> Result<Vec<u8>, RecordError> 
         let len = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
         let len = usize::try_from(len)
             .map_err(|_| corrupt(Compression::Snappy, "negative xerial chunk length"))?;
+        let end = len
+            .checked_add(4)
+            .ok_or_else(|| corrupt(Compression::Snappy, "xerial chunk length overflows"))?;
         let chunk = rest
-            .get(4..4 + len)
+            .get(4..end)
             .ok_or_else(|| corrupt(Compression::Snappy, "xerial chunk past end of input"))?;
         snappy_raw_into(chunk, limit, &mut out)?;
-        rest = &rest[4 + len..];
+        rest = &rest[end..];
     }
     Ok(out)
 }
@@ -220,6 +280,35 @@ mod tests {
         // A raw snappy block claiming a huge length must be refused before allocating.
         let huge = [0xff, 0xff, 0xff, 0xff, 0x0f, 0x00];
         assert!(decompress_bounded(Compression::Snappy, &huge, 1000).is_err());
+    }
+
+    /// A bomb: 64 MiB of zeros compress to a few KiB (snappy: a few MiB). Decoding it under a
+    /// 1 MiB cap fails as too large, not as corrupt (Produce answers MESSAGE_TOO_LARGE); a raw
+    /// snappy block claiming far more than its bytes can hold is corrupt even under no cap,
+    /// before anything is allocated for it.
+    #[test]
+    fn a_bomb_is_refused_as_too_large_at_the_cap() {
+        let zeros = vec![0u8; 64 << 20];
+        for c in ALL.into_iter().skip(1) {
+            let bomb = compress(c, &zeros).unwrap();
+            assert!(bomb.len() < zeros.len() / 10, "{c:?}: {}", bomb.len());
+            let err = decompress_bounded(c, &bomb, 1 << 20).unwrap_err();
+            assert_eq!(
+                err,
+                RecordError::DecompressedTooLarge { limit: 1 << 20 },
+                "{c:?}"
+            );
+        }
+        // 7 bytes claiming 2^31 bytes of output: no valid block expands 300 million times.
+        let liar = [0x80, 0x80, 0x80, 0x80, 0x08, 0x00, 0x00];
+        let err = decompress_bounded(Compression::Snappy, &liar, usize::MAX).unwrap_err();
+        assert!(matches!(err, RecordError::CorruptMessage(_)), "{err:?}");
+    }
+
+    #[test]
+    fn the_cap_is_a_bounded_multiple_of_max_message_bytes() {
+        assert_eq!(decompress_limit(1_048_588), 1_048_588 * DECOMPRESS_RATIO);
+        assert_eq!(decompress_limit(usize::MAX), MAX_DECOMPRESS_LIMIT);
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod validate;
 pub mod varint;
 
 pub use batch::{BatchHeader, Compression, TimestampType, HEADER_LEN};
-pub use compression::{compress, decompress_bounded, DEFAULT_DECOMPRESS_LIMIT};
+pub use compression::{compress, decompress_bounded, decompress_limit, DEFAULT_DECOMPRESS_LIMIT};
 pub use record_iter::{records, RecordInfo};
 pub use stamp::{set_max_timestamp, stamp_base_offset_and_epoch};
 pub use validate::{validate_produce_batch, BatchInfo};
@@ -39,6 +39,13 @@ pub enum RecordError {
     /// The batch is well-formed but its contents break a rule (record count, record layout).
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    /// The records section decompresses to more than the cap for its topic (a multiple of
+    /// `max.message.bytes`): decoding stopped there.
+    #[error("records decompress to more than {limit} bytes")]
+    DecompressedTooLarge {
+        /// The cap in bytes.
+        limit: usize,
+    },
     /// Compression codec id outside 0..=4.
     #[error("unsupported compression codec {0}")]
     UnsupportedCompression(u8),

@@ -95,21 +95,22 @@ pub fn recompress(
     level: Option<i32>,
     limit: usize,
 ) -> Result<Vec<u8>, RecordError> {
+    let recs = records(batch, limit)?;
+    recompress_records(batch, recs.body(), codec, level)
+}
+
+/// [`recompress`] for a caller that has decompressed the records already: `plain` is
+/// `batch`'s records section, uncompressed (`Records::body`), so the batch is not decoded a
+/// second time.
+pub fn recompress_records(
+    batch: &[u8],
+    plain: &[u8],
+    codec: Compression,
+    level: Option<i32>,
+) -> Result<Vec<u8>, RecordError> {
     let h = BatchHeader::new(batch)
         .ok_or_else(|| RecordError::CorruptMessage("batch shorter than header".into()))?;
-    let total = h
-        .total_size()
-        .filter(|t| *t >= HEADER_LEN && *t <= batch.len())
-        .ok_or_else(|| RecordError::CorruptMessage("batch length out of bounds".into()))?;
-    let from = h
-        .compression()
-        .ok_or(RecordError::UnsupportedCompression(h.compression_id()))?;
-    let raw = &batch[HEADER_LEN..total];
-    let plain = match from {
-        Compression::None => raw.to_vec(),
-        c => super::compression::decompress_bounded(c, raw, limit)?,
-    };
-    let body = super::compression::compress_at(codec, &plain, level)?;
+    let body = super::compression::compress_at(codec, plain, level)?;
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
     out.extend_from_slice(&batch[..HEADER_LEN]);
     out.extend_from_slice(&body);

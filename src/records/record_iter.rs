@@ -69,6 +69,11 @@ pub fn records(batch: &[u8], limit: usize) -> Result<Records<'_>, RecordError> {
 }
 
 impl Records<'_> {
+    /// The records section, decompressed: what a batch with no codec would carry.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
     /// Iterates the records; yields an error (then stops) on malformed data or when fewer
     /// records are present than the header claims.
     pub fn iter(&self) -> RecordIter<'_> {

@@ -86,7 +86,20 @@ pub async fn run(
                 break;
             }
         };
-        let queued = match protocol::handle_frame(&ctx, frame, peer) {
+        let outcome = match protocol::handle_frame(&ctx, frame, peer) {
+            // Finished before the next request is read (see `Outcome::Ordered`); the runtime
+            // worker serves other connections meanwhile.
+            Outcome::Ordered(task) => match task.await {
+                Ok(outcome) => outcome,
+                Err(e) => Outcome::Close(format!("request task failed: {e}")),
+            },
+            outcome => outcome,
+        };
+        let queued = match outcome {
+            Outcome::Ordered(_) => {
+                tracing::error!(%peer, "closing connection: a nested ordered outcome");
+                break;
+            }
             Outcome::Ready(bytes) => Queued::Ready(bytes),
             Outcome::Later(task) => Queued::Later(task),
             Outcome::ReadyBody(body) => Queued::ReadyBody(body),

@@ -19,6 +19,7 @@ mod harness;
 
 mod cleaner_crash;
 mod configs;
+mod decompression;
 mod flush_and_cleaner;
 mod groups;
 mod kip848;

@@ -182,6 +182,7 @@ impl PartitionLog {
             crate::common::Offset(plan.last().map_or(0, |s| s.next_offset)),
         ));
         let mut map = OffsetMap::with_budget(budget);
+        let limit = self.config().decompress_limit();
         'index: for seg in plan.iter().filter(|s| s.next_offset > first_dirty) {
             let mut reader = BatchReader::new(&seg.file, seg.size);
             while let Some((_, batch)) = reader.next_batch()? {
@@ -192,7 +193,7 @@ impl PartitionLog {
                 if map.is_full() && map.end_offset() >= 0 {
                     break 'index;
                 }
-                cleaner::index_batch(batch, &mut map, &aborted)?;
+                cleaner::index_batch(batch, &mut map, &aborted, limit)?;
             }
         }
         let map_end = map.end_offset();
@@ -279,7 +280,9 @@ impl PartitionLog {
         let mut reader = BatchReader::new(&seg.file, seg.size);
         while let Some((pos, batch)) = reader.next_batch()? {
             let is_last = pos + batch.len() as u64 == seg.size;
-            let cleaned = cleaner::clean_batch(batch, map, aborted, tombstones_before, is_last)?;
+            let limit = self.config().decompress_limit();
+            let cleaned =
+                cleaner::clean_batch(batch, map, aborted, tombstones_before, is_last, limit)?;
             let bytes: &[u8] = match &cleaned {
                 CleanedBatch::Unchanged => batch,
                 CleanedBatch::Rewritten(b) => b,

@@ -12,7 +12,6 @@ use bytes::Bytes;
 
 use crate::records::batch::{BatchHeader, HEADER_LEN};
 use crate::records::record_iter::records;
-use crate::records::DEFAULT_DECOMPRESS_LIMIT;
 
 use super::super::segment::{read_header, read_range, Segment};
 use super::super::LogError;
@@ -261,7 +260,7 @@ impl PartitionLog {
                     find_batch(&st, |h| h.max_timestamp() >= ts && h.last_offset() >= lso)?
                 {
                     let (batch, next) = read_batch_at(&st, pos)?;
-                    let recs = records(&batch, DEFAULT_DECOMPRESS_LIMIT)
+                    let recs = records(&batch, self.config().decompress_limit())
                         .map_err(|e| LogError::Corrupt(e.to_string()))?;
                     for r in recs.iter() {
                         let r = r.map_err(|e| LogError::Corrupt(e.to_string()))?;
@@ -302,7 +301,7 @@ impl PartitionLog {
         };
         let (batch, _) = read_batch_at(&st, pos)?;
         let last = BatchHeader::new(&batch).map_or(batch_last, |h| h.last_offset());
-        let recs = records(&batch, DEFAULT_DECOMPRESS_LIMIT)
+        let recs = records(&batch, self.config().decompress_limit())
             .map_err(|e| LogError::Corrupt(e.to_string()))?;
         for r in recs.iter() {
             let r = r.map_err(|e| LogError::Corrupt(e.to_string()))?;

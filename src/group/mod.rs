@@ -6,6 +6,10 @@
 //!
 //! `__consumer_offsets` is created on first use (as Kafka does, on the first FindCoordinator or
 //! group write), not at start, so a broker that never sees a group has no internal topic.
+//!
+//! The coordinator reaches the broker only through [`CoordinatorHost`] (logs, metadata, config,
+//! topic creation) and reports refusals as [`GroupError`]; `handlers::errors` turns those into
+//! Kafka codes. Nothing here imports `broker`, `handlers` or `protocol`.
 
 mod assignor;
 pub mod consumer;

@@ -107,7 +107,7 @@ pub fn handle(
     let mut g = GroupCoordinator::lock_group(&group);
     if g.state == GroupState::Dead {
         return error_response(
-            ResponseError::CoordinatorNotAvailable,
+            GroupError::GroupDead.into(),
             "The group is being deleted.".into(),
         );
     }

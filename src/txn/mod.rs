@@ -16,6 +16,9 @@
 //! `__consumer_offsets` partitions of groups added with AddOffsetsToTxn, waited on with
 //! `wait_durable`; then the group coordinator applies (commit) or drops (abort) the producer's
 //! pending transactional offsets.
+//!
+//! The coordinator reaches the broker only through [`TxnHost`] and reports refusals as
+//! [`TxnError`]; `handlers::errors` turns those into Kafka codes (per request version).
 
 pub mod error;
 pub mod records;

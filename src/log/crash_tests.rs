@@ -20,10 +20,10 @@ use crate::records::testutil::simple_batch;
 use crate::records::validate_produce_batch;
 
 /// xorshift64*: deterministic, dependency-free randomness for reproducible cases.
-struct Rng(u64);
+pub(super) struct Rng(u64);
 
 impl Rng {
-    fn new(seed: u64) -> Rng {
+    pub(super) fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
     fn next(&mut self) -> u64 {
@@ -32,7 +32,7 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         if n == 0 {
             0
         } else {
@@ -41,7 +41,7 @@ impl Rng {
     }
 }
 
-fn cases(default: u64) -> u64 {
+pub(super) fn cases(default: u64) -> u64 {
     std::env::var("GREGOR_CRASH_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -89,7 +89,7 @@ fn append(p: &PartitionLog, rng: &mut Rng) -> (i64, i64, Vec<u8>) {
 }
 
 /// Reads the whole log from its start as a list of batches.
-fn read_all(p: &PartitionLog) -> Vec<Vec<u8>> {
+pub(super) fn read_all(p: &PartitionLog) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut offset = p.log_start_offset();
     while offset < p.log_end_offset() {
@@ -109,7 +109,7 @@ fn read_all(p: &PartitionLog) -> Vec<Vec<u8>> {
 }
 
 /// Every offset index entry points at the start of the batch whose last offset it names.
-fn check_indexes(dir: &Path, p: &PartitionLog) {
+pub(super) fn check_indexes(dir: &Path, p: &PartitionLog) {
     for base in p.segment_base_offsets() {
         let data = std::fs::read(dir.join(file_name(base, "log"))).expect("segment file");
         for (rel, pos) in p.index_entries(base).expect("segment") {

@@ -32,6 +32,8 @@ mod compaction_tests;
 #[cfg(test)]
 mod crash_tests;
 #[cfg(test)]
+mod durability_tests;
+#[cfg(test)]
 mod flush_tests;
 #[cfg(test)]
 mod integration_tests;

@@ -520,6 +520,17 @@ pub(crate) fn load_partition(
         }
         i += 1;
     }
+    let end = segments.last().map_or(0, Segment::next_offset);
+    if log_start.is_some_and(|start| start > end) {
+        // The checkpointed log start is past what survived (DeleteRecords up to offsets not
+        // yet flushed, then a crash). Offsets below it were reported deleted, so they must not
+        // be handed out again: start an empty log at the log start, as Kafka does.
+        tracing::warn!(dir = %dir.display(), end, ?log_start, "log start is past the recovered end; starting an empty log there");
+        for seg in segments.drain(..) {
+            delete_segment_files(fs, dir, seg.base_offset())?;
+            report.deleted_segments += 1;
+        }
+    }
     if let Some(last) = segments.last_mut() {
         last.make_writable(fs)?;
     }

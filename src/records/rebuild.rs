@@ -59,7 +59,8 @@ pub fn retain_records(
         total += 1;
         if keep(&r) {
             kept += 1;
-            max_ts = max_ts.max(h.base_timestamp().wrapping_add(r.timestamp_delta));
+            // `r.timestamp` is base + delta, checked (only written back for CreateTime).
+            max_ts = max_ts.max(r.timestamp);
             encode_record(&mut body, &r);
         }
     }

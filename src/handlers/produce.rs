@@ -288,20 +288,9 @@ fn produce_one(
     Ok((outcome, log))
 }
 
-/// The code a producer gets for a batch the records layer refuses: too large, as sent or once
-/// decompressed, is MESSAGE_TOO_LARGE (the Java producer then splits the batch and retries);
-/// bad framing, CRC or compressed data CORRUPT_MESSAGE; records that break a rule
-/// INVALID_RECORD, as Kafka's validator answers.
+/// A batch the records layer refuses, with its code (see `errors::record_error`) and reason.
 fn record_error(e: RecordError) -> Rejected {
-    let code = match &e {
-        RecordError::MessageTooLarge { .. } | RecordError::DecompressedTooLarge { .. } => {
-            ResponseError::MessageTooLarge
-        }
-        RecordError::CorruptMessage(_) => ResponseError::CorruptMessage,
-        RecordError::UnsupportedCompression(_) => ResponseError::UnsupportedCompressionType,
-        _ => ResponseError::InvalidRecord,
-    };
-    Rejected::from((code, Some(e.to_string())))
+    Rejected::from((super::errors::record_error(&e), Some(e.to_string())))
 }
 
 /// Which record-level steps a batch needs (see [`inspect_records`]), from its header alone.

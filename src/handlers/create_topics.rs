@@ -98,7 +98,7 @@ fn create_one(
     if validate_only {
         // A dry run answers what the real request would, open-file budget included.
         ctx.check_partition_limit(usize::try_from(partitions).unwrap_or(0))
-            .map_err(|e| (ResponseError::InvalidPartitions, e.to_string()))?;
+            .map_err(|e| (errors::topic_error(&e), e.to_string()))?;
         return Ok(done(uuid::Uuid::nil()));
     }
     match ctx.create_topic(&name, partitions, configs) {

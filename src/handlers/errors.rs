@@ -1,8 +1,9 @@
-//! The one place where domain errors become Kafka error codes. The log, the metadata store,
-//! topic administration, the internal topics and the group and transaction coordinators
-//! report typed errors that name what went wrong; handlers turn them into a `ResponseError`
-//! through the functions and `From` impls here, so each mapping is decided once. Version
-//! differences in the answer (PRODUCER_FENCED for older clients) are decided here too.
+//! The one place where domain errors become Kafka error codes. The records layer, the log, the
+//! metadata store, topic administration, the internal topics and the group and transaction
+//! coordinators report typed errors that name what went wrong; handlers turn them into a
+//! `ResponseError` through the functions and `From` impls here, so each mapping is decided
+//! once. Differences by API or version in the answer (PRODUCER_FENCED for older clients,
+//! INVALID_PRODUCER_EPOCH on Produce) are decided here too.
 //!
 //! A partition log's storage failure is logged here (with its cause) when it is mapped, as the
 //! client only learns a code; the other storage failures are logged by the caller, which knows
@@ -14,6 +15,7 @@ use crate::group::GroupError;
 use crate::internal_topic::{StoreError, TopicError};
 use crate::log::LogError;
 use crate::metadata::MetadataError;
+use crate::records::RecordError;
 use crate::txn::TxnError;
 
 impl From<GroupError> for ResponseError {
@@ -108,6 +110,21 @@ pub fn log_error(error: &LogError) -> ResponseError {
     }
 }
 
+/// A batch the records layer refuses, as Kafka's validator answers: too large, as sent or once
+/// decompressed, is MESSAGE_TOO_LARGE (the Java producer then splits the batch and retries);
+/// bad framing, CRC or compressed data CORRUPT_MESSAGE; an unknown codec
+/// UNSUPPORTED_COMPRESSION_TYPE; records that break a rule INVALID_RECORD.
+pub fn record_error(error: &RecordError) -> ResponseError {
+    match error {
+        RecordError::MessageTooLarge { .. } | RecordError::DecompressedTooLarge { .. } => {
+            ResponseError::MessageTooLarge
+        }
+        RecordError::CorruptMessage(_) => ResponseError::CorruptMessage,
+        RecordError::UnsupportedCompression(_) => ResponseError::UnsupportedCompressionType,
+        RecordError::InvalidRecord(_) => ResponseError::InvalidRecord,
+    }
+}
+
 /// A metadata store error: an existing name is TOPIC_ALREADY_EXISTS; failing to persist or
 /// read the metadata is a storage failure.
 pub fn metadata_error(error: &MetadataError) -> ResponseError {
@@ -128,6 +145,13 @@ pub fn topic_error(error: &TopicError) -> ResponseError {
         TopicError::Metadata(e) => metadata_error(e),
         TopicError::Log(_) => ResponseError::KafkaStorageError,
     }
+}
+
+/// A topic that Metadata's auto-creation could not create (an existing topic is handled by the
+/// caller, which describes it): KAFKA_STORAGE_ERROR whatever the cause, the partition limit
+/// included, so the client retries its Metadata request rather than give up on the topic.
+pub fn auto_create_error(_error: &TopicError) -> ResponseError {
+    ResponseError::KafkaStorageError
 }
 
 /// An internal topic (`__consumer_offsets`, `__transaction_state`) that could not be created,
@@ -263,6 +287,17 @@ mod tests {
         let exists = TopicError::Metadata(MetadataError::TopicExists("t".into()));
         assert_eq!(topic_error(&exists).code(), 36);
         assert_eq!(topic_error(&TopicError::Log(LogError::Io(io()))).code(), 56);
+        assert_eq!(auto_create_error(&limit).code(), 56);
         assert_eq!(store_error(&StoreError::MissingPartition(3)).code(), 15);
+        let records: [(RecordError, i16); 5] = [
+            (RecordError::CorruptMessage("crc".into()), 2),
+            (RecordError::MessageTooLarge { size: 9, max: 8 }, 10),
+            (RecordError::DecompressedTooLarge { limit: 8 }, 10),
+            (RecordError::UnsupportedCompression(7), 76),
+            (RecordError::InvalidRecord("count".into()), 87),
+        ];
+        for (error, code) in &records {
+            assert_eq!(record_error(error).code(), *code, "{error:?}");
+        }
     }
 }

@@ -108,7 +108,7 @@ fn topic_by_name(
         },
         Err(e) => {
             tracing::error!(topic = %text, "auto-creation failed: {e}");
-            failed(ResponseError::KafkaStorageError)
+            failed(super::errors::auto_create_error(&e))
         }
     }
 }

@@ -55,10 +55,11 @@ pub fn str_bytes(s: impl Into<String>) -> StrBytes {
 
 /// Checks a client's `current_leader_epoch` against ours (-1 means "do not check").
 pub fn check_leader_epoch(current_leader_epoch: i32) -> Result<(), ResponseError> {
-    match current_leader_epoch {
-        -1 => Ok(()),
-        e if e == LEADER_EPOCH => Ok(()),
-        e if e > LEADER_EPOCH => Err(ResponseError::UnknownLeaderEpoch),
+    use crate::common::{LeaderEpoch, LEADER_EPOCH as OURS};
+    match LeaderEpoch(current_leader_epoch) {
+        LeaderEpoch::UNKNOWN => Ok(()),
+        e if e == OURS => Ok(()),
+        e if e > OURS => Err(ResponseError::UnknownLeaderEpoch),
         _ => Err(ResponseError::FencedLeaderEpoch),
     }
 }

@@ -1,6 +1,8 @@
 //! Offsets read from disk are checked, never trusted to fit: a batch whose base offset (outside
-//! the CRC, so a flipped bit passes the checksum) makes `base + last offset delta` overflow is an
-//! invalid batch that recovery cuts away, not an arithmetic wrap or a panic.
+//! the CRC, so a flipped bit passes the checksum) makes `base + last offset delta` (or the next
+//! offset after it) overflow is an invalid batch that recovery cuts away, and an index entry
+//! past i64::MAX is not trusted — never an arithmetic wrap or a panic. Producer state is
+//! bounded (expiry and eviction).
 
 use crate::common::{LeaderEpoch, Offset, TopicId};
 use bytes::Bytes;
@@ -60,6 +62,79 @@ fn a_base_offset_that_overflows_is_cut_by_recovery() {
         AppendOutcome::Appended { base_offset, .. } => assert_eq!(base_offset, 4),
         other => panic!("unexpected {other:?}"),
     }
+}
+
+/// A batch whose last offset is i64::MAX leaves no offset for the next batch: `base + delta`
+/// fits but `+ 1` does not. Recovery cuts it (it used to overflow computing the next offset).
+/// The segment is moved to a base near i64::MAX, with its batches' base offsets (outside the
+/// CRC) to match.
+#[test]
+fn a_batch_ending_at_the_largest_offset_is_cut_by_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let tp = TopicPartition::new("bounds", 0);
+    let mut sizes = Vec::new();
+    {
+        let m = LogManager::open(dir.path(), opts()).unwrap();
+        let p = m.create(&tp, TopicId::from_bytes([2; 16])).unwrap();
+        for i in 0..2 {
+            let batch = simple_batch(2, 20, 1_000 + i);
+            sizes.push(batch.len());
+            let info = validate_produce_batch(&batch, 1 << 20).unwrap();
+            p.append(&Bytes::from(batch), &info, LeaderEpoch(0))
+                .unwrap();
+        }
+        m.shutdown().unwrap();
+    }
+    std::fs::remove_file(dir.path().join("recovery-point-offset-checkpoint")).unwrap();
+    let pdir = dir.path().join(tp.dir_name());
+    let base = i64::MAX - 5;
+    let mut bytes = std::fs::read(pdir.join(segment::file_name(0, "log"))).unwrap();
+    for ext in ["log", "index", "timeindex"] {
+        let _ = std::fs::remove_file(pdir.join(segment::file_name(0, ext)));
+    }
+    // Two batches of two records: offsets MAX-5..MAX-4, then MAX-1..MAX.
+    bytes[..8].copy_from_slice(&base.to_be_bytes());
+    let second = sizes[0];
+    bytes[second..second + 8].copy_from_slice(&(i64::MAX - 1).to_be_bytes());
+    std::fs::write(pdir.join(segment::file_name(base, "log")), &bytes).unwrap();
+    let m = LogManager::open(dir.path(), opts()).unwrap();
+    assert_eq!(
+        m.get(&tp).unwrap().log_end_offset(),
+        base + 2,
+        "the first batch stays, the one ending at i64::MAX is cut"
+    );
+}
+
+/// Index entries are read from disk too: a segment whose base offset is near i64::MAX with an
+/// entry whose relative offset takes it past i64::MAX is not trusted (the whole segment is
+/// scanned, and its batches, below the base, are cut), rather than an overflow.
+#[test]
+fn an_index_entry_past_the_largest_offset_is_not_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let tp = TopicPartition::new("bounds", 0);
+    {
+        let m = LogManager::open(dir.path(), opts()).unwrap();
+        let p = m.create(&tp, TopicId::from_bytes([2; 16])).unwrap();
+        let batch = simple_batch(2, 20, 1_000);
+        let info = validate_produce_batch(&batch, 1 << 20).unwrap();
+        p.append(&Bytes::from(batch), &info, LeaderEpoch(0))
+            .unwrap();
+        m.shutdown().unwrap();
+    }
+    let pdir = dir.path().join(tp.dir_name());
+    let base = i64::MAX - 10;
+    for ext in ["log", "index", "timeindex"] {
+        let from = pdir.join(segment::file_name(0, ext));
+        if from.exists() {
+            std::fs::rename(&from, pdir.join(segment::file_name(base, ext))).unwrap();
+        }
+    }
+    // One entry: relative offset 100 (base + 100 > i64::MAX) at position 0.
+    let mut entry = 100i32.to_be_bytes().to_vec();
+    entry.extend_from_slice(&0u32.to_be_bytes());
+    std::fs::write(pdir.join(segment::file_name(base, "index")), entry).unwrap();
+    let m = LogManager::open(dir.path(), opts()).unwrap();
+    assert_eq!(m.get(&tp).unwrap().log_end_offset(), base);
 }
 
 fn idempotent(p: &PartitionLog, pid: i64, seq: i32, ts: i64, transactional: bool) -> i64 {

@@ -210,16 +210,6 @@ impl ProducerState {
         });
         before - self.producers.len()
     }
-
-    /// Number of known producers.
-    pub fn len(&self) -> usize {
-        self.producers.len()
-    }
-
-    /// True if no producer is known.
-    pub fn is_empty(&self) -> bool {
-        self.producers.is_empty()
-    }
 }
 
 #[cfg(test)]

@@ -145,9 +145,12 @@ fn resume_point(
     else {
         return Ok(None);
     };
+    // Entries come from disk: an offset past i64::MAX means the files do not belong together
+    // (scan the whole segment), not a wrap.
+    let absolute = |rel: i32| base.checked_add(i64::from(rel));
     let below: Vec<(i32, u32)> = index
         .into_iter()
-        .take_while(|&(rel, _)| base + i64::from(rel) < recovery_point)
+        .take_while(|&(rel, _)| absolute(rel).is_some_and(|o| o < recovery_point))
         .collect();
     let Some(&(last_rel, last_pos)) = below.last() else {
         return Ok(None);
@@ -158,7 +161,7 @@ fn resume_point(
             return Ok(None);
         };
         match BatchHeader::new(&hb) {
-            Some(h) if h.magic() == 2 && h.last_offset() == base + i64::from(rel) => {
+            Some(h) if h.magic() == 2 && Some(h.last_offset()) == absolute(rel) => {
                 last_size = h.total_size().unwrap_or(0) as u64;
             }
             _ => return Ok(None),
@@ -175,17 +178,27 @@ fn resume_point(
         .into_iter()
         .take_while(|&(_, rel)| rel <= last_rel)
         .collect();
-    let max = time.last().map(|&(ts, rel)| (ts, base + i64::from(rel)));
+    let max = match time.last() {
+        Some(&(ts, rel)) => match absolute(rel) {
+            Some(offset) => Some((ts, offset)),
+            None => return Ok(None),
+        },
+        None => None,
+    };
     let position = u64::from(last_pos) + last_size;
     if last_size < HEADER_LEN as u64 || position > log_len {
         return Ok(None);
     }
+    // Below the recovery point, so the offset after it fits.
+    let Some(next_offset) = absolute(last_rel).and_then(|o| o.checked_add(1)) else {
+        return Ok(None);
+    };
     Ok(Some(Resume {
         index: below,
         time,
         builder: IndexBuilder::resumed(base, opts.index_interval_bytes, last_size, max, first),
         position,
-        next_offset: base + i64::from(last_rel) + 1,
+        next_offset,
     }))
 }
 
@@ -237,7 +250,8 @@ fn scan_segment(
         if let Err(e) = r {
             io_err = Some(e);
         }
-        next_offset = h.last_offset() + 1;
+        // The scan accepted `h` only with offsets_valid, so the next offset fits.
+        next_offset = h.next_offset().unwrap_or(next_offset);
     })?;
     if let Some(e) = io_err {
         return Err(e.into());
@@ -301,12 +315,20 @@ fn rebuild_producers(
     let first = match newest_snapshot(dir, segments) {
         Some((i, entries)) => {
             for e in entries {
-                let last = (e.last_sequence >= 0 && e.last_offset >= 0).then(|| BatchMeta {
-                    first_seq: e.last_sequence.wrapping_sub(e.offset_delta),
-                    last_seq: e.last_sequence,
-                    base_offset: e.last_offset - i64::from(e.offset_delta),
-                    last_offset: e.last_offset,
-                });
+                // Snapshot fields come from disk: a base offset that does not fit is no
+                // batch to remember (the producer's next batch then starts afresh).
+                let base_offset = e.last_offset.checked_sub(i64::from(e.offset_delta));
+                let last = match base_offset {
+                    Some(base_offset) if e.last_sequence >= 0 && e.last_offset >= 0 => {
+                        Some(BatchMeta {
+                            first_seq: e.last_sequence.wrapping_sub(e.offset_delta),
+                            last_seq: e.last_sequence,
+                            base_offset,
+                            last_offset: e.last_offset,
+                        })
+                    }
+                    _ => None,
+                };
                 state.restore(ProducerSummary {
                     producer_id: e.producer_id,
                     epoch: e.epoch,

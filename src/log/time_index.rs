@@ -1,6 +1,7 @@
 //! The sparse time index (`.timeindex`): 12-byte big-endian entries of (max timestamp so far,
-//! relative last offset of the batch carrying it, as Kafka writes it). Timestamps only grow. Not thread-safe by
-//! itself: owned by a segment under the partition lock. Raw file I/O lives in `index.rs`.
+//! relative last offset of the batch carrying it, as Kafka writes it). Timestamps only grow. Not
+//! thread-safe by itself: owned by a segment under the partition lock. Raw file I/O lives in
+//! `index.rs`.
 
 use std::io;
 

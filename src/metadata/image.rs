@@ -90,11 +90,6 @@ impl MetadataImage {
         self.topics.values()
     }
 
-    /// The number of topics.
-    pub fn topic_count(&self) -> usize {
-        self.topics.len()
-    }
-
     /// True if some topic already has `id`.
     pub fn has_topic_id(&self, id: TopicId) -> bool {
         self.topic_names_by_id.contains_key(&id)

@@ -435,6 +435,48 @@ impl MetadataStore {
 mod tests {
     use super::*;
 
+    /// A writer parked inside a commit (as one would be during a slow fsync of the snapshot)
+    /// holds the writer's lock; readers still get the current image at once, and see the new
+    /// topic only after the commit publishes it.
+    #[test]
+    fn readers_do_not_wait_for_a_writer() {
+        use std::sync::mpsc;
+        use std::time::{Duration, Instant};
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetadataStore::open(dir.path(), NodeId(1), None, Vec::new).unwrap();
+        store.create_topic("before", 1, BTreeMap::new()).unwrap();
+        let (inside, wait_inside) = mpsc::channel();
+        let (release, wait_release) = mpsc::channel::<()>();
+        let writer = {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                store.commit(|image| {
+                    inside.send(()).unwrap();
+                    wait_release.recv().unwrap();
+                    let mut topic = image.topic("before").unwrap().as_ref().clone();
+                    topic.name = "after".into();
+                    topic.id = TopicId::random();
+                    Ok((vec![MetadataRecord::Topic(topic)], ()))
+                })
+            })
+        };
+        wait_inside.recv().unwrap();
+        let asked = Instant::now();
+        for _ in 0..1000 {
+            assert!(store.topic("before").is_some());
+            assert!(store.topic("after").is_none());
+            assert_eq!(store.image().topics().count(), 1);
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            asked.elapsed()
+        );
+        release.send(()).unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(store.topic("after").is_some());
+    }
+
     #[test]
     fn topics_and_producer_ids_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();

@@ -107,13 +107,7 @@ pub fn handle_frame(
             version,
             handlers::metadata::handle,
         ),
-        ApiKey::Produce => run_ordered_blocking::<m::ProduceRequest, _>(
-            ctx,
-            frame,
-            corr,
-            version,
-            handlers::produce::handle,
-        ),
+        ApiKey::Produce => produce(ctx, frame, corr, version),
         ApiKey::Fetch => run_framed::<m::FetchRequest>(ctx, frame, corr, version, |c, r, v| {
             handlers::fetch::handle_framed(c, r, v, corr)
         }),
@@ -491,30 +485,31 @@ where
     reply_outcome(handler(ctx, request, version), correlation_id, version)
 }
 
-/// Like [`run`], with the handler on tokio's blocking pool (Produce: validation that may
-/// decompress records, and the append, are CPU and file work that must not hold a runtime
-/// worker). Unlike [`run_blocking`], the connection waits for the handler — not for what it
-/// defers, such as the fsync an acks=all produce waits on — before it reads the next request:
-/// appends sent on one connection land in the order sent, as with Kafka's one request at a time
-/// per connection.
-fn run_ordered_blocking<Req, Resp>(
+/// Produce: inline like [`run`], unless a batch needs record-level work (decompression and a
+/// pass over its records: compacted topics, timestamp bounds, recompression), which is CPU work
+/// that must not hold a runtime worker serving other connections. That request's handler runs
+/// on tokio's blocking pool, and unlike [`run_blocking`] the connection waits for it — not for
+/// what it defers, such as the fsync an acks=all produce waits on — before it reads the next
+/// request: appends sent on one connection land in the order sent, as with Kafka's one request
+/// at a time per connection.
+fn produce(
     ctx: &Arc<BrokerContext>,
     mut body: Bytes,
     correlation_id: i32,
     version: i16,
-    handler: impl FnOnce(&Arc<BrokerContext>, Req, i16) -> Reply<Resp> + Send + 'static,
-) -> Outcome
-where
-    Req: Decodable + Send + 'static,
-    Resp: Encodable + HeaderVersion + Send + 'static,
-{
-    let request = match decode_request::<Req>(&mut body, version) {
+) -> Outcome {
+    let request = match decode_request::<m::ProduceRequest>(&mut body, version) {
         Ok(r) => r,
         Err(close) => return close,
     };
+    if !handlers::produce::needs_record_work(ctx, &request, version) {
+        let reply = handlers::produce::handle(ctx, request, version);
+        return reply_outcome(reply, correlation_id, version);
+    }
     let ctx = ctx.clone();
     Outcome::Ordered(tokio::task::spawn_blocking(move || {
-        reply_outcome(handler(&ctx, request, version), correlation_id, version)
+        let reply = handlers::produce::handle(&ctx, request, version);
+        reply_outcome(reply, correlation_id, version)
     }))
 }
 

@@ -171,15 +171,17 @@ impl<'a> BatchHeader<'a> {
         self.base_offset()
             .saturating_add(i64::from(self.last_offset_delta()))
     }
-    /// True if the header's offsets are in range: base and delta not negative, and their sum
-    /// representable.
+    /// True if the header's offsets are in range: base and delta not negative, and the offset
+    /// after the batch (`base + delta + 1`, where the next batch starts) representable.
     pub fn offsets_valid(&self) -> bool {
-        self.base_offset() >= 0
-            && self.last_offset_delta() >= 0
-            && self
-                .base_offset()
-                .checked_add(i64::from(self.last_offset_delta()))
-                .is_some()
+        self.base_offset() >= 0 && self.last_offset_delta() >= 0 && self.next_offset().is_some()
+    }
+    /// The offset after the batch's last (`base + last_offset_delta + 1`), or `None` if it
+    /// does not fit in an i64.
+    pub fn next_offset(&self) -> Option<i64> {
+        self.base_offset()
+            .checked_add(i64::from(self.last_offset_delta()))?
+            .checked_add(1)
     }
     /// Timestamp of the first record.
     pub fn base_timestamp(&self) -> i64 {

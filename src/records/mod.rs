@@ -1,5 +1,6 @@
 //! Pure functions over Kafka record-batch bytes: header view, validation, stamping, codecs and
-//! record iteration. Nothing here does I/O, so everything is safe to call from any thread and to fuzz.
+//! record iteration. Nothing here does I/O, so everything is safe to call from any thread and to
+//! fuzz.
 
 pub mod batch;
 pub mod build;

@@ -59,7 +59,8 @@ pub fn retain_records(
         total += 1;
         if keep(&r) {
             kept += 1;
-            max_ts = max_ts.max(h.base_timestamp().wrapping_add(r.timestamp_delta));
+            // `r.timestamp` is base + delta, checked (only written back for CreateTime).
+            max_ts = max_ts.max(r.timestamp);
             encode_record(&mut body, &r);
         }
     }
@@ -88,20 +89,8 @@ pub fn retain_records(
 /// `batch` with its records section compressed with `codec` instead (a topic whose
 /// `compression.type` is not `producer`). Records are unchanged; attributes bits 0–2, length
 /// and CRC are rewritten, and the codec runs at `level` (see `compression::compress_at`).
-/// Decompression is capped at `limit` bytes.
-pub fn recompress(
-    batch: &[u8],
-    codec: Compression,
-    level: Option<i32>,
-    limit: usize,
-) -> Result<Vec<u8>, RecordError> {
-    let recs = records(batch, limit)?;
-    recompress_records(batch, recs.body(), codec, level)
-}
-
-/// [`recompress`] for a caller that has decompressed the records already: `plain` is
-/// `batch`'s records section, uncompressed (`Records::body`), so the batch is not decoded a
-/// second time.
+/// `plain` is `batch`'s records section, uncompressed (`Records::body`): the caller has
+/// decompressed it already (bounded), so the batch is not decoded a second time.
 pub fn recompress_records(
     batch: &[u8],
     plain: &[u8],
@@ -193,7 +182,8 @@ mod tests {
             Compression::Lz4,
             Compression::Zstd,
         ] {
-            let out = recompress(&batch, codec, None, 1 << 20).unwrap();
+            let plain = records(&batch, 1 << 20).unwrap();
+            let out = recompress_records(&batch, plain.body(), codec, None).unwrap();
             let h = BatchHeader::new(&out).unwrap();
             assert_eq!(h.compression(), Some(codec));
             assert_eq!(h.crc(), compute_crc(&out));

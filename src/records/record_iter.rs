@@ -185,13 +185,24 @@ impl<'a> RecordIter<'a> {
         if c.pos != body.len() {
             return Err(bad("trailing bytes in record"));
         }
+        // A delta that takes the offset or timestamp out of the i64 range is an invalid
+        // record, never a wrap to a negative value.
+        let offset = self
+            .base_offset
+            .checked_add(i64::from(offset_delta))
+            .ok_or_else(|| bad("record offset overflows"))?;
+        let timestamp = match self.log_append_time {
+            Some(ts) => ts,
+            None => self
+                .base_timestamp
+                .checked_add(timestamp_delta)
+                .ok_or_else(|| bad("record timestamp overflows"))?,
+        };
         Ok(RecordInfo {
             offset_delta,
             timestamp_delta,
-            offset: self.base_offset.wrapping_add(i64::from(offset_delta)),
-            timestamp: self
-                .log_append_time
-                .unwrap_or_else(|| self.base_timestamp.wrapping_add(timestamp_delta)),
+            offset,
+            timestamp,
             key,
             value,
             headers,
@@ -234,6 +245,43 @@ mod tests {
         Compression::Lz4,
         Compression::Zstd,
     ];
+
+    /// A record whose offset delta takes it past i64::MAX (the base offset lies outside the
+    /// CRC), or whose timestamp delta does, is an invalid record, not a wrapped value.
+    #[test]
+    fn deltas_past_the_i64_range_are_invalid_records() {
+        let recs: Vec<TestRecord<'_>> = vec![
+            (Some(&b"a"[..]), Some(&b"1"[..]), vec![], 100),
+            (Some(&b"b"[..]), Some(&b"2"[..]), vec![], 105),
+        ];
+        let mut b = build_batch(&recs, Compression::None, -1, -1, -1);
+        b[..8].copy_from_slice(&i64::MAX.to_be_bytes());
+        let r = records(&b, DEFAULT_DECOMPRESS_LIMIT).unwrap();
+        let got: Vec<_> = r.iter().collect();
+        assert_eq!(got[0].as_ref().map(|r| r.offset), Ok(i64::MAX));
+        assert!(
+            matches!(got[1], Err(RecordError::InvalidRecord(_))),
+            "{got:?}"
+        );
+        let body = encode_records(&recs);
+        let b = build_batch_from_body(
+            &body,
+            2,
+            Compression::None,
+            i64::MAX - 2,
+            i64::MAX,
+            -1,
+            -1,
+            -1,
+        );
+        let r = records(&b, DEFAULT_DECOMPRESS_LIMIT).unwrap();
+        let got: Vec<_> = r.iter().collect();
+        assert_eq!(got[0].as_ref().map(|r| r.timestamp), Ok(i64::MAX - 2));
+        assert!(
+            matches!(got[1], Err(RecordError::InvalidRecord(_))),
+            "{got:?}"
+        );
+    }
 
     #[test]
     fn every_codec_round_trips_through_iter() {

@@ -1,6 +1,6 @@
 //! Record-level validation on Produce: decompression capped at a multiple of the topic's
 //! `max.message.bytes` (a bomb gets MESSAGE_TOO_LARGE), and done on the blocking pool so a
-//! slow batch does not hold up other connections.
+//! slow batch does not hold up other connections, while appends keep their order.
 
 use std::time::{Duration, Instant};
 
@@ -103,4 +103,58 @@ async fn record_validation_does_not_hold_the_runtime() {
         other_latency < produce_latency / 3,
         "another connection waited {other_latency:?} behind a {produce_latency:?} produce"
     );
+}
+
+/// Produces that go to the blocking pool keep their order on a connection: an idempotent
+/// producer pipelining batches to a compacted topic (every batch is read, so every request is
+/// handled off the runtime), mixed with batches to a plain topic handled inline, gets every
+/// batch appended in the order sent, with no OUT_OF_ORDER_SEQUENCE_NUMBER.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_produces_keep_their_order_off_the_runtime() {
+    let b = harness::start(&[]).await;
+    let mut c = b.client().await;
+    create_with_configs(&mut c, "ordered", 1, &[("cleanup.policy", "compact")]).await;
+    create_with_configs(&mut c, "plain", 1, &[]).await;
+    let pid = c
+        .call(
+            &InitProducerIdRequest::default().with_transactional_id(None),
+            2,
+        )
+        .await
+        .producer_id
+        .0;
+    let keys: Vec<Vec<u8>> = (0..2_000u32).map(|i| i.to_be_bytes().to_vec()).collect();
+    let mut sent = Vec::new();
+    for seq in 0..20 {
+        let recs: Vec<TestRecord<'_>> = keys
+            .iter()
+            .map(|k| (Some(&k[..]), Some(&b"v"[..]), vec![], 1))
+            .collect();
+        let batch = build_batch(&recs, Compression::Gzip, pid, 0, seq * 2_000);
+        let topic = "ordered";
+        sent.push(
+            c.send(&produce_request(topic, Uuid::nil(), 0, &batch, -1, 9), 9)
+                .await,
+        );
+        let plain = build_batch(&recs[..1], Compression::None, pid, 0, seq);
+        sent.push(
+            c.send(&produce_request("plain", Uuid::nil(), 0, &plain, -1, 9), 9)
+                .await,
+        );
+    }
+    let mut ordered = Vec::new();
+    let mut plain = Vec::new();
+    for (i, id) in sent.into_iter().enumerate() {
+        let resp = c.receive::<ProduceRequest>(id, 9).await;
+        let p = &resp.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 0, "request {i}: {:?}", p.error_message);
+        if i % 2 == 0 {
+            ordered.push(p.base_offset);
+        } else {
+            plain.push(p.base_offset);
+        }
+    }
+    let expected: Vec<i64> = (0..20).map(|i| i * 2_000).collect();
+    assert_eq!(ordered, expected);
+    assert_eq!(plain, (0..20).collect::<Vec<i64>>());
 }

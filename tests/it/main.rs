@@ -23,6 +23,7 @@ mod decompression;
 mod flush_and_cleaner;
 mod groups;
 mod kip848;
+mod off_runtime;
 mod process;
 mod produce_fetch;
 mod read_committed;

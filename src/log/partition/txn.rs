@@ -7,8 +7,8 @@
 //! An entry is written when its marker is appended and fsynced by the flusher before the marker
 //! counts as durable, so an acknowledged abort is never forgotten (and no fsync happens under
 //! the partition lock); recovery drops entries whose marker did not survive, re-derives entries
-//! from markers after the last snapshot, and rebuilds open transactions from the newest producer snapshot
-//! (`producer_snapshot`) and the batch headers after it.
+//! from markers after the last snapshot, and rebuilds open transactions from the newest producer
+//! snapshot (`producer_snapshot`) and the batch headers after it.
 
 use std::fs::{File, OpenOptions};
 

@@ -3,7 +3,7 @@
 //! point and every later one are scanned batch by batch (framing, magic, offsets, CRC), the log is
 //! truncated at the first invalid byte, later segments are deleted and indexes rebuilt. Producer
 //! and transaction state is rebuilt from the newest producer snapshot and the batch headers
-//! after it (the last two segments when there is none). Never panics on garbage.
+//! after it (every segment when there is none). Never panics on garbage.
 //! Runs single-threaded at open, before the partition is shared.
 
 use std::path::Path;
@@ -304,8 +304,8 @@ fn newest_snapshot(dir: &Path, segments: &[Segment]) -> Option<(usize, Vec<Snaps
 }
 
 /// Rebuilds producer state and open transactions: from the newest producer snapshot, then the
-/// batch headers of the segments after it; without a snapshot, from the headers of the last
-/// two segments. No decompression; only control batches, a few dozen bytes, are read whole.
+/// batch headers of the segments after it; without a snapshot, from the headers of every
+/// segment. No decompression; only control batches, a few dozen bytes, are read whole.
 fn rebuild_producers(
     dir: &Path,
     segments: &[Segment],
@@ -342,7 +342,12 @@ fn rebuild_producers(
             }
             i
         }
-        None => segments.len().saturating_sub(2),
+        // No usable snapshot: every segment. Snapshots are written after the rolls they
+        // describe, so a crash can leave later segments durable without one (a directory fsync
+        // by DeleteRecords or another roll makes their entries durable first); the last two
+        // segments would then miss producers whose batches sit earlier, and acknowledged
+        // idempotent batches could be accepted twice.
+        None => 0,
     };
     for seg in &segments[first..] {
         let file = seg.log_file()?;

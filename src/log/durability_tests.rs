@@ -15,12 +15,12 @@
 //! | fsync removed | caught by |
 //! |---|---|
 //! | `PartitionLog::flush`: fdatasync of the active `.log` | `random_workload_survives_a_crash_at_any_operation`, `compaction_swap_survives_a_crash_at_any_operation`, `crash_tests::dropped_unsynced_writes_lose_no_acknowledged_record` |
-//! | `PartitionLog::flush`: fdatasync of `.txnindex` files (`txn_index_unsynced`) | `random_workload_survives_a_crash_at_any_operation` (acknowledged abort forgotten) |
+//! | `PartitionLog::flush`: fdatasync of `.txnindex` files (`txn_index_unsynced`) | `random_workload_survives_a_crash_at_any_operation`, `a_crash_during_recovery_loses_nothing_acknowledged` (acknowledged abort forgotten) |
 //! | `PartitionLog::flush`: fsync of the partition dir after a roll | `random_workload_survives_a_crash_at_any_operation`, `compaction_swap_survives_a_crash_at_any_operation` |
 //! | `SealedFiles::sync`: fdatasync of the sealed `.log` | `random_workload_survives_a_crash_at_any_operation`, `compaction_swap_survives_a_crash_at_any_operation`, `crash_tests::dropped_unsynced_writes…` |
 //! | `SealedFiles::sync`: fdatasync of the sealed `.index` | `random_workload_survives_a_crash_at_any_operation`, `compaction_swap_survives_a_crash_at_any_operation` (index below the recovery point not durable) |
 //! | `SealedFiles::sync`: fdatasync of the sealed `.timeindex` | `random_workload_survives_a_crash_at_any_operation`, `compaction_swap_survives_a_crash_at_any_operation` |
-//! | `SealedFiles::sync`: fdatasync of the producer snapshot | `random_workload_survives_a_crash_at_any_operation` (quiet producer forgotten) |
+//! | `SealedFiles::sync`: fdatasync of the producer snapshot | `random_workload_survives_a_crash_at_any_operation`, `a_crash_during_recovery_loses_nothing_acknowledged` (damaged snapshot on the crashed disk; before recovery fell back to every segment, a quiet producer was forgotten) |
 //! | `write_atomic`: fsync of the temp file (checkpoints, `partition.metadata`, metadata store) | `random_workload_survives_a_crash_at_any_operation` (metadata file empty) |
 //! | `write_atomic`: fsync of the directory after the rename | `random_workload_survives_a_crash_at_any_operation` (metadata reloads an older image) |
 //! | `LogManager::create`: fsync of the new partition dir | `random_workload_survives_a_crash_at_any_operation` (flushed data of a new partition lost) |

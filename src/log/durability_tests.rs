@@ -356,7 +356,7 @@ fn check_recovered(case: u64, root: &Path, out: &Path, model: &Model, trusted_in
         if path.extension().is_some_and(|x| x == "snapshot") {
             let bytes = std::fs::read(&path).expect("snapshot");
             assert!(
-                super::producer_snapshot::decode(&bytes).is_some(),
+                producer_snapshot::decode(&bytes).is_some(),
                 "case {case}: damaged producer snapshot {}",
                 path.display()
             );

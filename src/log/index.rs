@@ -7,7 +7,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use super::io::FsIo;
+use super::io::{create_truncated, FsIo};
 
 /// Size of one offset index entry.
 pub const ENTRY_LEN: usize = 8;
@@ -27,14 +27,7 @@ pub(crate) fn read_index_file(path: &Path) -> io::Result<Option<Vec<u8>>> {
 
 /// Replaces the content of an index file with `bytes` and returns a writable handle to it.
 pub(crate) fn rewrite_index_file(io: &dyn FsIo, path: &Path, bytes: &[u8]) -> io::Result<File> {
-    let f = io.open(
-        path,
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true),
-    )?;
+    let f = create_truncated(io, path)?;
     f.write_all_at(bytes, 0)?;
     Ok(f)
 }

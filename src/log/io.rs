@@ -105,15 +105,25 @@ pub fn write_atomic(io: &dyn FsIo, path: &Path, content: &[u8]) -> io::Result<()
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     {
-        let mut f = io.open(
-            &tmp,
-            OpenOptions::new().write(true).create(true).truncate(true),
-        )?;
+        let mut f = create_truncated(io, &tmp)?;
         f.write_all(content)?;
         io.sync_all(&f)?;
     }
     io.rename(&tmp, path)?;
     io.sync_dir(parent_dir(path))
+}
+
+/// Opens `path` through `io` for reading and writing, created if missing and emptied if not:
+/// how every new segment, index, snapshot, cleaned log and temporary file starts.
+pub(crate) fn create_truncated(io: &dyn FsIo, path: &Path) -> io::Result<File> {
+    io.open(
+        path,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true),
+    )
 }
 
 /// The directory holding `path` ("." for a bare file name).

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::records::batch::{BatchHeader, CRC_START, HEADER_LEN};
 
 use super::index::{rewrite_index_file, IndexFile, OffsetIndex};
-use super::io::{remove_if_exists, FsIo};
+use super::io::{create_truncated, remove_if_exists, FsIo};
 use super::time_index::TimeIndex;
 
 /// File name of a segment file: 20-digit zero-padded base offset plus extension.
@@ -168,10 +168,7 @@ impl SealedFiles {
             // After the data it describes is durable, off the append path; the caller then
             // syncs the directory. A crash before this only makes recovery start from an older
             // snapshot and scan more batch headers.
-            let mut f = io.open(
-                path,
-                OpenOptions::new().write(true).create(true).truncate(true),
-            )?;
+            let mut f = create_truncated(io, path)?;
             io::Write::write_all(&mut f, bytes)?;
             io.sync_data(&f)?;
         }
@@ -223,14 +220,7 @@ impl Segment {
         // A producer snapshot left by an earlier incarnation of this offset describes another
         // history; the roll writes the right one once the sealed segment is synced.
         remove_if_exists(io, &dir.join(file_name(base_offset, "snapshot")))?;
-        let log = io.open(
-            &dir.join(file_name(base_offset, "log")),
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true),
-        )?;
+        let log = create_truncated(io, &dir.join(file_name(base_offset, "log")))?;
         let ipath = dir.join(file_name(base_offset, "index"));
         let tpath = dir.join(file_name(base_offset, "timeindex"));
         rewrite_index_file(io, &ipath, &[])?;

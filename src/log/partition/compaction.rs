@@ -290,13 +290,7 @@ impl PartitionLog {
             };
             if out.is_none() && !matches!(cleaned, CleanedBatch::Unchanged) {
                 // First change: everything before it is copied as it was (`len == pos`).
-                let file = self.io.open(
-                    &path,
-                    std::fs::OpenOptions::new()
-                        .write(true)
-                        .create(true)
-                        .truncate(true),
-                )?;
+                let file = crate::log::io::create_truncated(self.io.as_ref(), &path)?;
                 let mut w = BufWriter::with_capacity(CHUNK, file);
                 copy_prefix(&seg.file, pos, &mut w)?;
                 out = Some(w);

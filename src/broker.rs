@@ -1,6 +1,9 @@
-//! The broker as a value: [`Broker::start`] opens the log directory, reconciles topic metadata
-//! with the partition logs on disk, binds the listener and serves until [`Broker::shutdown`].
-//! Tests and embedders start it in-process on `127.0.0.1:0`; `main.rs` is a thin wrapper.
+//! The broker as a value: [`Broker::start`] opens the log directory, joins the metadata quorum
+//! (a one-voter quorum when no cluster is configured), registers with it, makes the partition
+//! logs on disk match the partitions placed on this node, binds the listener and serves until
+//! [`Broker::shutdown`]. A publisher task keeps the logs matching the metadata as other nodes
+//! change it. Tests and embedders start it in-process on `127.0.0.1:0`; `main.rs` is a thin
+//! wrapper.
 
 use crate::common::PartitionIndex;
 use std::collections::BTreeMap;
@@ -36,6 +39,8 @@ pub struct BrokerContext {
     /// Request bytes that may be held in memory at once (`queued.max.request.bytes`), shared
     /// by every connection; `None` when unbounded.
     pub request_bytes: Option<Arc<tokio::sync::Semaphore>>,
+    /// Serialises changes to which partition logs exist here (handlers and the publisher).
+    placement_lock: std::sync::Mutex<()>,
 }
 
 /// Descriptors kept back for everything that is not an active segment: listener, metadata and
@@ -172,23 +177,69 @@ impl BrokerContext {
         partitions: i32,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<TopicMeta>, TopicError> {
+        self.create_topic_with(name, partitions, 1, None, configs)
+    }
+
+    /// Creates a topic with a replication factor or an explicit replica assignment: the
+    /// metadata is committed through the quorum first, then this node makes the logs of the
+    /// partitions placed on it (the other brokers make theirs as they apply the change).
+    pub fn create_topic_with(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: usize,
+        assignment: Option<Vec<Vec<crate::common::NodeId>>>,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<TopicMeta>, TopicError> {
         self.check_partition_limit(usize::try_from(partitions).unwrap_or(0))?;
-        let topic = self.metadata.create_topic(name, partitions, configs)?;
-        for partition in 0..partitions {
+        let topic = self.metadata.create_topic_with(
+            name,
+            partitions,
+            replication_factor,
+            assignment,
+            configs,
+        )?;
+        if let Err(e) = self.host_partitions(&topic) {
+            // Undo so the name can be retried; partitions already made are orphans that the
+            // next start removes if this undo fails too.
+            let _ = self.delete_topic(name);
+            return Err(e);
+        }
+        tracing::info!(topic = name, partitions = topic.partitions, id = %topic.id, "created topic");
+        Ok(topic)
+    }
+
+    /// True if a replica of `topic`'s `partition` is placed on this node.
+    fn hosts(&self, topic: &TopicMeta, partition: i32) -> bool {
+        topic
+            .placement(partition)
+            .is_some_and(|p| p.replicas.contains(&self.node_id()))
+    }
+
+    /// Makes the logs of `topic`'s partitions placed on this node, with its settings.
+    fn host_partitions(&self, topic: &TopicMeta) -> Result<(), TopicError> {
+        let _placement = self
+            .placement_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let config = self.log_config_for(topic);
+        for partition in 0..topic.partitions {
+            if !self.hosts(topic, partition) {
+                continue;
+            }
             let tp = TopicPartition {
-                topic: name.to_string(),
+                topic: topic.name.clone(),
                 partition: PartitionIndex(partition),
             };
-            let config = Some(self.log_config_for(&topic));
-            if let Err(e) = self.logs.create_with_config(&tp, topic.id, config) {
-                // Undo so the name can be retried; partitions already made are orphans that the
-                // next start removes if this undo fails too.
-                let _ = self.delete_topic(name);
-                return Err(e.into());
+            match self.logs.get(&tp) {
+                Some(log) if log.topic_id() == topic.id => log.set_config(config.clone()),
+                _ => {
+                    self.logs
+                        .create_with_config(&tp, topic.id, Some(config.clone()))?;
+                }
             }
         }
-        tracing::info!(topic = name, partitions, id = %topic.id, "created topic");
-        Ok(topic)
+        Ok(())
     }
 
     /// The log settings of `topic`: its overrides over the broker's defaults.
@@ -238,15 +289,7 @@ impl BrokerContext {
         let Some(topic) = self.metadata.set_partition_count(name, count)? else {
             return Ok(None);
         };
-        let config = self.log_config_for(&topic);
-        for partition in 0..topic.partitions {
-            let tp = TopicPartition {
-                topic: name.to_string(),
-                partition: PartitionIndex(partition),
-            };
-            self.logs
-                .create_with_config(&tp, topic.id, Some(config.clone()))?;
-        }
+        self.host_partitions(&topic)?;
         tracing::info!(topic = name, partitions = count, "added partitions");
         Ok(Some(topic))
     }
@@ -256,18 +299,20 @@ impl BrokerContext {
         let Some(topic) = self.metadata.delete_topic(name)? else {
             return Ok(None);
         };
-        for (tp, _) in self.logs.all() {
-            if tp.topic == name {
-                self.logs.delete(&tp)?;
-            }
-        }
+        self.reconcile()?;
         tracing::info!(topic = name, "deleted topic");
         Ok(Some(topic))
     }
 
-    /// Makes the logs on disk match the metadata after a start: creates missing partitions,
-    /// removes partitions of topics that no longer exist (an interrupted create or delete).
-    fn reconcile(&self) -> Result<(), TopicError> {
+    /// Makes the logs on disk match the metadata: creates the partitions placed on this node
+    /// that are missing (after a start, or a change made through another broker), removes
+    /// partitions of topics that no longer exist (deleted, possibly elsewhere, or an
+    /// interrupted create or delete), and puts each topic's settings in force.
+    pub fn reconcile(&self) -> Result<(), TopicError> {
+        let _placement = self
+            .placement_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let image = self.metadata.image();
         for (tp, log) in self.logs.all() {
             let keep = image
@@ -280,6 +325,9 @@ impl BrokerContext {
         }
         for topic in image.topics() {
             for partition in 0..topic.partitions {
+                if !self.hosts(topic, partition) {
+                    continue;
+                }
                 let tp = TopicPartition {
                     topic: topic.name.clone(),
                     partition: PartitionIndex(partition),
@@ -296,8 +344,10 @@ impl BrokerContext {
                 .copied()
                 .filter(|name| topic.configs.contains_key(*name))
                 .collect();
-            if !not_applied.is_empty() {
-                tracing::warn!(topic = %topic.name, "topic configs that do not apply to Gregor are kept but not acted on: {}", not_applied.join(", "));
+            if !not_applied.is_empty()
+                && self.logs.all().iter().any(|(tp, _)| tp.topic == topic.name)
+            {
+                tracing::debug!(topic = %topic.name, "topic configs that do not apply to Gregor are kept but not acted on: {}", not_applied.join(", "));
             }
         }
         Ok(())
@@ -362,6 +412,8 @@ pub enum BrokerError {
     Groups(StoreError),
     #[error("transactions: {0}")]
     Transactions(StoreError),
+    #[error("metadata quorum: {0}")]
+    Quorum(crate::cluster::raft::StartError),
 }
 
 /// A running broker.
@@ -372,6 +424,7 @@ pub struct Broker {
     server: JoinHandle<()>,
     sweeper: JoinHandle<()>,
     txn_sweeper: JoinHandle<()>,
+    publisher: JoinHandle<()>,
 }
 
 impl Broker {
@@ -401,6 +454,14 @@ impl Broker {
             // Bound to port 0 (tests): advertise the port the kernel picked.
             config.advertised_port = local_addr.port();
         }
+        let controller_listener = match config.cluster.controller_listener {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| BrokerError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         std::fs::create_dir_all(&config.log_dir).map_err(LogError::from)?;
         crate::log::fd_cache::global().set_capacity(config.log_segment_fd_cache_size);
         let options = LogOptions {
@@ -416,13 +477,26 @@ impl Broker {
                 .await
                 .map_err(|e| LogError::from(std::io::Error::other(e)))??
         };
-        let metadata = MetadataStore::open_with_io(
+        let quorum = start_quorum(&config, controller_listener, Arc::clone(&io)).await?;
+        let metadata = MetadataStore::open(
+            Arc::clone(&quorum),
             &config.log_dir,
             config.node_id,
             config.cluster_id.as_deref(),
-            || topics_found_on_disk(&logs),
+            || topics_found_on_disk(&logs, config.node_id),
             io,
-        )?;
+        )
+        .await?;
+        metadata
+            .register_broker(crate::metadata::BrokerRegistration {
+                id: config.node_id,
+                incarnation: uuid::Uuid::new_v4(),
+                host: config.advertised_host.clone(),
+                port: config.advertised_port,
+                rack: config.cluster.rack.clone(),
+                fenced: false,
+            })
+            .await?;
         let groups = GroupCoordinator::new(&config);
         let txns = crate::txn::TransactionCoordinator::new(&config);
         let context = Arc::new(BrokerContext {
@@ -438,8 +512,14 @@ impl Broker {
             logs,
             groups,
             txns,
+            placement_lock: std::sync::Mutex::new(()),
         });
-        context.reconcile()?;
+        {
+            let context = Arc::clone(&context);
+            tokio::task::spawn_blocking(move || context.reconcile())
+                .await
+                .map_err(|e| LogError::from(std::io::Error::other(e)))??;
+        }
         // Dynamic broker configs stored by an earlier run; if the static configuration changed
         // so that they no longer validate, start without them rather than not at all.
         if let Err(e) = context.apply_dynamic_configs() {
@@ -474,6 +554,11 @@ impl Broker {
             context.clone(),
             shutdown.subscribe(),
         ));
+        let publisher = tokio::spawn(publish_metadata(
+            context.clone(),
+            quorum.applied(),
+            shutdown.subscribe(),
+        ));
         let server = tokio::spawn(crate::server::serve(listener, context.clone(), shutdown_rx));
         tracing::info!(
             addr = %local_addr,
@@ -489,6 +574,7 @@ impl Broker {
             server,
             sweeper,
             txn_sweeper,
+            publisher,
         })
     }
 
@@ -514,6 +600,8 @@ impl Broker {
         let _ = self.server.await;
         let _ = self.sweeper.await;
         let _ = self.txn_sweeper.await;
+        let _ = self.publisher.await;
+        self.context.metadata.quorum().shutdown().await;
         let logs = self.context.logs.clone();
         tokio::task::spawn_blocking(move || logs.shutdown())
             .await
@@ -523,8 +611,9 @@ impl Broker {
     }
 }
 
-/// Rebuilds topic entries from partition directories (used only if the metadata file is lost).
-fn topics_found_on_disk(logs: &LogManager) -> Vec<TopicMeta> {
+/// Rebuilds topic entries from partition directories, all placed on `node` (used only if a
+/// pre-cluster data directory lost its metadata file).
+fn topics_found_on_disk(logs: &LogManager, node: crate::common::NodeId) -> Vec<TopicMeta> {
     let mut topics: BTreeMap<String, TopicMeta> = BTreeMap::new();
     for (tp, log) in logs.all() {
         let entry = topics.entry(tp.topic.clone()).or_insert_with(|| TopicMeta {
@@ -532,8 +621,74 @@ fn topics_found_on_disk(logs: &LogManager) -> Vec<TopicMeta> {
             id: log.topic_id(),
             partitions: 0,
             configs: BTreeMap::new(),
+            placements: Vec::new(),
         });
         entry.partitions = entry.partitions.max(tp.partition.get() + 1);
     }
+    for topic in topics.values_mut() {
+        topic.placements = (0..topic.partitions)
+            .map(|_| crate::metadata::PartitionPlacement::new(vec![node]))
+            .collect();
+    }
     topics.into_values().collect()
+}
+
+/// Starts this node's member of the metadata quorum: the configured voters, or this node alone.
+async fn start_quorum(
+    config: &Config,
+    listener: Option<TcpListener>,
+    io: Arc<dyn crate::log::io::FsIo>,
+) -> Result<Arc<dyn crate::cluster::MetadataQuorum>, BrokerError> {
+    use crate::cluster::raft::{QuorumOptions, RaftQuorum};
+    let voters = if config.cluster.voters.is_empty() {
+        // A lone voter never dials itself; its address only has to be well-formed.
+        let own = listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map_or_else(|| "127.0.0.1:0".to_string(), |a| a.to_string());
+        [(config.node_id, own)].into()
+    } else {
+        config.cluster.voters.clone()
+    };
+    let quorum = RaftQuorum::start(
+        QuorumOptions {
+            node_id: config.node_id,
+            voters,
+            dir: config.log_dir.join(crate::log::manager::METADATA_LOG_DIR),
+            election_timeout_ms: config.cluster.election_timeout_ms,
+            listener,
+        },
+        io,
+    )
+    .await
+    .map_err(BrokerError::Quorum)?;
+    Ok(quorum)
+}
+
+/// Keeps this node's logs and settings matching the metadata as commands are applied
+/// (including those committed through other brokers), until shutdown.
+async fn publish_metadata(
+    context: Arc<BrokerContext>,
+    mut applied: watch::Receiver<u64>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            changed = applied.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+        let context = Arc::clone(&context);
+        let done = tokio::task::spawn_blocking(move || {
+            if let Err(e) = context.apply_dynamic_configs() {
+                tracing::warn!("dynamic broker configs not applied: {e}");
+            }
+            context.reconcile()
+        })
+        .await;
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("partition logs do not match the metadata yet: {e}"),
+            Err(e) => tracing::warn!("metadata publisher: {e}"),
+        }
+    }
 }

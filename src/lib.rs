@@ -8,6 +8,7 @@
 
 pub mod alloc_guard;
 pub mod broker;
+pub mod cluster;
 pub mod common;
 pub mod config;
 pub mod group;

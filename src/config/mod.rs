@@ -29,7 +29,16 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "listeners", default: "PLAINTEXT://127.0.0.1:9092", doc: "Where to accept client connections (comma-separated; one PLAINTEXT listener today)." },
     Setting { name: "advertised.listeners", default: "", doc: "Address given to clients in Metadata; empty means the same as `listeners`." },
     Setting { name: "log.dirs", default: "./data", doc: "Directory holding partition logs and broker metadata (one directory today)." },
-    Setting { name: "node.id", default: "1", doc: "This broker's id, reported in Metadata." },
+    Setting { name: "node.id", default: "1", doc: "This node's id: its broker id in Metadata and its voter id in the metadata quorum." },
+    Setting { name: "process.roles", default: "broker,controller", doc: "`broker`, `controller` or both (combined mode). Gregor runs every node in combined mode today: each node is a voter of the metadata quorum and a broker." },
+    Setting { name: "controller.quorum.voters", default: "", doc: "The metadata quorum's voters as `id@host:port` (their controller listeners), comma-separated; every node of a cluster lists the same voters. Empty: a single-node cluster whose only voter is this node." },
+    Setting { name: "controller.quorum.bootstrap.servers", default: "", doc: "Kafka's dynamic-quorum bootstrap list (KIP-853). Accepted for compatibility; Gregor forms its quorum from controller.quorum.voters." },
+    Setting { name: "controller.listener.names", default: "CONTROLLER", doc: "Names of the listeners in `listeners` that carry the metadata quorum's traffic (Raft and forwarded writes) rather than clients." },
+    Setting { name: "controller.quorum.election.timeout.ms", default: "1000", doc: "A voter that hears nothing from a leader for this long (plus a random part of as much again) starts an election." },
+    Setting { name: "broker.rack", default: "", doc: "This broker's rack; partition replicas are spread over racks." },
+    Setting { name: "inter.broker.listener.name", default: "", doc: "Listener brokers use to reach each other. Gregor has one client listener, which it is." },
+    Setting { name: "broker.session.timeout.ms", default: "9000", doc: "A broker whose heartbeats stop for this long is fenced: its partitions show no leader until it returns." },
+    Setting { name: "broker.heartbeat.interval.ms", default: "2000", doc: "How often a broker heartbeats to the active controller." },
     Setting { name: "cluster.id", default: "", doc: "Cluster id; empty means generate one on first start and keep it in meta.properties." },
     Setting { name: "num.partitions", default: "1", doc: "Partitions of an auto-created topic, or of CreateTopics with num_partitions = -1." },
     Setting { name: "default.replication.factor", default: "1", doc: "Replication factor used when a request says -1. A single broker only accepts 1." },
@@ -80,6 +89,20 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "transactional.id.expiration.ms", default: "604800000", doc: "A transactional id whose producer has sent no transactional request for this long (and has no transaction open) is forgotten." },
 ];
 
+/// This node's place in the cluster (`process.roles`, the quorum, the controller listener).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// Where the controller listener binds, if `listeners` has one.
+    pub controller_listener: Option<SocketAddr>,
+    /// The quorum's voters by node id, with their controller listener `host:port`. Empty means
+    /// a single-node cluster of this node alone.
+    pub voters: BTreeMap<crate::common::NodeId, String>,
+    pub election_timeout_ms: u64,
+    pub rack: Option<String>,
+    pub broker_session_timeout_ms: u64,
+    pub broker_heartbeat_interval_ms: u64,
+}
+
 /// How `acks=all` relates to fsync.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlushPolicy {
@@ -93,6 +116,7 @@ pub enum FlushPolicy {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listeners: SocketAddr,
+    pub cluster: ClusterConfig,
     pub advertised_host: String,
     pub advertised_port: u16,
     pub log_dir: PathBuf,
@@ -252,14 +276,18 @@ impl Config {
         for (name, value) in &sources.overrides {
             raw.insert(name.clone(), (value.clone(), "command line".to_string()));
         }
-        let ignored = kafka_compat(&mut raw)?;
+        let (ignored, controller_listener) = kafka_compat(&mut raw)?;
         if !ignored.is_empty() {
             tracing::warn!(
                 "Kafka settings that do not apply to Gregor were ignored: {}",
                 ignored.join(", ")
             );
         }
-        Resolver { raw }.build()
+        Resolver {
+            raw,
+            controller_listener,
+        }
+        .build()
     }
 
     /// This (static) configuration with dynamic broker configs layered on top — the cluster
@@ -287,9 +315,14 @@ impl Config {
                 raw.insert(name.clone(), (value.clone(), origin.to_string()));
             }
         }
-        let mut config = Resolver { raw }.build()?;
+        let mut config = Resolver {
+            raw,
+            controller_listener: None,
+        }
+        .build()?;
         config.advertised_port = self.advertised_port;
         config.listeners = self.listeners;
+        config.cluster = self.cluster.clone();
         Ok(config)
     }
 }
@@ -302,7 +335,10 @@ impl Config {
 ///   (`listener.security.protocol.map`);
 /// - a Kafka broker setting Gregor has no use for is removed and returned, to be named in one
 ///   warning; any other unknown name is an error, with the closest known name as a hint.
-fn kafka_compat(raw: &mut BTreeMap<String, (String, String)>) -> Result<Vec<String>, ConfigError> {
+/// Returns the ignored names and the controller listener taken out of `listeners`.
+fn kafka_compat(
+    raw: &mut BTreeMap<String, (String, String)>,
+) -> Result<(Vec<String>, Option<String>), ConfigError> {
     const TIME_FORMS: [(&str, &str, i64); 3] = [
         ("log.retention.ms", "log.retention.minutes", 60_000),
         ("log.retention.ms", "log.retention.hours", 3_600_000),
@@ -329,8 +365,19 @@ fn kafka_compat(raw: &mut BTreeMap<String, (String, String)>) -> Result<Vec<Stri
     }
     let controllers: Vec<String> = raw
         .get("controller.listener.names")
-        .map(|(v, _)| v.split(',').map(|s| s.trim().to_string()).collect())
-        .unwrap_or_default();
+        .map_or("CONTROLLER", |(v, _)| v.as_str())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect();
+    let controller_listener = raw.get("listeners").and_then(|(value, _)| {
+        value.split(',').map(str::trim).find_map(|l| {
+            let (name, rest) = l.split_once("://")?;
+            controllers
+                .iter()
+                .any(|c| c == name)
+                .then(|| rest.to_string())
+        })
+    });
     let protocols: BTreeMap<String, String> = raw
         .get("listener.security.protocol.map")
         .map(|(v, _)| {
@@ -369,7 +416,7 @@ fn kafka_compat(raw: &mut BTreeMap<String, (String, String)>) -> Result<Vec<Stri
     for name in &ignored {
         raw.remove(name);
     }
-    Ok(ignored)
+    Ok((ignored, controller_listener))
 }
 
 /// A Kafka listener list as Gregor serves it: without the controller listeners, each other
@@ -451,6 +498,8 @@ fn scalar_to_string(value: &Value) -> String {
 /// Turns raw strings into typed values, falling back to each setting's default.
 struct Resolver {
     raw: BTreeMap<String, (String, String)>,
+    /// `host:port` of the controller listener found in `listeners`.
+    controller_listener: Option<String>,
 }
 
 impl Resolver {
@@ -569,6 +618,7 @@ impl Resolver {
         if node_id < 0 {
             return Err(self.bad("node.id", "must be 0 or more".to_string()));
         }
+        let cluster = self.cluster(node_id)?;
         let (cluster_id, _) = self.get("cluster.id");
         let cluster_id = Some(cluster_id.trim().to_string()).filter(|c| !c.is_empty());
         let default_replication_factor: i16 = self.positive("default.replication.factor")?;
@@ -648,6 +698,7 @@ impl Resolver {
         )?;
         Ok(Config {
             listeners: listener,
+            cluster,
             advertised_host,
             advertised_port,
             log_dir,
@@ -698,6 +749,71 @@ impl Resolver {
                 .positive("transaction.abort.timed.out.transaction.cleanup.interval.ms")?,
             transactional_id_expiration_ms: self.positive("transactional.id.expiration.ms")?,
             producer_id_expiration_ms: self.positive("producer.id.expiration.ms")?,
+        })
+    }
+}
+
+impl Resolver {
+    /// The cluster settings: roles, voters, the controller listener.
+    fn cluster(&self, node_id: i32) -> Result<ClusterConfig, ConfigError> {
+        let (roles, _) = self.get("process.roles");
+        let mut roles: Vec<&str> = roles.split(',').map(str::trim).collect();
+        roles.sort_unstable();
+        if roles != ["broker", "controller"] {
+            return Err(self.bad(
+                "process.roles",
+                "only `broker,controller` (combined mode) is supported today".to_string(),
+            ));
+        }
+        let controller_listener = match &self.controller_listener {
+            Some(l) => Some(
+                parse_listener(&format!("PLAINTEXT://{l}"))
+                    .map_err(|r| self.bad("listeners", format!("controller listener: {r}")))?,
+            ),
+            None => None,
+        };
+        let (voters_text, _) = self.get("controller.quorum.voters");
+        let mut voters = BTreeMap::new();
+        for voter in voters_text
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        {
+            let bad = || {
+                self.bad(
+                    "controller.quorum.voters",
+                    format!("`{voter}`: expected id@host:port"),
+                )
+            };
+            let (id, addr) = voter.split_once('@').ok_or_else(bad)?;
+            let id: i32 = id.trim().parse().map_err(|_| bad())?;
+            if id < 0 || !addr.contains(':') {
+                return Err(bad());
+            }
+            voters.insert(crate::common::NodeId(id), addr.trim().to_string());
+        }
+        if !voters.is_empty() {
+            if !voters.contains_key(&crate::common::NodeId(node_id)) {
+                return Err(self.bad(
+                    "controller.quorum.voters",
+                    format!("node.id {node_id} is not among the voters (every node is a controller in combined mode)"),
+                ));
+            }
+            if voters.len() > 1 && controller_listener.is_none() {
+                return Err(self.bad(
+                    "listeners",
+                    "a cluster of several voters needs a controller listener (e.g. CONTROLLER://127.0.0.1:9093, named in controller.listener.names)".to_string(),
+                ));
+            }
+        }
+        let (rack, _) = self.get("broker.rack");
+        Ok(ClusterConfig {
+            controller_listener,
+            voters,
+            election_timeout_ms: self.positive("controller.quorum.election.timeout.ms")?,
+            rack: Some(rack.trim().to_string()).filter(|r| !r.is_empty()),
+            broker_session_timeout_ms: self.positive("broker.session.timeout.ms")?,
+            broker_heartbeat_interval_ms: self.positive("broker.heartbeat.interval.ms")?,
         })
     }
 }

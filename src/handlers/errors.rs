@@ -130,9 +130,15 @@ pub fn record_error(error: &RecordError) -> ResponseError {
 pub fn metadata_error(error: &MetadataError) -> ResponseError {
     match error {
         MetadataError::TopicExists(_) => ResponseError::TopicAlreadyExists,
+        MetadataError::Placement(_) => ResponseError::InvalidReplicationFactor,
+        // The controller could not be reached or is electing: clients retry these.
+        MetadataError::Quorum(_) | MetadataError::Contended { .. } => {
+            ResponseError::RequestTimedOut
+        }
         MetadataError::Io(_)
         | MetadataError::Corrupt { .. }
-        | MetadataError::NodeIdMismatch { .. } => ResponseError::KafkaStorageError,
+        | MetadataError::NodeIdMismatch { .. }
+        | MetadataError::ClusterIdMismatch { .. } => ResponseError::KafkaStorageError,
     }
 }
 

@@ -48,8 +48,7 @@ use super::crash_tests::{cases, check_indexes, read_all, Rng};
 use super::io::FaultyIo;
 use super::segment::file_name;
 use super::*;
-use crate::common::{LeaderEpoch, NodeId, Offset, ProducerEpoch, ProducerId, TopicId};
-use crate::metadata::MetadataStore;
+use crate::common::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, TopicId};
 use crate::records::batch::BatchHeader;
 use crate::records::build::MarkerKind;
 use crate::records::testutil::{build_batch, idempotent_batch, simple_batch, transactional_batch};
@@ -163,6 +162,16 @@ fn append(p: &PartitionLog, batch: Vec<u8>) -> Result<(AppendOutcome, Vec<u8>), 
     Ok((o, batch))
 }
 
+/// The runtime the metadata quorum of a workload runs on; the workload itself calls the store
+/// from the test's thread, as handlers do from the blocking pool.
+fn quorum_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// One random workload; returns at the first error, which must come from the crash.
 fn run_workload(io: &Arc<FaultyIo>, root: &Path, rng: &mut Rng, model: &mut Model) {
     let step = |r: Result<(), LogError>| match r {
@@ -172,7 +181,9 @@ fn run_workload(io: &Arc<FaultyIo>, root: &Path, rng: &mut Rng, model: &mut Mode
             false
         }
     };
-    let Ok(store) = MetadataStore::open_with_io(root, NodeId(1), None, Vec::new, io.clone()) else {
+    let runtime = quorum_runtime();
+    let opened = runtime.block_on(crate::metadata::open_single_node(root, 1, io.clone()));
+    let Ok(store) = opened else {
         assert!(io.crashed());
         return;
     };
@@ -363,7 +374,14 @@ fn check_recovered(case: u64, root: &Path, out: &Path, model: &Model, trusted_in
         }
     }
     if let Some(committed) = &model.meta_committed {
-        let store = MetadataStore::open(out, NodeId(1), None, Vec::new).expect("metadata reopens");
+        let runtime = quorum_runtime();
+        let store = runtime
+            .block_on(crate::metadata::open_single_node(
+                out,
+                1,
+                Arc::new(io::OsIo),
+            ))
+            .expect("metadata reopens");
         let names: BTreeSet<String> = store.topics().iter().map(|t| t.name.clone()).collect();
         assert!(
             &names == committed || model.meta_in_flight.as_ref() == Some(&names),

@@ -173,8 +173,14 @@ pub struct LogManager {
     admin: Mutex<()>,
 }
 
+/// The directory of the cluster's metadata log (Kafka's name), which is not a partition log.
+pub const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
+
 /// Parses a partition directory name `<topic>-<partition>`.
 fn parse_partition_dir(name: &str) -> Option<TopicPartition> {
+    if name == METADATA_LOG_DIR {
+        return None;
+    }
     let (topic, p) = name.rsplit_once('-')?;
     let partition: i32 = p.parse().ok()?;
     if topic.is_empty() || partition < 0 || !p.bytes().all(|b| b.is_ascii_digit()) {
@@ -225,6 +231,9 @@ impl LogManager {
                 continue;
             }
             let Some(tp) = parse_partition_dir(&name) else {
+                if name == METADATA_LOG_DIR {
+                    continue;
+                }
                 tracing::warn!(dir = %path.display(), "skipping directory that is not a partition");
                 continue;
             };

@@ -1,18 +1,44 @@
-//! The metadata image: an immutable, self-contained view of the cluster metadata (topics by
-//! name and by id, dynamic configs, the producer-id reservation) and the records that change it.
+//! The metadata image: an immutable, self-contained view of the cluster metadata (the cluster
+//! id, registered brokers, topics by name and by id with the placement of their partitions,
+//! dynamic configs, the producer-id reservation) and the records that change it.
 //!
-//! This is KRaft's model in miniature: every change is a [`MetadataRecord`], and an image is
-//! what applying the committed records, in order, to an empty image gives. Readers (Produce,
-//! Fetch, Metadata, ...) hold an `Arc<MetadataImage>` and never wait for a writer; the store
-//! builds the next image beside the current one, persists it, and swaps it in. When the Raft
-//! quorum arrives, the same records travel through its log and every broker applies them to its
-//! own image with [`MetadataImage::apply`].
+//! This is KRaft's model: every change is a [`MetadataRecord`], committed through the metadata
+//! quorum (`crate::cluster`) inside a [`MetadataCommand`], and an image is what applying the
+//! committed commands, in order, to an empty image gives. Every node applies the same commands
+//! to its own image; readers (Produce, Fetch, Metadata, ...) hold an `Arc<MetadataImage>` and
+//! never wait for a writer.
+//!
+//! A command carries the [`Precondition`]s its writer decided on. They are checked again when
+//! the command is applied, against the image of that moment, so two brokers that decide on
+//! the same stale image (two creates of one name, two producer-id blocks from one end) cannot
+//! both succeed: the second command is rejected on every node alike and its writer decides again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::common::TopicId;
+use crate::common::{LeaderEpoch, NodeId, TopicId};
 use serde::{Deserialize, Serialize};
+
+/// Where one partition lives: its replicas (the first is the preferred leader), the broker
+/// leading it and the epoch of that leadership (bumped on every leader change).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartitionPlacement {
+    pub replicas: Vec<NodeId>,
+    pub leader: NodeId,
+    pub leader_epoch: LeaderEpoch,
+}
+
+impl PartitionPlacement {
+    /// A new partition on `replicas`, led by the first of them, at epoch 0.
+    pub fn new(replicas: Vec<NodeId>) -> PartitionPlacement {
+        let leader = replicas.first().copied().unwrap_or(NodeId(-1));
+        PartitionPlacement {
+            replicas,
+            leader,
+            leader_epoch: LeaderEpoch(0),
+        }
+    }
+}
 
 /// One topic as the cluster knows it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -23,6 +49,39 @@ pub struct TopicMeta {
     /// Topic-level configs set explicitly (Kafka names); unset ones follow the broker.
     #[serde(default)]
     pub configs: BTreeMap<String, String>,
+    /// One entry per partition, by index. Empty only in data written before the cluster
+    /// existed; the migration fills it in.
+    #[serde(default)]
+    pub placements: Vec<PartitionPlacement>,
+}
+
+impl TopicMeta {
+    /// The placement of `partition`, if the topic has it.
+    pub fn placement(&self, partition: i32) -> Option<&PartitionPlacement> {
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.placements.get(p))
+    }
+
+    /// The broker leading `partition`, if the partition exists.
+    pub fn leader(&self, partition: i32) -> Option<NodeId> {
+        self.placement(partition).map(|p| p.leader)
+    }
+}
+
+/// A broker as registered with the controller (KRaft's `RegisterBrokerRecord`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BrokerRegistration {
+    pub id: NodeId,
+    /// Random per process start: a registration from an earlier run of the same node id is
+    /// replaced, never confused with this one.
+    pub incarnation: uuid::Uuid,
+    /// The advertised client endpoint.
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+    /// A fenced broker leads nothing that clients are sent to.
+    pub fenced: bool,
 }
 
 /// Which kind of dynamic config set a record or a lookup is about.
@@ -34,11 +93,27 @@ pub enum ConfigScope {
     Broker,
 }
 
-/// One change to the metadata. Applying a record is total and deterministic: the writer checks
-/// preconditions (a topic name is free, a topic exists) before it emits the record, so replaying
-/// the same records always gives the same image.
+/// One change to the metadata. Applying a record is total and deterministic: the command that
+/// carries it states the [`Precondition`]s it needs, so replaying the same commands always
+/// gives the same image.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub enum MetadataRecord {
+    /// The cluster's id, set once by the first command of a new cluster.
+    ClusterId(String),
+    /// A broker registered (or re-registered after a restart), unfenced.
+    RegisterBroker(BrokerRegistration),
+    /// A broker fenced (its heartbeats stopped) or unfenced (it is back and caught up).
+    BrokerFenced { id: NodeId, fenced: bool },
+    /// A broker removed for good (`UnregisterBroker`).
+    UnregisterBroker { id: NodeId },
+    /// A partition's leader changed; its leader epoch is the new one.
+    PartitionLeader {
+        name: String,
+        partition: i32,
+        replicas: Vec<NodeId>,
+        leader: NodeId,
+        leader_epoch: LeaderEpoch,
+    },
     /// A new topic (or, replayed over an existing name, its replacement).
     Topic(TopicMeta),
     /// A topic removed.
@@ -48,8 +123,13 @@ pub enum MetadataRecord {
         name: String,
         configs: BTreeMap<String, String>,
     },
-    /// A topic's partition count raised.
-    PartitionCount { name: String, partitions: i32 },
+    /// A topic's partition count raised; `placements` are those of the new partitions.
+    PartitionCount {
+        name: String,
+        partitions: i32,
+        #[serde(default)]
+        placements: Vec<PartitionPlacement>,
+    },
     /// A group's or broker's dynamic configs replaced as a whole (empty removes them).
     Configs {
         scope: ConfigScope,
@@ -60,11 +140,46 @@ pub enum MetadataRecord {
     ProducerIdBlock { reserved_until: i64 },
 }
 
+/// What a command's writer relied on when it decided; checked again when the command applies.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Precondition {
+    /// The cluster has no id yet (the bootstrap command of a new cluster).
+    NoClusterId,
+    /// No topic has this name.
+    TopicAbsent(String),
+    /// The topic exists with this id.
+    TopicIs { name: String, id: TopicId },
+    /// The topic has exactly this many partitions.
+    TopicPartitions { name: String, partitions: i32 },
+    /// The producer-id reservation ends here (a compare-and-set for the next block).
+    ProducerIdsReservedUntil(i64),
+}
+
+/// The unit the metadata quorum commits: records applied together, or not at all if a
+/// precondition fails.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct MetadataCommand {
+    pub preconditions: Vec<Precondition>,
+    pub records: Vec<MetadataRecord>,
+}
+
+impl MetadataCommand {
+    /// Records with no precondition.
+    pub fn unconditional(records: Vec<MetadataRecord>) -> MetadataCommand {
+        MetadataCommand {
+            preconditions: Vec::new(),
+            records,
+        }
+    }
+}
+
 /// The metadata at one point of the record sequence. Cloning is cheap relative to a write
 /// (topics are shared `Arc`s), which is what lets the store build the next image beside the
 /// current one.
 #[derive(Clone, Debug, Default)]
 pub struct MetadataImage {
+    cluster_id: Option<String>,
+    brokers: BTreeMap<NodeId, BrokerRegistration>,
     topics: BTreeMap<String, Arc<TopicMeta>>,
     topic_names_by_id: HashMap<TopicId, String>,
     producer_ids_reserved_until: i64,
@@ -73,6 +188,54 @@ pub struct MetadataImage {
 }
 
 impl MetadataImage {
+    /// The cluster id, once the bootstrap command has been applied.
+    pub fn cluster_id(&self) -> Option<&str> {
+        self.cluster_id.as_deref()
+    }
+
+    /// Every registered broker, fenced or not, by id.
+    pub fn brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values()
+    }
+
+    /// The registration of broker `id`.
+    pub fn broker(&self, id: NodeId) -> Option<&BrokerRegistration> {
+        self.brokers.get(&id)
+    }
+
+    /// Brokers that are registered and not fenced: those partitions may be placed on.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    /// True if `precondition` holds in this image.
+    pub fn holds(&self, precondition: &Precondition) -> bool {
+        match precondition {
+            Precondition::NoClusterId => self.cluster_id.is_none(),
+            Precondition::TopicAbsent(name) => !self.topics.contains_key(name),
+            Precondition::TopicIs { name, id } => {
+                self.topics.get(name).is_some_and(|t| t.id == *id)
+            }
+            Precondition::TopicPartitions { name, partitions } => self
+                .topics
+                .get(name)
+                .is_some_and(|t| t.partitions == *partitions),
+            Precondition::ProducerIdsReservedUntil(end) => self.producer_ids_reserved_until == *end,
+        }
+    }
+
+    /// Applies `command` if every precondition holds; otherwise changes nothing and returns
+    /// the first that failed. Deterministic: every node gives the same answer.
+    pub fn apply_command(&mut self, command: &MetadataCommand) -> Result<(), Precondition> {
+        if let Some(failed) = command.preconditions.iter().find(|p| !self.holds(p)) {
+            return Err(failed.clone());
+        }
+        for record in &command.records {
+            self.apply(record);
+        }
+        Ok(())
+    }
+
     /// The topic called `name`.
     pub fn topic(&self, name: &str) -> Option<&Arc<TopicMeta>> {
         self.topics.get(name)
@@ -131,6 +294,43 @@ impl MetadataImage {
     /// never emits them; a replay of a log cut mid-way must still not fail).
     pub fn apply(&mut self, record: &MetadataRecord) {
         match record {
+            MetadataRecord::ClusterId(id) => {
+                if self.cluster_id.is_none() {
+                    self.cluster_id = Some(id.clone());
+                }
+            }
+            MetadataRecord::RegisterBroker(registration) => {
+                self.brokers.insert(registration.id, registration.clone());
+            }
+            MetadataRecord::BrokerFenced { id, fenced } => {
+                if let Some(broker) = self.brokers.get_mut(id) {
+                    broker.fenced = *fenced;
+                }
+            }
+            MetadataRecord::UnregisterBroker { id } => {
+                self.brokers.remove(id);
+            }
+            MetadataRecord::PartitionLeader {
+                name,
+                partition,
+                replicas,
+                leader,
+                leader_epoch,
+            } => {
+                let placement = PartitionPlacement {
+                    replicas: replicas.clone(),
+                    leader: *leader,
+                    leader_epoch: *leader_epoch,
+                };
+                self.update_topic(name, |t| {
+                    if let Some(slot) = usize::try_from(*partition)
+                        .ok()
+                        .and_then(|p| t.placements.get_mut(p))
+                    {
+                        *slot = placement;
+                    }
+                });
+            }
             MetadataRecord::Topic(topic) => {
                 if let Some(old) = self.topics.get(&topic.name) {
                     self.topic_names_by_id.remove(&old.id);
@@ -147,8 +347,17 @@ impl MetadataImage {
             MetadataRecord::TopicConfigs { name, configs } => {
                 self.update_topic(name, |t| t.configs = configs.clone());
             }
-            MetadataRecord::PartitionCount { name, partitions } => {
-                self.update_topic(name, |t| t.partitions = *partitions);
+            MetadataRecord::PartitionCount {
+                name,
+                partitions,
+                placements,
+            } => {
+                self.update_topic(name, |t| {
+                    t.partitions = *partitions;
+                    t.placements.extend(placements.iter().cloned());
+                    t.placements
+                        .truncate(usize::try_from(*partitions).unwrap_or(0));
+                });
             }
             MetadataRecord::Configs {
                 scope,
@@ -179,10 +388,20 @@ impl MetadataImage {
     /// The records that rebuild this image from an empty one (what a snapshot holds).
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut records: Vec<MetadataRecord> = self
-            .topics
-            .values()
-            .map(|t| MetadataRecord::Topic(TopicMeta::clone(t)))
+            .cluster_id
+            .iter()
+            .map(|id| MetadataRecord::ClusterId(id.clone()))
             .collect();
+        records.extend(
+            self.brokers
+                .values()
+                .map(|b| MetadataRecord::RegisterBroker(b.clone())),
+        );
+        records.extend(
+            self.topics
+                .values()
+                .map(|t| MetadataRecord::Topic(TopicMeta::clone(t))),
+        );
         for (scope, map) in [
             (ConfigScope::Group, &self.group_configs),
             (ConfigScope::Broker, &self.broker_configs),
@@ -219,6 +438,9 @@ mod tests {
             id: TopicId::random(),
             partitions,
             configs: BTreeMap::new(),
+            placements: (0..partitions)
+                .map(|_| PartitionPlacement::new(vec![NodeId(1)]))
+                .collect(),
         }
     }
 
@@ -232,7 +454,9 @@ mod tests {
         image.apply(&MetadataRecord::PartitionCount {
             name: "a".into(),
             partitions: 4,
+            placements: vec![PartitionPlacement::new(vec![NodeId(2)]); 3],
         });
+        assert_eq!(image.topic("a").and_then(|t| t.leader(3)), Some(NodeId(2)));
         assert_eq!(image.topic_by_id(a.id).map(|t| t.partitions), Some(4));
         image.apply(&MetadataRecord::RemoveTopic { name: "a".into() });
         assert!(image.topic("a").is_none());
@@ -247,6 +471,7 @@ mod tests {
         image.apply(&MetadataRecord::PartitionCount {
             name: "a".into(),
             partitions: 9,
+            placements: Vec::new(),
         });
         assert_eq!(before.topic("a").map(|t| t.partitions), Some(1));
         assert_eq!(image.topic("a").map(|t| t.partitions), Some(9));

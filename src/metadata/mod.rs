@@ -12,6 +12,11 @@ mod store;
 pub mod topic_config;
 pub mod topic_name;
 
-pub use image::{ConfigScope, MetadataImage, MetadataRecord, TopicMeta};
+pub use image::{
+    BrokerRegistration, ConfigScope, MetadataCommand, MetadataImage, MetadataRecord,
+    PartitionPlacement, Precondition, TopicMeta,
+};
 pub use producer_ids::ProducerIdAllocator;
+#[cfg(test)]
+pub(crate) use store::open_single_node;
 pub use store::{MetadataError, MetadataStore};

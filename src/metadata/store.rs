@@ -1,78 +1,69 @@
-//! The metadata store: the current [`MetadataImage`], its persistence, and the node identity.
+//! The metadata store: the broker's window on the cluster metadata.
 //!
-//! Readers take the current image (an `Arc`, swapped atomically) and never wait for a writer.
-//! Writers are serialised by one mutex: each builds the next image beside the current one from
-//! [`MetadataRecord`]s, persists it to `<log.dirs>/gregor-metadata.json` (replaced atomically,
-//! fsynced), and only then publishes it, so nobody sees a change that a crash could undo.
-//! The cluster id and node id live in Kafka's `meta.properties`. Creation writes metadata before
-//! partition directories, deletion removes metadata before data, so after a crash a directory
-//! without a topic entry is an orphan from an interrupted create/delete and is removed on start.
+//! Reads take the current [`MetadataImage`] (an `Arc` the quorum's state machine swaps on each
+//! applied command) and never wait for a writer. Writes decide a [`MetadataCommand`] against the
+//! current image and commit it through the [`MetadataQuorum`]: the call returns once the
+//! command is committed on a majority of the controllers and applied to this node's image, so a
+//! broker always reads its own writes. A command whose preconditions no longer hold when it
+//! applies (another broker changed the same thing first) is decided again on the newer image.
+//!
+//! The node identity lives in Kafka's `meta.properties`. The metadata of a data directory
+//! written before the cluster existed (`gregor-metadata.json`) is migrated into the metadata
+//! log by the first start, in the command that bootstraps the cluster, and the file is then
+//! renamed `gregor-metadata.json.migrated`.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::image::{ConfigScope, MetadataImage, MetadataRecord, TopicMeta};
+use super::image::{
+    BrokerRegistration, ConfigScope, MetadataCommand, MetadataImage, MetadataRecord,
+    PartitionPlacement, Precondition, TopicMeta,
+};
 use super::persist::read_properties;
-use super::producer_ids::ProducerIdAllocator;
+use super::producer_ids::{ProducerIdAllocator, BLOCK_SIZE};
+use crate::cluster::placement::{self, PlacementError};
+use crate::cluster::{MetadataQuorum, QuorumError};
 use crate::common::{NodeId, ProducerId, TopicId};
-use crate::log::io::{write_atomic, FsIo, OsIo};
+use crate::log::io::{write_atomic, FsIo};
 
-const METADATA_FILE: &str = "gregor-metadata.json";
+const LEGACY_METADATA_FILE: &str = "gregor-metadata.json";
 const META_PROPERTIES: &str = "meta.properties";
+/// Times a write is decided again after losing a race with another writer.
+const MAX_ATTEMPTS: usize = 8;
 
-/// The on-disk snapshot of an image. The field names are the file format of earlier versions,
-/// so existing data directories load unchanged.
+/// The metadata file of versions before the cluster. The field names are that file format.
 #[derive(Default, Serialize, Deserialize)]
-struct Persisted {
+struct LegacyMetadata {
     topics: Vec<TopicMeta>,
-    /// End of the last reserved producer-id block (see producer_ids.rs).
+    /// End of the last reserved producer-id block.
     producer_ids_reserved_until: i64,
-    /// Group configs (KIP-848) by group id; a group may have them before it exists.
     #[serde(default)]
     group_configs: BTreeMap<String, BTreeMap<String, String>>,
-    /// Dynamic broker configs by resource name: "" for the cluster-wide default, the node id
-    /// for one broker.
     #[serde(default)]
     broker_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-impl Persisted {
-    fn from_image(image: &MetadataImage) -> Persisted {
-        let mut persisted = Persisted {
-            producer_ids_reserved_until: image.producer_ids_reserved_until(),
-            ..Persisted::default()
-        };
-        for record in image.to_records() {
-            match record {
-                MetadataRecord::Topic(t) => persisted.topics.push(t),
-                MetadataRecord::Configs {
-                    scope: ConfigScope::Group,
-                    name,
-                    configs,
-                } => {
-                    persisted.group_configs.insert(name, configs);
+impl LegacyMetadata {
+    /// The records that recreate this metadata in the log, every partition placed on `node`
+    /// (the only broker there was).
+    fn into_records(self, node: NodeId) -> Vec<MetadataRecord> {
+        let mut records: Vec<MetadataRecord> = self
+            .topics
+            .into_iter()
+            .map(|mut t| {
+                if t.placements.len() != usize::try_from(t.partitions).unwrap_or(0) {
+                    t.placements = (0..t.partitions)
+                        .map(|_| PartitionPlacement::new(vec![node]))
+                        .collect();
                 }
-                MetadataRecord::Configs {
-                    scope: ConfigScope::Broker,
-                    name,
-                    configs,
-                } => {
-                    persisted.broker_configs.insert(name, configs);
-                }
-                _ => {}
-            }
-        }
-        persisted
-    }
-
-    fn into_records(self) -> Vec<MetadataRecord> {
-        let mut records: Vec<MetadataRecord> =
-            self.topics.into_iter().map(MetadataRecord::Topic).collect();
+                MetadataRecord::Topic(t)
+            })
+            .collect();
         for (scope, map) in [
             (ConfigScope::Group, self.group_configs),
             (ConfigScope::Broker, self.broker_configs),
@@ -104,40 +95,46 @@ pub enum MetadataError {
     Corrupt { path: PathBuf, reason: String },
     #[error("log.dirs was used by another node: meta.properties says node.id={found}, configured {configured}")]
     NodeIdMismatch { found: NodeId, configured: NodeId },
+    #[error("log.dirs belongs to cluster {found}, but this quorum is cluster {quorum}")]
+    ClusterIdMismatch { found: String, quorum: String },
+    #[error("{0}")]
+    Quorum(#[from] QuorumError),
+    #[error("{0}")]
+    Placement(#[from] PlacementError),
+    #[error("the metadata changed under {attempts} attempts in a row; giving up")]
+    Contended { attempts: usize },
 }
 
 /// The metadata of this node. See the module docs for the read/write discipline.
 pub struct MetadataStore {
-    path: PathBuf,
+    quorum: Arc<dyn MetadataQuorum>,
+    node_id: NodeId,
     cluster_id: String,
-    image: ArcSwap<MetadataImage>,
-    /// Serialises writers (build, persist, publish); readers never take it.
-    writer: Mutex<()>,
     producer_ids: ProducerIdAllocator,
-    /// The file-system seam every metadata file is written through.
-    io: Arc<dyn FsIo>,
+    /// The runtime the quorum runs on, for writes from threads outside it.
+    runtime: tokio::runtime::Handle,
+}
+
+/// Runs `future` to completion from synchronous code: on the blocking pool or a plain thread
+/// (where handlers' metadata writes run), or on a multi-threaded runtime's worker (where it
+/// first moves the worker's other tasks away).
+fn block_on<F: Future>(runtime: &tokio::runtime::Handle, future: F) -> F::Output {
+    match tokio::runtime::Handle::try_current() {
+        Ok(current) if current.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| current.block_on(future))
+        }
+        Ok(current) => current.block_on(future),
+        Err(_) => runtime.block_on(future),
+    }
 }
 
 impl MetadataStore {
-    /// Opens (or initialises) the metadata in `dir`. `recover_topics` supplies topics found on
-    /// disk (name, id, partition count) for the case where the metadata file is missing.
-    pub fn open(
-        dir: &Path,
-        node_id: NodeId,
-        configured_cluster_id: Option<&str>,
-        recover_topics: impl FnOnce() -> Vec<TopicMeta>,
-    ) -> Result<Arc<MetadataStore>, MetadataError> {
-        Self::open_with_io(
-            dir,
-            node_id,
-            configured_cluster_id,
-            recover_topics,
-            Arc::new(OsIo),
-        )
-    }
-
-    /// [`MetadataStore::open`] with every file written through `io` (crash tests).
-    pub fn open_with_io(
+    /// Joins the quorum's metadata: bootstraps the cluster if this is its first node to start
+    /// (cluster id, and the migration of `dir`'s pre-cluster metadata), checks and writes
+    /// `meta.properties`. `recover_topics` supplies topics found on disk, used only when a
+    /// pre-cluster data directory lost its metadata file.
+    pub async fn open(
+        quorum: Arc<dyn MetadataQuorum>,
         dir: &Path,
         node_id: NodeId,
         configured_cluster_id: Option<&str>,
@@ -145,123 +142,134 @@ impl MetadataStore {
         io: Arc<dyn FsIo>,
     ) -> Result<Arc<MetadataStore>, MetadataError> {
         io.create_dir_all(dir)?;
-        let cluster_id =
-            Self::load_or_init_identity(io.as_ref(), dir, node_id, configured_cluster_id)?;
-        let path = dir.join(METADATA_FILE);
-        let persisted = match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice::<Persisted>(&bytes).map_err(|e| MetadataError::Corrupt {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let properties = read_identity(dir, node_id)?;
+        let legacy_path = dir.join(LEGACY_METADATA_FILE);
+        let legacy =
+            match std::fs::read(&legacy_path) {
+                Ok(bytes) => Some(serde_json::from_slice::<LegacyMetadata>(&bytes).map_err(
+                    |e| MetadataError::Corrupt {
+                        path: legacy_path.clone(),
+                        reason: e.to_string(),
+                    },
+                )?),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e.into()),
+            };
+        // Every start proposes the bootstrap command; only the first in the cluster's life
+        // applies, the others are rejected by its precondition. Either way, once it returns
+        // this node's image has caught up with everything committed before it.
+        let mut records = vec![MetadataRecord::ClusterId(
+            properties
+                .clone()
+                .or_else(|| configured_cluster_id.map(str::to_string))
+                .unwrap_or_else(|| crate::common::ids::uuid_to_kafka_string(Uuid::new_v4())),
+        )];
+        let migrating = legacy.is_some();
+        match legacy {
+            Some(legacy) => records.extend(legacy.into_records(node_id)),
+            None if properties.is_some() => {
+                // A pre-cluster directory whose metadata file was lost: rebuild from the
+                // partition directories, as earlier versions did.
                 let topics = recover_topics();
                 if !topics.is_empty() {
                     tracing::warn!(
                         "{} is missing; rebuilt {} topics from partition directories",
-                        path.display(),
+                        legacy_path.display(),
                         topics.len()
                     );
                 }
-                Persisted {
-                    topics,
-                    ..Persisted::default()
-                }
+                records.extend(
+                    LegacyMetadata {
+                        topics,
+                        ..LegacyMetadata::default()
+                    }
+                    .into_records(node_id),
+                );
             }
-            Err(e) => return Err(e.into()),
-        };
-        let image = MetadataImage::from_records(&persisted.into_records());
-        let store = MetadataStore {
-            path,
-            cluster_id,
-            producer_ids: ProducerIdAllocator::new(image.producer_ids_reserved_until()),
-            image: ArcSwap::from_pointee(MetadataImage::default()),
-            writer: Mutex::new(()),
-            io,
-        };
-        store.persist(&image)?;
-        store.image.store(Arc::new(image));
-        Ok(Arc::new(store))
-    }
-
-    /// Reads or creates `meta.properties`, returning the cluster id.
-    fn load_or_init_identity(
-        io: &dyn FsIo,
-        dir: &Path,
-        node_id: NodeId,
-        configured: Option<&str>,
-    ) -> Result<String, MetadataError> {
-        let path = dir.join(META_PROPERTIES);
-        if path.exists() {
-            let props = read_properties(&path)?;
-            let get = |k: &str| {
-                props
-                    .iter()
-                    .find(|(key, _)| key == k)
-                    .map(|(_, v)| v.clone())
-            };
-            if let Some(found) = get("node.id")
-                .and_then(|v| v.parse::<i32>().ok())
-                .map(NodeId)
-            {
-                if found != node_id {
-                    return Err(MetadataError::NodeIdMismatch {
-                        found,
-                        configured: node_id,
-                    });
-                }
+            None => {}
+        }
+        let committed = quorum
+            .propose(MetadataCommand {
+                preconditions: vec![Precondition::NoClusterId],
+                records,
+            })
+            .await?;
+        let image = quorum.image();
+        let cluster_id = image.cluster_id().unwrap_or_default().to_string();
+        if let Some(found) = properties {
+            if found != cluster_id {
+                return Err(MetadataError::ClusterIdMismatch {
+                    found,
+                    quorum: cluster_id,
+                });
             }
-            if let Some(id) = get("cluster.id") {
-                return Ok(id);
+        } else {
+            let text = format!(
+                "#Written by gregor\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n"
+            );
+            write_atomic(io.as_ref(), &dir.join(META_PROPERTIES), text.as_bytes())?;
+        }
+        if migrating {
+            if committed.rejected.is_none() {
+                tracing::info!(
+                    topics = image.topics().count(),
+                    "migrated {} into the metadata log",
+                    legacy_path.display()
+                );
+                let done = legacy_path.with_extension("json.migrated");
+                io.rename(&legacy_path, &done)?;
+                io.sync_dir(dir)?;
+            } else {
+                tracing::warn!(
+                    "{} was not migrated: this node joined a cluster that already has metadata",
+                    legacy_path.display()
+                );
             }
         }
-        let cluster_id = configured
-            .map(str::to_string)
-            .unwrap_or_else(|| crate::common::ids::uuid_to_kafka_string(Uuid::new_v4()));
-        let text =
-            format!("#Written by gregor\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
-        write_atomic(io, &path, text.as_bytes())?;
-        Ok(cluster_id)
+        Ok(Arc::new(MetadataStore {
+            quorum,
+            node_id,
+            cluster_id,
+            producer_ids: ProducerIdAllocator::default(),
+            runtime: tokio::runtime::Handle::current(),
+        }))
     }
 
-    fn persist(&self, image: &MetadataImage) -> Result<(), MetadataError> {
-        let json = serde_json::to_vec_pretty(&Persisted::from_image(image)).map_err(|e| {
-            MetadataError::Corrupt {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            }
-        })?;
-        write_atomic(self.io.as_ref(), &self.path, &json)?;
-        Ok(())
-    }
-
-    /// Commits the records `decide` returns for the current image: the next image is built
-    /// beside the current one, persisted, then published. Readers keep the current image
-    /// throughout; on an error nothing changes.
+    /// Commits the command `decide` returns for the current image and returns once this node
+    /// has applied it. If a precondition failed (another writer got there first), decides
+    /// again on the image that includes the other write. Blocks: call from the blocking pool.
     fn commit<T>(
         &self,
-        decide: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), MetadataError>,
+        mut decide: impl FnMut(&MetadataImage) -> Result<(MetadataCommand, T), MetadataError>,
     ) -> Result<T, MetadataError> {
-        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let current = self.image.load_full();
-        let (records, answer) = decide(&current)?;
-        if records.is_empty() {
-            return Ok(answer);
+        for _ in 0..MAX_ATTEMPTS {
+            let current = self.quorum.image();
+            let (command, answer) = decide(&current)?;
+            if command.records.is_empty() {
+                return Ok(answer);
+            }
+            let committed = block_on(&self.runtime, self.quorum.propose(command))?;
+            match committed.rejected {
+                None => return Ok(answer),
+                Some(failed) => {
+                    tracing::debug!(?failed, "metadata write lost a race; deciding again")
+                }
+            }
         }
-        let mut next = MetadataImage::clone(&current);
-        for record in &records {
-            next.apply(record);
-        }
-        self.persist(&next)?;
-        self.image.store(Arc::new(next));
-        Ok(answer)
+        Err(MetadataError::Contended {
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// The quorum this store commits through.
+    pub fn quorum(&self) -> &Arc<dyn MetadataQuorum> {
+        &self.quorum
     }
 
     /// The current image: an immutable snapshot, never blocked by writers. Take it once per
     /// request when several lookups must agree with each other.
     pub fn image(&self) -> Arc<MetadataImage> {
-        self.image.load_full()
+        self.quorum.image()
     }
 
     /// The cluster id reported in Metadata and DescribeCluster.
@@ -269,28 +277,61 @@ impl MetadataStore {
         &self.cluster_id
     }
 
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
     /// The topic named `name`, from the current image.
     pub fn topic(&self, name: &str) -> Option<Arc<TopicMeta>> {
-        self.image.load().topic(name).cloned()
+        self.image().topic(name).cloned()
     }
 
     /// The topic with id `id`, from the current image.
     pub fn topic_by_id(&self, id: TopicId) -> Option<Arc<TopicMeta>> {
-        self.image.load().topic_by_id(id).cloned()
+        self.image().topic_by_id(id).cloned()
     }
 
     /// Every topic in the current image.
     pub fn topics(&self) -> Vec<Arc<TopicMeta>> {
-        self.image.load().topics().cloned().collect()
+        self.image().topics().cloned().collect()
     }
 
-    /// Registers a new topic durably, with a fresh random non-zero id.
+    /// Registers (or re-registers) a broker, unfenced.
+    pub async fn register_broker(
+        &self,
+        registration: BrokerRegistration,
+    ) -> Result<(), MetadataError> {
+        self.quorum
+            .propose(MetadataCommand::unconditional(vec![
+                MetadataRecord::RegisterBroker(registration),
+            ]))
+            .await?;
+        Ok(())
+    }
+
+    /// Registers a new topic with `partitions` partitions of `replication_factor` replicas
+    /// placed over the live brokers, and a fresh random non-zero id.
     pub fn create_topic(
         &self,
         name: &str,
         partitions: i32,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<TopicMeta>, MetadataError> {
+        self.create_topic_with(name, partitions, 1, None, configs)
+    }
+
+    /// [`MetadataStore::create_topic`] with a replication factor, or with the replicas of
+    /// each partition given explicitly (`assignment`, which then decides the partition count).
+    pub fn create_topic_with(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: usize,
+        assignment: Option<Vec<Vec<NodeId>>>,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<TopicMeta>, MetadataError> {
+        let seed = crate::common::clock::random_u64();
         self.commit(|image| {
             if image.topic(name).is_some() {
                 return Err(MetadataError::TopicExists(name.to_string()));
@@ -299,13 +340,31 @@ impl MetadataStore {
             while id.is_nil() || image.has_topic_id(id) {
                 id = TopicId::random();
             }
+            let placements = match &assignment {
+                Some(replicas) => replicas
+                    .iter()
+                    .map(|r| PartitionPlacement::new(r.clone()))
+                    .collect(),
+                None => {
+                    let live: Vec<&BrokerRegistration> = image.live_brokers().collect();
+                    let count = usize::try_from(partitions).unwrap_or(0);
+                    placement::assign(&live, 0, count, replication_factor, seed)?
+                }
+            };
             let topic = TopicMeta {
                 name: name.to_string(),
                 id,
-                partitions,
-                configs,
+                partitions: i32::try_from(placements.len()).unwrap_or(i32::MAX),
+                configs: configs.clone(),
+                placements,
             };
-            Ok((vec![MetadataRecord::Topic(topic.clone())], Arc::new(topic)))
+            Ok((
+                MetadataCommand {
+                    preconditions: vec![Precondition::TopicAbsent(name.to_string())],
+                    records: vec![MetadataRecord::Topic(topic.clone())],
+                },
+                Arc::new(topic),
+            ))
         })
     }
 
@@ -314,12 +373,18 @@ impl MetadataStore {
         self.commit(|image| {
             Ok(match image.topic(name) {
                 Some(t) => (
-                    vec![MetadataRecord::RemoveTopic {
-                        name: name.to_string(),
-                    }],
+                    MetadataCommand {
+                        preconditions: vec![Precondition::TopicIs {
+                            name: name.to_string(),
+                            id: t.id,
+                        }],
+                        records: vec![MetadataRecord::RemoveTopic {
+                            name: name.to_string(),
+                        }],
+                    },
                     Some(Arc::clone(t)),
                 ),
-                None => (Vec::new(), None),
+                None => (MetadataCommand::default(), None),
             })
         })
     }
@@ -331,12 +396,12 @@ impl MetadataStore {
 
     /// The dynamic configs of `scope` resource `name` (empty if none).
     pub fn configs(&self, scope: ConfigScope, name: &str) -> BTreeMap<String, String> {
-        self.image.load().configs(scope, name)
+        self.image().configs(scope, name)
     }
 
     /// The names of the `scope` resources that have dynamic configs, sorted.
     pub fn config_names(&self, scope: ConfigScope) -> Vec<String> {
-        self.image.load().config_names(scope)
+        self.image().config_names(scope)
     }
 
     /// Replaces the dynamic configs of `scope` resource `name` durably (an empty set removes
@@ -349,147 +414,211 @@ impl MetadataStore {
     ) -> Result<(), MetadataError> {
         self.commit(|_| {
             Ok((
-                vec![MetadataRecord::Configs {
+                MetadataCommand::unconditional(vec![MetadataRecord::Configs {
                     scope,
                     name: name.to_string(),
-                    configs,
-                }],
+                    configs: configs.clone(),
+                }]),
                 (),
             ))
         })
     }
 
     /// Replaces a topic's explicit configs durably; `None` if the topic does not exist. On a
-    /// persistence failure the old configs stay in place.
+    /// failure the old configs stay in place.
     pub fn set_topic_configs(
         &self,
         name: &str,
         configs: BTreeMap<String, String>,
     ) -> Result<Option<Arc<TopicMeta>>, MetadataError> {
-        self.update_topic(
-            name,
-            MetadataRecord::TopicConfigs {
+        self.update_topic(name, |_| {
+            Ok(MetadataRecord::TopicConfigs {
                 name: name.to_string(),
-                configs,
-            },
-        )
+                configs: configs.clone(),
+            })
+        })
     }
 
-    /// Raises a topic's partition count durably; `None` if the topic does not exist. The caller
-    /// has checked that `partitions` is larger than the current count.
+    /// Raises a topic's partition count durably, placing the new partitions over the live
+    /// brokers with the replication factor of the existing ones; `None` if the topic does not
+    /// exist. The caller has checked that `partitions` is larger than the current count.
     pub fn set_partition_count(
         &self,
         name: &str,
         partitions: i32,
     ) -> Result<Option<Arc<TopicMeta>>, MetadataError> {
-        self.update_topic(
-            name,
-            MetadataRecord::PartitionCount {
+        let seed = crate::common::clock::random_u64();
+        self.update_topic(name, |image| {
+            let topic = image.topic(name);
+            let have = topic.map_or(0, |t| t.placements.len());
+            let factor = topic
+                .and_then(|t| t.placements.first())
+                .map_or(1, |p| p.replicas.len().max(1));
+            let live: Vec<&BrokerRegistration> = image.live_brokers().collect();
+            let wanted = usize::try_from(partitions).unwrap_or(0);
+            let placements =
+                placement::assign(&live, have, wanted.saturating_sub(have), factor, seed)?;
+            Ok(MetadataRecord::PartitionCount {
                 name: name.to_string(),
                 partitions,
-            },
-        )
+                placements,
+            })
+        })
     }
 
+    /// Commits `record` about topic `name` on condition the topic is still the one decided on.
     fn update_topic(
         &self,
         name: &str,
-        record: MetadataRecord,
+        mut record_for: impl FnMut(&MetadataImage) -> Result<MetadataRecord, MetadataError>,
     ) -> Result<Option<Arc<TopicMeta>>, MetadataError> {
         self.commit(|image| {
             let Some(old) = image.topic(name) else {
-                return Ok((Vec::new(), None));
+                return Ok((MetadataCommand::default(), None));
             };
+            let record = record_for(image)?;
             let mut scratch = MetadataImage::default();
             scratch.apply(&MetadataRecord::Topic(TopicMeta::clone(old)));
             scratch.apply(&record);
             let new = scratch.topic(name).cloned();
-            Ok((vec![record], new))
+            Ok((
+                MetadataCommand {
+                    preconditions: vec![
+                        Precondition::TopicIs {
+                            name: name.to_string(),
+                            id: old.id,
+                        },
+                        Precondition::TopicPartitions {
+                            name: name.to_string(),
+                            partitions: old.partitions,
+                        },
+                    ],
+                    records: vec![record],
+                },
+                new,
+            ))
         })
     }
 
-    /// A producer id never handed out before, by this run or an earlier one.
+    /// A producer id never handed out before, by any broker of the cluster, now or earlier.
     pub fn next_producer_id(&self) -> Result<ProducerId, MetadataError> {
-        // Lock order: the allocator's lock, then the writer's (nothing takes them the other way).
+        // Lock order: the allocator's lock, then a commit (which takes no lock of ours).
         self.producer_ids
-            .next(|limit| {
-                self.commit(|_| {
+            .next(|| {
+                self.commit(|image| {
+                    let start = image.producer_ids_reserved_until();
+                    let end = start + BLOCK_SIZE;
                     Ok((
-                        vec![MetadataRecord::ProducerIdBlock {
-                            reserved_until: limit,
-                        }],
-                        (),
+                        MetadataCommand {
+                            preconditions: vec![Precondition::ProducerIdsReservedUntil(start)],
+                            records: vec![MetadataRecord::ProducerIdBlock {
+                                reserved_until: end,
+                            }],
+                        },
+                        (start, end),
                     ))
                 })
             })
             .map(ProducerId)
     }
 
-    /// True if this broker issued `id` (used to accept an epoch bump for a known producer).
+    /// True if some broker of the cluster issued `id` (used to accept an epoch bump for a
+    /// known producer).
     pub fn producer_id_was_issued(&self, id: ProducerId) -> bool {
-        self.producer_ids.was_issued(id.get())
+        id.get() >= 0 && id.get() < self.image().producer_ids_reserved_until()
     }
+}
+
+/// Reads `meta.properties` if present: checks the node id, returns the cluster id.
+fn read_identity(dir: &Path, node_id: NodeId) -> Result<Option<String>, MetadataError> {
+    let path = dir.join(META_PROPERTIES);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let props = read_properties(&path)?;
+    let get = |k: &str| {
+        props
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    if let Some(found) = get("node.id")
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(NodeId)
+    {
+        if found != node_id {
+            return Err(MetadataError::NodeIdMismatch {
+                found,
+                configured: node_id,
+            });
+        }
+    }
+    Ok(get("cluster.id"))
+}
+
+/// A one-voter quorum in `dir` and the store on it, with node `node` registered: what a
+/// single-node broker starts with, for tests below the broker.
+#[cfg(test)]
+pub(crate) async fn open_single_node(
+    dir: &Path,
+    node: i32,
+    io: Arc<dyn FsIo>,
+) -> Result<Arc<MetadataStore>, MetadataError> {
+    use crate::cluster::raft::{QuorumOptions, RaftQuorum};
+    let quorum = RaftQuorum::start(
+        QuorumOptions {
+            node_id: NodeId(node),
+            voters: [(NodeId(node), "127.0.0.1:1".to_string())].into(),
+            dir: dir.join(crate::log::manager::METADATA_LOG_DIR),
+            election_timeout_ms: 200,
+            listener: None,
+        },
+        Arc::clone(&io),
+    )
+    .await
+    .map_err(|e| MetadataError::Io(std::io::Error::other(e.to_string())))?;
+    let store = MetadataStore::open(quorum, dir, NodeId(node), None, Vec::new, io).await?;
+    store
+        .register_broker(BrokerRegistration {
+            id: NodeId(node),
+            incarnation: Uuid::new_v4(),
+            host: "localhost".into(),
+            port: 9092,
+            rack: None,
+            fenced: false,
+        })
+        .await?;
+    Ok(store)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::io::OsIo;
 
-    /// A writer parked inside a commit (as one would be during a slow fsync of the snapshot)
-    /// holds the writer's lock; readers still get the current image at once, and see the new
-    /// topic only after the commit publishes it.
-    #[test]
-    fn readers_do_not_wait_for_a_writer() {
-        use std::sync::mpsc;
-        use std::time::{Duration, Instant};
-        let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::open(dir.path(), NodeId(1), None, Vec::new).unwrap();
-        store.create_topic("before", 1, BTreeMap::new()).unwrap();
-        let (inside, wait_inside) = mpsc::channel();
-        let (release, wait_release) = mpsc::channel::<()>();
-        let writer = {
-            let store = Arc::clone(&store);
-            std::thread::spawn(move || {
-                store.commit(|image| {
-                    inside.send(()).unwrap();
-                    wait_release.recv().unwrap();
-                    let mut topic = image.topic("before").unwrap().as_ref().clone();
-                    topic.name = "after".into();
-                    topic.id = TopicId::random();
-                    Ok((vec![MetadataRecord::Topic(topic)], ()))
-                })
-            })
-        };
-        wait_inside.recv().unwrap();
-        let asked = Instant::now();
-        for _ in 0..1000 {
-            assert!(store.topic("before").is_some());
-            assert!(store.topic("after").is_none());
-            assert_eq!(store.image().topics().count(), 1);
-        }
-        assert!(
-            asked.elapsed() < Duration::from_secs(1),
-            "{:?}",
-            asked.elapsed()
-        );
-        release.send(()).unwrap();
-        writer.join().unwrap().unwrap();
-        assert!(store.topic("after").is_some());
+    async fn open(dir: &Path, node: i32) -> Result<Arc<MetadataStore>, MetadataError> {
+        open_single_node(dir, node, Arc::new(OsIo)).await
     }
 
-    #[test]
-    fn topics_and_producer_ids_survive_reopen() {
+    async fn close(store: Arc<MetadataStore>) {
+        store.quorum().shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn topics_and_producer_ids_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::open(dir.path(), NodeId(1), None, Vec::new).unwrap();
+        let store = open(dir.path(), 1).await.unwrap();
         let t = store.create_topic("a", 3, BTreeMap::new()).unwrap();
+        assert_eq!(t.placements.len(), 3);
+        assert!(t.placements.iter().all(|p| p.leader == NodeId(1)));
         assert!(matches!(
             store.create_topic("a", 1, BTreeMap::new()),
             Err(MetadataError::TopicExists(_))
         ));
         let first = store.next_producer_id().unwrap();
         let cluster = store.cluster_id().to_string();
-        drop(store);
-        let store = MetadataStore::open(dir.path(), NodeId(1), None, Vec::new).unwrap();
+        close(store).await;
+        let store = open(dir.path(), 1).await.unwrap();
         assert_eq!(store.topic("a"), Some(t.clone()));
         assert_eq!(
             store.topic_by_id(t.id).map(|t| t.name.clone()),
@@ -500,16 +629,23 @@ mod tests {
             store.next_producer_id().unwrap() > first,
             "producer ids are never reused"
         );
-        assert!(
-            MetadataStore::open(dir.path(), NodeId(2), None, Vec::new).is_err(),
-            "node id is checked"
-        );
+        close(store).await;
     }
 
-    #[test]
-    fn topic_configs_and_partition_counts_survive_reopen() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn node_id_is_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::open(dir.path(), NodeId(1), None, Vec::new).unwrap();
+        close(open(dir.path(), 1).await.unwrap()).await;
+        assert!(matches!(
+            open(dir.path(), 2).await.err(),
+            Some(MetadataError::NodeIdMismatch { .. })
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn topic_configs_and_partition_counts_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), 1).await.unwrap();
         store.create_topic("a", 1, BTreeMap::new()).unwrap();
         let mut c = BTreeMap::new();
         c.insert("retention.ms".to_string(), "1000".to_string());
@@ -519,10 +655,54 @@ mod tests {
             .unwrap()
             .is_none());
         assert!(store.set_partition_count("a", 3).unwrap().is_some());
-        drop(store);
-        let store = MetadataStore::open(dir.path(), NodeId(1), None, Vec::new).unwrap();
+        close(store).await;
+        let store = open(dir.path(), 1).await.unwrap();
         let t = store.topic("a").unwrap();
-        assert_eq!((t.configs.clone(), t.partitions), (c, 3));
+        assert_eq!(
+            (t.configs.clone(), t.partitions, t.placements.len()),
+            (c, 3, 3)
+        );
+        close(store).await;
+    }
+
+    /// A data directory of a version before the cluster: its JSON metadata is migrated into
+    /// the log on the first start, with every partition on this node, and the file retired.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pre_cluster_metadata_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("meta.properties"),
+            "version=1\ncluster.id=old-cluster\nnode.id=1\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(LEGACY_METADATA_FILE),
+            r#"{"topics":[{"name":"t","id":"00000000-0000-0000-0000-000000000007","partitions":2,"configs":{"retention.ms":"5"}}],
+                "producer_ids_reserved_until":3000,
+                "group_configs":{"g":{"consumer.session.timeout.ms":"50000"}}}"#,
+        )
+        .unwrap();
+        let store = open(dir.path(), 1).await.unwrap();
+        assert_eq!(store.cluster_id(), "old-cluster");
+        let t = store.topic("t").unwrap();
+        assert_eq!((t.partitions, t.leader(1)), (2, Some(NodeId(1))));
+        assert_eq!(t.configs.get("retention.ms").map(String::as_str), Some("5"));
+        assert_eq!(
+            store
+                .group_configs("g")
+                .get("consumer.session.timeout.ms")
+                .map(String::as_str),
+            Some("50000")
+        );
+        assert!(store.next_producer_id().unwrap().get() >= 3000);
+        assert!(!dir.path().join(LEGACY_METADATA_FILE).exists());
+        close(store).await;
+        let store = open(dir.path(), 1).await.unwrap();
+        assert!(
+            store.topic("t").is_some(),
+            "the log keeps it after the file is gone"
+        );
+        close(store).await;
     }
 
     #[test]

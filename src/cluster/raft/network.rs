@@ -1,0 +1,229 @@
+//! Raft messages between controllers, and proposals forwarded to the leader, over the
+//! controller listener (framing in `cluster::rpc`). One connection per peer, opened on first
+//! use and reopened after an error; each call is one request and one response.
+
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, Raft};
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{Applied, NodeIdRaft, TypeConfig};
+use crate::cluster::rpc::{read_message, write_message, FrameError};
+use crate::metadata::MetadataCommand;
+
+/// A request on the controller listener.
+#[derive(Serialize, Deserialize)]
+enum Request {
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeIdRaft>),
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A command from a node that is not the leader, to commit through this one.
+    Propose(MetadataCommand),
+}
+
+/// The answer to a [`Request`], in the same variant.
+#[derive(Serialize, Deserialize)]
+enum Response {
+    AppendEntries(Result<AppendEntriesResponse<NodeIdRaft>, RaftError<NodeIdRaft>>),
+    Vote(Result<VoteResponse<NodeIdRaft>, RaftError<NodeIdRaft>>),
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeIdRaft>, RaftError<NodeIdRaft, InstallSnapshotError>>,
+    ),
+    /// The committed index and what applying it answered, or why it did not commit here.
+    Propose(Result<(u64, Applied), String>),
+}
+
+/// How long a forwarded proposal may take.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens connections to peers for openraft.
+pub struct Network;
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Peer;
+
+    async fn new_client(&mut self, target: NodeIdRaft, node: &BasicNode) -> Peer {
+        Peer {
+            target,
+            addr: node.addr.clone(),
+            stream: None,
+        }
+    }
+}
+
+/// The connection to one peer.
+pub struct Peer {
+    target: NodeIdRaft,
+    addr: String,
+    stream: Option<TcpStream>,
+}
+
+/// One request/response exchange on `stream`.
+async fn exchange(stream: &mut TcpStream, request: &Request) -> Result<Response, FrameError> {
+    write_message(stream, request).await?;
+    read_message(stream)
+        .await?
+        .ok_or_else(|| FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()))
+}
+
+impl Peer {
+    async fn call<E: std::error::Error>(
+        &mut self,
+        request: Request,
+        option: &RPCOption,
+    ) -> Result<Response, RPCError<NodeIdRaft, BasicNode, E>> {
+        let ttl = option.hard_ttl();
+        let stream = match self.stream.take() {
+            Some(s) => s,
+            None => match tokio::time::timeout(ttl, TcpStream::connect(&self.addr)).await {
+                Ok(Ok(s)) => {
+                    let _ = s.set_nodelay(true);
+                    s
+                }
+                Ok(Err(e)) => return Err(RPCError::Unreachable(Unreachable::new(&e))),
+                Err(e) => return Err(RPCError::Unreachable(Unreachable::new(&e))),
+            },
+        };
+        let mut stream = stream;
+        match tokio::time::timeout(ttl, exchange(&mut stream, &request)).await {
+            Ok(Ok(response)) => {
+                self.stream = Some(stream);
+                Ok(response)
+            }
+            Ok(Err(e)) => Err(RPCError::Network(NetworkError::new(&e))),
+            Err(e) => Err(RPCError::Network(NetworkError::new(&e))),
+        }
+    }
+
+    fn remote<E: std::error::Error>(&self, e: E) -> RPCError<NodeIdRaft, BasicNode, E> {
+        RPCError::RemoteError(RemoteError::new(self.target, e))
+    }
+}
+
+fn unexpected<E: std::error::Error>() -> RPCError<NodeIdRaft, BasicNode, E> {
+    RPCError::Network(NetworkError::new(&std::io::Error::other(
+        "peer answered with another message kind",
+    )))
+}
+
+impl RaftNetwork<TypeConfig> for Peer {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        AppendEntriesResponse<NodeIdRaft>,
+        RPCError<NodeIdRaft, BasicNode, RaftError<NodeIdRaft>>,
+    > {
+        match self.call(Request::AppendEntries(rpc), &option).await? {
+            Response::AppendEntries(r) => r.map_err(|e| self.remote(e)),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeIdRaft>,
+        RPCError<NodeIdRaft, BasicNode, RaftError<NodeIdRaft, InstallSnapshotError>>,
+    > {
+        match self.call(Request::InstallSnapshot(rpc), &option).await? {
+            Response::InstallSnapshot(r) => r.map_err(|e| self.remote(e)),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeIdRaft>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeIdRaft>, RPCError<NodeIdRaft, BasicNode, RaftError<NodeIdRaft>>>
+    {
+        match self.call(Request::Vote(rpc), &option).await? {
+            Response::Vote(r) => r.map_err(|e| self.remote(e)),
+            _ => Err(unexpected()),
+        }
+    }
+}
+
+/// Sends `command` to the leader at `addr` and returns the index it committed at.
+pub async fn forward_proposal(
+    addr: &str,
+    command: &MetadataCommand,
+) -> Result<(u64, Applied), String> {
+    let work = async {
+        let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let _ = stream.set_nodelay(true);
+        match exchange(&mut stream, &Request::Propose(command.clone()))
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Response::Propose(r) => r,
+            _ => Err("leader answered with another message kind".to_string()),
+        }
+    };
+    tokio::time::timeout(FORWARD_TIMEOUT, work)
+        .await
+        .map_err(|_| "timed out".to_string())?
+}
+
+/// Serves the controller listener until the task is aborted.
+pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("controller listener: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve_connection(stream, raft.clone(), peer));
+    }
+}
+
+async fn serve_connection(
+    mut stream: TcpStream,
+    raft: Raft<TypeConfig>,
+    peer: std::net::SocketAddr,
+) {
+    loop {
+        let request: Request = match read_message(&mut stream).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(%peer, "closing controller connection: {e}");
+                return;
+            }
+        };
+        let response = match request {
+            Request::AppendEntries(rpc) => Response::AppendEntries(raft.append_entries(rpc).await),
+            Request::Vote(rpc) => Response::Vote(raft.vote(rpc).await),
+            Request::InstallSnapshot(rpc) => {
+                Response::InstallSnapshot(raft.install_snapshot(rpc).await)
+            }
+            Request::Propose(command) => Response::Propose(
+                raft.client_write(command)
+                    .await
+                    .map(|r| (r.log_id.index, r.data))
+                    .map_err(|e| e.to_string()),
+            ),
+        };
+        if let Err(e) = write_message(&mut stream, &response).await {
+            tracing::debug!(%peer, "controller connection: {e}");
+            return;
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! The metadata state machine: applies committed commands to the [`MetadataImage`] and
+//! publishes each new image; snapshots are the image's records.
+//!
+//! The image lives only in memory. On start it is rebuilt from the last snapshot
+//! (`__cluster_metadata-0/snapshot`, written atomically) and the log entries after it, which
+//! openraft replays once they are known to be committed — KRaft's way of loading metadata.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
+use openraft::{BasicNode, EntryPayload, LogId, StorageError, StorageIOError, StoredMembership};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::{Applied, Entry, NodeIdRaft, TypeConfig};
+use crate::log::io::{write_atomic, FsIo};
+use crate::metadata::{MetadataImage, MetadataRecord};
+
+const SNAPSHOT_FILE: &str = "snapshot";
+
+/// The snapshot file: where it stops in the log, and the image as records.
+#[derive(Serialize, Deserialize)]
+struct SnapshotFile {
+    meta: SnapshotMeta<NodeIdRaft, BasicNode>,
+    records: Vec<MetadataRecord>,
+}
+
+/// The snapshot file in `dir`, if one was written.
+fn read_snapshot(dir: &Path) -> std::io::Result<Option<SnapshotFile>> {
+    match std::fs::read(dir.join(SNAPSHOT_FILE)) {
+        Ok(bytes) => Ok(Some(
+            serde_json::from_slice(&bytes).map_err(std::io::Error::other)?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// What every reader of the metadata shares with the state machine.
+#[derive(Debug)]
+pub struct Published {
+    /// The image after the last applied command.
+    pub image: ArcSwap<MetadataImage>,
+    /// The index of the last applied entry (0 before any).
+    pub applied: watch::Sender<u64>,
+}
+
+/// openraft's state machine over the metadata image.
+pub struct StateMachine {
+    published: Arc<Published>,
+    last_applied: Option<LogId<NodeIdRaft>>,
+    membership: StoredMembership<NodeIdRaft, BasicNode>,
+    dir: PathBuf,
+    io: Arc<dyn FsIo>,
+}
+
+fn storage_error(e: impl std::error::Error + 'static) -> StorageError<NodeIdRaft> {
+    StorageIOError::write_state_machine(&e).into()
+}
+
+impl StateMachine {
+    /// Loads the last snapshot in `dir`, if any, into a fresh published image.
+    pub fn open(dir: &Path, io: Arc<dyn FsIo>) -> std::io::Result<(StateMachine, Arc<Published>)> {
+        let (applied, _) = watch::channel(0);
+        let published = Arc::new(Published {
+            image: ArcSwap::from_pointee(MetadataImage::default()),
+            applied,
+        });
+        let mut machine = StateMachine {
+            published: Arc::clone(&published),
+            last_applied: None,
+            membership: StoredMembership::default(),
+            dir: dir.to_path_buf(),
+            io,
+        };
+        if let Some(file) = read_snapshot(dir)? {
+            machine.load(&file.meta, &file.records);
+        }
+        Ok((machine, published))
+    }
+
+    /// Replaces the state with a snapshot's.
+    fn load(&mut self, meta: &SnapshotMeta<NodeIdRaft, BasicNode>, records: &[MetadataRecord]) {
+        self.last_applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        self.published
+            .image
+            .store(Arc::new(MetadataImage::from_records(records)));
+        let index = self.last_applied.map_or(0, |l| l.index);
+        self.published.applied.send_replace(index);
+    }
+
+    fn persist_snapshot(
+        &self,
+        meta: &SnapshotMeta<NodeIdRaft, BasicNode>,
+        records: Vec<MetadataRecord>,
+    ) -> std::io::Result<()> {
+        let file = SnapshotFile {
+            meta: meta.clone(),
+            records,
+        };
+        let bytes = serde_json::to_vec(&file).map_err(std::io::Error::other)?;
+        write_atomic(self.io.as_ref(), &self.dir.join(SNAPSHOT_FILE), &bytes)
+    }
+}
+
+/// Builds a snapshot of the image as it is when the builder was made.
+pub struct SnapshotBuilder {
+    image: Arc<MetadataImage>,
+    last_applied: Option<LogId<NodeIdRaft>>,
+    membership: StoredMembership<NodeIdRaft, BasicNode>,
+    dir: PathBuf,
+    io: Arc<dyn FsIo>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeIdRaft>> {
+        let records = self.image.to_records();
+        let data = serde_json::to_vec(&records).map_err(storage_error)?;
+        let snapshot_id = match self.last_applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.leader_id.node_id, l.index),
+            None => "empty".to_string(),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: self.last_applied,
+            last_membership: self.membership.clone(),
+            snapshot_id,
+        };
+        let file = SnapshotFile {
+            meta: meta.clone(),
+            records,
+        };
+        let bytes = serde_json::to_vec(&file).map_err(storage_error)?;
+        let (io, path) = (Arc::clone(&self.io), self.dir.join(SNAPSHOT_FILE));
+        tokio::task::spawn_blocking(move || write_atomic(io.as_ref(), &path, &bytes))
+            .await
+            .map_err(storage_error)?
+            .map_err(storage_error)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<
+        (
+            Option<LogId<NodeIdRaft>>,
+            StoredMembership<NodeIdRaft, BasicNode>,
+        ),
+        StorageError<NodeIdRaft>,
+    > {
+        Ok((self.last_applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError<NodeIdRaft>>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut image = MetadataImage::clone(&self.published.image.load());
+        let mut answers = Vec::new();
+        for entry in entries {
+            self.last_applied = Some(entry.log_id);
+            let answer = match entry.payload {
+                EntryPayload::Blank => Applied::default(),
+                EntryPayload::Normal(command) => Applied {
+                    rejected: image.apply_command(&command).err(),
+                },
+                EntryPayload::Membership(membership) => {
+                    self.membership = StoredMembership::new(Some(entry.log_id), membership);
+                    Applied::default()
+                }
+            };
+            answers.push(answer);
+        }
+        self.published.image.store(Arc::new(image));
+        let index = self.last_applied.map_or(0, |l| l.index);
+        self.published.applied.send_replace(index);
+        Ok(answers)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        SnapshotBuilder {
+            image: self.published.image.load_full(),
+            last_applied: self.last_applied,
+            membership: self.membership.clone(),
+            dir: self.dir.clone(),
+            io: Arc::clone(&self.io),
+        }
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeIdRaft>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeIdRaft, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeIdRaft>> {
+        let data = snapshot.into_inner();
+        let records: Vec<MetadataRecord> = serde_json::from_slice(&data).map_err(storage_error)?;
+        self.persist_snapshot(meta, records.clone())
+            .map_err(storage_error)?;
+        self.load(meta, &records);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeIdRaft>> {
+        let Some(file) = read_snapshot(&self.dir).map_err(storage_error)? else {
+            return Ok(None);
+        };
+        let data = serde_json::to_vec(&file.records).map_err(storage_error)?;
+        Ok(Some(Snapshot {
+            meta: file.meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
+    }
+}

@@ -43,6 +43,30 @@ pub struct BrokerContext {
     placement_lock: std::sync::Mutex<()>,
 }
 
+/// Why a broker does not serve a partition's data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotServed {
+    /// No such topic or partition.
+    Unknown,
+    /// Another broker leads it (or none does right now); clients refresh metadata and retry.
+    NotLeader {
+        leader: Option<crate::common::NodeId>,
+        leader_epoch: crate::common::LeaderEpoch,
+    },
+}
+
+impl NotServed {
+    /// The Kafka error for it.
+    pub fn error(&self) -> kafka_protocol::error::ResponseError {
+        match self {
+            NotServed::Unknown => kafka_protocol::error::ResponseError::UnknownTopicOrPartition,
+            NotServed::NotLeader { .. } => {
+                kafka_protocol::error::ResponseError::NotLeaderOrFollower
+            }
+        }
+    }
+}
+
 /// Descriptors kept back for everything that is not an active segment: listener, metadata and
 /// checkpoint files, index writes, the runtime.
 const RESERVED_DESCRIPTORS: usize = 256;
@@ -155,6 +179,49 @@ impl BrokerContext {
             topic: topic.to_string(),
             partition: PartitionIndex(partition),
         })
+    }
+
+    /// The log of `topic`/`partition` if this broker leads it; otherwise why not, for the
+    /// Produce, Fetch, ListOffsets and OffsetForLeaderEpoch answers.
+    pub fn led_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Arc<PartitionLog>, NotServed> {
+        let image = self.metadata.image();
+        let Some(placement) = image.topic(topic).and_then(|t| t.placement(partition)) else {
+            return Err(NotServed::Unknown);
+        };
+        let not_leader = || NotServed::NotLeader {
+            leader: Some(placement.leader).filter(|l| image.is_live(*l)),
+            leader_epoch: placement.leader_epoch,
+        };
+        if placement.leader != self.node_id() {
+            return Err(not_leader());
+        }
+        // Led here but the log is not made yet (the publisher is catching up): retriable.
+        self.partition(topic, partition).ok_or_else(not_leader)
+    }
+
+    /// The registration of live broker `id` (for KIP-951 leader endpoints).
+    pub fn live_broker(
+        &self,
+        id: crate::common::NodeId,
+    ) -> Option<crate::metadata::BrokerRegistration> {
+        let image = self.metadata.image();
+        image.broker(id).filter(|b| !b.fenced).cloned()
+    }
+
+    /// The broker to name as the controller in Metadata and DescribeCluster: the quorum's
+    /// leader (every broker forwards admin writes to it, so any would do), or this broker
+    /// while an election is on.
+    pub fn controller_id(&self) -> crate::common::NodeId {
+        self.metadata
+            .quorum()
+            .status()
+            .leader
+            .filter(|l| self.metadata.image().is_live(*l))
+            .unwrap_or(self.node_id())
     }
 
     /// Refuses to go past [`BrokerContext::partition_limit`].

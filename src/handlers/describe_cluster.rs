@@ -1,4 +1,5 @@
-//! DescribeCluster (key 60): this broker is the whole cluster and its controller.
+//! DescribeCluster (key 60): the live brokers of the cluster, from the metadata image, and
+//! the active controller.
 
 use std::sync::Arc;
 
@@ -25,7 +26,6 @@ pub fn handle(
             .with_error_code(ResponseError::UnsupportedEndpointType.code())
             .with_error_message(Some(str_bytes("only broker endpoints are served")));
     }
-    let node = BrokerId(ctx.node_id().get());
     let operations = if request.include_cluster_authorized_operations {
         authorized_operations::CLUSTER
     } else {
@@ -33,9 +33,18 @@ pub fn handle(
     };
     response
         .with_cluster_authorized_operations(operations)
-        .with_controller_id(node)
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(node)
-            .with_host(str_bytes(ctx.config().advertised_host.clone()))
-            .with_port(i32::from(ctx.config().advertised_port))])
+        .with_controller_id(BrokerId(ctx.controller_id().get()))
+        .with_brokers(
+            ctx.metadata
+                .image()
+                .live_brokers()
+                .map(|b| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(b.id.get()))
+                        .with_host(str_bytes(b.host.clone()))
+                        .with_port(i32::from(b.port))
+                        .with_rack(b.rack.clone().map(str_bytes))
+                })
+                .collect(),
+        )
 }

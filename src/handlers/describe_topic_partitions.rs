@@ -12,7 +12,7 @@ use kafka_protocol::messages::{
     BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, TopicName,
 };
 
-use super::{authorized_operations, str_bytes, LEADER_EPOCH};
+use super::{authorized_operations, broker_ids, str_bytes};
 use crate::broker::BrokerContext;
 use crate::metadata::{topic_name, TopicMeta};
 
@@ -96,23 +96,30 @@ fn unknown(name: &str) -> DescribeTopicPartitionsResponseTopic {
         .with_is_internal(topic_name::is_internal(name))
 }
 
-/// Partitions `first..end` of `topic`: this broker leads each, alone in its replica set.
+/// Partitions `first..end` of `topic`, with leaders, replicas and ISR from the image.
 fn describe(
     ctx: &BrokerContext,
     topic: &TopicMeta,
     first: i32,
     end: i32,
 ) -> DescribeTopicPartitionsResponseTopic {
-    let node = BrokerId(ctx.node_id().get());
+    let image = ctx.metadata.image();
     let partitions = (first..end)
-        .map(|index| {
+        .filter_map(|index| image.partition_state(topic, index).map(|s| (index, s)))
+        .map(|(index, state)| {
             DescribeTopicPartitionsResponsePartition::default()
                 .with_partition_index(index)
-                .with_leader_id(node)
-                .with_leader_epoch(LEADER_EPOCH)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
-                // No eligible leader replicas (KIP-966) beyond the ISR on a single node.
+                .with_error_code(if state.leader.is_some() {
+                    0
+                } else {
+                    ResponseError::LeaderNotAvailable.code()
+                })
+                .with_leader_id(BrokerId(state.leader.map_or(-1, |l| l.get())))
+                .with_leader_epoch(state.leader_epoch.get())
+                .with_replica_nodes(broker_ids(&state.replicas))
+                .with_isr_nodes(broker_ids(&state.isr))
+                .with_offline_replicas(broker_ids(&state.offline))
+                // No eligible leader replicas (KIP-966) beyond the ISR with one replica each.
                 .with_eligible_leader_replicas(Some(Vec::new()))
                 .with_last_known_elr(Some(Vec::new()))
         })

@@ -180,8 +180,8 @@ fn resolve(ctx: &BrokerContext, request: &FetchRequest, version: i16) -> Plan {
             let log = match (&name, &meta) {
                 (_, None) if version >= 13 => Err(ResponseError::UnknownTopicId),
                 (Some(name), Some(_)) => ctx
-                    .partition(name, p.partition)
-                    .ok_or(ResponseError::UnknownTopicOrPartition),
+                    .led_partition(name, p.partition)
+                    .map_err(|why| why.error()),
                 _ => Err(ResponseError::UnknownTopicOrPartition),
             };
             let log = log.and_then(|l| check_leader_epoch(p.current_leader_epoch).map(|_| l));

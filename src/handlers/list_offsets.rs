@@ -40,8 +40,8 @@ pub fn handle(
                     let answer = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
                     let found = ctx
-                        .partition(topic.name.0.as_str(), p.partition_index)
-                        .ok_or(ResponseError::UnknownTopicOrPartition)
+                        .led_partition(topic.name.0.as_str(), p.partition_index)
+                        .map_err(|why| why.error())
                         .and_then(|log| {
                             check_leader_epoch(p.current_leader_epoch)?;
                             lookup(&log, p.timestamp, read_committed)

@@ -1,5 +1,6 @@
-//! Metadata (key 3): brokers, cluster id, controller, and topics with their partitions —
-//! creating unknown topics on request when `auto.create.topics.enable` allows, as Kafka does.
+//! Metadata (key 3): the live brokers, cluster id, controller, and topics with their
+//! partitions' leaders, replicas and ISR, all from one metadata image — creating unknown
+//! topics on request when `auto.create.topics.enable` allows, as Kafka does.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
 
-use super::{authorized_operations, str_bytes, LEADER_EPOCH};
+use super::{authorized_operations, broker_ids, str_bytes};
 use crate::broker::BrokerContext;
 use crate::internal_topic::TopicError;
 use crate::metadata::{topic_name, MetadataError, TopicMeta};
@@ -21,7 +22,6 @@ pub fn handle(
     request: MetadataRequest,
     version: i16,
 ) -> MetadataResponse {
-    let node = BrokerId(ctx.node_id().get());
     // v0–3 have no flag and always allow auto-creation.
     let allow_auto_create = version < 4 || request.allow_auto_topic_creation;
     let topics = match request.topics {
@@ -58,13 +58,23 @@ pub fn handle(
         };
     MetadataResponse::default()
         .with_cluster_authorized_operations(cluster_operations)
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(node)
-            .with_host(str_bytes(ctx.config().advertised_host.clone()))
-            .with_port(i32::from(ctx.config().advertised_port))])
+        .with_brokers(
+            ctx.metadata
+                .image()
+                .live_brokers()
+                .map(|b| {
+                    MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(b.id.get()))
+                        .with_host(str_bytes(b.host.clone()))
+                        .with_port(i32::from(b.port))
+                        .with_rack(b.rack.clone().map(str_bytes))
+                })
+                .collect(),
+        )
         .with_cluster_id(Some(str_bytes(ctx.metadata.cluster_id())))
-        // The Java admin client sends CreateTopics to the controller and waits until one is named.
-        .with_controller_id(node)
+        // The Java admin client sends CreateTopics to the controller and waits until one is
+        // named; any broker commits admin writes through the quorum.
+        .with_controller_id(BrokerId(ctx.controller_id().get()))
         .with_topics(topics)
 }
 
@@ -123,15 +133,22 @@ fn topic_by_id(ctx: &BrokerContext, id: Uuid) -> MetadataResponseTopic {
 }
 
 fn describe(ctx: &BrokerContext, topic: &TopicMeta) -> MetadataResponseTopic {
-    let node = BrokerId(ctx.node_id().get());
+    let image = ctx.metadata.image();
     let partitions = (0..topic.partitions)
-        .map(|index| {
+        .filter_map(|index| image.partition_state(topic, index).map(|s| (index, s)))
+        .map(|(index, state)| {
             MetadataResponsePartition::default()
                 .with_partition_index(index)
-                .with_leader_id(node)
-                .with_leader_epoch(LEADER_EPOCH)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_error_code(if state.leader.is_some() {
+                    0
+                } else {
+                    ResponseError::LeaderNotAvailable.code()
+                })
+                .with_leader_id(BrokerId(state.leader.map_or(-1, |l| l.get())))
+                .with_leader_epoch(state.leader_epoch.get())
+                .with_replica_nodes(broker_ids(&state.replicas))
+                .with_isr_nodes(broker_ids(&state.isr))
+                .with_offline_replicas(broker_ids(&state.offline))
         })
         .collect();
     MetadataResponseTopic::default()

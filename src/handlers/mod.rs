@@ -48,6 +48,13 @@ use kafka_protocol::protocol::StrBytes;
 /// epoch validation (KIP-320) switched on and satisfied.
 pub const LEADER_EPOCH: i32 = crate::common::LEADER_EPOCH.get();
 
+/// Broker ids as the protocol carries them.
+pub fn broker_ids(ids: &[crate::common::NodeId]) -> Vec<kafka_protocol::messages::BrokerId> {
+    ids.iter()
+        .map(|id| kafka_protocol::messages::BrokerId(id.get()))
+        .collect()
+}
+
 /// A `StrBytes` from any string.
 pub fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())

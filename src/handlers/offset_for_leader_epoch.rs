@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
@@ -26,11 +25,14 @@ pub fn handle(
                 .iter()
                 .map(|p| {
                     let answer = EpochEndOffset::default().with_partition(p.partition);
-                    let Some(log) = ctx.partition(topic.topic.0.as_str(), p.partition) else {
-                        return answer
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                            .with_leader_epoch(-1)
-                            .with_end_offset(-1);
+                    let log = match ctx.led_partition(topic.topic.0.as_str(), p.partition) {
+                        Ok(log) => log,
+                        Err(why) => {
+                            return answer
+                                .with_error_code(why.error().code())
+                                .with_leader_epoch(-1)
+                                .with_end_offset(-1)
+                        }
                     };
                     if let Err(e) = check_leader_epoch(p.current_leader_epoch) {
                         return answer

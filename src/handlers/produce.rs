@@ -228,8 +228,8 @@ fn produce_one(
     transactional_id: Option<&str>,
 ) -> Result<(AppendOutcome, Arc<PartitionLog>), Rejected> {
     let log = ctx
-        .partition(&topic.name, data.index)
-        .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
+        .led_partition(&topic.name, data.index)
+        .map_err(|why| (why.error(), None))?;
     let config = log.config();
     // Kafka checks the in-sync replica count before it looks at the records, and refuses an
     // acks=all write it could not make as durable as `min.insync.replicas` asks (creating

@@ -69,6 +69,19 @@ impl TopicMeta {
     }
 }
 
+/// A partition as clients are told about it: the leader only if its broker is live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionState {
+    /// `None` while the leader's broker is fenced or gone (Kafka's leader -1).
+    pub leader: Option<NodeId>,
+    pub leader_epoch: LeaderEpoch,
+    pub replicas: Vec<NodeId>,
+    /// Replicas in sync: with one replica per partition, the live ones.
+    pub isr: Vec<NodeId>,
+    /// Replicas whose broker is fenced or gone.
+    pub offline: Vec<NodeId>,
+}
+
 /// A broker as registered with the controller (KRaft's `RegisterBrokerRecord`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BrokerRegistration {
@@ -206,6 +219,25 @@ impl MetadataImage {
     /// Brokers that are registered and not fenced: those partitions may be placed on.
     pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
         self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    /// True if broker `id` is registered and not fenced.
+    pub fn is_live(&self, id: NodeId) -> bool {
+        self.brokers.get(&id).is_some_and(|b| !b.fenced)
+    }
+
+    /// `topic`'s `partition` as clients see it (leader, replicas, ISR, offline replicas).
+    pub fn partition_state(&self, topic: &TopicMeta, partition: i32) -> Option<PartitionState> {
+        let placement = topic.placement(partition)?;
+        let (isr, offline): (Vec<NodeId>, Vec<NodeId>) =
+            placement.replicas.iter().partition(|r| self.is_live(**r));
+        Some(PartitionState {
+            leader: Some(placement.leader).filter(|l| self.is_live(*l)),
+            leader_epoch: placement.leader_epoch,
+            replicas: placement.replicas.clone(),
+            isr,
+            offline,
+        })
     }
 
     /// True if `precondition` holds in this image.

@@ -247,7 +247,7 @@ fn state(c: &BrokerContext, tid: &str) -> TxnStatus {
     c.txns.describe(tid).expect("known transactional id").state
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn find_coordinator_answers_for_transactional_ids_and_creates_the_state_topic() {
     let b = harness::start(SETTINGS).await;
     let c = ctx(&b);
@@ -280,7 +280,7 @@ async fn find_coordinator_answers_for_transactional_ids_and_creates_the_state_to
     assert_ne!(r.coordinators[1].error_code, 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commit_writes_markers_everywhere_and_applies_transactional_offsets() {
     let b = harness::start(SETTINGS).await;
     let c = ctx(&b);
@@ -416,7 +416,7 @@ async fn commit_writes_markers_everywhere_and_applies_transactional_offsets() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_drops_transactional_offsets_and_records_the_aborted_transaction() {
     let b = harness::start(SETTINGS).await;
     let c = ctx(&b);
@@ -456,7 +456,7 @@ async fn abort_drops_transactional_offsets_and_records_the_aborted_transaction()
     assert_eq!(end(&c, "tx2", producer, true).await, INVALID_TXN_STATE);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_init_aborts_the_open_transaction_and_fences_the_first_producer() {
     let b = harness::start(SETTINGS).await;
     let c = ctx(&b);
@@ -562,7 +562,7 @@ async fn a_second_init_aborts_the_open_transaction_and_fences_the_first_producer
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sweeper_aborts_transactions_past_their_timeout() {
     let mut settings = SETTINGS.to_vec();
     settings.push((
@@ -628,7 +628,7 @@ async fn persist_status(c: &BrokerContext, tid: &str, status: TxnStatus) {
     log.wait_durable(outcome.end_offset()).await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_pending_offsets_and_an_interrupted_commit_survive_restarts() {
     let b = harness::start(SETTINGS).await;
     let c = ctx(&b);
@@ -721,7 +721,7 @@ async fn state_pending_offsets_and_an_interrupted_commit_survive_restarts() {
     assert_eq!(c.txns.describe("done").unwrap().producer_epoch, done.1 + 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_partitions_v4_adds_and_verifies_batched_transactions() {
     let b = harness::start(SETTINGS).await;
     let c = ctx(&b);
@@ -780,7 +780,7 @@ async fn add_partitions_v4_adds_and_verifies_batched_transactions() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transaction_state_topic_is_internal_and_cannot_be_deleted() {
     let b = harness::start(SETTINGS).await;
     let mut client = b.client().await;
@@ -821,7 +821,7 @@ async fn transaction_state_topic_is_internal_and_cannot_be_deleted() {
     assert_eq!(c.txns.describe("kept").unwrap().producer_id, producer.0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_transactional_ids_expire_and_stay_forgotten_after_a_restart() {
     let mut settings = SETTINGS.to_vec();
     settings.push((
@@ -867,7 +867,7 @@ async fn idle_transactional_ids_expire_and_stay_forgotten_after_a_restart() {
 
 /// A marker that cannot be written (disk full) leaves the transaction in PrepareCommit; the
 /// sweeper retries only the missing marker, and the client's retried EndTxn then succeeds.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_marker_is_retried_by_the_sweeper() {
     use gregor::config::{Config, Sources};
     use gregor::log::io::FaultyIo;

@@ -492,6 +492,7 @@ pub struct Broker {
     sweeper: JoinHandle<()>,
     txn_sweeper: JoinHandle<()>,
     publisher: JoinHandle<()>,
+    fencing: JoinHandle<()>,
 }
 
 impl Broker {
@@ -621,6 +622,14 @@ impl Broker {
             context.clone(),
             shutdown.subscribe(),
         ));
+        let fencing = tokio::spawn(crate::cluster::controller::run_fencing(
+            Arc::clone(&quorum),
+            context.node_id(),
+            std::time::Duration::from_millis(
+                context.static_config.cluster.broker_session_timeout_ms,
+            ),
+            shutdown.subscribe(),
+        ));
         let publisher = tokio::spawn(publish_metadata(
             context.clone(),
             quorum.applied(),
@@ -642,6 +651,7 @@ impl Broker {
             sweeper,
             txn_sweeper,
             publisher,
+            fencing,
         })
     }
 
@@ -668,6 +678,7 @@ impl Broker {
         let _ = self.sweeper.await;
         let _ = self.txn_sweeper.await;
         let _ = self.publisher.await;
+        let _ = self.fencing.await;
         self.context.metadata.quorum().shutdown().await;
         let logs = self.context.logs.clone();
         tokio::task::spawn_blocking(move || logs.shutdown())

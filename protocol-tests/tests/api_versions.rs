@@ -61,6 +61,7 @@ const EXPECTED_TABLE: &[(i16, i16, i16)] = &[
     (42, 0, 2), // DeleteGroups
     (44, 0, 1), // IncrementalAlterConfigs
     (47, 0, 0), // OffsetDelete
+    (55, 0, 2), // DescribeQuorum
     (60, 0, 2), // DescribeCluster
     (61, 0, 0), // DescribeProducers
     (65, 0, 0), // DescribeTransactions

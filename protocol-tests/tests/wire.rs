@@ -155,6 +155,15 @@ fn sample_bodies(key: ApiKey, v: i16) -> Vec<Vec<u8>> {
             )]
         }
         ApiKey::DescribeCluster => vec![encode(&DescribeClusterRequest::default(), v)],
+        ApiKey::DescribeQuorum => {
+            let t = describe_quorum_request::TopicData::default()
+                .with_topic_name(TopicName(s("__cluster_metadata")))
+                .with_partitions(vec![describe_quorum_request::PartitionData::default()]);
+            vec![
+                encode(&DescribeQuorumRequest::default(), v),
+                encode(&DescribeQuorumRequest::default().with_topics(vec![t]), v),
+            ]
+        }
         ApiKey::DescribeConfigs => {
             let r = describe_configs_request::DescribeConfigsResource::default()
                 .with_resource_type(2)
@@ -798,6 +807,7 @@ fn decode_response(key: ApiKey, version: i16, mut frame: Bytes) -> anyhow::Resul
         ApiKey::InitProducerId => as_response!(InitProducerIdResponse),
         ApiKey::OffsetForLeaderEpoch => as_response!(OffsetForLeaderEpochResponse),
         ApiKey::DescribeCluster => as_response!(DescribeClusterResponse),
+        ApiKey::DescribeQuorum => as_response!(DescribeQuorumResponse),
         ApiKey::DescribeConfigs => as_response!(DescribeConfigsResponse),
         ApiKey::AlterConfigs => as_response!(AlterConfigsResponse),
         ApiKey::IncrementalAlterConfigs => as_response!(IncrementalAlterConfigsResponse),

@@ -7,6 +7,7 @@
 //! swapped without touching the rest of the broker. A node with no cluster configuration is a
 //! one-voter quorum on the same code path.
 
+pub mod controller;
 pub mod placement;
 pub mod quorum;
 pub mod raft;

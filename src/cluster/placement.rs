@@ -141,7 +141,7 @@ mod tests {
 
     #[test]
     fn replicas_of_a_partition_land_on_different_racks() {
-        let brokers = vec![
+        let brokers = [
             broker(1, Some("a")),
             broker(2, Some("a")),
             broker(3, Some("b")),

@@ -41,6 +41,8 @@ pub struct VoterStatus {
     pub id: NodeId,
     /// The last log index known to be replicated on it (-1: unknown).
     pub log_end_offset: i64,
+    /// How long ago it last answered the leader (`None`: not known here, or never).
+    pub last_contact: Option<std::time::Duration>,
 }
 
 /// The quorum as this node sees it.

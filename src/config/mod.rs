@@ -335,6 +335,7 @@ impl Config {
 ///   (`listener.security.protocol.map`);
 /// - a Kafka broker setting Gregor has no use for is removed and returned, to be named in one
 ///   warning; any other unknown name is an error, with the closest known name as a hint.
+///
 /// Returns the ignored names and the controller listener taken out of `listeners`.
 fn kafka_compat(
     raw: &mut BTreeMap<String, (String, String)>,

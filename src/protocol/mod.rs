@@ -226,6 +226,13 @@ pub fn handle_frame(
             version,
             handlers::describe_producers::handle,
         ),
+        ApiKey::DescribeQuorum => run_now::<m::DescribeQuorumRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::describe_quorum::handle,
+        ),
         ApiKey::DescribeCluster => run_now::<m::DescribeClusterRequest, _>(
             ctx,
             frame,

@@ -306,3 +306,117 @@ pub async fn fetch(
     assert_eq!(resp.responses.len(), 1);
     resp.responses[0].partitions[0].clone()
 }
+
+/// Brokers forming one cluster in this process: each a voter of the metadata quorum with its
+/// own data directory, client listener on 127.0.0.1:0 and controller listener on a port picked
+/// free beforehand (the voters must name it before anyone binds).
+pub struct TestCluster {
+    pub nodes: Vec<Option<TestBroker>>,
+    /// The settings every node was started with (the voters among them).
+    pub settings: Vec<(String, String)>,
+    pub controller_ports: Vec<u16>,
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl TestCluster {
+    /// Starts `n` nodes (ids 1..=n) at once and waits until every one serves.
+    pub async fn start(n: usize, settings: &[(&str, &str)]) -> TestCluster {
+        let controller_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let voters = controller_ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| format!("{}@127.0.0.1:{port}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut common: Vec<(String, String)> = settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        common.push(("controller.quorum.voters".into(), voters));
+        let mut cluster = TestCluster {
+            nodes: Vec::new(),
+            settings: common,
+            controller_ports,
+        };
+        let starts: Vec<_> = (1..=n)
+            .map(|id| {
+                let tmp = tempfile::tempdir().expect("tempdir");
+                let settings = cluster.node_settings(id);
+                tokio::spawn(async move {
+                    let dir = tmp.path().to_path_buf();
+                    let pairs: Vec<(&str, &str)> = settings
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    let broker = start_in(&dir, &pairs).await;
+                    TestBroker {
+                        broker,
+                        dir,
+                        _tmp: Some(tmp),
+                    }
+                })
+            })
+            .collect();
+        // All at once: each waits in its start for a quorum leader, which needs a majority.
+        for start in starts {
+            cluster
+                .nodes
+                .push(Some(start.await.expect("node start task")));
+        }
+        cluster
+    }
+
+    /// The settings node `id` starts with.
+    fn node_settings(&self, id: usize) -> Vec<(String, String)> {
+        let mut s = self.settings.clone();
+        s.push(("node.id".into(), id.to_string()));
+        s.push((
+            "listeners".into(),
+            format!(
+                "PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{}",
+                self.controller_ports[id - 1]
+            ),
+        ));
+        s
+    }
+
+    /// Node `id` (1-based), which must be running.
+    pub fn node(&self, id: usize) -> &TestBroker {
+        self.nodes[id - 1].as_ref().expect("node is running")
+    }
+
+    /// Stops node `id` cleanly, keeping its data directory for [`TestCluster::restart`].
+    pub async fn stop(&mut self, id: usize) -> StoppedNode {
+        let TestBroker { broker, dir, _tmp } = self.nodes[id - 1].take().expect("node is running");
+        broker.shutdown().await.expect("clean shutdown");
+        StoppedNode { dir, _tmp }
+    }
+
+    /// Starts node `id` again over its data directory (same controller port, new client port).
+    pub async fn restart(&mut self, id: usize, stopped: StoppedNode) {
+        let settings = self.node_settings(id);
+        let pairs: Vec<(&str, &str)> = settings
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let broker = start_in(&stopped.dir, &pairs).await;
+        self.nodes[id - 1] = Some(TestBroker {
+            broker,
+            dir: stopped.dir,
+            _tmp: stopped._tmp,
+        });
+    }
+}
+
+/// A stopped node's data directory.
+pub struct StoppedNode {
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}

@@ -18,6 +18,7 @@ static ALLOCATOR: gregor::alloc_guard::GuardedAllocator = gregor::alloc_guard::G
 mod harness;
 
 mod cleaner_crash;
+mod cluster;
 mod configs;
 mod decompression;
 mod flush_and_cleaner;

@@ -84,6 +84,7 @@ pub enum StartError {
 /// A running member of the metadata quorum.
 pub struct RaftQuorum {
     raft: Raft<TypeConfig>,
+    contacts: Arc<network::Contacts>,
     published: Arc<Published>,
     server: Option<JoinHandle<()>>,
 }
@@ -132,10 +133,13 @@ impl RaftQuorum {
         }
         .validate()
         .map_err(|e| StartError::Raft(e.to_string()))?;
+        let contacts = Arc::new(network::Contacts::default());
         let raft = Raft::new(
             raft_id(options.node_id),
             Arc::new(config),
-            network::Network,
+            network::Network {
+                contacts: Arc::clone(&contacts),
+            },
             log,
             machine,
         )
@@ -157,6 +161,7 @@ impl RaftQuorum {
         }
         Ok(Arc::new(RaftQuorum {
             raft,
+            contacts,
             published,
             server,
         }))
@@ -232,12 +237,25 @@ impl MetadataQuorum for RaftQuorum {
         let metrics = self.raft.metrics().borrow().clone();
         let progress = metrics.replication.clone().unwrap_or_default();
         let members = metrics.membership_config.membership();
+        let me = metrics.id;
+        let leading = metrics.current_leader == Some(me);
         let status_of = |id: NodeIdRaft| VoterStatus {
             id: node_id(id),
-            log_end_offset: progress
-                .get(&id)
-                .and_then(|l| l.as_ref())
-                .map_or(-1, |l| l.index as i64),
+            log_end_offset: if id == me {
+                metrics.last_log_index.map_or(-1, |i| i as i64)
+            } else {
+                progress
+                    .get(&id)
+                    .and_then(|l| l.as_ref())
+                    .map_or(-1, |l| l.index as i64)
+            },
+            last_contact: if id == me {
+                Some(Duration::ZERO)
+            } else if leading {
+                self.contacts.last(id).map(|at| at.elapsed())
+            } else {
+                None
+            },
         };
         let voters: Vec<NodeIdRaft> = members.voter_ids().collect();
         QuorumStatus {

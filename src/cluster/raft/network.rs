@@ -2,7 +2,9 @@
 //! controller listener (framing in `cluster::rpc`). One connection per peer, opened on first
 //! use and reopened after an error; each call is one request and one response.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -45,8 +47,34 @@ enum Response {
 /// How long a forwarded proposal may take.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// When each peer last answered a Raft message from this node. The leader sends every
+/// follower a heartbeat several times per election timeout, so on the leader this is the
+/// liveness of every node: in combined mode the Raft heartbeat is the broker heartbeat.
+#[derive(Debug, Default)]
+pub struct Contacts(Mutex<BTreeMap<NodeIdRaft, Instant>>);
+
+impl Contacts {
+    fn record(&self, peer: NodeIdRaft) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(peer, Instant::now());
+    }
+
+    /// When `peer` last answered, if it ever did.
+    pub fn last(&self, peer: NodeIdRaft) -> Option<Instant> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&peer)
+            .copied()
+    }
+}
+
 /// Opens connections to peers for openraft.
-pub struct Network;
+pub struct Network {
+    pub contacts: Arc<Contacts>,
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
@@ -56,6 +84,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             addr: node.addr.clone(),
             stream: None,
+            contacts: Arc::clone(&self.contacts),
         }
     }
 }
@@ -65,6 +94,7 @@ pub struct Peer {
     target: NodeIdRaft,
     addr: String,
     stream: Option<TcpStream>,
+    contacts: Arc<Contacts>,
 }
 
 /// One request/response exchange on `stream`.
@@ -97,6 +127,7 @@ impl Peer {
         match tokio::time::timeout(ttl, exchange(&mut stream, &request)).await {
             Ok(Ok(response)) => {
                 self.stream = Some(stream);
+                self.contacts.record(self.target);
                 Ok(response)
             }
             Ok(Err(e)) => Err(RPCError::Network(NetworkError::new(&e))),

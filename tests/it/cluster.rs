@@ -1,0 +1,255 @@
+//! Several brokers in this process forming one cluster over the Raft metadata quorum: shared
+//! metadata, partitions spread over the brokers, requests routed by leader, a stopped broker
+//! fenced and back after a restart, and the quorum described.
+
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::{
+    BrokerId, DescribeClusterRequest, DescribeQuorumRequest, MetadataRequest, MetadataResponse,
+    TopicName,
+};
+use uuid::Uuid;
+
+use crate::harness::{create, fetch, produce, s, Client, TestCluster};
+use gregor::records::testutil::simple_batch;
+
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+const LEADER_NOT_AVAILABLE: i16 = 5;
+
+async fn metadata(c: &mut Client) -> MetadataResponse {
+    c.call(&MetadataRequest::default().with_topics(None), 12)
+        .await
+}
+
+/// Polls `check` on fresh metadata from `c` until it holds or `within` passes.
+async fn until(
+    c: &mut Client,
+    within: Duration,
+    mut check: impl FnMut(&MetadataResponse) -> bool,
+) -> MetadataResponse {
+    let deadline = Instant::now() + within;
+    loop {
+        let m = metadata(c).await;
+        if check(&m) {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "metadata never matched: {m:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// (partition, leader) of `topic` in `m`, by partition.
+fn leaders(m: &MetadataResponse, topic: &str) -> Vec<(i32, i32)> {
+    let t = m
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some(topic))
+        .expect("topic listed");
+    let mut l: Vec<(i32, i32)> = t
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.leader_id.0))
+        .collect();
+    l.sort();
+    l
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_spread_over_three_brokers_and_requests_go_to_leaders() {
+    let cluster = TestCluster::start(3, &[]).await;
+    let mut clients = Vec::new();
+    for id in 1..=3 {
+        clients.push(cluster.node(id).client().await);
+    }
+    let m = until(&mut clients[0], Duration::from_secs(10), |m| {
+        m.brokers.len() == 3
+    })
+    .await;
+    let mut ids: Vec<i32> = m.brokers.iter().map(|b| b.node_id.0).collect();
+    ids.sort();
+    assert_eq!(ids, vec![1, 2, 3]);
+    let cluster_id = m.cluster_id.clone();
+    assert!(cluster_id.is_some());
+
+    // Created through broker 2; every broker agrees on the placement.
+    let created = create(&mut clients[1], "spread", 6).await;
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    let topic_id: Uuid = created.topics[0].topic_id;
+    let from_first = leaders(&metadata(&mut clients[0]).await, "spread");
+    for c in clients.iter_mut() {
+        let m = until(c, Duration::from_secs(10), |m| {
+            m.topics
+                .iter()
+                .any(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some("spread"))
+        })
+        .await;
+        assert_eq!(leaders(&m, "spread"), from_first);
+        assert_eq!(m.cluster_id, cluster_id, "one cluster id everywhere");
+    }
+    let mut led_by: Vec<i32> = from_first.iter().map(|(_, l)| *l).collect();
+    led_by.sort();
+    led_by.dedup();
+    assert_eq!(
+        led_by,
+        vec![1, 2, 3],
+        "leaders on every broker: {from_first:?}"
+    );
+
+    for (partition, leader) in &from_first {
+        let batch = simple_batch(3, 10, 1_000 + *partition as i64);
+        for id in 1..=3 {
+            // The publisher makes the leader's log shortly after the commit.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let answer = loop {
+                let r = produce(
+                    &mut clients[id - 1],
+                    "spread",
+                    topic_id,
+                    *partition,
+                    &batch,
+                    9,
+                )
+                .await;
+                if r.error_code != NOT_LEADER_OR_FOLLOWER
+                    || id as i32 != *leader
+                    || Instant::now() > deadline
+                {
+                    break r;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            if id as i32 == *leader {
+                assert_eq!(
+                    answer.error_code, 0,
+                    "leader {leader} partition {partition}: {answer:?}"
+                );
+            } else {
+                assert_eq!(
+                    answer.error_code, NOT_LEADER_OR_FOLLOWER,
+                    "broker {id} does not lead {partition}"
+                );
+            }
+        }
+        let leader_client = &mut clients[*leader as usize - 1];
+        let data = fetch(leader_client, "spread", topic_id, *partition, 0, 12).await;
+        assert_eq!(data.error_code, 0);
+        assert_eq!(
+            data.high_watermark, 3,
+            "exactly the one batch, on the leader"
+        );
+        assert_eq!(
+            data.records.as_ref().map(|r| r.len()),
+            Some(batch.len()),
+            "the batch comes back whole from its leader"
+        );
+    }
+
+    let described = clients[2].call(&DescribeClusterRequest::default(), 1).await;
+    assert_eq!(described.brokers.len(), 3);
+    assert!((1..=3).contains(&described.controller_id.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_broker_is_fenced_admin_writes_go_on_and_it_comes_back() {
+    let mut cluster = TestCluster::start(3, &[("broker.session.timeout.ms", "1500")]).await;
+    let mut c1 = cluster.node(1).client().await;
+    let created = create(&mut c1, "before", 3).await;
+    assert_eq!(created.topics[0].error_code, 0);
+    let placement = leaders(
+        &until(&mut c1, Duration::from_secs(10), |m| !m.topics.is_empty()).await,
+        "before",
+    );
+    let on_three: Vec<i32> = placement
+        .iter()
+        .filter(|(_, l)| *l == 3)
+        .map(|(p, _)| *p)
+        .collect();
+    assert!(!on_three.is_empty(), "{placement:?}");
+
+    let stopped_at = Instant::now();
+    let stopped = cluster.stop(3).await;
+    let m = until(&mut c1, Duration::from_secs(15), |m| m.brokers.len() == 2).await;
+    let fenced_after = stopped_at.elapsed();
+    let t = m
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some("before"))
+        .expect("topic");
+    for p in &t.partitions {
+        if on_three.contains(&p.partition_index) {
+            assert_eq!(
+                (p.leader_id, p.error_code),
+                (BrokerId(-1), LEADER_NOT_AVAILABLE)
+            );
+            assert_eq!(p.offline_replicas, vec![BrokerId(3)]);
+        } else {
+            assert_eq!(p.error_code, 0);
+        }
+    }
+    // Two of three voters: admin writes still commit.
+    let written_at = Instant::now();
+    let created = create(&mut c1, "during", 2).await;
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    let write_took = written_at.elapsed();
+    println!("broker stop -> fenced in Metadata: {fenced_after:?}; admin write with 2/3 voters: {write_took:?}");
+
+    let restarted_at = Instant::now();
+    cluster.restart(3, stopped).await;
+    let m = until(&mut c1, Duration::from_secs(15), |m| {
+        m.brokers.len() == 3
+            && m.topics
+                .iter()
+                .all(|t| t.partitions.iter().all(|p| p.leader_id.0 >= 0))
+    })
+    .await;
+    println!(
+        "restart -> its partitions led again: {:?}",
+        restarted_at.elapsed()
+    );
+    assert_eq!(
+        leaders(&m, "before"),
+        placement,
+        "leadership comes back where it was"
+    );
+    let mut c3 = cluster.node(3).client().await;
+    let seen = until(&mut c3, Duration::from_secs(10), |m| m.topics.len() >= 2).await;
+    let mut names: Vec<String> = seen
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec!["before".to_string(), "during".to_string()],
+        "caught up with what it missed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_quorum_names_the_leader_and_three_voters() {
+    let cluster = TestCluster::start(3, &[]).await;
+    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(s("__cluster_metadata")))
+        .with_partitions(vec![PartitionData::default()])]);
+    // Ask every node; the leader's answer has every voter's log end offset.
+    let mut leader_answers = 0;
+    for id in 1..=3 {
+        let mut c = cluster.node(id).client().await;
+        let r = c.call(&request, 2).await;
+        let p = &r.topics[0].partitions[0];
+        assert_eq!(p.error_code, 0);
+        assert!((1..=3).contains(&p.leader_id.0), "{p:?}");
+        assert_eq!(p.current_voters.len(), 3);
+        assert_eq!(r.nodes.len(), 3, "v2 lists the voters' endpoints");
+        if p.leader_id.0 == id as i32 {
+            leader_answers += 1;
+            assert!(p.high_watermark > 0);
+            for v in &p.current_voters {
+                assert!(v.log_end_offset > 0, "{v:?}");
+            }
+        }
+    }
+    assert_eq!(leader_answers, 1, "exactly one node says it leads");
+}

@@ -276,11 +276,12 @@ impl BrokerContext {
         Ok(topic)
     }
 
-    /// True if a replica of `topic`'s `partition` is placed on this node.
+    /// True if this node holds `topic`'s `partition`: it leads it. (Followers hold replicas
+    /// once partition data replicates; until then only the leader has a log.)
     fn hosts(&self, topic: &TopicMeta, partition: i32) -> bool {
         topic
             .placement(partition)
-            .is_some_and(|p| p.replicas.contains(&self.node_id()))
+            .is_some_and(|p| p.leader == self.node_id())
     }
 
     /// Makes the logs of `topic`'s partitions placed on this node, with its settings.
@@ -349,11 +350,12 @@ impl BrokerContext {
         &self,
         name: &str,
         count: i32,
+        assignment: Option<Vec<Vec<crate::common::NodeId>>>,
     ) -> Result<Option<Arc<TopicMeta>>, TopicError> {
         if let Some(current) = self.metadata.topic(name) {
             self.check_partition_limit(usize::try_from(count - current.partitions).unwrap_or(0))?;
         }
-        let Some(topic) = self.metadata.set_partition_count(name, count)? else {
+        let Some(topic) = self.metadata.set_partition_count(name, count, assignment)? else {
             return Ok(None);
         };
         self.host_partitions(&topic)?;

@@ -41,7 +41,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "broker.heartbeat.interval.ms", default: "2000", doc: "How often a broker heartbeats to the active controller." },
     Setting { name: "cluster.id", default: "", doc: "Cluster id; empty means generate one on first start and keep it in meta.properties." },
     Setting { name: "num.partitions", default: "1", doc: "Partitions of an auto-created topic, or of CreateTopics with num_partitions = -1." },
-    Setting { name: "default.replication.factor", default: "1", doc: "Replication factor used when a request says -1. A single broker only accepts 1." },
+    Setting { name: "default.replication.factor", default: "1", doc: "Replication factor used when a request says -1; at most the number of registered brokers." },
     Setting { name: "auto.create.topics.enable", default: "true", doc: "Create a topic when Metadata asks for an unknown one and allows it." },
     Setting { name: "message.max.bytes", default: "1048588", doc: "Largest record batch accepted (bytes); larger gets MESSAGE_TOO_LARGE." },
     Setting { name: "min.insync.replicas", default: "1", doc: "In-sync replicas an acks=all produce needs; with fewer it gets NOT_ENOUGH_REPLICAS and nothing is written. A single broker has one, so any value above 1 refuses acks=all, as Kafka does. Topic config: min.insync.replicas." },

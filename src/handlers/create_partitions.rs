@@ -1,6 +1,6 @@
 //! CreatePartitions (key 37, v0–3): raises a topic's partition count (never lowers it), with
-//! optional manual assignments that must name this broker alone; `validate_only` stops after
-//! the checks. New partitions get the topic's configs before they become visible.
+//! optional manual assignments (the replicas of each new partition, on registered brokers),
+//! otherwise placed over the live brokers; `validate_only` stops after the checks. New partitions get the topic's configs before they become visible.
 
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use super::errors;
 use super::str_bytes;
 use crate::broker::BrokerContext;
+use crate::common::NodeId;
 use crate::internal_topic::TopicError;
 
 /// Most partitions one topic may have on this single broker; a guard against requests that
@@ -82,6 +83,7 @@ fn create_one(
             format!("at most {MAX_PARTITIONS_PER_TOPIC} partitions per topic"),
         ));
     }
+    let mut manual = None;
     if let Some(assignments) = &topic.assignments {
         let added = i64::from(topic.count) - i64::from(current);
         if assignments.len() as i64 != added {
@@ -93,16 +95,25 @@ fn create_one(
                 ),
             ));
         }
-        let node = ctx.node_id().get();
-        if assignments
-            .iter()
-            .any(|a| a.broker_ids.len() != 1 || a.broker_ids[0].0 != node)
-        {
-            return Err((
-                ResponseError::InvalidReplicaAssignment,
-                format!("every partition must be assigned to broker {node} alone (single-broker cluster)"),
-            ));
+        let image = ctx.metadata.image();
+        let mut replicas = Vec::with_capacity(assignments.len());
+        for a in assignments {
+            let ids: Vec<NodeId> = a.broker_ids.iter().map(|b| NodeId(b.0)).collect();
+            let mut distinct = ids.clone();
+            distinct.sort();
+            distinct.dedup();
+            let unknown = ids.iter().find(|id| image.broker(**id).is_none());
+            if ids.is_empty() || distinct.len() != ids.len() || unknown.is_some() {
+                return Err((
+                    ResponseError::InvalidReplicaAssignment,
+                    format!(
+                        "replicas {ids:?}: each new partition needs distinct, registered brokers"
+                    ),
+                ));
+            }
+            replicas.push(ids);
         }
+        manual = Some(replicas);
     }
     if validate_only {
         // A dry run answers what the real request would, open-file budget included.
@@ -111,7 +122,7 @@ fn create_one(
             .map_err(|e| (errors::topic_error(&e), e.to_string()))?;
         return Ok(());
     }
-    match ctx.add_partitions(name, topic.count) {
+    match ctx.add_partitions(name, topic.count, manual) {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err((
             ResponseError::UnknownTopicOrPartition,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
@@ -14,6 +14,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use super::errors;
 use super::str_bytes;
 use crate::broker::BrokerContext;
+use crate::common::NodeId;
 use crate::metadata::{config_catalog, topic_config, topic_name};
 
 pub fn handle(
@@ -101,7 +102,14 @@ fn create_one(
             .map_err(|e| (errors::topic_error(&e), e.to_string()))?;
         return Ok(done(uuid::Uuid::nil()));
     }
-    match ctx.create_topic(&name, partitions, configs) {
+    let replicas = assignment(ctx, &topic)?;
+    match ctx.create_topic_with(
+        &name,
+        partitions,
+        usize::try_from(replication_factor).unwrap_or(1),
+        replicas,
+        configs,
+    ) {
         Ok(created) => Ok(done(created.id.uuid())),
         Err(e) => {
             let code = errors::topic_error(&e);
@@ -134,17 +142,7 @@ fn partition_count(ctx: &BrokerContext, topic: &CreatableTopic) -> Result<i32, F
                 "partitions must be numbered 0..n without gaps".into(),
             ));
         }
-        let node = ctx.node_id().get();
-        if topic
-            .assignments
-            .iter()
-            .any(|a| a.broker_ids.len() != 1 || a.broker_ids[0].0 != node)
-        {
-            return Err((
-                ResponseError::InvalidReplicaAssignment,
-                format!("every partition must be assigned to broker {node} alone (single-broker cluster)"),
-            ));
-        }
+        assignment(ctx, topic)?;
         return Ok(topic.assignments.len() as i32);
     }
     match topic.num_partitions {
@@ -157,24 +155,65 @@ fn partition_count(ctx: &BrokerContext, topic: &CreatableTopic) -> Result<i32, F
     }
 }
 
+/// The replicas of each partition of a manual assignment, checked as Kafka checks them: every
+/// partition has the same number of replicas, none twice, all on registered brokers.
+fn assignment(
+    ctx: &BrokerContext,
+    topic: &CreatableTopic,
+) -> Result<Option<Vec<Vec<NodeId>>>, Failure> {
+    if topic.assignments.is_empty() {
+        return Ok(None);
+    }
+    let image = ctx.metadata.image();
+    let mut by_partition: Vec<&CreatableReplicaAssignment> = topic.assignments.iter().collect();
+    by_partition.sort_by_key(|a| a.partition_index);
+    let width = by_partition[0].broker_ids.len();
+    let mut replicas = Vec::with_capacity(by_partition.len());
+    for a in by_partition {
+        let ids: Vec<NodeId> = a.broker_ids.iter().map(|b| NodeId(b.0)).collect();
+        let bad = |why: String| Err((ResponseError::InvalidReplicaAssignment, why));
+        if ids.is_empty() || ids.len() != width {
+            return bad("all partitions should have the same number of replicas".into());
+        }
+        let mut distinct = ids.clone();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() != ids.len() {
+            return bad(format!(
+                "partition {} lists a broker twice",
+                a.partition_index
+            ));
+        }
+        if let Some(missing) = ids.iter().find(|id| image.broker(**id).is_none()) {
+            return bad(format!("broker {missing} is not registered"));
+        }
+        replicas.push(ids);
+    }
+    Ok(Some(replicas))
+}
+
 fn replication_factor(ctx: &BrokerContext, topic: &CreatableTopic) -> Result<i16, Failure> {
+    if let Some(first) = topic.assignments.first() {
+        return Ok(i16::try_from(first.broker_ids.len()).unwrap_or(i16::MAX));
+    }
     let rf = match topic.replication_factor {
         -1 => ctx.config().default_replication_factor,
         n => n,
     };
-    if !topic.assignments.is_empty() {
-        return Ok(1);
-    }
     if rf <= 0 {
         return Err((
             ResponseError::InvalidReplicationFactor,
             format!("replication factor must be larger than 0 (got {rf})"),
         ));
     }
-    if rf > 1 {
+    let live = ctx.metadata.image().live_brokers().count();
+    if usize::try_from(rf).unwrap_or(usize::MAX) > live {
         return Err((
             ResponseError::InvalidReplicationFactor,
-            format!("replication factor {rf} is larger than the number of available brokers (1)"),
+            format!(
+                "Unable to replicate the partition {rf} time(s): the target replication factor \
+                 of {rf} cannot be reached because only {live} broker(s) are registered."
+            ),
         ));
     }
     Ok(rf)

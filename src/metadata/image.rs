@@ -76,7 +76,9 @@ pub struct PartitionState {
     pub leader: Option<NodeId>,
     pub leader_epoch: LeaderEpoch,
     pub replicas: Vec<NodeId>,
-    /// Replicas in sync: with one replica per partition, the live ones.
+    /// Replicas in sync. Until partition data replicates, only the leader holds the data, so
+    /// the ISR is the leader alone (and a replication factor above one shows as
+    /// under-replicated, which it is).
     pub isr: Vec<NodeId>,
     /// Replicas whose broker is fenced or gone.
     pub offline: Vec<NodeId>,
@@ -229,13 +231,18 @@ impl MetadataImage {
     /// `topic`'s `partition` as clients see it (leader, replicas, ISR, offline replicas).
     pub fn partition_state(&self, topic: &TopicMeta, partition: i32) -> Option<PartitionState> {
         let placement = topic.placement(partition)?;
-        let (isr, offline): (Vec<NodeId>, Vec<NodeId>) =
-            placement.replicas.iter().partition(|r| self.is_live(**r));
+        let leader = Some(placement.leader).filter(|l| self.is_live(*l));
+        let offline = placement
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.is_live(*r))
+            .collect();
         Some(PartitionState {
-            leader: Some(placement.leader).filter(|l| self.is_live(*l)),
+            leader,
             leader_epoch: placement.leader_epoch,
             replicas: placement.replicas.clone(),
-            isr,
+            isr: leader.into_iter().collect(),
             offline,
         })
     }

@@ -446,6 +446,7 @@ impl MetadataStore {
         &self,
         name: &str,
         partitions: i32,
+        assignment: Option<Vec<Vec<NodeId>>>,
     ) -> Result<Option<Arc<TopicMeta>>, MetadataError> {
         let seed = crate::common::clock::random_u64();
         self.update_topic(name, |image| {
@@ -456,8 +457,13 @@ impl MetadataStore {
                 .map_or(1, |p| p.replicas.len().max(1));
             let live: Vec<&BrokerRegistration> = image.live_brokers().collect();
             let wanted = usize::try_from(partitions).unwrap_or(0);
-            let placements =
-                placement::assign(&live, have, wanted.saturating_sub(have), factor, seed)?;
+            let placements = match &assignment {
+                Some(replicas) => replicas
+                    .iter()
+                    .map(|r| PartitionPlacement::new(r.clone()))
+                    .collect(),
+                None => placement::assign(&live, have, wanted.saturating_sub(have), factor, seed)?,
+            };
             Ok(MetadataRecord::PartitionCount {
                 name: name.to_string(),
                 partitions,
@@ -654,7 +660,7 @@ mod tests {
             .set_topic_configs("absent", c.clone())
             .unwrap()
             .is_none());
-        assert!(store.set_partition_count("a", 3).unwrap().is_some());
+        assert!(store.set_partition_count("a", 3, None).unwrap().is_some());
         close(store).await;
         let store = open(dir.path(), 1).await.unwrap();
         let t = store.topic("a").unwrap();

@@ -8,6 +8,10 @@ pub fn is_internal(name: &str) -> bool {
     INTERNAL.contains(&name)
 }
 
+/// The metadata log's name (KRaft's), reserved: no topic may take it, since its partition
+/// directory would be the metadata log's.
+pub const CLUSTER_METADATA: &str = "__cluster_metadata";
+
 /// Longest legal topic name (Kafka's limit, from the file-name length budget).
 pub const MAX_LENGTH: usize = 249;
 
@@ -15,6 +19,11 @@ pub const MAX_LENGTH: usize = 249;
 pub fn validate(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("topic name is empty".into());
+    }
+    if name == CLUSTER_METADATA {
+        return Err(format!(
+            "`{name}` is the cluster's metadata log, not a topic"
+        ));
     }
     if name == "." || name == ".." {
         return Err(format!("topic name cannot be `{name}`"));
@@ -43,5 +52,6 @@ mod tests {
         assert!(super::validate("a/b").is_err());
         assert!(super::validate(&"x".repeat(250)).is_err());
         assert!(super::validate(&"x".repeat(249)).is_ok());
+        assert!(super::validate("__cluster_metadata").is_err());
     }
 }

@@ -253,3 +253,70 @@ async fn describe_quorum_names_the_leader_and_three_voters() {
     }
     assert_eq!(leader_answers, 1, "exactly one node says it leads");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_factors_up_to_the_broker_count_and_manual_assignments_are_recorded() {
+    use kafka_protocol::messages::create_topics_request::{
+        CreatableReplicaAssignment, CreatableTopic,
+    };
+    use kafka_protocol::messages::CreateTopicsRequest;
+    const INVALID_REPLICATION_FACTOR: i16 = 38;
+    let cluster = TestCluster::start(3, &[]).await;
+    let mut c = cluster.node(1).client().await;
+    let topic = |name: &str, rf: i16| {
+        CreatableTopic::default()
+            .with_name(TopicName(s(name)))
+            .with_num_partitions(3)
+            .with_replication_factor(rf)
+    };
+    let manual = CreatableTopic::default()
+        .with_name(TopicName(s("manual")))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+        .with_assignments(
+            [(0, vec![2, 3]), (1, vec![3, 1])]
+                .into_iter()
+                .map(|(p, ids)| {
+                    CreatableReplicaAssignment::default()
+                        .with_partition_index(p)
+                        .with_broker_ids(ids.into_iter().map(BrokerId).collect())
+                })
+                .collect(),
+        );
+    let r = c
+        .call(
+            &CreateTopicsRequest::default()
+                .with_topics(vec![topic("rf3", 3), topic("rf4", 4), manual])
+                .with_timeout_ms(5000),
+            7,
+        )
+        .await;
+    let code = |name: &str| {
+        r.topics
+            .iter()
+            .find(|t| t.name.0.as_str() == name)
+            .map(|t| t.error_code)
+    };
+    assert_eq!(code("rf3"), Some(0), "{r:?}");
+    assert_eq!(code("rf4"), Some(INVALID_REPLICATION_FACTOR));
+    assert_eq!(code("manual"), Some(0), "{r:?}");
+    let m = until(&mut c, Duration::from_secs(10), |m| m.topics.len() == 2).await;
+    for t in &m.topics {
+        let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+        for p in &t.partitions {
+            let mut replicas: Vec<i32> = p.replica_nodes.iter().map(|b| b.0).collect();
+            assert_eq!(replicas[0], p.leader_id.0, "the first replica leads");
+            // Until data replicates, the leader alone is in sync.
+            assert_eq!(p.isr_nodes, vec![p.leader_id]);
+            replicas.sort();
+            match name.as_str() {
+                "rf3" => assert_eq!(replicas, vec![1, 2, 3]),
+                "manual" if p.partition_index == 0 => {
+                    assert_eq!((p.leader_id.0, replicas), (2, vec![2, 3]))
+                }
+                "manual" => assert_eq!((p.leader_id.0, replicas), (3, vec![1, 3])),
+                other => panic!("unexpected topic {other}"),
+            }
+        }
+    }
+}

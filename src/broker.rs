@@ -565,6 +565,7 @@ impl Broker {
                 port: config.advertised_port,
                 rack: config.cluster.rack.clone(),
                 fenced: false,
+                shutting_down: false,
             })
             .await?;
         let groups = GroupCoordinator::new(&config);
@@ -675,6 +676,23 @@ impl Broker {
     /// Stops accepting, lets connections finish their current request, flushes every log and
     /// writes the checkpoints.
     pub async fn shutdown(self) -> Result<(), BrokerError> {
+        // Controlled shutdown: fence ourselves first, so clients are told at once that our
+        // partitions have no leader instead of timing out against a closed port. (With one
+        // replica per partition there is nowhere to move the leaderships to.) Bounded: with
+        // no quorum left the broker still stops.
+        let fence = self.context.metadata.quorum().propose(
+            crate::metadata::MetadataCommand::unconditional(vec![
+                crate::metadata::MetadataRecord::BrokerShutdown {
+                    id: self.context.node_id(),
+                },
+            ]),
+        );
+        if tokio::time::timeout(std::time::Duration::from_secs(5), fence)
+            .await
+            .map_or(true, |r| r.is_err())
+        {
+            tracing::warn!("controlled shutdown: could not fence this broker in time");
+        }
         let _ = self.shutdown.send(true);
         let _ = self.server.await;
         let _ = self.sweeper.await;

@@ -43,12 +43,14 @@ struct Levels {
 static INSTALLED: OnceLock<Mutex<Levels>> = OnceLock::new();
 
 /// Installs the process's subscriber: formatted lines on stderr, filtered by `RUST_LOG`
-/// (default `info`), with a filter that [`set_level`] can change later. For the binary.
+/// (default `info`, openraft at `warn`), with a filter that [`set_level`] can change later. For the binary.
 pub fn init() {
     let base = std::env::var("RUST_LOG")
         .ok()
         .filter(|v| EnvFilter::try_new(v).is_ok())
-        .unwrap_or_else(|| "info".to_string());
+        // openraft narrates every election and snapshot at info; its warnings are what an
+        // operator needs (Gregor logs the quorum's changes itself).
+        .unwrap_or_else(|| "info,openraft=warn".to_string());
     let (filter, handle) = reload::Layer::new(EnvFilter::new(&base));
     let output = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)

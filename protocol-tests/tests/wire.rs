@@ -155,6 +155,11 @@ fn sample_bodies(key: ApiKey, v: i16) -> Vec<Vec<u8>> {
             )]
         }
         ApiKey::DescribeCluster => vec![encode(&DescribeClusterRequest::default(), v)],
+        // Broker 42 is not registered: the answer is BROKER_ID_NOT_REGISTERED, nothing changes.
+        ApiKey::UnregisterBroker => vec![encode(
+            &UnregisterBrokerRequest::default().with_broker_id(BrokerId(42)),
+            v,
+        )],
         ApiKey::DescribeQuorum => {
             let t = describe_quorum_request::TopicData::default()
                 .with_topic_name(TopicName(s("__cluster_metadata")))
@@ -808,6 +813,7 @@ fn decode_response(key: ApiKey, version: i16, mut frame: Bytes) -> anyhow::Resul
         ApiKey::OffsetForLeaderEpoch => as_response!(OffsetForLeaderEpochResponse),
         ApiKey::DescribeCluster => as_response!(DescribeClusterResponse),
         ApiKey::DescribeQuorum => as_response!(DescribeQuorumResponse),
+        ApiKey::UnregisterBroker => as_response!(UnregisterBrokerResponse),
         ApiKey::DescribeConfigs => as_response!(DescribeConfigsResponse),
         ApiKey::AlterConfigs => as_response!(AlterConfigsResponse),
         ApiKey::IncrementalAlterConfigs => as_response!(IncrementalAlterConfigsResponse),

@@ -5,7 +5,8 @@
 //! (every node a voter) the leader's Raft heartbeats reach every node several times per
 //! election timeout, so the time since a node last answered one is that broker's heartbeat
 //! age: past `broker.session.timeout.ms` the broker is fenced (its partitions show no leader
-//! and clients stop being sent to it), and once it answers again it is unfenced.
+//! and clients stop being sent to it), and once it answers again it is unfenced — unless it
+//! fenced itself in a controlled shutdown, which only its next registration undoes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,16 +25,16 @@ const CHECK_INTERVAL: Duration = Duration::from_millis(250);
 /// led for less than a session timeout (it has not yet heard from everyone, so it fences
 /// nobody). Pure, for the tests.
 pub fn fencing_changes(
-    brokers: &[(NodeId, bool)],
+    brokers: &[(NodeId, bool, bool)],
     last_contact: impl Fn(NodeId) -> Option<Duration>,
     session_timeout: Duration,
     grace: bool,
 ) -> Vec<MetadataRecord> {
     brokers
         .iter()
-        .filter_map(|(id, fenced)| {
+        .filter_map(|(id, fenced, shutting_down)| {
             let alive = last_contact(*id).is_some_and(|ago| ago < session_timeout);
-            if alive && *fenced {
+            if alive && *fenced && !*shutting_down {
                 Some(MetadataRecord::BrokerFenced {
                     id: *id,
                     fenced: false,
@@ -70,7 +71,10 @@ pub async fn run_fencing(
         }
         let since = *leading_since.get_or_insert_with(Instant::now);
         let image = quorum.image();
-        let brokers: Vec<(NodeId, bool)> = image.brokers().map(|b| (b.id, b.fenced)).collect();
+        let brokers: Vec<(NodeId, bool, bool)> = image
+            .brokers()
+            .map(|b| (b.id, b.fenced, b.shutting_down))
+            .collect();
         let contact = |id: NodeId| {
             status
                 .voters
@@ -112,14 +116,17 @@ mod tests {
         let contact = |id: NodeId| match id.get() {
             1 => Some(Duration::ZERO),
             2 => Some(Duration::from_secs(10)),
+            5 => Some(Duration::ZERO),
             3 => Some(Duration::from_secs(1)),
             _ => None,
         };
         let brokers = [
-            (NodeId(1), false),
-            (NodeId(2), false),
-            (NodeId(3), true),
-            (NodeId(4), false),
+            (NodeId(1), false, false),
+            (NodeId(2), false, false),
+            (NodeId(3), true, false),
+            (NodeId(4), false, false),
+            // Answering, but fenced by its own controlled shutdown: stays fenced.
+            (NodeId(5), true, true),
         ];
         let changes = fencing_changes(&brokers, contact, timeout, false);
         assert_eq!(

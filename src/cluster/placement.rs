@@ -118,6 +118,7 @@ mod tests {
             port: 9092,
             rack: rack.map(str::to_string),
             fenced: false,
+            shutting_down: false,
         }
     }
 

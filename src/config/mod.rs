@@ -317,7 +317,7 @@ impl Config {
         }
         let mut config = Resolver {
             raw,
-            controller_listener: None,
+            controller_listener: self.cluster.controller_listener.map(|a| a.to_string()),
         }
         .build()?;
         config.advertised_port = self.advertised_port;

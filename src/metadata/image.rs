@@ -97,6 +97,10 @@ pub struct BrokerRegistration {
     pub rack: Option<String>,
     /// A fenced broker leads nothing that clients are sent to.
     pub fenced: bool,
+    /// Fenced by its own controlled shutdown: stays fenced until it registers again, even
+    /// while it still answers the leader on its way down.
+    #[serde(default)]
+    pub shutting_down: bool,
 }
 
 /// Which kind of dynamic config set a record or a lookup is about.
@@ -119,6 +123,8 @@ pub enum MetadataRecord {
     RegisterBroker(BrokerRegistration),
     /// A broker fenced (its heartbeats stopped) or unfenced (it is back and caught up).
     BrokerFenced { id: NodeId, fenced: bool },
+    /// A broker shutting down cleanly fenced itself (controlled shutdown).
+    BrokerShutdown { id: NodeId },
     /// A broker removed for good (`UnregisterBroker`).
     UnregisterBroker { id: NodeId },
     /// A partition's leader changed; its leader epoch is the new one.
@@ -344,6 +350,12 @@ impl MetadataImage {
             MetadataRecord::BrokerFenced { id, fenced } => {
                 if let Some(broker) = self.brokers.get_mut(id) {
                     broker.fenced = *fenced;
+                }
+            }
+            MetadataRecord::BrokerShutdown { id } => {
+                if let Some(broker) = self.brokers.get_mut(id) {
+                    broker.fenced = true;
+                    broker.shutting_down = true;
                 }
             }
             MetadataRecord::UnregisterBroker { id } => {

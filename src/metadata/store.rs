@@ -310,6 +310,19 @@ impl MetadataStore {
         Ok(())
     }
 
+    /// Removes broker `id`'s registration; false if it was not registered.
+    pub fn unregister_broker(&self, id: NodeId) -> Result<bool, MetadataError> {
+        self.commit(|image| {
+            Ok(match image.broker(id) {
+                Some(_) => (
+                    MetadataCommand::unconditional(vec![MetadataRecord::UnregisterBroker { id }]),
+                    true,
+                ),
+                None => (MetadataCommand::default(), false),
+            })
+        })
+    }
+
     /// Registers a new topic with `partitions` partitions of `replication_factor` replicas
     /// placed over the live brokers, and a fresh random non-zero id.
     pub fn create_topic(
@@ -592,6 +605,7 @@ pub(crate) async fn open_single_node(
             port: 9092,
             rack: None,
             fenced: false,
+            shutting_down: false,
         })
         .await?;
     Ok(store)
@@ -722,5 +736,66 @@ mod tests {
             crate::common::ids::uuid_to_kafka_string(Uuid::new_v4()).len(),
             22
         );
+    }
+}
+
+#[cfg(test)]
+mod snapshot_tests {
+    use super::*;
+    use crate::log::io::OsIo;
+
+    /// Past a thousand commands the quorum snapshots the image and purges the log before it;
+    /// a restart rebuilds the same metadata from the snapshot and the entries after it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn metadata_survives_a_snapshot_and_a_purged_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_single_node(dir.path(), 1, Arc::new(OsIo))
+            .await
+            .unwrap();
+        let writer = Arc::clone(&store);
+        tokio::task::spawn_blocking(move || {
+            for i in 0..1_200 {
+                let configs = [("retention.ms".to_string(), i.to_string())].into();
+                writer
+                    .set_configs(ConfigScope::Group, &format!("g{}", i % 7), configs)
+                    .unwrap();
+            }
+            writer
+                .create_topic("after-snapshot", 2, BTreeMap::new())
+                .unwrap();
+        })
+        .await
+        .unwrap();
+        let before = store.image().to_records();
+        let meta_dir = dir.path().join(crate::log::manager::METADATA_LOG_DIR);
+        // The snapshot is built in the background after the thousandth entry.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !meta_dir.join("snapshot").exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no snapshot was written"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        store.quorum().shutdown().await;
+        drop(store);
+        let store = open_single_node(dir.path(), 1, Arc::new(OsIo))
+            .await
+            .unwrap();
+        let mut after = store.image().to_records();
+        // The reopened node registered itself again (a new incarnation); compare the rest.
+        let not_broker = |r: &MetadataRecord| !matches!(r, MetadataRecord::RegisterBroker(_));
+        after.retain(not_broker);
+        let mut before = before;
+        before.retain(not_broker);
+        assert_eq!(after, before);
+        assert_eq!(
+            store
+                .group_configs("g6")
+                .get("retention.ms")
+                .map(String::as_str),
+            Some("1196")
+        );
+        store.quorum().shutdown().await;
     }
 }

@@ -226,6 +226,13 @@ pub fn handle_frame(
             version,
             handlers::describe_producers::handle,
         ),
+        ApiKey::UnregisterBroker => run_now_blocking::<m::UnregisterBrokerRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::unregister_broker::handle,
+        ),
         ApiKey::DescribeQuorum => run_now::<m::DescribeQuorumRequest, _>(
             ctx,
             frame,

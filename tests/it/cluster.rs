@@ -320,3 +320,34 @@ async fn replication_factors_up_to_the_broker_count_and_manual_assignments_are_r
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decommissioned_broker_is_unregistered_once() {
+    use kafka_protocol::messages::UnregisterBrokerRequest;
+    const BROKER_ID_NOT_REGISTERED: i16 = 102;
+    let mut cluster = TestCluster::start(3, &[]).await;
+    let mut c1 = cluster.node(1).client().await;
+    let created = create(&mut c1, "kept", 3).await;
+    assert_eq!(created.topics[0].error_code, 0);
+    let _stopped = cluster.stop(3).await;
+    let unregister = UnregisterBrokerRequest::default().with_broker_id(BrokerId(3));
+    assert_eq!(c1.call(&unregister, 0).await.error_code, 0);
+    assert_eq!(
+        c1.call(&unregister, 0).await.error_code,
+        BROKER_ID_NOT_REGISTERED
+    );
+    let unknown = UnregisterBrokerRequest::default().with_broker_id(BrokerId(42));
+    assert_eq!(
+        c1.call(&unknown, 0).await.error_code,
+        BROKER_ID_NOT_REGISTERED
+    );
+    let m = until(&mut c1, Duration::from_secs(10), |m| m.brokers.len() == 2).await;
+    // Its partitions stay placed on it, offline, until reassigned.
+    let t = &m.topics[0];
+    for p in &t.partitions {
+        if p.replica_nodes == vec![BrokerId(3)] {
+            assert_eq!(p.leader_id, BrokerId(-1));
+            assert_eq!(p.offline_replicas, vec![BrokerId(3)]);
+        }
+    }
+}

@@ -16,7 +16,7 @@ use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, TopicName};
 
 use super::str_bytes;
 use crate::broker::BrokerContext;
@@ -155,7 +155,11 @@ pub fn handle(
         }
         responses.push(response);
     }
-    let response = ProduceResponse::default().with_responses(responses);
+    let response = with_leader_hints(
+        &image,
+        ProduceResponse::default().with_responses(responses),
+        version,
+    );
     if acks == 0 {
         return if any_error {
             // Kafka closes the connection so that the producer notices and refreshes metadata.
@@ -184,6 +188,55 @@ pub fn handle(
         }
         response
     }))
+}
+
+/// KIP-951 (v10+): each partition refused with NOT_LEADER_OR_FOLLOWER names its current
+/// leader and epoch, and the response carries those leaders' endpoints, so the producer
+/// retries at the right broker without a metadata round trip.
+fn with_leader_hints(
+    image: &crate::metadata::MetadataImage,
+    mut response: ProduceResponse,
+    version: i16,
+) -> ProduceResponse {
+    use kafka_protocol::messages::produce_response::{LeaderIdAndEpoch, NodeEndpoint};
+    if version < 10 {
+        return response;
+    }
+    let not_leader = ResponseError::NotLeaderOrFollower.code();
+    let mut leaders = std::collections::BTreeMap::new();
+    for topic in &mut response.responses {
+        let meta = if version >= 13 {
+            image.topic_by_id(topic.topic_id.into())
+        } else {
+            image.topic(topic.name.0.as_str())
+        };
+        for p in &mut topic.partition_responses {
+            if p.error_code != not_leader {
+                continue;
+            }
+            let Some(state) = meta.and_then(|m| image.partition_state(m, p.index)) else {
+                continue;
+            };
+            let Some(broker) = state.leader.and_then(|l| image.broker(l)) else {
+                continue;
+            };
+            p.current_leader = LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(broker.id.get()))
+                .with_leader_epoch(state.leader_epoch.get());
+            leaders.insert(broker.id, broker.clone());
+        }
+    }
+    response.node_endpoints = leaders
+        .into_values()
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.id.get()))
+                .with_host(str_bytes(b.host))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.map(str_bytes))
+        })
+        .collect();
+    response
 }
 
 type Failure = (ResponseError, Option<String>);

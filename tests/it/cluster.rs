@@ -129,6 +129,24 @@ async fn partitions_spread_over_three_brokers_and_requests_go_to_leaders() {
                     answer.error_code, NOT_LEADER_OR_FOLLOWER,
                     "broker {id} does not lead {partition}"
                 );
+                // KIP-951 (v10+): the refusal names the leader, with its endpoint.
+                let full = clients[id - 1]
+                    .call(
+                        &crate::harness::produce_request(
+                            "spread", topic_id, *partition, &batch, -1, 10,
+                        ),
+                        10,
+                    )
+                    .await;
+                let refused = &full.responses[0].partition_responses[0];
+                assert_eq!(refused.error_code, NOT_LEADER_OR_FOLLOWER);
+                assert_eq!(refused.current_leader.leader_id.0, *leader);
+                assert_eq!(full.node_endpoints.len(), 1, "{full:?}");
+                assert_eq!(full.node_endpoints[0].node_id.0, *leader);
+                assert_eq!(
+                    full.node_endpoints[0].port,
+                    i32::from(cluster.node(*leader as usize).addr().port())
+                );
             }
         }
         let leader_client = &mut clients[*leader as usize - 1];

@@ -188,12 +188,11 @@ impl MetadataStore {
             }
             None => {}
         }
-        let committed = quorum
-            .propose(MetadataCommand {
-                preconditions: vec![Precondition::NoClusterId],
-                records,
-            })
-            .await?;
+        let bootstrap = MetadataCommand {
+            preconditions: vec![Precondition::NoClusterId],
+            records,
+        };
+        let committed = propose_until_a_leader_answers(quorum.as_ref(), bootstrap).await?;
         let image = quorum.image();
         let cluster_id = image.cluster_id().unwrap_or_default().to_string();
         if let Some(found) = properties {
@@ -297,16 +296,15 @@ impl MetadataStore {
         self.image().topics().cloned().collect()
     }
 
-    /// Registers (or re-registers) a broker, unfenced.
+    /// Registers (or re-registers) a broker, unfenced. Waits for a quorum leader as long as
+    /// it takes.
     pub async fn register_broker(
         &self,
         registration: BrokerRegistration,
     ) -> Result<(), MetadataError> {
-        self.quorum
-            .propose(MetadataCommand::unconditional(vec![
-                MetadataRecord::RegisterBroker(registration),
-            ]))
-            .await?;
+        let command =
+            MetadataCommand::unconditional(vec![MetadataRecord::RegisterBroker(registration)]);
+        propose_until_a_leader_answers(self.quorum.as_ref(), command).await?;
         Ok(())
     }
 
@@ -545,6 +543,27 @@ impl MetadataStore {
     /// known producer).
     pub fn producer_id_was_issued(&self, id: ProducerId) -> bool {
         id.get() >= 0 && id.get() < self.image().producer_ids_reserved_until()
+    }
+}
+
+/// Proposes `command`, retrying while no leader can be reached: a node of a cluster whose
+/// other voters are not up yet waits for them, as a Kafka broker waits for its controller,
+/// saying so now and then. Other failures are returned.
+async fn propose_until_a_leader_answers(
+    quorum: &dyn MetadataQuorum,
+    command: MetadataCommand,
+) -> Result<crate::cluster::Committed, MetadataError> {
+    let started = std::time::Instant::now();
+    loop {
+        match quorum.propose(command.clone()).await {
+            Err(QuorumError::NoLeader(why)) => {
+                tracing::warn!(
+                    waited_s = started.elapsed().as_secs(),
+                    "waiting for a majority of the metadata quorum's voters: {why}"
+                );
+            }
+            other => return Ok(other?),
+        }
     }
 }
 

@@ -191,7 +191,15 @@ impl RaftQuorum {
             if Instant::now() >= deadline {
                 return Err(QuorumError::NoLeader(last_error));
             }
-            match self.raft.client_write(command.clone()).await {
+            // A leader cut off from its majority accepts the write but cannot commit it: bound
+            // the wait, so the caller gets an answer (the write may still commit later).
+            let write = self.raft.client_write(command.clone());
+            let Ok(written) = tokio::time::timeout_at(deadline.into(), write).await else {
+                return Err(QuorumError::NoLeader(
+                    "the leader could not commit in time (no majority reachable)".into(),
+                ));
+            };
+            match written {
                 Ok(response) => {
                     return Ok(Committed {
                         index: response.log_id.index,

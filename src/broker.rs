@@ -670,6 +670,13 @@ impl Broker {
         });
         tracing::info!(
             addr = %local_addr,
+            node_id = %context.node_id(),
+            roles = match (roles.broker, roles.controller) {
+                (true, true) => "broker,controller",
+                (true, false) => "broker",
+                _ => "controller",
+            },
+            cluster_id = context.metadata.cluster_id(),
             log_dir = %context.config().log_dir.display(),
             topics = context.metadata.topics().len(),
             elapsed_ms = started.elapsed().as_millis() as u64,

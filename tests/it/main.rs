@@ -27,6 +27,7 @@ mod kip848;
 mod off_runtime;
 mod process;
 mod produce_fetch;
+mod quorum_sim;
 mod read_committed;
 mod request_budget;
 mod retention;

@@ -14,13 +14,15 @@ use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, Raft, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+// tokio's clock: the same as std's in the broker, the simulated one in the simulation test.
+use tokio::time::Instant;
 
 use super::quorum::{BoxFuture, Committed, MetadataQuorum, QuorumError, QuorumStatus, VoterStatus};
 use crate::common::NodeId;
@@ -87,6 +89,7 @@ pub struct RaftQuorum {
     /// The voters' controller endpoints, to forward proposals to when no leader is known.
     voters: BTreeMap<NodeId, String>,
     contacts: Arc<network::Contacts>,
+    transport: Arc<dyn network::Transport>,
     published: Arc<Published>,
     server: Option<JoinHandle<()>>,
 }
@@ -103,8 +106,23 @@ impl RaftQuorum {
     /// Opens the log and state machine in `options.dir`, starts openraft and the controller
     /// listener, and initializes the voter set if the log is new.
     pub async fn start(
+        mut options: QuorumOptions,
+        io: Arc<dyn FsIo>,
+    ) -> Result<Arc<RaftQuorum>, StartError> {
+        let listener = options
+            .listener
+            .take()
+            .map(|l| Box::new(l) as Box<dyn network::Acceptor>);
+        RaftQuorum::start_on(options, io, Arc::new(network::Tcp), listener).await
+    }
+
+    /// [`RaftQuorum::start`] over another transport (the simulation test's network):
+    /// `options.listener` is ignored, `listener` serves instead.
+    pub async fn start_on(
         options: QuorumOptions,
         io: Arc<dyn FsIo>,
+        transport: Arc<dyn network::Transport>,
+        listener: Option<Box<dyn network::Acceptor>>,
     ) -> Result<Arc<RaftQuorum>, StartError> {
         let storage = |source| StartError::Storage {
             dir: options.dir.clone(),
@@ -141,15 +159,14 @@ impl RaftQuorum {
             Arc::new(config),
             network::Network {
                 contacts: Arc::clone(&contacts),
+                transport: Arc::clone(&transport),
             },
             log,
             machine,
         )
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
-        let server = options
-            .listener
-            .map(|listener| tokio::spawn(network::serve(listener, raft.clone())));
+        let server = listener.map(|listener| tokio::spawn(network::serve(listener, raft.clone())));
         let members: BTreeMap<NodeIdRaft, BasicNode> = options
             .voters
             .iter()
@@ -174,6 +191,7 @@ impl RaftQuorum {
             voters: options.voters.clone(),
             raft,
             contacts,
+            transport,
             published,
             server,
         }))
@@ -182,8 +200,7 @@ impl RaftQuorum {
     /// Waits until this node has applied `index` (after a command committed elsewhere).
     async fn wait_applied(&self, index: u64, deadline: Instant) -> Result<(), QuorumError> {
         let mut applied = self.published.applied.subscribe();
-        let waited =
-            tokio::time::timeout_at(deadline.into(), applied.wait_for(|a| *a >= index)).await;
+        let waited = tokio::time::timeout_at(deadline, applied.wait_for(|a| *a >= index)).await;
         match waited.map(|r| r.map(|_| ())) {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => Err(QuorumError::Stopped("state machine gone".into())),
@@ -209,7 +226,7 @@ impl RaftQuorum {
             // A leader cut off from its majority accepts the write but cannot commit it: bound
             // the wait, so the caller gets an answer (the write may still commit later).
             let write = self.raft.client_write(command.clone());
-            let Ok(written) = tokio::time::timeout_at(deadline.into(), write).await else {
+            let Ok(written) = tokio::time::timeout_at(deadline, write).await else {
                 return Err(QuorumError::NoLeader(
                     "the leader could not commit in time (no majority reachable)".into(),
                 ));
@@ -229,7 +246,9 @@ impl RaftQuorum {
                         None => self.voters.values().cloned().collect(),
                     };
                     for addr in targets {
-                        match network::forward_proposal(&addr, &command).await {
+                        match network::forward_proposal(self.transport.as_ref(), &addr, &command)
+                            .await
+                        {
                             Ok((index, applied)) => {
                                 if wait_here {
                                     self.wait_applied(index, deadline).await?;

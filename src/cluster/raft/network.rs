@@ -1,10 +1,15 @@
 //! Raft messages between controllers, and proposals forwarded to the leader, over the
 //! controller listener (framing in `cluster::rpc`). One connection per peer, opened on first
 //! use and reopened after an error; each call is one request and one response.
+//!
+//! The byte streams come from a [`Transport`] (connect) and an [`Acceptor`] (accept): TCP in
+//! the broker ([`Tcp`], [`TcpListener`]), a simulated network in the deterministic simulation
+//! test, so the same message code runs under both.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -16,11 +21,58 @@ use openraft::raft::{
 };
 use openraft::{BasicNode, Raft};
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+// tokio's clock, not std's: the same instant in the broker, the simulated one in a simulation.
+use tokio::time::Instant;
 
 use super::{Applied, NodeIdRaft, TypeConfig};
+use crate::cluster::quorum::BoxFuture;
 use crate::cluster::rpc::{read_message, write_message, FrameError};
 use crate::metadata::MetadataCommand;
+
+/// A connection to or from a peer.
+pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Conn for T {}
+
+/// A boxed [`Conn`]: the connection type does not leak into openraft's types.
+pub type BoxConn = Box<dyn Conn>;
+
+/// Opens connections to `host:port` addresses.
+pub trait Transport: Send + Sync + std::fmt::Debug {
+    fn connect<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, std::io::Result<BoxConn>>;
+}
+
+/// Accepts connections on a bound controller listener.
+pub trait Acceptor: Send {
+    fn accept(&mut self) -> BoxFuture<'_, std::io::Result<(BoxConn, SocketAddr)>>;
+}
+
+/// The broker's transport: TCP, with Nagle off (each message is one small write, and a
+/// heartbeat must not wait for an acknowledgement).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tcp;
+
+impl Transport for Tcp {
+    fn connect<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, std::io::Result<BoxConn>> {
+        Box::pin(async move {
+            let stream = TcpStream::connect(addr).await?;
+            let _ = stream.set_nodelay(true);
+            Ok(Box::new(stream) as BoxConn)
+        })
+    }
+}
+
+impl Acceptor for TcpListener {
+    fn accept(&mut self) -> BoxFuture<'_, std::io::Result<(BoxConn, SocketAddr)>> {
+        Box::pin(async move {
+            let (stream, peer) = TcpListener::accept(self).await?;
+            let _ = stream.set_nodelay(true);
+            Ok((Box::new(stream) as BoxConn, peer))
+        })
+    }
+}
 
 /// A request on the controller listener.
 #[derive(Serialize, Deserialize)]
@@ -74,6 +126,7 @@ impl Contacts {
 /// Opens connections to peers for openraft.
 pub struct Network {
     pub contacts: Arc<Contacts>,
+    pub transport: Arc<dyn Transport>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -85,6 +138,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             addr: node.addr.clone(),
             stream: None,
             contacts: Arc::clone(&self.contacts),
+            transport: Arc::clone(&self.transport),
         }
     }
 }
@@ -93,12 +147,13 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct Peer {
     target: NodeIdRaft,
     addr: String,
-    stream: Option<TcpStream>,
+    stream: Option<BoxConn>,
     contacts: Arc<Contacts>,
+    transport: Arc<dyn Transport>,
 }
 
 /// One request/response exchange on `stream`.
-async fn exchange(stream: &mut TcpStream, request: &Request) -> Result<Response, FrameError> {
+async fn exchange(stream: &mut BoxConn, request: &Request) -> Result<Response, FrameError> {
     write_message(stream, request).await?;
     read_message(stream)
         .await?
@@ -114,11 +169,8 @@ impl Peer {
         let ttl = option.hard_ttl();
         let stream = match self.stream.take() {
             Some(s) => s,
-            None => match tokio::time::timeout(ttl, TcpStream::connect(&self.addr)).await {
-                Ok(Ok(s)) => {
-                    let _ = s.set_nodelay(true);
-                    s
-                }
+            None => match tokio::time::timeout(ttl, self.transport.connect(&self.addr)).await {
+                Ok(Ok(s)) => s,
                 Ok(Err(e)) => return Err(RPCError::Unreachable(Unreachable::new(&e))),
                 Err(e) => return Err(RPCError::Unreachable(Unreachable::new(&e))),
             },
@@ -190,12 +242,12 @@ impl RaftNetwork<TypeConfig> for Peer {
 
 /// Sends `command` to the leader at `addr` and returns the index it committed at.
 pub async fn forward_proposal(
+    transport: &dyn Transport,
     addr: &str,
     command: &MetadataCommand,
 ) -> Result<(u64, Applied), String> {
     let work = async {
-        let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        let _ = stream.set_nodelay(true);
+        let mut stream = transport.connect(addr).await.map_err(|e| e.to_string())?;
         match exchange(&mut stream, &Request::Propose(command.clone()))
             .await
             .map_err(|e| e.to_string())?
@@ -210,7 +262,7 @@ pub async fn forward_proposal(
 }
 
 /// Serves the controller listener until the task is aborted.
-pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>) {
+pub async fn serve(mut listener: Box<dyn Acceptor>, raft: Raft<TypeConfig>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -220,16 +272,11 @@ pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>) {
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         tokio::spawn(serve_connection(stream, raft.clone(), peer));
     }
 }
 
-async fn serve_connection(
-    mut stream: TcpStream,
-    raft: Raft<TypeConfig>,
-    peer: std::net::SocketAddr,
-) {
+async fn serve_connection(mut stream: BoxConn, raft: Raft<TypeConfig>, peer: SocketAddr) {
     loop {
         let request: Request = match read_message(&mut stream).await {
             Ok(Some(r)) => r,

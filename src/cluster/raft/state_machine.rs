@@ -121,7 +121,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let records = self.image.to_records();
         let data = serde_json::to_vec(&records).map_err(storage_error)?;
         let snapshot_id = match self.last_applied {
-            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.leader_id.node_id, l.index),
+            Some(l) => format!("{}-{}", l.leader_id.term, l.index),
             None => "empty".to_string(),
         };
         let meta = SnapshotMeta {

@@ -490,7 +490,8 @@ pub struct Broker {
     context: Arc<BrokerContext>,
     local_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
-    server: JoinHandle<()>,
+    /// The client listener's task (none on a controller-only node).
+    server: Option<JoinHandle<()>>,
     sweeper: JoinHandle<()>,
     txn_sweeper: JoinHandle<()>,
     publisher: JoinHandle<()>,
@@ -510,20 +511,20 @@ impl Broker {
         io: Arc<dyn crate::log::io::FsIo>,
     ) -> Result<Broker, BrokerError> {
         let started = std::time::Instant::now();
-        let listener = TcpListener::bind(config.listeners)
-            .await
-            .map_err(|source| BrokerError::Bind {
-                addr: config.listeners,
-                source,
-            })?;
-        let local_addr = listener.local_addr().map_err(|source| BrokerError::Bind {
-            addr: config.listeners,
-            source,
-        })?;
-        if config.advertised_port == 0 {
-            // Bound to port 0 (tests): advertise the port the kernel picked.
-            config.advertised_port = local_addr.port();
-        }
+        let roles = config.cluster.roles;
+        // A controller-only node serves no clients.
+        let listener = if roles.broker {
+            Some(
+                TcpListener::bind(config.listeners)
+                    .await
+                    .map_err(|source| BrokerError::Bind {
+                        addr: config.listeners,
+                        source,
+                    })?,
+            )
+        } else {
+            None
+        };
         let controller_listener = match config.cluster.controller_listener {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -532,6 +533,21 @@ impl Broker {
             ),
             None => None,
         };
+        let local_addr = match listener.as_ref().or(controller_listener.as_ref()) {
+            Some(l) => l.local_addr().map_err(|source| BrokerError::Bind {
+                addr: config.listeners,
+                source,
+            })?,
+            None => config.listeners,
+        };
+        if config.advertised_port == 0 {
+            // Bound to port 0 (tests): advertise the port the kernel picked.
+            config.advertised_port = local_addr.port();
+        }
+        let metadata_endpoint = controller_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.to_string());
         std::fs::create_dir_all(&config.log_dir).map_err(LogError::from)?;
         crate::log::fd_cache::global().set_capacity(config.log_segment_fd_cache_size);
         let options = LogOptions {
@@ -548,6 +564,25 @@ impl Broker {
                 .map_err(|e| LogError::from(std::io::Error::other(e)))??
         };
         let quorum = start_quorum(&config, controller_listener, Arc::clone(&io)).await?;
+        let registration = crate::metadata::BrokerRegistration {
+            id: config.node_id,
+            incarnation: uuid::Uuid::new_v4(),
+            host: config.advertised_host.clone(),
+            port: config.advertised_port,
+            rack: config.cluster.rack.clone(),
+            fenced: false,
+            shutting_down: false,
+            metadata_endpoint: if roles.controller {
+                None
+            } else {
+                metadata_endpoint
+            },
+        };
+        if !roles.controller {
+            // A broker-only node receives the metadata log only once the leader has made it an
+            // observer, which the leader does when it sees this registration.
+            join_as_observer(quorum.as_ref(), &registration).await?;
+        }
         let metadata = MetadataStore::open(
             Arc::clone(&quorum),
             &config.log_dir,
@@ -557,17 +592,9 @@ impl Broker {
             io,
         )
         .await?;
-        metadata
-            .register_broker(crate::metadata::BrokerRegistration {
-                id: config.node_id,
-                incarnation: uuid::Uuid::new_v4(),
-                host: config.advertised_host.clone(),
-                port: config.advertised_port,
-                rack: config.cluster.rack.clone(),
-                fenced: false,
-                shutting_down: false,
-            })
-            .await?;
+        if roles.broker {
+            metadata.register_broker(registration).await?;
+        }
         let groups = GroupCoordinator::new(&config);
         let txns = crate::txn::TransactionCoordinator::new(&config);
         let context = Arc::new(BrokerContext {
@@ -638,9 +665,18 @@ impl Broker {
             quorum.applied(),
             shutdown.subscribe(),
         ));
-        let server = tokio::spawn(crate::server::serve(listener, context.clone(), shutdown_rx));
+        let server = listener.map(|listener| {
+            tokio::spawn(crate::server::serve(listener, context.clone(), shutdown_rx))
+        });
         tracing::info!(
             addr = %local_addr,
+            node_id = %context.node_id(),
+            roles = match (roles.broker, roles.controller) {
+                (true, true) => "broker,controller",
+                (true, false) => "broker",
+                _ => "controller",
+            },
+            cluster_id = context.metadata.cluster_id(),
             log_dir = %context.config().log_dir.display(),
             topics = context.metadata.topics().len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -676,7 +712,7 @@ impl Broker {
     /// Stops accepting, lets connections finish their current request, flushes every log and
     /// writes the checkpoints.
     pub async fn shutdown(self) -> Result<(), BrokerError> {
-        // Controlled shutdown: fence ourselves first, so clients are told at once that our
+        // Controlled shutdown (brokers): fence ourselves first, so clients are told at once that our
         // partitions have no leader instead of timing out against a closed port. (With one
         // replica per partition there is nowhere to move the leaderships to.) Bounded: with
         // no quorum left the broker still stops.
@@ -687,14 +723,17 @@ impl Broker {
                 },
             ]),
         );
-        if tokio::time::timeout(std::time::Duration::from_secs(5), fence)
-            .await
-            .map_or(true, |r| r.is_err())
+        if self.server.is_some()
+            && tokio::time::timeout(std::time::Duration::from_secs(5), fence)
+                .await
+                .map_or(true, |r| r.is_err())
         {
             tracing::warn!("controlled shutdown: could not fence this broker in time");
         }
         let _ = self.shutdown.send(true);
-        let _ = self.server.await;
+        if let Some(server) = self.server {
+            let _ = server.await;
+        }
         let _ = self.sweeper.await;
         let _ = self.txn_sweeper.await;
         let _ = self.publisher.await;
@@ -761,6 +800,30 @@ async fn start_quorum(
     .await
     .map_err(BrokerError::Quorum)?;
     Ok(quorum)
+}
+
+/// Registers a broker-only node through the leader without waiting to apply it (it does not
+/// receive the log yet), then waits until the leader has made it an observer and the log
+/// reaches it. Waits as long as it takes for a leader, as a starting Kafka broker does.
+async fn join_as_observer(
+    quorum: &dyn crate::cluster::MetadataQuorum,
+    registration: &crate::metadata::BrokerRegistration,
+) -> Result<(), BrokerError> {
+    let command = crate::metadata::MetadataCommand::unconditional(vec![
+        crate::metadata::MetadataRecord::RegisterBroker(registration.clone()),
+    ]);
+    let committed = loop {
+        match quorum.propose_detached(command.clone()).await {
+            Ok(committed) => break committed,
+            Err(crate::cluster::QuorumError::NoLeader(why)) => {
+                tracing::warn!("waiting for the controllers: {why}")
+            }
+            Err(e) => return Err(BrokerError::Metadata(MetadataError::Quorum(e))),
+        }
+    };
+    let mut applied = quorum.applied();
+    let _ = applied.wait_for(|index| *index >= committed.index).await;
+    Ok(())
 }
 
 /// Keeps this node's logs and settings matching the metadata as commands are applied

@@ -1,5 +1,6 @@
-//! The active controller's duty that needs a clock: fencing brokers that went silent and
-//! unfencing them when they are back (KRaft's broker heartbeat manager).
+//! The active controller's duties that need a clock: fencing brokers that went silent and
+//! unfencing them when they are back (KRaft's broker heartbeat manager), and making newly
+//! registered broker-only nodes observers of the metadata log.
 //!
 //! Every node runs [`run_fencing`]; only the node that leads the quorum acts. In combined mode
 //! (every node a voter) the leader's Raft heartbeats reach every node several times per
@@ -71,6 +72,20 @@ pub async fn run_fencing(
         }
         let since = *leading_since.get_or_insert_with(Instant::now);
         let image = quorum.image();
+        // Broker-only nodes that registered but do not follow the log yet.
+        for broker in image.brokers() {
+            let known = status
+                .voters
+                .iter()
+                .chain(&status.observers)
+                .any(|v| v.id == broker.id);
+            if let (false, Some(endpoint)) = (known, &broker.metadata_endpoint) {
+                tracing::info!(broker = %broker.id, endpoint, "adding a broker-only node as an observer of the metadata log");
+                if let Err(e) = quorum.add_observer(broker.id, endpoint.clone()).await {
+                    tracing::warn!(broker = %broker.id, "cannot add observer: {e}");
+                }
+            }
+        }
         let brokers: Vec<(NodeId, bool, bool)> = image
             .brokers()
             .map(|b| (b.id, b.fenced, b.shutting_down))

@@ -119,6 +119,7 @@ mod tests {
             rack: rack.map(str::to_string),
             fenced: false,
             shutting_down: false,
+            metadata_endpoint: None,
         }
     }
 

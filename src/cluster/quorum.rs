@@ -68,6 +68,17 @@ pub trait MetadataQuorum: Send + Sync {
     /// image includes it.
     fn propose(&self, command: MetadataCommand) -> BoxFuture<'_, Result<Committed, QuorumError>>;
 
+    /// Commits `command` without waiting for this node to apply it (a node the leader has not
+    /// added as an observer yet does not receive the log).
+    fn propose_detached(
+        &self,
+        command: MetadataCommand,
+    ) -> BoxFuture<'_, Result<Committed, QuorumError>>;
+
+    /// On the leader: makes node `id`, reachable at `addr`, follow the metadata log without
+    /// voting (a broker-only node).
+    fn add_observer(&self, id: NodeId, addr: String) -> BoxFuture<'_, Result<(), QuorumError>>;
+
     /// The image built from every command this node has applied.
     fn image(&self) -> Arc<MetadataImage>;
 

@@ -30,7 +30,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "advertised.listeners", default: "", doc: "Address given to clients in Metadata; empty means the same as `listeners`." },
     Setting { name: "log.dirs", default: "./data", doc: "Directory holding partition logs and broker metadata (one directory today)." },
     Setting { name: "node.id", default: "1", doc: "This node's id: its broker id in Metadata and its voter id in the metadata quorum." },
-    Setting { name: "process.roles", default: "broker,controller", doc: "`broker`, `controller` or both (combined mode). Gregor runs every node in combined mode today: each node is a voter of the metadata quorum and a broker." },
+    Setting { name: "process.roles", default: "broker,controller", doc: "`broker`, `controller` or both (combined mode, the default). A controller is a voter of the metadata quorum (listed in controller.quorum.voters); a broker serves clients and holds partitions. A broker-only node follows the metadata log as an observer: it also needs a controller listener, on which the leader sends it the log." },
     Setting { name: "controller.quorum.voters", default: "", doc: "The metadata quorum's voters as `id@host:port` (their controller listeners), comma-separated; every node of a cluster lists the same voters. Empty: a single-node cluster whose only voter is this node." },
     Setting { name: "controller.quorum.bootstrap.servers", default: "", doc: "Kafka's dynamic-quorum bootstrap list (KIP-853). Accepted for compatibility; Gregor forms its quorum from controller.quorum.voters." },
     Setting { name: "controller.listener.names", default: "CONTROLLER", doc: "Names of the listeners in `listeners` that carry the metadata quorum's traffic (Raft and forwarded writes) rather than clients." },
@@ -89,9 +89,19 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "transactional.id.expiration.ms", default: "604800000", doc: "A transactional id whose producer has sent no transactional request for this long (and has no transaction open) is forgotten." },
 ];
 
+/// What this node does (`process.roles`): a broker serves clients and holds partitions; a
+/// controller is a voter of the metadata quorum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Roles {
+    pub broker: bool,
+    pub controller: bool,
+}
+
 /// This node's place in the cluster (`process.roles`, the quorum, the controller listener).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterConfig {
+    /// `process.roles`.
+    pub roles: Roles,
     /// Where the controller listener binds, if `listeners` has one.
     pub controller_listener: Option<SocketAddr>,
     /// The quorum's voters by node id, with their controller listener `host:port`. Empty means
@@ -592,7 +602,15 @@ impl Resolver {
 
     fn build(self) -> Result<Config, ConfigError> {
         let (listeners, _) = self.get("listeners");
-        let listener = parse_listener(&listeners).map_err(|r| self.bad("listeners", r))?;
+        let (roles, _) = self.get("process.roles");
+        let controller_only = roles.split(',').all(|r| r.trim() == "controller");
+        let listener = match (&self.controller_listener, controller_only, listeners.trim()) {
+            // A controller-only node serves no clients: `listeners` may hold only its
+            // controller listener, which then stands in as its address.
+            (Some(controller), true, "") => parse_listener(&format!("PLAINTEXT://{controller}")),
+            _ => parse_listener(&listeners),
+        }
+        .map_err(|r| self.bad("listeners", r))?;
         let (advertised, _) = self.get("advertised.listeners");
         let (advertised_host, advertised_port) = if advertised.trim().is_empty() {
             (listener.ip().to_string(), listener.port())
@@ -757,15 +775,30 @@ impl Resolver {
 impl Resolver {
     /// The cluster settings: roles, voters, the controller listener.
     fn cluster(&self, node_id: i32) -> Result<ClusterConfig, ConfigError> {
-        let (roles, _) = self.get("process.roles");
-        let mut roles: Vec<&str> = roles.split(',').map(str::trim).collect();
-        roles.sort_unstable();
-        if roles != ["broker", "controller"] {
-            return Err(self.bad(
-                "process.roles",
-                "only `broker,controller` (combined mode) is supported today".to_string(),
-            ));
-        }
+        let (roles_text, _) = self.get("process.roles");
+        let mut listed: Vec<&str> = roles_text.split(',').map(str::trim).collect();
+        listed.sort_unstable();
+        listed.dedup();
+        let roles = match listed.as_slice() {
+            ["broker", "controller"] => Roles {
+                broker: true,
+                controller: true,
+            },
+            ["broker"] => Roles {
+                broker: true,
+                controller: false,
+            },
+            ["controller"] => Roles {
+                broker: false,
+                controller: true,
+            },
+            _ => {
+                return Err(self.bad(
+                    "process.roles",
+                    format!("`{roles_text}`: expected broker, controller, or broker,controller"),
+                ))
+            }
+        };
         let controller_listener = match &self.controller_listener {
             Some(l) => Some(
                 parse_listener(&format!("PLAINTEXT://{l}"))
@@ -793,22 +826,29 @@ impl Resolver {
             }
             voters.insert(crate::common::NodeId(id), addr.trim().to_string());
         }
-        if !voters.is_empty() {
-            if !voters.contains_key(&crate::common::NodeId(node_id)) {
-                return Err(self.bad(
-                    "controller.quorum.voters",
-                    format!("node.id {node_id} is not among the voters (every node is a controller in combined mode)"),
-                ));
-            }
-            if voters.len() > 1 && controller_listener.is_none() {
-                return Err(self.bad(
-                    "listeners",
-                    "a cluster of several voters needs a controller listener (e.g. CONTROLLER://127.0.0.1:9093, named in controller.listener.names)".to_string(),
-                ));
-            }
+        let is_voter = voters.contains_key(&crate::common::NodeId(node_id));
+        if roles.controller && !voters.is_empty() && !is_voter {
+            return Err(self.bad(
+                "controller.quorum.voters",
+                format!("node.id {node_id} has the controller role but is not among the voters"),
+            ));
+        }
+        if !roles.controller && (voters.is_empty() || is_voter) {
+            return Err(self.bad(
+                "controller.quorum.voters",
+                format!("a broker-only node must name the controllers, and node.id {node_id} must not be one of them"),
+            ));
+        }
+        let needs_listener = !roles.controller || !roles.broker || voters.len() > 1;
+        if needs_listener && controller_listener.is_none() {
+            return Err(self.bad(
+                "listeners",
+                "this node needs a listener named in controller.listener.names (e.g. CONTROLLER://127.0.0.1:9093): controllers talk Raft on it, and a broker-only node receives the metadata log on it".to_string(),
+            ));
         }
         let (rack, _) = self.get("broker.rack");
         Ok(ClusterConfig {
+            roles,
             controller_listener,
             voters,
             election_timeout_ms: self.positive("controller.quorum.election.timeout.ms")?,
@@ -908,6 +948,48 @@ mod tests {
                 .get("min.insync.replicas"),
             Some("2")
         );
+    }
+
+    #[test]
+    fn roles_voters_and_controller_listener_are_checked_together() {
+        let both = "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093";
+        let voters = "1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293";
+        let c = with(&[("listeners", both), ("controller.quorum.voters", voters)]).unwrap();
+        assert_eq!(c.cluster.voters.len(), 3);
+        assert_eq!(c.cluster.controller_listener.map(|a| a.port()), Some(9093));
+        assert_eq!(
+            c.listeners.port(),
+            9092,
+            "the client listener is the other one"
+        );
+        assert!(c.cluster.roles.broker && c.cluster.roles.controller);
+        let err = |o: &[(&str, &str)]| with(o).unwrap_err().to_string();
+        // Several voters need a controller listener.
+        assert!(err(&[("controller.quorum.voters", voters)]).contains("listeners"));
+        // A controller must be a voter; a broker-only node must not be one, and needs voters.
+        assert!(err(&[
+            ("listeners", both),
+            ("node.id", "4"),
+            ("controller.quorum.voters", voters)
+        ])
+        .contains("voters"));
+        assert!(err(&[
+            ("listeners", both),
+            ("process.roles", "broker"),
+            ("controller.quorum.voters", voters)
+        ])
+        .contains("must not be one of them"));
+        assert!(err(&[("listeners", both), ("process.roles", "broker")])
+            .contains("must name the controllers"));
+        assert!(err(&[("process.roles", "observer")]).contains("process.roles"));
+        // A controller-only node may list only its controller listener.
+        let c = with(&[
+            ("listeners", "CONTROLLER://127.0.0.1:9093"),
+            ("process.roles", "controller"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093"),
+        ])
+        .unwrap();
+        assert!(!c.cluster.roles.broker);
     }
 
     #[test]

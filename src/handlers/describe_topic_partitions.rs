@@ -9,10 +9,10 @@ use kafka_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
 };
 use kafka_protocol::messages::{
-    BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, TopicName,
+    DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, TopicName,
 };
 
-use super::{authorized_operations, broker_ids, str_bytes};
+use super::{authorized_operations, str_bytes, PartitionView};
 use crate::broker::BrokerContext;
 use crate::metadata::{topic_name, TopicMeta};
 
@@ -107,18 +107,15 @@ fn describe(
     let partitions = (first..end)
         .filter_map(|index| image.partition_state(topic, index).map(|s| (index, s)))
         .map(|(index, state)| {
+            let view = PartitionView::of(&state);
             DescribeTopicPartitionsResponsePartition::default()
                 .with_partition_index(index)
-                .with_error_code(if state.leader.is_some() {
-                    0
-                } else {
-                    ResponseError::LeaderNotAvailable.code()
-                })
-                .with_leader_id(BrokerId(state.leader.map_or(-1, |l| l.get())))
-                .with_leader_epoch(state.leader_epoch.get())
-                .with_replica_nodes(broker_ids(&state.replicas))
-                .with_isr_nodes(broker_ids(&state.isr))
-                .with_offline_replicas(broker_ids(&state.offline))
+                .with_error_code(view.error_code)
+                .with_leader_id(view.leader)
+                .with_leader_epoch(view.leader_epoch)
+                .with_replica_nodes(view.replicas)
+                .with_isr_nodes(view.isr)
+                .with_offline_replicas(view.offline)
                 // No eligible leader replicas (KIP-966) beyond the ISR with one replica each.
                 .with_eligible_leader_replicas(Some(Vec::new()))
                 .with_last_known_elr(Some(Vec::new()))

@@ -12,7 +12,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
 
-use super::{authorized_operations, broker_ids, str_bytes};
+use super::{authorized_operations, str_bytes, PartitionView};
 use crate::broker::BrokerContext;
 use crate::internal_topic::TopicError;
 use crate::metadata::{topic_name, MetadataError, TopicMeta};
@@ -107,7 +107,8 @@ fn topic_by_name(
     if !(allow_auto_create && ctx.config().auto_create_topics_enable) {
         return failed(ResponseError::UnknownTopicOrPartition);
     }
-    // A single broker can create synchronously and answer with the full topic at once.
+    // Created through the quorum before answering, so the answer has the full topic (its
+    // leaders' logs follow on their brokers within moments).
     match ctx.create_topic(&text, ctx.config().num_partitions, BTreeMap::new()) {
         Ok(topic) => describe(ctx, &topic),
         // Another request created it in between: describe what exists.
@@ -137,18 +138,15 @@ fn describe(ctx: &BrokerContext, topic: &TopicMeta) -> MetadataResponseTopic {
     let partitions = (0..topic.partitions)
         .filter_map(|index| image.partition_state(topic, index).map(|s| (index, s)))
         .map(|(index, state)| {
+            let view = PartitionView::of(&state);
             MetadataResponsePartition::default()
                 .with_partition_index(index)
-                .with_error_code(if state.leader.is_some() {
-                    0
-                } else {
-                    ResponseError::LeaderNotAvailable.code()
-                })
-                .with_leader_id(BrokerId(state.leader.map_or(-1, |l| l.get())))
-                .with_leader_epoch(state.leader_epoch.get())
-                .with_replica_nodes(broker_ids(&state.replicas))
-                .with_isr_nodes(broker_ids(&state.isr))
-                .with_offline_replicas(broker_ids(&state.offline))
+                .with_error_code(view.error_code)
+                .with_leader_id(view.leader)
+                .with_leader_epoch(view.leader_epoch)
+                .with_replica_nodes(view.replicas)
+                .with_isr_nodes(view.isr)
+                .with_offline_replicas(view.offline)
         })
         .collect();
     MetadataResponseTopic::default()

@@ -51,6 +51,35 @@ use kafka_protocol::protocol::StrBytes;
 /// epoch validation (KIP-320) switched on and satisfied.
 pub const LEADER_EPOCH: i32 = crate::common::LEADER_EPOCH.get();
 
+/// A partition as Metadata and DescribeTopicPartitions report it, in protocol terms.
+pub struct PartitionView {
+    /// LEADER_NOT_AVAILABLE while no live broker leads it.
+    pub error_code: i16,
+    pub leader: kafka_protocol::messages::BrokerId,
+    pub leader_epoch: i32,
+    pub replicas: Vec<kafka_protocol::messages::BrokerId>,
+    pub isr: Vec<kafka_protocol::messages::BrokerId>,
+    pub offline: Vec<kafka_protocol::messages::BrokerId>,
+}
+
+impl PartitionView {
+    /// The view of `state`.
+    pub fn of(state: &crate::metadata::image::PartitionState) -> PartitionView {
+        PartitionView {
+            error_code: if state.leader.is_some() {
+                0
+            } else {
+                ResponseError::LeaderNotAvailable.code()
+            },
+            leader: kafka_protocol::messages::BrokerId(state.leader.map_or(-1, |l| l.get())),
+            leader_epoch: state.leader_epoch.get(),
+            replicas: broker_ids(&state.replicas),
+            isr: broker_ids(&state.isr),
+            offline: broker_ids(&state.offline),
+        }
+    }
+}
+
 /// Broker ids as the protocol carries them.
 pub fn broker_ids(ids: &[crate::common::NodeId]) -> Vec<kafka_protocol::messages::BrokerId> {
     ids.iter()

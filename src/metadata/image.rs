@@ -101,6 +101,10 @@ pub struct BrokerRegistration {
     /// while it still answers the leader on its way down.
     #[serde(default)]
     pub shutting_down: bool,
+    /// A broker-only node's controller-listener endpoint, where the leader sends it the
+    /// metadata log (`None` for a voter, which has it already).
+    #[serde(default)]
+    pub metadata_endpoint: Option<String>,
 }
 
 /// Which kind of dynamic config set a record or a lookup is about.

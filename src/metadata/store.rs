@@ -625,6 +625,7 @@ pub(crate) async fn open_single_node(
             rack: None,
             fenced: false,
             shutting_down: false,
+            metadata_endpoint: None,
         })
         .await?;
     Ok(store)

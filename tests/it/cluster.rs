@@ -369,3 +369,92 @@ async fn a_decommissioned_broker_is_unregistered_once() {
         }
     }
 }
+
+/// Split roles: one controller-only node is the whole quorum; two broker-only nodes follow
+/// the metadata log as observers, serve clients and hold the partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_only_and_broker_only_nodes() {
+    use crate::harness::{free_port, start_in};
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let voters = format!("1@127.0.0.1:{}", ports[0]);
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let node = |id: usize| {
+        let roles = if id == 1 { "controller" } else { "broker" };
+        let listeners = if id == 1 {
+            format!("CONTROLLER://127.0.0.1:{}", ports[0])
+        } else {
+            format!(
+                "PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{}",
+                ports[id - 1]
+            )
+        };
+        let dir = dirs[id - 1].path().to_path_buf();
+        let voters = voters.clone();
+        tokio::spawn(async move {
+            let settings = [
+                ("node.id", id.to_string()),
+                ("process.roles", roles.to_string()),
+                ("listeners", listeners),
+                ("controller.quorum.voters", voters),
+            ];
+            let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            start_in(&dir, &pairs).await
+        })
+    };
+    let starts: Vec<_> = (1..=3).map(node).collect();
+    let mut nodes = Vec::new();
+    for s in starts {
+        nodes.push(s.await.expect("node starts"));
+    }
+    let mut c2 = Client::connect(nodes[1].local_addr()).await;
+    let m = until(&mut c2, Duration::from_secs(15), |m| m.brokers.len() == 2).await;
+    let mut ids: Vec<i32> = m.brokers.iter().map(|b| b.node_id.0).collect();
+    ids.sort();
+    assert_eq!(ids, vec![2, 3], "the controller-only node is not a broker");
+    let mut c3 = Client::connect(nodes[2].local_addr()).await;
+    let created = create(&mut c3, "split", 4).await;
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    let m = until(&mut c2, Duration::from_secs(10), |m| !m.topics.is_empty()).await;
+    let mut led_by: Vec<i32> = leaders(&m, "split").iter().map(|(_, l)| *l).collect();
+    led_by.sort();
+    led_by.dedup();
+    assert_eq!(led_by, vec![2, 3]);
+    let (partition, leader) = leaders(&m, "split")[0];
+    let mut leader_client = Client::connect(nodes[leader as usize - 1].local_addr()).await;
+    let batch = simple_batch(2, 10, 5);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = produce(
+            &mut leader_client,
+            "split",
+            created.topics[0].topic_id,
+            partition,
+            &batch,
+            9,
+        )
+        .await;
+        if r.error_code == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{r:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(s("__cluster_metadata")))
+        .with_partitions(vec![PartitionData::default()])]);
+    let q = c2.call(&request, 2).await;
+    let p = &q.topics[0].partitions[0];
+    assert_eq!(p.leader_id, BrokerId(1));
+    assert_eq!(p.current_voters.len(), 1);
+    let mut observers: Vec<i32> = p.observers.iter().map(|o| o.replica_id.0).collect();
+    observers.sort();
+    assert_eq!(
+        observers,
+        vec![2, 3],
+        "the broker-only nodes follow the log"
+    );
+    // Brokers first: their controlled shutdown goes through the controller.
+    for node in nodes.into_iter().rev() {
+        node.shutdown().await.expect("clean shutdown");
+    }
+}

@@ -84,6 +84,8 @@ pub enum StartError {
 /// A running member of the metadata quorum.
 pub struct RaftQuorum {
     raft: Raft<TypeConfig>,
+    /// The voters' controller endpoints, to forward proposals to when no leader is known.
+    voters: BTreeMap<NodeId, String>,
     contacts: Arc<network::Contacts>,
     published: Arc<Published>,
     server: Option<JoinHandle<()>>,
@@ -153,13 +155,23 @@ impl RaftQuorum {
             .iter()
             .map(|(id, addr)| (raft_id(*id), BasicNode::new(addr)))
             .collect();
-        match raft.initialize(members).await {
-            Ok(()) => tracing::info!(voters = ?options.voters, "initialized a new metadata quorum"),
+        // A broker-only node is not a voter: it follows the log once the leader adds it.
+        let initialized = if options.voters.contains_key(&options.node_id) {
+            raft.initialize(members).await.map(|()| true)
+        } else {
+            Ok(false)
+        };
+        match initialized {
+            Ok(true) => {
+                tracing::info!(voters = ?options.voters, "initialized a new metadata quorum")
+            }
+            Ok(false) => {}
             // The log is not new: the voter set is in it.
             Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
             Err(e) => return Err(StartError::Raft(e.to_string())),
         }
         Ok(Arc::new(RaftQuorum {
+            voters: options.voters.clone(),
             raft,
             contacts,
             published,
@@ -181,10 +193,13 @@ impl RaftQuorum {
         }
     }
 
+    /// Commits `command` through the leader. With `wait_here`, returns only once this node
+    /// has applied it too.
     async fn propose_until(
         &self,
         command: MetadataCommand,
         deadline: Instant,
+        wait_here: bool,
     ) -> Result<Committed, QuorumError> {
         let mut last_error = String::from("no leader elected yet");
         loop {
@@ -207,16 +222,24 @@ impl RaftQuorum {
                     })
                 }
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                    if let Some(leader) = forward.leader_node {
-                        match network::forward_proposal(&leader.addr, &command).await {
+                    // The leader if known; otherwise every voter in turn (a node that does not
+                    // follow the log yet knows no leader): a voter that does not lead refuses.
+                    let targets: Vec<String> = match forward.leader_node {
+                        Some(leader) => vec![leader.addr],
+                        None => self.voters.values().cloned().collect(),
+                    };
+                    for addr in targets {
+                        match network::forward_proposal(&addr, &command).await {
                             Ok((index, applied)) => {
-                                self.wait_applied(index, deadline).await?;
+                                if wait_here {
+                                    self.wait_applied(index, deadline).await?;
+                                }
                                 return Ok(Committed {
                                     index,
                                     rejected: applied.rejected,
                                 });
                             }
-                            Err(e) => last_error = format!("leader at {}: {e}", leader.addr),
+                            Err(e) => last_error = format!("controller at {addr}: {e}"),
                         }
                     }
                 }
@@ -230,7 +253,24 @@ impl RaftQuorum {
 
 impl MetadataQuorum for RaftQuorum {
     fn propose(&self, command: MetadataCommand) -> BoxFuture<'_, Result<Committed, QuorumError>> {
-        Box::pin(self.propose_until(command, Instant::now() + PROPOSE_TIMEOUT))
+        Box::pin(self.propose_until(command, Instant::now() + PROPOSE_TIMEOUT, true))
+    }
+
+    fn propose_detached(
+        &self,
+        command: MetadataCommand,
+    ) -> BoxFuture<'_, Result<Committed, QuorumError>> {
+        Box::pin(self.propose_until(command, Instant::now() + PROPOSE_TIMEOUT, false))
+    }
+
+    fn add_observer(&self, id: NodeId, addr: String) -> BoxFuture<'_, Result<(), QuorumError>> {
+        Box::pin(async move {
+            self.raft
+                .add_learner(raft_id(id), BasicNode::new(&addr), false)
+                .await
+                .map(|_| ())
+                .map_err(|e| QuorumError::NoLeader(e.to_string()))
+        })
     }
 
     fn image(&self) -> Arc<MetadataImage> {

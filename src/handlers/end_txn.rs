@@ -23,8 +23,7 @@ pub fn handle(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if let Err(e) =
-        super::coordinator::check_transaction(ctx, request.transactional_id.0.as_str())
+    if let Err(e) = super::coordinator::check_transaction(ctx, request.transactional_id.0.as_str())
     {
         return Reply::Now(answer(e.code()));
     }

@@ -1,6 +1,7 @@
 """Multi-process cluster suite: three real `gregor` processes (combined broker + controller
-nodes, one Raft metadata quorum) driven by real clients — confluent-kafka (librdkafka), one
-kafka-python consumer, and Kafka's own CLI tools when compat/kafka_tools is installed.
+nodes, one Raft metadata quorum) driven by real clients — confluent-kafka (librdkafka),
+kafka-python (a second read-back, and the second group member), and Kafka's own CLI tools when
+compat/kafka_tools is installed.
 
 Owns the cluster-level checks, each asserted on data rather than on "no error":
   - partitions spread over all brokers, and a full produce/consume round trip (keys, headers,
@@ -11,7 +12,7 @@ Owns the cluster-level checks, each asserted on data rather than on "no error":
     survivor go on within a bound, the dead node's partitions are fenced, and after its restart
     every node lists identical metadata and the data is intact;
   - SIGKILL of all three and restart: topics, partition counts, topic ids and configs unchanged;
-  - kafka-topics.sh / kafka-metadata-quorum.sh against the cluster;
+  - kafka-topics.sh --describe, kafka-metadata-quorum.sh describe --status / --replication;
   - timings (start-up, controller failover to the first admin write, partitions led again),
     printed in the "cluster timings" section at the end of the run.
 
@@ -168,6 +169,16 @@ def consume_range(bootstrap: str, topic: str, ends: "dict[int, int]",
     return got
 
 
+def first_diff(got: list, want: list):
+    """(index, got, wanted) of the first differing record (None past either end)."""
+    for i in range(max(len(got), len(want))):
+        g = got[i] if i < len(got) else None
+        w = want[i] if i < len(want) else None
+        if g != w:
+            return i, g, w
+    return None
+
+
 def controller_id(bootstrap: str) -> int:
     a = admin(bootstrap)
     d = a.describe_cluster(request_timeout=ADMIN_TIMEOUT_S).result(timeout=ADMIN_TIMEOUT_S + 5)
@@ -257,8 +268,38 @@ def test_partitions_spread_and_each_bootstrap_round_trips(cluster):
         got = consume_range(cluster.node(nid).bootstrap, topic, ends)
         for p in range(nparts):
             assert got[p] == expected[p], (
-                f"through node {nid}, partition {p} (leader {lead[p]}): first difference at "
-                f"{next((i, g, e) for i, (g, e) in enumerate(zip(got[p] + [None] * 999, expected[p])) if g != e)}")
+                f"through node {nid}, partition {p} (leader {lead[p]}): {len(got[p])} records "
+                f"read, {len(expected[p])} written; first difference {first_diff(got[p], expected[p])}")
+
+
+    # And a second client library, kafka-python, through node 2 alone.
+    got = consume_range_kafka_python(cluster.node(2).bootstrap, topic, ends)
+    for p in range(nparts):
+        assert got[p] == expected[p], (
+            f"kafka-python through node 2, partition {p}: {len(got[p])} records read; first "
+            f"difference {first_diff(got[p], expected[p])}")
+
+
+def consume_range_kafka_python(bootstrap: str, topic: str, ends: "dict[int, int]",
+                               timeout: float = 40.0) -> "dict[int, list[tuple]]":
+    """consume_range with kafka-python (no group): the same tuples, timestamp type mapped to
+    librdkafka's numbering (kafka-python: 0 = CreateTime, 1 = LogAppendTime)."""
+    from kafka import KafkaConsumer, TopicPartition as KTP
+    c = KafkaConsumer(bootstrap_servers=[bootstrap], group_id=None, enable_auto_commit=False,
+                      request_timeout_ms=30000)
+    got: "dict[int, list[tuple]]" = {p: [] for p in ends}
+    try:
+        c.assign([KTP(topic, p) for p in ends])
+        c.seek_to_beginning()
+        deadline = time.monotonic() + timeout
+        while any(len(got[p]) < e for p, e in ends.items()) and time.monotonic() < deadline:
+            for tp, msgs in c.poll(timeout_ms=500).items():
+                got[tp.partition].extend(
+                    (m.offset, m.key, m.value, tuple((k, v) for k, v in m.headers),
+                     m.timestamp_type + 1, m.timestamp) for m in msgs)
+    finally:
+        c.close()
+    return got
 
 
 # --------------------------------------------------------------------------- b. group elsewhere
@@ -432,7 +473,7 @@ def test_sigkill_one_node_admin_goes_on_and_metadata_converges(cluster, victim_r
         lambda v: all(victim not in md["brokers"]
                       and all(leaders(md, topic)[p] == -1 for p in victim_parts)
                       for md in v.values()),
-        node_ids=survivors, timeout=15,
+        node_ids=survivors, timeout=20,
         what=f"node {victim} unlisted and its partitions {victim_parts} leaderless on survivors")
     timings(f"{victim_role} (node {victim}) SIGKILL -> its partitions shown leaderless (fenced)",
             time.monotonic() - t_kill)
@@ -558,9 +599,19 @@ def test_kafka_cli_topics_describe_and_metadata_quorum(cluster):
                      "describe", "--status")
     m = re.search(r"^LeaderId:\s*(-?\d+)", out, re.M)
     assert m and int(m.group(1)) in (1, 2, 3), f"no leader in:\n{out}"
-    assert int(m.group(1)) == controller_id(cluster.bootstrap), out
+    leader = int(m.group(1))
+    assert leader == controller_id(cluster.bootstrap), out
     voters_line = re.search(r"^CurrentVoters:\s*(.*)$", out, re.M)
     assert voters_line, f"no CurrentVoters in:\n{out}"
-    voters = sorted(int(v) for v in re.findall(r'"id":\s*(\d+)', voters_line.group(1))) or \
-        sorted(int(v) for v in re.findall(r"\d+", voters_line.group(1)))
-    assert voters == [1, 2, 3], f"voters {voters}:\n{out}"
+    # [{"id": 1, "endpoints": ["CONTROLLER://127.0.0.1:port"]}, ...]
+    voters = {int(i): int(port) for i, port in re.findall(
+        r'"id":\s*(\d+)[^}]*?CONTROLLER://127\.0\.0\.1:(\d+)', voters_line.group(1))}
+    assert voters == {i: n.controller_port for i, n in cluster.nodes.items()}, \
+        f"voters {voters}:\n{out}"
+
+    # One row per voter: the leader and two followers.
+    out = kafka_tool("kafka-metadata-quorum", "--bootstrap-server", cluster.node(1).bootstrap,
+                     "describe", "--replication")
+    status = {int(cells[0]): cells[-1] for cells in
+              (ln.split() for ln in out.splitlines()[1:] if ln.strip())}
+    assert status == {i: "Leader" if i == leader else "Follower" for i in (1, 2, 3)}, out

@@ -212,5 +212,24 @@ class Cluster:
                                      f"{self._tails_text(25)}")
             time.sleep(0.2)
 
+    def fencing_events(self) -> "list[str]":
+        """Every "broker liveness changed" line any node has logged (all starts), prefixed with
+        the node that logged it: what the active controllers decided about fencing."""
+        out = []
+        for i in self.ids:
+            try:
+                text = self.nodes[i].stderr_path.read_text(errors="replace")
+            except FileNotFoundError:
+                continue
+            out += [f"node {i}: {ln}" for ln in text.splitlines() if "broker liveness changed" in ln]
+        return out
+
+    def assert_nobody_fenced(self, why: str = "") -> None:
+        """No broker has been fenced so far: call it while no node has been killed or stopped,
+        since a live broker fenced is a false fencing (its partitions go leaderless)."""
+        fenced = [ln for ln in self.fencing_events() if "fenced=true" in ln]
+        assert not fenced, (f"live brokers were fenced{' ' + why if why else ''}:\n"
+                            + "\n".join(fenced))
+
     def __repr__(self) -> str:
         return f"<Cluster {self.bootstrap} voters={self.voters}>"

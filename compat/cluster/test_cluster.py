@@ -278,6 +278,7 @@ def test_partitions_spread_and_each_bootstrap_round_trips(cluster):
         assert got[p] == expected[p], (
             f"kafka-python through node 2, partition {p}: {len(got[p])} records read; first "
             f"difference {first_diff(got[p], expected[p])}")
+    cluster.assert_nobody_fenced("while all three ran")
 
 
 def consume_range_kafka_python(bootstrap: str, topic: str, ends: "dict[int, int]",
@@ -396,6 +397,7 @@ def test_group_coordinated_elsewhere_commits_and_second_member_resumes(cluster):
         {p: 2 * batch for p in range(nparts)}
     desc = a.describe_consumer_groups([gid])[gid].result(timeout=20)
     assert desc.coordinator.id == coord, f"DescribeGroups coordinator {desc.coordinator.id} != {coord}"
+    cluster.assert_nobody_fenced("while all three ran")
 
 
 # --------------------------------------------------------------------------- c. kill one node
@@ -418,6 +420,7 @@ def test_sigkill_one_node_admin_goes_on_and_metadata_converges(cluster, victim_r
     victim = ctl if victim_role == "controller" else next(i for i in cluster.ids if i != ctl)
     survivors = [i for i in cluster.ids if i != victim]
     via = cluster.node(survivors[0]).bootstrap
+    cluster.assert_nobody_fenced("before any node was killed")
     victim_parts = [p for p, l in leaders(views[1], topic).items() if l == victim]
     assert victim_parts, f"node {victim} leads no partition of {topic}: {leaders(views[1], topic)}"
 
@@ -477,6 +480,9 @@ def test_sigkill_one_node_admin_goes_on_and_metadata_converges(cluster, victim_r
         what=f"node {victim} unlisted and its partitions {victim_parts} leaderless on survivors")
     timings(f"{victim_role} (node {victim}) SIGKILL -> its partitions shown leaderless (fenced)",
             time.monotonic() - t_kill)
+    wrongly = [ln for ln in cluster.fencing_events()
+               if "fenced=true" in ln and f"broker={victim} " not in ln]
+    assert not wrongly, f"survivors fenced too:\n" + "\n".join(wrongly)
     if victim_role == "controller":
         new_ctl = controller_id(via)
         assert new_ctl in survivors, f"controller after killing {victim}: {new_ctl}"
@@ -537,6 +543,7 @@ def test_sigkill_all_three_and_restart_keeps_topics_ids_and_configs(cluster, tim
                for p in range(5)]
     produce(cluster.bootstrap, "keep-b", records)
 
+    cluster.assert_nobody_fenced("before the kill")
     cluster.kill_all()
     restart_s = cluster.restart(*cluster.ids)
     timings("all 3 SIGKILLed -> restarted together -> all ready", restart_s)
@@ -615,3 +622,4 @@ def test_kafka_cli_topics_describe_and_metadata_quorum(cluster):
     status = {int(cells[0]): cells[-1] for cells in
               (ln.split() for ln in out.splitlines()[1:] if ln.strip())}
     assert status == {i: "Leader" if i == leader else "Follower" for i in (1, 2, 3)}, out
+    cluster.assert_nobody_fenced("while all three ran")

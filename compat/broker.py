@@ -105,6 +105,13 @@ class Broker:
 
     # ------------------------------------------------------------ lifecycle
     def start(self, ready_timeout: float = READY_TIMEOUT_S) -> "Broker":
+        self.spawn()
+        self._wait_ready(ready_timeout)
+        return self
+
+    def spawn(self) -> "Broker":
+        """Start the process without waiting for it to serve. A cluster node needs this: it
+        serves only once a majority of the quorum is up, so its peers must be spawned first."""
         if self.running():
             raise BrokerError("broker already running")
         binary = broker_binary()
@@ -127,7 +134,6 @@ class Broker:
         finally:
             err.close()
         _LIVE.add(self)
-        self._wait_ready(ready_timeout)
         return self
 
     def _wait_ready(self, timeout: float) -> None:

@@ -1,8 +1,10 @@
 """A tiny raw Kafka protocol client, only for what no real client here exposes:
-topic IDs straight from a Metadata v12 response (flexible encoding).
+topic IDs straight from a Metadata v12 response (flexible encoding), and one broker's own
+answer (Metadata, FindCoordinator) rather than whichever broker a client library picks.
 
 Used by the durability suite to cross-check the topic IDs that
-AdminClient.describe_topics() reports.
+AdminClient.describe_topics() reports, and by the cluster suite to compare what each node of a
+cluster says.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class _Reader:
 
     def take(self, n: int) -> bytes:
         if self.pos + n > len(self.buf):
-            raise ValueError("truncated Metadata response")
+            raise ValueError("truncated response")
         b = self.buf[self.pos:self.pos + n]
         self.pos += n
         return b
@@ -69,48 +71,99 @@ class _Reader:
 
 def metadata_v12(host: str, port: int, timeout: float = 10.0) -> dict:
     """All topics: {name: {"topic_id": str, "partitions": {p: leader}, "error": code}}."""
-    api_key, version, corr = 3, 12, 7
-    client_id = b"gregor-compat"
-    header = struct.pack(">hhih", api_key, version, corr, len(client_id)) + client_id + b"\x00"
+    md = cluster_metadata(host, port, timeout)
+    return {name: {"topic_id": t["topic_id"],
+                   "partitions": {p: v["leader"] for p, v in t["partitions"].items()},
+                   "error": t["error"]}
+            for name, t in md["topics"].items()}
+
+
+def cluster_metadata(host: str, port: int, timeout: float = 10.0) -> dict:
+    """One broker's whole Metadata v12 answer (all topics, no auto-creation):
+    {"brokers": {id: (host, port, rack)}, "cluster_id": str, "controller_id": int,
+     "topics": {name: {"topic_id": str, "error": code, "internal": bool,
+                       "partitions": {p: {"error", "leader", "leader_epoch", "replicas", "isr",
+                                          "offline"}}}}}."""
     # topics: null compact array (= all topics); allow_auto_topic_creation=false;
     # include_topic_authorized_operations=false; no tagged fields.
-    body = b"\x00" + b"\x00" + b"\x00" + b"\x00"
+    r = _Reader(_request(host, port, 3, 12, b"\x00" + b"\x00" + b"\x00" + b"\x00",
+                         flexible=True, timeout=timeout))
+    r.i32()  # throttle
+    brokers = {}
+    for _ in range(r.compact_array_len()):
+        node_id = r.i32()
+        bhost = r.compact_string()
+        bport = r.i32()
+        rack = r.compact_string()
+        r.tagged()
+        brokers[node_id] = (bhost, bport, rack)
+    cluster_id = r.compact_string()
+    controller_id = r.i32()
+    topics = {}
+    for _ in range(r.compact_array_len()):
+        err = r.i16()
+        name = r.compact_string()
+        tid = str(uuid.UUID(bytes=r.take(16)))
+        internal = bool(r.i8())
+        parts = {}
+        for _ in range(r.compact_array_len()):
+            perr = r.i16()
+            p = r.i32()
+            leader = r.i32()
+            epoch = r.i32()
+            replicas, isr, offline = ([r.i32() for _ in range(r.compact_array_len())]
+                                      for _arr in range(3))
+            r.tagged()
+            parts[p] = {"error": perr, "leader": leader, "leader_epoch": epoch,
+                        "replicas": replicas, "isr": isr, "offline": offline}
+        r.i32()  # authorized ops
+        r.tagged()
+        topics[name] = {"topic_id": tid, "error": err, "internal": internal, "partitions": parts}
+    return {"brokers": brokers, "cluster_id": cluster_id, "controller_id": controller_id,
+            "topics": topics}
+
+
+def find_coordinator(host: str, port: int, key: str, key_type: int = 0,
+                     timeout: float = 10.0) -> dict:
+    """FindCoordinator v2 asked of this broker: {"error", "node_id", "host", "port"}.
+    key_type 0 = consumer group, 1 = transactional id."""
+    k = key.encode()
+    r = _Reader(_request(host, port, 10, 2, struct.pack(">h", len(k)) + k + struct.pack(">b", key_type),
+                         flexible=False, timeout=timeout))
+    r.i32()  # throttle
+    err = r.i16()
+    msg_len = r.i16()
+    if msg_len > 0:
+        r.take(msg_len)
+    node_id = r.i32()
+    hlen = r.i16()
+    chost = r.take(hlen).decode() if hlen > 0 else ""
+    cport = r.i32()
+    return {"error": err, "node_id": node_id, "host": chost, "port": cport}
+
+
+def _request(host: str, port: int, api_key: int, version: int, body: bytes, flexible: bool,
+             timeout: float) -> bytes:
+    """Send one request (header v2 if flexible, else v1) and return the response body after
+    its header."""
+    corr = 7
+    client_id = b"gregor-compat"
+    header = struct.pack(">hhih", api_key, version, corr, len(client_id)) + client_id
+    if flexible:
+        header += b"\x00"  # no tagged fields
     req = header + body
     with socket.create_connection((host, port), timeout=timeout) as s:
         s.settimeout(timeout)
         s.sendall(struct.pack(">i", len(req)) + req)
         size = struct.unpack(">i", _recv(s, 4))[0]
         resp = _recv(s, size)
-    r = _Reader(resp)
-    if r.i32() != corr:
+    if struct.unpack(">i", resp[:4])[0] != corr:
         raise ValueError("correlation id mismatch")
-    r.tagged()  # response header v1
-    r.i32()  # throttle
-    for _ in range(r.compact_array_len()):  # brokers
-        r.i32(); r.compact_string(); r.i32(); r.compact_string(); r.tagged()
-    r.compact_string()  # cluster id
-    r.i32()  # controller id
-    topics = {}
-    for _ in range(r.compact_array_len()):
-        err = r.i16()
-        name = r.compact_string()
-        tid = str(uuid.UUID(bytes=r.take(16)))
-        r.i8()  # is_internal
-        parts = {}
-        for _ in range(r.compact_array_len()):
-            r.i16()
-            p = r.i32()
-            leader = r.i32()
-            r.i32()  # leader epoch
-            for _arr in range(3):  # replicas, isr, offline
-                for _ in range(r.compact_array_len()):
-                    r.i32()
-            r.tagged()
-            parts[p] = leader
-        r.i32()  # authorized ops
-        r.tagged()
-        topics[name] = {"topic_id": tid, "partitions": parts, "error": err}
-    return topics
+    if flexible:
+        r = _Reader(resp[4:])
+        r.tagged()  # response header v1
+        return resp[4 + r.pos:]
+    return resp[4:]
 
 
 def _recv(s: socket.socket, n: int) -> bytes:

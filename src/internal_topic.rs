@@ -140,13 +140,24 @@ impl InternalTopic {
             .create_lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // In a cluster another broker may have created it: its partition count is the one
+        // in the metadata, whatever this broker's setting says.
         let partitions = match host.metadata().topic(self.name) {
             Some(t) => t.partitions,
             None => {
                 let configs = [("cleanup.policy".to_string(), "compact".to_string())]
                     .into_iter()
                     .collect();
-                host.create_topic(self.name, self.wanted_partitions, configs)?
+                match host.create_topic(self.name, self.wanted_partitions, configs) {
+                    Ok(partitions) => partitions,
+                    // Another broker's first lookup won the race.
+                    Err(TopicError::Metadata(MetadataError::TopicExists(_))) => host
+                        .metadata()
+                        .topic(self.name)
+                        .map(|t| t.partitions)
+                        .ok_or_else(|| MetadataError::TopicExists(self.name.to_string()))?,
+                    Err(e) => return Err(e),
+                }
             }
         };
         self.ready_partitions.store(partitions, Ordering::Release);

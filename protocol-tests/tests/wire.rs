@@ -155,6 +155,20 @@ fn sample_bodies(key: ApiKey, v: i16) -> Vec<Vec<u8>> {
             )]
         }
         ApiKey::DescribeCluster => vec![encode(&DescribeClusterRequest::default(), v)],
+        ApiKey::ElectLeaders => {
+            let t = elect_leaders_request::TopicPartitions::default()
+                .with_topic(TopicName(s("t")))
+                .with_partitions(vec![0, 7]);
+            vec![
+                encode(&ElectLeadersRequest::default(), v),
+                encode(
+                    &ElectLeadersRequest::default()
+                        .with_election_type(if v >= 1 { 1 } else { 0 })
+                        .with_topic_partitions(Some(vec![t])),
+                    v,
+                ),
+            ]
+        }
         // Broker 42 is not registered: the answer is BROKER_ID_NOT_REGISTERED, nothing changes.
         ApiKey::UnregisterBroker => vec![encode(
             &UnregisterBrokerRequest::default().with_broker_id(BrokerId(42)),
@@ -814,6 +828,7 @@ fn decode_response(key: ApiKey, version: i16, mut frame: Bytes) -> anyhow::Resul
         ApiKey::DescribeCluster => as_response!(DescribeClusterResponse),
         ApiKey::DescribeQuorum => as_response!(DescribeQuorumResponse),
         ApiKey::UnregisterBroker => as_response!(UnregisterBrokerResponse),
+        ApiKey::ElectLeaders => as_response!(ElectLeadersResponse),
         ApiKey::DescribeConfigs => as_response!(DescribeConfigsResponse),
         ApiKey::AlterConfigs => as_response!(AlterConfigsResponse),
         ApiKey::IncrementalAlterConfigs => as_response!(IncrementalAlterConfigsResponse),

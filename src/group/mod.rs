@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::common::now_ms;
-use crate::common::{Offset, PartitionIndex};
+use crate::common::Offset;
 use crate::internal_topic::{CoordinatorHost, InternalTopic, StoreError};
-use crate::log::{LogManager, PartitionLog, TopicPartition};
+use crate::log::PartitionLog;
 use crate::records::validate_produce_batch;
 pub use error::GroupError;
 use records::{Key, OffsetValue, OFFSETS_TOPIC};
@@ -46,9 +46,10 @@ const FORGET_AFTER: Duration = Duration::from_secs(600);
 pub const MAX_METADATA_BYTES: usize = 4096;
 
 /// One requested offset commit (OffsetCommit or TxnOffsetCommit), checked as Kafka does before
-/// the group decides: the partition must exist and the metadata fit `MAX_METADATA_BYTES`.
+/// the group decides: the partition must exist (in the metadata: in a cluster it is usually led
+/// by another broker) and the metadata fit `MAX_METADATA_BYTES`.
 pub fn check_commit(
-    logs: &LogManager,
+    topics: &crate::metadata::MetadataStore,
     topic: &str,
     partition: i32,
     (offset, leader_epoch): (i64, i32),
@@ -56,11 +57,10 @@ pub fn check_commit(
     now_ms: i64,
 ) -> Result<OffsetCommit, GroupError> {
     let metadata = metadata.unwrap_or_default().to_string();
-    let tp = TopicPartition {
-        topic: topic.to_string(),
-        partition: PartitionIndex(partition),
-    };
-    if logs.get(&tp).is_none() {
+    let exists = topics
+        .topic(topic)
+        .is_some_and(|t| (0..t.partitions).contains(&partition));
+    if !exists {
         return Err(GroupError::UnknownTopicOrPartition);
     }
     if metadata.len() > MAX_METADATA_BYTES {
@@ -457,20 +457,22 @@ impl GroupCoordinator {
         Ok(wait)
     }
 
-    /// Rebuilds committed offsets and (Empty) groups from every `__consumer_offsets` partition.
+    /// Rebuilds committed offsets and (Empty) groups from the `__consumer_offsets` partitions
+    /// this broker holds (in a cluster, each broker coordinates the groups of its partitions).
     pub fn load(&self, ctx: &dyn CoordinatorHost) -> Result<(), StoreError> {
         let Some(topic) = ctx.metadata().topic(OFFSETS_TOPIC) else {
             return Ok(());
         };
-        // `reconcile` ran before us: every partition log of the topic exists.
+        // `reconcile` ran before us: every partition log placed on this broker exists. The
+        // others live on the brokers that coordinate their groups.
         self.topic.mark_ready(topic.partitions);
         let started = Instant::now();
         let mut groups: HashMap<String, Group> = HashMap::new();
         let mut records_seen = 0usize;
         for p in 0..topic.partitions {
-            let log = ctx
-                .partition(OFFSETS_TOPIC, p)
-                .ok_or(StoreError::MissingPartition(p))?;
+            let Some(log) = ctx.partition(OFFSETS_TOPIC, p) else {
+                continue;
+            };
             log.for_each_batch(|h, batch| {
                 if h.is_control() {
                     // A transaction marker: the producer's pending offsets in this

@@ -32,6 +32,7 @@ async fn add(
     request: &AddOffsetsToTxnRequest,
     version: i16,
 ) -> Result<(), ResponseError> {
+    super::coordinator::check_transaction(ctx, request.transactional_id.0.as_str())?;
     let group_id = request.group_id.0.to_string();
     let partition = if ctx.groups.topic_ready() {
         ctx.groups.partition_of(ctx, &group_id)

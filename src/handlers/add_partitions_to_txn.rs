@@ -48,6 +48,9 @@ fn topics(list: &[AddPartitionsToTxnTopic]) -> Vec<(TopicName, Vec<i32>)> {
 /// Per-partition error codes for `txn` (in `txn.partitions()` order).
 async fn run(ctx: &BrokerContext, txn: &Txn, version: i16) -> Vec<i16> {
     let partitions = txn.partitions();
+    if let Err(e) = super::coordinator::check_transaction(ctx, txn.id.0.as_str()) {
+        return vec![e.code(); partitions.len()];
+    }
     let unknown: Vec<bool> = partitions
         .iter()
         .map(|(t, p)| ctx.partition(t, *p).is_none())

@@ -58,6 +58,9 @@ pub fn handle(
                     .with_error_code(ResponseError::InvalidGroupId.code())
                     .with_error_message(Some(str_bytes("GroupId can't be empty.")));
             }
+            if let Err(e) = super::coordinator::check_group(ctx, id.0.as_str()) {
+                return out.with_error_code(e.code());
+            }
             let not_found = |out: DescribedGroup, why: &str| {
                 out.with_error_code(ResponseError::GroupIdNotFound.code())
                     .with_error_message(Some(str_bytes(format!("Group {} {why}.", id.0))))

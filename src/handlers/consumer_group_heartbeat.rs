@@ -57,6 +57,12 @@ pub fn handle(
             "GroupId can't be empty.".into(),
         );
     }
+    if let Err(e) = super::coordinator::check_group(ctx, &group_id) {
+        return error_response(
+            e,
+            format!("this broker is not the coordinator of {group_id}"),
+        );
+    }
     let params = HeartbeatParams {
         member_id: request.member_id.to_string(),
         member_epoch: request.member_epoch,

@@ -21,6 +21,8 @@ pub fn handle(
     for id in request.groups_names {
         let outcome = if id.0.is_empty() {
             Err(ResponseError::InvalidGroupId)
+        } else if let Err(e) = super::coordinator::check_group(ctx, id.0.as_str()) {
+            Err(e)
         } else {
             ctx.groups
                 .delete_group(ctx, id.0.as_str())

@@ -31,6 +31,9 @@ pub fn handle(
             if id.0.is_empty() {
                 return out.with_error_code(ResponseError::InvalidGroupId.code());
             }
+            if let Err(e) = super::coordinator::check_group(ctx, id.0.as_str()) {
+                return out.with_error_code(e.code());
+            }
             let Some(group) = ctx.groups.get(id.0.as_str()) else {
                 return out;
             };

@@ -25,6 +25,14 @@ pub fn handle(
         .into_iter()
         .map(|id| {
             let answer = TransactionState::default().with_transactional_id(id.clone());
+            if let Err(e) = super::coordinator::check_transaction(ctx, id.0.as_str()) {
+                return answer
+                    .with_error_code(e.code())
+                    .with_transaction_state(str_bytes(String::new()))
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1)
+                    .with_transaction_start_time_ms(-1);
+            }
             let Some(d) = ctx.txns.describe(id.0.as_str()) else {
                 return answer
                     .with_error_code(ResponseError::TransactionalIdNotFound.code())

@@ -16,6 +16,17 @@ pub fn handle(
     request: EndTxnRequest,
     version: i16,
 ) -> Reply<EndTxnResponse> {
+    // v5 (transactions v2) returns the producer id/epoch; not served, so -1 there.
+    let answer = |code: i16| {
+        EndTxnResponse::default()
+            .with_error_code(code)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
+    };
+    if let Err(e) = super::coordinator::check_transaction(ctx, request.transactional_id.0.as_str())
+    {
+        return Reply::Now(answer(e.code()));
+    }
     let ctx = ctx.clone();
     Reply::Later(Box::pin(async move {
         let result = ctx
@@ -28,15 +39,11 @@ pub fn handle(
                 request.committed,
             )
             .await;
-        // v5 (transactions v2) returns the producer id/epoch; not served, so -1 there.
-        EndTxnResponse::default()
-            // v2 added PRODUCER_FENCED.
-            .with_error_code(
-                result
-                    .err()
-                    .map_or(0, |e| super::errors::txn_error(e, version, 2).code()),
-            )
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1)
+        // v2 added PRODUCER_FENCED.
+        answer(
+            result
+                .err()
+                .map_or(0, |e| super::errors::txn_error(e, version, 2).code()),
+        )
     }))
 }

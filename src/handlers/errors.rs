@@ -160,6 +160,17 @@ pub fn auto_create_error(_error: &TopicError) -> ResponseError {
     ResponseError::KafkaStorageError
 }
 
+/// A group or transaction request sent to a broker that does not coordinate its key:
+/// NOT_COORDINATOR (16) when another broker does (or none does right now), so the client looks
+/// the coordinator up again; COORDINATOR_LOAD_IN_PROGRESS (14) when this broker leads the key's
+/// partition but has not made its log yet. Both are retriable.
+pub fn not_coordinator(reason: super::coordinator::NotCoordinator) -> ResponseError {
+    match reason {
+        super::coordinator::NotCoordinator::Elsewhere => ResponseError::NotCoordinator,
+        super::coordinator::NotCoordinator::Loading => ResponseError::CoordinatorLoadInProgress,
+    }
+}
+
 /// An internal topic (`__consumer_offsets`, `__transaction_state`) that could not be created,
 /// read or written: the client retries against the coordinator. Not logged here: callers log
 /// it with the group or transactional id it concerned.
@@ -295,6 +306,9 @@ mod tests {
         assert_eq!(topic_error(&TopicError::Log(LogError::Io(io()))).code(), 56);
         assert_eq!(auto_create_error(&limit).code(), 56);
         assert_eq!(store_error(&StoreError::MissingPartition(3)).code(), 15);
+        use crate::handlers::coordinator::NotCoordinator;
+        assert_eq!(not_coordinator(NotCoordinator::Elsewhere).code(), 16);
+        assert_eq!(not_coordinator(NotCoordinator::Loading).code(), 14);
         let records: [(RecordError, i16); 5] = [
             (RecordError::CorruptMessage("crc".into()), 2),
             (RecordError::MessageTooLarge { size: 9, max: 8 }, 10),

@@ -1,7 +1,10 @@
-//! FindCoordinator (key 10): this broker coordinates every group (key_type 0) and every
-//! transactional id (key_type 1); the internal topic behind each (`__consumer_offsets`,
-//! `__transaction_state`) is created on the first lookup. Other types (share groups) are
-//! invalid. v0–3 ask for one key, v4+ for a batch (`coordinator_keys`).
+//! FindCoordinator (key 10): the coordinator of a group (key_type 0) or a transactional id
+//! (key_type 1) is the broker leading the key's partition of the internal topic behind it
+//! (`__consumer_offsets`, `__transaction_state`; see `coordinator`), named with the host and
+//! port it registered. The topic is created on the first lookup (through the metadata quorum,
+//! its partitions placed over the live brokers). A partition without a live leader answers
+//! COORDINATOR_NOT_AVAILABLE. Other key types (share groups) are invalid. v0–3 ask for one
+//! key, v4+ for a batch (`coordinator_keys`).
 
 use std::sync::Arc;
 
@@ -10,6 +13,7 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::coordinator::{locate, Location};
 use super::str_bytes;
 use crate::broker::BrokerContext;
 use crate::group::records::OFFSETS_TOPIC;
@@ -19,36 +23,68 @@ use crate::txn::records::TXN_TOPIC;
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
-/// The answer for one key: Ok(()) means "this broker".
-fn lookup(ctx: &BrokerContext, key: &str, key_type: i8) -> Result<(), (ResponseError, String)> {
-    match key_type {
-        KEY_TYPE_GROUP if key.is_empty() => Err((
-            ResponseError::InvalidRequest,
-            "group id must not be empty".to_string(),
-        )),
-        KEY_TYPE_GROUP => ctx.groups.ensure_topic(ctx).map(|_| ()).map_err(|e| {
-            tracing::error!("cannot create {OFFSETS_TOPIC}: {e}");
-            (
-                super::errors::store_error(&e),
-                "the offsets topic is not available".to_string(),
-            )
-        }),
-        KEY_TYPE_TRANSACTION if key.is_empty() => Err((
-            ResponseError::InvalidRequest,
-            "transactional id must not be empty".to_string(),
-        )),
-        KEY_TYPE_TRANSACTION => ctx.txns.ensure_topic(ctx).map(|_| ()).map_err(|e| {
-            tracing::error!("cannot create {TXN_TOPIC}: {e}");
-            (
-                super::errors::store_error(&e),
-                "the transaction state topic is not available".to_string(),
-            )
-        }),
-        other => Err((
-            ResponseError::InvalidRequest,
-            format!("unknown key type {other}"),
-        )),
+/// A coordinator as named to the client: node id, host, port.
+struct Found {
+    node: i32,
+    host: StrBytes,
+    port: i32,
+}
+
+/// The coordinator of one key, or the error and message to answer.
+fn lookup(ctx: &BrokerContext, key: &str, key_type: i8) -> Result<Found, (ResponseError, String)> {
+    let topic = match key_type {
+        KEY_TYPE_GROUP if key.is_empty() => {
+            return Err((
+                ResponseError::InvalidRequest,
+                "group id must not be empty".to_string(),
+            ))
+        }
+        KEY_TYPE_GROUP => ctx.groups.ensure_topic(ctx).map(|_| OFFSETS_TOPIC),
+        KEY_TYPE_TRANSACTION if key.is_empty() => {
+            return Err((
+                ResponseError::InvalidRequest,
+                "transactional id must not be empty".to_string(),
+            ))
+        }
+        KEY_TYPE_TRANSACTION => ctx.txns.ensure_topic(ctx).map(|_| TXN_TOPIC),
+        other => {
+            return Err((
+                ResponseError::InvalidRequest,
+                format!("unknown key type {other}"),
+            ))
+        }
+    };
+    let topic = topic.map_err(|e| {
+        tracing::error!("cannot create the internal topic for key type {key_type}: {e}");
+        (
+            super::errors::store_error(&e),
+            "the coordinator's internal topic is not available".to_string(),
+        )
+    })?;
+    let unavailable = || {
+        (
+            ResponseError::CoordinatorNotAvailable,
+            format!("no live leader for the partition of {topic} holding this key"),
+        )
+    };
+    let Location::Led(Some(leader)) = locate(ctx, topic, key) else {
+        return Err(unavailable());
+    };
+    if leader == ctx.node_id() {
+        // Ourselves: the address clients were told in the configuration in force.
+        let config = ctx.config();
+        return Ok(Found {
+            node: leader.get(),
+            host: str_bytes(config.advertised_host.clone()),
+            port: i32::from(config.advertised_port),
+        });
     }
+    let broker = ctx.live_broker(leader).ok_or_else(unavailable)?;
+    Ok(Found {
+        node: leader.get(),
+        host: str_bytes(broker.host),
+        port: i32::from(broker.port),
+    })
 }
 
 fn answer(
@@ -56,9 +92,6 @@ fn answer(
     request: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let host = str_bytes(ctx.config().advertised_host.clone());
-    let port = i32::from(ctx.config().advertised_port);
-    let node = BrokerId(ctx.node_id().get());
     if version >= 4 {
         let coordinators = request
             .coordinator_keys
@@ -66,10 +99,10 @@ fn answer(
             .map(|key| {
                 let c = Coordinator::default().with_key(key.clone());
                 match lookup(ctx, key.as_str(), request.key_type) {
-                    Ok(()) => c
-                        .with_node_id(node)
-                        .with_host(host.clone())
-                        .with_port(port)
+                    Ok(found) => c
+                        .with_node_id(BrokerId(found.node))
+                        .with_host(found.host)
+                        .with_port(found.port)
                         .with_error_message(None),
                     Err((e, msg)) => c
                         .with_node_id(BrokerId(-1))
@@ -91,10 +124,10 @@ fn answer(
     };
     let response = FindCoordinatorResponse::default();
     let response = match lookup(ctx, request.key.as_str(), key_type) {
-        Ok(()) => response
-            .with_node_id(node)
-            .with_host(host)
-            .with_port(port)
+        Ok(found) => response
+            .with_node_id(BrokerId(found.node))
+            .with_host(found.host)
+            .with_port(found.port)
             .with_error_message(None),
         Err((e, msg)) => response
             .with_node_id(BrokerId(-1))

@@ -19,6 +19,8 @@ pub fn handle(
     let group_id = request.group_id.0.as_str();
     let result = if group_id.is_empty() {
         Err(ResponseError::InvalidGroupId)
+    } else if let Err(e) = super::coordinator::check_group(ctx, group_id) {
+        Err(e)
     } else {
         match ctx.groups.get(group_id) {
             None => Err(ResponseError::UnknownMemberId),

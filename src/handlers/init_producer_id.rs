@@ -41,6 +41,9 @@ pub fn handle(
         tracing::error!("cannot create the transaction state topic: {e}");
         return Reply::Now(failed(super::errors::store_error(&e)));
     }
+    if let Err(e) = super::coordinator::check_transaction(ctx, &transactional_id) {
+        return Reply::Now(failed(e));
+    }
     let ctx = ctx.clone();
     Reply::Later(Box::pin(async move {
         match ctx

@@ -66,6 +66,10 @@ pub fn handle(
     if group_id.is_empty() {
         return fail(GroupError::InvalidGroupId);
     }
+    if let Err(e) = super::coordinator::check_group(ctx, &group_id) {
+        let refused = JoinResult::error(GroupError::InvalidGroupId, member_id.clone());
+        return Reply::Now(response(refused, version).with_error_code(e.code()));
+    }
     let instance_id = if version >= 5 {
         request.group_instance_id.as_ref().map(|s| s.to_string())
     } else {

@@ -36,6 +36,8 @@ pub fn handle(
     let (top, results): (Option<ResponseError>, Vec<Option<ResponseError>>) = if group_id.is_empty()
     {
         (Some(ResponseError::InvalidGroupId), Vec::new())
+    } else if let Err(e) = super::coordinator::check_group(ctx, &group_id) {
+        (Some(e), Vec::new())
     } else {
         match ctx.groups.get(&group_id) {
             None => (

@@ -42,7 +42,7 @@ pub fn handle(
                 Err(ResponseError::InvalidGroupId)
             } else {
                 check_commit(
-                    &ctx.logs,
+                    &ctx.metadata,
                     &name,
                     p.partition_index,
                     (p.committed_offset, epoch),
@@ -64,16 +64,20 @@ pub fn handle(
         let instance_id = (version >= 7)
             .then(|| request.group_instance_id.as_ref().map(|s| s.to_string()))
             .flatten();
+        // The offsets topic exists before the group's lock is taken (creating it is file I/O),
+        // and before the coordinator is checked (its partition decides which broker it is).
+        if let Err(e) = ctx.groups.partition_of(ctx, &group_id) {
+            tracing::error!(group = %group_id, "cannot create the offsets topic: {e}");
+            group_error = Some(errors::store_error(&e));
+        } else if let Err(e) = super::coordinator::check_group(ctx, &group_id) {
+            group_error = Some(e);
+        }
         let group = match ctx.groups.get(&group_id) {
+            _ if group_error.is_some() => None,
             Some(g) => Some(g),
             None if generation < 0 => Some(ctx.groups.get_or_create(&group_id)),
             None => None,
         };
-        // The offsets topic exists before the group's lock is taken (creating it is file I/O).
-        if let Err(e) = ctx.groups.partition_of(ctx, &group_id) {
-            tracing::error!(group = %group_id, "cannot create the offsets topic: {e}");
-            group_error = Some(errors::store_error(&e));
-        }
         match group {
             _ if group_error.is_some() => {}
             None => group_error = Some(ResponseError::IllegalGeneration),

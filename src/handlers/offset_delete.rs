@@ -24,6 +24,9 @@ pub fn handle(
     if group_id.is_empty() {
         return top(ResponseError::InvalidGroupId);
     }
+    if let Err(e) = super::coordinator::check_group(ctx, &group_id) {
+        return top(e);
+    }
     let Some(group) = ctx.groups.get(&group_id) else {
         return top(ResponseError::GroupIdNotFound);
     };

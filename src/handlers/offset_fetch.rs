@@ -38,6 +38,7 @@ fn fetch_group(
     if group_id.is_empty() {
         return Err(ResponseError::InvalidGroupId);
     }
+    super::coordinator::check_group(ctx, group_id)?;
     let group = ctx.groups.get(group_id);
     let g = group.as_ref().map(GroupCoordinator::lock_group);
     if let (Some(g), Some((id, epoch))) = (&g, member) {

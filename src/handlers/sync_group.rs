@@ -36,6 +36,10 @@ pub fn handle(
     if group_id.is_empty() {
         return fail(GroupError::InvalidGroupId);
     }
+    if let Err(e) = super::coordinator::check_group(ctx, &group_id) {
+        let refused = SyncResult::error(GroupError::InvalidGroupId);
+        return Reply::Now(response(refused, version).with_error_code(e.code()));
+    }
     let Some(group) = ctx.groups.get(&group_id) else {
         return fail(GroupError::UnknownMemberId);
     };

@@ -70,7 +70,7 @@ pub fn handle(
                 -1
             };
             let result = check_commit(
-                &ctx.logs,
+                &ctx.metadata,
                 &name,
                 p.partition_index,
                 (p.committed_offset, epoch),
@@ -119,6 +119,8 @@ async fn commit(
         tracing::error!(group = %group_id, "cannot create {OFFSETS_TOPIC}: {e}");
         errors::store_error(&e)
     })?;
+    // With the topic known, its partition names the coordinator: refuse before any state.
+    super::coordinator::check_group(ctx, group_id)?;
     let transactional_id = request.transactional_id.0.as_str();
     if version >= 5 {
         // v5 is the transactions-v2 form: it adds the group's offsets partition to the

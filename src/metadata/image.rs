@@ -176,6 +176,13 @@ pub enum Precondition {
     TopicIs { name: String, id: TopicId },
     /// The topic has exactly this many partitions.
     TopicPartitions { name: String, partitions: i32 },
+    /// The partition is led by `leader` at `leader_epoch` (a compare-and-set for elections).
+    PartitionLeader {
+        name: String,
+        partition: i32,
+        leader: NodeId,
+        leader_epoch: LeaderEpoch,
+    },
     /// The producer-id reservation ends here (a compare-and-set for the next block).
     ProducerIdsReservedUntil(i64),
 }
@@ -269,6 +276,16 @@ impl MetadataImage {
                 .topics
                 .get(name)
                 .is_some_and(|t| t.partitions == *partitions),
+            Precondition::PartitionLeader {
+                name,
+                partition,
+                leader,
+                leader_epoch,
+            } => self
+                .topics
+                .get(name)
+                .and_then(|t| t.placement(*partition))
+                .is_some_and(|p| p.leader == *leader && p.leader_epoch == *leader_epoch),
             Precondition::ProducerIdsReservedUntil(end) => self.producer_ids_reserved_until == *end,
         }
     }

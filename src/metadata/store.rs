@@ -84,6 +84,31 @@ impl LegacyMetadata {
     }
 }
 
+/// Which leader election ElectLeaders asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElectionKind {
+    /// Move leadership back to the first replica, if it is in sync.
+    Preferred,
+    /// Elect an in-sync replica for a partition with no leader.
+    Unclean,
+}
+
+/// What an election did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Election {
+    /// A new leader was committed.
+    Elected,
+    /// The partition already has the leader the election would pick.
+    NotNeeded,
+    /// The preferred replica is not live and in sync.
+    PreferredNotAvailable,
+    /// No live replica may take over. (An unclean election of a replica outside the ISR is
+    /// never made while only the leader holds the data.)
+    NoEligibleLeader,
+    /// No such topic or partition.
+    UnknownPartition,
+}
+
 /// Metadata failures, mapped to Kafka codes by the handlers.
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
@@ -306,6 +331,67 @@ impl MetadataStore {
             MetadataCommand::unconditional(vec![MetadataRecord::RegisterBroker(registration)]);
         propose_until_a_leader_answers(self.quorum.as_ref(), command).await?;
         Ok(())
+    }
+
+    /// Runs a leader election for `name`'s `partition`: commits the new leader with the next
+    /// leader epoch, on condition the partition still has the leader it was decided on.
+    pub fn elect_leader(
+        &self,
+        name: &str,
+        partition: i32,
+        kind: ElectionKind,
+    ) -> Result<Election, MetadataError> {
+        self.commit(|image| {
+            let nothing = |e: Election| Ok((MetadataCommand::default(), e));
+            let Some(topic) = image.topic(name) else {
+                return nothing(Election::UnknownPartition);
+            };
+            let (Some(placement), Some(state)) = (
+                topic.placement(partition),
+                image.partition_state(topic, partition),
+            ) else {
+                return nothing(Election::UnknownPartition);
+            };
+            let candidate = match kind {
+                ElectionKind::Preferred => {
+                    let preferred = placement.replicas.first().copied();
+                    if state.leader.is_some() && state.leader == preferred {
+                        return nothing(Election::NotNeeded);
+                    }
+                    match preferred.filter(|p| state.isr.contains(p)) {
+                        Some(p) => p,
+                        None => return nothing(Election::PreferredNotAvailable),
+                    }
+                }
+                ElectionKind::Unclean => {
+                    if state.leader.is_some() {
+                        return nothing(Election::NotNeeded);
+                    }
+                    match state.isr.iter().find(|r| image.is_live(**r)) {
+                        Some(r) => *r,
+                        None => return nothing(Election::NoEligibleLeader),
+                    }
+                }
+            };
+            Ok((
+                MetadataCommand {
+                    preconditions: vec![Precondition::PartitionLeader {
+                        name: name.to_string(),
+                        partition,
+                        leader: placement.leader,
+                        leader_epoch: placement.leader_epoch,
+                    }],
+                    records: vec![MetadataRecord::PartitionLeader {
+                        name: name.to_string(),
+                        partition,
+                        replicas: placement.replicas.clone(),
+                        leader: candidate,
+                        leader_epoch: crate::common::LeaderEpoch(placement.leader_epoch.get() + 1),
+                    }],
+                },
+                Election::Elected,
+            ))
+        })
     }
 
     /// Removes broker `id`'s registration; false if it was not registered.

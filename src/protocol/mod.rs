@@ -226,6 +226,13 @@ pub fn handle_frame(
             version,
             handlers::describe_producers::handle,
         ),
+        ApiKey::ElectLeaders => run_now_blocking::<m::ElectLeadersRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::elect_leaders::handle,
+        ),
         ApiKey::UnregisterBroker => run_now_blocking::<m::UnregisterBrokerRequest, _>(
             ctx,
             frame,

@@ -536,7 +536,8 @@ impl TransactionCoordinator {
         self.complete(ctx, &handle).await
     }
 
-    /// Rebuilds every transactional id from `__transaction_state`, then completes the
+    /// Rebuilds the transactional ids of the `__transaction_state` partitions this broker
+    /// holds, then completes the
     /// transactions that were between PrepareCommit/PrepareAbort and their Complete state
     /// (writing their markers). Ongoing transactions stay open; the sweeper aborts them when
     /// they time out. Call after the group coordinator has loaded (completion applies
@@ -545,15 +546,16 @@ impl TransactionCoordinator {
         let Some(topic) = ctx.metadata().topic(TXN_TOPIC) else {
             return Ok(());
         };
-        // The broker reconciled logs with metadata before us: every partition log exists.
+        // The broker reconciled logs with metadata before us: every partition log placed on
+        // this broker exists; the others belong to the brokers coordinating their ids.
         self.topic.mark_ready(topic.partitions);
         let started = Instant::now();
         let mut found: HashMap<String, TxnData> = HashMap::new();
         let mut records_seen = 0usize;
         for p in 0..topic.partitions {
-            let log = ctx
-                .partition(TXN_TOPIC, p)
-                .ok_or(StoreError::MissingPartition(p))?;
+            let Some(log) = ctx.partition(TXN_TOPIC, p) else {
+                continue;
+            };
             replay_partition(&log, p, &mut found, &mut records_seen)?;
         }
         let mut to_complete = Vec::new();

@@ -205,6 +205,32 @@ async fn a_stopped_broker_is_fenced_admin_writes_go_on_and_it_comes_back() {
             assert_eq!(p.error_code, 0);
         }
     }
+    // No replica but the stopped leader has the data: no election moves leadership.
+    {
+        use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+        use kafka_protocol::messages::ElectLeadersRequest;
+        let one = |kind: i8| {
+            ElectLeadersRequest::default()
+                .with_election_type(kind)
+                .with_topic_partitions(Some(vec![TopicPartitions::default()
+                    .with_topic(TopicName(s("before")))
+                    .with_partitions(vec![on_three[0]])]))
+                .with_timeout_ms(5000)
+        };
+        let code = |r: &kafka_protocol::messages::ElectLeadersResponse| {
+            r.replica_election_results[0].partition_result[0].error_code
+        };
+        const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
+        const ELIGIBLE_LEADERS_NOT_AVAILABLE: i16 = 83;
+        assert_eq!(
+            code(&c1.call(&one(0), 2).await),
+            PREFERRED_LEADER_NOT_AVAILABLE
+        );
+        assert_eq!(
+            code(&c1.call(&one(1), 2).await),
+            ELIGIBLE_LEADERS_NOT_AVAILABLE
+        );
+    }
     // Two of three voters: admin writes still commit.
     let written_at = Instant::now();
     let created = create(&mut c1, "during", 2).await;
@@ -230,6 +256,16 @@ async fn a_stopped_broker_is_fenced_admin_writes_go_on_and_it_comes_back() {
         placement,
         "leadership comes back where it was"
     );
+    {
+        use kafka_protocol::messages::ElectLeadersRequest;
+        // Every leader is its preferred replica: an election over all partitions has nothing
+        // to do and reports nothing (as `kafka-leader-election --all-topic-partitions`).
+        let all = c1
+            .call(&ElectLeadersRequest::default().with_timeout_ms(5000), 2)
+            .await;
+        assert_eq!(all.error_code, 0);
+        assert!(all.replica_election_results.is_empty(), "{all:?}");
+    }
     let mut c3 = cluster.node(3).client().await;
     let seen = until(&mut c3, Duration::from_secs(10), |m| m.topics.len() >= 2).await;
     let mut names: Vec<String> = seen

@@ -19,6 +19,7 @@ mod harness;
 
 mod cleaner_crash;
 mod cluster;
+mod cluster_coordinators;
 mod configs;
 mod decompression;
 mod flush_and_cleaner;

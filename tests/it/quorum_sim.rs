@@ -15,8 +15,10 @@
 //! - the persisted vote never names two candidates in one term, and its term never goes back.
 //!
 //! `GREGOR_SIM_SEEDS=N` runs N seeds (default 40, about 1 s each in a debug build), `GREGOR_SIM_SEED=S` replays seed S alone.
-//! openraft draws election timeouts from `rand::thread_rng()`, so a replay repeats the fault
-//! schedule and the network's randomness but not every election timing exactly.
+//! The fault schedule, turmoil's network randomness and openraft's election timeouts (through
+//! `cluster::raft::runtime::seed_thread_rng`) all follow the seed; file writes run on tokio's
+//! blocking pool (real threads), which can still reorder wake-ups, so a replay is very likely
+//! but not guaranteed to take the same path.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -354,6 +356,7 @@ fn crash(sim: &mut turmoil::Sim<'_>, shared: &Rc<RefCell<Shared>>, base: &Path, 
 /// Runs one seed; `Err` names the first violation.
 fn run_seed(seed: u64) -> Result<String, String> {
     let mut rng = Rng(seed);
+    gregor::cluster::raft::runtime::seed_thread_rng(Some(seed ^ 0x5eed));
     let base = tempfile::tempdir().map_err(|e| e.to_string())?;
     let latency = 1 + rng.below(25);
     let fail_rate = [0.0, 0.0, 0.0005, 0.002][rng.below(4) as usize];

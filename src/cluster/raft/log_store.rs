@@ -22,7 +22,7 @@ use openraft::{LogId, StorageError, StorageIOError, Vote};
 use serde::{Deserialize, Serialize};
 
 use super::{Entry, NodeIdRaft, TypeConfig};
-use crate::log::io::{write_atomic, FsIo};
+use crate::log::io::{parent_dir, write_atomic, FsIo};
 
 const LOG_FILE: &str = "log";
 const STATE_FILE: &str = "quorum-state";
@@ -73,7 +73,12 @@ fn frame(payload: &[u8]) -> Vec<u8> {
 impl LogStore {
     /// Opens (or creates) the log in `dir`, cutting off a torn tail.
     pub fn open(dir: &Path, io: Arc<dyn FsIo>) -> std::io::Result<LogStore> {
-        io.create_dir_all(dir)?;
+        if !dir.exists() {
+            io.create_dir_all(dir)?;
+            // The directory's own entry must be durable too, or a power cut can take the
+            // whole log with it, the vote included (a node could then vote twice in a term).
+            io.sync_dir(parent_dir(dir))?;
+        }
         let state: QuorumState = match std::fs::read(dir.join(STATE_FILE)) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(std::io::Error::other)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => QuorumState::default(),
@@ -321,5 +326,48 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId<NodeIdRaft>) -> Result<(), StorageError<NodeIdRaft>> {
         self.blocking(move |log| log.purge(log_id)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+    use crate::log::io::FaultyIo;
+
+    /// What a power cut now would leave of `root`, opened as a log again.
+    fn after_power_cut(io: &FaultyIo, root: &Path, out: &Path) -> LogStore {
+        io.materialise(root, out).unwrap();
+        LogStore::open(&out.join("meta"), Arc::new(FaultyIo::new())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_new_log_survives_a_power_cut_with_its_vote_and_entries() {
+        let root = tempfile::tempdir().unwrap();
+        let io = Arc::new(FaultyIo::new());
+        io.assume_durable(root.path()).unwrap();
+        let mut log = LogStore::open(&root.path().join("meta"), io.clone()).unwrap();
+        let vote = Vote::new(3, 2);
+        log.save_vote(&vote).await.unwrap();
+        let entry = Entry {
+            log_id: LogId::new(CommittedLeaderId::new(3, 2), 1),
+            payload: EntryPayload::Blank,
+        };
+        log.blocking(move |f| f.append(vec![entry])).await.unwrap();
+
+        let out = tempfile::tempdir().unwrap();
+        let mut reopened = after_power_cut(&io, root.path(), out.path());
+        assert_eq!(
+            reopened.read_vote().await.unwrap(),
+            Some(vote),
+            "a saved vote survives, so the node cannot vote again in term 3"
+        );
+        let state = reopened.get_log_state().await.unwrap();
+        assert_eq!(
+            state.last_log_id.map(|l| l.index),
+            Some(1),
+            "the synced append too"
+        );
     }
 }

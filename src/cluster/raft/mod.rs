@@ -8,6 +8,7 @@
 
 pub mod log_store;
 pub mod network;
+pub mod runtime;
 pub mod state_machine;
 
 use std::collections::BTreeMap;
@@ -47,6 +48,8 @@ openraft::declare_raft_types!(
         R = Applied,
         NodeId = NodeIdRaft,
         Node = BasicNode,
+        // tokio; election timeouts from a generator a simulation can seed.
+        AsyncRuntime = runtime::Runtime,
 );
 
 /// A metadata log entry.

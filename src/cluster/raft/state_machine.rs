@@ -7,7 +7,7 @@
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
@@ -48,6 +48,28 @@ pub struct Published {
     pub applied: watch::Sender<u64>,
 }
 
+/// The last log id of the snapshot file on disk, shared by the state machine and its
+/// builders, which openraft runs in a task of their own: writes of the file go one at a time,
+/// and one never replaces a snapshot that reaches further (a builder that finishes after a
+/// newer snapshot was installed from the leader, whose log before it is purged, would leave a
+/// snapshot and log with a gap between them).
+#[derive(Debug, Default)]
+struct SnapshotOnDisk(Mutex<Option<LogId<NodeIdRaft>>>);
+
+impl SnapshotOnDisk {
+    /// Writes `file` unless the snapshot on disk already reaches as far.
+    fn write(&self, io: &dyn FsIo, dir: &Path, file: &SnapshotFile) -> std::io::Result<()> {
+        let mut on_disk = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if on_disk.is_some() && *on_disk >= file.meta.last_log_id {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec(file).map_err(std::io::Error::other)?;
+        write_atomic(io, &dir.join(SNAPSHOT_FILE), &bytes)?;
+        *on_disk = file.meta.last_log_id;
+        Ok(())
+    }
+}
+
 /// openraft's state machine over the metadata image.
 pub struct StateMachine {
     published: Arc<Published>,
@@ -55,6 +77,7 @@ pub struct StateMachine {
     membership: StoredMembership<NodeIdRaft, BasicNode>,
     dir: PathBuf,
     io: Arc<dyn FsIo>,
+    on_disk: Arc<SnapshotOnDisk>,
 }
 
 fn storage_error(e: impl std::error::Error + 'static) -> StorageError<NodeIdRaft> {
@@ -75,9 +98,11 @@ impl StateMachine {
             membership: StoredMembership::default(),
             dir: dir.to_path_buf(),
             io,
+            on_disk: Arc::default(),
         };
         if let Some(file) = read_snapshot(dir)? {
             machine.load(&file.meta, &file.records);
+            *machine.on_disk.0.lock().unwrap_or_else(|p| p.into_inner()) = file.meta.last_log_id;
         }
         Ok((machine, published))
     }
@@ -102,8 +127,7 @@ impl StateMachine {
             meta: meta.clone(),
             records,
         };
-        let bytes = serde_json::to_vec(&file).map_err(std::io::Error::other)?;
-        write_atomic(self.io.as_ref(), &self.dir.join(SNAPSHOT_FILE), &bytes)
+        self.on_disk.write(self.io.as_ref(), &self.dir, &file)
     }
 }
 
@@ -114,6 +138,7 @@ pub struct SnapshotBuilder {
     membership: StoredMembership<NodeIdRaft, BasicNode>,
     dir: PathBuf,
     io: Arc<dyn FsIo>,
+    on_disk: Arc<SnapshotOnDisk>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
@@ -133,9 +158,12 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             meta: meta.clone(),
             records,
         };
-        let bytes = serde_json::to_vec(&file).map_err(storage_error)?;
-        let (io, path) = (Arc::clone(&self.io), self.dir.join(SNAPSHOT_FILE));
-        tokio::task::spawn_blocking(move || write_atomic(io.as_ref(), &path, &bytes))
+        let (io, dir, on_disk) = (
+            Arc::clone(&self.io),
+            self.dir.clone(),
+            Arc::clone(&self.on_disk),
+        );
+        tokio::task::spawn_blocking(move || on_disk.write(io.as_ref(), &dir, &file))
             .await
             .map_err(storage_error)?
             .map_err(storage_error)?;
@@ -195,6 +223,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             membership: self.membership.clone(),
             dir: self.dir.clone(),
             io: Arc::clone(&self.io),
+            on_disk: Arc::clone(&self.on_disk),
         }
     }
 
@@ -228,5 +257,59 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta: file.meta,
             snapshot: Box::new(Cursor::new(data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::CommittedLeaderId;
+
+    use super::*;
+    use crate::log::io::OsIo;
+
+    fn log_id(term: u64, index: u64) -> LogId<NodeIdRaft> {
+        LogId::new(CommittedLeaderId::new(term, 1), index)
+    }
+
+    #[tokio::test]
+    async fn a_late_builder_does_not_replace_a_newer_installed_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut machine, _) = StateMachine::open(dir.path(), Arc::new(OsIo)).unwrap();
+        let blanks: Vec<Entry> = (1..=5)
+            .map(|i| Entry {
+                log_id: log_id(1, i),
+                payload: EntryPayload::Blank,
+            })
+            .collect();
+        machine.apply(blanks).await.unwrap();
+        // openraft builds in a task of its own: the builder holds the image at index 5 while
+        // a snapshot up to index 10 arrives from the leader and is installed.
+        let mut builder = machine.get_snapshot_builder().await;
+        let newer = SnapshotMeta {
+            last_log_id: Some(log_id(2, 10)),
+            last_membership: StoredMembership::default(),
+            snapshot_id: "2-1-10".into(),
+        };
+        let records = vec![MetadataRecord::ClusterId("from-the-leader".into())];
+        let data = serde_json::to_vec(&records).unwrap();
+        machine
+            .install_snapshot(&newer, Box::new(Cursor::new(data)))
+            .await
+            .unwrap();
+        let built = builder.build_snapshot().await.unwrap();
+        assert_eq!(built.meta.last_log_id, Some(log_id(1, 5)));
+
+        let on_disk = read_snapshot(dir.path()).unwrap().unwrap();
+        assert_eq!(
+            on_disk.meta.last_log_id,
+            Some(log_id(2, 10)),
+            "still the newer one"
+        );
+        let (mut reopened, published) = StateMachine::open(dir.path(), Arc::new(OsIo)).unwrap();
+        assert_eq!(
+            reopened.applied_state().await.unwrap().0,
+            Some(log_id(2, 10))
+        );
+        assert_eq!(*published.applied.borrow(), 10);
     }
 }

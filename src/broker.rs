@@ -724,7 +724,7 @@ impl Broker {
             ]),
         );
         if self.server.is_some()
-            && tokio::time::timeout(std::time::Duration::from_secs(5), fence)
+            && tokio::time::timeout(std::time::Duration::from_secs(2), fence)
                 .await
                 .map_or(true, |r| r.is_err())
         {

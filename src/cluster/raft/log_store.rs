@@ -304,6 +304,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: Send,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
+        if entries.is_empty() {
+            // A heartbeat: nothing to write, and an fsync here would put the disk's latency
+            // on every heartbeat (and past openraft's RPC timeout on a busy disk).
+            callback.log_io_completed(Ok(()));
+            return Ok(());
+        }
         let result = self.blocking(move |log| log.append(entries)).await;
         match result {
             Ok(()) => {

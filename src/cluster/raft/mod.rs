@@ -147,7 +147,8 @@ impl RaftQuorum {
             cluster_name: "gregor-metadata".to_string(),
             election_timeout_min: timeout,
             election_timeout_max: timeout * 2,
-            heartbeat_interval: (timeout / 5).max(10),
+            // Also the timeout of each append RPC (openraft uses the heartbeat interval for it).
+            heartbeat_interval: (timeout / 4).max(10),
             // Snapshot the image every thousand commands and keep a hundred entries after
             // it, so a briefly absent voter catches up from the log, not from a snapshot.
             snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),

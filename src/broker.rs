@@ -151,6 +151,17 @@ impl BrokerContext {
     /// swaps it in, and re-applies every topic's log settings so partitions without an override
     /// follow the new broker defaults at once. An invalid combination changes nothing.
     pub fn apply_dynamic_configs(&self) -> Result<(), crate::config::ConfigError> {
+        self.refresh_config()?;
+        for topic in self.metadata.topics() {
+            self.apply_log_config(&topic);
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the configuration in force from the static one and the dynamic broker
+    /// configs in the metadata, without touching the partition logs (callers that go on to
+    /// [`BrokerContext::reconcile`] have it put each log's settings in force).
+    fn refresh_config(&self) -> Result<(), crate::config::ConfigError> {
         use crate::metadata::ConfigScope;
         let node = self.static_config.node_id.to_string();
         let config = self.static_config.with_dynamic(
@@ -161,9 +172,6 @@ impl BrokerContext {
             .current_config
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
-        for topic in self.metadata.topics() {
-            self.apply_log_config(&topic);
-        }
         Ok(())
     }
 
@@ -183,12 +191,13 @@ impl BrokerContext {
 
     /// The log of `topic`/`partition` if this broker leads it; otherwise why not, for the
     /// Produce, Fetch, ListOffsets and OffsetForLeaderEpoch answers.
+    /// `image` is the one the request already took, so that its lookups agree.
     pub fn led_partition(
         &self,
+        image: &crate::metadata::MetadataImage,
         topic: &str,
         partition: i32,
     ) -> Result<Arc<PartitionLog>, NotServed> {
-        let image = self.metadata.image();
         let Some(placement) = image.topic(topic).and_then(|t| t.placement(partition)) else {
             return Err(NotServed::Unknown);
         };
@@ -612,16 +621,17 @@ impl Broker {
             txns,
             placement_lock: std::sync::Mutex::new(()),
         });
+        // Dynamic broker configs stored by an earlier run; if the static configuration changed
+        // so that they no longer validate, start without them rather than not at all. Before
+        // the reconciliation, which puts every log's settings in force with them.
+        if let Err(e) = context.refresh_config() {
+            tracing::warn!("ignoring the stored dynamic broker configs: {e}");
+        }
         {
             let context = Arc::clone(&context);
             tokio::task::spawn_blocking(move || context.reconcile())
                 .await
                 .map_err(|e| LogError::from(std::io::Error::other(e)))??;
-        }
-        // Dynamic broker configs stored by an earlier run; if the static configuration changed
-        // so that they no longer validate, start without them rather than not at all.
-        if let Err(e) = context.apply_dynamic_configs() {
-            tracing::warn!("ignoring the stored dynamic broker configs: {e}");
         }
         context.logs.start_retention(
             std::time::Duration::from_millis(context.config().log_retention_check_interval_ms),
@@ -840,7 +850,9 @@ async fn publish_metadata(
         }
         let context = Arc::clone(&context);
         let done = tokio::task::spawn_blocking(move || {
-            if let Err(e) = context.apply_dynamic_configs() {
+            // The configuration first; the reconciliation then puts every log's settings in
+            // force once (not once here and again there).
+            if let Err(e) = context.refresh_config() {
                 tracing::warn!("dynamic broker configs not applied: {e}");
             }
             context.reconcile()

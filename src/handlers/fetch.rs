@@ -180,7 +180,7 @@ fn resolve(ctx: &BrokerContext, request: &FetchRequest, version: i16) -> Plan {
             let log = match (&name, &meta) {
                 (_, None) if version >= 13 => Err(ResponseError::UnknownTopicId),
                 (Some(name), Some(_)) => ctx
-                    .led_partition(name, p.partition)
+                    .led_partition(&image, name, p.partition)
                     .map_err(|why| why.error()),
                 _ => Err(ResponseError::UnknownTopicOrPartition),
             };

@@ -29,6 +29,8 @@ pub fn handle(
     let epoch = |e: i32| if version >= 4 { e } else { -1 };
     // isolation_level exists from v2; 1 = read_committed.
     let read_committed = version >= 2 && request.isolation_level == 1;
+    // One image for the whole request, so its partitions' answers agree.
+    let image = ctx.metadata.image();
     let topics = request
         .topics
         .into_iter()
@@ -40,7 +42,7 @@ pub fn handle(
                     let answer = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
                     let found = ctx
-                        .led_partition(topic.name.0.as_str(), p.partition_index)
+                        .led_partition(&image, topic.name.0.as_str(), p.partition_index)
                         .map_err(|why| why.error())
                         .and_then(|log| {
                             check_leader_epoch(p.current_leader_epoch)?;

@@ -16,6 +16,8 @@ pub fn handle(
     request: OffsetForLeaderEpochRequest,
     _version: i16,
 ) -> OffsetForLeaderEpochResponse {
+    // One image for the whole request, so its partitions' answers agree.
+    let image = ctx.metadata.image();
     let topics = request
         .topics
         .into_iter()
@@ -25,7 +27,7 @@ pub fn handle(
                 .iter()
                 .map(|p| {
                     let answer = EpochEndOffset::default().with_partition(p.partition);
-                    let log = match ctx.led_partition(topic.topic.0.as_str(), p.partition) {
+                    let log = match ctx.led_partition(&image, topic.topic.0.as_str(), p.partition) {
                         Ok(log) => log,
                         Err(why) => {
                             return answer

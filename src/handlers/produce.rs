@@ -75,9 +75,15 @@ pub fn handle(
                 Err(Rejected::from((ResponseError::InvalidRequiredAcks, None)))
             } else {
                 match &meta {
-                    Some(meta) => {
-                        produce_one(ctx, meta, data, version, acks, transactional_id.as_deref())
-                    }
+                    Some(meta) => produce_one(
+                        ctx,
+                        &image,
+                        meta,
+                        data,
+                        version,
+                        acks,
+                        transactional_id.as_deref(),
+                    ),
                     None => Err(Rejected::from((unknown, None))),
                 }
             };
@@ -274,6 +280,7 @@ impl Rejected {
 /// `transactional_id`: the request's, if any.
 fn produce_one(
     ctx: &BrokerContext,
+    image: &crate::metadata::MetadataImage,
     topic: &TopicMeta,
     data: PartitionProduceData,
     version: i16,
@@ -281,7 +288,7 @@ fn produce_one(
     transactional_id: Option<&str>,
 ) -> Result<(AppendOutcome, Arc<PartitionLog>), Rejected> {
     let log = ctx
-        .led_partition(&topic.name, data.index)
+        .led_partition(image, &topic.name, data.index)
         .map_err(|why| (why.error(), None))?;
     let config = log.config();
     // Kafka checks the in-sync replica count before it looks at the records, and refuses an

@@ -39,8 +39,17 @@ pub struct BrokerContext {
     /// Request bytes that may be held in memory at once (`queued.max.request.bytes`), shared
     /// by every connection; `None` when unbounded.
     pub request_bytes: Option<Arc<tokio::sync::Semaphore>>,
+    /// Which hosted partitions this broker leads and follows, and replication itself.
+    pub replicas: Arc<crate::replication::ReplicaManager>,
     /// Serialises changes to which partition logs exist here (handlers and the publisher).
     placement_lock: std::sync::Mutex<()>,
+}
+
+/// A partition this broker leads, as a request found it.
+pub struct Led {
+    pub log: Arc<PartitionLog>,
+    pub leader_epoch: crate::common::LeaderEpoch,
+    pub state: Arc<crate::replication::LeaderState>,
 }
 
 /// Why a broker does not serve a partition's data.
@@ -168,6 +177,10 @@ impl BrokerContext {
             &self.metadata.configs(ConfigScope::Broker, ""),
             &self.metadata.configs(ConfigScope::Broker, &node),
         )?;
+        self.replicas.set_throttle_rates(
+            config.leader_replication_throttled_rate,
+            config.follower_replication_throttled_rate,
+        );
         *self
             .current_config
             .write()
@@ -197,7 +210,7 @@ impl BrokerContext {
         image: &crate::metadata::MetadataImage,
         topic: &str,
         partition: i32,
-    ) -> Result<Arc<PartitionLog>, NotServed> {
+    ) -> Result<Led, NotServed> {
         let Some(placement) = image.topic(topic).and_then(|t| t.placement(partition)) else {
             return Err(NotServed::Unknown);
         };
@@ -208,8 +221,17 @@ impl BrokerContext {
         if placement.leader != self.node_id() {
             return Err(not_leader());
         }
-        // Led here but the log is not made yet (the publisher is catching up): retriable.
-        self.partition(topic, partition).ok_or_else(not_leader)
+        // Led here per the image, but the publisher has not made this broker leader yet (log
+        // not made, or still a follower whose fetcher may be appending): retriable.
+        self.replicas
+            .leader(topic, partition)
+            .filter(|state| state.leader_epoch == placement.leader_epoch)
+            .map(|state| Led {
+                log: Arc::clone(&state.log),
+                leader_epoch: state.leader_epoch,
+                state,
+            })
+            .ok_or_else(not_leader)
     }
 
     /// The registration of live broker `id` (for KIP-951 leader endpoints).
@@ -285,12 +307,11 @@ impl BrokerContext {
         Ok(topic)
     }
 
-    /// True if this node holds `topic`'s `partition`: it leads it. (Followers hold replicas
-    /// once partition data replicates; until then only the leader has a log.)
+    /// True if this node holds a replica of `topic`'s `partition` (it leads or follows it).
     fn hosts(&self, topic: &TopicMeta, partition: i32) -> bool {
-        topic
-            .placement(partition)
-            .is_some_and(|p| p.leader == self.node_id())
+        topic.placement(partition).is_some_and(|p| {
+            p.leader == self.node_id() || p.replicas.contains(&self.node_id())
+        })
     }
 
     /// Makes the logs of `topic`'s partitions placed on this node, with its settings.
@@ -393,11 +414,17 @@ impl BrokerContext {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let image = self.metadata.image();
         for (tp, log) in self.logs.all() {
-            let keep = image
+            let Some(topic) = image
                 .topic(&tp.topic)
-                .is_some_and(|t| tp.partition < t.partitions && log.topic_id() == t.id);
-            if !keep {
+                .filter(|t| tp.partition < t.partitions && log.topic_id() == t.id)
+            else {
                 tracing::warn!(topic = %tp.topic, partition = %tp.partition, "removing partition with no topic metadata");
+                self.logs.delete(&tp)?;
+                continue;
+            };
+            if !self.hosts(topic, tp.partition.get()) {
+                // Reassigned away from this broker (the new replicas are in sync).
+                tracing::info!(topic = %tp.topic, partition = %tp.partition, "removing a replica no longer placed here");
                 self.logs.delete(&tp)?;
             }
         }
@@ -428,6 +455,8 @@ impl BrokerContext {
                 tracing::debug!(topic = %topic.name, "topic configs that do not apply to Gregor are kept but not acted on: {}", not_applied.join(", "));
             }
         }
+        // Each hosted partition in the role the image gives it (leader or follower).
+        self.replicas.apply(&image);
         Ok(())
     }
 }
@@ -452,7 +481,17 @@ impl CoordinatorHost for BrokerContext {
         partitions: i32,
         configs: BTreeMap<String, String>,
     ) -> Result<i32, TopicError> {
-        Ok(BrokerContext::create_topic(self, name, partitions, configs)?.partitions)
+        // Replicated like Kafka's internal topics, on as many brokers as there are up to the
+        // setting (a single broker still works with no configuration).
+        let config = self.config();
+        let wanted = if name == crate::txn::records::TXN_TOPIC {
+            config.transaction_state_log_replication_factor
+        } else {
+            config.offsets_topic_replication_factor
+        };
+        let brokers = self.metadata.image().live_brokers().count().max(1);
+        let rf = usize::try_from(wanted).unwrap_or(1).clamp(1, brokers);
+        Ok(BrokerContext::create_topic_with(self, name, partitions, rf, None, configs)?.partitions)
     }
 
     fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
@@ -505,6 +544,7 @@ pub struct Broker {
     txn_sweeper: JoinHandle<()>,
     publisher: JoinHandle<()>,
     fencing: JoinHandle<()>,
+    isr_expiry: JoinHandle<()>,
 }
 
 impl Broker {
@@ -606,7 +646,30 @@ impl Broker {
         }
         let groups = GroupCoordinator::new(&config);
         let txns = crate::txn::TransactionCoordinator::new(&config);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let replicas = Arc::new(crate::replication::ReplicaManager::new(
+            crate::replication::ReplicationSettings {
+                me: config.node_id,
+                lag_time_max: std::time::Duration::from_millis(
+                    config.cluster.replica_lag_time_max_ms,
+                ),
+                fetch_wait_max: std::time::Duration::from_millis(
+                    config.cluster.replica_fetch_wait_max_ms,
+                ),
+                fetch_max_bytes: i32::try_from(config.cluster.replica_fetch_max_bytes)
+                    .unwrap_or(i32::MAX),
+                fetch_response_max_bytes: i32::try_from(
+                    config.cluster.replica_fetch_response_max_bytes,
+                )
+                .unwrap_or(i32::MAX),
+            },
+            Arc::clone(&metadata),
+            Arc::clone(&logs),
+            tokio::runtime::Handle::current(),
+            shutdown.subscribe(),
+        ));
         let context = Arc::new(BrokerContext {
+            replicas,
             partition_limit: partition_limit(&config),
             request_bytes: config.queued_max_request_bytes.map(|bytes| {
                 Arc::new(tokio::sync::Semaphore::new(
@@ -653,7 +716,7 @@ impl Broker {
             .load(context.as_ref())
             .await
             .map_err(BrokerError::Transactions)?;
-        let (shutdown, shutdown_rx) = watch::channel(false);
+        let isr_expiry = tokio::spawn(Arc::clone(&context.replicas).run_isr_expiry());
         let sweeper = tokio::spawn(crate::group::run_sweeper(
             context.clone(),
             shutdown.subscribe(),
@@ -664,10 +727,18 @@ impl Broker {
         ));
         let fencing = tokio::spawn(crate::cluster::controller::run_fencing(
             Arc::clone(&quorum),
-            context.node_id(),
-            std::time::Duration::from_millis(
-                context.static_config.cluster.broker_session_timeout_ms,
-            ),
+            crate::cluster::controller::ControllerSettings {
+                me: context.node_id(),
+                session_timeout: std::time::Duration::from_millis(
+                    context.static_config.cluster.broker_session_timeout_ms,
+                ),
+                unclean_default: context.static_config.cluster.unclean_leader_election_enable,
+                auto_leader_rebalance: context.static_config.cluster.auto_leader_rebalance_enable,
+                imbalance_check_interval: std::time::Duration::from_secs(
+                    context.static_config.cluster.leader_imbalance_check_interval_seconds,
+                ),
+                imbalance_percent: context.static_config.cluster.leader_imbalance_per_broker_percentage,
+            },
             shutdown.subscribe(),
         ));
         let publisher = tokio::spawn(publish_metadata(
@@ -701,6 +772,7 @@ impl Broker {
             txn_sweeper,
             publisher,
             fencing,
+            isr_expiry,
         })
     }
 
@@ -719,13 +791,32 @@ impl Broker {
         &self.context
     }
 
+    /// During a controlled shutdown: waits (at most `limit`) until no partition that has
+    /// another live in-sync replica is still led here, so that the last acks=all produces are
+    /// answered and producers move to the new leaders before the port closes.
+    async fn wait_for_leaderships_to_move(&self, limit: std::time::Duration) {
+        let me = self.context.node_id();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let image = self.context.metadata.image();
+            let movable = image.topics().any(|t| {
+                t.placements.iter().any(|p| {
+                    p.leader == me && p.isr().iter().any(|r| *r != me && image.is_live(*r))
+                })
+            });
+            if !movable || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Stops accepting, lets connections finish their current request, flushes every log and
     /// writes the checkpoints.
     pub async fn shutdown(self) -> Result<(), BrokerError> {
-        // Controlled shutdown (brokers): fence ourselves first, so clients are told at once that our
-        // partitions have no leader instead of timing out against a closed port. (With one
-        // replica per partition there is nowhere to move the leaderships to.) Bounded: with
-        // no quorum left the broker still stops.
+        // Controlled shutdown (brokers): fence ourselves first, so that the controller moves our
+        // leaderships to in-sync replicas and clients are sent there at once instead of timing
+        // out against a closed port. Bounded: with no quorum left the broker still stops.
         let fence = self.context.metadata.quorum().propose(
             crate::metadata::MetadataCommand::unconditional(vec![
                 crate::metadata::MetadataRecord::BrokerShutdown {
@@ -739,6 +830,9 @@ impl Broker {
                 .map_or(true, |r| r.is_err())
         {
             tracing::warn!("controlled shutdown: could not fence this broker in time");
+        } else if self.server.is_some() {
+            self.wait_for_leaderships_to_move(std::time::Duration::from_secs(3))
+                .await;
         }
         let _ = self.shutdown.send(true);
         if let Some(server) = self.server {
@@ -748,6 +842,7 @@ impl Broker {
         let _ = self.txn_sweeper.await;
         let _ = self.publisher.await;
         let _ = self.fencing.await;
+        let _ = self.isr_expiry.await;
         self.context.metadata.quorum().shutdown().await;
         let logs = self.context.logs.clone();
         tokio::task::spawn_blocking(move || logs.shutdown())

@@ -19,6 +19,7 @@ pub mod logging;
 pub mod metadata;
 pub mod protocol;
 pub mod records;
+pub mod replication;
 pub mod server;
 pub mod txn;
 

@@ -8,6 +8,12 @@
 //! age: past `broker.session.timeout.ms` the broker is fenced (its partitions show no leader
 //! and clients stop being sent to it), and once it answers again it is unfenced — unless it
 //! fenced itself in a controlled shutdown, which only its next registration undoes.
+//!
+//! The leader also keeps partitions led (KRaft's `PartitionChangeBuilder`): a fenced broker
+//! leaves every ISR it is in, and a partition whose leader is fenced gets a new leader from
+//! its remaining in-sync replicas, with the leader epoch bumped; with none left it stays
+//! offline (its last in-sync replica keeps the leadership and leads again when it returns)
+//! unless `unclean.leader.election.enable` lets an out-of-sync replica take over.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +22,206 @@ use tokio::sync::watch;
 
 use super::MetadataQuorum;
 use crate::common::NodeId;
-use crate::metadata::{MetadataCommand, MetadataRecord};
+use crate::metadata::{
+    ConfigScope, MetadataCommand, MetadataImage, MetadataRecord, PartitionPlacement, Precondition,
+};
+
+const UNCLEAN_ELECTION: &str = "unclean.leader.election.enable";
+
+/// The leadership and ISR changes the image calls for now: fenced brokers out of every ISR,
+/// a new leader from the ISR (in replica order, so the preferred replica first) where the
+/// leader is fenced, and an unclean one where the topic allows it and no in-sync replica is
+/// live. Each change is a compare-and-set on the partition epoch. Pure, for the tests.
+pub fn partition_changes(image: &MetadataImage, unclean_default: bool) -> Vec<MetadataCommand> {
+    let broker_default = image
+        .configs(ConfigScope::Broker, "")
+        .get(UNCLEAN_ELECTION)
+        .map(|v| v == "true");
+    let mut commands = Vec::new();
+    for topic in image.topics() {
+        let unclean = topic
+            .configs
+            .get(UNCLEAN_ELECTION)
+            .map(|v| v == "true")
+            .or(broker_default)
+            .unwrap_or(unclean_default);
+        for (index, placement) in topic.placements.iter().enumerate() {
+            let Some(next) = next_placement(image, placement, unclean) else {
+                continue;
+            };
+            let partition = i32::try_from(index).unwrap_or(i32::MAX);
+            commands.push(MetadataCommand {
+                preconditions: vec![Precondition::PartitionEpoch {
+                    name: topic.name.clone(),
+                    partition,
+                    partition_epoch: placement.partition_epoch,
+                }],
+                records: vec![MetadataRecord::PartitionChange {
+                    name: topic.name.clone(),
+                    partition,
+                    placement: next,
+                }],
+            });
+        }
+    }
+    commands
+}
+
+/// Kafka's automatic preferred-leader balancing (`auto.leader.rebalance.enable`): for each
+/// broker that is the preferred replica (the first) of more partitions it does not lead than
+/// `imbalance_percent` of those it is preferred for, the partitions where it is live and in
+/// sync move back to it, with the leader epoch bumped. Pure, for the tests.
+pub fn preferred_leader_changes(image: &MetadataImage, imbalance_percent: u32) -> Vec<MetadataCommand> {
+    use std::collections::BTreeMap;
+    let mut preferred: BTreeMap<NodeId, (usize, usize)> = BTreeMap::new();
+    for topic in image.topics() {
+        for placement in &topic.placements {
+            if let Some(first) = placement.replicas.first() {
+                let entry = preferred.entry(*first).or_default();
+                entry.0 += 1;
+                if placement.leader != *first {
+                    entry.1 += 1;
+                }
+            }
+        }
+    }
+    let imbalanced = |broker: &NodeId| {
+        preferred.get(broker).is_some_and(|(total, not_led)| {
+            *not_led * 100 > *total * usize::try_from(imbalance_percent).unwrap_or(usize::MAX)
+        })
+    };
+    let mut commands = Vec::new();
+    for topic in image.topics() {
+        for (index, placement) in topic.placements.iter().enumerate() {
+            let Some(first) = placement.replicas.first().copied() else {
+                continue;
+            };
+            let movable = placement.leader != first
+                && image.is_live(first)
+                && placement.isr().contains(&first)
+                && imbalanced(&first);
+            if !movable {
+                continue;
+            }
+            let partition = i32::try_from(index).unwrap_or(i32::MAX);
+            commands.push(MetadataCommand {
+                preconditions: vec![Precondition::PartitionEpoch {
+                    name: topic.name.clone(),
+                    partition,
+                    partition_epoch: placement.partition_epoch,
+                }],
+                records: vec![MetadataRecord::PartitionChange {
+                    name: topic.name.clone(),
+                    partition,
+                    placement: PartitionPlacement {
+                        replicas: placement.replicas.clone(),
+                        leader: first,
+                        leader_epoch: placement.leader_epoch.next(),
+                        isr: placement.isr(),
+                        partition_epoch: placement.partition_epoch + 1,
+                        ..placement.clone()
+                    },
+                }],
+            });
+        }
+    }
+    commands
+}
+
+/// The placement `placement` should become, or `None` if it is as it should be.
+fn next_placement(
+    image: &MetadataImage,
+    placement: &PartitionPlacement,
+    unclean: bool,
+) -> Option<PartitionPlacement> {
+    fenced_out(image, placement, unclean).or_else(|| reassignment_done(image, placement))
+}
+
+/// A reassignment whose target replicas are all in sync completes (KIP-455): the replicas
+/// being removed leave the replica list and the ISR, and if the leader is one of them the
+/// first in-sync target replica takes over under a new leader epoch.
+fn reassignment_done(image: &MetadataImage, placement: &PartitionPlacement) -> Option<PartitionPlacement> {
+    if !placement.is_reassigning() {
+        return None;
+    }
+    let target = placement.target_replicas();
+    let isr = placement.isr();
+    if !target.iter().all(|r| isr.contains(r)) {
+        return None;
+    }
+    let new_isr: Vec<NodeId> = isr.iter().copied().filter(|r| target.contains(r)).collect();
+    let leader = if target.contains(&placement.leader) {
+        placement.leader
+    } else {
+        target
+            .iter()
+            .copied()
+            .find(|r| image.is_live(*r))
+            .unwrap_or(target[0])
+    };
+    Some(PartitionPlacement {
+        replicas: target,
+        leader,
+        leader_epoch: if leader == placement.leader {
+            placement.leader_epoch
+        } else {
+            placement.leader_epoch.next()
+        },
+        isr: new_isr,
+        partition_epoch: placement.partition_epoch + 1,
+        adding: Vec::new(),
+        removing: Vec::new(),
+    })
+}
+
+/// Fenced brokers out of the ISR, and a new leader where the leader is fenced.
+fn fenced_out(
+    image: &MetadataImage,
+    placement: &PartitionPlacement,
+    unclean: bool,
+) -> Option<PartitionPlacement> {
+    let isr = placement.isr();
+    let live_isr: Vec<NodeId> = isr.iter().copied().filter(|r| image.is_live(*r)).collect();
+    let leader_live = image.is_live(placement.leader);
+    if leader_live && live_isr.len() == isr.len() {
+        return None;
+    }
+    let (leader, new_isr) = if leader_live {
+        (placement.leader, live_isr)
+    } else if let Some(next) = placement
+        .replicas
+        .iter()
+        .copied()
+        .find(|r| live_isr.contains(r))
+    {
+        (next, live_isr)
+    } else if let Some(next) = placement
+        .replicas
+        .iter()
+        .copied()
+        .find(|r| unclean && image.is_live(*r))
+    {
+        tracing::warn!(leader = %next, "unclean leader election: acknowledged records may be lost");
+        (next, vec![next])
+    } else {
+        // No replica may lead: the last in-sync one keeps the partition and leads it again
+        // when it returns (its ISR is left as it was, as Kafka leaves the last ISR member).
+        return None;
+    };
+    let leader_epoch = if leader == placement.leader {
+        placement.leader_epoch
+    } else {
+        placement.leader_epoch.next()
+    };
+    Some(PartitionPlacement {
+        replicas: placement.replicas.clone(),
+        leader,
+        leader_epoch,
+        isr: new_isr,
+        partition_epoch: placement.partition_epoch + 1,
+        ..placement.clone()
+    })
+}
 
 /// How often the leader looks at the brokers' liveness.
 const CHECK_INTERVAL: Duration = Duration::from_millis(250);
@@ -52,14 +257,32 @@ pub fn fencing_changes(
         .collect()
 }
 
-/// Fences and unfences brokers while this node leads the quorum, until shutdown.
+/// The active controller's settings.
+#[derive(Debug, Clone)]
+pub struct ControllerSettings {
+    pub me: NodeId,
+    /// `broker.session.timeout.ms`.
+    pub session_timeout: Duration,
+    /// The broker default of `unclean.leader.election.enable`.
+    pub unclean_default: bool,
+    /// `auto.leader.rebalance.enable`, `leader.imbalance.check.interval.seconds`,
+    /// `leader.imbalance.per.broker.percentage`.
+    pub auto_leader_rebalance: bool,
+    pub imbalance_check_interval: Duration,
+    pub imbalance_percent: u32,
+}
+
+/// Fences and unfences brokers, and keeps partitions led, while this node leads the quorum,
+/// until shutdown.
 pub async fn run_fencing(
     quorum: Arc<dyn MetadataQuorum>,
-    me: NodeId,
-    session_timeout: Duration,
+    settings: ControllerSettings,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let me = settings.me;
+    let session_timeout = settings.session_timeout;
     let mut leading_since: Option<Instant> = None;
+    let mut last_balance = Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(CHECK_INTERVAL) => {}
@@ -104,6 +327,29 @@ pub async fn run_fencing(
             session_timeout,
             since.elapsed() < session_timeout,
         );
+        // Leaders and ISRs follow the fencing committed so far (this round's fencing is acted
+        // on next round, once it is in the image).
+        let mut changes = partition_changes(&image, settings.unclean_default);
+        if changes.is_empty()
+            && settings.auto_leader_rebalance
+            && last_balance.elapsed() >= settings.imbalance_check_interval
+        {
+            last_balance = Instant::now();
+            changes = preferred_leader_changes(&image, settings.imbalance_percent);
+        }
+        for command in changes {
+            if let Some(MetadataRecord::PartitionChange {
+                name,
+                partition,
+                placement,
+            }) = command.records.first()
+            {
+                tracing::info!(topic = %name, partition, leader = %placement.leader, leader_epoch = placement.leader_epoch.get(), isr = ?placement.isr, "partition leadership changed");
+            }
+            if let Err(e) = quorum.propose(command).await {
+                tracing::warn!("cannot commit a partition change: {e}");
+            }
+        }
         if records.is_empty() {
             continue;
         }
@@ -170,5 +416,111 @@ mod tests {
             }],
             "a new leader fences nobody before it could have heard from everyone"
         );
+    }
+
+    fn image(live: &[i32], fenced: &[i32], placement: PartitionPlacement) -> MetadataImage {
+        use crate::metadata::{BrokerRegistration, TopicMeta};
+        let mut image = MetadataImage::default();
+        for (id, is_fenced) in live
+            .iter()
+            .map(|id| (*id, false))
+            .chain(fenced.iter().map(|id| (*id, true)))
+        {
+            image.apply(&MetadataRecord::RegisterBroker(BrokerRegistration {
+                id: NodeId(id),
+                incarnation: uuid::Uuid::nil(),
+                host: "h".into(),
+                port: 1,
+                rack: None,
+                fenced: is_fenced,
+                shutting_down: false,
+                metadata_endpoint: None,
+            }));
+        }
+        image.apply(&MetadataRecord::Topic(TopicMeta {
+            name: "t".into(),
+            id: crate::common::TopicId::random(),
+            partitions: 1,
+            configs: Default::default(),
+            placements: vec![placement],
+        }));
+        image
+    }
+
+    fn placement(replicas: &[i32], leader: i32, isr: &[i32]) -> PartitionPlacement {
+        PartitionPlacement {
+            replicas: replicas.iter().map(|r| NodeId(*r)).collect(),
+            leader: NodeId(leader),
+            leader_epoch: crate::common::LeaderEpoch(4),
+            isr: isr.iter().map(|r| NodeId(*r)).collect(),
+            partition_epoch: 7,
+            adding: Vec::new(),
+            removing: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_reassignment_completes_once_every_target_replica_is_in_sync() {
+        let mut p = placement(&[4, 1, 2], 1, &[1, 2]);
+        p.adding = vec![NodeId(4)];
+        p.removing = vec![NodeId(2)];
+        let img = image(&[1, 2, 4], &[], p.clone());
+        assert!(partition_changes(&img, false).is_empty(), "4 not caught up yet");
+        p.isr = vec![NodeId(1), NodeId(2), NodeId(4)];
+        let img = image(&[1, 2, 4], &[], p);
+        let next = changed(&partition_changes(&img, false)).expect("done");
+        assert_eq!(next.replicas, vec![NodeId(4), NodeId(1)]);
+        assert_eq!(next.isr, vec![NodeId(1), NodeId(4)]);
+        assert_eq!((next.leader, next.leader_epoch.get()), (NodeId(1), 4));
+        assert!(!next.is_reassigning());
+    }
+
+    fn changed(commands: &[MetadataCommand]) -> Option<PartitionPlacement> {
+        match commands {
+            [] => None,
+            [c] => match c.records.as_slice() {
+                [MetadataRecord::PartitionChange { placement, .. }] => Some(placement.clone()),
+                other => panic!("{other:?}"),
+            },
+            more => panic!("{more:?}"),
+        }
+    }
+
+    #[test]
+    fn a_fenced_leader_is_replaced_from_the_isr_and_fenced_followers_leave_it() {
+        let img = image(&[2, 3], &[1], placement(&[1, 2, 3], 1, &[1, 2, 3]));
+        let next = changed(&partition_changes(&img, false)).expect("a change");
+        assert_eq!(next.leader, NodeId(2), "first in-sync replica in replica order");
+        assert_eq!(next.leader_epoch.get(), 5);
+        assert_eq!(next.isr, vec![NodeId(2), NodeId(3)]);
+        assert_eq!(next.partition_epoch, 8);
+
+        let img = image(&[1, 2], &[3], placement(&[1, 2, 3], 1, &[1, 2, 3]));
+        let next = changed(&partition_changes(&img, false)).expect("a change");
+        assert_eq!(next.leader, NodeId(1));
+        assert_eq!(next.leader_epoch.get(), 4, "same leader, same epoch");
+        assert_eq!(next.isr, vec![NodeId(1), NodeId(2)]);
+
+        let img = image(&[1, 2, 3], &[], placement(&[1, 2, 3], 1, &[1, 2, 3]));
+        assert!(partition_changes(&img, false).is_empty(), "nothing to do");
+    }
+
+    #[test]
+    fn without_a_live_in_sync_replica_only_an_unclean_election_moves_leadership() {
+        // Replica 3 is live but out of sync; the only in-sync replica is fenced.
+        let img = image(&[3], &[1], placement(&[1, 2, 3], 1, &[1]));
+        assert!(partition_changes(&img, false).is_empty(), "stays offline");
+        let next = changed(&partition_changes(&img, true)).expect("unclean");
+        assert_eq!((next.leader, next.isr.clone()), (NodeId(3), vec![NodeId(3)]));
+        assert_eq!(next.leader_epoch.get(), 5);
+    }
+
+    #[test]
+    fn leadership_goes_back_to_the_preferred_replica_when_it_is_in_sync() {
+        let img = image(&[1, 2, 3], &[], placement(&[1, 2, 3], 2, &[2, 3, 1]));
+        let next = changed(&preferred_leader_changes(&img, 10)).expect("a change");
+        assert_eq!((next.leader, next.leader_epoch.get()), (NodeId(1), 5));
+        let img = image(&[1, 2, 3], &[], placement(&[1, 2, 3], 2, &[2, 3]));
+        assert!(preferred_leader_changes(&img, 10).is_empty(), "not in sync yet");
     }
 }

@@ -150,6 +150,11 @@ impl PartialOrd<i32> for PartitionIndex {
 impl LeaderEpoch {
     /// "No epoch known" (-1 on the wire), as in a request that does not fence on the epoch.
     pub const UNKNOWN: LeaderEpoch = LeaderEpoch(-1);
+
+    /// The epoch of the next leadership.
+    pub fn next(self) -> LeaderEpoch {
+        LeaderEpoch(self.0 + 1)
+    }
 }
 
 impl NodeId {

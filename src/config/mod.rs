@@ -39,6 +39,17 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "inter.broker.listener.name", default: "", doc: "Listener brokers use to reach each other. Gregor has one client listener, which it is." },
     Setting { name: "broker.session.timeout.ms", default: "9000", doc: "A broker whose heartbeats stop for this long is fenced: its partitions show no leader until it returns." },
     Setting { name: "broker.heartbeat.interval.ms", default: "2000", doc: "How often a broker heartbeats to the active controller." },
+    Setting { name: "replica.lag.time.max.ms", default: "30000", doc: "A follower that has not caught up with the leader's log end for this long is dropped from the ISR (and added back once it has caught up)." },
+    Setting { name: "replica.fetch.wait.max.ms", default: "500", doc: "How long a follower's fetch waits at the leader for new data." },
+    Setting { name: "replica.fetch.max.bytes", default: "1048576", doc: "Bytes a follower asks for per partition in one fetch (at least one batch is always returned)." },
+    Setting { name: "replica.fetch.response.max.bytes", default: "10485760", doc: "Bytes a follower asks for in one fetch, over all partitions." },
+    Setting { name: "unclean.leader.election.enable", default: "false", doc: "Let a replica that is not in sync become leader when no in-sync replica is live (acknowledged records may be lost). Topic config: unclean.leader.election.enable." },
+    Setting { name: "auto.leader.rebalance.enable", default: "true", doc: "Move leadership back to each partition's preferred replica (its first) when a broker leads too few of the partitions it is preferred for." },
+    Setting { name: "leader.imbalance.check.interval.seconds", default: "300", doc: "How often the active controller looks for leadership to move back to preferred replicas." },
+    Setting { name: "leader.imbalance.per.broker.percentage", default: "10", doc: "Share of a broker's preferred partitions it may not lead before leadership is moved back to it." },
+    Setting { name: "leader.replication.throttled.rate", default: "9223372036854775807", doc: "Bytes a second this broker serves to followers of the replicas listed in a topic's leader.replication.throttled.replicas (kafka-reassign-partitions --throttle). Dynamic." },
+    Setting { name: "follower.replication.throttled.rate", default: "9223372036854775807", doc: "Bytes a second this broker fetches as a follower for the replicas listed in a topic's follower.replication.throttled.replicas. Dynamic." },
+    Setting { name: "replica.alter.log.dirs.io.max.bytes.per.second", default: "9223372036854775807", doc: "Accepted for kafka-reassign-partitions, which clears it; Gregor has one log directory, so nothing moves between directories." },
     Setting { name: "cluster.id", default: "", doc: "Cluster id; empty means generate one on first start and keep it in meta.properties." },
     Setting { name: "num.partitions", default: "1", doc: "Partitions of an auto-created topic, or of CreateTopics with num_partitions = -1." },
     Setting { name: "default.replication.factor", default: "1", doc: "Replication factor used when a request says -1; at most the number of registered brokers." },
@@ -82,6 +93,8 @@ pub const SETTINGS: &[Setting] = &[
     Setting { name: "group.consumer.max.heartbeat.interval.ms", default: "15000", doc: "Highest consumer.heartbeat.interval.ms a KIP-848 group may be given as a group config." },
     Setting { name: "offsets.retention.minutes", default: "10080", doc: "Committed offsets of a group that has been Empty this long (and not committed to since) are deleted." },
     Setting { name: "offsets.topic.num.partitions", default: "50", doc: "Partitions of the internal __consumer_offsets topic when it is first created (it is created on first group use)." },
+    Setting { name: "offsets.topic.replication.factor", default: "3", doc: "Replicas of each __consumer_offsets partition, so that groups and committed offsets survive a broker; fewer if fewer brokers are registered when the topic is created." },
+    Setting { name: "transaction.state.log.replication.factor", default: "3", doc: "Replicas of each __transaction_state partition; fewer if fewer brokers are registered when the topic is created." },
     Setting { name: "transaction.state.log.num.partitions", default: "50", doc: "Partitions of the internal __transaction_state topic when it is first created (it is created on first transactional use)." },
     Setting { name: "transaction.max.timeout.ms", default: "900000", doc: "Largest transaction timeout a transactional producer may ask for; larger gets INVALID_TRANSACTION_TIMEOUT." },
     Setting { name: "transaction.abort.timed.out.transaction.cleanup.interval.ms", default: "10000", doc: "How often the transaction coordinator aborts transactions that have been open longer than their timeout (fencing their producer)." },
@@ -111,6 +124,15 @@ pub struct ClusterConfig {
     pub rack: Option<String>,
     pub broker_session_timeout_ms: u64,
     pub broker_heartbeat_interval_ms: u64,
+    pub replica_lag_time_max_ms: u64,
+    pub replica_fetch_wait_max_ms: u64,
+    pub replica_fetch_max_bytes: u64,
+    pub replica_fetch_response_max_bytes: u64,
+    /// The broker default of the topic config `unclean.leader.election.enable`.
+    pub unclean_leader_election_enable: bool,
+    pub auto_leader_rebalance_enable: bool,
+    pub leader_imbalance_check_interval_seconds: u64,
+    pub leader_imbalance_per_broker_percentage: u32,
 }
 
 /// How `acks=all` relates to fsync.
@@ -135,6 +157,9 @@ pub struct Config {
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub auto_create_topics_enable: bool,
+    /// Replication throttles (bytes a second; `u64::MAX` is none), dynamic.
+    pub leader_replication_throttled_rate: u64,
+    pub follower_replication_throttled_rate: u64,
     pub message_max_bytes: usize,
     pub socket_request_max_bytes: usize,
     /// Broker-wide bound on request bytes held at once; `None` is unbounded.
@@ -172,6 +197,8 @@ pub struct Config {
     pub offsets_retention_minutes: u64,
     pub offsets_topic_num_partitions: i32,
     pub transaction_state_log_num_partitions: i32,
+    pub offsets_topic_replication_factor: i16,
+    pub transaction_state_log_replication_factor: i16,
     pub transaction_max_timeout_ms: i32,
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
     pub transactional_id_expiration_ms: i64,
@@ -726,6 +753,9 @@ impl Resolver {
             num_partitions: self.positive("num.partitions")?,
             default_replication_factor,
             auto_create_topics_enable: self.parse("auto.create.topics.enable", "true or false")?,
+            leader_replication_throttled_rate: self.positive("leader.replication.throttled.rate")?,
+            follower_replication_throttled_rate: self
+                .positive("follower.replication.throttled.rate")?,
             message_max_bytes,
             socket_request_max_bytes,
             queued_max_request_bytes,
@@ -763,6 +793,9 @@ impl Resolver {
             offsets_topic_num_partitions: self.positive("offsets.topic.num.partitions")?,
             transaction_state_log_num_partitions: self
                 .positive("transaction.state.log.num.partitions")?,
+            offsets_topic_replication_factor: self.positive("offsets.topic.replication.factor")?,
+            transaction_state_log_replication_factor: self
+                .positive("transaction.state.log.replication.factor")?,
             transaction_max_timeout_ms: self.positive("transaction.max.timeout.ms")?,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: self
                 .positive("transaction.abort.timed.out.transaction.cleanup.interval.ms")?,
@@ -855,6 +888,18 @@ impl Resolver {
             rack: Some(rack.trim().to_string()).filter(|r| !r.is_empty()),
             broker_session_timeout_ms: self.positive("broker.session.timeout.ms")?,
             broker_heartbeat_interval_ms: self.positive("broker.heartbeat.interval.ms")?,
+            replica_lag_time_max_ms: self.positive("replica.lag.time.max.ms")?,
+            replica_fetch_wait_max_ms: self.positive("replica.fetch.wait.max.ms")?,
+            replica_fetch_max_bytes: self.positive("replica.fetch.max.bytes")?,
+            replica_fetch_response_max_bytes: self.positive("replica.fetch.response.max.bytes")?,
+            unclean_leader_election_enable: self
+                .parse("unclean.leader.election.enable", "true or false")?,
+            auto_leader_rebalance_enable: self
+                .parse("auto.leader.rebalance.enable", "true or false")?,
+            leader_imbalance_check_interval_seconds: self
+                .positive("leader.imbalance.check.interval.seconds")?,
+            leader_imbalance_per_broker_percentage: self
+                .parse("leader.imbalance.per.broker.percentage", "a percentage")?,
         })
     }
 }

@@ -3,10 +3,10 @@
 //! "unclean" elections (type 1) give a leaderless partition a live in-sync replica. Each new
 //! leader is committed through the metadata quorum with the next leader epoch.
 //!
-//! Until partition data replicates, the leader is the only replica in sync, so a preferred
-//! leader that does not lead is never in sync and no replica is eligible for a leaderless
-//! partition: the answers say so (PREFERRED_LEADER_NOT_AVAILABLE, ELIGIBLE_LEADERS_NOT_AVAILABLE)
-//! rather than hand leadership to a replica without the data.
+//! A preferred replica that is fenced or out of sync is not elected
+//! (PREFERRED_LEADER_NOT_AVAILABLE); an unclean election takes a live replica even out of sync
+//! (it may lack acknowledged records: that is what the operator asks for), and there being none
+//! is ELIGIBLE_LEADERS_NOT_AVAILABLE.
 
 use std::sync::Arc;
 

@@ -38,6 +38,8 @@ struct Wanted {
     fetch_offset: i64,
     max_bytes: usize,
     log: Result<Arc<PartitionLog>, ResponseError>,
+    /// A follower fetch of a replica listed in `leader.replication.throttled.replicas`.
+    throttled: bool,
 }
 
 /// The request reduced to what reading needs.
@@ -48,6 +50,10 @@ struct Plan {
     max_bytes: usize,
     min_bytes: usize,
     read_committed: bool,
+    /// A follower's fetch (replica id >= 0): reads go to the log end, not the high watermark.
+    from_follower: bool,
+    /// `leader.replication.throttled.rate`, counted for throttled replicas.
+    leader_throttle: Arc<crate::replication::throttle::Rate>,
 }
 
 /// A segment-file region holding one partition's records.
@@ -123,7 +129,15 @@ fn fetch(ctx: &Arc<BrokerContext>, request: FetchRequest, version: i16) -> Reply
     let mut watches: Vec<watch::Receiver<i64>> = plan
         .wanted
         .iter()
-        .filter_map(|w| w.log.as_ref().ok().map(|l| l.subscribe()))
+        .filter_map(|w| {
+            w.log.as_ref().ok().map(|l| {
+                if plan.from_follower {
+                    l.subscribe_log_end()
+                } else {
+                    l.subscribe()
+                }
+            })
+        })
         .collect();
     let (response, bytes, had_error) = read_all(&plan);
     let max_wait = parked_wait(request.max_wait_ms);
@@ -166,6 +180,13 @@ fn resolve(ctx: &BrokerContext, request: &FetchRequest, version: i16) -> Plan {
     let mut wanted = Vec::new();
     // One image for the whole request: lookups never wait for a metadata write.
     let image = ctx.metadata.image();
+    // The replica id moved into a tagged ReplicaState in v15.
+    let replica_id = if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    let follower = (replica_id >= 0).then_some(crate::common::NodeId(replica_id));
     for (topic_index, topic) in request.topics.iter().enumerate() {
         let (name, meta) = if version >= 13 {
             let meta = image.topic_by_id(topic.topic_id.into());
@@ -177,20 +198,39 @@ fn resolve(ctx: &BrokerContext, request: &FetchRequest, version: i16) -> Plan {
         };
         topics.push((topic.topic.clone(), topic.topic_id));
         for p in &topic.partitions {
-            let log = match (&name, &meta) {
+            let led = match (&name, &meta) {
                 (_, None) if version >= 13 => Err(ResponseError::UnknownTopicId),
                 (Some(name), Some(_)) => ctx
                     .led_partition(&image, name, p.partition)
                     .map_err(|why| why.error()),
                 _ => Err(ResponseError::UnknownTopicOrPartition),
             };
-            let log = log.and_then(|l| check_leader_epoch(p.current_leader_epoch).map(|_| l));
+            let log = led.and_then(|led| {
+                check_leader_epoch(p.current_leader_epoch, led.leader_epoch)?;
+                if let Some(follower) = follower {
+                    // Its fetch offset is its durable log end: progress toward the high
+                    // watermark, and maybe its way back into the ISR.
+                    ctx.replicas
+                        .follower_fetched(&led.state, follower, p.fetch_offset);
+                }
+                Ok(led.log)
+            });
+            let throttled = follower.is_some()
+                && meta.is_some_and(|m| {
+                    crate::replication::throttle::is_throttled(
+                        m,
+                        p.partition,
+                        ctx.node_id(),
+                        crate::replication::throttle::Side::Leader,
+                    )
+                });
             wanted.push(Wanted {
                 topic_index,
                 partition: p.partition,
                 fetch_offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
                 log,
+                throttled,
             });
         }
     }
@@ -201,7 +241,9 @@ fn resolve(ctx: &BrokerContext, request: &FetchRequest, version: i16) -> Plan {
         // max_bytes exists from v3; every version we serve has it.
         max_bytes: request.max_bytes.max(0) as usize,
         min_bytes: request.min_bytes.max(0) as usize,
-        read_committed: request.isolation_level == READ_COMMITTED,
+        read_committed: follower.is_none() && request.isolation_level == READ_COMMITTED,
+        from_follower: follower.is_some(),
+        leader_throttle: Arc::clone(&ctx.replicas.leader_throttle),
     }
 }
 
@@ -233,8 +275,13 @@ fn read_all(plan: &Plan) -> (Fetched, usize, bool) {
                 // KIP-74: the first partition with data returns at least one whole batch, even
                 // above the limits, so a large batch can never wedge a consumer.
                 let min_one = total == 0;
-                let result = if budget == 0 && !min_one {
+                let result = if (budget == 0 && !min_one)
+                    || (w.throttled && plan.leader_throttle.exceeded())
+                {
                     Ok(None)
+                } else if plan.from_follower {
+                    log.read_region_to_log_end(Offset(w.fetch_offset), budget, min_one)
+                        .map(Some)
                 } else {
                     log.read_region(Offset(w.fetch_offset), budget, min_one, plan.read_committed)
                         .map(Some)
@@ -249,6 +296,9 @@ fn read_all(plan: &Plan) -> (Fetched, usize, bool) {
                     Ok(Some(read)) => {
                         if let Some(file) = read.file {
                             total += usize::try_from(read.len).unwrap_or(usize::MAX);
+                            if w.throttled {
+                                plan.leader_throttle.record(read.len);
+                            }
                             region = Some(Region {
                                 file,
                                 position: read.position,

@@ -8,7 +8,7 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::{check_leader_epoch, LEADER_EPOCH};
+use super::check_leader_epoch;
 use crate::broker::BrokerContext;
 use crate::log::PartitionLog;
 
@@ -44,15 +44,22 @@ pub fn handle(
                     let found = ctx
                         .led_partition(&image, topic.name.0.as_str(), p.partition_index)
                         .map_err(|why| why.error())
-                        .and_then(|log| {
-                            check_leader_epoch(p.current_leader_epoch)?;
-                            lookup(&log, p.timestamp, read_committed)
+                        .and_then(|led| {
+                            check_leader_epoch(p.current_leader_epoch, led.leader_epoch)?;
+                            // KIP-207: until the high watermark has reached the offset this
+                            // leadership began at, it may be below what the previous leader
+                            // showed; answering then could move a consumer's view backwards.
+                            if led.log.high_watermark().get() < led.state.epoch_start_offset {
+                                return Err(ResponseError::OffsetNotAvailable);
+                            }
+                            lookup(&led.log, p.timestamp, read_committed)
+                                .map(|found| (found, led.leader_epoch.get()))
                         });
                     match found {
-                        Ok((timestamp, offset)) => answer
+                        Ok(((timestamp, offset), leader_epoch)) => answer
                             .with_timestamp(timestamp)
                             .with_offset(offset)
-                            .with_leader_epoch(epoch(LEADER_EPOCH)),
+                            .with_leader_epoch(epoch(leader_epoch)),
                         Err(e) => answer
                             .with_error_code(e.code())
                             .with_timestamp(-1)

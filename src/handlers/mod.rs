@@ -41,6 +41,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod reassignments;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod unregister_broker;
@@ -93,13 +94,18 @@ pub fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
 
-/// Checks a client's `current_leader_epoch` against ours (-1 means "do not check").
-pub fn check_leader_epoch(current_leader_epoch: i32) -> Result<(), ResponseError> {
-    use crate::common::{LeaderEpoch, LEADER_EPOCH as OURS};
+/// Checks a client's `current_leader_epoch` against the partition's `current` one (-1 means
+/// "do not check"): newer than ours is UNKNOWN_LEADER_EPOCH (our metadata is behind), older is
+/// FENCED_LEADER_EPOCH (the client's is).
+pub fn check_leader_epoch(
+    current_leader_epoch: i32,
+    current: crate::common::LeaderEpoch,
+) -> Result<(), ResponseError> {
+    use crate::common::LeaderEpoch;
     match LeaderEpoch(current_leader_epoch) {
         LeaderEpoch::UNKNOWN => Ok(()),
-        e if e == OURS => Ok(()),
-        e if e > OURS => Err(ResponseError::UnknownLeaderEpoch),
+        e if e == current => Ok(()),
+        e if e > current => Err(ResponseError::UnknownLeaderEpoch),
         _ => Err(ResponseError::FencedLeaderEpoch),
     }
 }

@@ -1,5 +1,7 @@
 //! OffsetForLeaderEpoch (key 23): clients validate their position after a leader change
-//! (KIP-320). One broker, one epoch: the end offset of epoch 0 is the log end offset.
+//! (KIP-320), and followers find where their log diverges from the leader's (KIP-101/279):
+//! the end offset of the largest epoch at or below the one asked for, from the leader's epoch
+//! cache (`leader-epoch-checkpoint`).
 
 use std::sync::Arc;
 
@@ -8,7 +10,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
-use super::{check_leader_epoch, LEADER_EPOCH};
+use super::check_leader_epoch;
 use crate::broker::BrokerContext;
 
 pub fn handle(
@@ -27,8 +29,8 @@ pub fn handle(
                 .iter()
                 .map(|p| {
                     let answer = EpochEndOffset::default().with_partition(p.partition);
-                    let log = match ctx.led_partition(&image, topic.topic.0.as_str(), p.partition) {
-                        Ok(log) => log,
+                    let led = match ctx.led_partition(&image, topic.topic.0.as_str(), p.partition) {
+                        Ok(led) => led,
                         Err(why) => {
                             return answer
                                 .with_error_code(why.error().code())
@@ -36,19 +38,20 @@ pub fn handle(
                                 .with_end_offset(-1)
                         }
                     };
-                    if let Err(e) = check_leader_epoch(p.current_leader_epoch) {
+                    if let Err(e) = check_leader_epoch(p.current_leader_epoch, led.leader_epoch) {
                         return answer
                             .with_error_code(e.code())
                             .with_leader_epoch(-1)
                             .with_end_offset(-1);
                     }
-                    if p.leader_epoch > LEADER_EPOCH || p.leader_epoch < 0 {
-                        // An epoch this log never had: Kafka answers UNDEFINED_EPOCH(_OFFSET).
-                        return answer.with_leader_epoch(-1).with_end_offset(-1);
+                    match led.log.end_offset_for_epoch(p.leader_epoch) {
+                        Some((epoch, end)) if p.leader_epoch >= 0 => {
+                            answer.with_leader_epoch(epoch).with_end_offset(end.get())
+                        }
+                        // An epoch below every epoch of this log (or none asked): Kafka answers
+                        // UNDEFINED_EPOCH(_OFFSET).
+                        _ => answer.with_leader_epoch(-1).with_end_offset(-1),
                     }
-                    answer
-                        .with_leader_epoch(LEADER_EPOCH)
-                        .with_end_offset(log.log_end_offset().get())
                 })
                 .collect();
             OffsetForLeaderTopicResult::default()

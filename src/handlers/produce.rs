@@ -2,7 +2,9 @@
 //! the topic asks for record-level work, decompressed once under a cap, see
 //! `inspect_records`), append it, and answer per `acks` — 0: no response at all; 1: after the
 //! write; all: after the group-commit flusher has fdatasync'ed it (unless
-//! `log.flush.policy = interval`). A batch that brings the partition's unflushed messages to
+//! `log.flush.policy = interval`) and, for a replicated partition, once the high watermark has
+//! passed it (every in-sync replica has it on disk), within the request's timeout. A batch
+//! that brings the partition's unflushed messages to
 //! its `flush.messages` is answered after that fsync whatever `acks` says, as in Kafka. A
 //! request that needs record-level work runs on the blocking pool, and the connection reads its
 //! next request only once its appends are done, so they keep their order.
@@ -21,22 +23,24 @@ use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, TopicN
 use super::str_bytes;
 use crate::broker::BrokerContext;
 use crate::config::FlushPolicy;
-use crate::log::{AppendOutcome, PartitionLog};
+use crate::log::AppendOutcome;
 use crate::metadata::TopicMeta;
 use crate::records::{self, Compression, RecordError};
-
-/// In-sync replicas of every partition: one broker, one replica.
-const IN_SYNC_REPLICAS: i32 = 1;
 
 /// Produce v7 is the first version allowed to carry zstd batches (KIP-110).
 const FIRST_ZSTD_VERSION: i16 = 7;
 
-/// A partition that must be durable before the response leaves.
+/// A partition that must be durable (and, for acks=all, replicated) before the response
+/// leaves.
 struct DurableWait {
-    log: Arc<PartitionLog>,
+    led: crate::broker::Led,
     end_offset: Offset,
     topic_index: usize,
     partition_index: usize,
+    /// fsync here first (acks=all under the acks-all flush policy, or `flush.messages`).
+    fsync: bool,
+    /// Wait for the in-sync replicas (acks=all).
+    replicate: bool,
 }
 
 pub fn handle(
@@ -46,6 +50,7 @@ pub fn handle(
 ) -> crate::protocol::Reply<ProduceResponse> {
     use crate::protocol::Reply;
     let acks = request.acks;
+    let timeout_ms = request.timeout_ms;
     let transactional_id = request
         .transactional_id
         .as_ref()
@@ -89,7 +94,7 @@ pub fn handle(
             };
             let answer = PartitionProduceResponse::default().with_index(index);
             let answer = match result {
-                Ok((outcome, log)) => {
+                Ok((outcome, led)) => {
                     let (base, last, start, append_time, flush_forced) = match outcome {
                         AppendOutcome::Appended {
                             base_offset,
@@ -111,14 +116,17 @@ pub fn handle(
                         } => (base_offset, last_offset, log_start_offset, -1, false),
                     };
                     // `flush.messages` reached: Kafka answers after that fsync, whatever acks.
-                    if flush_forced
-                        || (acks == -1 && ctx.config().flush_policy == FlushPolicy::AcksAll)
-                    {
+                    let fsync = flush_forced
+                        || (acks == -1 && ctx.config().flush_policy == FlushPolicy::AcksAll);
+                    let replicate = acks == -1 && !led.state.is_single_replica();
+                    if fsync || replicate {
                         waits.push(DurableWait {
-                            log,
+                            led,
                             end_offset: Offset(last).next(),
                             topic_index,
                             partition_index,
+                            fsync,
+                            replicate,
                         });
                     }
                     answer
@@ -177,23 +185,50 @@ pub fn handle(
     if waits.is_empty() {
         return Reply::Now(response);
     }
+    let timeout = std::time::Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
     Reply::Later(Box::pin(async move {
         let mut response = response;
         for wait in waits {
-            if let Err(e) = wait.log.wait_durable(wait.end_offset).await {
-                tracing::error!("produce not made durable: {e}");
+            let error = wait_for(&wait, timeout).await.err();
+            if let Some(error) = error {
                 if let Some(p) = response
                     .responses
                     .get_mut(wait.topic_index)
                     .and_then(|t| t.partition_responses.get_mut(wait.partition_index))
                 {
-                    p.error_code = ResponseError::KafkaStorageError.code();
+                    p.error_code = error.code();
                     p.base_offset = -1;
                 }
             }
         }
         response
     }))
+}
+
+/// Waits until `wait`'s records are as safe as the request asked: fsynced here, then on every
+/// in-sync replica. An ISR that shrank below `min.insync.replicas` meanwhile is
+/// NOT_ENOUGH_REPLICAS_AFTER_APPEND (written, but not as safely as asked), as in Kafka.
+async fn wait_for(wait: &DurableWait, timeout: std::time::Duration) -> Result<(), ResponseError> {
+    let log = &wait.led.log;
+    if wait.fsync {
+        if let Err(e) = log.wait_durable(wait.end_offset).await {
+            tracing::error!("produce not made durable: {e}");
+            return Err(ResponseError::KafkaStorageError);
+        }
+    }
+    if wait.replicate {
+        use crate::replication::{wait_replicated, ReplicationWaitError};
+        match wait_replicated(&wait.led.state, wait.end_offset, timeout).await {
+            Ok(()) => {}
+            Err(ReplicationWaitError::NotLeader) => return Err(ResponseError::NotLeaderOrFollower),
+            Err(ReplicationWaitError::Timeout) => return Err(ResponseError::RequestTimedOut),
+        }
+        let min_insync = log.config().min_insync_replicas;
+        if i32::try_from(wait.led.state.isr().len()).unwrap_or(i32::MAX) < min_insync {
+            return Err(ResponseError::NotEnoughReplicasAfterAppend);
+        }
+    }
+    Ok(())
 }
 
 /// KIP-951 (v10+): each partition refused with NOT_LEADER_OR_FOLLOWER names its current
@@ -286,19 +321,21 @@ fn produce_one(
     version: i16,
     acks: i16,
     transactional_id: Option<&str>,
-) -> Result<(AppendOutcome, Arc<PartitionLog>), Rejected> {
-    let log = ctx
+) -> Result<(AppendOutcome, crate::broker::Led), Rejected> {
+    let led = ctx
         .led_partition(image, &topic.name, data.index)
         .map_err(|why| (why.error(), None))?;
+    let log = &led.log;
     let config = log.config();
     // Kafka checks the in-sync replica count before it looks at the records, and refuses an
     // acks=all write it could not make as durable as `min.insync.replicas` asks (creating
     // such a topic is allowed; producing to it with acks=all is not).
-    if acks == -1 && config.min_insync_replicas > IN_SYNC_REPLICAS {
+    let in_sync = i32::try_from(led.state.isr().len()).unwrap_or(i32::MAX);
+    if acks == -1 && config.min_insync_replicas > in_sync {
         return Err(Rejected::from((
             ResponseError::NotEnoughReplicas,
             Some(format!(
-                "min.insync.replicas is {} but the partition has {IN_SYNC_REPLICAS} in-sync replica",
+                "min.insync.replicas is {} but the partition has {in_sync} in-sync replica(s)",
                 config.min_insync_replicas
             )),
         )));
@@ -343,9 +380,9 @@ fn produce_one(
     }
     let (batch, info) = inspect_records(batch, info, &config)?;
     let outcome = log
-        .append(&batch, &info, crate::common::LEADER_EPOCH)
+        .append(&batch, &info, led.leader_epoch)
         .map_err(|e| (super::errors::log_error(&e), Some(e.to_string())))?;
-    Ok((outcome, log))
+    Ok((outcome, led))
 }
 
 /// A batch the records layer refuses, with its code (see `errors::record_error`) and reason.

@@ -305,9 +305,18 @@ pub fn topic_config(name: &str) -> Option<&'static TopicConfigDef> {
 /// topic configs: a change is re-applied at once to every partition log whose topic does not
 /// override it. Every other setting is static (Kafka answers INVALID_REQUEST for those too).
 pub fn is_dynamic_broker_setting(name: &str) -> bool {
-    TOPIC_CONFIGS.iter().any(|d| d.broker_synonym == Some(name))
+    (TOPIC_CONFIGS.iter().any(|d| d.broker_synonym == Some(name))
+        || BROKER_ONLY_DYNAMIC.contains(&name))
         && SETTINGS.iter().any(|s| s.name == name)
 }
+
+/// Dynamic broker settings that are not the default of a topic config (Kafka's
+/// DynamicConfig.Broker): the replication throttles `kafka-reassign-partitions` sets and clears.
+const BROKER_ONLY_DYNAMIC: &[&str] = &[
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
+];
 
 /// The group configs Gregor honours (Kafka's GroupConfig), each defaulting to its broker
 /// setting. Kafka's `share.*` and `streams.*` group configs belong to group types Gregor does not

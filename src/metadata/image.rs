@@ -20,22 +20,74 @@ use crate::common::{LeaderEpoch, NodeId, TopicId};
 use serde::{Deserialize, Serialize};
 
 /// Where one partition lives: its replicas (the first is the preferred leader), the broker
-/// leading it and the epoch of that leadership (bumped on every leader change).
+/// leading it and the epoch of that leadership (bumped on every leader change), the replicas in
+/// sync with the leader, and the partition epoch (bumped on every change of any of these, the
+/// compare-and-set token of ISR changes, as KRaft's `PartitionRecord`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PartitionPlacement {
     pub replicas: Vec<NodeId>,
     pub leader: NodeId,
     pub leader_epoch: LeaderEpoch,
+    /// In-sync replicas, the leader among them. Empty only in metadata written before data
+    /// replicated, when the leader alone held the data: read through [`PartitionPlacement::isr`].
+    #[serde(default)]
+    pub isr: Vec<NodeId>,
+    #[serde(default)]
+    pub partition_epoch: i32,
+    /// A reassignment in progress (KIP-455): replicas being added (in `replicas`, catching
+    /// up) and replicas to drop once every target replica is in sync.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding: Vec<NodeId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing: Vec<NodeId>,
 }
 
 impl PartitionPlacement {
-    /// A new partition on `replicas`, led by the first of them, at epoch 0.
+    /// A new partition on `replicas`, led by the first of them, at epoch 0. Every replica is
+    /// in sync: all of them are empty.
     pub fn new(replicas: Vec<NodeId>) -> PartitionPlacement {
         let leader = replicas.first().copied().unwrap_or(NodeId(-1));
         PartitionPlacement {
+            isr: replicas.clone(),
             replicas,
             leader,
             leader_epoch: LeaderEpoch(0),
+            partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
+        }
+    }
+
+    /// The replicas the partition will have once its reassignment completes (its replicas when
+    /// none is in progress).
+    pub fn target_replicas(&self) -> Vec<NodeId> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.removing.contains(r))
+            .collect()
+    }
+
+    /// The replicas the partition had before its reassignment began.
+    pub fn original_replicas(&self) -> Vec<NodeId> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.adding.contains(r))
+            .collect()
+    }
+
+    /// True while a reassignment is in progress.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
+    }
+
+    /// The in-sync replicas (the leader alone for metadata written before replication).
+    pub fn isr(&self) -> Vec<NodeId> {
+        if self.isr.is_empty() {
+            vec![self.leader]
+        } else {
+            self.isr.clone()
         }
     }
 }
@@ -76,10 +128,10 @@ pub struct PartitionState {
     pub leader: Option<NodeId>,
     pub leader_epoch: LeaderEpoch,
     pub replicas: Vec<NodeId>,
-    /// Replicas in sync. Until partition data replicates, only the leader holds the data, so
-    /// the ISR is the leader alone (and a replication factor above one shows as
-    /// under-replicated, which it is).
+    /// Replicas in sync with the leader (the controller drops fenced brokers from it, the
+    /// leader drops laggards and adds replicas that caught up).
     pub isr: Vec<NodeId>,
+    pub partition_epoch: i32,
     /// Replicas whose broker is fenced or gone.
     pub offline: Vec<NodeId>,
 }
@@ -131,7 +183,15 @@ pub enum MetadataRecord {
     BrokerShutdown { id: NodeId },
     /// A broker removed for good (`UnregisterBroker`).
     UnregisterBroker { id: NodeId },
-    /// A partition's leader changed; its leader epoch is the new one.
+    /// A partition's leader, ISR or replicas changed (KRaft's `PartitionChangeRecord`): the
+    /// whole new placement, whose epochs the writer has bumped.
+    PartitionChange {
+        name: String,
+        partition: i32,
+        placement: PartitionPlacement,
+    },
+    /// A partition's leader changed; its leader epoch is the new one. Written before
+    /// replication existed (the ISR was the leader alone); kept so old logs replay.
     PartitionLeader {
         name: String,
         partition: i32,
@@ -185,6 +245,12 @@ pub enum Precondition {
     },
     /// The producer-id reservation ends here (a compare-and-set for the next block).
     ProducerIdsReservedUntil(i64),
+    /// The partition is at this partition epoch (a compare-and-set for ISR and leader changes).
+    PartitionEpoch {
+        name: String,
+        partition: i32,
+        partition_epoch: i32,
+    },
 }
 
 /// The unit the metadata quorum commits: records applied together, or not at all if a
@@ -259,7 +325,8 @@ impl MetadataImage {
             leader,
             leader_epoch: placement.leader_epoch,
             replicas: placement.replicas.clone(),
-            isr: leader.into_iter().collect(),
+            isr: placement.isr(),
+            partition_epoch: placement.partition_epoch,
             offline,
         })
     }
@@ -287,6 +354,15 @@ impl MetadataImage {
                 .and_then(|t| t.placement(*partition))
                 .is_some_and(|p| p.leader == *leader && p.leader_epoch == *leader_epoch),
             Precondition::ProducerIdsReservedUntil(end) => self.producer_ids_reserved_until == *end,
+            Precondition::PartitionEpoch {
+                name,
+                partition,
+                partition_epoch,
+            } => self
+                .topics
+                .get(name)
+                .and_then(|t| t.placement(*partition))
+                .is_some_and(|p| p.partition_epoch == *partition_epoch),
         }
     }
 
@@ -389,17 +465,34 @@ impl MetadataImage {
                 leader,
                 leader_epoch,
             } => {
-                let placement = PartitionPlacement {
-                    replicas: replicas.clone(),
-                    leader: *leader,
-                    leader_epoch: *leader_epoch,
-                };
                 self.update_topic(name, |t| {
                     if let Some(slot) = usize::try_from(*partition)
                         .ok()
                         .and_then(|p| t.placements.get_mut(p))
                     {
-                        *slot = placement;
+                        *slot = PartitionPlacement {
+                            replicas: replicas.clone(),
+                            leader: *leader,
+                            leader_epoch: *leader_epoch,
+                            isr: vec![*leader],
+                            partition_epoch: slot.partition_epoch + 1,
+                            adding: Vec::new(),
+                            removing: Vec::new(),
+                        };
+                    }
+                });
+            }
+            MetadataRecord::PartitionChange {
+                name,
+                partition,
+                placement,
+            } => {
+                self.update_topic(name, |t| {
+                    if let Some(slot) = usize::try_from(*partition)
+                        .ok()
+                        .and_then(|p| t.placements.get_mut(p))
+                    {
+                        *slot = placement.clone();
                     }
                 });
             }

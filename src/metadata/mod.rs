@@ -19,4 +19,4 @@ pub use image::{
 pub use producer_ids::ProducerIdAllocator;
 #[cfg(test)]
 pub(crate) use store::open_single_node;
-pub use store::{Election, ElectionKind, MetadataError, MetadataStore};
+pub use store::{Election, ElectionKind, MetadataError, MetadataStore, Reassignment};

@@ -130,6 +130,21 @@ pub enum MetadataError {
     Contended { attempts: usize },
 }
 
+/// What a reassignment request (AlterPartitionReassignments) came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reassignment {
+    /// Started (or, with nothing to add, done at once).
+    Started,
+    /// A cancellation put the original replicas back.
+    Cancelled,
+    /// A cancellation found nothing in progress (NO_REASSIGNMENT_IN_PROGRESS).
+    NoneInProgress,
+    /// No such topic or partition.
+    UnknownPartition,
+    /// The target is not a list of distinct registered brokers (INVALID_REPLICA_ASSIGNMENT).
+    InvalidTarget(String),
+}
+
 /// The metadata of this node. See the module docs for the read/write discipline.
 pub struct MetadataStore {
     quorum: Arc<dyn MetadataQuorum>,
@@ -358,7 +373,7 @@ impl MetadataStore {
                     if state.leader.is_some() && state.leader == preferred {
                         return nothing(Election::NotNeeded);
                     }
-                    match preferred.filter(|p| state.isr.contains(p)) {
+                    match preferred.filter(|p| state.isr.contains(p) && image.is_live(*p)) {
                         Some(p) => p,
                         None => return nothing(Election::PreferredNotAvailable),
                     }
@@ -367,29 +382,144 @@ impl MetadataStore {
                     if state.leader.is_some() {
                         return nothing(Election::NotNeeded);
                     }
-                    match state.isr.iter().find(|r| image.is_live(**r)) {
+                    // Unclean: any live replica, in sync or not (it may lack acknowledged
+                    // records, which is what the operator accepts by asking).
+                    let in_sync = state.isr.iter().find(|r| image.is_live(**r));
+                    let any = placement.replicas.iter().find(|r| image.is_live(**r));
+                    match in_sync.or(any) {
                         Some(r) => *r,
                         None => return nothing(Election::NoEligibleLeader),
                     }
                 }
             };
+            let isr = if state.isr.contains(&candidate) {
+                state.isr.clone()
+            } else {
+                vec![candidate]
+            };
             Ok((
                 MetadataCommand {
-                    preconditions: vec![Precondition::PartitionLeader {
+                    preconditions: vec![Precondition::PartitionEpoch {
                         name: name.to_string(),
                         partition,
-                        leader: placement.leader,
-                        leader_epoch: placement.leader_epoch,
+                        partition_epoch: placement.partition_epoch,
                     }],
-                    records: vec![MetadataRecord::PartitionLeader {
+                    records: vec![MetadataRecord::PartitionChange {
                         name: name.to_string(),
                         partition,
-                        replicas: placement.replicas.clone(),
-                        leader: candidate,
-                        leader_epoch: crate::common::LeaderEpoch(placement.leader_epoch.get() + 1),
+                        placement: PartitionPlacement {
+                            replicas: placement.replicas.clone(),
+                            leader: candidate,
+                            leader_epoch: placement.leader_epoch.next(),
+                            isr,
+                            partition_epoch: placement.partition_epoch + 1,
+                            ..placement.clone()
+                        },
                     }],
                 },
                 Election::Elected,
+            ))
+        })
+    }
+
+    /// Starts moving `name`'s `partition` to the `target` replicas, or cancels the move in
+    /// progress (`None`), as KIP-455: the target replicas are added at once and catch up as
+    /// followers; the controller drops the others once every target replica is in sync.
+    pub fn reassign(
+        &self,
+        name: &str,
+        partition: i32,
+        target: Option<Vec<NodeId>>,
+    ) -> Result<Reassignment, MetadataError> {
+        self.commit(|image| {
+            let nothing = |r: Reassignment| Ok((MetadataCommand::default(), r));
+            let Some(placement) = image.topic(name).and_then(|t| t.placement(partition)) else {
+                return nothing(Reassignment::UnknownPartition);
+            };
+            let original = placement.original_replicas();
+            let next = match &target {
+                None => {
+                    if !placement.is_reassigning() {
+                        return nothing(Reassignment::NoneInProgress);
+                    }
+                    let isr: Vec<NodeId> = placement
+                        .isr()
+                        .into_iter()
+                        .filter(|r| original.contains(r))
+                        .collect();
+                    let leader = if original.contains(&placement.leader) {
+                        placement.leader
+                    } else {
+                        isr.first().copied().unwrap_or(placement.leader)
+                    };
+                    PartitionPlacement {
+                        leader_epoch: if leader == placement.leader {
+                            placement.leader_epoch
+                        } else {
+                            placement.leader_epoch.next()
+                        },
+                        leader,
+                        isr: if isr.is_empty() { vec![leader] } else { isr },
+                        replicas: original.clone(),
+                        partition_epoch: placement.partition_epoch + 1,
+                        adding: Vec::new(),
+                        removing: Vec::new(),
+                    }
+                }
+                Some(target) => {
+                    let mut seen = std::collections::BTreeSet::new();
+                    if target.is_empty() || !target.iter().all(|r| seen.insert(*r)) {
+                        return nothing(Reassignment::InvalidTarget(
+                            "the replicas must be distinct and at least one".into(),
+                        ));
+                    }
+                    if let Some(unknown) = target.iter().find(|r| image.broker(**r).is_none()) {
+                        return nothing(Reassignment::InvalidTarget(format!(
+                            "broker {unknown} is not registered"
+                        )));
+                    }
+                    let adding: Vec<NodeId> = target
+                        .iter()
+                        .copied()
+                        .filter(|r| !original.contains(r))
+                        .collect();
+                    let removing: Vec<NodeId> = original
+                        .iter()
+                        .copied()
+                        .filter(|r| !target.contains(r))
+                        .collect();
+                    let mut replicas = target.clone();
+                    replicas.extend(removing.iter().copied());
+                    PartitionPlacement {
+                        replicas,
+                        leader: placement.leader,
+                        leader_epoch: placement.leader_epoch,
+                        isr: placement.isr(),
+                        partition_epoch: placement.partition_epoch + 1,
+                        adding,
+                        removing,
+                    }
+                }
+            };
+            let answer = if target.is_some() {
+                Reassignment::Started
+            } else {
+                Reassignment::Cancelled
+            };
+            Ok((
+                MetadataCommand {
+                    preconditions: vec![Precondition::PartitionEpoch {
+                        name: name.to_string(),
+                        partition,
+                        partition_epoch: placement.partition_epoch,
+                    }],
+                    records: vec![MetadataRecord::PartitionChange {
+                        name: name.to_string(),
+                        partition,
+                        placement: next,
+                    }],
+                },
+                answer,
             ))
         })
     }

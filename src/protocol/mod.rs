@@ -226,6 +226,22 @@ pub fn handle_frame(
             version,
             handlers::describe_producers::handle,
         ),
+        ApiKey::AlterPartitionReassignments => {
+            run_now_blocking::<m::AlterPartitionReassignmentsRequest, _>(
+                ctx,
+                frame,
+                corr,
+                version,
+                handlers::reassignments::alter,
+            )
+        }
+        ApiKey::ListPartitionReassignments => run_now::<m::ListPartitionReassignmentsRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::reassignments::list,
+        ),
         ApiKey::ElectLeaders => run_now_blocking::<m::ElectLeadersRequest, _>(
             ctx,
             frame,

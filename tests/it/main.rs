@@ -30,6 +30,7 @@ mod process;
 mod produce_fetch;
 mod quorum_sim;
 mod read_committed;
+mod replication;
 mod request_budget;
 mod retention;
 mod settings;

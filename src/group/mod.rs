@@ -235,7 +235,7 @@ impl GroupCoordinator {
         let log = self.log_for(ctx, group_id)?;
         let batch = records::build_batch(recs, now_ms());
         let info = validate_produce_batch(&batch, usize::MAX)?;
-        let outcome = log.append(&batch, &info, crate::common::LEADER_EPOCH)?;
+        let outcome = log.append(&batch, &info, crate::common::LeaderEpoch::UNKNOWN)?;
         let base = match outcome {
             crate::log::AppendOutcome::Appended { base_offset, .. }
             | crate::log::AppendOutcome::Duplicate { base_offset, .. } => Offset(base_offset),
@@ -336,7 +336,7 @@ impl GroupCoordinator {
             crate::records::build::Writer::transactional(producer_id, producer_epoch),
         );
         let info = validate_produce_batch(&batch, usize::MAX)?;
-        let outcome = log.append(&batch, &info, crate::common::LEADER_EPOCH)?;
+        let outcome = log.append(&batch, &info, crate::common::LeaderEpoch::UNKNOWN)?;
         let base = match outcome {
             crate::log::AppendOutcome::Appended { base_offset, .. }
             | crate::log::AppendOutcome::Duplicate { base_offset, .. } => Offset(base_offset),

@@ -315,7 +315,12 @@ impl PartitionLog {
             return Err(LogError::Corrupt("append of a malformed batch".into()));
         }
         let mut g = self.lock();
-        let epoch = leader_epoch.get();
+        // UNKNOWN: a coordinator's write to a partition it leads, at the epoch it leads in.
+        let epoch = if leader_epoch == crate::common::LeaderEpoch::UNKNOWN {
+            g.epochs.latest_epoch().unwrap_or(0)
+        } else {
+            leader_epoch.get()
+        };
         // One comparison in the common case; a new epoch (once per leadership change) is made
         // durable below, before its first batch is written.
         let new_epoch = match g.epochs.latest_epoch() {
@@ -366,7 +371,7 @@ impl PartitionLog {
         let interval = g.config.index_interval_bytes;
         let mut header = [0u8; HEADER_LEN];
         header.copy_from_slice(&batch[..HEADER_LEN]);
-        stamp_base_offset_and_epoch(&mut header, base_offset, leader_epoch.get());
+        stamp_base_offset_and_epoch(&mut header, base_offset, epoch);
         // Only a LogAppendTime rewrite touches CRC-covered bytes; otherwise write just the
         // 16 stamped bytes and hand the rest of the producer's buffer to the kernel as is.
         let head_len = match log_append_time {

@@ -245,6 +245,9 @@ pub enum Precondition {
     },
     /// The producer-id reservation ends here (a compare-and-set for the next block).
     ProducerIdsReservedUntil(i64),
+    /// The broker is registered, unfenced and not shutting down: only such a broker may join
+    /// an ISR (KIP-841), so a leader cannot add back a replica the controller just fenced.
+    BrokerLive(NodeId),
     /// The partition is at this partition epoch (a compare-and-set for ISR and leader changes).
     PartitionEpoch {
         name: String,
@@ -354,6 +357,7 @@ impl MetadataImage {
                 .and_then(|t| t.placement(*partition))
                 .is_some_and(|p| p.leader == *leader && p.leader_epoch == *leader_epoch),
             Precondition::ProducerIdsReservedUntil(end) => self.producer_ids_reserved_until == *end,
+            Precondition::BrokerLive(id) => self.is_live(*id),
             Precondition::PartitionEpoch {
                 name,
                 partition,

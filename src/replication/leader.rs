@@ -188,7 +188,12 @@ impl LeaderState {
             if joins {
                 let mut isr = g.isr.committed.clone();
                 isr.push(follower);
-                Some(self.propose(&mut g, isr))
+                let mut change = self.propose(&mut g, isr);
+                change
+                    .command
+                    .preconditions
+                    .push(Precondition::BrokerLive(follower));
+                Some(change)
             } else {
                 None
             }

@@ -189,6 +189,14 @@ impl ReplicaManager {
                     state.update_placement(&placement);
                     continue;
                 }
+                if placement.replicas.len() > 1 {
+                    // Kafka's epoch start offset: OffsetForLeaderEpoch answers for the new
+                    // epoch before its first append (followers truncate against it).
+                    if let Err(e) = log.begin_leader_epoch(placement.leader_epoch) {
+                        tracing::error!(partition = %tp, "cannot lead: {e}");
+                        continue;
+                    }
+                }
                 let state = Arc::new(LeaderState::new(
                     me,
                     &tp.topic,
@@ -269,6 +277,12 @@ impl ReplicaManager {
     /// watermark, and an ISR expansion is proposed if it caught up.
     pub fn follower_fetched(&self, state: &Arc<LeaderState>, follower: NodeId, fetch_offset: i64) {
         if let Some(change) = state.follower_fetched(follower, fetch_offset) {
+            // A fenced or shutting-down broker may fetch but not join (KIP-841); the command
+            // says so too, for a fencing committed after this look.
+            if !self.metadata.image().is_live(follower) {
+                state.change_failed();
+                return;
+            }
             self.propose(Arc::clone(state), change);
         }
     }

@@ -187,7 +187,7 @@ impl TransactionCoordinator {
         );
         let info = validate_produce_batch(&batch, usize::MAX)?;
         let outcome =
-            crate::log::offload::append(log.clone(), batch, info, crate::common::LEADER_EPOCH)
+            crate::log::offload::append(log.clone(), batch, info, crate::common::LeaderEpoch::UNKNOWN)
                 .await?;
         Ok((log, outcome.end_offset()))
     }

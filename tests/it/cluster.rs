@@ -360,8 +360,8 @@ async fn replication_factors_up_to_the_broker_count_and_manual_assignments_are_r
         for p in &t.partitions {
             let mut replicas: Vec<i32> = p.replica_nodes.iter().map(|b| b.0).collect();
             assert_eq!(replicas[0], p.leader_id.0, "the first replica leads");
-            // Until data replicates, the leader alone is in sync.
-            assert_eq!(p.isr_nodes, vec![p.leader_id]);
+            // A new partition's replicas are all empty, so all in sync.
+            assert_eq!(p.isr_nodes, p.replica_nodes);
             replicas.sort();
             match name.as_str() {
                 "rf3" => assert_eq!(replicas, vec![1, 2, 3]),

@@ -299,8 +299,20 @@ async fn serve_connection(mut stream: BoxConn, raft: Raft<TypeConfig>, peer: Soc
                     .map_err(|e| e.to_string()),
             ),
         };
+        // A stopped Raft (this node shut down while the process lives on, as in-process
+        // tests do) answers every request with a fatal error: close the connection so the
+        // peer reconnects, and reaches whatever listens on this address next.
+        let stopped = matches!(
+            &response,
+            Response::AppendEntries(Err(RaftError::Fatal(_)))
+                | Response::Vote(Err(RaftError::Fatal(_)))
+                | Response::InstallSnapshot(Err(RaftError::Fatal(_)))
+        );
         if let Err(e) = write_message(&mut stream, &response).await {
             tracing::debug!(%peer, "controller connection: {e}");
+            return;
+        }
+        if stopped {
             return;
         }
     }

@@ -309,9 +309,9 @@ impl BrokerContext {
 
     /// True if this node holds a replica of `topic`'s `partition` (it leads or follows it).
     fn hosts(&self, topic: &TopicMeta, partition: i32) -> bool {
-        topic.placement(partition).is_some_and(|p| {
-            p.leader == self.node_id() || p.replicas.contains(&self.node_id())
-        })
+        topic
+            .placement(partition)
+            .is_some_and(|p| p.leader == self.node_id() || p.replicas.contains(&self.node_id()))
     }
 
     /// Makes the logs of `topic`'s partitions placed on this node, with its settings.
@@ -337,6 +337,9 @@ impl BrokerContext {
                 }
             }
         }
+        // Led (or followed) from now, not from the publisher's next pass: a produce right
+        // after the create must not be told NOT_LEADER_OR_FOLLOWER by the broker that leads.
+        self.replicas.apply(&self.metadata.image());
         Ok(())
     }
 
@@ -735,9 +738,15 @@ impl Broker {
                 unclean_default: context.static_config.cluster.unclean_leader_election_enable,
                 auto_leader_rebalance: context.static_config.cluster.auto_leader_rebalance_enable,
                 imbalance_check_interval: std::time::Duration::from_secs(
-                    context.static_config.cluster.leader_imbalance_check_interval_seconds,
+                    context
+                        .static_config
+                        .cluster
+                        .leader_imbalance_check_interval_seconds,
                 ),
-                imbalance_percent: context.static_config.cluster.leader_imbalance_per_broker_percentage,
+                imbalance_percent: context
+                    .static_config
+                    .cluster
+                    .leader_imbalance_per_broker_percentage,
             },
             shutdown.subscribe(),
         ));

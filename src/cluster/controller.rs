@@ -71,7 +71,10 @@ pub fn partition_changes(image: &MetadataImage, unclean_default: bool) -> Vec<Me
 /// broker that is the preferred replica (the first) of more partitions it does not lead than
 /// `imbalance_percent` of those it is preferred for, the partitions where it is live and in
 /// sync move back to it, with the leader epoch bumped. Pure, for the tests.
-pub fn preferred_leader_changes(image: &MetadataImage, imbalance_percent: u32) -> Vec<MetadataCommand> {
+pub fn preferred_leader_changes(
+    image: &MetadataImage,
+    imbalance_percent: u32,
+) -> Vec<MetadataCommand> {
     use std::collections::BTreeMap;
     let mut preferred: BTreeMap<NodeId, (usize, usize)> = BTreeMap::new();
     for topic in image.topics() {
@@ -140,7 +143,10 @@ fn next_placement(
 /// A reassignment whose target replicas are all in sync completes (KIP-455): the replicas
 /// being removed leave the replica list and the ISR, and if the leader is one of them the
 /// first in-sync target replica takes over under a new leader epoch.
-fn reassignment_done(image: &MetadataImage, placement: &PartitionPlacement) -> Option<PartitionPlacement> {
+fn reassignment_done(
+    image: &MetadataImage,
+    placement: &PartitionPlacement,
+) -> Option<PartitionPlacement> {
     if !placement.is_reassigning() {
         return None;
     }
@@ -465,7 +471,10 @@ mod tests {
         p.adding = vec![NodeId(4)];
         p.removing = vec![NodeId(2)];
         let img = image(&[1, 2, 4], &[], p.clone());
-        assert!(partition_changes(&img, false).is_empty(), "4 not caught up yet");
+        assert!(
+            partition_changes(&img, false).is_empty(),
+            "4 not caught up yet"
+        );
         p.isr = vec![NodeId(1), NodeId(2), NodeId(4)];
         let img = image(&[1, 2, 4], &[], p);
         let next = changed(&partition_changes(&img, false)).expect("done");
@@ -490,7 +499,11 @@ mod tests {
     fn a_fenced_leader_is_replaced_from_the_isr_and_fenced_followers_leave_it() {
         let img = image(&[2, 3], &[1], placement(&[1, 2, 3], 1, &[1, 2, 3]));
         let next = changed(&partition_changes(&img, false)).expect("a change");
-        assert_eq!(next.leader, NodeId(2), "first in-sync replica in replica order");
+        assert_eq!(
+            next.leader,
+            NodeId(2),
+            "first in-sync replica in replica order"
+        );
         assert_eq!(next.leader_epoch.get(), 5);
         assert_eq!(next.isr, vec![NodeId(2), NodeId(3)]);
         assert_eq!(next.partition_epoch, 8);
@@ -511,7 +524,10 @@ mod tests {
         let img = image(&[3], &[1], placement(&[1, 2, 3], 1, &[1]));
         assert!(partition_changes(&img, false).is_empty(), "stays offline");
         let next = changed(&partition_changes(&img, true)).expect("unclean");
-        assert_eq!((next.leader, next.isr.clone()), (NodeId(3), vec![NodeId(3)]));
+        assert_eq!(
+            (next.leader, next.isr.clone()),
+            (NodeId(3), vec![NodeId(3)])
+        );
         assert_eq!(next.leader_epoch.get(), 5);
     }
 
@@ -521,6 +537,9 @@ mod tests {
         let next = changed(&preferred_leader_changes(&img, 10)).expect("a change");
         assert_eq!((next.leader, next.leader_epoch.get()), (NodeId(1), 5));
         let img = image(&[1, 2, 3], &[], placement(&[1, 2, 3], 2, &[2, 3]));
-        assert!(preferred_leader_changes(&img, 10).is_empty(), "not in sync yet");
+        assert!(
+            preferred_leader_changes(&img, 10).is_empty(),
+            "not in sync yet"
+        );
     }
 }

@@ -753,7 +753,8 @@ impl Resolver {
             num_partitions: self.positive("num.partitions")?,
             default_replication_factor,
             auto_create_topics_enable: self.parse("auto.create.topics.enable", "true or false")?,
-            leader_replication_throttled_rate: self.positive("leader.replication.throttled.rate")?,
+            leader_replication_throttled_rate: self
+                .positive("leader.replication.throttled.rate")?,
             follower_replication_throttled_rate: self
                 .positive("follower.replication.throttled.rate")?,
             message_max_bytes,

@@ -94,9 +94,7 @@ fn reassign(
             ResponseError::UnknownTopicOrPartition,
             "no such topic or partition".into(),
         )),
-        Ok(Reassignment::InvalidTarget(why)) => {
-            Err((ResponseError::InvalidReplicaAssignment, why))
-        }
+        Ok(Reassignment::InvalidTarget(why)) => Err((ResponseError::InvalidReplicaAssignment, why)),
         Err(e) => Err((super::errors::metadata_error(&e), e.to_string())),
     }
 }

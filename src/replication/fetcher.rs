@@ -271,10 +271,9 @@ async fn truncate_all(
     let _writing = partitions.writing();
     for topic in response.topics {
         for p in topic.partitions {
-            let Some((tp, f, my_epoch)) = ask
-                .iter()
-                .find(|(tp, _, _)| tp.topic == topic.topic.0.as_str() && tp.partition.get() == p.partition)
-            else {
+            let Some((tp, f, my_epoch)) = ask.iter().find(|(tp, _, _)| {
+                tp.topic == topic.topic.0.as_str() && tp.partition.get() == p.partition
+            }) else {
                 continue;
             };
             // Re-checked under `writing`: the partition may have changed role meanwhile.
@@ -326,7 +325,12 @@ async fn fetch_once(
     let over_throttle = settings.throttle.exceeded();
     let throttled = |tp: &TopicPartition| {
         image.topic(&tp.topic).is_some_and(|t| {
-            super::throttle::is_throttled(t, tp.partition.get(), settings.me, super::throttle::Side::Follower)
+            super::throttle::is_throttled(
+                t,
+                tp.partition.get(),
+                settings.me,
+                super::throttle::Side::Follower,
+            )
         })
     };
     let ready: Vec<(TopicPartition, Followed, i64)> = partitions
@@ -397,7 +401,8 @@ async fn fetch_once(
                         // The leader no longer has what we would fetch next (retention or
                         // DeleteRecords): start over at its log start.
                         tracing::info!(partition = %tp, from = offset, to = p.log_start_offset, "follower behind the leader's log start; starting over there");
-                        if let Err(e) = log.truncate_fully_and_start_at(Offset(p.log_start_offset)) {
+                        if let Err(e) = log.truncate_fully_and_start_at(Offset(p.log_start_offset))
+                        {
                             tracing::error!(partition = %tp, "cannot reset the log: {e}");
                             continue;
                         }

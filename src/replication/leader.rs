@@ -169,9 +169,7 @@ impl LeaderState {
         let now = Instant::now();
         let change = {
             let mut g = self.lock();
-            let Some(p) = g.followers.get_mut(&follower) else {
-                return None;
-            };
+            let p = g.followers.get_mut(&follower)?;
             p.log_end = fetch_offset;
             if fetch_offset >= leader_end {
                 p.last_caught_up = now;

@@ -113,7 +113,13 @@ impl ReplicaManager {
     /// The throttle rates in force (dynamic broker configs).
     pub fn set_throttle_rates(&self, leader: u64, follower: u64) {
         // Kafka's default, Long.MAX_VALUE, is "no throttle".
-        let limit = |rate: u64| if rate >= i64::MAX as u64 { u64::MAX } else { rate };
+        let limit = |rate: u64| {
+            if rate >= i64::MAX as u64 {
+                u64::MAX
+            } else {
+                rate
+            }
+        };
         self.leader_throttle.set_limit(limit(leader));
         self.follower_throttle.set_limit(limit(follower));
     }
@@ -135,8 +141,10 @@ impl ReplicaManager {
     /// progress before a follower becomes leader, so call it from a blocking thread.
     pub fn apply(&self, image: &MetadataImage) {
         let me = self.settings.me;
-        let mut lead: HashMap<TopicPartition, (Arc<PartitionLog>, crate::metadata::PartitionPlacement)> =
-            HashMap::new();
+        let mut lead: HashMap<
+            TopicPartition,
+            (Arc<PartitionLog>, crate::metadata::PartitionPlacement),
+        > = HashMap::new();
         let mut follow: HashMap<TopicPartition, (Arc<PartitionLog>, NodeId, LeaderEpoch)> =
             HashMap::new();
         for (tp, log) in self.logs.all() {
@@ -163,7 +171,7 @@ impl ReplicaManager {
             .collect();
         for (leader, fetcher) in &fetchers {
             for tp in fetcher.keys() {
-                if !follow.get(&tp).is_some_and(|(_, l, _)| l == leader) {
+                if follow.get(&tp).is_none_or(|(_, l, _)| l != leader) {
                     fetcher.remove(&tp);
                 }
             }
@@ -206,10 +214,8 @@ impl ReplicaManager {
                 ));
                 tracing::info!(partition = %tp, leader_epoch = placement.leader_epoch.get(), start = state.epoch_start_offset, isr = ?placement.isr(), "leading partition");
                 if !state.is_single_replica() {
-                    self.runtime.spawn(follow_log_end(
-                        Arc::clone(&state),
-                        self.shutdown.clone(),
-                    ));
+                    self.runtime
+                        .spawn(follow_log_end(Arc::clone(&state), self.shutdown.clone()));
                 }
                 leaders.insert(tp, state);
             }

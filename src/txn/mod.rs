@@ -186,9 +186,13 @@ impl TransactionCoordinator {
             crate::records::build::Writer::BROKER,
         );
         let info = validate_produce_batch(&batch, usize::MAX)?;
-        let outcome =
-            crate::log::offload::append(log.clone(), batch, info, crate::common::LeaderEpoch::UNKNOWN)
-                .await?;
+        let outcome = crate::log::offload::append(
+            log.clone(),
+            batch,
+            info,
+            crate::common::LeaderEpoch::UNKNOWN,
+        )
+        .await?;
         Ok((log, outcome.end_offset()))
     }
 

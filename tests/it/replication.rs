@@ -11,8 +11,8 @@ use kafka_protocol::messages::{CreateTopicsRequest, MetadataRequest, MetadataRes
 use uuid::Uuid;
 
 use crate::harness::{fetch, produce_request, s, Client, TestCluster};
-use gregor::records::Compression;
 use gregor::records::testutil::build_batch;
+use gregor::records::Compression;
 
 const NOT_ENOUGH_REPLICAS: i16 = 19;
 
@@ -137,10 +137,7 @@ async fn acknowledged_records_survive_the_leader_and_a_returning_broker_catches_
         .await
         .iter()
         .all(|c| *c == 0));
-    println!(
-        "20 acks=all produces on RF=3: {:?}",
-        started.elapsed()
-    );
+    println!("20 acks=all produces on RF=3: {:?}", started.elapsed());
     let (seen, hw) = read_all(&mut cl, "r").await;
     assert_eq!(seen, first);
     assert_eq!(hw, 20);
@@ -182,7 +179,10 @@ async fn acknowledged_records_survive_the_leader_and_a_returning_broker_catches_
 
     let restarted_at = Instant::now();
     cluster.restart(leader, stopped).await;
-    until(&mut cn, "r", Duration::from_secs(15), |p| p.isr_nodes.len() == 3).await;
+    until(&mut cn, "r", Duration::from_secs(15), |p| {
+        p.isr_nodes.len() == 3
+    })
+    .await;
     println!("restart -> back in the ISR: {:?}", restarted_at.elapsed());
     let back = cluster
         .node(leader)
@@ -214,7 +214,10 @@ async fn min_insync_replicas_refuses_acks_all_once_the_isr_is_too_small() {
     let mut cl = cluster.node(leader).client().await;
     assert_eq!(produce_all(&mut cl, "m", &["x".into()]).await, vec![0]);
     let _stopped = cluster.stop(follower).await;
-    until(&mut cl, "m", Duration::from_secs(10), |p| p.isr_nodes.len() == 2).await;
+    until(&mut cl, "m", Duration::from_secs(10), |p| {
+        p.isr_nodes.len() == 2
+    })
+    .await;
     assert_eq!(
         produce_all(&mut cl, "m", &["y".into()]).await,
         vec![NOT_ENOUGH_REPLICAS]

@@ -72,7 +72,11 @@ async fn partitions_spread_over_three_brokers_and_requests_go_to_leaders() {
     let cluster_id = m.cluster_id.clone();
     assert!(cluster_id.is_some());
 
-    // Created through broker 2; every broker agrees on the placement.
+    // Created through broker 2 once it too sees all three (placement uses its own image).
+    until(&mut clients[1], Duration::from_secs(10), |m| {
+        m.brokers.len() == 3
+    })
+    .await;
     let created = create(&mut clients[1], "spread", 6).await;
     assert_eq!(created.topics[0].error_code, 0, "{created:?}");
     let topic_id: Uuid = created.topics[0].topic_id;

@@ -76,13 +76,24 @@ fn batch(value: &str) -> Vec<u8> {
     )
 }
 
-/// Produces `values` one batch each with acks=all to `c`; returns the error codes.
+/// Produces `values` one batch each with acks=all to `c`; returns the error codes. A broker
+/// that leads per the metadata but has not taken the leadership up yet answers
+/// NOT_LEADER_OR_FOLLOWER, which clients retry: so does this, briefly.
 async fn produce_all(c: &mut Client, topic: &str, values: &[String]) -> Vec<i16> {
+    const NOT_LEADER_OR_FOLLOWER: i16 = 6;
     let mut codes = Vec::new();
     for v in values {
         let req = produce_request(topic, Uuid::nil(), 0, &batch(v), -1, 9);
-        let resp = c.call(&req, 9).await;
-        codes.push(resp.responses[0].partition_responses[0].error_code);
+        let mut code = NOT_LEADER_OR_FOLLOWER;
+        for _ in 0..50 {
+            let resp = c.call(&req, 9).await;
+            code = resp.responses[0].partition_responses[0].error_code;
+            if code != NOT_LEADER_OR_FOLLOWER {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        codes.push(code);
     }
     codes
 }
@@ -133,10 +144,8 @@ async fn acknowledged_records_survive_the_leader_and_a_returning_broker_catches_
     let mut cl = cluster.node(leader).client().await;
     let first: Vec<String> = (0..20).map(|i| format!("a{i}")).collect();
     let started = Instant::now();
-    assert!(produce_all(&mut cl, "r", &first)
-        .await
-        .iter()
-        .all(|c| *c == 0));
+    let codes = produce_all(&mut cl, "r", &first).await;
+    assert!(codes.iter().all(|c| *c == 0), "{codes:?}");
     println!("20 acks=all produces on RF=3: {:?}", started.elapsed());
     let (seen, hw) = read_all(&mut cl, "r").await;
     assert_eq!(seen, first);

@@ -221,6 +221,10 @@ def run_once(workdir: Path, seed: int, seconds: float, mode: str = "data",
             logs, problems = replica_logs(cluster, t, assignment[t])
             final["replicas"].update({f"{t}/{p}": v for p, v in logs.items()})
             notes += problems
+        # Which assigned replicas hold a directory at all (a broker that does not replicate
+        # creates none on the followers).
+        summary["replica_dirs"] = {k: sorted(n for n, v in per.items() if v is not None)
+                                   for k, per in final["replicas"].items()}
     except Exception as e:
         notes.append(f"run aborted: {type(e).__name__}: {e}")
     finally:

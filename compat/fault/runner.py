@@ -39,7 +39,7 @@ MIN_INSYNC = 2
 EXTRA_ARGS = ["--set", "replica.lag.time.max.ms=3000"]
 FINAL_READ_TIMEOUT_S = 60.0
 QUIET_S = 3.0
-FINAL_ISR_BOUND_S = 60.0
+FINAL_ISR_BOUND_S = 30.0
 
 
 def keep_root() -> Path:

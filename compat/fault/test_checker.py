@@ -242,3 +242,20 @@ def test_short_header_is_a_torn_tail(cut):
     b = batch(0, [record(0, None, b"a")])
     parsed = kafkalog.parse_segment(b + b[:cut])
     assert len(parsed.batches) == 1 and parsed.trailing_bytes == cut and parsed.error
+
+
+def test_liveness_first_produce_while_old_leader_down():
+    from fault.runner import liveness
+    timeline = [{"fault": "kill_leader", "partition": 1, "nodes": [2], "hold_s": 8.0, "t": 100.0,
+                 "healed_t": 108.0, "heal_to_full_isr_s": 1.5},
+                {"fault": "kill_leader", "partition": 0, "nodes": [3], "hold_s": 6.0, "t": 200.0,
+                 "healed_t": 206.0, "heal_to_full_isr_s": None},
+                {"fault": "pause", "nodes": [1], "hold_s": 3.0, "t": 300.0, "healed_t": 303.0,
+                 "heal_to_full_isr_s": 0.4}]
+    produces = [ack("a", 0, 1, 0), ack("a", 1, 1, 1), ack("a", 2, 0, 0)]
+    produces[0]["t"], produces[1]["t"], produces[2]["t"] = 99.0, 103.25, 207.0
+    live = liveness(timeline, produces)
+    fo = live["leader_kill_to_first_produce"]
+    # Partition 1 failed over in 3.25 s; partition 0 produced only after its old leader returned.
+    assert [(x["partition"], x["kill_to_first_produce_s"]) for x in fo] == [(1, 3.25), (0, None)]
+    assert [x["heal_to_full_isr_s"] for x in live["heal_to_full_isr"]] == [1.5, None, 0.4]

@@ -4,10 +4,10 @@ nemesis (see nemesis.py) for a while, heals everything, and fails unless every c
 0 (see checker.py). Liveness figures (leader kill -> first produce on the new leader, heal ->
 full ISR) are printed at the end of the session and kept in each run's summary.json.
 
-Bounded (CI, scripts/test.sh runs it with the rest of compat/): 2 fixed seeds + 1 random seed of
-the produce/read/group workload, and one run of the transactional workload (fixed seed), each
-GREGOR_FAULT_SECONDS (default 35) of faults plus start-up, heal, drain and checks (1-2 min each
-on a 2-core machine, so about 6 minutes in all).
+Bounded (CI, scripts/test.sh runs it with the rest of compat/): a 15 s baseline without faults,
+2 fixed seeds + 1 random seed of the produce/read/group workload, and one run of the
+transactional workload (fixed seed), each GREGOR_FAULT_SECONDS (default 35) of faults plus
+start-up, heal, drain and checks (1-2 min each on a 2-core machine, about 7 minutes in all).
 
 Environment:
   GREGOR_FAULT_SECONDS=180   seconds of faults per run
@@ -77,6 +77,16 @@ def _verdict(s: dict) -> str:
             f"examples: {json.dumps(s['examples'], default=str)[:3000]}\n"
             f"notes: {s['notes'][:10]}\nliveness: {json.dumps(s['liveness'], default=str)}\n"
             f"kept (seed, history.json, node logs and data): {s['kept']}")
+
+
+@pytest.mark.timeout(RUN_TIMEOUT_S)
+def test_workloads_without_faults(tmp_path, fault_summaries):
+    """Baseline: the same workloads and checks with no fault, so a failure here is the
+    workload or the broker's steady state, not recovery."""
+    s = run_once(tmp_path, 0, 15.0, mode="data", faults=(), name="data-baseline",
+                 min_insync=MIN_INSYNC)
+    fault_summaries.append(s)
+    _judge(s)
 
 
 @pytest.mark.timeout(RUN_TIMEOUT_S)

@@ -5,13 +5,14 @@ quorum on 127.0.0.1.
 Owns: choosing the client and controller ports, per-node work dirs (data in `node-N/data`,
 stderr in `node-N/broker.stderr.log`, appended across restarts), spawning the nodes together,
 waiting until every node serves and sees the whole cluster, SIGKILL / SIGTERM / restart of one
-node or all, and a raw per-node view of the cluster metadata (rawkafka.cluster_metadata) for
+node or all, SIGSTOP / SIGCONT pauses (a node that is alive but silent), and a raw per-node view of the cluster metadata (rawkafka.cluster_metadata) for
 comparing what each node says. Each node is a `broker.Broker`, so PDEATHSIG, the stderr log and
 the at-exit cleanup are the same as for a single broker.
 
     c = Cluster(tmp_path, size=3)
     c.start()                      # all spawned at once; returns when all are ready
     c.kill(2); c.restart(2)        # SIGKILL node 2, start it again on the same ports and data
+    c.pause(3); c.resume(3)        # SIGSTOP node 3 (it keeps its sockets but answers nothing)
     c.close()                      # SIGKILL whatever is left
 """
 
@@ -88,6 +89,8 @@ class Cluster:
                                controller_ports[i], self.voters, args)
             for i in range(size)}
         self.startup_s: "float | None" = None
+        # Nodes stopped with pause() and not resumed yet: running, but not answering.
+        self.paused: "set[int]" = set()
 
     # ------------------------------------------------------------------ info
     def node(self, node_id: int) -> ClusterNode:
@@ -123,16 +126,33 @@ class Cluster:
         return self
 
     def kill(self, node_id: int) -> int:
-        """SIGKILL one node, as a crash would."""
+        """SIGKILL one node, as a crash would (a paused node dies too)."""
+        self.paused.discard(node_id)
         return self.nodes[node_id].kill9()
 
     def stop(self, node_id: int, timeout: float = 30.0) -> int:
         """SIGTERM one node (a clean shutdown, which fences it at once) and wait for exit."""
         return self.nodes[node_id].stop(signal.SIGTERM, timeout=timeout)
 
+    def pause(self, node_id: int) -> None:
+        """SIGSTOP one node: its process and sockets stay, it answers nothing (a GC pause or a
+        frozen VM as its peers see it)."""
+        n = self.nodes[node_id]
+        if not n.running():
+            raise BrokerError(f"node {node_id} is not running; cannot pause it")
+        n.proc.send_signal(signal.SIGSTOP)
+        self.paused.add(node_id)
+
+    def resume(self, node_id: int) -> None:
+        """SIGCONT a paused node."""
+        n = self.nodes[node_id]
+        if n.running():
+            n.proc.send_signal(signal.SIGCONT)
+        self.paused.discard(node_id)
+
     def kill_all(self) -> None:
         for i in self.ids:
-            self.nodes[i].kill9()
+            self.kill(i)
 
     def restart(self, *node_ids: int, timeout: float = READY_TIMEOUT_S) -> float:
         """Start the given (stopped) nodes again on the same ports and data; return the seconds

@@ -44,14 +44,20 @@ class ClusterNode(Broker):
     """One combined-mode node: a client listener and a controller (Raft) listener."""
 
     def __init__(self, workdir: Path, node_id: int, port: int, controller_port: int,
-                 voters: str, extra_args: "list[str]"):
+                 voters: str, extra_args: "list[str]", host: str = "127.0.0.1",
+                 netns: "str | None" = None):
         super().__init__(workdir, extra_args=extra_args, port=port, name=f"node{node_id}")
         self.node_id = node_id
         self.controller_port = controller_port
         self.voters = voters
+        self.host = host
+        # A network namespace to run in (the fault suite's partitions), else the caller's own.
+        self.netns = netns
 
     def command(self) -> "list[str]":
+        wrap = ["ip", "netns", "exec", self.netns] if self.netns else []
         return [
+            *wrap,
             str(broker_binary()),
             "--set", f"node.id={self.node_id}",
             "--set", f"listeners=PLAINTEXT://{self.host}:{self.port},"
@@ -77,16 +83,21 @@ class Cluster:
     raises BrokerError with every node's stderr tail."""
 
     def __init__(self, workdir: Path, size: int = 3, extra_args: "list[str] | None" = None,
-                 session_timeout_ms: int = SESSION_TIMEOUT_MS):
+                 session_timeout_ms: int = SESSION_TIMEOUT_MS,
+                 hosts: "list[str] | None" = None, netns: "list[str] | None" = None):
+        """`hosts` and `netns` (one per node, optional): each node's address and the network
+        namespace it runs in, for tests that cut the network between nodes."""
         self.workdir = Path(workdir)
         self.size = size
         ports = free_ports(2 * size)
         client_ports, controller_ports = ports[:size], ports[size:]
-        self.voters = ",".join(f"{i + 1}@127.0.0.1:{cp}" for i, cp in enumerate(controller_ports))
+        hosts = hosts or ["127.0.0.1"] * size
+        self.voters = ",".join(f"{i + 1}@{hosts[i]}:{cp}" for i, cp in enumerate(controller_ports))
         args = ["--set", f"broker.session.timeout.ms={session_timeout_ms}", *(extra_args or [])]
         self.nodes: "dict[int, ClusterNode]" = {
             i + 1: ClusterNode(self.workdir / f"node-{i + 1}", i + 1, client_ports[i],
-                               controller_ports[i], self.voters, args)
+                               controller_ports[i], self.voters, args, host=hosts[i],
+                               netns=netns[i] if netns else None)
             for i in range(size)}
         self.startup_s: "float | None" = None
         # Nodes stopped with pause() and not resumed yet: running, but not answering.
@@ -186,7 +197,7 @@ class Cluster:
                 if n.proc is None or rc is not None:
                     raise BrokerError(f"node {i} exited with code {rc} before it was ready\n"
                                       f"{self._tails_text()}")
-                if not port_open(n.port):
+                if not port_open(n.port, n.host):
                     last[i] = "client port not open"
                     continue
                 try:

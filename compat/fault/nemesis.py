@@ -10,10 +10,14 @@ starts, since "the leader of partition 2" is only known then):
   kill_all         SIGKILL every node at once (power loss), restart them together
   pause            SIGSTOP one node for longer than broker.session.timeout.ms, then SIGCONT
 
-Network partitions are not here: the machine has no iptables/nft, and every node shares
-127.0.0.1, so a cut between two nodes cannot be told apart from a cut between a client and a
-node. TODO: run each node in its own network namespace (veth pairs onto a bridge) and drop
-between namespaces with `tc` filters; cluster.py would then bind each node to its own address.
+With a `netlab.NetLab` (each node in its own network namespace), three more:
+
+  partition_leader  cut the leader of a random data partition off from both other nodes
+  partition_random  cut a random node off from the other two (minority / majority)
+  partition_oneway  a random node can no longer send to the other two (it still receives)
+
+The clients stay connected to every node throughout (they are on the bridge), as in a real
+partition between brokers.
 
 After each heal the nemesis polls Metadata until every partition of the watched topics has a
 leader and its whole replica set in the ISR, and records how long that took (a liveness
@@ -29,12 +33,14 @@ from broker import BrokerError
 from cluster import Cluster
 
 FAULTS = ("kill_random", "kill_leader", "kill_controller", "kill_all", "pause")
+NET_FAULTS = ("partition_leader", "partition_random", "partition_oneway")
 
 # Hold times (seconds) per fault, drawn uniformly. A leader kill is held long enough for a
 # failover to show (fencing after the 2 s session timeout, election, client metadata refresh),
 # a pause longer than the session timeout so the paused node is fenced.
 HOLD_S = {"kill_random": (3.0, 8.0), "kill_leader": (6.0, 12.0), "kill_controller": (3.0, 8.0),
-          "kill_all": (1.0, 4.0), "pause": (3.0, 6.0)}
+          "kill_all": (1.0, 4.0), "pause": (3.0, 6.0), "partition_leader": (4.0, 10.0),
+          "partition_random": (4.0, 10.0), "partition_oneway": (4.0, 10.0)}
 GAP_S = (1.0, 4.0)
 FULL_ISR_BOUND_S = 15.0
 RESTART_TIMEOUT_S = 60.0
@@ -54,8 +60,9 @@ def full_isr(md: dict, topics: "list[str]") -> bool:
 
 class Nemesis:
     def __init__(self, cluster: Cluster, rng: random.Random, topics: "list[str]",
-                 data_topic: str, faults: "tuple[str, ...]" = FAULTS):
+                 data_topic: str, faults: "tuple[str, ...]" = FAULTS, lab=None):
         self.cluster = cluster
+        self.lab = lab
         self.rng = rng
         self.topics = topics
         self.data_topic = data_topic
@@ -101,7 +108,7 @@ class Nemesis:
         if fault == "kill_all":
             return list(ids), {}
         md = self.metadata()
-        if fault == "kill_leader" and md is not None:
+        if fault in ("kill_leader", "partition_leader") and md is not None:
             parts = md["topics"].get(self.data_topic, {}).get("partitions", {})
             if parts:
                 p = self.rng.choice(sorted(parts))
@@ -112,7 +119,8 @@ class Nemesis:
             return [md["controller_id"]], {}
         # kill_random and pause pick any node; a leader or controller kill that found no view
         # or no such node named falls back to that and says so.
-        detail = {} if fault in ("kill_random", "pause") else {"fallback": True}
+        detail = ({} if fault in ("kill_random", "pause", "partition_random", "partition_oneway")
+                  else {"fallback": True})
         return [self.rng.choice(ids)], detail
 
     def run(self, until: float) -> None:
@@ -135,7 +143,13 @@ class Nemesis:
         ev = {"fault": fault, "nodes": nodes, "hold_s": round(hold, 3), **detail,
               "t": time.monotonic()}
         self.timeline.append(ev)
-        if fault == "pause":
+        if fault.startswith("partition_"):
+            if self.lab is None:
+                raise ValueError(f"{fault} needs a NetLab (nodes in network namespaces)")
+            for n in nodes:
+                others = [o for o in self.cluster.ids if o != n]
+                self.lab.isolate(n, others, one_way=fault == "partition_oneway")
+        elif fault == "pause":
             for n in nodes:
                 self.cluster.pause(n)
         elif fault == "kill_all":
@@ -149,8 +163,10 @@ class Nemesis:
         ev["heal_to_full_isr_s"] = self.wait_full_isr()
 
     def heal(self) -> None:
-        """Resume every paused node and restart every dead one (together, so a quorum can
-        form after a power loss)."""
+        """Reconnect the network, resume every paused node and restart every dead one
+        (together, so a quorum can form after a power loss)."""
+        if self.lab is not None:
+            self.lab.heal()
         for n in sorted(self.cluster.paused):
             self.cluster.resume(n)
         dead = [i for i in self.cluster.ids if not self.cluster.node(i).running()]

@@ -27,7 +27,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from cluster import Cluster
 
 from . import checker, kafkalog
-from .nemesis import FAULTS, Nemesis
+from . import netlab
+from .nemesis import FAULTS, NET_FAULTS, Nemesis
 from .workloads import AssignReader, GroupCommitter, History, IdempotentProducer, TxnProcessor
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -148,7 +149,13 @@ def run_once(workdir: Path, seed: int, seconds: float, mode: str = "data",
     workdir = Path(workdir)
     rng = random.Random(seed)
     print(f"fault run: seed={seed} seconds={seconds} mode={mode}", flush=True)
-    cluster = Cluster(workdir / "cluster", size=3, extra_args=list(EXTRA_ARGS))
+    lab = netlab.NetLab(3) if any(f in NET_FAULTS for f in faults) else None
+    if lab is not None:
+        cluster = Cluster(workdir / "cluster", size=3, extra_args=list(EXTRA_ARGS),
+                          hosts=[lab.addr(i) for i in (1, 2, 3)],
+                          netns=[lab.ns(i) for i in (1, 2, 3)])
+    else:
+        cluster = Cluster(workdir / "cluster", size=3, extra_args=list(EXTRA_ARGS))
     hist = History()
     summary: dict = {"seed": seed, "seconds": seconds, "mode": mode, "faults": list(faults),
                      "min_insync": min_insync}
@@ -176,7 +183,7 @@ def run_once(workdir: Path, seed: int, seconds: float, mode: str = "data",
             data_topic = TXN_IN
         for w in loads:
             w.start()
-        nem = Nemesis(cluster, rng, topics, data_topic, faults)
+        nem = Nemesis(cluster, rng, topics, data_topic, faults, lab=lab)
         t_start = time.monotonic()
         nem.run(until=t_start + seconds)
         # Final heal (the nemesis heals each fault; this catches a restart that failed).
@@ -229,6 +236,8 @@ def run_once(workdir: Path, seed: int, seconds: float, mode: str = "data",
         notes.append(f"run aborted: {type(e).__name__}: {e}")
     finally:
         cluster.close()
+        if lab is not None:
+            lab.close()
 
     history = {**hist.snapshot(), **final}
     results = checker.check(history)

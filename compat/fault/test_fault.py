@@ -1,6 +1,7 @@
 """Fault-injection runs (issue 12): each test starts a 3-node cluster of real `gregor`
 processes, creates RF=3 topics with min.insync.replicas=2, runs the workloads under the seeded
-nemesis (see nemesis.py) for a while, heals everything, and fails unless every checker count is
+nemesis (see nemesis.py: kills, pauses and, where the machine allows, network partitions
+between nodes in namespaces, see netlab.py) for a while, heals everything, and fails unless every checker count is
 0 (see checker.py). Liveness figures (leader kill -> first produce on the new leader, heal ->
 full ISR) are printed at the end of the session and kept in each run's summary.json.
 
@@ -15,6 +16,7 @@ Environment:
   GREGOR_FAULT_TXN_RUNS=10   transactional runs (same seeding)
   GREGOR_FAULT_SEED=1234     replay exactly this seed (one run of each workload)
   GREGOR_FAULT_KEEP=dir      where runs are kept (default compat/results/fault/)
+  GREGOR_FAULT_NETNS=0       no network partitions (default: on when root with `ip netns`)
   GREGOR_FAULT_MIN_ISR=1     topics' min.insync.replicas (default 2); 1 shows the checker at work
                              on a broker without replication, where 2 acknowledges nothing
 
@@ -33,11 +35,17 @@ import random
 
 import pytest
 
+from fault import netlab
+from fault.nemesis import FAULTS, NET_FAULTS
 from fault.runner import run_once
 
 FIXED_SEEDS = [101, 202]
 SECONDS = float(os.environ.get("GREGOR_FAULT_SECONDS", "35"))
 MIN_INSYNC = int(os.environ.get("GREGOR_FAULT_MIN_ISR", "2"))
+# Network partitions need root and `ip netns` (nodes in namespaces on a bridge); elsewhere, or
+# with GREGOR_FAULT_NETNS=0, the nemesis does kills and pauses only.
+NETNS = os.environ.get("GREGOR_FAULT_NETNS", "1") != "0" and netlab.available()
+RUN_FAULTS = FAULTS + (NET_FAULTS if NETNS else ())
 
 
 def _seeds(runs: int) -> "list[int]":
@@ -93,7 +101,7 @@ def test_workloads_without_faults(tmp_path, fault_summaries):
 @pytest.mark.parametrize("seed", DATA_SEEDS)
 def test_produce_read_group_under_faults(seed, tmp_path, fault_summaries):
     s = run_once(tmp_path, seed, SECONDS, mode="data", name=f"data-seed{seed}",
-                 min_insync=MIN_INSYNC)
+                 min_insync=MIN_INSYNC, faults=RUN_FAULTS)
     fault_summaries.append(s)
     _judge(s)
 
@@ -103,6 +111,6 @@ def test_produce_read_group_under_faults(seed, tmp_path, fault_summaries):
 def test_transactions_under_faults(seed, tmp_path, fault_summaries):
     # Needs __transaction_state and __consumer_offsets to move with their partitions' leaders.
     s = run_once(tmp_path, seed, SECONDS, mode="txn", name=f"txn-seed{seed}",
-                 min_insync=MIN_INSYNC)
+                 min_insync=MIN_INSYNC, faults=RUN_FAULTS)
     fault_summaries.append(s)
     _judge(s)

@@ -500,6 +500,33 @@ impl CoordinatorHost for BrokerContext {
     fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
         BrokerContext::partition(self, topic, partition)
     }
+
+    /// Durable here, then on the partition's in-sync replicas (Kafka's coordinators append
+    /// with acks=all), within Kafka's `offsets.commit.timeout.ms` default; past it, or if the
+    /// leadership went away meanwhile, the write is not acknowledged (clients retry).
+    fn wait_acknowledgeable<'a>(
+        &'a self,
+        log: &'a Arc<PartitionLog>,
+        end_offset: crate::common::Offset,
+    ) -> crate::internal_topic::BoxFuture<'a, Result<(), StoreError>> {
+        const COORDINATOR_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+        Box::pin(async move {
+            log.wait_durable(end_offset).await?;
+            let tp = log.topic_partition();
+            let not_served = || StoreError::NotServed(tp.partition.get());
+            let state = self
+                .replicas
+                .leader(&tp.topic, tp.partition.get())
+                .filter(|s| Arc::ptr_eq(&s.log, log))
+                .ok_or_else(not_served)?;
+            crate::replication::wait_replicated(&state, end_offset, COORDINATOR_WRITE_TIMEOUT)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(partition = %tp, "coordinator write not replicated: {e}");
+                    not_served()
+                })
+        })
+    }
 }
 
 impl GroupHost for BrokerContext {
@@ -709,16 +736,16 @@ impl Broker {
                 context.config().log_cleaner_dedupe_buffer_size,
             )?;
         }
-        context
-            .groups
-            .load(context.as_ref())
-            .map_err(BrokerError::Groups)?;
-        // After the groups: completing a transaction applies its pending offsets to them.
-        context
-            .txns
-            .load(context.as_ref())
+        // The coordinators take over the internal partitions led here, as after any
+        // metadata change (groups before transactions, which apply offsets to them).
+        crate::handlers::coordinator::sync_coordinators(&context)
             .await
-            .map_err(BrokerError::Transactions)?;
+            .map_err(|e| match e {
+                crate::handlers::coordinator::SyncError::Groups(e) => BrokerError::Groups(e),
+                crate::handlers::coordinator::SyncError::Transactions(e) => {
+                    BrokerError::Transactions(e)
+                }
+            })?;
         let isr_expiry = tokio::spawn(Arc::clone(&context.replicas).run_isr_expiry());
         let sweeper = tokio::spawn(crate::group::run_sweeper(
             context.clone(),
@@ -952,20 +979,26 @@ async fn publish_metadata(
             changed = applied.changed() => if changed.is_err() { return },
             _ = shutdown.changed() => return,
         }
-        let context = Arc::clone(&context);
-        let done = tokio::task::spawn_blocking(move || {
-            // The configuration first; the reconciliation then puts every log's settings in
-            // force once (not once here and again there).
-            if let Err(e) = context.refresh_config() {
-                tracing::warn!("dynamic broker configs not applied: {e}");
-            }
-            context.reconcile()
-        })
-        .await;
+        let done = {
+            let context = Arc::clone(&context);
+            tokio::task::spawn_blocking(move || {
+                // The configuration first; the reconciliation then puts every log's settings
+                // in force once (not once here and again there).
+                if let Err(e) = context.refresh_config() {
+                    tracing::warn!("dynamic broker configs not applied: {e}");
+                }
+                context.reconcile()
+            })
+            .await
+        };
         match done {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!("partition logs do not match the metadata yet: {e}"),
             Err(e) => tracing::warn!("metadata publisher: {e}"),
+        }
+        // With the logs in line, the coordinators follow the internal partitions' leadership.
+        if let Err(e) = crate::handlers::coordinator::sync_coordinators(&context).await {
+            tracing::warn!("coordinators not in line with the metadata yet: {e}");
         }
     }
 }

@@ -61,6 +61,8 @@ const EXPECTED_TABLE: &[(i16, i16, i16)] = &[
     (42, 0, 2), // DeleteGroups
     (43, 0, 2), // ElectLeaders
     (44, 0, 1), // IncrementalAlterConfigs
+    (45, 0, 1), // AlterPartitionReassignments
+    (46, 0, 0), // ListPartitionReassignments
     (47, 0, 0), // OffsetDelete
     (55, 0, 2), // DescribeQuorum
     (60, 0, 2), // DescribeCluster

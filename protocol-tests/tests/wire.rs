@@ -169,6 +169,37 @@ fn sample_bodies(key: ApiKey, v: i16) -> Vec<Vec<u8>> {
                 ),
             ]
         }
+        // Topic "t" does not exist: UNKNOWN_TOPIC_OR_PARTITION, nothing changes.
+        ApiKey::AlterPartitionReassignments => {
+            let p = alter_partition_reassignments_request::ReassignablePartition::default()
+                .with_partition_index(0)
+                .with_replicas(Some(vec![BrokerId(1), BrokerId(7)]));
+            let cancel = alter_partition_reassignments_request::ReassignablePartition::default()
+                .with_partition_index(3)
+                .with_replicas(None);
+            vec![
+                encode(&AlterPartitionReassignmentsRequest::default(), v),
+                encode(
+                    &AlterPartitionReassignmentsRequest::default().with_topics(vec![
+                        alter_partition_reassignments_request::ReassignableTopic::default()
+                            .with_name(TopicName(s("t")))
+                            .with_partitions(vec![p, cancel]),
+                    ]),
+                    v,
+                ),
+            ]
+        }
+        ApiKey::ListPartitionReassignments => vec![
+            encode(&ListPartitionReassignmentsRequest::default(), v),
+            encode(
+                &ListPartitionReassignmentsRequest::default().with_topics(Some(vec![
+                    list_partition_reassignments_request::ListPartitionReassignmentsTopics::default()
+                        .with_name(TopicName(s("t")))
+                        .with_partition_indexes(vec![0, 9]),
+                ])),
+                v,
+            ),
+        ],
         // Broker 42 is not registered: the answer is BROKER_ID_NOT_REGISTERED, nothing changes.
         ApiKey::UnregisterBroker => vec![encode(
             &UnregisterBrokerRequest::default().with_broker_id(BrokerId(42)),
@@ -829,6 +860,8 @@ fn decode_response(key: ApiKey, version: i16, mut frame: Bytes) -> anyhow::Resul
         ApiKey::DescribeQuorum => as_response!(DescribeQuorumResponse),
         ApiKey::UnregisterBroker => as_response!(UnregisterBrokerResponse),
         ApiKey::ElectLeaders => as_response!(ElectLeadersResponse),
+        ApiKey::AlterPartitionReassignments => as_response!(AlterPartitionReassignmentsResponse),
+        ApiKey::ListPartitionReassignments => as_response!(ListPartitionReassignmentsResponse),
         ApiKey::DescribeConfigs => as_response!(DescribeConfigsResponse),
         ApiKey::AlterConfigs => as_response!(AlterConfigsResponse),
         ApiKey::IncrementalAlterConfigs => as_response!(IncrementalAlterConfigsResponse),

@@ -107,6 +107,8 @@ pub fn log_error(error: &LogError) -> ResponseError {
         LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        // A newer leader has written to the log: this broker no longer leads it.
+        LogError::FencedLeaderEpoch { .. } => ResponseError::NotLeaderOrFollower,
         _ => {
             tracing::error!("log failure: {error}");
             ResponseError::KafkaStorageError

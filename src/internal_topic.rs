@@ -83,7 +83,25 @@ pub trait CoordinatorHost: Send + Sync {
             partition: PartitionIndex(partition),
         })
     }
+
+    /// Waits until a coordinator's write, up to `end_offset` of `log` (an internal partition,
+    /// or a data partition for a transaction marker), may be acknowledged: durable here and,
+    /// where the partition has other replicas, replicated to its in-sync replicas, as Kafka's
+    /// coordinators append with acks=all. An error means the write must not be acknowledged
+    /// ([`StoreError::NotServed`] if this broker stopped leading the partition meanwhile).
+    /// This default waits for local durability only, which is all a single replica needs.
+    fn wait_acknowledgeable<'a>(
+        &'a self,
+        log: &'a Arc<PartitionLog>,
+        end_offset: crate::common::Offset,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move { Ok(log.wait_durable(end_offset).await?) })
+    }
 }
+
+/// A boxed future, as [`CoordinatorHost::wait_acknowledgeable`] returns (the trait is used as
+/// `dyn`).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// A shared host is a host, so handlers holding an `Arc` of the broker pass it as it is.
 impl<T: CoordinatorHost + ?Sized> CoordinatorHost for Arc<T> {
@@ -110,6 +128,14 @@ impl<T: CoordinatorHost + ?Sized> CoordinatorHost for Arc<T> {
 
     fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
         (**self).partition(topic, partition)
+    }
+
+    fn wait_acknowledgeable<'a>(
+        &'a self,
+        log: &'a Arc<PartitionLog>,
+        end_offset: crate::common::Offset,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        (**self).wait_acknowledgeable(log, end_offset)
     }
 }
 

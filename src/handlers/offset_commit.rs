@@ -15,6 +15,7 @@ use super::errors;
 use crate::broker::BrokerContext;
 use crate::common::now_ms;
 use crate::group::{check_commit, GroupCoordinator, OffsetCommit};
+use crate::internal_topic::CoordinatorHost;
 use crate::protocol::Reply;
 
 /// A topic's partitions with their pre-membership verdicts (Ok: to be written).
@@ -152,7 +153,7 @@ pub fn handle(
     };
     let ctx = ctx.clone();
     Reply::Later(Box::pin(async move {
-        match log.wait_durable(end).await {
+        match ctx.wait_acknowledgeable(&log, end).await {
             // Refused if the group's partition was given up meanwhile: only a coordinator
             // that still serves the group acknowledges a commit.
             Ok(()) => match ctx.groups.apply_commits(&group, commits, base) {
@@ -162,7 +163,7 @@ pub fn handle(
             Err(e) => {
                 tracing::error!(group = %group_id, "offsets not made durable: {e}");
                 let _ = ctx.groups.apply_commits(&group, Vec::new(), base);
-                build(Some(errors::store_error(&e.into())))
+                build(Some(errors::store_error(&e)))
             }
         }
     }))

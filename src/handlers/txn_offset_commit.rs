@@ -22,6 +22,7 @@ use crate::broker::BrokerContext;
 use crate::common::now_ms;
 use crate::group::records::OFFSETS_TOPIC;
 use crate::group::{check_commit, GroupCoordinator, OffsetCommit};
+use crate::internal_topic::CoordinatorHost;
 use crate::protocol::Reply;
 
 /// A topic's partitions with their per-partition verdicts (Ok: to be written).
@@ -179,10 +180,10 @@ async fn commit(
     let (log, end) = tokio::task::spawn_blocking(write)
         .await
         .map_err(|_| ResponseError::CoordinatorNotAvailable)??;
-    if let Err(e) = log.wait_durable(end).await {
+    if let Err(e) = ctx.wait_acknowledgeable(&log, end).await {
         tracing::error!(group = %group_id, "transactional offsets not made durable: {e}");
         ctx.groups.drop_txn_commits(group_id, producer_id);
-        return Err(errors::store_error(&e.into()));
+        return Err(errors::store_error(&e));
     }
     if GroupCoordinator::lock_group(&group).unloaded {
         // The group's partition was given up meanwhile: not acknowledged here.

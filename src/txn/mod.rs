@@ -207,6 +207,18 @@ impl TransactionCoordinator {
         }
     }
 
+    /// The handle of a known transactional id: unknown is INVALID_PRODUCER_ID_MAPPING where
+    /// this broker serves the id's partition, else NOT_COORDINATOR or
+    /// COORDINATOR_LOAD_IN_PROGRESS (the id may well be known to its coordinator).
+    fn known(&self, transactional_id: &str) -> Result<Handle, TxnError> {
+        match self.get(transactional_id) {
+            Some(h) => Ok(h),
+            None => self
+                .check_serving(transactional_id)
+                .and(Err(TxnError::InvalidProducerIdMapping)),
+        }
+    }
+
     /// A snapshot of `transactional_id`'s durable state, if known (tests, admin).
     pub fn describe(&self, transactional_id: &str) -> Option<TxnData> {
         let h = lock(&self.table).txns.get(transactional_id).cloned()?;
@@ -300,7 +312,7 @@ impl TransactionCoordinator {
                 return Err(write_failed("cannot write transaction state", &id, e));
             }
         };
-        let durable = log.wait_durable(end).await;
+        let durable = ctx.wait_acknowledgeable(&log, end).await;
         let mut m = lock(handle);
         if m.unloaded {
             // The partition was given up meanwhile: the new coordinator decides from the log.
@@ -390,7 +402,7 @@ impl TransactionCoordinator {
             }
         }
         for (tp, log, end) in waits {
-            if let Err(e) = log.wait_durable(end).await {
+            if let Err(e) = ctx.wait_acknowledgeable(&log, end).await {
                 failed = Some(unavailable("transaction marker not made durable", &id, e));
                 continue;
             }
@@ -411,7 +423,7 @@ impl TransactionCoordinator {
             .append(ctx, &id, &next)
             .await
             .map_err(|e| write_failed("cannot write transaction state", &id, e))?;
-        log.wait_durable(end)
+        ctx.wait_acknowledgeable(&log, end)
             .await
             .map_err(|e| unavailable("transaction state not made durable", &id, e))?;
         let mut m = lock(handle);
@@ -535,9 +547,7 @@ impl TransactionCoordinator {
         if transactional_id.is_empty() {
             return Err(TxnError::InvalidRequest);
         }
-        let handle = self
-            .get(transactional_id)
-            .ok_or(TxnError::InvalidProducerIdMapping)?;
+        let handle = self.known(transactional_id)?;
         let now = now_ms();
         let producer = Some((producer_id, producer_epoch));
         self.transition(ctx, &handle, AfterWrite::Release, producer, |d| {
@@ -556,9 +566,7 @@ impl TransactionCoordinator {
         producer_epoch: i16,
         partitions: &[(String, i32)],
     ) -> Result<Vec<bool>, TxnError> {
-        let handle = self
-            .get(transactional_id)
-            .ok_or(TxnError::InvalidProducerIdMapping)?;
+        let handle = self.known(transactional_id)?;
         let m = lock(&handle);
         m.data.check_producer(producer_id, producer_epoch)?;
         if matches!(
@@ -584,9 +592,7 @@ impl TransactionCoordinator {
         producer_epoch: i16,
         partition: (&str, i32),
     ) -> Result<(), TxnError> {
-        let handle = self
-            .get(transactional_id)
-            .ok_or(TxnError::InvalidProducerIdMapping)?;
+        let handle = self.known(transactional_id)?;
         let m = lock(&handle);
         m.data.check_producer(producer_id, producer_epoch)?;
         let key = (partition.0.to_string(), partition.1);
@@ -610,9 +616,7 @@ impl TransactionCoordinator {
         if transactional_id.is_empty() {
             return Err(TxnError::InvalidRequest);
         }
-        let handle = self
-            .get(transactional_id)
-            .ok_or(TxnError::InvalidProducerIdMapping)?;
+        let handle = self.known(transactional_id)?;
         let now = now_ms();
         let next = self
             .transition(
@@ -816,7 +820,7 @@ impl TransactionCoordinator {
         let id = lock(handle).transactional_id.clone();
         let written = self.append_record(ctx, &id, None).await;
         let durable = match written {
-            Ok((log, end)) => log.wait_durable(end).await.map_err(StoreError::from),
+            Ok((log, end)) => ctx.wait_acknowledgeable(&log, end).await,
             Err(e) => Err(e),
         };
         if let Err(e) = durable {

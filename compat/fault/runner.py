@@ -258,6 +258,8 @@ def run_once(workdir: Path, seed: int, seconds: float, mode: str = "data",
                     "txns": {o: sum(1 for t in hist.txns if t["outcome"] == o)
                              for o in ("committed", "aborted", "unknown")},
                     "txn_reads": len(hist.txn_reads), "client_errors": len(hist.errors)},
+        # The first distinct client errors, to tell a known broker bug from a new failure.
+        client_errors=sorted({e["error"][:300] for e in hist.errors})[:20],
         notes=notes)
     summary["passed"] = all(v == 0 for v in counts.values())
     kept = keep_root() / (name or f"{mode}-seed{seed}-{int(time.time())}")

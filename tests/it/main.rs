@@ -21,6 +21,7 @@ mod cleaner_crash;
 mod cluster;
 mod cluster_coordinators;
 mod configs;
+mod coordinator_lifecycle;
 mod decompression;
 mod flush_and_cleaner;
 mod groups;

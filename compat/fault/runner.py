@@ -247,6 +247,10 @@ def run_once(workdir: Path, seed: int, seconds: float, mode: str = "data",
                                         + (final.get("final_heal_to_full_isr_s") is None)
                                         + sum(1 for n in notes if n.startswith(("run aborted",
                                                                                 "workload"))))
+    # A run that acknowledged nothing (or committed no transaction) has checked nothing.
+    counts["no_progress"] = int(not any(r["ok"] for r in hist.produces)
+                                or (mode == "txn"
+                                    and not any(t["outcome"] == "committed" for t in hist.txns)))
     summary.update(
         counts=counts,
         examples={k: v["examples"] for k, v in results.items() if v["count"]},

@@ -113,11 +113,4 @@ def test_transactions_under_faults(seed, tmp_path, fault_summaries):
     s = run_once(tmp_path, seed, SECONDS, mode="txn", name=f"txn-seed{seed}",
                  min_insync=MIN_INSYNC, faults=RUN_FAULTS)
     fault_summaries.append(s)
-    if not s["passed"] and any("INVALID_PRODUCER_ID_MAPPING" in e and "commit offsets" in e
-                               for e in s.get("client_errors", [])):
-        # Known, found by this test: TxnOffsetCommit checks the transaction against the
-        # transaction coordinator state of the broker it reaches (the group's coordinator),
-        # which holds none when the transaction's coordinator is another broker.
-        pytest.xfail("TxnOffsetCommit answers INVALID_PRODUCER_ID_MAPPING when the group and "
-                     "transaction coordinators differ: " + _verdict(s))
     _judge(s)

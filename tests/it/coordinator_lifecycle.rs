@@ -2,7 +2,8 @@
 //! brokers: giving up every internal partition and taking them over again gives back the same
 //! groups, committed offsets, pending transactional offsets and transaction states; parked
 //! requests and requests meeting an unloaded partition are refused (NOT_COORDINATOR /
-//! COORDINATOR_LOAD_IN_PROGRESS); and in a three-broker cluster a broker that loses the
+//! COORDINATOR_LOAD_IN_PROGRESS), as is a commit overtaken by the resignation before its
+//! acknowledgement; and in a three-broker cluster a broker that loses the
 //! leadership of a group's partition stops coordinating it, and coordinates it again, with its
 //! offsets, when the leadership comes back at a new epoch.
 
@@ -349,4 +350,50 @@ async fn a_broker_that_loses_a_partitions_leadership_stops_coordinating_its_grou
     );
     let offsets = fetch_offsets(&mut c2, &group, "data", &[0], 8).await;
     assert_eq!(offsets[0].0, 33, "{offsets:?}");
+}
+
+/// A commit written while the group's partition was served, but whose partition is given up
+/// before it is acknowledged, is refused with NOT_COORDINATOR (the handler's path: write under
+/// the group's handle, wait, apply through that handle), and no group can be created in a
+/// partition that is not served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_overtaken_by_a_resignation_is_not_acknowledged() {
+    let b = harness::start(SETTINGS).await;
+    let c = ctx(&b);
+    let mut client = b.client().await;
+    assert_eq!(create(&mut client, "data", 1).await.topics[0].error_code, 0);
+    let standalone = client
+        .call(&commit_req("racer", -1, "", "data", &[(0, 1)], 8), 8)
+        .await;
+    assert_eq!(standalone.topics[0].partitions[0].error_code, 0);
+
+    let group = c.groups.get("racer").expect("group exists");
+    let commit = gregor::group::check_commit(&c.metadata, "data", 0, (2, -1), None, 0)
+        .expect("a valid commit");
+    GroupCoordinator::lock_group(&group).commits_in_flight += 1;
+    let (_, base, _) = c
+        .groups
+        .write_commits(c.as_ref(), "racer", std::slice::from_ref(&commit))
+        .expect("written while served");
+    let partition = partition_for("racer", 3);
+    assert_eq!(c.groups.unload_partition(partition), 1);
+    assert_eq!(
+        c.groups.apply_commits(&group, vec![commit.clone()], base),
+        Err(gregor::group::GroupError::NotCoordinator)
+    );
+    // Nothing more is written or created for the partition while it is not served.
+    assert!(c
+        .groups
+        .write_commits(c.as_ref(), "racer", std::slice::from_ref(&commit))
+        .is_err());
+    assert_eq!(
+        c.groups.get_or_create("racer").err(),
+        Some(gregor::group::GroupError::NotCoordinator)
+    );
+
+    // Taken over again: the log has the overtaken commit (it was written), so the new owner
+    // serves it; what mattered is that the resigned one did not acknowledge it.
+    sync_coordinators(&c).await.expect("reload");
+    let back = fetch_offsets(&mut client, "racer", "data", &[0], 8).await;
+    assert_eq!(back[0].0, 2);
 }

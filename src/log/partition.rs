@@ -328,7 +328,8 @@ impl PartitionLog {
                 return Err(LogError::FencedLeaderEpoch { epoch, latest });
             }
             Some(latest) => epoch > latest,
-            None => true,
+            // A negative epoch (unknown) is stamped but never cached.
+            None => epoch >= 0,
         };
         let idempotent = info.producer_id >= 0 && info.base_sequence >= 0;
         if idempotent {

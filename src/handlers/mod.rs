@@ -43,7 +43,9 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod txn_verification;
 pub mod unregister_broker;
+pub mod write_txn_markers;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::protocol::StrBytes;

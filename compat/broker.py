@@ -125,7 +125,10 @@ class Broker:
         env = dict(os.environ)
         # GREGOR_BIN is the harness's own knob; the broker reads every other GREGOR_* variable
         # as a setting and (rightly) refuses to start on an unknown one.
+        # So are the fault suite's GREGOR_FAULT_* knobs (compat/fault/test_fault.py).
         env.pop("GREGOR_BIN", None)
+        for k in [k for k in env if k.startswith("GREGOR_FAULT_")]:
+            env.pop(k)
         env.setdefault("RUST_BACKTRACE", "1")
         try:
             self.proc = subprocess.Popen(

@@ -5,13 +5,14 @@ quorum on 127.0.0.1.
 Owns: choosing the client and controller ports, per-node work dirs (data in `node-N/data`,
 stderr in `node-N/broker.stderr.log`, appended across restarts), spawning the nodes together,
 waiting until every node serves and sees the whole cluster, SIGKILL / SIGTERM / restart of one
-node or all, and a raw per-node view of the cluster metadata (rawkafka.cluster_metadata) for
+node or all, SIGSTOP / SIGCONT pauses (a node that is alive but silent), and a raw per-node view of the cluster metadata (rawkafka.cluster_metadata) for
 comparing what each node says. Each node is a `broker.Broker`, so PDEATHSIG, the stderr log and
 the at-exit cleanup are the same as for a single broker.
 
     c = Cluster(tmp_path, size=3)
     c.start()                      # all spawned at once; returns when all are ready
     c.kill(2); c.restart(2)        # SIGKILL node 2, start it again on the same ports and data
+    c.pause(3); c.resume(3)        # SIGSTOP node 3 (it keeps its sockets but answers nothing)
     c.close()                      # SIGKILL whatever is left
 """
 
@@ -43,14 +44,20 @@ class ClusterNode(Broker):
     """One combined-mode node: a client listener and a controller (Raft) listener."""
 
     def __init__(self, workdir: Path, node_id: int, port: int, controller_port: int,
-                 voters: str, extra_args: "list[str]"):
+                 voters: str, extra_args: "list[str]", host: str = "127.0.0.1",
+                 netns: "str | None" = None):
         super().__init__(workdir, extra_args=extra_args, port=port, name=f"node{node_id}")
         self.node_id = node_id
         self.controller_port = controller_port
         self.voters = voters
+        self.host = host
+        # A network namespace to run in (the fault suite's partitions), else the caller's own.
+        self.netns = netns
 
     def command(self) -> "list[str]":
+        wrap = ["ip", "netns", "exec", self.netns] if self.netns else []
         return [
+            *wrap,
             str(broker_binary()),
             "--set", f"node.id={self.node_id}",
             "--set", f"listeners=PLAINTEXT://{self.host}:{self.port},"
@@ -76,18 +83,25 @@ class Cluster:
     raises BrokerError with every node's stderr tail."""
 
     def __init__(self, workdir: Path, size: int = 3, extra_args: "list[str] | None" = None,
-                 session_timeout_ms: int = SESSION_TIMEOUT_MS):
+                 session_timeout_ms: int = SESSION_TIMEOUT_MS,
+                 hosts: "list[str] | None" = None, netns: "list[str] | None" = None):
+        """`hosts` and `netns` (one per node, optional): each node's address and the network
+        namespace it runs in, for tests that cut the network between nodes."""
         self.workdir = Path(workdir)
         self.size = size
         ports = free_ports(2 * size)
         client_ports, controller_ports = ports[:size], ports[size:]
-        self.voters = ",".join(f"{i + 1}@127.0.0.1:{cp}" for i, cp in enumerate(controller_ports))
+        hosts = hosts or ["127.0.0.1"] * size
+        self.voters = ",".join(f"{i + 1}@{hosts[i]}:{cp}" for i, cp in enumerate(controller_ports))
         args = ["--set", f"broker.session.timeout.ms={session_timeout_ms}", *(extra_args or [])]
         self.nodes: "dict[int, ClusterNode]" = {
             i + 1: ClusterNode(self.workdir / f"node-{i + 1}", i + 1, client_ports[i],
-                               controller_ports[i], self.voters, args)
+                               controller_ports[i], self.voters, args, host=hosts[i],
+                               netns=netns[i] if netns else None)
             for i in range(size)}
         self.startup_s: "float | None" = None
+        # Nodes stopped with pause() and not resumed yet: running, but not answering.
+        self.paused: "set[int]" = set()
 
     # ------------------------------------------------------------------ info
     def node(self, node_id: int) -> ClusterNode:
@@ -123,16 +137,33 @@ class Cluster:
         return self
 
     def kill(self, node_id: int) -> int:
-        """SIGKILL one node, as a crash would."""
+        """SIGKILL one node, as a crash would (a paused node dies too)."""
+        self.paused.discard(node_id)
         return self.nodes[node_id].kill9()
 
     def stop(self, node_id: int, timeout: float = 30.0) -> int:
         """SIGTERM one node (a clean shutdown, which fences it at once) and wait for exit."""
         return self.nodes[node_id].stop(signal.SIGTERM, timeout=timeout)
 
+    def pause(self, node_id: int) -> None:
+        """SIGSTOP one node: its process and sockets stay, it answers nothing (a GC pause or a
+        frozen VM as its peers see it)."""
+        n = self.nodes[node_id]
+        if not n.running():
+            raise BrokerError(f"node {node_id} is not running; cannot pause it")
+        n.proc.send_signal(signal.SIGSTOP)
+        self.paused.add(node_id)
+
+    def resume(self, node_id: int) -> None:
+        """SIGCONT a paused node."""
+        n = self.nodes[node_id]
+        if n.running():
+            n.proc.send_signal(signal.SIGCONT)
+        self.paused.discard(node_id)
+
     def kill_all(self) -> None:
         for i in self.ids:
-            self.nodes[i].kill9()
+            self.kill(i)
 
     def restart(self, *node_ids: int, timeout: float = READY_TIMEOUT_S) -> float:
         """Start the given (stopped) nodes again on the same ports and data; return the seconds
@@ -166,7 +197,7 @@ class Cluster:
                 if n.proc is None or rc is not None:
                     raise BrokerError(f"node {i} exited with code {rc} before it was ready\n"
                                       f"{self._tails_text()}")
-                if not port_open(n.port):
+                if not port_open(n.port, n.host):
                     last[i] = "client port not open"
                     continue
                 try:

@@ -653,16 +653,16 @@ impl Broker {
                 context.config().log_cleaner_dedupe_buffer_size,
             )?;
         }
-        context
-            .groups
-            .load(context.as_ref())
-            .map_err(BrokerError::Groups)?;
-        // After the groups: completing a transaction applies its pending offsets to them.
-        context
-            .txns
-            .load(context.as_ref())
+        // The coordinators take over the internal partitions led here, as after any
+        // metadata change (groups before transactions, which apply offsets to them).
+        crate::handlers::coordinator::sync_coordinators(&context)
             .await
-            .map_err(BrokerError::Transactions)?;
+            .map_err(|e| match e {
+                crate::handlers::coordinator::SyncError::Groups(e) => BrokerError::Groups(e),
+                crate::handlers::coordinator::SyncError::Transactions(e) => {
+                    BrokerError::Transactions(e)
+                }
+            })?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let sweeper = tokio::spawn(crate::group::run_sweeper(
             context.clone(),
@@ -858,20 +858,26 @@ async fn publish_metadata(
             changed = applied.changed() => if changed.is_err() { return },
             _ = shutdown.changed() => return,
         }
-        let context = Arc::clone(&context);
-        let done = tokio::task::spawn_blocking(move || {
-            // The configuration first; the reconciliation then puts every log's settings in
-            // force once (not once here and again there).
-            if let Err(e) = context.refresh_config() {
-                tracing::warn!("dynamic broker configs not applied: {e}");
-            }
-            context.reconcile()
-        })
-        .await;
+        let done = {
+            let context = Arc::clone(&context);
+            tokio::task::spawn_blocking(move || {
+                // The configuration first; the reconciliation then puts every log's settings
+                // in force once (not once here and again there).
+                if let Err(e) = context.refresh_config() {
+                    tracing::warn!("dynamic broker configs not applied: {e}");
+                }
+                context.reconcile()
+            })
+            .await
+        };
         match done {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!("partition logs do not match the metadata yet: {e}"),
             Err(e) => tracing::warn!("metadata publisher: {e}"),
+        }
+        // With the logs in line, the coordinators follow the internal partitions' leadership.
+        if let Err(e) = crate::handlers::coordinator::sync_coordinators(&context).await {
+            tracing::warn!("coordinators not in line with the metadata yet: {e}");
         }
     }
 }

@@ -8,12 +8,17 @@
 //! topic creation), and [`StoreError`] is why such a topic could not be read or written. The
 //! group and transaction coordinators import this module, never `broker`, so the import graph
 //! runs one way: `broker` → coordinators → `internal_topic` → `log`, `metadata`, `config`.
+//!
+//! And which of the topic's partitions a coordinator serves ([`Ownership`]): as in Kafka, a
+//! coordinator serves the keys of the partitions this broker leads, each loaded from its log
+//! when leadership arrives (`onElection`) and dropped when it goes (`onResignation`).
+//! [`led_partitions`] is the one reading of the metadata that says which partitions those are.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::common::PartitionIndex;
+use crate::common::{LeaderEpoch, PartitionIndex};
 use crate::config::Config;
 use crate::log::{LogError, LogManager, PartitionLog, TopicPartition};
 use crate::metadata::{MetadataError, MetadataStore};
@@ -47,6 +52,10 @@ pub enum StoreError {
     Record(#[from] RecordError),
     #[error("internal topic partition {0} is missing")]
     MissingPartition(i32),
+    /// The partition is not (or no longer) served by this broker's coordinator: a write for
+    /// it would go to a partition this broker does not lead.
+    #[error("internal topic partition {0} is not served here")]
+    NotServed(i32),
 }
 
 /// What a coordinator needs from the broker it runs in. Implemented by `BrokerContext`; tests
@@ -74,7 +83,25 @@ pub trait CoordinatorHost: Send + Sync {
             partition: PartitionIndex(partition),
         })
     }
+
+    /// Waits until a coordinator's write, up to `end_offset` of `log` (an internal partition,
+    /// or a data partition for a transaction marker), may be acknowledged: durable here and,
+    /// where the partition has other replicas, replicated to its in-sync replicas, as Kafka's
+    /// coordinators append with acks=all. An error means the write must not be acknowledged
+    /// ([`StoreError::NotServed`] if this broker stopped leading the partition meanwhile).
+    /// This default waits for local durability only, which is all a single replica needs.
+    fn wait_acknowledgeable<'a>(
+        &'a self,
+        log: &'a Arc<PartitionLog>,
+        end_offset: crate::common::Offset,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move { Ok(log.wait_durable(end_offset).await?) })
+    }
 }
+
+/// A boxed future, as [`CoordinatorHost::wait_acknowledgeable`] returns (the trait is used as
+/// `dyn`).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// A shared host is a host, so handlers holding an `Arc` of the broker pass it as it is.
 impl<T: CoordinatorHost + ?Sized> CoordinatorHost for Arc<T> {
@@ -101,6 +128,14 @@ impl<T: CoordinatorHost + ?Sized> CoordinatorHost for Arc<T> {
 
     fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
         (**self).partition(topic, partition)
+    }
+
+    fn wait_acknowledgeable<'a>(
+        &'a self,
+        log: &'a Arc<PartitionLog>,
+        end_offset: crate::common::Offset,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        (**self).wait_acknowledgeable(log, end_offset)
     }
 }
 
@@ -131,9 +166,15 @@ impl InternalTopic {
     /// The topic's partition count, creating it (`cleanup.policy=compact`) if needed: file I/O
     /// and fsyncs the first time.
     pub fn ensure(&self, host: &dyn CoordinatorHost) -> Result<i32, TopicError> {
+        self.ensure_created(host).map(|(partitions, _)| partitions)
+    }
+
+    /// [`InternalTopic::ensure`], also saying whether this call created the topic (its
+    /// partitions led here are then new and empty: nothing to load).
+    pub fn ensure_created(&self, host: &dyn CoordinatorHost) -> Result<(i32, bool), TopicError> {
         let ready = self.ready_partitions.load(Ordering::Acquire);
         if ready > 0 {
-            return Ok(ready);
+            return Ok((ready, false));
         }
         // Whoever creates the topic holds this lock until every partition log exists.
         let _guard = self
@@ -142,26 +183,38 @@ impl InternalTopic {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // In a cluster another broker may have created it: its partition count is the one
         // in the metadata, whatever this broker's setting says.
-        let partitions = match host.metadata().topic(self.name) {
-            Some(t) => t.partitions,
+        let (partitions, created) = match host.metadata().topic(self.name) {
+            Some(t) => (t.partitions, false),
             None => {
                 let configs = [("cleanup.policy".to_string(), "compact".to_string())]
                     .into_iter()
                     .collect();
                 match host.create_topic(self.name, self.wanted_partitions, configs) {
-                    Ok(partitions) => partitions,
+                    Ok(partitions) => (partitions, true),
                     // Another broker's first lookup won the race.
-                    Err(TopicError::Metadata(MetadataError::TopicExists(_))) => host
-                        .metadata()
-                        .topic(self.name)
-                        .map(|t| t.partitions)
-                        .ok_or_else(|| MetadataError::TopicExists(self.name.to_string()))?,
+                    Err(TopicError::Metadata(MetadataError::TopicExists(_))) => (
+                        host.metadata()
+                            .topic(self.name)
+                            .map(|t| t.partitions)
+                            .ok_or_else(|| MetadataError::TopicExists(self.name.to_string()))?,
+                        false,
+                    ),
                     Err(e) => return Err(e),
                 }
             }
         };
         self.ready_partitions.store(partitions, Ordering::Release);
-        Ok(partitions)
+        Ok((partitions, created))
+    }
+
+    /// The topic's partition count once known (0 before).
+    pub fn partitions(&self) -> i32 {
+        self.ready_partitions.load(Ordering::Acquire)
+    }
+
+    /// The topic's name.
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     /// Records that the topic exists with `partitions` logs (found at start-up).
@@ -172,6 +225,114 @@ impl InternalTopic {
     /// True once the topic is known to exist with all its partitions.
     pub fn is_ready(&self) -> bool {
         self.ready_partitions.load(Ordering::Acquire) > 0
+    }
+}
+
+/// The partitions of internal topic `topic` this broker leads in the current metadata, with
+/// the leader epoch of each: the ones its coordinator must serve, and no others (a follower
+/// replica is not served). Empty while the topic does not exist.
+pub fn led_partitions(metadata: &MetadataStore, topic: &str) -> BTreeMap<i32, LeaderEpoch> {
+    let image = metadata.image();
+    let me = metadata.node_id();
+    let Some(meta) = image.topic(topic) else {
+        return BTreeMap::new();
+    };
+    (0..meta.partitions)
+        .filter_map(|p| {
+            let placement = meta.placement(p)?;
+            (placement.leader == me).then_some((p, placement.leader_epoch))
+        })
+        .collect()
+}
+
+/// How far a coordinator is with one partition of its internal topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionLoad {
+    /// Being rebuilt from its log, as the leader at this epoch: its keys answer
+    /// COORDINATOR_LOAD_IN_PROGRESS until it is done.
+    Loading(LeaderEpoch),
+    /// Served, as the leader at this epoch.
+    Loaded(LeaderEpoch),
+}
+
+/// Whether a coordinator serves a key now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serving {
+    /// Yes, as the leader of the key's partition at this epoch (`None`: the topic does not
+    /// exist yet, so no key has state anywhere).
+    Yes(Option<LeaderEpoch>),
+    /// The key's partition is being loaded here: retriable.
+    Loading,
+    /// This broker does not serve the key's partition (another broker leads it, or this one
+    /// has not taken it over yet).
+    No,
+}
+
+/// The partitions a coordinator has taken over (Kafka's owned partitions), each loading or
+/// loaded at the leader epoch it was taken over at. Kept under the coordinator's table lock,
+/// beside the state it guards, so a key is only ever created in a partition that is served.
+#[derive(Debug, Default)]
+pub struct Ownership {
+    partitions: HashMap<i32, PartitionLoad>,
+}
+
+impl Ownership {
+    /// The state of `partition`, if taken over.
+    pub fn get(&self, partition: i32) -> Option<PartitionLoad> {
+        self.partitions.get(&partition).copied()
+    }
+
+    /// Whether a key in `partition` (`None`: the topic does not exist yet) is served.
+    pub fn serving(&self, partition: Option<i32>) -> Serving {
+        let Some(partition) = partition else {
+            return Serving::Yes(None);
+        };
+        match self.get(partition) {
+            Some(PartitionLoad::Loaded(epoch)) => Serving::Yes(Some(epoch)),
+            Some(PartitionLoad::Loading(_)) => Serving::Loading,
+            None => Serving::No,
+        }
+    }
+
+    /// Starts loading `partition` at `epoch`; false if it is already taken over (at any
+    /// epoch: a new epoch is an unload first, then a load).
+    pub fn begin(&mut self, partition: i32, epoch: LeaderEpoch) -> bool {
+        if self.partitions.contains_key(&partition) {
+            return false;
+        }
+        self.partitions
+            .insert(partition, PartitionLoad::Loading(epoch));
+        true
+    }
+
+    /// Ends the load `begin` started; false if the partition was given up (or taken over
+    /// again) meanwhile, and the loaded state must be thrown away.
+    pub fn finish(&mut self, partition: i32, epoch: LeaderEpoch) -> bool {
+        match self.partitions.get_mut(&partition) {
+            Some(state) if *state == PartitionLoad::Loading(epoch) => {
+                *state = PartitionLoad::Loaded(epoch);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Marks `partition` served at `epoch` without a load (a partition this broker just
+    /// created: its log is empty). Nothing changes if it is already taken over.
+    pub fn adopt_empty(&mut self, partition: i32, epoch: LeaderEpoch) {
+        self.partitions
+            .entry(partition)
+            .or_insert(PartitionLoad::Loaded(epoch));
+    }
+
+    /// Gives `partition` up; what it was, if it was taken over.
+    pub fn remove(&mut self, partition: i32) -> Option<PartitionLoad> {
+        self.partitions.remove(&partition)
+    }
+
+    /// Every partition taken over, with its state, by index.
+    pub fn all(&self) -> BTreeMap<i32, PartitionLoad> {
+        self.partitions.iter().map(|(p, s)| (*p, *s)).collect()
     }
 }
 

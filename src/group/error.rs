@@ -66,4 +66,11 @@ pub enum GroupError {
     /// `__consumer_offsets` could not be written (the cause is logged where it happened).
     #[error("the offsets topic cannot be written")]
     StoreUnavailable,
+    /// This broker does not (or no longer) coordinate the group: its partition of
+    /// `__consumer_offsets` is led elsewhere.
+    #[error("not the coordinator of this group")]
+    NotCoordinator,
+    /// The group's partition is being loaded here: retry shortly.
+    #[error("the group's partition is loading")]
+    CoordinatorLoadInProgress,
 }

@@ -7,6 +7,13 @@
 //! `__consumer_offsets` is created on first use (as Kafka does, on the first FindCoordinator or
 //! group write), not at start, so a broker that never sees a group has no internal topic.
 //!
+//! Each partition of it is served only while this broker leads it (Kafka's `onElection` /
+//! `onResignation`): [`GroupCoordinator::load_partition`] rebuilds its groups from the log,
+//! [`GroupCoordinator::unload_partition`] drops them (parked requests are told NOT_COORDINATOR).
+//! A group is only ever created in a partition that is served ([`Ownership`], under the same
+//! lock as the groups), and every write names the leader epoch the partition was taken over
+//! at, so nothing is written for a partition after it was given up.
+//!
 //! The coordinator reaches the broker only through [`CoordinatorHost`] (logs, metadata, config,
 //! topic creation) and reports refusals as [`GroupError`]; `handlers::errors` turns those into
 //! Kafka codes. Nothing here imports `broker`, `handlers` or `protocol`.
@@ -24,8 +31,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::common::now_ms;
-use crate::common::Offset;
-use crate::internal_topic::{CoordinatorHost, InternalTopic, StoreError};
+use crate::common::{LeaderEpoch, Offset};
+use crate::internal_topic::{
+    CoordinatorHost, InternalTopic, Ownership, PartitionLoad, Serving, StoreError,
+};
 use crate::log::PartitionLog;
 use crate::records::validate_produce_batch;
 pub use error::GroupError;
@@ -93,9 +102,22 @@ pub struct OffsetCommit {
 pub struct GroupCoordinator {
     cfg: GroupConfig,
     retention: Duration,
-    groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
+    table: Mutex<Table>,
     /// `__consumer_offsets`, created on first use.
     topic: InternalTopic,
+}
+
+/// The groups served and the partitions they belong to, under one lock: a group exists here
+/// only while its partition is loaded.
+#[derive(Default)]
+struct Table {
+    groups: HashMap<String, Arc<Mutex<Group>>>,
+    owned: Ownership,
+    /// Transaction markers (producer id, commit) made durable in a partition while it was
+    /// loading: the replay may have read the log before them, so they are applied again to
+    /// the partition's groups when it is installed (harmless if the replay saw them: no
+    /// transactional offsets are written to a partition that is not served).
+    missed_markers: HashMap<i32, Vec<(i64, bool)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -121,7 +143,35 @@ impl GroupCoordinator {
             },
             topic: InternalTopic::new(OFFSETS_TOPIC, config.offsets_topic_num_partitions),
             retention: Duration::from_secs(config.offsets_retention_minutes.saturating_mul(60)),
-            groups: Mutex::new(HashMap::new()),
+            table: Mutex::new(Table::default()),
+        }
+    }
+
+    /// The `__consumer_offsets` partition of `group_id`, once the topic's size is known.
+    fn partition_key(&self, group_id: &str) -> Option<i32> {
+        let partitions = self.topic.partitions();
+        (partitions > 0).then(|| records::partition_for(group_id, partitions))
+    }
+
+    /// Whether this coordinator serves `group_id` now: its partition is loaded (or the
+    /// offsets topic does not exist yet, so no group has state anywhere).
+    pub fn serving(&self, group_id: &str) -> Serving {
+        let partition = self.partition_key(group_id);
+        lock(&self.table).owned.serving(partition)
+    }
+
+    /// The `__consumer_offsets` partitions taken over, loading or loaded, with their epoch.
+    pub fn owned_partitions(&self) -> std::collections::BTreeMap<i32, PartitionLoad> {
+        lock(&self.table).owned.all()
+    }
+
+    /// The leader epoch to write `group_id`'s records at, if its partition is served.
+    fn write_epoch(&self, group_id: &str) -> Result<LeaderEpoch, StoreError> {
+        match self.serving(group_id) {
+            Serving::Yes(epoch) => Ok(epoch.unwrap_or(crate::common::LEADER_EPOCH)),
+            Serving::Loading | Serving::No => Err(StoreError::NotServed(
+                self.partition_key(group_id).unwrap_or(-1),
+            )),
         }
     }
 
@@ -145,22 +195,32 @@ impl GroupCoordinator {
         }
     }
 
-    /// The group, if it exists.
+    /// The group, if it exists (here: its partition is served).
     pub fn get(&self, group_id: &str) -> Option<Arc<Mutex<Group>>> {
-        lock(&self.groups).get(group_id).cloned()
+        lock(&self.table).groups.get(group_id).cloned()
     }
 
-    /// The group, created Empty if missing.
-    pub fn get_or_create(&self, group_id: &str) -> Arc<Mutex<Group>> {
-        lock(&self.groups)
+    /// The group, created Empty if missing; refused unless its partition is served (the
+    /// caller's coordinator check may be a moment old).
+    pub fn get_or_create(&self, group_id: &str) -> Result<Arc<Mutex<Group>>, GroupError> {
+        let partition = self.partition_key(group_id);
+        let mut table = lock(&self.table);
+        match table.owned.serving(partition) {
+            Serving::Yes(_) => {}
+            Serving::Loading => return Err(GroupError::CoordinatorLoadInProgress),
+            Serving::No => return Err(GroupError::NotCoordinator),
+        }
+        Ok(table
+            .groups
             .entry(group_id.to_string())
             .or_insert_with(|| Arc::new(Mutex::new(Group::new(group_id))))
-            .clone()
+            .clone())
     }
 
     /// Every group (id, handle), for listing and sweeping.
     pub fn all(&self) -> Vec<(String, Arc<Mutex<Group>>)> {
-        lock(&self.groups)
+        lock(&self.table)
+            .groups
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
@@ -189,12 +249,22 @@ impl GroupCoordinator {
 
     /// Forgets a group (after DeleteGroups).
     fn remove(&self, group_id: &str) {
-        lock(&self.groups).remove(group_id);
+        lock(&self.table).groups.remove(group_id);
     }
 
-    /// The partition count of `__consumer_offsets`, creating the topic if needed.
+    /// The partition count of `__consumer_offsets`, creating the topic if needed. The
+    /// partitions this broker leads in a topic it just created are empty: they are served at
+    /// once, with nothing to load.
     pub fn ensure_topic(&self, ctx: &dyn CoordinatorHost) -> Result<i32, StoreError> {
-        Ok(self.topic.ensure(ctx)?)
+        let (partitions, created) = self.topic.ensure_created(ctx)?;
+        if created {
+            let led = crate::internal_topic::led_partitions(ctx.metadata(), OFFSETS_TOPIC);
+            let mut table = lock(&self.table);
+            for (p, epoch) in led {
+                table.owned.adopt_empty(p, epoch);
+            }
+        }
+        Ok(partitions)
     }
 
     /// Creates `__consumer_offsets` if needed, before a handler takes a group's lock (a
@@ -233,9 +303,10 @@ impl GroupCoordinator {
         recs: &[(Vec<u8>, Option<Vec<u8>>)],
     ) -> Result<(Arc<PartitionLog>, Offset, Offset), StoreError> {
         let log = self.log_for(ctx, group_id)?;
+        let epoch = self.write_epoch(group_id)?;
         let batch = records::build_batch(recs, now_ms());
         let info = validate_produce_batch(&batch, usize::MAX)?;
-        let outcome = log.append(&batch, &info, crate::common::LEADER_EPOCH)?;
+        let outcome = log.append(&batch, &info, epoch)?;
         let base = match outcome {
             crate::log::AppendOutcome::Appended { base_offset, .. }
             | crate::log::AppendOutcome::Duplicate { base_offset, .. } => Offset(base_offset),
@@ -317,6 +388,7 @@ impl GroupCoordinator {
         commits: &[OffsetCommit],
     ) -> Result<(Arc<PartitionLog>, Offset), StoreError> {
         let log = self.log_for(ctx, &group.id)?;
+        let epoch = self.write_epoch(&group.id)?;
         let recs: Vec<(Vec<u8>, Vec<u8>)> = commits
             .iter()
             .map(|c| {
@@ -336,7 +408,7 @@ impl GroupCoordinator {
             crate::records::build::Writer::transactional(producer_id, producer_epoch),
         );
         let info = validate_produce_batch(&batch, usize::MAX)?;
-        let outcome = log.append(&batch, &info, crate::common::LEADER_EPOCH)?;
+        let outcome = log.append(&batch, &info, epoch)?;
         let base = match outcome {
             crate::log::AppendOutcome::Appended { base_offset, .. }
             | crate::log::AppendOutcome::Duplicate { base_offset, .. } => Offset(base_offset),
@@ -366,10 +438,27 @@ impl GroupCoordinator {
         }
     }
 
-    /// The transaction coordinator wrote `producer_id`'s marker to the offsets partitions:
-    /// commit (apply) or abort (drop) its pending offsets in every group.
-    pub fn complete_txn(&self, producer_id: i64, commit: bool) {
-        for (id, group) in self.all() {
+    /// The transaction coordinator made `producer_id`'s marker durable in offsets partition
+    /// `partition`: commit (apply) or abort (drop) its pending offsets in that partition's
+    /// groups (a partition still loading gets them when it is installed).
+    pub fn complete_txn(&self, partition: i32, producer_id: i64, commit: bool) {
+        let groups: Vec<(String, Arc<Mutex<Group>>)> = {
+            let mut table = lock(&self.table);
+            if matches!(table.owned.get(partition), Some(PartitionLoad::Loading(_))) {
+                table
+                    .missed_markers
+                    .entry(partition)
+                    .or_default()
+                    .push((producer_id, commit));
+            }
+            table
+                .groups
+                .iter()
+                .filter(|(id, _)| self.partition_key(id).is_none_or(|p| p == partition))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        for (id, group) in groups {
             let applied = lock(&group).complete_txn(producer_id, commit);
             if applied > 0 {
                 tracing::debug!(group = %id, producer_id, applied, "transactional offsets committed");
@@ -377,17 +466,24 @@ impl GroupCoordinator {
         }
     }
 
-    /// Applies durable commits (none if they failed) to the in-memory table and ends the
-    /// in-flight count taken by the writer. If the group was deleted meanwhile, its tombstones
-    /// follow these records in the log, so the commits are dropped here too.
-    pub fn apply_commits(&self, group_id: &str, commits: Vec<OffsetCommit>, base_position: Offset) {
-        let Some(group) = self.get(group_id) else {
-            return;
-        };
-        let mut g = lock(&group);
+    /// Applies durable commits (none if they failed) to `group`, the handle they were
+    /// accepted by, and ends the in-flight count taken by the writer. If the group was
+    /// deleted meanwhile, its tombstones follow these records in the log, so the commits are
+    /// dropped here too; if its partition was given up meanwhile, the commits were not
+    /// acknowledged by a coordinator that still serves it: NotCoordinator.
+    pub fn apply_commits(
+        &self,
+        group: &Arc<Mutex<Group>>,
+        commits: Vec<OffsetCommit>,
+        base_position: Offset,
+    ) -> Result<(), GroupError> {
+        let mut g = lock(group);
         g.commits_in_flight = g.commits_in_flight.saturating_sub(1);
+        if g.unloaded {
+            return Err(GroupError::NotCoordinator);
+        }
         if g.state == GroupState::Dead {
-            return;
+            return Ok(());
         }
         for (i, c) in commits.into_iter().enumerate() {
             g.apply_commit(
@@ -402,6 +498,7 @@ impl GroupCoordinator {
                 },
             );
         }
+        Ok(())
     }
 
     /// Writes tombstones for offsets (and the group record if `whole_group`).
@@ -457,72 +554,94 @@ impl GroupCoordinator {
         Ok(wait)
     }
 
-    /// Rebuilds committed offsets and (Empty) groups from the `__consumer_offsets` partitions
-    /// this broker holds (in a cluster, each broker coordinates the groups of its partitions).
-    pub fn load(&self, ctx: &dyn CoordinatorHost) -> Result<(), StoreError> {
+    /// Takes over `__consumer_offsets` partition `partition`, led here at `epoch` (Kafka's
+    /// `onElection`): rebuilds its committed offsets and (Empty) groups from its log, then
+    /// serves them. Its groups answer COORDINATOR_LOAD_IN_PROGRESS meanwhile. Nothing happens
+    /// if the partition is already taken over; a failed load leaves it not taken over, for the
+    /// next call to retry. File I/O: call it off the runtime.
+    pub fn load_partition(
+        &self,
+        ctx: &dyn CoordinatorHost,
+        partition: i32,
+        epoch: LeaderEpoch,
+    ) -> Result<(), StoreError> {
         let Some(topic) = ctx.metadata().topic(OFFSETS_TOPIC) else {
             return Ok(());
         };
-        // `reconcile` ran before us: every partition log placed on this broker exists. The
-        // others live on the brokers that coordinate their groups.
+        // The topic exists (made by this broker or another): its size is known from here on.
         self.topic.mark_ready(topic.partitions);
+        if !lock(&self.table).owned.begin(partition, epoch) {
+            return Ok(());
+        }
         let started = Instant::now();
-        let mut groups: HashMap<String, Group> = HashMap::new();
-        let mut records_seen = 0usize;
-        for p in 0..topic.partitions {
-            let Some(log) = ctx.partition(OFFSETS_TOPIC, p) else {
-                continue;
-            };
-            log.for_each_batch(|h, batch| {
-                if h.is_control() {
-                    // A transaction marker: the producer's pending offsets in this
-                    // partition's groups are committed or dropped here, in log order.
-                    if let Some(kind) = crate::records::build::marker_kind(batch) {
-                        let commit = kind == crate::records::build::MarkerKind::Commit;
-                        // Only this partition's groups: the same producer id's later
-                        // transactions may have pending offsets in other partitions.
-                        for (id, g) in groups.iter_mut() {
-                            if records::partition_for(id, topic.partitions) == p {
-                                g.complete_txn(h.producer_id(), commit);
-                            }
-                        }
-                    }
-                    return;
+        let replayed = match ctx.partition(OFFSETS_TOPIC, partition) {
+            Some(log) => replay_partition(&log, partition, topic.partitions),
+            None => Err(StoreError::MissingPartition(partition)),
+        };
+        let mut table = lock(&self.table);
+        let missed = table.missed_markers.remove(&partition).unwrap_or_default();
+        let (mut groups, records_seen) = match replayed {
+            Ok(r) => r,
+            Err(e) => {
+                if table.owned.get(partition) == Some(PartitionLoad::Loading(epoch)) {
+                    table.owned.remove(partition);
                 }
-                // A TxnOffsetCommit batch: its offsets stay pending until the marker.
-                let txn_producer = h.is_transactional().then(|| h.producer_id());
-                let recs = match crate::records::records(batch, 64 << 20) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!(partition = p, "skipping unreadable offsets batch: {e}");
-                        return;
-                    }
-                };
-                for rec in recs.iter() {
-                    let rec = match rec {
-                        Ok(r) => r,
-                        Err(e) => {
-                            tracing::warn!(partition = p, "skipping bad offsets record: {e}");
-                            break;
-                        }
-                    };
-                    records_seen += 1;
-                    replay_record(&mut groups, rec.key, rec.value, rec.offset, txn_producer);
-                }
-            })?;
+                return Err(e);
+            }
+        };
+        if !table.owned.finish(partition, epoch) {
+            // Given up while loading: what was read is not ours to serve.
+            return Ok(());
+        }
+        for g in groups.values_mut() {
+            for (producer_id, commit) in &missed {
+                g.complete_txn(*producer_id, *commit);
+            }
         }
         let loaded = groups.len();
-        let mut map = lock(&self.groups);
         for (id, g) in groups {
-            map.insert(id, Arc::new(Mutex::new(g)));
+            table.groups.insert(id, Arc::new(Mutex::new(g)));
         }
+        drop(table);
         tracing::info!(
+            partition,
+            leader_epoch = epoch.get(),
             groups = loaded,
             records = records_seen,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "loaded consumer groups"
         );
         Ok(())
+    }
+
+    /// Gives up `__consumer_offsets` partition `partition` (Kafka's `onResignation`: this
+    /// broker no longer leads it): its groups leave memory, their parked JoinGroup/SyncGroup
+    /// requests are answered NOT_COORDINATOR, and requests still holding a group see it gone.
+    /// Returns how many groups were dropped.
+    pub fn unload_partition(&self, partition: i32) -> usize {
+        let dropped: Vec<Arc<Mutex<Group>>> = {
+            let mut table = lock(&self.table);
+            table.owned.remove(partition);
+            table.missed_markers.remove(&partition);
+            let ids: Vec<String> = table
+                .groups
+                .keys()
+                .filter(|id| self.partition_key(id) == Some(partition))
+                .cloned()
+                .collect();
+            ids.iter()
+                .filter_map(|id| table.groups.remove(id))
+                .collect()
+        };
+        for group in &dropped {
+            lock(group).unload();
+        }
+        tracing::info!(
+            partition,
+            groups = dropped.len(),
+            "unloaded consumer groups"
+        );
+        dropped.len()
     }
 
     /// One sweep: expire sessions, finish rebalances whose time is up, expire old offsets of
@@ -576,6 +695,53 @@ impl GroupCoordinator {
             }
         }
     }
+}
+
+/// Reads `__consumer_offsets` partition `p` (of `partitions`) from its start: its groups and
+/// how many records were read.
+fn replay_partition(
+    log: &PartitionLog,
+    p: i32,
+    partitions: i32,
+) -> Result<(HashMap<String, Group>, usize), StoreError> {
+    let mut groups: HashMap<String, Group> = HashMap::new();
+    let mut records_seen = 0usize;
+    log.for_each_batch(|h, batch| {
+        if h.is_control() {
+            // A transaction marker: the producer's pending offsets in this partition's groups
+            // are committed or dropped here, in log order.
+            if let Some(kind) = crate::records::build::marker_kind(batch) {
+                let commit = kind == crate::records::build::MarkerKind::Commit;
+                for (id, g) in groups.iter_mut() {
+                    if records::partition_for(id, partitions) == p {
+                        g.complete_txn(h.producer_id(), commit);
+                    }
+                }
+            }
+            return;
+        }
+        // A TxnOffsetCommit batch: its offsets stay pending until the marker.
+        let txn_producer = h.is_transactional().then(|| h.producer_id());
+        let recs = match crate::records::records(batch, 64 << 20) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(partition = p, "skipping unreadable offsets batch: {e}");
+                return;
+            }
+        };
+        for rec in recs.iter() {
+            let rec = match rec {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(partition = p, "skipping bad offsets record: {e}");
+                    break;
+                }
+            };
+            records_seen += 1;
+            replay_record(&mut groups, rec.key, rec.value, rec.offset, txn_producer);
+        }
+    })?;
+    Ok((groups, records_seen))
 }
 
 /// Applies one `__consumer_offsets` record during replay; unreadable records are skipped with a

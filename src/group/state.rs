@@ -199,6 +199,9 @@ pub struct Group {
     /// producer id: applied to `offsets` when the producer's commit marker is written,
     /// dropped on abort.
     pub pending_txn_offsets: HashMap<i64, HashMap<(String, i32), Committed>>,
+    /// Set when this broker gave up the group's partition (it no longer coordinates it): a
+    /// request that still holds this handle answers NOT_COORDINATOR.
+    pub unloaded: bool,
 }
 
 fn ms(v: i32) -> Duration {
@@ -232,6 +235,7 @@ impl Group {
             commits_in_flight: 0,
             kip848: None,
             pending_txn_offsets: HashMap::new(),
+            unloaded: false,
         }
     }
 
@@ -1030,6 +1034,22 @@ impl Group {
         if self.state != want {
             self.set_state(want);
         }
+    }
+
+    /// This broker no longer coordinates the group (its partition moved): parked requests are
+    /// answered NOT_COORDINATOR, so the members find the new coordinator, which has the
+    /// group's state from the log.
+    pub fn unload(&mut self) {
+        for m in self.members.values_mut() {
+            if let Some(w) = m.join_waiter.take() {
+                let _ = w.send(JoinResult::error(GroupError::NotCoordinator, m.id.clone()));
+            }
+            if let Some(w) = m.sync_waiter.take() {
+                let _ = w.send(SyncResult::error(GroupError::NotCoordinator));
+            }
+        }
+        self.unloaded = true;
+        self.mark_dead();
     }
 
     /// Marks the group deleted: parked requests are told to find the coordinator again.

@@ -107,7 +107,10 @@ pub fn handle(
             }
         }
     } else {
-        ctx.groups.get_or_create(&group_id)
+        match ctx.groups.get_or_create(&group_id) {
+            Ok(g) => g,
+            Err(e) => return error_response(e.into(), e.to_string()),
+        }
     };
     let topics = topic_snapshot(ctx);
     let mut g = GroupCoordinator::lock_group(&group);

@@ -9,6 +9,7 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 use crate::broker::BrokerContext;
+use crate::internal_topic::CoordinatorHost;
 use crate::protocol::Reply;
 
 pub fn handle(
@@ -46,9 +47,10 @@ pub fn handle(
     if waits.is_empty() {
         return Reply::Now(response);
     }
+    let ctx = ctx.clone();
     Reply::Later(Box::pin(async move {
         for (log, end) in waits {
-            if let Err(e) = log.wait_durable(end).await {
+            if let Err(e) = ctx.wait_acknowledgeable(&log, end).await {
                 // The group is already gone from memory; a crash now could bring it back.
                 tracing::error!("group deletion not made durable: {e}");
             }

@@ -43,6 +43,8 @@ impl From<GroupError> for ResponseError {
             GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
             GroupError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
             GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
+            GroupError::NotCoordinator => ResponseError::NotCoordinator,
+            GroupError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
         }
     }
 }
@@ -60,6 +62,8 @@ impl From<TxnError> for ResponseError {
             // Retriable for the client: Kafka maps most append errors to
             // COORDINATOR_NOT_AVAILABLE or NOT_COORDINATOR.
             TxnError::StoreUnavailable => ResponseError::CoordinatorNotAvailable,
+            TxnError::NotCoordinator => ResponseError::NotCoordinator,
+            TxnError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
         }
     }
 }
@@ -172,10 +176,15 @@ pub fn not_coordinator(reason: super::coordinator::NotCoordinator) -> ResponseEr
 }
 
 /// An internal topic (`__consumer_offsets`, `__transaction_state`) that could not be created,
-/// read or written: the client retries against the coordinator. Not logged here: callers log
-/// it with the group or transactional id it concerned.
-pub fn store_error(_error: &StoreError) -> ResponseError {
-    ResponseError::CoordinatorNotAvailable
+/// read or written: the client retries against the coordinator; NOT_COORDINATOR when the
+/// partition is no longer served here (the coordinator moved), as Kafka answers an append
+/// refused for leadership. Not logged here: callers log it with the group or transactional
+/// id it concerned.
+pub fn store_error(error: &StoreError) -> ResponseError {
+    match error {
+        StoreError::NotServed(_) => ResponseError::NotCoordinator,
+        _ => ResponseError::CoordinatorNotAvailable,
+    }
 }
 
 #[cfg(test)]
@@ -186,7 +195,7 @@ mod tests {
     /// of mapping (or of the crate's table) shows here.
     #[test]
     fn group_errors_map_to_kafka_codes() {
-        let table: [(GroupError, i16); 20] = [
+        let table: [(GroupError, i16); 22] = [
             (GroupError::UnknownMemberId, 25),
             (GroupError::FencedInstanceId, 82),
             (GroupError::IllegalGeneration, 22),
@@ -207,6 +216,8 @@ mod tests {
             (GroupError::NonEmptyGroup, 68),
             (GroupError::UnknownTopicOrPartition, 3),
             (GroupError::OffsetMetadataTooLarge, 12),
+            (GroupError::NotCoordinator, 16),
+            (GroupError::CoordinatorLoadInProgress, 14),
         ];
         for (error, code) in table {
             assert_eq!(ResponseError::from(error).code(), code, "{error:?}");
@@ -215,7 +226,7 @@ mod tests {
 
     #[test]
     fn txn_errors_map_to_kafka_codes_by_version() {
-        let table: [(TxnError, i16); 7] = [
+        let table: [(TxnError, i16); 9] = [
             (TxnError::ProducerFenced, 90),
             (TxnError::InvalidProducerIdMapping, 49),
             (TxnError::ConcurrentTransactions, 51),
@@ -223,6 +234,8 @@ mod tests {
             (TxnError::InvalidRequest, 42),
             (TxnError::InvalidTransactionTimeout, 50),
             (TxnError::StoreUnavailable, 15),
+            (TxnError::NotCoordinator, 16),
+            (TxnError::CoordinatorLoadInProgress, 14),
         ];
         for (error, code) in table {
             assert_eq!(txn_error(error, 2, 2).code(), code, "{error:?}");
@@ -306,6 +319,7 @@ mod tests {
         assert_eq!(topic_error(&TopicError::Log(LogError::Io(io()))).code(), 56);
         assert_eq!(auto_create_error(&limit).code(), 56);
         assert_eq!(store_error(&StoreError::MissingPartition(3)).code(), 15);
+        assert_eq!(store_error(&StoreError::NotServed(3)).code(), 16);
         use crate::handlers::coordinator::NotCoordinator;
         assert_eq!(not_coordinator(NotCoordinator::Elsewhere).code(), 16);
         assert_eq!(not_coordinator(NotCoordinator::Loading).code(), 14);

@@ -89,7 +89,10 @@ pub fn handle(
         Some(g) => g,
         // Kafka: a member id for a group that does not exist is stale.
         None if !member_id.is_empty() => return fail(GroupError::UnknownMemberId),
-        None => ctx.groups.get_or_create(&group_id),
+        None => match ctx.groups.get_or_create(&group_id) {
+            Ok(g) => g,
+            Err(e) => return fail(e),
+        },
     };
     let params = JoinParams {
         member_id: member_id.clone(),

@@ -15,6 +15,7 @@ use super::errors;
 use crate::broker::BrokerContext;
 use crate::common::now_ms;
 use crate::group::{check_commit, GroupCoordinator, OffsetCommit};
+use crate::internal_topic::CoordinatorHost;
 use crate::protocol::Reply;
 
 /// A topic's partitions with their pre-membership verdicts (Ok: to be written).
@@ -75,7 +76,13 @@ pub fn handle(
         let group = match ctx.groups.get(&group_id) {
             _ if group_error.is_some() => None,
             Some(g) => Some(g),
-            None if generation < 0 => Some(ctx.groups.get_or_create(&group_id)),
+            None if generation < 0 => match ctx.groups.get_or_create(&group_id) {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    group_error = Some(e.into());
+                    None
+                }
+            },
             None => None,
         };
         match group {
@@ -102,11 +109,12 @@ pub fn handle(
                 match accepted {
                     Err(e) => group_error = Some(e.into()),
                     Ok(()) => match ctx.groups.write_commits(ctx, &group_id, &commits) {
-                        Ok(w) => written = Some(w),
+                        Ok(w) => written = Some((w, group)),
                         Err(e) => {
                             tracing::error!(group = %group_id, "cannot write offsets: {e}");
-                            ctx.groups.apply_commits(
-                                &group_id,
+                            // Only ends the in-flight count: the refusal is the write's.
+                            let _ = ctx.groups.apply_commits(
+                                &group,
                                 Vec::new(),
                                 crate::common::Offset(0),
                             );
@@ -140,20 +148,22 @@ pub fn handle(
             .collect();
         OffsetCommitResponse::default().with_topics(topics)
     };
-    let Some((log, base, end)) = written else {
+    let Some(((log, base, end), group)) = written else {
         return Reply::Now(build(group_error));
     };
     let ctx = ctx.clone();
     Reply::Later(Box::pin(async move {
-        match log.wait_durable(end).await {
-            Ok(()) => {
-                ctx.groups.apply_commits(&group_id, commits, base);
-                build(None)
-            }
+        match ctx.wait_acknowledgeable(&log, end).await {
+            // Refused if the group's partition was given up meanwhile: only a coordinator
+            // that still serves the group acknowledges a commit.
+            Ok(()) => match ctx.groups.apply_commits(&group, commits, base) {
+                Ok(()) => build(None),
+                Err(e) => build(Some(e.into())),
+            },
             Err(e) => {
                 tracing::error!(group = %group_id, "offsets not made durable: {e}");
-                ctx.groups.apply_commits(&group_id, Vec::new(), base);
-                build(Some(errors::store_error(&e.into())))
+                let _ = ctx.groups.apply_commits(&group, Vec::new(), base);
+                build(Some(errors::store_error(&e)))
             }
         }
     }))

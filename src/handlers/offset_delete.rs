@@ -11,6 +11,7 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use crate::broker::BrokerContext;
 use crate::group::GroupState;
+use crate::internal_topic::CoordinatorHost;
 use crate::protocol::Reply;
 
 pub fn handle(
@@ -85,11 +86,12 @@ pub fn handle(
         g.offsets.remove(k);
     }
     drop(g);
+    let ctx = ctx.clone();
     Reply::Later(Box::pin(async move {
-        if let Err(e) = log.wait_durable(end).await {
+        if let Err(e) = ctx.wait_acknowledgeable(&log, end).await {
             tracing::error!("offset deletion not made durable: {e}");
             return OffsetDeleteResponse::default()
-                .with_error_code(super::errors::store_error(&e.into()).code());
+                .with_error_code(super::errors::store_error(&e).code());
         }
         response
     }))

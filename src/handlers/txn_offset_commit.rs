@@ -22,6 +22,7 @@ use crate::broker::BrokerContext;
 use crate::common::now_ms;
 use crate::group::records::OFFSETS_TOPIC;
 use crate::group::{check_commit, GroupCoordinator, OffsetCommit};
+use crate::internal_topic::CoordinatorHost;
 use crate::protocol::Reply;
 
 /// A topic's partitions with their per-partition verdicts (Ok: to be written).
@@ -166,11 +167,15 @@ async fn commit(
         (String::new(), None, -1)
     };
     // Kafka creates the group if it does not exist: a producer may commit for any group.
-    let group = ctx.groups.get_or_create(group_id);
+    let group = ctx
+        .groups
+        .get_or_create(group_id)
+        .map_err(ResponseError::from)?;
     // The append is file I/O: it runs on the blocking pool, under the group lock so the log
     // order is the acceptance order (a page-cache write; the fsync is awaited below).
     let write = {
         let (ctx, group_id, commits) = (ctx.clone(), group_id.to_string(), commits.to_vec());
+        let group = group.clone();
         move || {
             let mut g = GroupCoordinator::lock_group(&group);
             g.validate_txn_commit(&member_id, instance_id.as_deref(), generation)?;
@@ -185,10 +190,14 @@ async fn commit(
     let (log, end) = tokio::task::spawn_blocking(write)
         .await
         .map_err(|_| ResponseError::CoordinatorNotAvailable)??;
-    if let Err(e) = log.wait_durable(end).await {
+    if let Err(e) = ctx.wait_acknowledgeable(&log, end).await {
         tracing::error!(group = %group_id, "transactional offsets not made durable: {e}");
         ctx.groups.drop_txn_commits(group_id, producer_id);
-        return Err(errors::store_error(&e.into()));
+        return Err(errors::store_error(&e));
+    }
+    if GroupCoordinator::lock_group(&group).unloaded {
+        // The group's partition was given up meanwhile: not acknowledged here.
+        return Err(ResponseError::NotCoordinator);
     }
     Ok(())
 }

@@ -18,6 +18,7 @@ use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 
 use crate::broker::BrokerContext;
 use crate::group::records::OFFSETS_TOPIC;
+use crate::internal_topic::{CoordinatorHost, StoreError};
 use crate::log::PartitionLog;
 use crate::metadata::MetadataImage;
 use crate::protocol::Reply;
@@ -117,11 +118,13 @@ pub async fn write_led(
         }
     }
     for (i, (log, end)) in waits {
-        if let Err(e) = log.wait_durable(end).await {
+        // Durable here and, where the partition has other replicas, on its in-sync replicas
+        // (the coordinators' acks=all).
+        if let Err(e) = CoordinatorHost::wait_acknowledgeable(ctx, &log, end).await {
             let tp = log.topic_partition();
-            tracing::error!(topic = %tp.topic, partition = %tp.partition, "transaction marker not made durable: {e}");
+            tracing::warn!(topic = %tp.topic, partition = %tp.partition, "transaction marker not acknowledgeable: {e}");
             if let Some(r) = results.get_mut(i) {
-                *r = Err(super::errors::log_error(&e));
+                *r = Err(marker_wait_error(&e));
             }
             continue;
         }
@@ -136,8 +139,11 @@ pub async fn write_led(
         if topic == OFFSETS_TOPIC {
             // The group coordinator sees the marker: the producer's pending offsets in this
             // partition's groups are committed or dropped.
-            ctx.groups
-                .complete_txn(marker.producer_id.get(), marker.kind == MarkerKind::Commit);
+            ctx.groups.complete_txn(
+                *partition,
+                marker.producer_id.get(),
+                marker.kind == MarkerKind::Commit,
+            );
         }
     }
     results
@@ -177,4 +183,14 @@ async fn append(
     .await
     .map_err(|e| super::errors::log_error(&e))?;
     Ok((log, outcome.end_offset()))
+}
+
+/// Why a marker could not be acknowledged, as the coordinator's marker channel reads it: the
+/// leadership moved (retried at the new leader) or the storage failed here.
+fn marker_wait_error(error: &StoreError) -> ResponseError {
+    match error {
+        StoreError::NotServed(_) => ResponseError::NotLeaderOrFollower,
+        StoreError::Log(e) => super::errors::log_error(e),
+        _ => ResponseError::KafkaStorageError,
+    }
 }

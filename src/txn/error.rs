@@ -28,4 +28,11 @@ pub enum TxnError {
     /// `__transaction_state`, a marker or the producer-id block could not be written.
     #[error("the transaction log cannot be written")]
     StoreUnavailable,
+    /// This broker does not (or no longer) coordinate the transactional id: its partition of
+    /// `__transaction_state` is led elsewhere.
+    #[error("not the coordinator of this transactional id")]
+    NotCoordinator,
+    /// The id's partition is being loaded here: retry shortly.
+    #[error("the transactional id's partition is loading")]
+    CoordinatorLoadInProgress,
 }

@@ -20,6 +20,12 @@
 //! offsets. Partitions that could not take their marker (no leader, leadership moving, a
 //! broker unreachable) stay in the transaction for the retry; a deleted topic is dropped.
 //!
+//! Each partition of `__transaction_state` is served only while this broker leads it:
+//! [`TransactionCoordinator::load_partition`] rebuilds its ids from the log and completes the
+//! transactions it finds between Prepare and Complete, [`TransactionCoordinator::unload_partition`]
+//! drops them (their ids answer NOT_COORDINATOR here). Records and markers carry the leader
+//! epoch the partition was taken over at (the coordinator epoch, as in Kafka).
+//!
 //! The coordinator reaches the broker only through [`TxnHost`] and reports refusals as
 //! [`TxnError`]; `handlers::errors` turns those into Kafka codes (per request version).
 
@@ -37,19 +43,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::common::now_ms;
-use crate::common::Offset;
+use crate::common::{LeaderEpoch, Offset};
 use crate::group::GroupHost;
-use crate::internal_topic::{InternalTopic, StoreError};
+use crate::internal_topic::{InternalTopic, Ownership, PartitionLoad, Serving, StoreError};
 use crate::log::PartitionLog;
 use crate::records::build::MarkerKind;
 use crate::records::validate_produce_batch;
 pub use error::TxnError;
 use records::{TxnStatus, TXN_TOPIC};
 pub use state::TxnData;
-
-/// The coordinator epoch written into markers. Kafka uses the leader epoch of the
-/// `__transaction_state` partition; a single broker never changes leader, so it is constant.
-pub const COORDINATOR_EPOCH: i32 = crate::common::LEADER_EPOCH.get();
 
 /// One transactional id: its durable state and whether a transition is in flight.
 #[derive(Debug)]
@@ -59,6 +61,9 @@ pub struct TxnMeta {
     /// A record is being made durable or markers are being written: other requests get
     /// CONCURRENT_TRANSACTIONS, and the sweeper leaves the id alone.
     pub busy: bool,
+    /// Set when this broker gave up the id's partition: a transition in flight answers
+    /// NOT_COORDINATOR rather than success.
+    pub unloaded: bool,
 }
 
 type Handle = Arc<Mutex<TxnMeta>>;
@@ -69,11 +74,19 @@ pub struct TransactionCoordinator {
     cleanup_interval: Duration,
     /// `transactional.id.expiration.ms`.
     expiration_ms: i64,
-    txns: Mutex<HashMap<String, Handle>>,
+    table: Mutex<Table>,
     /// `__transaction_state`, created on first use.
     topic: InternalTopic,
     /// Partitions led here whose transactions other brokers coordinate, verified with them.
     verified: verified::VerifiedPartitions,
+}
+
+/// The ids served and the partitions they belong to, under one lock: an id exists here only
+/// while its partition is loaded.
+#[derive(Default)]
+struct Table {
+    txns: HashMap<String, Handle>,
+    owned: Ownership,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -95,7 +108,8 @@ pub struct TxnMarker {
     pub producer_id: crate::common::ProducerId,
     pub producer_epoch: crate::common::ProducerEpoch,
     pub kind: MarkerKind,
-    /// The epoch of the coordinator writing it (see [`COORDINATOR_EPOCH`]).
+    /// The epoch of the coordinator writing it: the leader epoch of its
+    /// `__transaction_state` partition.
     pub coordinator_epoch: i32,
 }
 
@@ -120,6 +134,18 @@ pub type MarkerResults = Vec<((String, i32), MarkerOutcome)>;
 
 /// What [`TxnHost::write_markers`] returns.
 pub type MarkerFuture<'a> = Pin<Box<dyn Future<Output = MarkerResults> + Send + 'a>>;
+
+/// A failed write of the id's own state: NotCoordinator if its partition is no longer served
+/// here (the client finds the new coordinator), else as [`unavailable`].
+fn write_failed(what: &str, id: &str, e: StoreError) -> TxnError {
+    match e {
+        StoreError::NotServed(_) => {
+            tracing::info!(transactional_id = id, "{what}: {e}");
+            TxnError::NotCoordinator
+        }
+        e => unavailable(what, id, e),
+    }
+}
 
 /// A broker that runs a transaction coordinator: the coordinator, the group coordinator whose
 /// pending transactional offsets its markers commit, and what both work through.
@@ -169,7 +195,7 @@ impl TransactionCoordinator {
                 config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
             ),
             expiration_ms: config.transactional_id_expiration_ms,
-            txns: Mutex::new(HashMap::new()),
+            table: Mutex::new(Table::default()),
             verified: verified::VerifiedPartitions::new(Duration::from_millis(
                 u64::try_from(config.transaction_max_timeout_ms).unwrap_or(0),
             )),
@@ -177,9 +203,48 @@ impl TransactionCoordinator {
     }
 
     /// The partition count of `__transaction_state`, creating the topic if needed (file I/O
-    /// and fsync the first time).
+    /// and fsync the first time). The partitions this broker leads in a topic it just created
+    /// are empty: they are served at once, with nothing to load.
     pub fn ensure_topic(&self, ctx: &dyn TxnHost) -> Result<i32, StoreError> {
-        Ok(self.topic.ensure(ctx)?)
+        let (partitions, created) = self.topic.ensure_created(ctx)?;
+        if created {
+            let led = crate::internal_topic::led_partitions(ctx.metadata(), TXN_TOPIC);
+            let mut table = lock(&self.table);
+            for (p, epoch) in led {
+                table.owned.adopt_empty(p, epoch);
+            }
+        }
+        Ok(partitions)
+    }
+
+    /// The `__transaction_state` partition of `transactional_id`, once the topic's size is
+    /// known.
+    fn partition_key(&self, transactional_id: &str) -> Option<i32> {
+        let partitions = self.topic.partitions();
+        (partitions > 0).then(|| records::partition_for(transactional_id, partitions))
+    }
+
+    /// Whether this coordinator serves `transactional_id` now: its partition is loaded (or
+    /// the transaction log does not exist yet, so no id has state anywhere).
+    pub fn serving(&self, transactional_id: &str) -> Serving {
+        let partition = self.partition_key(transactional_id);
+        lock(&self.table).owned.serving(partition)
+    }
+
+    /// The `__transaction_state` partitions taken over, loading or loaded, with their epoch.
+    pub fn owned_partitions(&self) -> std::collections::BTreeMap<i32, PartitionLoad> {
+        lock(&self.table).owned.all()
+    }
+
+    /// The leader epoch to write `transactional_id`'s records (and markers) at, if its
+    /// partition is served.
+    fn write_epoch(&self, transactional_id: &str) -> Result<LeaderEpoch, StoreError> {
+        match self.serving(transactional_id) {
+            Serving::Yes(epoch) => Ok(epoch.unwrap_or(crate::common::LEADER_EPOCH)),
+            Serving::Loading | Serving::No => Err(StoreError::NotServed(
+                self.partition_key(transactional_id).unwrap_or(-1),
+            )),
+        }
     }
 
     /// True once `__transaction_state` is known to exist with all its partitions.
@@ -197,20 +262,41 @@ impl TransactionCoordinator {
         self.max_timeout_ms
     }
 
+    /// Ok if `transactional_id`'s partition is served here now.
+    fn check_serving(&self, transactional_id: &str) -> Result<(), TxnError> {
+        match self.serving(transactional_id) {
+            Serving::Yes(_) => Ok(()),
+            Serving::Loading => Err(TxnError::CoordinatorLoadInProgress),
+            Serving::No => Err(TxnError::NotCoordinator),
+        }
+    }
+
+    /// The handle of a known transactional id: unknown is INVALID_PRODUCER_ID_MAPPING where
+    /// this broker serves the id's partition, else NOT_COORDINATOR or
+    /// COORDINATOR_LOAD_IN_PROGRESS (the id may well be known to its coordinator).
+    fn known(&self, transactional_id: &str) -> Result<Handle, TxnError> {
+        match self.get(transactional_id) {
+            Some(h) => Ok(h),
+            None => self
+                .check_serving(transactional_id)
+                .and(Err(TxnError::InvalidProducerIdMapping)),
+        }
+    }
+
     /// A snapshot of `transactional_id`'s durable state, if known (tests, admin).
     pub fn describe(&self, transactional_id: &str) -> Option<TxnData> {
-        let h = lock(&self.txns).get(transactional_id).cloned()?;
+        let h = lock(&self.table).txns.get(transactional_id).cloned()?;
         let data = lock(&h).data.clone();
         Some(data)
     }
 
     /// Every known transactional id.
     pub fn ids(&self) -> Vec<String> {
-        lock(&self.txns).keys().cloned().collect()
+        lock(&self.table).txns.keys().cloned().collect()
     }
 
     fn get(&self, transactional_id: &str) -> Option<Handle> {
-        lock(&self.txns).get(transactional_id).cloned()
+        lock(&self.table).txns.get(transactional_id).cloned()
     }
 
     /// Appends `data` as `transactional_id`'s record; returns the log and the end offset to
@@ -241,6 +327,7 @@ impl TransactionCoordinator {
         let log = ctx
             .partition(TXN_TOPIC, p)
             .ok_or(StoreError::MissingPartition(p))?;
+        let epoch = self.write_epoch(transactional_id)?;
         let key = records::key(transactional_id);
         let value = data.map(|d| records::value(&d.to_value()));
         let batch = crate::records::build::uncompressed_batch(
@@ -249,9 +336,7 @@ impl TransactionCoordinator {
             crate::records::build::Writer::BROKER,
         );
         let info = validate_produce_batch(&batch, usize::MAX)?;
-        let outcome =
-            crate::log::offload::append(log.clone(), batch, info, crate::common::LEADER_EPOCH)
-                .await?;
+        let outcome = crate::log::offload::append(log.clone(), batch, info, epoch).await?;
         Ok((log, outcome.end_offset()))
     }
 
@@ -288,11 +373,16 @@ impl TransactionCoordinator {
             Ok(written) => written,
             Err(e) => {
                 lock(handle).busy = false;
-                return Err(unavailable("cannot write transaction state", &id, e));
+                return Err(write_failed("cannot write transaction state", &id, e));
             }
         };
-        let durable = log.wait_durable(end).await;
+        let durable = ctx.wait_acknowledgeable(&log, end).await;
         let mut m = lock(handle);
+        if m.unloaded {
+            // The partition was given up meanwhile: the new coordinator decides from the log.
+            m.busy = false;
+            return Err(TxnError::NotCoordinator);
+        }
         match durable {
             Ok(()) => {
                 m.data = next.clone();
@@ -325,8 +415,14 @@ impl TransactionCoordinator {
         let result = self
             .write_markers_and_complete(ctx, handle, retry_window)
             .await;
+        let mut m = lock(handle);
         if result.is_err() {
-            lock(handle).busy = false;
+            m.busy = false;
+        }
+        if m.unloaded {
+            // Whatever was written, this broker no longer coordinates the id: the client asks
+            // the new coordinator, which completes the transaction from the log.
+            return Err(TxnError::NotCoordinator);
         }
         result
     }
@@ -354,11 +450,15 @@ impl TransactionCoordinator {
         // leaves the (in-memory) set, so a retry writes only the missing ones, as Kafka's
         // marker channel does. Replay after a restart rewrites them all, which is harmless: a
         // marker without an open transaction in a partition ends nothing there.
+        let coordinator_epoch = match self.write_epoch(&id) {
+            Ok(epoch) => epoch.get(),
+            Err(e) => return Err(write_failed("cannot write transaction markers", &id, e)),
+        };
         let marker = TxnMarker {
             producer_id: crate::common::ProducerId(data.producer_id),
             producer_epoch: crate::common::ProducerEpoch(data.producer_epoch),
             kind,
-            coordinator_epoch: COORDINATOR_EPOCH,
+            coordinator_epoch,
         };
         let started = Instant::now();
         let mut backoff = MARKER_RETRY_BACKOFF;
@@ -416,8 +516,8 @@ impl TransactionCoordinator {
         let (log, end) = self
             .append(ctx, &id, &next)
             .await
-            .map_err(|e| unavailable("cannot write transaction state", &id, e))?;
-        log.wait_durable(end)
+            .map_err(|e| write_failed("cannot write transaction state", &id, e))?;
+        ctx.wait_acknowledgeable(&log, end)
             .await
             .map_err(|e| unavailable("transaction state not made durable", &id, e))?;
         let mut m = lock(handle);
@@ -469,6 +569,8 @@ impl TransactionCoordinator {
         let handle = match self.get(transactional_id) {
             Some(h) => h,
             None => {
+                // The handler checked a moment ago; the partition may have moved since.
+                self.check_serving(transactional_id)?;
                 let pid = ctx
                     .metadata()
                     .next_producer_id()
@@ -480,9 +582,18 @@ impl TransactionCoordinator {
                     transactional_id: transactional_id.to_string(),
                     data: TxnData::new(pid, timeout_ms, now_ms()),
                     busy: false,
+                    unloaded: false,
                 }));
-                // Another request may have created it meanwhile: keep the first.
-                lock(&self.txns)
+                // Another request may have created it meanwhile: keep the first. Checked
+                // again under the table lock, so no id is created in a partition given up.
+                let mut table = lock(&self.table);
+                match table.owned.serving(self.partition_key(transactional_id)) {
+                    Serving::Yes(_) => {}
+                    Serving::Loading => return Err(TxnError::CoordinatorLoadInProgress),
+                    Serving::No => return Err(TxnError::NotCoordinator),
+                }
+                table
+                    .txns
                     .entry(transactional_id.to_string())
                     .or_insert(fresh)
                     .clone()
@@ -536,9 +647,7 @@ impl TransactionCoordinator {
         if transactional_id.is_empty() {
             return Err(TxnError::InvalidRequest);
         }
-        let handle = self
-            .get(transactional_id)
-            .ok_or(TxnError::InvalidProducerIdMapping)?;
+        let handle = self.known(transactional_id)?;
         let now = now_ms();
         let producer = Some((producer_id, producer_epoch));
         self.transition(ctx, &handle, AfterWrite::Release, producer, |d| {
@@ -557,9 +666,7 @@ impl TransactionCoordinator {
         producer_epoch: i16,
         partitions: &[(String, i32)],
     ) -> Result<Vec<bool>, TxnError> {
-        let handle = self
-            .get(transactional_id)
-            .ok_or(TxnError::InvalidProducerIdMapping)?;
+        let handle = self.known(transactional_id)?;
         let m = lock(&handle);
         m.data.check_producer(producer_id, producer_epoch)?;
         if matches!(
@@ -585,9 +692,7 @@ impl TransactionCoordinator {
         producer_epoch: i16,
         partition: (&str, i32),
     ) -> Result<(), TxnError> {
-        let handle = self
-            .get(transactional_id)
-            .ok_or(TxnError::InvalidProducerIdMapping)?;
+        let handle = self.known(transactional_id)?;
         let m = lock(&handle);
         m.data.check_producer(producer_id, producer_epoch)?;
         let key = (partition.0.to_string(), partition.1);
@@ -611,9 +716,7 @@ impl TransactionCoordinator {
         if transactional_id.is_empty() {
             return Err(TxnError::InvalidRequest);
         }
-        let handle = self
-            .get(transactional_id)
-            .ok_or(TxnError::InvalidProducerIdMapping)?;
+        let handle = self.known(transactional_id)?;
         let now = now_ms();
         let next = self
             .transition(
@@ -635,31 +738,59 @@ impl TransactionCoordinator {
         self.complete(ctx, &handle, MARKER_RETRY_WINDOW).await
     }
 
-    /// Rebuilds the transactional ids of the `__transaction_state` partitions this broker
-    /// holds, then completes the
-    /// transactions that were between PrepareCommit/PrepareAbort and their Complete state
-    /// (writing their markers). Ongoing transactions stay open; the sweeper aborts them when
-    /// they time out. Call after the group coordinator has loaded (completion applies
-    /// pending transactional offsets).
-    pub async fn load(&self, ctx: &dyn TxnHost) -> Result<(), StoreError> {
+    /// Takes over `__transaction_state` partition `partition`, led here at `epoch` (Kafka's
+    /// `onElection`): rebuilds its transactional ids from the log, serves them, then completes
+    /// the transactions that were between PrepareCommit/PrepareAbort and their Complete state
+    /// (writing their markers; those ids answer CONCURRENT_TRANSACTIONS until done). Ongoing
+    /// transactions stay open; the sweeper aborts them when they time out. Its ids answer
+    /// COORDINATOR_LOAD_IN_PROGRESS while it loads. Nothing happens if the partition is already
+    /// taken over; a failed load leaves it not taken over, for the next call to retry. Call
+    /// after the group coordinator has loaded its partitions (completion applies pending
+    /// transactional offsets).
+    pub async fn load_partition(
+        &self,
+        ctx: &dyn TxnHost,
+        partition: i32,
+        epoch: LeaderEpoch,
+    ) -> Result<(), StoreError> {
         let Some(topic) = ctx.metadata().topic(TXN_TOPIC) else {
             return Ok(());
         };
-        // The broker reconciled logs with metadata before us: every partition log placed on
-        // this broker exists; the others belong to the brokers coordinating their ids.
+        // The topic exists (made by this broker or another): its size is known from here on.
         self.topic.mark_ready(topic.partitions);
-        let started = Instant::now();
-        let mut found: HashMap<String, TxnData> = HashMap::new();
-        let mut records_seen = 0usize;
-        for p in 0..topic.partitions {
-            let Some(log) = ctx.partition(TXN_TOPIC, p) else {
-                continue;
-            };
-            replay_partition(&log, p, &mut found, &mut records_seen)?;
+        if !lock(&self.table).owned.begin(partition, epoch) {
+            return Ok(());
         }
+        let started = Instant::now();
+        let replayed = match ctx.partition(TXN_TOPIC, partition) {
+            // Reading the log is file I/O: off the runtime.
+            Some(log) => tokio::task::spawn_blocking(move || {
+                let mut found = HashMap::new();
+                let mut records_seen = 0usize;
+                replay_partition(&log, partition, &mut found, &mut records_seen)
+                    .map(|()| (found, records_seen))
+            })
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Log(std::io::Error::other(e).into()))),
+            None => Err(StoreError::MissingPartition(partition)),
+        };
         let mut to_complete = Vec::new();
-        {
-            let mut map = lock(&self.txns);
+        let (loaded, records_seen) = {
+            let mut table = lock(&self.table);
+            let (found, records_seen) = match replayed {
+                Ok(r) => r,
+                Err(e) => {
+                    if table.owned.get(partition) == Some(PartitionLoad::Loading(epoch)) {
+                        table.owned.remove(partition);
+                    }
+                    return Err(e);
+                }
+            };
+            if !table.owned.finish(partition, epoch) {
+                // Given up while loading: what was read is not ours to serve.
+                return Ok(());
+            }
+            let mut loaded = 0usize;
             for (id, mut data) in found {
                 match data.state {
                     TxnStatus::Dead => continue,
@@ -674,17 +805,19 @@ impl TransactionCoordinator {
                     data.state,
                     TxnStatus::PrepareCommit | TxnStatus::PrepareAbort
                 );
-                map.insert(
+                loaded += 1;
+                table.txns.insert(
                     id.clone(),
                     Arc::new(Mutex::new(TxnMeta {
                         transactional_id: id,
                         data,
                         busy,
+                        unloaded: false,
                     })),
                 );
             }
-        }
-        let loaded = lock(&self.txns).len();
+            (loaded, records_seen)
+        };
         for id in &to_complete {
             if let Some(h) = self.get(id) {
                 // One attempt: leaders elsewhere may still be starting; the sweeper retries.
@@ -695,6 +828,8 @@ impl TransactionCoordinator {
             }
         }
         tracing::info!(
+            partition,
+            leader_epoch = epoch.get(),
             transactional_ids = loaded,
             completed = to_complete.len(),
             records = records_seen,
@@ -704,11 +839,38 @@ impl TransactionCoordinator {
         Ok(())
     }
 
+    /// Gives up `__transaction_state` partition `partition` (Kafka's `onResignation`: this
+    /// broker no longer leads it): its ids leave memory and answer NOT_COORDINATOR here; a
+    /// transition or completion in flight for one of them answers NOT_COORDINATOR too, and
+    /// the new coordinator finishes it from the log. Returns how many ids were dropped.
+    pub fn unload_partition(&self, partition: i32) -> usize {
+        let dropped: Vec<Handle> = {
+            let mut table = lock(&self.table);
+            table.owned.remove(partition);
+            let ids: Vec<String> = table
+                .txns
+                .keys()
+                .filter(|id| self.partition_key(id) == Some(partition))
+                .cloned()
+                .collect();
+            ids.iter().filter_map(|id| table.txns.remove(id)).collect()
+        };
+        for h in &dropped {
+            lock(h).unloaded = true;
+        }
+        tracing::info!(
+            partition,
+            transactional_ids = dropped.len(),
+            "unloaded transactions"
+        );
+        dropped.len()
+    }
+
     /// One sweep: abort Ongoing transactions past their timeout (fencing their producer) and
     /// retry the completion of transactions whose markers could not be written.
     pub async fn sweep(&self, ctx: &dyn TxnHost) {
         let now = now_ms();
-        let handles: Vec<Handle> = lock(&self.txns).values().cloned().collect();
+        let handles: Vec<Handle> = lock(&self.table).txns.values().cloned().collect();
         for h in handles {
             enum Todo {
                 Expire,
@@ -759,7 +921,7 @@ impl TransactionCoordinator {
         let id = lock(handle).transactional_id.clone();
         let written = self.append_record(ctx, &id, None).await;
         let durable = match written {
-            Ok((log, end)) => log.wait_durable(end).await.map_err(StoreError::from),
+            Ok((log, end)) => ctx.wait_acknowledgeable(&log, end).await,
             Err(e) => Err(e),
         };
         if let Err(e) = durable {
@@ -771,9 +933,9 @@ impl TransactionCoordinator {
             m.data.state = TxnStatus::Dead;
             m.busy = false;
         }
-        let mut map = lock(&self.txns);
-        if map.get(&id).is_some_and(|h| Arc::ptr_eq(h, handle)) {
-            map.remove(&id);
+        let mut table = lock(&self.table);
+        if table.txns.get(&id).is_some_and(|h| Arc::ptr_eq(h, handle)) {
+            table.txns.remove(&id);
         }
         tracing::info!(transactional_id = %id, "expired idle transactional id");
         Ok(())

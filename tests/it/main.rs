@@ -22,6 +22,7 @@ mod cluster;
 mod cluster_coordinators;
 mod cluster_transactions;
 mod configs;
+mod coordinator_lifecycle;
 mod decompression;
 mod flush_and_cleaner;
 mod groups;

@@ -52,7 +52,7 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-async fn resolve<R>(reply: Reply<R>) -> R {
+pub async fn resolve<R>(reply: Reply<R>) -> R {
     match reply {
         Reply::Now(r) => r,
         Reply::Later(f) => tokio::time::timeout(harness::TIMEOUT, f)
@@ -62,11 +62,11 @@ async fn resolve<R>(reply: Reply<R>) -> R {
     }
 }
 
-fn ctx(b: &TestBroker) -> Arc<BrokerContext> {
+pub fn ctx(b: &TestBroker) -> Arc<BrokerContext> {
     b.broker.context().clone()
 }
 
-async fn init(c: &Arc<BrokerContext>, tid: &str, timeout_ms: i32) -> InitProducerIdResponse {
+pub async fn init(c: &Arc<BrokerContext>, tid: &str, timeout_ms: i32) -> InitProducerIdResponse {
     let req = InitProducerIdRequest::default()
         .with_transactional_id(Some(TransactionalId(s(tid))))
         .with_transaction_timeout_ms(timeout_ms)
@@ -76,14 +76,14 @@ async fn init(c: &Arc<BrokerContext>, tid: &str, timeout_ms: i32) -> InitProduce
 }
 
 /// InitProducerId that must succeed: (producer id, epoch).
-async fn init_ok(c: &Arc<BrokerContext>, tid: &str, timeout_ms: i32) -> (i64, i16) {
+pub async fn init_ok(c: &Arc<BrokerContext>, tid: &str, timeout_ms: i32) -> (i64, i16) {
     let r = init(c, tid, timeout_ms).await;
     assert_eq!(r.error_code, 0, "{r:?}");
     (r.producer_id.0, r.producer_epoch)
 }
 
 /// AddPartitionsToTxn v3: the per-partition error codes, in request order.
-async fn add_partitions(
+pub async fn add_partitions(
     c: &Arc<BrokerContext>,
     tid: &str,
     (pid, epoch): (i64, i16),
@@ -116,7 +116,7 @@ async fn add_partitions(
         .collect()
 }
 
-async fn add_offsets(
+pub async fn add_offsets(
     c: &Arc<BrokerContext>,
     tid: &str,
     (pid, epoch): (i64, i16),
@@ -133,7 +133,7 @@ async fn add_offsets(
 }
 
 /// TxnOffsetCommit v3 of one offset, without member claims: the partition's error code.
-async fn txn_commit(
+pub async fn txn_commit(
     c: &Arc<BrokerContext>,
     tid: &str,
     (pid, epoch): (i64, i16),
@@ -159,7 +159,7 @@ async fn txn_commit(
     r.topics[0].partitions[0].error_code
 }
 
-async fn end(c: &Arc<BrokerContext>, tid: &str, (pid, epoch): (i64, i16), commit: bool) -> i16 {
+pub async fn end(c: &Arc<BrokerContext>, tid: &str, (pid, epoch): (i64, i16), commit: bool) -> i16 {
     let req = EndTxnRequest::default()
         .with_transactional_id(TransactionalId(s(tid)))
         .with_producer_id(ProducerId(pid))
@@ -229,7 +229,7 @@ fn offsets_partition(group: &str) -> i32 {
 }
 
 /// The group's committed offset for (topic, partition), if any.
-fn committed(c: &BrokerContext, group: &str, topic: &str, partition: i32) -> Option<i64> {
+pub fn committed(c: &BrokerContext, group: &str, topic: &str, partition: i32) -> Option<i64> {
     let g = c.groups.get(group)?;
     let g = GroupCoordinator::lock_group(&g);
     g.offsets
@@ -237,7 +237,7 @@ fn committed(c: &BrokerContext, group: &str, topic: &str, partition: i32) -> Opt
         .map(|o| o.offset)
 }
 
-fn pending(c: &BrokerContext, group: &str, topic: &str, partition: i32) -> bool {
+pub fn pending(c: &BrokerContext, group: &str, topic: &str, partition: i32) -> bool {
     c.groups
         .get(group)
         .is_some_and(|g| GroupCoordinator::lock_group(&g).has_pending_txn_offset(topic, partition))

@@ -228,12 +228,14 @@ impl InternalTopic {
     }
 }
 
-/// The partitions of internal topic `topic` this broker leads in the current metadata, with
-/// the leader epoch of each: the ones its coordinator must serve, and no others (a follower
-/// replica is not served). Empty while the topic does not exist.
-pub fn led_partitions(metadata: &MetadataStore, topic: &str) -> BTreeMap<i32, LeaderEpoch> {
-    let image = metadata.image();
-    let me = metadata.node_id();
+/// The partitions of internal topic `topic` that node `me` leads in `image`, with the leader
+/// epoch of each: the ones its coordinator must serve, and no others (a follower replica is
+/// not served). Empty while the topic does not exist.
+pub fn led_partitions(
+    image: &crate::metadata::MetadataImage,
+    me: crate::common::NodeId,
+    topic: &str,
+) -> BTreeMap<i32, LeaderEpoch> {
     let Some(meta) = image.topic(topic) else {
         return BTreeMap::new();
     };

@@ -247,6 +247,10 @@ def run_once(workdir: Path, seed: int, seconds: float, mode: str = "data",
                                         + (final.get("final_heal_to_full_isr_s") is None)
                                         + sum(1 for n in notes if n.startswith(("run aborted",
                                                                                 "workload"))))
+    # A run that acknowledged nothing (or committed no transaction) has checked nothing.
+    counts["no_progress"] = int(not any(r["ok"] for r in hist.produces)
+                                or (mode == "txn"
+                                    and not any(t["outcome"] == "committed" for t in hist.txns)))
     summary.update(
         counts=counts,
         examples={k: v["examples"] for k, v in results.items() if v["count"]},
@@ -258,6 +262,8 @@ def run_once(workdir: Path, seed: int, seconds: float, mode: str = "data",
                     "txns": {o: sum(1 for t in hist.txns if t["outcome"] == o)
                              for o in ("committed", "aborted", "unknown")},
                     "txn_reads": len(hist.txn_reads), "client_errors": len(hist.errors)},
+        # The first distinct client errors, to tell a known broker bug from a new failure.
+        client_errors=sorted({e["error"][:300] for e in hist.errors})[:20],
         notes=notes)
     summary["passed"] = all(v == 0 for v in counts.values())
     kept = keep_root() / (name or f"{mode}-seed{seed}-{int(time.time())}")

@@ -258,7 +258,12 @@ impl GroupCoordinator {
     pub fn ensure_topic(&self, ctx: &dyn CoordinatorHost) -> Result<i32, StoreError> {
         let (partitions, created) = self.topic.ensure_created(ctx)?;
         if created {
-            let led = crate::internal_topic::led_partitions(ctx.metadata(), OFFSETS_TOPIC);
+            let metadata = ctx.metadata();
+            let led = crate::internal_topic::led_partitions(
+                &metadata.image(),
+                metadata.node_id(),
+                OFFSETS_TOPIC,
+            );
             let mut table = lock(&self.table);
             for (p, epoch) in led {
                 table.owned.adopt_empty(p, epoch);

@@ -21,6 +21,7 @@ use crate::broker::BrokerContext;
 use crate::common::{LeaderEpoch, NodeId};
 use crate::group::records::{partition_for, OFFSETS_TOPIC};
 use crate::internal_topic::{led_partitions, PartitionLoad, Serving, StoreError};
+use crate::metadata::MetadataImage;
 use crate::txn::records::TXN_TOPIC;
 
 /// Why this broker does not serve a key's coordinator requests.
@@ -115,16 +116,27 @@ fn lost(owned: &BTreeMap<i32, PartitionLoad>, led: &BTreeMap<i32, LeaderEpoch>) 
         .collect()
 }
 
-/// Makes both coordinators serve exactly the internal partitions this broker leads in the
-/// current metadata image: unloads the ones lost (Kafka's `onResignation`), then loads the
-/// ones gained (`onElection`), groups before transactions, since completing a transaction
-/// found prepared applies its offsets to the groups. Call it after every applied metadata
-/// change, once the partition logs match the metadata, and at start-up before serving.
-/// Loads run one after another; a partition whose load fails stays unserved and the first
-/// failure is returned (the other partitions are still loaded).
+/// [`sync_coordinators_with`] the current metadata image.
 pub async fn sync_coordinators(ctx: &Arc<BrokerContext>) -> Result<(), SyncError> {
-    let led_offsets = led_partitions(&ctx.metadata, OFFSETS_TOPIC);
-    let led_txns = led_partitions(&ctx.metadata, TXN_TOPIC);
+    let image = ctx.metadata.image();
+    sync_coordinators_with(ctx, &image).await
+}
+
+/// Makes both coordinators serve exactly the internal partitions this broker leads in `image`:
+/// unloads the ones lost (Kafka's `onResignation`), then loads the ones gained
+/// (`onElection`), groups before transactions, since completing a transaction found prepared
+/// applies its offsets to the groups. Call it after every applied metadata change, once the
+/// partition logs and their replication roles match `image` (the same image: a partition must
+/// not be loaded while its log is still following another leader), and at start-up before
+/// serving. Loads run one after another; a partition whose load fails stays unserved (its keys
+/// answer COORDINATOR_LOAD_IN_PROGRESS) and the first failure is returned; the next call
+/// retries it.
+pub async fn sync_coordinators_with(
+    ctx: &Arc<BrokerContext>,
+    image: &MetadataImage,
+) -> Result<(), SyncError> {
+    let led_offsets = led_partitions(image, ctx.node_id(), OFFSETS_TOPIC);
+    let led_txns = led_partitions(image, ctx.node_id(), TXN_TOPIC);
     for p in lost(&ctx.txns.owned_partitions(), &led_txns) {
         ctx.txns.unload_partition(p);
     }

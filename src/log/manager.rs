@@ -259,6 +259,9 @@ impl LogManager {
             io,
             checkpoint_lock: Mutex::new(()),
         });
+        for (_, p) in shared.all() {
+            p.set_checkpointer(Arc::downgrade(&shared));
+        }
         let s2 = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
             .name("gregor-log-flusher".into())
@@ -345,6 +348,7 @@ impl LogManager {
         if let Some(c) = config {
             log.set_config(c);
         }
+        log.set_checkpointer(Arc::downgrade(&self.shared));
         self.shared
             .partitions
             .write()

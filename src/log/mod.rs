@@ -13,6 +13,7 @@ pub mod fd_cache;
 pub mod flusher;
 pub mod index;
 pub mod io;
+pub mod leader_epoch;
 pub mod manager;
 pub mod offload;
 pub mod partition;
@@ -38,6 +39,8 @@ mod flush_tests;
 #[cfg(test)]
 mod integration_tests;
 #[cfg(test)]
+mod replication_tests;
+#[cfg(test)]
 mod retention_tests;
 #[cfg(test)]
 mod scale_tests;
@@ -47,8 +50,11 @@ mod txn_tests;
 use std::fmt;
 
 pub use config::{LogConfig, TimestampKind};
+pub use leader_epoch::{EpochEntry, LeaderEpochCache};
 pub use manager::LogManager;
-pub use partition::{AppendOutcome, Cleanability, PartitionLog, ReadRegion, ReadResult};
+pub use partition::{
+    AppendOutcome, Cleanability, PartitionLog, ReadRegion, ReadResult, ReplicaAppend,
+};
 pub use recovery::RecoveryReport;
 pub use txn_state::AbortedTxn;
 
@@ -108,7 +114,8 @@ impl fmt::Display for TopicPartition {
 
 /// Errors of the log layer. The handler maps them to Kafka codes (OffsetOutOfRange → 1,
 /// OutOfOrderSequence → 45, InvalidProducerEpoch → 47, StorageOffline → KAFKA_STORAGE_ERROR 56,
-/// others → UNKNOWN_SERVER_ERROR or KAFKA_STORAGE_ERROR).
+/// FencedLeaderEpoch → FENCED_LEADER_EPOCH 74 or NOT_LEADER_OR_FOLLOWER 6, others →
+/// UNKNOWN_SERVER_ERROR or KAFKA_STORAGE_ERROR).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LogError {
@@ -161,7 +168,26 @@ pub enum LogError {
     /// The partition does not exist.
     #[error("unknown partition {0}")]
     UnknownPartition(String),
-    /// On-disk data is inconsistent in a way recovery cannot repair.
+    /// On-disk data is inconsistent in a way recovery cannot repair, or replicated bytes
+    /// failed their checks (framing, magic, CRC).
     #[error("corrupt log: {0}")]
     Corrupt(String),
+    /// A leader append in an epoch older than the newest one that wrote to this log: the
+    /// caller has been deposed and must not append.
+    #[error("leader epoch {epoch} is older than the log's latest epoch {latest}")]
+    FencedLeaderEpoch {
+        /// The epoch of the append.
+        epoch: i32,
+        /// The newest epoch in the log's leader epoch cache.
+        latest: i32,
+    },
+    /// A replicated batch overlaps the log: it starts below the log end offset but ends at or
+    /// past it (Kafka's UnexpectedAppendOffsetException). Nothing from it on was written.
+    #[error("replicated batch at {base_offset} overlaps the log end offset {log_end_offset}")]
+    UnexpectedAppendOffset {
+        /// The batch's base offset.
+        base_offset: i64,
+        /// The log end offset.
+        log_end_offset: i64,
+    },
 }

@@ -1,8 +1,13 @@
 //! One partition's log: the ordered segments, log start/end offsets, producer state, the
 //! append path (idempotence check, offset assignment, stamping, roll, index update), and the
-//! durable-offset watch served by the flusher. Reads for Fetch and the timestamp lookups are in
-//! `read`, DeleteRecords and retention in `retention`, compaction in `compaction` and the
-//! transaction markers in `txn`.
+//! durable-offset watch served by the flusher, the leader epoch cache and the high watermark.
+//! Reads for Fetch and the timestamp lookups are in `read`, DeleteRecords and retention in
+//! `retention`, compaction in `compaction`, the transaction markers in `txn`, and the follower
+//! side of replication (replica appends, truncation) in `replica`.
+//!
+//! High watermark: by default it is the log end offset (a single replica commits what it
+//! writes); in explicit mode it is what the replica manager last set, never above the log end.
+//! Consumer reads stop at it, follower reads at the log end.
 //!
 //! Thread-safety: `PartitionLog` is `Send + Sync` and used behind `Arc`. All mutable state sits
 //! behind one `std::sync::Mutex`, never held across an `.await` and held by reads only long
@@ -11,7 +16,7 @@
 use crate::common::Offset;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -24,6 +29,8 @@ use crate::records::{stamp_base_offset_and_epoch, BatchInfo};
 use super::config::{LogConfig, TimestampKind};
 use super::flusher::FlushSignal;
 use super::io::{is_out_of_space, FsIo};
+use super::leader_epoch::LeaderEpochCache;
+use super::manager::Shared;
 use super::producer_state::{BatchMeta, ProducerState, SeqCheck};
 use super::recovery::RecoveryReport;
 use super::segment::{delete_segment_files, AppendFailure, SealedFiles, Segment};
@@ -32,11 +39,13 @@ use super::{LogError, LogOptions, TopicPartition};
 
 mod compaction;
 mod read;
+mod replica;
 mod retention;
 mod txn;
 
 pub use compaction::Cleanability;
 pub use read::{ReadRegion, ReadResult};
+pub use replica::ReplicaAppend;
 pub(crate) use txn::parse_txn_index;
 
 /// Result of [`PartitionLog::append`].
@@ -105,6 +114,46 @@ pub(crate) struct Inner {
     pub(crate) first_dirty_offset: i64,
     /// Open and aborted transactions (see `txn_state`).
     pub(crate) txn: TxnState,
+    /// Which leader epoch wrote from which offset; durable in `leader-epoch-checkpoint`.
+    pub(crate) epochs: LeaderEpochCache,
+    /// True: the high watermark is the log end offset (one replica). False: it is `hw`.
+    hw_follows_leo: bool,
+    /// The high watermark last set in explicit mode (kept at or below `leo`).
+    hw: i64,
+    /// Bumped by every truncation: a flush that started before one must not publish the log
+    /// end it captured as durable.
+    truncations: u64,
+}
+
+impl Inner {
+    /// The high watermark now (see the module docs).
+    pub(crate) fn high_watermark(&self) -> i64 {
+        if self.hw_follows_leo {
+            self.leo
+        } else {
+            self.hw.min(self.leo)
+        }
+    }
+
+    /// Whether the active segment must roll before a batch of `len` bytes whose last offset is
+    /// `last_offset` and whose max timestamp is `max_timestamp` (Kafka's `shouldRoll`).
+    pub(super) fn needs_roll(&self, len: u64, last_offset: i64, max_timestamp: i64) -> bool {
+        match self.segments.last() {
+            Some(active) => {
+                active.size() > 0
+                    && (active.size() + len > self.config.segment_bytes
+                        || last_offset - active.base_offset() > i64::from(i32::MAX)
+                        || active.size() + len > u64::from(u32::MAX)
+                        || active.index_full(self.config.segment_index_bytes)
+                        || active.builder.first_batch_timestamp.is_some_and(|first| {
+                            let roll_after = self.config.roll_ms()
+                                - self.config.roll_jitter_ms(active.roll_seed);
+                            max_timestamp.saturating_sub(first) > roll_after
+                        }))
+            }
+            None => true,
+        }
+    }
 }
 
 /// A partition log. See the module docs for the thread-safety contract.
@@ -114,7 +163,10 @@ pub struct PartitionLog {
     dir: PathBuf,
     topic_id: crate::common::TopicId,
     inner: Mutex<Inner>,
+    /// The log end offset, for parked follower fetches (sent only while someone listens).
     leo_tx: watch::Sender<i64>,
+    /// The high watermark, for parked consumer fetches.
+    hw_tx: watch::Sender<i64>,
     durable_tx: watch::Sender<Durable>,
     offline: AtomicBool,
     flush: Arc<FlushSignal>,
@@ -125,6 +177,12 @@ pub struct PartitionLog {
     /// Held for a whole compaction pass: passes of one partition never overlap (they would
     /// share the `.cleaned` and `.swap` file names).
     cleaning: Mutex<()>,
+    /// Held by a flush from capturing its work to publishing the durable offset, and by a
+    /// truncation: a flush never writes a producer snapshot of a history just truncated away.
+    flushing: Mutex<()>,
+    /// The log manager's checkpoint writer: a truncation rewrites the recovery-point
+    /// checkpoint before it returns (set by the manager; absent for a log it does not own).
+    checkpointer: OnceLock<Weak<Shared>>,
     /// Test hook: the next flush fails as if fdatasync had returned EIO.
     #[cfg(test)]
     pub(crate) fail_next_flush: AtomicBool,
@@ -156,6 +214,7 @@ impl PartitionLog {
         let size_bytes = segments.iter().map(Segment::size).sum();
         let config = LogConfig::from_options(&opts);
         let (leo_tx, _) = watch::channel(leo);
+        let (hw_tx, _) = watch::channel(leo);
         let (durable_tx, _) = watch::channel(Durable {
             offset: durable.min(leo),
             failed: false,
@@ -177,14 +236,21 @@ impl PartitionLog {
                 last_flush: Instant::now(),
                 first_dirty_offset: log_start_offset.min(leo),
                 txn: TxnState::default(),
+                epochs: LeaderEpochCache::default(),
+                hw_follows_leo: true,
+                hw: leo,
+                truncations: 0,
             }),
             leo_tx,
+            hw_tx,
             durable_tx,
             offline: AtomicBool::new(false),
             flush,
             io,
             recovery: OnceLock::new(),
             cleaning: Mutex::new(()),
+            flushing: Mutex::new(()),
+            checkpointer: OnceLock::new(),
             #[cfg(test)]
             fail_next_flush: AtomicBool::new(false),
         })
@@ -249,6 +315,17 @@ impl PartitionLog {
             return Err(LogError::Corrupt("append of a malformed batch".into()));
         }
         let mut g = self.lock();
+        let epoch = leader_epoch.get();
+        // One comparison in the common case; a new epoch (once per leadership change) is made
+        // durable below, before its first batch is written.
+        let new_epoch = match g.epochs.latest_epoch() {
+            Some(latest) if epoch < latest => {
+                return Err(LogError::FencedLeaderEpoch { epoch, latest });
+            }
+            Some(latest) => epoch > latest,
+            // A negative epoch (unknown) is stamped but never cached.
+            None => epoch >= 0,
+        };
         let idempotent = info.producer_id >= 0 && info.base_sequence >= 0;
         if idempotent {
             if let SeqCheck::Duplicate(m) = g.producers.check(
@@ -272,22 +349,7 @@ impl PartitionLog {
             TimestampKind::CreateTime => None,
         };
         let max_timestamp = log_append_time.unwrap_or(info.max_timestamp);
-        let needs_roll = match g.segments.last() {
-            Some(active) => {
-                active.size() > 0
-                    && (active.size() + len > g.config.segment_bytes
-                        || last_offset - active.base_offset() > i64::from(i32::MAX)
-                        || active.size() + len > u64::from(u32::MAX)
-                        || active.index_full(g.config.segment_index_bytes)
-                        || active.builder.first_batch_timestamp.is_some_and(|first| {
-                            let roll_after =
-                                g.config.roll_ms() - g.config.roll_jitter_ms(active.roll_seed);
-                            max_timestamp.saturating_sub(first) > roll_after
-                        }))
-            }
-            None => true,
-        };
-        if needs_roll {
+        if g.needs_roll(len, last_offset, max_timestamp) {
             match self.roll(&mut g, base_offset) {
                 Ok(()) => {}
                 // Nothing changed: the active segment is still open for appends.
@@ -298,6 +360,9 @@ impl PartitionLog {
                     return Err(LogError::Io(e.into_io()));
                 }
             }
+        }
+        if new_epoch {
+            self.record_epoch(&mut g, epoch, base_offset)?;
         }
         let interval = g.config.index_interval_bytes;
         let mut header = [0u8; HEADER_LEN];
@@ -374,8 +439,9 @@ impl PartitionLog {
         let log_start_offset = g.log_start_offset;
         let unflushed = g.leo - self.durable_tx.borrow().offset;
         let flush_forced = unflushed >= g.config.flush_messages;
+        let follows = g.hw_follows_leo;
         drop(g);
-        self.leo_tx.send_replace(last_offset + 1);
+        self.publish_leo(last_offset + 1, follows);
         if flush_forced {
             // Fails only once the flusher has stopped, and the shutdown flush covers this.
             let _ = self.flush.request(&self.tp);
@@ -434,7 +500,8 @@ impl PartitionLog {
             let path = self
                 .dir
                 .join(super::segment::file_name(base_offset, "snapshot"));
-            g.sealed_unsynced.push(sealed.with_snapshot(path, snapshot));
+            g.sealed_unsynced
+                .push(sealed.with_snapshot(base_offset, path, snapshot));
         }
         g.segments.push(seg);
         g.dir_dirty = true;
@@ -450,7 +517,11 @@ impl PartitionLog {
         if self.offline.load(Ordering::SeqCst) {
             return Err(self.offline_error());
         }
-        let (leo, file, sealed, txn_indexes, dir_dirty) = {
+        let _flushing = self
+            .flushing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (leo, file, sealed, txn_indexes, dir_dirty, truncations) = {
             let mut g = self.lock();
             if self.durable_tx.borrow().offset >= g.leo
                 && g.sealed_unsynced.is_empty()
@@ -466,6 +537,7 @@ impl PartitionLog {
                 std::mem::take(&mut g.sealed_unsynced),
                 std::mem::take(&mut g.txn_index_unsynced),
                 dir_dirty,
+                g.truncations,
             )
         };
         let res = (|| -> std::io::Result<()> {
@@ -490,16 +562,21 @@ impl PartitionLog {
         })();
         match res {
             Ok(()) => {
-                self.lock().last_flush = Instant::now();
                 // Counted before publishing so a woken waiter already sees it.
                 self.flush.count_fsync();
-                self.durable_tx.send_if_modified(|d| {
-                    let advance = leo > d.offset;
-                    if advance {
-                        d.offset = leo;
-                    }
-                    advance
-                });
+                let mut g = self.lock();
+                g.last_flush = Instant::now();
+                // Published under the lock: a truncation since the capture lowered the durable
+                // offset below `leo`, and offsets above its cut are not the ones synced.
+                if g.truncations == truncations {
+                    self.durable_tx.send_if_modified(|d| {
+                        let advance = leo > d.offset;
+                        if advance {
+                            d.offset = leo;
+                        }
+                        advance
+                    });
+                }
                 Ok(true)
             }
             Err(e) => {
@@ -570,14 +647,162 @@ impl PartitionLog {
         Offset(self.lock().leo)
     }
 
-    /// High watermark; equal to the log end offset on a single node.
+    /// High watermark: the log end offset in the default mode, else the value last set with
+    /// [`PartitionLog::set_high_watermark`] (never above the log end offset).
     pub fn high_watermark(&self) -> Offset {
-        self.log_end_offset()
+        Offset(self.lock().high_watermark())
     }
 
-    /// A watch of the log end offset, for long-polling fetches.
+    /// Chooses how the high watermark moves: `true` (the default, one replica) makes it the
+    /// log end offset; `false` makes it the value set by [`PartitionLog::set_high_watermark`].
+    /// Switching to explicit mode keeps the current value (the log end offset if it followed
+    /// it) until the next `set_high_watermark`. Wakes consumer watchers.
+    pub fn set_high_watermark_mode(&self, follows_log_end: bool) {
+        let hw = {
+            let mut g = self.lock();
+            if g.hw_follows_leo && !follows_log_end {
+                g.hw = g.leo;
+            }
+            g.hw_follows_leo = follows_log_end;
+            g.high_watermark()
+        };
+        self.hw_tx.send_replace(hw);
+    }
+
+    /// Sets the high watermark (explicit mode; ignored while it follows the log end offset),
+    /// clamped to the log end offset. It may go down only through this call or a truncation;
+    /// the replica manager keeps it monotonic while leading. Wakes consumer watchers when it
+    /// changes.
+    pub fn set_high_watermark(&self, hw: Offset) {
+        let changed = {
+            let mut g = self.lock();
+            if g.hw_follows_leo {
+                return;
+            }
+            let hw = hw.get().clamp(0, g.leo);
+            let changed = g.hw != hw;
+            g.hw = hw;
+            changed.then_some(hw)
+        };
+        if let Some(hw) = changed {
+            self.hw_tx.send_replace(hw);
+        }
+    }
+
+    /// A watch of the high watermark, for parked consumer fetches: fires when it moves (on
+    /// every append in the default mode).
     pub fn subscribe(&self) -> watch::Receiver<i64> {
-        self.leo_tx.subscribe()
+        self.hw_tx.subscribe()
+    }
+
+    /// A watch of the log end offset, for parked follower fetches: fires on every append and
+    /// truncation from the moment it is taken.
+    pub fn subscribe_log_end(&self) -> watch::Receiver<i64> {
+        let rx = self.leo_tx.subscribe();
+        // Appends skip the send while nobody listens, so the value may be stale: refresh it
+        // now (at worst one spurious wake-up). An append after the subscription sees it.
+        let leo = self.lock().leo;
+        self.leo_tx.send_if_modified(|v| {
+            let stale = *v != leo;
+            *v = leo;
+            stale
+        });
+        rx
+    }
+
+    /// Tells watchers about a new log end offset (after an append).
+    fn publish_leo(&self, leo: i64, hw_follows_leo: bool) {
+        if hw_follows_leo {
+            self.hw_tx.send_replace(leo);
+        }
+        // No lock and no wake-up while no follower fetch is parked; a subscriber taken after
+        // this check refreshes the value itself (`subscribe_log_end`).
+        if self.leo_tx.receiver_count() > 0 {
+            self.leo_tx.send_replace(leo);
+        }
+    }
+
+    /// The newest leader epoch that wrote to this log (`None` for an empty log never written).
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.lock().epochs.latest_epoch()
+    }
+
+    /// OffsetForLeaderEpoch: the largest cached epoch at or below `epoch` and its end offset
+    /// (the start of the next cached epoch, or the log end offset for the newest); `None`
+    /// (UNDEFINED_EPOCH, -1) when `epoch` is below every cached epoch or the cache is empty.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, Offset)> {
+        let g = self.lock();
+        g.epochs
+            .end_offset_for(epoch, g.leo)
+            .map(|(e, o)| (e, Offset(o)))
+    }
+
+    /// The leader epoch cache entries as (epoch, start offset), oldest first (tests, admin).
+    pub fn epoch_entries(&self) -> Vec<(i32, Offset)> {
+        self.lock()
+            .epochs
+            .entries()
+            .iter()
+            .map(|e| (e.epoch, Offset(e.start_offset)))
+            .collect()
+    }
+
+    /// Kafka's `maybeAssignEpochStartOffset`, for a broker becoming leader: records, durably,
+    /// that `epoch` starts at the current log end offset, so OffsetForLeaderEpoch answers for
+    /// it before its first append. No-op if `epoch` is already the latest; `FencedLeaderEpoch`
+    /// if it is older.
+    pub fn begin_leader_epoch(&self, epoch: crate::common::LeaderEpoch) -> Result<(), LogError> {
+        if self.offline.load(Ordering::SeqCst) {
+            return Err(self.offline_error());
+        }
+        let mut g = self.lock();
+        let epoch = epoch.get();
+        match g.epochs.latest_epoch() {
+            Some(latest) if epoch < latest => Err(LogError::FencedLeaderEpoch { epoch, latest }),
+            Some(latest) if epoch == latest => Ok(()),
+            _ => {
+                let leo = g.leo;
+                self.record_epoch(&mut g, epoch, leo)
+            }
+        }
+    }
+
+    /// Records that `epoch` starts at `start_offset` and makes the checkpoint durable, under
+    /// the lock (rare: once per leadership change), before the first batch of the epoch is
+    /// written. Out of space leaves the cache and the partition as they were; any other
+    /// failure poisons the partition.
+    pub(super) fn record_epoch(
+        &self,
+        g: &mut MutexGuard<'_, Inner>,
+        epoch: i32,
+        start_offset: i64,
+    ) -> Result<(), LogError> {
+        let mut next = g.epochs.clone();
+        if !next.assign(epoch, start_offset) {
+            return Ok(());
+        }
+        match next.write(self.io.as_ref(), &self.dir) {
+            Ok(()) => {
+                g.epochs = next;
+                Ok(())
+            }
+            Err(e) if is_out_of_space(&e) => Err(LogError::Io(e)),
+            Err(e) => {
+                tracing::error!(partition = %self.tp, error = %e, "cannot write the leader epoch checkpoint; partition is offline");
+                self.poison();
+                Err(LogError::Io(e))
+            }
+        }
+    }
+
+    /// Installs the leader epoch cache recovery loaded.
+    pub(crate) fn set_epoch_cache(&self, epochs: LeaderEpochCache) {
+        self.lock().epochs = epochs;
+    }
+
+    /// Lets truncations rewrite the log directory's checkpoints (set once by the manager).
+    pub(crate) fn set_checkpointer(&self, shared: Weak<Shared>) {
+        let _ = self.checkpointer.set(shared);
     }
 
     /// Total bytes of all segment `.log` files.

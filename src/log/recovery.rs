@@ -16,6 +16,7 @@ use super::checkpoint::{list_dir, read_partition_metadata};
 use super::flusher::FlushSignal;
 use super::index::{read_index_file, OffsetIndex};
 use super::io::{remove_if_exists, FsIo};
+use super::leader_epoch::LeaderEpochCache;
 use super::partition::{parse_txn_index, PartitionLog};
 use super::producer_snapshot::{self, SnapshotEntry};
 use super::producer_state::{BatchMeta, ProducerState, ProducerSummary};
@@ -306,7 +307,7 @@ fn newest_snapshot(dir: &Path, segments: &[Segment]) -> Option<(usize, Vec<Snaps
 /// Rebuilds producer state and open transactions: from the newest producer snapshot, then the
 /// batch headers of the segments after it; without a snapshot, from the headers of every
 /// segment. No decompression; only control batches, a few dozen bytes, are read whole.
-fn rebuild_producers(
+pub(crate) fn rebuild_producers(
     dir: &Path,
     segments: &[Segment],
 ) -> Result<(ProducerState, TxnState), LogError> {
@@ -399,7 +400,7 @@ fn rebuild_producers(
 /// `.txnindex` (entries whose marker did not survive the crash are dropped), merged with what
 /// `rebuild_producers` found (a marker whose entry was not yet written), and the transactions
 /// it found open (from the producer snapshot and the scan after it).
-fn rebuild_txn_state(
+pub(crate) fn rebuild_txn_state(
     dir: &Path,
     segments: &[Segment],
     end_offset: i64,
@@ -588,6 +589,11 @@ pub(crate) fn load_partition(
     )?;
     log.set_recovery_report(report.clone());
     log.set_txn_state(txns);
+    log.set_epoch_cache(LeaderEpochCache::load(
+        dir,
+        log_start_offset.min(end_offset),
+        end_offset,
+    )?);
     Ok((log, report))
 }
 

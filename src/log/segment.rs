@@ -122,8 +122,9 @@ pub(crate) struct SealedFiles {
     log: Arc<File>,
     index: Option<IndexFile>,
     time_index: Option<IndexFile>,
-    /// The producer-state snapshot taken at the roll, written with the sealed files.
-    snapshot: Option<(PathBuf, Vec<u8>)>,
+    /// The producer-state snapshot taken at the roll, written with the sealed files: the
+    /// base offset it describes (the new segment's), its path and bytes.
+    snapshot: Option<(i64, PathBuf, Vec<u8>)>,
 }
 
 /// Why [`Segment::append`] failed.
@@ -138,10 +139,23 @@ pub(crate) enum AppendFailure {
 
 impl SealedFiles {
     /// fdatasyncs the log (through `io`) and both index files.
-    /// Attaches the producer-state snapshot to write at `path` when these files are synced.
-    pub(crate) fn with_snapshot(mut self, path: PathBuf, bytes: Vec<u8>) -> Self {
-        self.snapshot = Some((path, bytes));
+    /// Attaches the producer-state snapshot as of offset `base` to write at `path` when these
+    /// files are synced.
+    pub(crate) fn with_snapshot(mut self, base: i64, path: PathBuf, bytes: Vec<u8>) -> Self {
+        self.snapshot = Some((base, path, bytes));
         self
+    }
+
+    /// Forgets the pending snapshot if it describes an offset past `end` (a truncation removed
+    /// the history it was taken from).
+    pub(crate) fn drop_snapshot_past(&mut self, end: i64) {
+        if self
+            .snapshot
+            .as_ref()
+            .is_some_and(|(base, _, _)| *base > end)
+        {
+            self.snapshot = None;
+        }
     }
 
     /// The sealed segment's base offset.
@@ -164,7 +178,7 @@ impl SealedFiles {
                 f.sync(io)?;
             }
         }
-        if let Some((path, bytes)) = &self.snapshot {
+        if let Some((_, path, bytes)) = &self.snapshot {
             // After the data it describes is durable, off the append path; the caller then
             // syncs the directory. A crash before this only makes recovery start from an older
             // snapshot and scan more batch headers.
@@ -388,6 +402,102 @@ impl Segment {
             time_index: self.time_index.take_file(),
             snapshot: None,
         })
+    }
+
+    /// Cuts the active segment's `.log` to `len` bytes (a batch boundary) and makes that
+    /// durable, then brings the indexes and the index builder to what appending the remaining
+    /// batches would have made: index entries pointing at or past the cut go, and the batches
+    /// after the last kept entry (about `index.interval.bytes` of them) are rescanned, as
+    /// recovery does when it resumes. Both index files are rewritten and fsynced. Returns the
+    /// segment's new next offset. The caller holds the partition lock.
+    pub(crate) fn truncate_to(
+        &mut self,
+        io: &dyn FsIo,
+        len: u64,
+        interval: u32,
+    ) -> io::Result<i64> {
+        let LogHandle::Open(log) = &self.log else {
+            return Err(io::Error::other("truncation of a sealed segment"));
+        };
+        let log = Arc::clone(log);
+        io.set_len(&log, len)?;
+        io.sync_all(&log)?;
+        let base = self.base_offset;
+        let mut index: Vec<(i32, u32)> = self
+            .index
+            .entries()
+            .iter()
+            .copied()
+            .take_while(|&(_, p)| u64::from(p) < len)
+            .collect();
+        let (mut builder, start, next) = match index.last().copied() {
+            Some((rel, p)) => {
+                let size = read_header(&log, u64::from(p), len)?
+                    .and_then(|hb| BatchHeader::new(&hb).and_then(|h| h.total_size()))
+                    .ok_or_else(|| io::Error::other("index entry past the cut"))?
+                    as u64;
+                // Time entries made at or before the kept index point name batches at or
+                // before it (recovery's resume rule).
+                let max = self
+                    .time_index
+                    .entries()
+                    .iter()
+                    .take_while(|&&(_, r)| r <= rel)
+                    .last()
+                    .map(|&(ts, r)| (ts, base + i64::from(r)));
+                let first = read_header(&log, 0, len)?
+                    .and_then(|hb| BatchHeader::new(&hb).map(|h| h.max_timestamp()))
+                    .unwrap_or(-1);
+                (
+                    IndexBuilder::resumed(base, interval, size, max, first),
+                    u64::from(p) + size,
+                    base + i64::from(rel) + 1,
+                )
+            }
+            None => (IndexBuilder::new(base, interval), 0, base),
+        };
+        let last_rel = index.last().map(|&(r, _)| r);
+        let mut time: Vec<(i64, i32)> = self
+            .time_index
+            .entries()
+            .iter()
+            .copied()
+            .take_while(|&(_, r)| last_rel.is_some_and(|l| r <= l))
+            .collect();
+        let mut next_offset = next;
+        let valid = scan_valid_from(&log, base, start, next, |pos, h| {
+            let size = h.total_size().unwrap_or(0) as u64;
+            let add = builder.add(pos, h.last_offset(), h.max_timestamp(), size);
+            if let Some(e) = add.offset {
+                index.push(e);
+            }
+            if let Some((ts, rel)) = add.time {
+                if time.last().is_none_or(|&(t0, r0)| ts > t0 && rel >= r0) {
+                    time.push((ts, rel));
+                }
+            }
+            next_offset = h.next_offset().unwrap_or(next_offset);
+        })?;
+        if valid != len {
+            return Err(io::Error::other(format!(
+                "segment {base}: batches end at byte {valid}, not at the cut {len}"
+            )));
+        }
+        let ipath = self.dir.join(file_name(base, "index"));
+        let tpath = self.dir.join(file_name(base, "timeindex"));
+        let f = rewrite_index_file(io, &ipath, &OffsetIndex::encode(&index))?;
+        io.sync_data(&f)?;
+        let t = rewrite_index_file(io, &tpath, &TimeIndex::encode(&time))?;
+        io.sync_data(&t)?;
+        self.index = OffsetIndex::new(index, Some(IndexFile::open(io, &ipath)?));
+        self.time_index = TimeIndex::new(time, Some(IndexFile::open(io, &tpath)?));
+        if len == 0 {
+            builder = IndexBuilder::new(base, interval);
+        }
+        self.builder = builder;
+        self.size = len;
+        self.next_offset = next_offset;
+        Ok(next_offset)
     }
 
     /// Reopens a sealed segment for appending (recovery, when later segments were dropped).

@@ -208,7 +208,12 @@ impl TransactionCoordinator {
     pub fn ensure_topic(&self, ctx: &dyn TxnHost) -> Result<i32, StoreError> {
         let (partitions, created) = self.topic.ensure_created(ctx)?;
         if created {
-            let led = crate::internal_topic::led_partitions(ctx.metadata(), TXN_TOPIC);
+            let metadata = ctx.metadata();
+            let led = crate::internal_topic::led_partitions(
+                &metadata.image(),
+                metadata.node_id(),
+                TXN_TOPIC,
+            );
             let mut table = lock(&self.table);
             for (p, epoch) in led {
                 table.owned.adopt_empty(p, epoch);

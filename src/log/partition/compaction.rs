@@ -102,7 +102,7 @@ impl Inner {
     fn cleanable_segments(&self, now_ms: i64) -> usize {
         let sealed = self.segments.len().saturating_sub(1);
         let youngest_allowed = now_ms.saturating_sub(self.config.min_compaction_lag_ms);
-        let stable = self.txn.last_stable_offset(self.leo);
+        let stable = self.txn.last_stable_offset(self.high_watermark());
         self.segments[..sealed]
             .iter()
             .position(|s| s.max_timestamp().0 > youngest_allowed || s.next_offset() > stable)

@@ -46,6 +46,17 @@ pub struct ReadRegion {
     pub log_start_offset: Offset,
 }
 
+/// Where a read stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limit {
+    /// Consumers (read_uncommitted): the high watermark.
+    HighWatermark,
+    /// read_committed consumers: the last stable offset.
+    Stable,
+    /// Followers and the broker's own replays: the log end offset.
+    LogEnd,
+}
+
 /// Where a read starts, captured under the lock.
 struct ReadStart {
     file: Arc<std::fs::File>,
@@ -85,8 +96,19 @@ impl PartitionLog {
         max_bytes: usize,
         min_one_batch: bool,
     ) -> Result<ReadResult, LogError> {
+        self.read_to(offset, max_bytes, min_one_batch, Limit::HighWatermark)
+    }
+
+    /// [`PartitionLog::read`] up to `limit` (the high watermark or the log end offset).
+    fn read_to(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        min_one_batch: bool,
+        limit: Limit,
+    ) -> Result<ReadResult, LogError> {
         let offset = offset.get();
-        let (mut idx, hw, lso, nsegs) = {
+        let (mut idx, hw, upper, lso, nsegs) = {
             let g = self.lock();
             if offset < g.log_start_offset || offset > g.leo {
                 return Err(self.out_of_range(offset, &g));
@@ -95,14 +117,16 @@ impl PartitionLog {
                 .segments
                 .partition_point(|s| s.base_offset() <= offset)
                 .saturating_sub(1);
-            (idx, g.leo, g.log_start_offset, g.segments.len())
+            let hw = g.high_watermark();
+            let upper = if limit == Limit::LogEnd { g.leo } else { hw };
+            (idx, hw, upper, g.log_start_offset, g.segments.len())
         };
         let empty = ReadResult {
             records: Bytes::new(),
             high_watermark: Offset(hw),
             log_start_offset: Offset(lso),
         };
-        if offset >= hw {
+        if offset >= upper {
             return Ok(empty);
         }
         while idx < nsegs {
@@ -112,7 +136,7 @@ impl PartitionLog {
             };
             let Some(st) = start else { break };
             if let Some(pos) = find_batch(&st, |h| h.last_offset() >= offset)? {
-                let records = collect_batches(&st, pos, hw, max_bytes, min_one_batch)?;
+                let records = collect_batches(&st, pos, upper, max_bytes, min_one_batch)?;
                 return Ok(ReadResult {
                     records,
                     high_watermark: Offset(hw),
@@ -124,16 +148,17 @@ impl PartitionLog {
         Ok(empty)
     }
 
-    /// Calls `f` with every batch from the log start to the log end, in order: the start-up
-    /// replays of the internal topics. Stops, with a warning, if a read makes no progress
-    /// (recovery validated every batch, so that would be a framing surprise).
+    /// Calls `f` with every batch from the log start to the log end (not only the high
+    /// watermark), in order: the start-up replays of the internal topics. Stops, with a
+    /// warning, if a read makes no progress (recovery validated every batch, so that would be a
+    /// framing surprise).
     pub fn for_each_batch(
         &self,
         mut f: impl FnMut(&BatchHeader<'_>, &[u8]),
     ) -> Result<(), LogError> {
         let mut offset = self.log_start_offset();
         loop {
-            let read = self.read(offset, 1 << 20, true)?;
+            let read = self.read_to(offset, 1 << 20, true, Limit::LogEnd)?;
             if read.records.is_empty() {
                 return Ok(());
             }
@@ -172,8 +197,34 @@ impl PartitionLog {
         min_one_batch: bool,
         read_committed: bool,
     ) -> Result<ReadRegion, LogError> {
+        let limit = if read_committed {
+            Limit::Stable
+        } else {
+            Limit::HighWatermark
+        };
+        self.read_region_to(offset, max_bytes, min_one_batch, limit)
+    }
+
+    /// [`PartitionLog::read_region`] for a follower's Fetch: stops at the log end offset, not
+    /// at the high watermark or the last stable offset (which are still reported).
+    pub fn read_region_to_log_end(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<ReadRegion, LogError> {
+        self.read_region_to(offset, max_bytes, min_one_batch, Limit::LogEnd)
+    }
+
+    fn read_region_to(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        min_one_batch: bool,
+        limit: Limit,
+    ) -> Result<ReadRegion, LogError> {
         let offset = offset.get();
-        let (mut base, hw, lso, stable) = {
+        let (mut base, hw, lso, stable, leo) = {
             let g = self.lock();
             if offset < g.log_start_offset || offset > g.leo {
                 return Err(self.out_of_range(offset, &g));
@@ -183,11 +234,13 @@ impl PartitionLog {
                 .partition_point(|s| s.base_offset() <= offset)
                 .saturating_sub(1);
             let base = g.segments.get(idx).map_or(0, Segment::base_offset);
+            let hw = g.high_watermark();
             (
                 base,
-                g.leo,
+                hw,
                 g.log_start_offset,
-                g.txn.last_stable_offset(g.leo),
+                g.txn.last_stable_offset(hw),
+                g.leo,
             )
         };
         let mut region = ReadRegion {
@@ -198,7 +251,11 @@ impl PartitionLog {
             last_stable_offset: Offset(stable),
             log_start_offset: Offset(lso),
         };
-        let upper = if read_committed { stable } else { hw };
+        let upper = match limit {
+            Limit::HighWatermark => hw,
+            Limit::Stable => stable,
+            Limit::LogEnd => leo,
+        };
         if offset >= upper {
             return Ok(region);
         }
@@ -229,9 +286,16 @@ impl PartitionLog {
         }
     }
 
-    /// First offset whose record timestamp is ≥ `ts`, with that timestamp; `None` if none.
+    /// First offset whose record timestamp is ≥ `ts`, with that timestamp; `None` if none
+    /// below the high watermark (as Kafka answers ListOffsets).
     /// Uses the time index to skip to the right batch, then decodes only that batch's records.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let found = self.offset_for_timestamp_in_log(ts)?;
+        let hw = self.high_watermark().get();
+        Ok(found.filter(|(offset, _)| *offset < hw))
+    }
+
+    fn offset_for_timestamp_in_log(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
         let (first, nsegs, lso) = {
             let g = self.lock();
             let first = g.segments.iter().position(|s| s.max_timestamp().0 >= ts);
@@ -276,9 +340,16 @@ impl PartitionLog {
         Ok(None)
     }
 
-    /// (max timestamp, offset of the record carrying it), or `None` on an empty log. Decodes
-    /// only the batch holding the maximum.
+    /// (max timestamp, offset of the record carrying it), or `None` on an empty log or when
+    /// that record is not yet below the high watermark. Decodes only the batch holding the
+    /// maximum.
     pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
+        let found = self.max_timestamp_in_log()?;
+        let hw = self.high_watermark().get();
+        Ok(found.filter(|(_, offset)| *offset < hw))
+    }
+
+    fn max_timestamp_in_log(&self) -> Result<Option<(i64, i64)>, LogError> {
         let found = {
             let g = self.lock();
             let mut best: Option<(usize, i64, i64)> = None;

@@ -21,8 +21,9 @@ impl PartitionLog {
         }
         {
             let mut g = self.lock();
-            let target = if offset == -1 { g.leo } else { offset };
-            if target < 0 || target > g.leo {
+            let hw = g.high_watermark();
+            let target = if offset == -1 { hw } else { offset };
+            if target < 0 || target > hw {
                 return Err(self.out_of_range(offset, &g));
             }
             if target > g.log_start_offset {
@@ -67,9 +68,16 @@ impl PartitionLog {
             } else {
                 0
             };
+            // As in Kafka, only data below the high watermark is ever deleted: a segment goes
+            // only if everything in it is below it (all replicas have it).
+            let hw = g.high_watermark();
             let mut n = 0;
             while n < candidates {
                 let seg = &g.segments[n];
+                let upper = g.segments.get(n + 1).map_or(g.leo, Segment::base_offset);
+                if upper > hw {
+                    break;
+                }
                 let below_start = g
                     .segments
                     .get(n + 1)

@@ -34,14 +34,30 @@ pub(crate) const TXN_ENTRY_LEN: usize = 34;
 
 impl PartitionLog {
     /// Appends the marker ending `producer_id`'s transaction in this partition (a control
-    /// batch; the transaction coordinator calls this). An abort is recorded in the aborted
-    /// index before this returns. Wait for durability with [`PartitionLog::wait_durable`].
+    /// batch; the transaction coordinator calls this), stamped with the log's latest leader
+    /// epoch (0 for a log never written). An abort is recorded in the aborted index before this
+    /// returns. Wait for durability with [`PartitionLog::wait_durable`]. A leader that may have
+    /// been deposed uses [`PartitionLog::append_txn_marker_in_epoch`].
     pub fn append_txn_marker(
         &self,
         producer_id: crate::common::ProducerId,
         producer_epoch: crate::common::ProducerEpoch,
         kind: MarkerKind,
         coordinator_epoch: i32,
+    ) -> Result<AppendOutcome, LogError> {
+        let epoch = crate::common::LeaderEpoch(self.latest_epoch().unwrap_or(0));
+        self.append_txn_marker_in_epoch(producer_id, producer_epoch, kind, coordinator_epoch, epoch)
+    }
+
+    /// [`PartitionLog::append_txn_marker`] as the leader of `leader_epoch`: refused with
+    /// `FencedLeaderEpoch` if a newer epoch has written to the log.
+    pub fn append_txn_marker_in_epoch(
+        &self,
+        producer_id: crate::common::ProducerId,
+        producer_epoch: crate::common::ProducerEpoch,
+        kind: MarkerKind,
+        coordinator_epoch: i32,
+        leader_epoch: crate::common::LeaderEpoch,
     ) -> Result<AppendOutcome, LogError> {
         let batch = marker_batch(
             kind,
@@ -53,13 +69,14 @@ impl PartitionLog {
         let info = BatchHeader::new(&batch)
             .map(|h| BatchInfo::from_header(&h))
             .ok_or_else(|| LogError::Corrupt("malformed marker batch".into()))?;
-        self.append(&batch, &info, crate::common::LEADER_EPOCH)
+        self.append(&batch, &info, leader_epoch)
     }
 
-    /// The last stable offset: read_committed consumers read below it.
+    /// The last stable offset: read_committed consumers read below it. Never above the high
+    /// watermark.
     pub fn last_stable_offset(&self) -> crate::common::Offset {
         let g = self.lock();
-        crate::common::Offset(g.txn.last_stable_offset(g.leo))
+        crate::common::Offset(g.txn.last_stable_offset(g.high_watermark()))
     }
 
     /// Aborted transactions overlapping offsets `from..to`, oldest first.
@@ -212,6 +229,37 @@ fn append_txn_entry(
     )?;
     f.write_all(&e)?;
     Ok(f)
+}
+
+/// Drops the entries of `<segment>.txnindex` whose abort marker is at or past `end` (a
+/// truncation removed it), replacing the file atomically and durably; a missing file is fine.
+pub(super) fn truncate_txn_index(
+    io: &dyn FsIo,
+    dir: &Path,
+    segment: i64,
+    end: i64,
+) -> Result<(), LogError> {
+    let path = dir.join(file_name(segment, "txnindex"));
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let kept: Vec<u8> = bytes
+        .chunks_exact(TXN_ENTRY_LEN)
+        .filter(|e| {
+            e.get(18..26)
+                .and_then(|b| b.try_into().ok())
+                .map(i64::from_be_bytes)
+                .is_some_and(|last| last < end)
+        })
+        .flatten()
+        .copied()
+        .collect();
+    if kept.len() != bytes.len() {
+        super::super::io::write_atomic(io, &path, &kept)?;
+    }
+    Ok(())
 }
 
 /// Parses a `.txnindex` file; a torn trailing entry is ignored.

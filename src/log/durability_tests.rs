@@ -37,6 +37,9 @@
 //! | recovery: dir fsync after deleting segments that overlap their predecessor | none: idempotent. A segment that overlaps its predecessor keeps doing so (the predecessor only grows), so the next recovery deletes it again |
 //! | recovery: dir fsync after deleting segments past a truncation or gap | `segments_deleted_by_recovery_stay_deleted` |
 //! | recovery: dir fsync after creating the first segment of an empty log | `a_crash_during_recovery_loses_nothing_acknowledged` (appends to it lost) |
+//! | `record_epoch`: the `leader-epoch-checkpoint` written (temp, fsync, rename, dir fsync) before the first batch of a new epoch | `replication_tests::the_epoch_checkpoint_survives_a_crash_at_any_operation`, `replication_tests::appends_after_a_truncation_survive_a_crash_without_resurrecting_the_cut` (the cache misses an epoch whose batches are durable) |
+//! | truncation (`Segment::truncate_to`): fsync of the cut `.log` | `replication_tests::a_crash_during_truncation_leaves_a_prefix_and_after_it_nothing_comes_back` (truncated batches came back after the truncation returned) |
+//! | truncation: rewrite of the log dir's checkpoints before returning | `replication_tests::a_truncation_rewrites_the_checkpoints_before_it_returns` (a stale log start hid the restarted log) |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

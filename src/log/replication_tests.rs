@@ -670,3 +670,25 @@ fn the_epoch_checkpoint_survives_a_crash_at_any_operation() {
         assert_eq!(epochs(&p), expected, "case {case}");
     }
 }
+
+#[test]
+fn a_truncation_rewrites_the_checkpoints_before_it_returns() {
+    // A log start moved by DeleteRecords is checkpointed; a follower then starts over below it
+    // (the leader's log starts there). The checkpoint must follow at once, or recovery would
+    // move the log start back up and hide what is replicated next.
+    let root = tempfile::tempdir().unwrap();
+    let io = Arc::new(FaultyIo::new());
+    let (m, p) = durable_log(&io, root.path());
+    p.delete_records_before(Offset(8)).unwrap();
+    m.checkpoint().unwrap();
+    p.truncate_fully_and_start_at(Offset(3)).unwrap();
+    let mut b = simple_batch(2, 10, 1);
+    b[..8].copy_from_slice(&3i64.to_be_bytes());
+    p.append_replica(&Bytes::from(b)).unwrap();
+    p.flush().unwrap();
+    drop((m, p));
+    let (_out, m) = crash_and_reopen(&io, root.path());
+    let p = m.get(&tp()).unwrap();
+    assert_eq!(p.log_start_offset(), 3);
+    assert_eq!(p.log_end_offset(), 5);
+}

@@ -539,6 +539,16 @@ impl crate::txn::TxnHost for BrokerContext {
     fn txns(&self) -> &crate::txn::TransactionCoordinator {
         &self.txns
     }
+
+    fn write_markers(
+        &self,
+        marker: crate::txn::TxnMarker,
+        partitions: Vec<(String, i32)>,
+    ) -> crate::txn::MarkerFuture<'_> {
+        Box::pin(crate::marker_channel::write_markers(
+            self, marker, partitions,
+        ))
+    }
 }
 
 /// Why the broker could not start or stop cleanly.

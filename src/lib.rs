@@ -16,6 +16,7 @@ pub mod handlers;
 pub mod internal_topic;
 pub mod log;
 pub mod logging;
+pub mod marker_channel;
 pub mod metadata;
 pub mod protocol;
 pub mod records;

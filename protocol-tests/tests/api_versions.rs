@@ -50,6 +50,7 @@ const EXPECTED_TABLE: &[(i16, i16, i16)] = &[
     (24, 0, 5), // AddPartitionsToTxn
     (25, 0, 4), // AddOffsetsToTxn
     (26, 0, 4), // EndTxn
+    (27, 1, 1), // WriteTxnMarkers
     (28, 0, 5), // TxnOffsetCommit
     (29, 1, 3), // DescribeAcls
     (30, 1, 3), // CreateAcls

@@ -476,6 +476,19 @@ fn sample_bodies(key: ApiKey, v: i16) -> Vec<Vec<u8>> {
                 .with_committed(true),
             v,
         )],
+        ApiKey::WriteTxnMarkers => vec![encode(
+            &WriteTxnMarkersRequest::default().with_markers(vec![
+                write_txn_markers_request::WritableTxnMarker::default()
+                    .with_producer_id(ProducerId(1))
+                    .with_transaction_result(true)
+                    .with_topics(vec![
+                        write_txn_markers_request::WritableTxnMarkerTopic::default()
+                            .with_name(name.clone())
+                            .with_partition_indexes(vec![0]),
+                    ]),
+            ]),
+            v,
+        )],
         ApiKey::TxnOffsetCommit => {
             let t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
                 .with_name(name)
@@ -885,6 +898,7 @@ fn decode_response(key: ApiKey, version: i16, mut frame: Bytes) -> anyhow::Resul
         ApiKey::AddOffsetsToTxn => as_response!(AddOffsetsToTxnResponse),
         ApiKey::EndTxn => as_response!(EndTxnResponse),
         ApiKey::TxnOffsetCommit => as_response!(TxnOffsetCommitResponse),
+        ApiKey::WriteTxnMarkers => as_response!(WriteTxnMarkersResponse),
         ApiKey::DescribeTransactions => as_response!(DescribeTransactionsResponse),
         ApiKey::ListTransactions => as_response!(ListTransactionsResponse),
         ApiKey::DescribeProducers => as_response!(DescribeProducersResponse),

@@ -51,9 +51,11 @@ async fn run(ctx: &BrokerContext, txn: &Txn, version: i16) -> Vec<i16> {
     if let Err(e) = super::coordinator::check_transaction(ctx, txn.id.0.as_str()) {
         return vec![e.code(); partitions.len()];
     }
+    // Known to the cluster's metadata, wherever it is led: the markers go to its leader.
+    let image = ctx.metadata.image();
     let unknown: Vec<bool> = partitions
         .iter()
-        .map(|(t, p)| ctx.partition(t, *p).is_none())
+        .map(|(t, p)| image.topic(t).and_then(|m| m.placement(*p)).is_none())
         .collect();
     if unknown.iter().any(|u| *u) {
         return unknown

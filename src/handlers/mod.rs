@@ -44,7 +44,9 @@ pub mod produce;
 pub mod reassignments;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod txn_verification;
 pub mod unregister_broker;
+pub mod write_txn_markers;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::protocol::StrBytes;

@@ -365,18 +365,18 @@ fn produce_one(
         // The partition must be in the producer's ongoing transaction (Kafka's verification,
         // KIP-890 part 1): otherwise no marker would ever close it here and the partition's
         // last stable offset would hang.
-        ctx.txns
-            .check_in_transaction(
-                txn_id,
-                info.producer_id,
-                info.producer_epoch,
-                (&topic.name, data.index),
-            )
-            .map_err(|e| {
-                let message = (e == crate::txn::TxnError::InvalidTxnState)
-                    .then(|| "the partition is not in the producer's transaction".to_string());
-                (super::errors::produce_txn_error(e), message)
-            })?;
+        super::txn_verification::check(
+            ctx,
+            txn_id,
+            info.producer_id,
+            info.producer_epoch,
+            (&topic.name, data.index),
+        )
+        .map_err(|e| {
+            let message = (e == crate::txn::TxnError::InvalidTxnState)
+                .then(|| "the partition is not in the producer's transaction".to_string());
+            (super::errors::produce_txn_error(e), message)
+        })?;
     }
     let (batch, info) = inspect_records(batch, info, &config)?;
     let outcome = log

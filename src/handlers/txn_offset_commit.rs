@@ -123,7 +123,17 @@ async fn commit(
     // With the topic known, its partition names the coordinator: refuse before any state.
     super::coordinator::check_group(ctx, group_id)?;
     let transactional_id = request.transactional_id.0.as_str();
-    if version >= 5 {
+    let ids = (producer_id, producer_epoch);
+    if !super::txn_verification::coordinated_here(ctx, transactional_id) {
+        // Another broker coordinates the transaction: it confirms (v5: adds) the partition.
+        let offsets = (OFFSETS_TOPIC, partition);
+        let add = version >= 5;
+        if let Some(pending) =
+            super::txn_verification::pending_for_offsets(ctx, transactional_id, ids, offsets, add)
+        {
+            super::txn_verification::verify(ctx, pending).await;
+        }
+    } else if version >= 5 {
         // v5 is the transactions-v2 form: it adds the group's offsets partition to the
         // transaction itself (Kafka 4.0 treats v5 as an implicit AddOffsetsToTxn).
         ctx.txns
@@ -139,14 +149,14 @@ async fn commit(
     }
     // Kafka (KIP-890 part 1 verification) refuses offsets for a transaction that did not add
     // the group's offsets partition (see `errors::txn_offset_commit_error` for the codes).
-    ctx.txns
-        .check_in_transaction(
-            transactional_id,
-            producer_id,
-            producer_epoch,
-            (OFFSETS_TOPIC, partition),
-        )
-        .map_err(|e| errors::txn_offset_commit_error(e, version))?;
+    super::txn_verification::check(
+        ctx,
+        transactional_id,
+        producer_id,
+        producer_epoch,
+        (OFFSETS_TOPIC, partition),
+    )
+    .map_err(|e| errors::txn_offset_commit_error(e, version))?;
     let (member_id, instance_id, generation) = if version >= 3 {
         (
             request.member_id.to_string(),

@@ -163,6 +163,13 @@ pub fn handle_frame(
             version,
             handlers::txn_offset_commit::handle,
         ),
+        ApiKey::WriteTxnMarkers => run::<m::WriteTxnMarkersRequest, _>(
+            ctx,
+            frame,
+            corr,
+            version,
+            handlers::write_txn_markers::handle,
+        ),
         ApiKey::OffsetForLeaderEpoch => run_now::<m::OffsetForLeaderEpochRequest, _>(
             ctx,
             frame,
@@ -539,6 +546,20 @@ fn produce(
         Ok(r) => r,
         Err(close) => return close,
     };
+    if let Some(pending) = handlers::txn_verification::pending_for_produce(ctx, &request, version) {
+        // Another broker coordinates the transaction: ask it first (KIP-890 verification),
+        // still in order with this connection's other requests.
+        let ctx = ctx.clone();
+        return Outcome::Ordered(tokio::spawn(async move {
+            handlers::txn_verification::verify(&ctx, pending).await;
+            let appended = tokio::task::spawn_blocking(move || {
+                let reply = handlers::produce::handle(&ctx, request, version);
+                reply_outcome(reply, correlation_id, version)
+            })
+            .await;
+            appended.unwrap_or_else(|e| Outcome::Close(format!("produce task failed: {e}")))
+        }));
+    }
     if !handlers::produce::needs_record_work(ctx, &request, version) {
         let reply = handlers::produce::handle(ctx, request, version);
         return reply_outcome(reply, correlation_id, version);

@@ -12,10 +12,13 @@
 //! answers while a transition is pending. Ending a transaction keeps the id busy from
 //! PrepareCommit/PrepareAbort until CompleteCommit/CompleteAbort is durable, markers included.
 //!
-//! Markers: `PartitionLog::append_txn_marker` on each data partition and on the
-//! `__consumer_offsets` partitions of groups added with AddOffsetsToTxn, waited on with
-//! `wait_durable`; then the group coordinator applies (commit) or drops (abort) the producer's
-//! pending transactional offsets.
+//! Markers: one per data partition of the transaction and per `__consumer_offsets` partition
+//! of the groups added with AddOffsetsToTxn, written through [`TxnHost::write_markers`]: into
+//! the log when this broker leads the partition, else by WriteTxnMarkers to its leader (Kafka's
+//! marker channel). A partition's marker counts once it is durable on its leader, whose group
+//! coordinator then applies (commit) or drops (abort) the producer's pending transactional
+//! offsets. Partitions that could not take their marker (no leader, leadership moving, a
+//! broker unreachable) stay in the transaction for the retry; a deleted topic is dropped.
 //!
 //! Each partition of `__transaction_state` is served only while this broker leads it:
 //! [`TransactionCoordinator::load_partition`] rebuilds its ids from the log and completes the
@@ -29,8 +32,11 @@
 pub mod error;
 pub mod records;
 pub mod state;
+pub mod verified;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -38,7 +44,6 @@ use tokio::sync::watch;
 
 use crate::common::now_ms;
 use crate::common::{LeaderEpoch, Offset};
-use crate::group::records::OFFSETS_TOPIC;
 use crate::group::GroupHost;
 use crate::internal_topic::{InternalTopic, Ownership, PartitionLoad, Serving, StoreError};
 use crate::log::PartitionLog;
@@ -72,6 +77,8 @@ pub struct TransactionCoordinator {
     table: Mutex<Table>,
     /// `__transaction_state`, created on first use.
     topic: InternalTopic,
+    /// Partitions led here whose transactions other brokers coordinate, verified with them.
+    verified: verified::VerifiedPartitions,
 }
 
 /// The ids served and the partitions they belong to, under one lock: an id exists here only
@@ -95,6 +102,39 @@ fn unavailable(what: &str, id: &str, e: impl std::fmt::Display) -> TxnError {
     TxnError::StoreUnavailable
 }
 
+/// A marker ending one producer's transaction, to be written into partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnMarker {
+    pub producer_id: crate::common::ProducerId,
+    pub producer_epoch: crate::common::ProducerEpoch,
+    pub kind: MarkerKind,
+    /// The epoch of the coordinator writing it: the leader epoch of its
+    /// `__transaction_state` partition.
+    pub coordinator_epoch: i32,
+}
+
+/// What became of one partition's marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarkerOutcome {
+    /// Durable on the partition's leader (its pending offsets completed there).
+    Written,
+    /// Not written now (no live leader, leadership moving, the leader unreachable or slow):
+    /// the partition stays in the transaction and is retried shortly, once metadata may have
+    /// moved, as Kafka's marker channel re-queues such partitions.
+    Retry(String),
+    /// The leader could not write it (a storage error there): the partition stays in the
+    /// transaction and the sweeper retries it later.
+    Failed(String),
+    /// The topic or partition no longer exists: there is nothing left to end there.
+    Gone,
+}
+
+/// The partitions of a marker write with what became of each.
+pub type MarkerResults = Vec<((String, i32), MarkerOutcome)>;
+
+/// What [`TxnHost::write_markers`] returns.
+pub type MarkerFuture<'a> = Pin<Box<dyn Future<Output = MarkerResults> + Send + 'a>>;
+
 /// A failed write of the id's own state: NotCoordinator if its partition is no longer served
 /// here (the client finds the new coordinator), else as [`unavailable`].
 fn write_failed(what: &str, id: &str, e: StoreError) -> TxnError {
@@ -112,13 +152,29 @@ fn write_failed(what: &str, id: &str, e: StoreError) -> TxnError {
 pub trait TxnHost: GroupHost {
     /// The broker's transaction coordinator.
     fn txns(&self) -> &TransactionCoordinator;
+
+    /// Writes `marker` into each of `partitions` wherever it is led (here, or at the leader by
+    /// WriteTxnMarkers) and reports each one's outcome. Never fails as a whole: a partition
+    /// that could not be reached is a [`MarkerOutcome::Retry`].
+    fn write_markers(&self, marker: TxnMarker, partitions: Vec<(String, i32)>) -> MarkerFuture<'_>;
 }
 
 impl<T: TxnHost + ?Sized> TxnHost for Arc<T> {
     fn txns(&self) -> &TransactionCoordinator {
         (**self).txns()
     }
+
+    fn write_markers(&self, marker: TxnMarker, partitions: Vec<(String, i32)>) -> MarkerFuture<'_> {
+        (**self).write_markers(marker, partitions)
+    }
 }
+
+/// How long markers that could not be written are retried before the transaction's
+/// completion is left to the sweeper, and the pause before the first retry (doubled each
+/// time): long enough for a leadership change to reach the metadata, short enough that EndTxn
+/// still answers within a client's request timeout.
+const MARKER_RETRY_WINDOW: Duration = Duration::from_secs(3);
+const MARKER_RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 /// What the caller of [`TransactionCoordinator::transition`] wants done after the write.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -140,6 +196,9 @@ impl TransactionCoordinator {
             ),
             expiration_ms: config.transactional_id_expiration_ms,
             table: Mutex::new(Table::default()),
+            verified: verified::VerifiedPartitions::new(Duration::from_millis(
+                u64::try_from(config.transaction_max_timeout_ms).unwrap_or(0),
+            )),
         }
     }
 
@@ -196,6 +255,11 @@ impl TransactionCoordinator {
     /// True once `__transaction_state` is known to exist with all its partitions.
     pub fn topic_ready(&self) -> bool {
         self.topic.is_ready()
+    }
+
+    /// Partitions led here that other brokers' coordinators confirmed to be in a transaction.
+    pub fn verified(&self) -> &verified::VerifiedPartitions {
+        &self.verified
     }
 
     /// The largest transaction timeout accepted (`transaction.max.timeout.ms`).
@@ -345,8 +409,17 @@ impl TransactionCoordinator {
     /// owned by the caller), applies or drops its pending offsets, and persists the
     /// CompleteCommit/CompleteAbort state. On failure the id stays in its Prepare state, not
     /// busy, and the sweeper tries again (Kafka retries markers until they are written).
-    async fn complete(&self, ctx: &dyn TxnHost, handle: &Handle) -> Result<(), TxnError> {
-        let result = self.write_markers_and_complete(ctx, handle).await;
+    /// Markers that cannot be written are retried for `retry_window` (zero: one attempt)
+    /// before the completion is left to the sweeper.
+    async fn complete(
+        &self,
+        ctx: &dyn TxnHost,
+        handle: &Handle,
+        retry_window: Duration,
+    ) -> Result<(), TxnError> {
+        let result = self
+            .write_markers_and_complete(ctx, handle, retry_window)
+            .await;
         let mut m = lock(handle);
         if result.is_err() {
             m.busy = false;
@@ -363,6 +436,7 @@ impl TransactionCoordinator {
         &self,
         ctx: &dyn TxnHost,
         handle: &Handle,
+        retry_window: Duration,
     ) -> Result<(), TxnError> {
         let (id, data) = {
             let m = lock(handle);
@@ -385,42 +459,62 @@ impl TransactionCoordinator {
             Ok(epoch) => epoch.get(),
             Err(e) => return Err(write_failed("cannot write transaction markers", &id, e)),
         };
-        let mut waits: Vec<((String, i32), Arc<PartitionLog>, Offset)> = Vec::new();
-        let mut failed: Option<TxnError> = None;
-        for (topic, p) in &data.partitions {
-            let Some(log) = ctx.partition(topic, *p) else {
-                // The topic was deleted meanwhile: Kafka drops markers for unknown partitions.
-                tracing::warn!(transactional_id = %id, topic, partition = p, "no partition for transaction marker; skipped");
-                continue;
-            };
-            match crate::log::offload::append_txn_marker(
-                log.clone(),
-                crate::common::ProducerId(data.producer_id),
-                crate::common::ProducerEpoch(data.producer_epoch),
-                kind,
-                coordinator_epoch,
-            )
-            .await
-            {
-                Ok(outcome) => waits.push(((topic.clone(), *p), log, outcome.end_offset())),
-                Err(e) => failed = Some(unavailable("cannot write transaction marker", &id, e)),
+        let marker = TxnMarker {
+            producer_id: crate::common::ProducerId(data.producer_id),
+            producer_epoch: crate::common::ProducerEpoch(data.producer_epoch),
+            kind,
+            coordinator_epoch,
+        };
+        let started = Instant::now();
+        let mut backoff = MARKER_RETRY_BACKOFF;
+        for attempt in 1.. {
+            let pending: Vec<(String, i32)> =
+                lock(handle).data.partitions.iter().cloned().collect();
+            if pending.is_empty() {
+                break;
             }
-        }
-        for (tp, log, end) in waits {
-            if let Err(e) = ctx.wait_acknowledgeable(&log, end).await {
-                failed = Some(unavailable("transaction marker not made durable", &id, e));
-                continue;
+            let mut retry = Vec::new();
+            let mut failed = Vec::new();
+            for (tp, outcome) in ctx.write_markers(marker, pending).await {
+                match outcome {
+                    MarkerOutcome::Written => {}
+                    MarkerOutcome::Gone => {
+                        // Kafka drops markers for partitions that no longer exist.
+                        tracing::warn!(transactional_id = %id, topic = %tp.0, partition = tp.1, "no partition for transaction marker; skipped");
+                    }
+                    MarkerOutcome::Retry(why) => {
+                        retry.push(format!("{}-{}: {why}", tp.0, tp.1));
+                        continue;
+                    }
+                    MarkerOutcome::Failed(why) => {
+                        failed.push(format!("{}-{}: {why}", tp.0, tp.1));
+                        continue;
+                    }
+                }
+                lock(handle).data.partitions.remove(&tp);
             }
-            if tp.0 == OFFSETS_TOPIC {
-                // The group coordinator sees the marker: the producer's pending offsets in
-                // this partition's groups are committed or dropped.
-                ctx.groups()
-                    .complete_txn(tp.1, data.producer_id, kind == MarkerKind::Commit);
+            if !failed.is_empty() {
+                // A storage failure does not clear in a moment: the sweeper retries.
+                failed.extend(retry);
+                return Err(unavailable(
+                    "cannot write transaction markers",
+                    &id,
+                    failed.join("; "),
+                ));
             }
-            lock(handle).data.partitions.remove(&tp);
-        }
-        if let Some(e) = failed {
-            return Err(e);
+            if retry.is_empty() {
+                break;
+            }
+            if started.elapsed() + backoff > retry_window {
+                return Err(unavailable(
+                    "transaction markers not written (retried later)",
+                    &id,
+                    retry.join("; "),
+                ));
+            }
+            tracing::debug!(transactional_id = %id, attempt, "transaction markers to retry: {}", retry.join("; "));
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
         }
         let next = data.completed(now_ms());
         // The id is busy (owned by this completion), so no lock is needed around the write.
@@ -441,7 +535,12 @@ impl TransactionCoordinator {
     /// Aborts `handle`'s Ongoing transaction on the coordinator's own initiative, bumping the
     /// epoch so the producer that opened it is fenced (transaction timeout, or a new producer
     /// instance calling InitProducerId).
-    async fn fence_and_abort(&self, ctx: &dyn TxnHost, handle: &Handle) -> Result<(), TxnError> {
+    async fn fence_and_abort(
+        &self,
+        ctx: &dyn TxnHost,
+        handle: &Handle,
+        retry_window: Duration,
+    ) -> Result<(), TxnError> {
         let now = now_ms();
         self.transition(ctx, handle, AfterWrite::StayBusy, None, |d| {
             if d.state != TxnStatus::Ongoing {
@@ -450,7 +549,7 @@ impl TransactionCoordinator {
             Ok(Some(d.prepare_fence_abort(now)))
         })
         .await?;
-        self.complete(ctx, handle).await
+        self.complete(ctx, handle, retry_window).await
     }
 
     /// InitProducerId with a transactional id: the (producer id, epoch) the producer must use.
@@ -522,7 +621,8 @@ impl TransactionCoordinator {
             m.data.state == TxnStatus::Ongoing
         };
         if ongoing {
-            self.fence_and_abort(ctx, &handle).await?;
+            self.fence_and_abort(ctx, &handle, MARKER_RETRY_WINDOW)
+                .await?;
         }
         let now = now_ms();
         let ids = ctx.metadata();
@@ -640,7 +740,7 @@ impl TransactionCoordinator {
             // the id as it was.
             return Ok(());
         }
-        self.complete(ctx, &handle).await
+        self.complete(ctx, &handle, MARKER_RETRY_WINDOW).await
     }
 
     /// Takes over `__transaction_state` partition `partition`, led here at `epoch` (Kafka's
@@ -725,7 +825,8 @@ impl TransactionCoordinator {
         };
         for id in &to_complete {
             if let Some(h) = self.get(id) {
-                if let Err(e) = self.complete(ctx, &h).await {
+                // One attempt: leaders elsewhere may still be starting; the sweeper retries.
+                if let Err(e) = self.complete(ctx, &h, Duration::ZERO).await {
                     // Left in its Prepare state; the sweeper retries.
                     tracing::warn!(transactional_id = %id, "cannot complete transaction at load: {e:?}");
                 }
@@ -805,9 +906,9 @@ impl TransactionCoordinator {
                 None => continue,
                 Some(Todo::Abort) => {
                     tracing::info!(transactional_id = %id, "aborting timed-out transaction");
-                    self.fence_and_abort(ctx, &h).await
+                    self.fence_and_abort(ctx, &h, Duration::ZERO).await
                 }
-                Some(Todo::Complete) => self.complete(ctx, &h).await,
+                Some(Todo::Complete) => self.complete(ctx, &h, Duration::ZERO).await,
                 Some(Todo::Expire) => self.expire(ctx, &h).await,
             };
             if let Err(e) = result {

@@ -167,13 +167,17 @@ async fn coordinators_are_the_leaders_of_the_internal_partitions() {
     );
 
     // The coordinator serves them. Offsets of partitions led elsewhere are accepted too.
-    let joined = clients[coord].call(&join, 3).await;
+    let joined = while_loading(&mut clients[coord], &join, 3, |r| r.error_code).await;
     assert_eq!(joined.error_code, 0, "{joined:?}");
     // Standalone commits (generation -1) go to an Empty group: another one on broker 2.
     let standalone = key_led_by("standalone", &offsets_leaders, 2);
-    let committed = clients[coord]
-        .call(&commit_req(&standalone, -1, "", "data", &offsets, 8), 8)
-        .await;
+    let committed = while_loading(
+        &mut clients[coord],
+        &commit_req(&standalone, -1, "", "data", &offsets, 8),
+        8,
+        |r| r.topics[0].partitions[0].error_code,
+    )
+    .await;
     for p in &committed.topics[0].partitions {
         assert_eq!(p.error_code, 0, "{committed:?}");
     }
@@ -213,7 +217,7 @@ async fn coordinators_are_the_leaders_of_the_internal_partitions() {
             .describe(&txn)
             .is_none());
     }
-    let served = clients[2].call(&init, 4).await;
+    let served = while_loading(&mut clients[2], &init, 4, |r| r.error_code).await;
     assert_eq!(served.error_code, 0, "{served:?}");
     assert!(served.producer_id.0 >= 0);
     assert!(cluster
@@ -223,6 +227,27 @@ async fn coordinators_are_the_leaders_of_the_internal_partitions() {
         .txns
         .describe(&txn)
         .is_some());
+}
+
+/// Sends `request` until its answer (per `code`) is not COORDINATOR_LOAD_IN_PROGRESS, as
+/// clients retry it: a broker that has just learned that it leads an internal partition loads
+/// it before serving its keys.
+async fn while_loading<R: kafka_protocol::protocol::Request>(
+    c: &mut Client,
+    request: &R,
+    version: i16,
+    code: impl Fn(&R::Response) -> i16,
+) -> R::Response {
+    const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = c.call(request, version).await;
+        if code(&r) != COORDINATOR_LOAD_IN_PROGRESS {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "never loaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Waits until `c` lists topic `data` with a leader for each of its partitions.

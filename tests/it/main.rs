@@ -20,6 +20,7 @@ mod harness;
 mod cleaner_crash;
 mod cluster;
 mod cluster_coordinators;
+mod cluster_transactions;
 mod configs;
 mod coordinator_lifecycle;
 mod decompression;

@@ -411,6 +411,12 @@ impl BrokerContext {
     /// partitions of topics that no longer exist (deleted, possibly elsewhere, or an
     /// interrupted create or delete), and puts each topic's settings in force.
     pub fn reconcile(&self) -> Result<(), TopicError> {
+        self.reconcile_to_image().map(|_| ())
+    }
+
+    /// [`BrokerContext::reconcile`], returning the image the logs and roles now match (the
+    /// coordinators must follow that one, not a newer one whose roles are not applied yet).
+    pub fn reconcile_to_image(&self) -> Result<Arc<crate::metadata::MetadataImage>, TopicError> {
         let _placement = self
             .placement_lock
             .lock()
@@ -460,7 +466,7 @@ impl BrokerContext {
         }
         // Each hosted partition in the role the image gives it (leader or follower).
         self.replicas.apply(&image);
-        Ok(())
+        Ok(image)
     }
 }
 
@@ -997,17 +1003,25 @@ async fn publish_metadata(
                 if let Err(e) = context.refresh_config() {
                     tracing::warn!("dynamic broker configs not applied: {e}");
                 }
-                context.reconcile()
+                context.reconcile_to_image()
             })
             .await
         };
-        match done {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!("partition logs do not match the metadata yet: {e}"),
-            Err(e) => tracing::warn!("metadata publisher: {e}"),
-        }
-        // With the logs in line, the coordinators follow the internal partitions' leadership.
-        if let Err(e) = crate::handlers::coordinator::sync_coordinators(&context).await {
+        let image = match done {
+            Ok(Ok(image)) => image,
+            Ok(Err(e)) => {
+                tracing::warn!("partition logs do not match the metadata yet: {e}");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!("metadata publisher: {e}");
+                continue;
+            }
+        };
+        // With the logs and roles in line with `image`, the coordinators follow the internal
+        // partitions' leadership in that same image.
+        if let Err(e) = crate::handlers::coordinator::sync_coordinators_with(&context, &image).await
+        {
             tracing::warn!("coordinators not in line with the metadata yet: {e}");
         }
     }

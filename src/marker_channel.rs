@@ -198,7 +198,8 @@ fn request(marker: TxnMarker, partitions: &[(String, i32)]) -> WriteTxnMarkersRe
         .with_coordinator_epoch(marker.coordinator_epoch)])
 }
 
-/// One request on a fresh connection to `addr`, answered within `timeout`.
+/// Sends `request` to the broker at `addr` on a connection of its own and waits up to
+/// `timeout` for the answer.
 pub(crate) async fn call<R: Request>(
     addr: &str,
     client_id: String,
@@ -206,48 +207,12 @@ pub(crate) async fn call<R: Request>(
     version: i16,
     timeout: Duration,
 ) -> Result<R::Response, String> {
-    use bytes::{BufMut, Bytes, BytesMut};
-    use kafka_protocol::messages::{RequestHeader, ResponseHeader};
-    use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    /// These answers are a few bytes per partition; anything past this is a broken peer.
-    const MAX_RESPONSE: usize = 16 << 20;
-    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
+    let mut client =
+        crate::replication::client::BrokerClient::connect(addr, client_id, CONNECT_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())?;
+    client
+        .send(request, version, timeout)
         .await
-        .map_err(|_| format!("no connection in {CONNECT_TIMEOUT:?}"))?
-        .map_err(|e| e.to_string())?;
-    let header = RequestHeader::default()
-        .with_request_api_key(R::KEY)
-        .with_request_api_version(version)
-        .with_correlation_id(0)
-        .with_client_id(Some(StrBytes::from_string(client_id)));
-    let mut frame = BytesMut::new();
-    frame.put_i32(0);
-    header
-        .encode(&mut frame, R::header_version(version))
-        .map_err(|e| e.to_string())?;
-    request
-        .encode(&mut frame, version)
-        .map_err(|e| e.to_string())?;
-    let size = i32::try_from(frame.len() - 4).map_err(|e| e.to_string())?;
-    frame[..4].copy_from_slice(&size.to_be_bytes());
-    let exchange = async {
-        stream.write_all(&frame).await?;
-        let mut len = [0u8; 4];
-        stream.read_exact(&mut len).await?;
-        let len = usize::try_from(i32::from_be_bytes(len)).unwrap_or(usize::MAX);
-        if len > MAX_RESPONSE {
-            return Err(std::io::Error::other(format!("response of {len} bytes")));
-        }
-        let mut body = vec![0u8; len];
-        stream.read_exact(&mut body).await?;
-        Ok(Bytes::from(body))
-    };
-    let mut body = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| format!("no answer in {timeout:?}"))?
-        .map_err(|e| e.to_string())?;
-    ResponseHeader::decode(&mut body, R::Response::header_version(version))
-        .map_err(|e| e.to_string())?;
-    R::Response::decode(&mut body, version).map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())
 }

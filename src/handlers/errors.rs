@@ -185,6 +185,8 @@ pub fn not_coordinator(reason: super::coordinator::NotCoordinator) -> ResponseEr
 pub fn store_error(error: &StoreError) -> ResponseError {
     match error {
         StoreError::NotServed(_) => ResponseError::NotCoordinator,
+        // A newer leader of the internal partition has written: the coordinator moved.
+        StoreError::Log(LogError::FencedLeaderEpoch { .. }) => ResponseError::NotCoordinator,
         _ => ResponseError::CoordinatorNotAvailable,
     }
 }

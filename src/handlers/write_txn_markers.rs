@@ -106,7 +106,7 @@ pub async fn write_led(
     let mut waits = Vec::new();
     for (i, (topic, partition)) in partitions.iter().enumerate() {
         let appended = match ctx.led_partition(image, topic, *partition) {
-            Ok(log) => append(log, marker).await,
+            Ok(led) => append(led.log, marker).await,
             Err(why) => Err(why.error()),
         };
         match appended {

@@ -1,7 +1,8 @@
 //! Partition replication across brokers in this process: a topic with three replicas keeps
 //! every acknowledged record through a leader's departure, acks=all waits for the in-sync
-//! replicas, `min.insync.replicas` refuses writes the ISR cannot hold, and a returning broker
-//! catches up and rejoins the ISR with the same log as the leader.
+//! replicas, `min.insync.replicas` refuses writes the ISR cannot hold, a returning broker
+//! catches up and rejoins the ISR with the same log as the leader, and a fourth broker that
+//! joins takes a partition, data included, through a reassignment.
 
 use std::time::{Duration, Instant};
 
@@ -235,4 +236,91 @@ async fn min_insync_replicas_refuses_acks_all_once_the_isr_is_too_small() {
     let req = produce_request("m", Uuid::nil(), 0, &batch("z"), 1, 9);
     let resp = cl.call(&req, 9).await;
     assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fourth_broker_joins_and_takes_a_partition_through_a_reassignment() {
+    use crate::harness::{free_port, start_in};
+    use kafka_protocol::messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    use kafka_protocol::messages::{
+        AlterPartitionReassignmentsRequest, BrokerId, ListPartitionReassignmentsRequest,
+    };
+    let cluster = TestCluster::start(3, &[]).await;
+    // Node 4: a broker-only node of the same quorum (it follows the metadata log as an
+    // observer on its own controller listener).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings: Vec<(String, String)> = cluster
+        .settings
+        .iter()
+        .filter(|(k, _)| k == "controller.quorum.voters")
+        .cloned()
+        .collect();
+    settings.push(("node.id".into(), "4".into()));
+    settings.push(("process.roles".into(), "broker".into()));
+    settings.push((
+        "listeners".into(),
+        format!(
+            "PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{}",
+            free_port()
+        ),
+    ));
+    let pairs: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let fourth = start_in(dir.path(), &pairs).await;
+
+    let mut c1 = cluster.node(1).client().await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while metadata(&mut c1).await.brokers.len() < 4 {
+        assert!(Instant::now() < deadline, "node 4 never registered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(s("moved")))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(vec![
+                kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment::default()
+                    .with_partition_index(0)
+                    .with_broker_ids(vec![BrokerId(1)]),
+            ])])
+        .with_timeout_ms(5000);
+    let created = c1.call(&req, 7).await;
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    let values: Vec<String> = (0..25).map(|i| format!("m{i}")).collect();
+    let codes = produce_all(&mut c1, "moved", &values).await;
+    assert!(codes.iter().all(|c| *c == 0), "{codes:?}");
+
+    let alter = AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![ReassignableTopic::default()
+            .with_name(TopicName(s("moved")))
+            .with_partitions(vec![ReassignablePartition::default()
+                .with_partition_index(0)
+                .with_replicas(Some(vec![BrokerId(4)]))])]);
+    let resp = c1.call(&alter, 0).await;
+    assert_eq!(resp.responses[0].partitions[0].error_code, 0, "{resp:?}");
+    let started = Instant::now();
+    let p = until(&mut c1, "moved", Duration::from_secs(20), |p| {
+        p.replica_nodes == vec![BrokerId(4)] && p.leader_id == BrokerId(4)
+    })
+    .await;
+    println!(
+        "reassignment to a fourth broker done in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(p.isr_nodes, vec![BrokerId(4)]);
+    let listed = c1
+        .call(&ListPartitionReassignmentsRequest::default(), 0)
+        .await;
+    assert!(listed.topics.is_empty(), "{listed:?}");
+    let mut c4 = Client::connect(fourth.local_addr()).await;
+    let (seen, hw) = read_all(&mut c4, "moved").await;
+    assert_eq!(seen, values, "the data moved with the partition");
+    assert_eq!(hw, 25);
+    fourth.shutdown().await.expect("clean shutdown");
 }

@@ -330,7 +330,12 @@ fn produce_one(
     // Kafka checks the in-sync replica count before it looks at the records, and refuses an
     // acks=all write it could not make as durable as `min.insync.replicas` asks (creating
     // such a topic is allowed; producing to it with acks=all is not).
-    let in_sync = i32::try_from(led.state.isr().len()).unwrap_or(i32::MAX);
+    // The ISR of the request's image, as Metadata shows it (the leader's own view follows the
+    // same image once the publisher has applied it).
+    let isr_len = topic
+        .placement(data.index)
+        .map_or_else(|| led.state.isr().len(), |p| p.isr().len());
+    let in_sync = i32::try_from(isr_len).unwrap_or(i32::MAX);
     if acks == -1 && config.min_insync_replicas > in_sync {
         return Err(Rejected::from((
             ResponseError::NotEnoughReplicas,

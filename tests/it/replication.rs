@@ -1,7 +1,7 @@
 //! Partition replication across brokers in this process: a topic with three replicas keeps
 //! every acknowledged record through a leader's departure, acks=all waits for the in-sync
 //! replicas, `min.insync.replicas` refuses writes the ISR cannot hold, a returning broker
-//! catches up and rejoins the ISR with the same log as the leader, and a fourth broker that
+//! catches up, rejoins the ISR and leads again after a preferred election, and a fourth broker that
 //! joins takes a partition, data included, through a reassignment.
 
 use std::time::{Duration, Instant};
@@ -201,6 +201,37 @@ async fn acknowledged_records_survive_the_leader_and_a_returning_broker_catches_
         .partition("r", 0)
         .expect("log");
     assert_eq!(back.log_end_offset().get(), 30, "caught up");
+
+    // A preferred election gives the partition back to its first replica, the old leader.
+    {
+        use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+        use kafka_protocol::messages::ElectLeadersRequest;
+        let elect = ElectLeadersRequest::default()
+            .with_election_type(0)
+            .with_topic_partitions(Some(vec![TopicPartitions::default()
+                .with_topic(TopicName(s("r")))
+                .with_partitions(vec![0])]))
+            .with_timeout_ms(5000);
+        let r = cn.call(&elect, 2).await;
+        assert_eq!(
+            r.replica_election_results[0].partition_result[0].error_code, 0,
+            "{r:?}"
+        );
+        let p = until(&mut cn, "r", Duration::from_secs(10), |p| {
+            p.leader_id.0 as usize == leader
+        })
+        .await;
+        assert_eq!(
+            p.replica_nodes[0].0 as usize, leader,
+            "it was the preferred replica"
+        );
+        let mut cl = cluster.node(leader).client().await;
+        let (seen, _) = read_all(&mut cl, "r").await;
+        assert_eq!(
+            seen, expected,
+            "the preferred leader serves the same records"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

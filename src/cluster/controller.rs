@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use super::MetadataQuorum;
 use crate::common::NodeId;
 use crate::metadata::{
-    ConfigScope, MetadataCommand, MetadataImage, MetadataRecord, PartitionPlacement, Precondition,
+    ConfigScope, MetadataCommand, MetadataImage, MetadataRecord, PartitionPlacement,
 };
 
 const UNCLEAN_ELECTION: &str = "unclean.leader.election.enable";
@@ -50,18 +50,12 @@ pub fn partition_changes(image: &MetadataImage, unclean_default: bool) -> Vec<Me
                 continue;
             };
             let partition = i32::try_from(index).unwrap_or(i32::MAX);
-            commands.push(MetadataCommand {
-                preconditions: vec![Precondition::PartitionEpoch {
-                    name: topic.name.clone(),
-                    partition,
-                    partition_epoch: placement.partition_epoch,
-                }],
-                records: vec![MetadataRecord::PartitionChange {
-                    name: topic.name.clone(),
-                    partition,
-                    placement: next,
-                }],
-            });
+            commands.push(MetadataCommand::partition_change(
+                &topic.name,
+                partition,
+                placement.partition_epoch,
+                next,
+            ));
         }
     }
     commands
@@ -107,25 +101,19 @@ pub fn preferred_leader_changes(
                 continue;
             }
             let partition = i32::try_from(index).unwrap_or(i32::MAX);
-            commands.push(MetadataCommand {
-                preconditions: vec![Precondition::PartitionEpoch {
-                    name: topic.name.clone(),
-                    partition,
-                    partition_epoch: placement.partition_epoch,
-                }],
-                records: vec![MetadataRecord::PartitionChange {
-                    name: topic.name.clone(),
-                    partition,
-                    placement: PartitionPlacement {
-                        replicas: placement.replicas.clone(),
-                        leader: first,
-                        leader_epoch: placement.leader_epoch.next(),
-                        isr: placement.isr(),
-                        partition_epoch: placement.partition_epoch + 1,
-                        ..placement.clone()
-                    },
-                }],
-            });
+            commands.push(MetadataCommand::partition_change(
+                &topic.name,
+                partition,
+                placement.partition_epoch,
+                PartitionPlacement {
+                    replicas: placement.replicas.clone(),
+                    leader: first,
+                    leader_epoch: placement.leader_epoch.next(),
+                    isr: placement.isr(),
+                    partition_epoch: placement.partition_epoch + 1,
+                    ..placement.clone()
+                },
+            ));
         }
     }
     commands

@@ -265,6 +265,29 @@ pub struct MetadataCommand {
 }
 
 impl MetadataCommand {
+    /// Replaces `name`'s `partition` placement with `next`, provided the partition is still at
+    /// `partition_epoch` when the command applies (the compare-and-set of every leader, ISR and
+    /// reassignment change).
+    pub fn partition_change(
+        name: &str,
+        partition: i32,
+        partition_epoch: i32,
+        next: PartitionPlacement,
+    ) -> MetadataCommand {
+        MetadataCommand {
+            preconditions: vec![Precondition::PartitionEpoch {
+                name: name.to_string(),
+                partition,
+                partition_epoch,
+            }],
+            records: vec![MetadataRecord::PartitionChange {
+                name: name.to_string(),
+                partition,
+                placement: next,
+            }],
+        }
+    }
+
     /// Records with no precondition.
     pub fn unconditional(records: Vec<MetadataRecord>) -> MetadataCommand {
         MetadataCommand {

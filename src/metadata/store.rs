@@ -398,25 +398,19 @@ impl MetadataStore {
                 vec![candidate]
             };
             Ok((
-                MetadataCommand {
-                    preconditions: vec![Precondition::PartitionEpoch {
-                        name: name.to_string(),
-                        partition,
-                        partition_epoch: placement.partition_epoch,
-                    }],
-                    records: vec![MetadataRecord::PartitionChange {
-                        name: name.to_string(),
-                        partition,
-                        placement: PartitionPlacement {
-                            replicas: placement.replicas.clone(),
-                            leader: candidate,
-                            leader_epoch: placement.leader_epoch.next(),
-                            isr,
-                            partition_epoch: placement.partition_epoch + 1,
-                            ..placement.clone()
-                        },
-                    }],
-                },
+                MetadataCommand::partition_change(
+                    name,
+                    partition,
+                    placement.partition_epoch,
+                    PartitionPlacement {
+                        replicas: placement.replicas.clone(),
+                        leader: candidate,
+                        leader_epoch: placement.leader_epoch.next(),
+                        isr,
+                        partition_epoch: placement.partition_epoch + 1,
+                        ..placement.clone()
+                    },
+                ),
                 Election::Elected,
             ))
         })
@@ -507,18 +501,7 @@ impl MetadataStore {
                 Reassignment::Cancelled
             };
             Ok((
-                MetadataCommand {
-                    preconditions: vec![Precondition::PartitionEpoch {
-                        name: name.to_string(),
-                        partition,
-                        partition_epoch: placement.partition_epoch,
-                    }],
-                    records: vec![MetadataRecord::PartitionChange {
-                        name: name.to_string(),
-                        partition,
-                        placement: next,
-                    }],
-                },
+                MetadataCommand::partition_change(name, partition, placement.partition_epoch, next),
                 answer,
             ))
         })

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use crate::common::{LeaderEpoch, NodeId, Offset};
 use crate::log::PartitionLog;
-use crate::metadata::{MetadataCommand, MetadataRecord, PartitionPlacement, Precondition};
+use crate::metadata::{MetadataCommand, PartitionPlacement, Precondition};
 
 /// What the leader knows of one follower.
 #[derive(Debug, Clone, Copy)]
@@ -242,29 +242,23 @@ impl LeaderState {
             partition_epoch: committed.partition_epoch + 1,
             ..committed.clone()
         };
-        IsrChange {
-            command: MetadataCommand {
-                preconditions: vec![
-                    Precondition::PartitionLeader {
-                        name: self.topic.clone(),
-                        partition: self.partition,
-                        leader: self.me,
-                        leader_epoch: self.leader_epoch,
-                    },
-                    Precondition::PartitionEpoch {
-                        name: self.topic.clone(),
-                        partition: self.partition,
-                        partition_epoch: g.isr.placement.partition_epoch,
-                    },
-                ],
-                records: vec![MetadataRecord::PartitionChange {
-                    name: self.topic.clone(),
-                    partition: self.partition,
-                    placement,
-                }],
+        let mut command = MetadataCommand::partition_change(
+            &self.topic,
+            self.partition,
+            committed.partition_epoch,
+            placement,
+        );
+        // Only this leadership may change the ISR (a deposed leader's change is refused).
+        command.preconditions.insert(
+            0,
+            Precondition::PartitionLeader {
+                name: self.topic.clone(),
+                partition: self.partition,
+                leader: self.me,
+                leader_epoch: self.leader_epoch,
             },
-            isr,
-        }
+        );
+        IsrChange { command, isr }
     }
 
     /// Moves the high watermark up to the smallest log end over the maximal ISR.

@@ -13,12 +13,20 @@ echo "==> cargo build --all-targets"
 cargo build --all-targets
 
 failed=()
+# No suite may hold up the others for ever: past its limit (seconds, GREGOR_SUITE_LIMIT, 20
+# minutes by default) it is killed, process group and all, and counted as failed.
+suite_limit=${GREGOR_SUITE_LIMIT:-1200}
 run() {
   local name=$1
   shift
   echo
   echo "==> $name"
-  if ! "$@"; then
+  local rc=0
+  timeout -k 30 "$suite_limit" "$@" || rc=$?
+  if ((rc == 124 || rc == 137)); then
+    echo "TIMED OUT after ${suite_limit}s: $name"
+  fi
+  if ((rc != 0)); then
     failed+=("$name")
   fi
 }

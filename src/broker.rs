@@ -353,9 +353,18 @@ impl BrokerContext {
             .with_overrides(&topic.configs)
     }
 
-    /// Puts `topic`'s log settings in force in each of its partition logs.
+    /// Puts `topic`'s log settings in force in each of its partition logs: the newest
+    /// committed ones, under the placement lock, so that a reconciliation working from an
+    /// older image cannot put older settings back after this.
     fn apply_log_config(&self, topic: &TopicMeta) {
-        let config = self.log_config_for(topic);
+        let _placement = self
+            .placement_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(topic) = self.metadata.topic(&topic.name) else {
+            return;
+        };
+        let config = self.log_config_for(&topic);
         for partition in 0..topic.partitions {
             if let Some(log) = self.partition(&topic.name, partition) {
                 log.set_config(config.clone());
@@ -658,6 +667,12 @@ impl Broker {
                 .await
                 .map_err(|e| LogError::from(std::io::Error::other(e)))??
         };
+        // A directory that already has a metadata log is not a pre-cluster one: its topics
+        // are in that log, never to be rebuilt from the partition directories.
+        let had_metadata_log = config
+            .log_dir
+            .join(crate::log::manager::METADATA_LOG_DIR)
+            .exists();
         let quorum = start_quorum(&config, controller_listener, Arc::clone(&io)).await?;
         let registration = crate::metadata::BrokerRegistration {
             id: config.node_id,
@@ -683,7 +698,13 @@ impl Broker {
             &config.log_dir,
             config.node_id,
             config.cluster_id.as_deref(),
-            || topics_found_on_disk(&logs, config.node_id),
+            || {
+                if had_metadata_log {
+                    Vec::new()
+                } else {
+                    topics_found_on_disk(&logs, config.node_id)
+                }
+            },
             io,
         )
         .await?;
@@ -887,21 +908,46 @@ impl Broker {
                 .await;
         }
         let _ = self.shutdown.send(true);
+        // Every task sees the signal; none may hold the stop up for ever. A task that does not
+        // end in time is named in the log and aborted: the logs are still flushed below.
         if let Some(server) = self.server {
-            let _ = server.await;
+            // The listener itself gives its connections a bounded time to drain.
+            end_task("client listener", server, SHUTDOWN_STEP_LIMIT * 2).await;
         }
-        let _ = self.sweeper.await;
-        let _ = self.txn_sweeper.await;
-        let _ = self.publisher.await;
-        let _ = self.fencing.await;
-        let _ = self.isr_expiry.await;
-        self.context.metadata.quorum().shutdown().await;
+        end_task("group sweeper", self.sweeper, SHUTDOWN_STEP_LIMIT).await;
+        end_task("transaction sweeper", self.txn_sweeper, SHUTDOWN_STEP_LIMIT).await;
+        end_task("metadata publisher", self.publisher, SHUTDOWN_STEP_LIMIT).await;
+        end_task("controller fencing", self.fencing, SHUTDOWN_STEP_LIMIT).await;
+        end_task("ISR expiry", self.isr_expiry, SHUTDOWN_STEP_LIMIT).await;
+        if tokio::time::timeout(
+            SHUTDOWN_STEP_LIMIT,
+            self.context.metadata.quorum().shutdown(),
+        )
+        .await
+        .is_err()
+        {
+            tracing::warn!(
+                "shutdown: the metadata quorum did not stop within {SHUTDOWN_STEP_LIMIT:?}"
+            );
+        }
         let logs = self.context.logs.clone();
         tokio::task::spawn_blocking(move || logs.shutdown())
             .await
             .map_err(|e| LogError::from(std::io::Error::other(e)))??;
         tracing::info!("gregor stopped cleanly");
         Ok(())
+    }
+}
+
+/// How long each step of [`Broker::shutdown`] may take before it is given up on.
+const SHUTDOWN_STEP_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits at most `limit` for `task` to end after the shutdown signal; past that, says which
+/// task held the stop up and aborts it.
+async fn end_task(name: &str, mut task: JoinHandle<()>, limit: std::time::Duration) {
+    if tokio::time::timeout(limit, &mut task).await.is_err() {
+        tracing::warn!("shutdown: the {name} task did not end within {limit:?}; aborting it");
+        task.abort();
     }
 }
 

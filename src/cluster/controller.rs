@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use super::MetadataQuorum;
 use crate::common::NodeId;
 use crate::metadata::{
-    ConfigScope, MetadataCommand, MetadataImage, MetadataRecord, PartitionPlacement,
+    ConfigScope, MetadataCommand, MetadataImage, MetadataRecord, PartitionPlacement, Precondition,
 };
 
 const UNCLEAN_ELECTION: &str = "unclean.leader.election.enable";
@@ -277,17 +277,36 @@ pub async fn run_fencing(
     let session_timeout = settings.session_timeout;
     let mut leading_since: Option<Instant> = None;
     let mut last_balance = Instant::now();
+    let mut last_round = Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(CHECK_INTERVAL) => {}
             _ = shutdown.changed() => return,
         }
+        // A round that comes far later than asked means this process was paused (SIGSTOP, a
+        // stalled VM): every contact time it holds is stale, and so may its leadership be.
+        // Start over as a new leader, with a full session of grace before fencing anyone.
+        if last_round.elapsed() > CHECK_INTERVAL + session_timeout / 2 {
+            tracing::warn!(
+                stalled_ms = last_round.elapsed().as_millis() as u64,
+                "controller loop stalled; not fencing on the liveness seen before"
+            );
+            leading_since = None;
+        }
+        last_round = Instant::now();
         let status = quorum.status();
         if status.leader != Some(me) {
             leading_since = None;
             continue;
         }
         let since = *leading_since.get_or_insert_with(Instant::now);
+        // Every decision below is this term's: dropped if it reaches the log in another.
+        let in_term = |mut command: MetadataCommand| {
+            command
+                .preconditions
+                .push(Precondition::ControllerTerm(status.term));
+            command
+        };
         let image = quorum.image();
         // Broker-only nodes that registered but do not follow the log yet.
         for broker in image.brokers() {
@@ -340,7 +359,7 @@ pub async fn run_fencing(
             {
                 tracing::info!(topic = %name, partition, leader = %placement.leader, leader_epoch = placement.leader_epoch.get(), isr = ?placement.isr, "partition leadership changed");
             }
-            if let Err(e) = quorum.propose(command).await {
+            if let Err(e) = quorum.propose(in_term(command)).await {
                 tracing::warn!("cannot commit a partition change: {e}");
             }
         }
@@ -352,11 +371,15 @@ pub async fn run_fencing(
                 tracing::info!(broker = %id, fenced, "broker liveness changed");
             }
         }
-        if let Err(e) = quorum
-            .propose(MetadataCommand::unconditional(records))
+        match quorum
+            .propose(in_term(MetadataCommand::unconditional(records)))
             .await
         {
-            tracing::warn!("cannot commit broker fencing: {e}");
+            Ok(committed) if committed.rejected.is_some() => {
+                tracing::warn!("broker fencing dropped: this node no longer leads the quorum")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot commit broker fencing: {e}"),
         }
     }
 }

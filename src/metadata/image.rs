@@ -254,6 +254,11 @@ pub enum Precondition {
         partition: i32,
         partition_epoch: i32,
     },
+    /// Decided by the active controller of this quorum term: holds only in an entry appended in
+    /// that same term. A controller that was paused or cut off decides on stale liveness; its
+    /// decision, forwarded to the new leader or appended after it lost the term, is dropped (as
+    /// KRaft writes controller records only as the active controller, in its epoch).
+    ControllerTerm(u64),
 }
 
 /// The unit the metadata quorum commits: records applied together, or not at all if a
@@ -357,9 +362,10 @@ impl MetadataImage {
         })
     }
 
-    /// True if `precondition` holds in this image.
-    pub fn holds(&self, precondition: &Precondition) -> bool {
+    /// True if `precondition` holds in this image, for an entry of quorum term `term`.
+    pub fn holds(&self, precondition: &Precondition, term: u64) -> bool {
         match precondition {
+            Precondition::ControllerTerm(decided_in) => *decided_in == term,
             Precondition::NoClusterId => self.cluster_id.is_none(),
             Precondition::TopicAbsent(name) => !self.topics.contains_key(name),
             Precondition::TopicIs { name, id } => {
@@ -393,10 +399,15 @@ impl MetadataImage {
         }
     }
 
-    /// Applies `command` if every precondition holds; otherwise changes nothing and returns
-    /// the first that failed. Deterministic: every node gives the same answer.
-    pub fn apply_command(&mut self, command: &MetadataCommand) -> Result<(), Precondition> {
-        if let Some(failed) = command.preconditions.iter().find(|p| !self.holds(p)) {
+    /// Applies `command`, from a log entry of quorum term `term`, if every precondition holds;
+    /// otherwise changes nothing and returns the first that failed. Deterministic: every node
+    /// gives the same answer.
+    pub fn apply_command(
+        &mut self,
+        command: &MetadataCommand,
+        term: u64,
+    ) -> Result<(), Precondition> {
+        if let Some(failed) = command.preconditions.iter().find(|p| !self.holds(p, term)) {
             return Err(failed.clone());
         }
         for record in &command.records {
@@ -634,6 +645,24 @@ mod tests {
                 .map(|_| PartitionPlacement::new(vec![NodeId(1)]))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn a_controller_decision_applies_only_in_the_term_it_was_made() {
+        let mut image = MetadataImage::default();
+        image.apply(&MetadataRecord::Topic(topic("a", 1)));
+        let fence = MetadataCommand {
+            preconditions: vec![Precondition::ControllerTerm(5)],
+            records: vec![MetadataRecord::RemoveTopic { name: "a".into() }],
+        };
+        // Forwarded to the leader of term 6 (or appended after the term ended): dropped.
+        assert_eq!(
+            image.apply_command(&fence, 6),
+            Err(Precondition::ControllerTerm(5))
+        );
+        assert!(image.topic("a").is_some());
+        assert_eq!(image.apply_command(&fence, 5), Ok(()));
+        assert!(image.topic("a").is_none());
     }
 
     #[test]

@@ -65,7 +65,28 @@ pub async fn start_in(dir: &Path, settings: &[(&str, &str)]) -> Broker {
         overrides,
     })
     .expect("config");
-    Broker::start(config).await.expect("broker starts")
+    // A start that waits for ever (say, for a quorum that never forms) fails the test instead
+    // of holding up the whole run.
+    tokio::time::timeout(START_LIMIT, Broker::start(config))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the broker in {} did not start within {START_LIMIT:?}",
+                dir.display()
+            )
+        })
+        .expect("broker starts")
+}
+
+/// How long a test broker may take to start, or to stop cleanly.
+pub const START_LIMIT: Duration = Duration::from_secs(60);
+
+/// Shuts `broker` down cleanly, failing the test if that takes longer than [`START_LIMIT`].
+pub async fn shut_down(broker: Broker) {
+    tokio::time::timeout(START_LIMIT, broker.shutdown())
+        .await
+        .unwrap_or_else(|_| panic!("the broker did not stop within {START_LIMIT:?}"))
+        .expect("clean shutdown");
 }
 
 impl TestBroker {
@@ -80,7 +101,7 @@ impl TestBroker {
     /// Shuts down cleanly and starts again over the same directory (new port).
     pub async fn restart(self, settings: &[(&str, &str)]) -> TestBroker {
         let TestBroker { broker, dir, _tmp } = self;
-        broker.shutdown().await.expect("clean shutdown");
+        shut_down(broker).await;
         let broker = start_in(&dir, settings).await;
         TestBroker { broker, dir, _tmp }
     }
@@ -395,7 +416,7 @@ impl TestCluster {
     /// Stops node `id` cleanly, keeping its data directory for [`TestCluster::restart`].
     pub async fn stop(&mut self, id: usize) -> StoppedNode {
         let TestBroker { broker, dir, _tmp } = self.nodes[id - 1].take().expect("node is running");
-        broker.shutdown().await.expect("clean shutdown");
+        shut_down(broker).await;
         StoppedNode { dir, _tmp }
     }
 

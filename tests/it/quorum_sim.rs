@@ -14,7 +14,9 @@
 //! - every proposal that returned `Ok` is in every node's final image;
 //! - the persisted vote never names two candidates in one term, and its term never goes back.
 //!
-//! `GREGOR_SIM_SEEDS=N` runs N seeds (default 40, about 1 s each in a debug build), `GREGOR_SIM_SEED=S` replays seed S alone.
+//! `GREGOR_SIM_SEEDS=N` runs N seeds from `GREGOR_SIM_FIRST_SEED` (default 0) on (default
+//! 200, about 1 s each in a debug build); `GREGOR_SIM_SEED=S` replays seed S alone, and
+//! `GREGOR_SIM_TRACE=1` prints every vote with its step.
 //! The fault schedule, turmoil's network randomness and openraft's election timeouts (through
 //! `cluster::raft::runtime::seed_thread_rng`) all follow the seed; file writes run on tokio's
 //! blocking pool (real threads), which can still reorder wake-ups, so a replay is very likely
@@ -189,6 +191,8 @@ struct Checker {
     /// Per node: term -> the candidate its persisted vote named.
     votes: Vec<BTreeMap<u64, u64>>,
     vote_terms: Vec<u64>,
+    /// The simulation step being observed (for traces).
+    step: u64,
 }
 
 impl Checker {
@@ -314,7 +318,12 @@ impl Checker {
         if std::env::var_os("GREGOR_SIM_TRACE").is_some()
             && self.votes[i].get(&term) != Some(&candidate)
         {
-            println!("{}: vote {}", name(i), String::from_utf8_lossy(&bytes));
+            println!(
+                "step {}: {}: vote {}",
+                self.step,
+                name(i),
+                String::from_utf8_lossy(&bytes)
+            );
         }
         if state["vote"]["committed"].as_bool() == Some(true) {
             // Not a grant: the node follows the leader the term elected (which may not be
@@ -474,6 +483,7 @@ fn run_seed(seed: u64) -> Result<String, String> {
             }
         }
         sim.step().map_err(|e| format!("simulation failed: {e}"))?;
+        checker.step = step;
         checker.observe(&shared.borrow())?;
         if !faulting && step % 20 == 0 && converged(&shared.borrow()) {
             break;
@@ -530,11 +540,14 @@ fn quorum_simulation() {
     let seeds: Vec<u64> = match std::env::var("GREGOR_SIM_SEED") {
         Ok(seed) => vec![seed.parse().expect("GREGOR_SIM_SEED is a number")],
         Err(_) => {
-            let n = std::env::var("GREGOR_SIM_SEEDS")
-                .ok()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(40u64);
-            (0..n).collect()
+            let var = |name: &str, default: u64| {
+                std::env::var(name)
+                    .ok()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(default)
+            };
+            let first = var("GREGOR_SIM_FIRST_SEED", 0);
+            (first..first + var("GREGOR_SIM_SEEDS", 200)).collect()
         }
     };
     let started = std::time::Instant::now();

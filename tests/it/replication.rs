@@ -100,11 +100,19 @@ async fn produce_all(c: &mut Client, topic: &str, values: &[String]) -> Vec<i16>
 }
 
 /// Every record value of partition 0 below the high watermark, read from `c` (the leader).
+/// A leader that the controller named but that has not applied that metadata yet answers
+/// NOT_LEADER_OR_FOLLOWER, which clients retry: so does this, briefly.
 async fn read_all(c: &mut Client, topic: &str) -> (Vec<String>, i64) {
+    const NOT_LEADER_OR_FOLLOWER: i16 = 6;
     let mut values = Vec::new();
     let mut offset = 0;
+    let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let p = fetch(c, topic, Uuid::nil(), 0, offset, 11).await;
+        if p.error_code == NOT_LEADER_OR_FOLLOWER && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
         assert_eq!(p.error_code, 0, "{p:?}");
         let bytes = p.records.clone().unwrap_or_default();
         if bytes.is_empty() {

@@ -75,9 +75,17 @@ pub async fn init(c: &Arc<BrokerContext>, tid: &str, timeout_ms: i32) -> InitPro
     resolve(gregor::handlers::init_producer_id::handle(c, req, 4)).await
 }
 
-/// InitProducerId that must succeed: (producer id, epoch).
+/// InitProducerId that must succeed: (producer id, epoch). While the coordinator loads its
+/// partition (the state topic was just created) it answers COORDINATOR_LOAD_IN_PROGRESS,
+/// which clients retry: so does this, for a few seconds.
 pub async fn init_ok(c: &Arc<BrokerContext>, tid: &str, timeout_ms: i32) -> (i64, i16) {
-    let r = init(c, tid, timeout_ms).await;
+    const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut r = init(c, tid, timeout_ms).await;
+    while r.error_code == COORDINATOR_LOAD_IN_PROGRESS && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        r = init(c, tid, timeout_ms).await;
+    }
     assert_eq!(r.error_code, 0, "{r:?}");
     (r.producer_id.0, r.producer_epoch)
 }

@@ -147,6 +147,13 @@ impl LogStore {
         })
     }
 
+    /// True if nothing was ever logged here (no entry, no purge): a voter that has never
+    /// joined a cluster, which may initialize one.
+    pub fn is_new(&self) -> bool {
+        let log = self.lock();
+        log.entries.is_empty() && log.purged.is_none()
+    }
+
     fn lock(&self) -> MutexGuard<'_, LogFile> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }

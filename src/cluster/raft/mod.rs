@@ -9,6 +9,7 @@
 pub mod log_store;
 pub mod network;
 pub mod runtime;
+mod split_vote;
 pub mod state_machine;
 
 use std::collections::BTreeMap;
@@ -95,6 +96,15 @@ pub struct RaftQuorum {
     transport: Arc<dyn network::Transport>,
     published: Arc<Published>,
     server: Option<JoinHandle<()>>,
+    /// Starts an election off openraft's tick grid when one has not produced a leader.
+    split_vote_breaker: JoinHandle<()>,
+}
+
+impl Drop for RaftQuorum {
+    fn drop(&mut self) {
+        // The task holds a handle on the raft: it must not outlive the quorum.
+        self.split_vote_breaker.abort();
+    }
 }
 
 fn raft_id(id: NodeId) -> NodeIdRaft {
@@ -142,6 +152,7 @@ impl RaftQuorum {
             .map_err(|e| storage(std::io::Error::other(e)))?
             .map_err(storage)?
         };
+        let new_log = log.is_new();
         let timeout = options.election_timeout_ms.max(50);
         let config = openraft::Config {
             cluster_name: "gregor-metadata".to_string(),
@@ -177,7 +188,8 @@ impl RaftQuorum {
             .map(|(id, addr)| (raft_id(*id), BasicNode::new(addr)))
             .collect();
         // A broker-only node is not a voter: it follows the log once the leader adds it.
-        let initialized = if options.voters.contains_key(&options.node_id) {
+        // Only a new log is initialized (openraft refuses, and logs an error, otherwise).
+        let initialized = if new_log && options.voters.contains_key(&options.node_id) {
             raft.initialize(members).await.map(|()| true)
         } else {
             Ok(false)
@@ -191,6 +203,13 @@ impl RaftQuorum {
             Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
             Err(e) => return Err(StartError::Raft(e.to_string())),
         }
+        let split_vote_breaker = tokio::spawn(split_vote::run(
+            raft.clone(),
+            split_vote::ElectionTimeouts {
+                min: Duration::from_millis(timeout),
+                max: Duration::from_millis(timeout * 2),
+            },
+        ));
         Ok(Arc::new(RaftQuorum {
             voters: options.voters.clone(),
             raft,
@@ -198,6 +217,7 @@ impl RaftQuorum {
             transport,
             published,
             server,
+            split_vote_breaker,
         }))
     }
 
@@ -348,6 +368,7 @@ impl MetadataQuorum for RaftQuorum {
             if let Some(server) = &self.server {
                 server.abort();
             }
+            self.split_vote_breaker.abort();
             if let Err(e) = self.raft.shutdown().await {
                 tracing::warn!("metadata quorum did not stop cleanly: {e}");
             }

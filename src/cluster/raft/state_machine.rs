@@ -201,7 +201,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let answer = match entry.payload {
                 EntryPayload::Blank => Applied::default(),
                 EntryPayload::Normal(command) => Applied {
-                    rejected: image.apply_command(&command).err(),
+                    rejected: image
+                        .apply_command(&command, entry.log_id.leader_id.term)
+                        .err(),
                 },
                 EntryPayload::Membership(membership) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), membership);

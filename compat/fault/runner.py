@@ -18,7 +18,9 @@ import json
 import os
 import random
 import shutil
+import sys
 import time
+import traceback
 from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
@@ -196,7 +198,10 @@ def run_once(workdir: Path, seed: int, seconds: float, mode: str = "data",
         for w in loads:
             w.join(timeout=60)
             if w.is_alive():
-                notes.append(f"workload {w.name} did not stop within 60 s")
+                # Where it is stuck (a client call that never returns, usually).
+                frame = sys._current_frames().get(w.ident)
+                where = "".join(traceback.format_stack(frame)[-4:]) if frame else "?"
+                notes.append(f"workload {w.name} did not stop within 60 s; stuck in:\n{where}")
             if w.crash:
                 notes.append(f"workload {w.name} crashed: {w.crash}")
         summary["nemesis"] = nem.timeline

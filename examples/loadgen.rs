@@ -158,6 +158,10 @@ enum Mode {
         topic: String,
         #[arg(long, default_value_t = 1)]
         partitions: i32,
+        /// Every partition's replicas, e.g. `1,2,3` (the first leads them all, so one
+        /// connection target serves the whole topic); default: one replica, the broker's pick.
+        #[arg(long, value_delimiter = ',')]
+        replicas: Vec<i32>,
     },
     /// Wait until the broker answers ApiVersions.
     WaitReady {
@@ -315,10 +319,11 @@ async fn run(mode: Mode) -> Result<Value> {
             addr,
             topic,
             partitions,
+            replicas,
         } => {
             let t = std::time::Instant::now();
-            wire::create_topic(addr, &topic, partitions).await?;
-            serde_json::json!({"topic": topic, "partitions": partitions,
+            wire::create_topic_on(addr, &topic, partitions, &replicas).await?;
+            serde_json::json!({"topic": topic, "partitions": partitions, "replicas": replicas,
                                "ms": t.elapsed().as_secs_f64() * 1e3})
         }
         Mode::WaitReady { addr, timeout } => startup::wait_ready(addr, timeout).await?,

@@ -4,7 +4,7 @@
 # divided by the baseline it should be compared with. See scripts/BENCH.md.
 #
 #   bash scripts/bench.sh [--full] [--secs N] [--quick] [--no-build] [--no-confluent]
-#                         [--data-dir DIR] [--out DIR]
+#                         [--no-cluster] [--data-dir DIR] [--out DIR]
 #
 # Defaults finish in well under 10 minutes on a 2-core box; --full ingests 10 GB for the
 # footprint rows instead of 2 GB. Every load step is bounded by bytes and seconds and wrapped
@@ -19,6 +19,7 @@ SECS=3            # seconds per produce scenario (each is also capped at SCEN_BY
 QUICK=0
 BUILD=1
 CONFLUENT=1
+CLUSTER=1
 DATA_ROOT=${BENCH_DATA_DIR:-/tmp/gregor-bench}
 OUT=$ROOT/bench-results
 while [[ $# -gt 0 ]]; do
@@ -28,6 +29,7 @@ while [[ $# -gt 0 ]]; do
     --quick) QUICK=1 ;;
     --no-build) BUILD=0 ;;
     --no-confluent) CONFLUENT=0 ;;
+    --no-cluster) CLUSTER=0 ;;
     --data-dir) DATA_ROOT=$2; shift ;;
     --out) OUT=$2; shift ;;
     -h|--help) sed -n 2,11p "${BASH_SOURCE[0]}"; exit 0 ;;
@@ -67,6 +69,7 @@ log() { printf '[bench %4ds] %s\n' $(($(date +%s) - START_TS)) "$*" >&2; }
 
 cleanup() {
   stop_broker || true
+  stop_cluster || true
   rm -rf "$WORK/data" "$WORK/startup" "$WORK/fetchlog"
 }
 trap cleanup EXIT
@@ -133,6 +136,48 @@ stop_broker() {
   fi
   wait "$BROKER_PID" 2>/dev/null || true
   BROKER_PID=
+}
+
+# start_cluster N: N brokers, each also a voter of the metadata quorum (combined mode, as a
+# bare `gregor` runs), on 127.0.0.1 with fresh data directories; CLUSTER_ADDRS[i] is node
+# i+1's client address. All N share this machine's cores with the load generator.
+CLUSTER_PIDS=()
+CLUSTER_ADDRS=()
+start_cluster() {
+  stop_cluster
+  local n=$1 i voters="" ports=() cports=()
+  for ((i = 1; i <= n; i++)); do
+    ports+=("$(free_port)"); cports+=("$(free_port)")
+    voters+="${voters:+,}$i@127.0.0.1:${cports[i - 1]}"
+  done
+  for ((i = 1; i <= n; i++)); do
+    rm -rf "$WORK/cluster/$i"; mkdir -p "$WORK/cluster/$i"
+    "$GREGOR" --set "node.id=$i" \
+      --set "listeners=PLAINTEXT://127.0.0.1:${ports[i - 1]},CONTROLLER://127.0.0.1:${cports[i - 1]}" \
+      --set "controller.quorum.voters=$voters" --set "log.dirs=$WORK/cluster/$i" \
+      2>>"$WORK/cluster-$i.log" &
+    CLUSTER_PIDS+=($!)
+    CLUSTER_ADDRS+=("127.0.0.1:${ports[i - 1]}")
+  done
+  for addr in "${CLUSTER_ADDRS[@]}"; do
+    "$LOADGEN" wait-ready --addr "$addr" --timeout 60 >/dev/null
+  done
+}
+
+stop_cluster() {
+  ((${#CLUSTER_PIDS[@]})) || return 0
+  kill -TERM "${CLUSTER_PIDS[@]}" 2>/dev/null || true
+  for pid in "${CLUSTER_PIDS[@]}"; do
+    for _ in $(seq 1 300); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  CLUSTER_PIDS=()
+  CLUSTER_ADDRS=()
+  rm -rf "$WORK/cluster"
 }
 
 # ---------------------------------------------------------------- confluent-kafka venv
@@ -277,6 +322,30 @@ for size in 100 1024; do
     done
   done
 done
+
+# ---------------------------------------------------------------- replication
+# Three brokers on this machine; every partition led by node 1 (so loadgen's one target serves
+# the whole topic), with its replicas on 1 only or on 1, 2 and 3. acks=all on RF=3 is answered
+# once the two followers have fetched and fsynced the data too; the RF=1 row, in the same
+# cluster and run, is its baseline.
+if [[ $CLUSTER == 1 ]]; then
+  stop_broker
+  log "replication: starting a 3-broker cluster"
+  start_cluster 3
+  for scen in "1 -1" "3 -1" "3 1"; do
+    read -r rf acks <<<"$scen"
+    replicas=1; [[ $rf == 3 ]] && replicas=1,2,3
+    topic="rf$rf-acks${acks/-1/all}"
+    "$LOADGEN" create --addr "${CLUSTER_ADDRS[0]}" --topic "$topic" --partitions 8 --replicas "$replicas" >/dev/null
+    name="cluster-1024B-8p-rf$rf-acks${acks/-1/all}"
+    log "produce $name"
+    record replication "$name" "{\"client\":\"loadgen\",\"record_size\":1024,\"partitions\":8,\"rf\":$rf,\"acks\":\"${acks/-1/all}\"}" \
+      "$LOADGEN" produce --addr "${CLUSTER_ADDRS[0]}" --topic "$topic" --partitions 8 \
+      --record-size 1024 --acks "$acks" --codec none --secs "$SECS" --max-bytes "$SCEN_BYTES" \
+      --pid "${CLUSTER_PIDS[0]}"
+  done
+  stop_cluster
+fi
 
 # ---------------------------------------------------------------- fetch
 log "fetch: writing a $((FETCH_BYTES >> 20)) MiB log (4 partitions, 1 KiB records)"
@@ -441,6 +510,29 @@ for r in rows:
             ok = check(ratio(v, sw1m), lambda x: x >= 0.8)
         notes += ", %.2f x 64 KiB synced write" % (ratio(v, sw64k) or 0)
         add("produce", label, v, "MB/s", "synced write 1 MiB", sw1m, target, ok, notes)
+
+rf1_all = g(data("replication", "cluster-1024B-8p-rf1-acksall"), "logical_mb_s")
+single_all = g(data("produce", "loadgen-1024B-8p-acksall-none"), "logical_mb_s")
+for r in rows:
+    if r["kind"] != "replication":
+        continue
+    p = r["params"]
+    label = "3 brokers, %sB %sp RF=%s acks=%s" % (p["record_size"], p["partitions"], p["rf"], p["acks"])
+    if "error" in r:
+        add("replication", label, None, "MB/s", notes="ERROR " + r["error"][:120])
+        continue
+    d = r["data"]
+    v = d.get("logical_mb_s", d.get("mb_s"))
+    notes = "%.0f rec/s" % d.get("records_s", 0)
+    if d.get("broker_cpu_s_per_gb") is not None:
+        notes += ", leader %.2f CPU-s/GB" % d["broker_cpu_s_per_gb"]
+    if p["rf"] == 1 and single_all:
+        notes += ", %.2f x the single-broker acks=all row" % (v / single_all)
+    notes += contended(d)
+    if p["rf"] == 1:
+        add("replication", label, v, "MB/s", "synced write 1 MiB", sw1m, notes=notes)
+    else:
+        add("replication", label, v, "MB/s", "RF=1 acks=all, same cluster", rf1_all, notes=notes)
 
 for r in rows:
     if r["kind"] != "fetch":

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreateTopicsRequest, RequestHeader, ResponseHeader, TopicName,
+    ApiKey, ApiVersionsRequest, BrokerId, CreateTopicsRequest, RequestHeader, ResponseHeader,
+    TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -85,12 +86,40 @@ pub async fn call<R: Request>(
 
 /// Creates `topic` with `partitions` partitions; an existing topic (error 36) is fine.
 pub async fn create_topic(addr: SocketAddr, topic: &str, partitions: i32) -> Result<()> {
+    create_topic_on(addr, topic, partitions, &[]).await
+}
+
+/// [`create_topic`] with every partition on `replicas` (the first leads), or one replica
+/// placed by the broker if `replicas` is empty.
+pub async fn create_topic_on(
+    addr: SocketAddr,
+    topic: &str,
+    partitions: i32,
+    replicas: &[i32],
+) -> Result<()> {
     let mut s = connect(addr).await?;
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+    let mut creatable =
+        CreatableTopic::default().with_name(TopicName(StrBytes::from_string(topic.to_string())));
+    creatable = if replicas.is_empty() {
+        creatable
             .with_num_partitions(partitions)
-            .with_replication_factor(1)])
+            .with_replication_factor(1)
+    } else {
+        creatable
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(
+                (0..partitions)
+                    .map(|p| {
+                        CreatableReplicaAssignment::default()
+                            .with_partition_index(p)
+                            .with_broker_ids(replicas.iter().map(|id| BrokerId(*id)).collect())
+                    })
+                    .collect(),
+            )
+    };
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![creatable])
         .with_timeout_ms(60_000);
     let resp = tokio::time::timeout(Duration::from_secs(120), call(&mut s, &req, 7))
         .await

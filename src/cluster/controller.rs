@@ -277,23 +277,24 @@ pub async fn run_fencing(
     let session_timeout = settings.session_timeout;
     let mut leading_since: Option<Instant> = None;
     let mut last_balance = Instant::now();
-    let mut last_round = Instant::now();
     loop {
+        let asleep_at = Instant::now();
         tokio::select! {
             _ = tokio::time::sleep(CHECK_INTERVAL) => {}
             _ = shutdown.changed() => return,
         }
-        // A round that comes far later than asked means this process was paused (SIGSTOP, a
+        // A sleep that ends far later than asked means this process was paused (SIGSTOP, a
         // stalled VM): every contact time it holds is stale, and so may its leadership be.
         // Start over as a new leader, with a full session of grace before fencing anyone.
-        if last_round.elapsed() > CHECK_INTERVAL + session_timeout / 2 {
+        // (Only the sleep is timed: a proposal that waits for a new quorum leader is no pause.)
+        let slept = asleep_at.elapsed();
+        if slept > CHECK_INTERVAL + session_timeout / 2 {
             tracing::warn!(
-                stalled_ms = last_round.elapsed().as_millis() as u64,
-                "controller loop stalled; not fencing on the liveness seen before"
+                slept_ms = slept.as_millis() as u64,
+                "controller loop was paused; not fencing on the liveness seen before"
             );
             leading_since = None;
         }
-        last_round = Instant::now();
         let status = quorum.status();
         if status.leader != Some(me) {
             leading_since = None;

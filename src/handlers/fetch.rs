@@ -14,11 +14,13 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::future::select_all;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{AbortedTransaction, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+};
 use kafka_protocol::messages::{
     BrokerId, FetchRequest, FetchResponse, ProducerId, ResponseHeader, TopicName,
 };
-use kafka_protocol::protocol::{Encodable, HeaderVersion};
+use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -40,6 +42,9 @@ struct Wanted {
     log: Result<Arc<PartitionLog>, ResponseError>,
     /// A follower fetch of a replica listed in `leader.replication.throttled.replicas`.
     throttled: bool,
+    /// When this broker does not lead the partition (or at another epoch): the leader and
+    /// epoch the metadata names, for the client to go there at once (KIP-951, v16+).
+    leader_hint: Option<LeaderIdAndEpoch>,
 }
 
 /// The request reduced to what reading needs.
@@ -54,6 +59,8 @@ struct Plan {
     from_follower: bool,
     /// `leader.replication.throttled.rate`, counted for throttled replicas.
     leader_throttle: Arc<crate::replication::throttle::Rate>,
+    /// The endpoints of the leaders named in `leader_hint`s (KIP-951, v16+).
+    node_endpoints: Vec<NodeEndpoint>,
 }
 
 /// A segment-file region holding one partition's records.
@@ -76,6 +83,7 @@ struct Fetched {
     error_code: i16,
     topics: Vec<(TopicName, Uuid)>,
     per_topic: Vec<Vec<PartOut>>,
+    node_endpoints: Vec<NodeEndpoint>,
 }
 
 /// Fetch answered as a hand-framed response whose records stay in the segment files (for
@@ -122,6 +130,7 @@ fn fetch(ctx: &Arc<BrokerContext>, request: FetchRequest, version: i16) -> Reply
             error_code: ResponseError::FetchSessionIdNotFound.code(),
             topics: Vec::new(),
             per_topic: Vec::new(),
+            node_endpoints: Vec::new(),
         });
     }
     let plan = resolve(ctx, &request, version);
@@ -187,6 +196,7 @@ fn resolve(ctx: &BrokerContext, request: &FetchRequest, version: i16) -> Plan {
         request.replica_id.0
     };
     let follower = (replica_id >= 0).then_some(crate::common::NodeId(replica_id));
+    let mut leaders = std::collections::BTreeMap::new();
     for (topic_index, topic) in request.topics.iter().enumerate() {
         let (name, meta) = if version >= 13 {
             let meta = image.topic_by_id(topic.topic_id.into());
@@ -224,6 +234,24 @@ fn resolve(ctx: &BrokerContext, request: &FetchRequest, version: i16) -> Plan {
                         crate::replication::throttle::Side::Leader,
                     )
                 });
+            let leader_hint = match &log {
+                Err(
+                    ResponseError::NotLeaderOrFollower
+                    | ResponseError::FencedLeaderEpoch
+                    | ResponseError::UnknownLeaderEpoch,
+                ) if version >= 16 => meta
+                    .and_then(|m| image.partition_state(m, p.partition))
+                    .and_then(|state| {
+                        let broker = image.broker(state.leader?)?;
+                        leaders.insert(broker.id, broker.clone());
+                        Some(
+                            LeaderIdAndEpoch::default()
+                                .with_leader_id(BrokerId(broker.id.get()))
+                                .with_leader_epoch(state.leader_epoch.get()),
+                        )
+                    }),
+                _ => None,
+            };
             wanted.push(Wanted {
                 topic_index,
                 partition: p.partition,
@@ -231,6 +259,7 @@ fn resolve(ctx: &BrokerContext, request: &FetchRequest, version: i16) -> Plan {
                 max_bytes: p.partition_max_bytes.max(0) as usize,
                 log,
                 throttled,
+                leader_hint,
             });
         }
     }
@@ -244,6 +273,16 @@ fn resolve(ctx: &BrokerContext, request: &FetchRequest, version: i16) -> Plan {
         read_committed: follower.is_none() && request.isolation_level == READ_COMMITTED,
         from_follower: follower.is_some(),
         leader_throttle: Arc::clone(&ctx.replicas.leader_throttle),
+        node_endpoints: leaders
+            .into_values()
+            .map(|b| {
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(b.id.get()))
+                    .with_host(StrBytes::from_string(b.host))
+                    .with_port(i32::from(b.port))
+                    .with_rack(b.rack.map(StrBytes::from_string))
+            })
+            .collect(),
     }
 }
 
@@ -269,6 +308,7 @@ fn read_all(plan: &Plan) -> (Fetched, usize, bool) {
                     .with_high_watermark(-1)
                     .with_last_stable_offset(-1)
                     .with_log_start_offset(-1)
+                    .with_current_leader(w.leader_hint.clone().unwrap_or_default())
             }
             Ok(log) => {
                 let budget = w.max_bytes.min(plan.max_bytes.saturating_sub(total));
@@ -345,6 +385,7 @@ fn read_all(plan: &Plan) -> (Fetched, usize, bool) {
         error_code: 0,
         topics: plan.topics.clone(),
         per_topic,
+        node_endpoints: plan.node_endpoints.clone(),
     };
     (fetched, total, had_error)
 }
@@ -420,8 +461,10 @@ fn to_frame(f: &Fetched, correlation_id: i32) -> anyhow::Result<ResponseBody> {
             buf.put_u8(0); // the topic's tagged fields
         }
     }
-    if flexible {
-        buf.put_u8(0); // the response's tagged fields (no node endpoints)
+    if v >= 16 {
+        buf.put_slice(&response_tagged_fields(v, &f.node_endpoints)?);
+    } else if flexible {
+        buf.put_u8(0); // the response's tagged fields
     }
     parts.push_bytes(buf.freeze());
     let size = i32::try_from(parts.len())?;
@@ -438,6 +481,19 @@ fn to_frame(f: &Fetched, correlation_id: i32) -> anyhow::Result<ResponseBody> {
         }
     }
     Ok(framed)
+}
+
+/// The response-level tagged-field section at `v` (16+): the leaders' endpoints (KIP-951), or
+/// none. Encoded by the crate as the tail of an otherwise empty response, after its fixed
+/// fields (throttle_time_ms, error_code, session_id) and its empty topics array.
+fn response_tagged_fields(v: i16, endpoints: &[NodeEndpoint]) -> anyhow::Result<Bytes> {
+    const FIXED_FIELDS: usize = 4 + 2 + 4 + 1;
+    let mut buf = BytesMut::new();
+    FetchResponse::default()
+        .with_node_endpoints(endpoints.to_vec())
+        .encode(&mut buf, v)?;
+    anyhow::ensure!(buf.len() > FIXED_FIELDS, "empty FetchResponse too short");
+    Ok(buf.split_off(FIXED_FIELDS).freeze())
 }
 
 /// An array length: INT32 count, or UNSIGNED_VARINT count + 1 when flexible.

@@ -151,6 +151,30 @@ async fn partitions_spread_over_three_brokers_and_requests_go_to_leaders() {
                     full.node_endpoints[0].port,
                     i32::from(cluster.node(*leader as usize).addr().port())
                 );
+                // And so does a Fetch refusal (v16+), in the hand-framed response.
+                let fetched = clients[id - 1]
+                    .call(
+                        &crate::harness::fetch_request(
+                            "spread",
+                            topic_id,
+                            *partition,
+                            0,
+                            0,
+                            1 << 20,
+                            16,
+                        ),
+                        16,
+                    )
+                    .await;
+                let refused = &fetched.responses[0].partitions[0];
+                assert_eq!(refused.error_code, NOT_LEADER_OR_FOLLOWER);
+                assert_eq!(refused.current_leader.leader_id.0, *leader);
+                assert_eq!(fetched.node_endpoints.len(), 1, "{fetched:?}");
+                assert_eq!(fetched.node_endpoints[0].node_id.0, *leader);
+                assert_eq!(
+                    fetched.node_endpoints[0].port,
+                    i32::from(cluster.node(*leader as usize).addr().port())
+                );
             }
         }
         let leader_client = &mut clients[*leader as usize - 1];

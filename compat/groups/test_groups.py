@@ -199,12 +199,15 @@ def wait_covered(ms, produced, timeout: float, what: str):
             + "\n".join(m.describe() for m in ms))
 
 
-def stable_assignment(ms, timeout: float = 40.0):
-    """Waits until the live members' assignments partition the topic exactly."""
+def stable_assignment(ms, timeout: float = 40.0, balanced: bool = False):
+    """Waits until the live members' assignments partition the topic exactly (and, if
+    `balanced`, every member has its even share: a late joiner has been given partitions)."""
 
     def ok():
         sets = [m.assignment() for m in ms]
         flat = [p for s in sets for p in s]
+        if balanced and any(len(s) < PARTITIONS // len(ms) for s in sets):
+            return False
         return len(flat) == PARTITIONS and set(flat) == set(range(PARTITIONS))
 
     try:
@@ -374,7 +377,9 @@ def test_kip848_static_member_restart_keeps_assignment(broker, members):
     produce(broker.bootstrap, topic, values[:300])
     ms = [members(f"m{i}", broker.bootstrap, group, topic, confs[i]).start() for i in range(3)]
     wait_covered(ms, set(values[:300]), 60, "first half consumed")
-    stable_assignment(ms)
+    # Balanced: on a loaded machine the third member may join after the others have taken
+    # every partition; its share reaching it later is a rebalance, not the one tested here.
+    stable_assignment(ms, balanced=True)
     time.sleep(6.0)  # a heartbeat interval: everyone has acknowledged the stable assignment
     owned = ms[0].assignment()
     before = [[ln for ln in m.lines() if ln[0] in ("A", "R", "L")] for m in ms[1:]]

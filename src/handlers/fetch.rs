@@ -217,6 +217,15 @@ fn resolve(ctx: &BrokerContext, request: &FetchRequest, version: i16) -> Plan {
             };
             let log = led.and_then(|led| {
                 check_leader_epoch(p.current_leader_epoch, led.leader_epoch)?;
+                // Until the high watermark has reached the offset this leadership began at
+                // (a new leader, or one restarted with an older checkpoint), it may be below
+                // what consumers were already shown: answer as KIP-207 does for ListOffsets
+                // (retriable; clients fetch again shortly) rather than move their view back.
+                if follower.is_none()
+                    && led.log.high_watermark().get() < led.state.epoch_start_offset
+                {
+                    return Err(ResponseError::OffsetNotAvailable);
+                }
                 if let Some(follower) = follower {
                     // Its fetch offset is its durable log end: progress toward the high
                     // watermark, and maybe its way back into the ISR.

@@ -101,15 +101,19 @@ async fn produce_all(c: &mut Client, topic: &str, values: &[String]) -> Vec<i16>
 
 /// Every record value of partition 0 below the high watermark, read from `c` (the leader).
 /// A leader that the controller named but that has not applied that metadata yet answers
-/// NOT_LEADER_OR_FOLLOWER, which clients retry: so does this, briefly.
+/// NOT_LEADER_OR_FOLLOWER, and a new leader whose high watermark has not caught up with its
+/// log yet OFFSET_NOT_AVAILABLE; clients retry both: so does this, briefly.
 async fn read_all(c: &mut Client, topic: &str) -> (Vec<String>, i64) {
     const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    const OFFSET_NOT_AVAILABLE: i16 = 78;
     let mut values = Vec::new();
     let mut offset = 0;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let p = fetch(c, topic, Uuid::nil(), 0, offset, 11).await;
-        if p.error_code == NOT_LEADER_OR_FOLLOWER && Instant::now() < deadline {
+        if [NOT_LEADER_OR_FOLLOWER, OFFSET_NOT_AVAILABLE].contains(&p.error_code)
+            && Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         }

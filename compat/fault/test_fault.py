@@ -19,12 +19,13 @@ Environment:
   GREGOR_FAULT_KEEP=dir      where runs are kept (default compat/results/fault/)
   GREGOR_FAULT_NETNS=0       no network partitions (default: on when root with `ip netns`)
   GREGOR_FAULT_MIN_ISR=1     topics' min.insync.replicas (default 2); 1 shows the checker at work
-  GREGOR_FAULT_STRICT=1      a workload stuck in a client call fails the run (default: expected failure)
                              on a broker without replication, where 2 acknowledges nothing
+  GREGOR_FAULT_STRICT=1      a workload stuck in a client call fails the run (default: expected failure)
 
 A long run:
-  GREGOR_FAULT_RUNS=50 GREGOR_FAULT_SECONDS=180 .venv/bin/python -m pytest compat/fault -v \\
-      -p no:timeout
+  GREGOR_FAULT_STRICT=1 GREGOR_FAULT_RUNS=50 GREGOR_FAULT_SECONDS=180 \\
+      .venv/bin/python -m pytest compat/fault -v
+(each run's time limit follows GREGOR_FAULT_SECONDS; `-p no:timeout` would break collection)
 Every run's seed is in its test id and its summary; a failing run keeps history.json, node logs
 and data dirs under its kept directory, whose path the failure message prints.
 """

@@ -20,7 +20,7 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{
     BrokerId, FetchRequest, FetchResponse, ProducerId, ResponseHeader, TopicName,
 };
-use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::{Encodable, HeaderVersion};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -248,17 +248,15 @@ fn resolve(ctx: &BrokerContext, request: &FetchRequest, version: i16) -> Plan {
                     ResponseError::NotLeaderOrFollower
                     | ResponseError::FencedLeaderEpoch
                     | ResponseError::UnknownLeaderEpoch,
-                ) if version >= 16 => meta
-                    .and_then(|m| image.partition_state(m, p.partition))
-                    .and_then(|state| {
-                        let broker = image.broker(state.leader?)?;
-                        leaders.insert(broker.id, broker.clone());
-                        Some(
+                ) if version >= 16 => {
+                    meta.and_then(|m| image.live_leader(m, p.partition))
+                        .map(|(broker, epoch)| {
+                            leaders.insert(broker.id, broker.clone());
                             LeaderIdAndEpoch::default()
                                 .with_leader_id(BrokerId(broker.id.get()))
-                                .with_leader_epoch(state.leader_epoch.get()),
-                        )
-                    }),
+                                .with_leader_epoch(epoch.get())
+                        })
+                }
                 _ => None,
             };
             wanted.push(Wanted {
@@ -287,9 +285,9 @@ fn resolve(ctx: &BrokerContext, request: &FetchRequest, version: i16) -> Plan {
             .map(|b| {
                 NodeEndpoint::default()
                     .with_node_id(BrokerId(b.id.get()))
-                    .with_host(StrBytes::from_string(b.host))
+                    .with_host(super::str_bytes(b.host))
                     .with_port(i32::from(b.port))
-                    .with_rack(b.rack.map(StrBytes::from_string))
+                    .with_rack(b.rack.map(super::str_bytes))
             })
             .collect(),
     }

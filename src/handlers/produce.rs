@@ -255,15 +255,12 @@ fn with_leader_hints(
             if p.error_code != not_leader {
                 continue;
             }
-            let Some(state) = meta.and_then(|m| image.partition_state(m, p.index)) else {
-                continue;
-            };
-            let Some(broker) = state.leader.and_then(|l| image.broker(l)) else {
+            let Some((broker, epoch)) = meta.and_then(|m| image.live_leader(m, p.index)) else {
                 continue;
             };
             p.current_leader = LeaderIdAndEpoch::default()
                 .with_leader_id(BrokerId(broker.id.get()))
-                .with_leader_epoch(state.leader_epoch.get());
+                .with_leader_epoch(epoch.get());
             leaders.insert(broker.id, broker.clone());
         }
     }

@@ -343,6 +343,17 @@ impl MetadataImage {
     }
 
     /// `topic`'s `partition` as clients see it (leader, replicas, ISR, offline replicas).
+    /// The live leader of `topic`'s `partition`, with its registration and the leader epoch:
+    /// what a refused Produce or Fetch names so the client goes there at once (KIP-951).
+    pub fn live_leader(
+        &self,
+        topic: &TopicMeta,
+        partition: i32,
+    ) -> Option<(&BrokerRegistration, LeaderEpoch)> {
+        let state = self.partition_state(topic, partition)?;
+        Some((self.broker(state.leader?)?, state.leader_epoch))
+    }
+
     pub fn partition_state(&self, topic: &TopicMeta, partition: i32) -> Option<PartitionState> {
         let placement = topic.placement(partition)?;
         let leader = Some(placement.leader).filter(|l| self.is_live(*l));

@@ -478,17 +478,22 @@ if fl:
     add("baseline", "4 KiB write + fdatasync p50", fl["p50"] / 1000, "ms")
     add("baseline", "4 KiB write + fdatasync p99", fl["p99"] / 1000, "ms")
 
-for r in rows:
-    if r["kind"] != "produce":
-        continue
-    p = r["params"]
-    label = "%s %sB %sp acks=%s %s" % (p["client"], p["record_size"], p["partitions"], p["acks"], p["codec"])
-    if "error" in r:
-        add("produce", label, None, "MB/s", notes="ERROR " + r["error"][:120])
-        continue
-    d = r["data"]
-    v = d.get("logical_mb_s", d.get("mb_s"))
-    notes = "%.0f rec/s" % d.get("records_s", 0)
+def produced(kind, label_of):
+    """Each produce-shaped row of `kind`: (params, label, data, record MB/s, notes so far).
+    A failed step becomes an ERROR row here and is not yielded."""
+    for r in rows:
+        if r["kind"] != kind:
+            continue
+        p = r["params"]
+        label = label_of(p)
+        if "error" in r:
+            add(kind, label, None, "MB/s", notes="ERROR " + r["error"][:120])
+            continue
+        d = r["data"]
+        yield p, label, d, d.get("logical_mb_s", d.get("mb_s")), "%.0f rec/s" % d.get("records_s", 0)
+
+for p, label, d, v, notes in produced("produce", lambda p: "%s %sB %sp acks=%s %s" % (
+        p["client"], p["record_size"], p["partitions"], p["acks"], p["codec"])):
     if p["codec"] != "none" and "mb_s" in d and p["client"] == "loadgen":
         notes += ", wire %.0f MB/s" % d["mb_s"]
     if d.get("broker_cpu_s_per_gb") is not None:
@@ -513,17 +518,8 @@ for r in rows:
 
 rf1_all = g(data("replication", "cluster-1024B-8p-rf1-acksall"), "logical_mb_s")
 single_all = g(data("produce", "loadgen-1024B-8p-acksall-none"), "logical_mb_s")
-for r in rows:
-    if r["kind"] != "replication":
-        continue
-    p = r["params"]
-    label = "3 brokers, %sB %sp RF=%s acks=%s" % (p["record_size"], p["partitions"], p["rf"], p["acks"])
-    if "error" in r:
-        add("replication", label, None, "MB/s", notes="ERROR " + r["error"][:120])
-        continue
-    d = r["data"]
-    v = d.get("logical_mb_s", d.get("mb_s"))
-    notes = "%.0f rec/s" % d.get("records_s", 0)
+for p, label, d, v, notes in produced("replication", lambda p: "3 brokers, %sB %sp RF=%s acks=%s" % (
+        p["record_size"], p["partitions"], p["rf"], p["acks"])):
     if d.get("broker_cpu_s_per_gb") is not None:
         notes += ", leader %.2f CPU-s/GB" % d["broker_cpu_s_per_gb"]
     if p["rf"] == 1 and single_all:

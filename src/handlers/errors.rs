@@ -64,6 +64,7 @@ impl From<TxnError> for ResponseError {
             TxnError::StoreUnavailable => ResponseError::CoordinatorNotAvailable,
             TxnError::NotCoordinator => ResponseError::NotCoordinator,
             TxnError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
+            TxnError::VerificationUnavailable => ResponseError::CoordinatorNotAvailable,
         }
     }
 }
@@ -93,9 +94,14 @@ pub fn txn_offset_commit_error(error: TxnError, version: i16) -> ResponseError {
 
 /// A transaction error as Produce receives it (KIP-588): a stale epoch is
 /// INVALID_PRODUCER_EPOCH (abortable); PRODUCER_FENCED belongs to the coordinator's APIs.
+///
+/// A partition the remote coordinator could not confirm is NOT_ENOUGH_REPLICAS, as in Kafka:
+/// retriable for every producer, and without the metadata refresh NOT_COORDINATOR would cause
+/// (the partition's leader is not what moved).
 pub fn produce_txn_error(error: TxnError) -> ResponseError {
     match error {
         TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+        TxnError::VerificationUnavailable => ResponseError::NotEnoughReplicas,
         other => other.into(),
     }
 }
@@ -230,7 +236,7 @@ mod tests {
 
     #[test]
     fn txn_errors_map_to_kafka_codes_by_version() {
-        let table: [(TxnError, i16); 9] = [
+        let table: [(TxnError, i16); 10] = [
             (TxnError::ProducerFenced, 90),
             (TxnError::InvalidProducerIdMapping, 49),
             (TxnError::ConcurrentTransactions, 51),
@@ -240,6 +246,7 @@ mod tests {
             (TxnError::StoreUnavailable, 15),
             (TxnError::NotCoordinator, 16),
             (TxnError::CoordinatorLoadInProgress, 14),
+            (TxnError::VerificationUnavailable, 15),
         ];
         for (error, code) in table {
             assert_eq!(txn_error(error, 2, 2).code(), code, "{error:?}");

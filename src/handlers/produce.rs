@@ -21,6 +21,7 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, TopicName};
 
 use super::str_bytes;
+use super::txn_verification::Verdicts;
 use crate::broker::BrokerContext;
 use crate::config::FlushPolicy;
 use crate::log::AppendOutcome;
@@ -48,6 +49,17 @@ pub fn handle(
     request: ProduceRequest,
     version: i16,
 ) -> crate::protocol::Reply<ProduceResponse> {
+    handle_verified(ctx, request, version, &Verdicts::default())
+}
+
+/// [`handle`] once another broker, coordinating the request's transaction, was asked about
+/// its partitions: `verdicts` says why those it did not confirm are refused.
+pub fn handle_verified(
+    ctx: &Arc<BrokerContext>,
+    request: ProduceRequest,
+    version: i16,
+    verdicts: &Verdicts,
+) -> crate::protocol::Reply<ProduceResponse> {
     use crate::protocol::Reply;
     let acks = request.acks;
     let timeout_ms = request.timeout_ms;
@@ -55,6 +67,10 @@ pub fn handle(
         .transactional_id
         .as_ref()
         .map(|t| t.0.as_str().to_string());
+    let txn = Transactional {
+        id: transactional_id.as_deref(),
+        verdicts,
+    };
     let mut waits = Vec::new();
     let mut any_error = false;
     // -1 (all), 0 and 1 are the only meanings Kafka defines for acks.
@@ -80,15 +96,7 @@ pub fn handle(
                 Err(Rejected::from((ResponseError::InvalidRequiredAcks, None)))
             } else {
                 match &meta {
-                    Some(meta) => produce_one(
-                        ctx,
-                        &image,
-                        meta,
-                        data,
-                        version,
-                        acks,
-                        transactional_id.as_deref(),
-                    ),
+                    Some(meta) => produce_one(ctx, &image, meta, data, version, acks, &txn),
                     None => Err(Rejected::from((unknown, None))),
                 }
             };
@@ -309,7 +317,12 @@ impl Rejected {
     }
 }
 
-/// `transactional_id`: the request's, if any.
+/// The request's transactional id, if any, and what its verification found.
+struct Transactional<'a> {
+    id: Option<&'a str>,
+    verdicts: &'a Verdicts,
+}
+
 fn produce_one(
     ctx: &BrokerContext,
     image: &crate::metadata::MetadataImage,
@@ -317,7 +330,7 @@ fn produce_one(
     data: PartitionProduceData,
     version: i16,
     acks: i16,
-    transactional_id: Option<&str>,
+    txn: &Transactional<'_>,
 ) -> Result<(AppendOutcome, crate::broker::Led), Rejected> {
     let led = ctx
         .led_partition(image, &topic.name, data.index)
@@ -358,7 +371,7 @@ fn produce_one(
     }
     if info.is_transactional {
         // Kafka's rule: transactional records come from a transactional producer.
-        let Some(txn_id) = transactional_id.filter(|_| info.producer_id >= 0) else {
+        let Some(txn_id) = txn.id.filter(|_| info.producer_id >= 0) else {
             return Err(Rejected::from((
                 ResponseError::InvalidRecord,
                 Some("a transactional batch needs a transactional id and a producer id".into()),
@@ -369,9 +382,9 @@ fn produce_one(
         // last stable offset would hang.
         super::txn_verification::check(
             ctx,
+            txn.verdicts,
             txn_id,
-            info.producer_id,
-            info.producer_epoch,
+            (info.producer_id, info.producer_epoch),
             (&topic.name, data.index),
         )
         .map_err(|e| {

@@ -18,6 +18,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{TopicName, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use super::errors;
+use super::txn_verification::Verdicts;
 use crate::broker::BrokerContext;
 use crate::common::now_ms;
 use crate::group::records::OFFSETS_TOPIC;
@@ -124,6 +125,7 @@ async fn commit(
     super::coordinator::check_group(ctx, group_id)?;
     let transactional_id = request.transactional_id.0.as_str();
     let ids = (producer_id, producer_epoch);
+    let mut verdicts = Verdicts::default();
     if !super::txn_verification::coordinated_here(ctx, transactional_id) {
         // Another broker coordinates the transaction: it confirms (v5: adds) the partition.
         let offsets = (OFFSETS_TOPIC, partition);
@@ -131,7 +133,7 @@ async fn commit(
         if let Some(pending) =
             super::txn_verification::pending_for_offsets(ctx, transactional_id, ids, offsets, add)
         {
-            super::txn_verification::verify(ctx, pending).await;
+            verdicts = super::txn_verification::verify(ctx, pending).await;
         }
     } else if version >= 5 {
         // v5 is the transactions-v2 form: it adds the group's offsets partition to the
@@ -151,9 +153,9 @@ async fn commit(
     // the group's offsets partition (see `errors::txn_offset_commit_error` for the codes).
     super::txn_verification::check(
         ctx,
+        &verdicts,
         transactional_id,
-        producer_id,
-        producer_epoch,
+        ids,
         (OFFSETS_TOPIC, partition),
     )
     .map_err(|e| errors::txn_offset_commit_error(e, version))?;

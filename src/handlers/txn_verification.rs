@@ -7,13 +7,17 @@
 //! same transaction need no round trip. When this broker is the coordinator, the check is the
 //! local one.
 //!
-//! A coordinator that cannot be reached confirms nothing: the batch is refused as outside the
-//! transaction (INVALID_TXN_STATE), which the producer answers by aborting, never by leaving a
-//! transaction open here that no marker would close.
+//! A partition is accepted only once confirmed, so nothing is ever left open here that no
+//! marker would close. What an unconfirmed one is answered depends on why (see [`Verdicts`]):
+//! a coordinator that refused it gives its reason (a partition outside the transaction is
+//! INVALID_TXN_STATE, and the producer aborts), one that could not be asked, or was busy with
+//! the id, gives a retriable error, as Kafka does: a coordinator moving during a failover must
+//! not make transactional producers fatal.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_request::{
     AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
 };
@@ -55,14 +59,63 @@ pub fn coordinated_here(ctx: &BrokerContext, transactional_id: &str) -> bool {
     matches!(coordinator(ctx, transactional_id), Coordinator::Here)
 }
 
+/// Why a remote coordinator did not confirm partitions it was asked about, by partition.
+/// Empty when nothing was asked (local coordinator, or everything confirmed before).
+#[derive(Debug, Default)]
+pub struct Verdicts {
+    unconfirmed: HashMap<(String, i32), TxnError>,
+}
+
+impl Verdicts {
+    /// Every partition of `pending` gets `error` (the coordinator could not be asked).
+    fn all(pending: &Pending, error: TxnError) -> Verdicts {
+        Verdicts {
+            unconfirmed: pending
+                .partitions
+                .iter()
+                .map(|p| (p.clone(), error))
+                .collect(),
+        }
+    }
+
+    /// The refusal of `(topic, partition)`, if it was asked about and not confirmed.
+    fn of(&self, topic: &str, partition: i32) -> Option<TxnError> {
+        self.unconfirmed
+            .get(&(topic.to_string(), partition))
+            .copied()
+    }
+}
+
+/// A coordinator's answer for one partition as the error its batch gets: its refusals keep
+/// their meaning; "cannot tell now" (moving, loading, or a transition of the id in flight)
+/// is retriable.
+fn verdict(code: i16) -> Option<TxnError> {
+    match ResponseError::try_from_code(code) {
+        None => None,
+        Some(ResponseError::InvalidProducerEpoch | ResponseError::ProducerFenced) => {
+            Some(TxnError::ProducerFenced)
+        }
+        Some(ResponseError::InvalidProducerIdMapping) => Some(TxnError::InvalidProducerIdMapping),
+        Some(
+            ResponseError::ConcurrentTransactions
+            | ResponseError::CoordinatorLoadInProgress
+            | ResponseError::CoordinatorNotAvailable
+            | ResponseError::NotCoordinator
+            | ResponseError::RequestTimedOut,
+        ) => Some(TxnError::VerificationUnavailable),
+        // INVALID_TXN_STATE, TRANSACTION_ABORTABLE, and anything else it refuses with.
+        Some(_) => Some(TxnError::InvalidTxnState),
+    }
+}
+
 /// Ok if `partition` is in the ongoing transaction of `producer_id`/`producer_epoch` under
 /// `transactional_id`: checked by the local coordinator, or confirmed earlier by the remote
-/// one (see [`verify`]).
+/// one (see [`verify`]); otherwise the verdict of the request's verification, if it asked.
 pub fn check(
     ctx: &BrokerContext,
+    verdicts: &Verdicts,
     transactional_id: &str,
-    producer_id: i64,
-    producer_epoch: i16,
+    (producer_id, producer_epoch): (i64, i16),
     (topic, partition): (&str, i32),
 ) -> Result<(), TxnError> {
     match coordinator(ctx, transactional_id) {
@@ -80,7 +133,9 @@ pub fn check(
             {
                 Ok(())
             } else {
-                Err(TxnError::InvalidTxnState)
+                Err(verdicts
+                    .of(topic, partition)
+                    .unwrap_or(TxnError::InvalidTxnState))
             }
         }
     }
@@ -185,12 +240,14 @@ pub fn pending_for_offsets(
     })
 }
 
-/// Asks the coordinator about `pending` and remembers each partition it confirms. Failures
-/// confirm nothing (logged); [`check`] then refuses those partitions.
-pub async fn verify(ctx: &BrokerContext, pending: Pending) {
+/// Asks the coordinator about `pending` and remembers each partition it confirms; the others
+/// are returned with the reason [`check`] gives for them. A coordinator that cannot be asked
+/// confirms nothing (logged), and its partitions are retriable.
+pub async fn verify(ctx: &BrokerContext, pending: Pending) -> Verdicts {
+    let unavailable = TxnError::VerificationUnavailable;
     let Some(leader) = pending.coordinator else {
         tracing::debug!(transactional_id = %pending.transactional_id, "no live transaction coordinator to verify with");
-        return;
+        return Verdicts::all(&pending, unavailable);
     };
     let Some(addr) = ctx
         .metadata
@@ -198,7 +255,7 @@ pub async fn verify(ctx: &BrokerContext, pending: Pending) {
         .broker(leader)
         .map(|b| format!("{}:{}", b.host, b.port))
     else {
-        return;
+        return Verdicts::all(&pending, unavailable);
     };
     let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (topic, partition) in &pending.partitions {
@@ -230,28 +287,41 @@ pub async fn verify(ctx: &BrokerContext, pending: Pending) {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(transactional_id = %pending.transactional_id, "cannot verify with transaction coordinator {leader} at {addr}: {e}");
-            return;
+            return Verdicts::all(&pending, unavailable);
         }
     };
-    if response.error_code != 0 {
+    if let Some(error) = verdict(response.error_code) {
         tracing::debug!(transactional_id = %pending.transactional_id, code = response.error_code, "transaction coordinator {leader} refused verification");
-        return;
+        return Verdicts::all(&pending, error);
     }
+    // A partition missing from the answer was not confirmed: the coordinator has not told.
+    let mut verdicts = Verdicts::all(&pending, unavailable);
     for result in &response.results_by_transaction {
         if result.transactional_id.0.as_str() != pending.transactional_id {
             continue;
         }
         for topic in &result.topic_results {
             for p in &topic.results_by_partition {
-                if p.partition_error_code == 0 {
-                    ctx.txns.verified().insert(
-                        pending.producer_id,
-                        pending.producer_epoch,
-                        topic.name.0.as_str(),
-                        p.partition_index,
-                    );
+                let key = (topic.name.0.to_string(), p.partition_index);
+                if !verdicts.unconfirmed.contains_key(&key) {
+                    continue; // not asked: its answer confirms nothing
+                }
+                match verdict(p.partition_error_code) {
+                    None => {
+                        ctx.txns.verified().insert(
+                            pending.producer_id,
+                            pending.producer_epoch,
+                            &key.0,
+                            key.1,
+                        );
+                        verdicts.unconfirmed.remove(&key);
+                    }
+                    Some(error) => {
+                        verdicts.unconfirmed.insert(key, error);
+                    }
                 }
             }
         }
     }
+    verdicts
 }

@@ -551,9 +551,9 @@ fn produce(
         // still in order with this connection's other requests.
         let ctx = ctx.clone();
         return Outcome::Ordered(tokio::spawn(async move {
-            handlers::txn_verification::verify(&ctx, pending).await;
+            let verdicts = handlers::txn_verification::verify(&ctx, pending).await;
             let appended = tokio::task::spawn_blocking(move || {
-                let reply = handlers::produce::handle(&ctx, request, version);
+                let reply = handlers::produce::handle_verified(&ctx, request, version, &verdicts);
                 reply_outcome(reply, correlation_id, version)
             })
             .await;

@@ -35,4 +35,8 @@ pub enum TxnError {
     /// The id's partition is being loaded here: retry shortly.
     #[error("the transactional id's partition is loading")]
     CoordinatorLoadInProgress,
+    /// Another broker coordinates the transaction and could not confirm the partition (not
+    /// reachable, moving, or busy with this id): the caller retries; nothing was refused.
+    #[error("the transaction coordinator could not verify the partition")]
+    VerificationUnavailable,
 }

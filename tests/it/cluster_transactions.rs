@@ -455,3 +455,77 @@ async fn write_txn_markers_refuses_partitions_not_led_here() {
     assert_eq!(marker_count(1, mine), 1);
     assert_eq!(marker_count(2, theirs), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_continues_when_its_coordinator_goes_away() {
+    const NOT_ENOUGH_REPLICAS: i16 = 19;
+    let (mut cluster, mut clients, data, txn_leaders, _) = setup().await;
+    let tid = key_led_by("moving", &txn_leaders, 1);
+    let on2 = led_by(&data, 2);
+    let (p2, later2) = (on2[0], on2[1]);
+    let p = init(&mut clients[0], &tid).await;
+    add_partitions(&mut clients[0], &p, &[p2, later2]).await;
+    assert_eq!(produce(&mut clients[1], &p, p2, 0).await, 0);
+
+    // The coordinator stops (its leaderships move at once, a clean shutdown). Until its
+    // partition of __transaction_state is led and loaded elsewhere, broker 2 cannot verify
+    // `later2`: its producer may be told to retry (NOT_ENOUGH_REPLICAS, as Kafka answers), never
+    // that the partition is outside its transaction, which makes a producer fatal. The
+    // fault suite covers the coordinator that is paused or cut off rather than stopped.
+    drop(clients.remove(0));
+    let _stopped = cluster.stop(1).await;
+    let batch = transactional_batch(
+        &[(Some(b"k"), Some(b"late"), vec![], now_ms())],
+        Compression::None,
+        p.pid,
+        p.epoch,
+        0,
+    );
+    let req = produce_request("data", Uuid::nil(), later2, &batch, -1, 9)
+        .with_transactional_id(Some(TransactionalId(s(&p.tid))));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut answers = Vec::new();
+    loop {
+        let r = clients[0].call(&req, 9).await;
+        let code = r.responses[0].partition_responses[0].error_code;
+        answers.push(code);
+        if code == 0 {
+            break;
+        }
+        assert_eq!(code, NOT_ENOUGH_REPLICAS, "answers so far: {answers:?}");
+        assert!(Instant::now() < deadline, "never verified: {answers:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The transaction's new coordinator, loaded from the replicated __transaction_state,
+    // commits it: both partitions get the marker.
+    let moved = leaders(&mut clients[0], "__transaction_state", INTERNAL).await;
+    let now_led_by = moved[partition_for(&tid, INTERNAL) as usize];
+    assert_ne!(now_led_by, 1, "{moved:?}");
+    let coordinator = &mut clients[now_led_by as usize - 2];
+    let commit = EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(s(&p.tid)))
+        .with_producer_id(ProducerId(p.pid))
+        .with_producer_epoch(p.epoch)
+        .with_committed(true);
+    let r = call_until_settled(coordinator, &commit, 3, |r| r.error_code).await;
+    assert_eq!(r.error_code, 0, "{r:?}");
+    for partition in [p2, later2] {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let f = fetch_committed(&mut clients[0], partition).await;
+            if f.last_stable_offset == 2 {
+                assert_eq!(
+                    batches(&f.records),
+                    vec![
+                        (false, p.pid, None),
+                        (true, p.pid, Some(MarkerKind::Commit))
+                    ]
+                );
+                break;
+            }
+            assert!(Instant::now() < deadline, "{partition}: {f:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
